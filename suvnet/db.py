@@ -1,0 +1,111 @@
+"""PostgreSQL access with psycopg 3: URL resolution, connections and pools.
+
+Connections are retried with capped exponential backoff; pools (sync and async) reconnect by
+themselves. When no ``SUVNET_DATABASE_URL`` is configured the embedded PostgreSQL is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from suvnet.backoff import Backoff, BackoffPolicy
+from suvnet.errors import DatabaseError
+from suvnet.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+log = logging.getLogger(__name__)
+
+_resolved: dict[tuple[str | None, str], str] = {}
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database URL, or the URL of the embedded PostgreSQL (started on demand)."""
+    key = (settings.database_url, str(settings.home))
+    if key in _resolved:
+        return _resolved[key]
+    if settings.database_url:
+        url = settings.database_url
+    else:
+        from suvnet.embedded import embedded_postgres_url
+
+        url = embedded_postgres_url(settings.home)
+        log.info(
+            "SUVNET_DATABASE_URL is not set: using the embedded PostgreSQL", extra={"url": url}
+        )
+    _resolved[key] = url
+    return url
+
+
+def database_source(settings: Settings) -> str:
+    """Human description of where the database comes from."""
+    if settings.database_url:
+        return "configured (SUVNET_DATABASE_URL)"
+    return f"embedded PostgreSQL in {settings.home / 'pgdata'}"
+
+
+def connect(
+    url: str,
+    *,
+    autocommit: bool = False,
+    attempts: int = 5,
+    policy: BackoffPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> psycopg.Connection[tuple[object, ...]]:
+    """Open a connection, retrying ``attempts`` times with capped backoff."""
+    import psycopg
+
+    backoff = Backoff(policy or BackoffPolicy(base=0.2, cap=5.0))
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            last = exc
+            if attempt < attempts:
+                delay = backoff.next_delay()
+                if attempt == 1:
+                    log.warning("database not reachable, retrying: %s", str(exc).strip())
+                sleep(delay)
+    raise DatabaseError(f"cannot connect to the database: {str(last).strip()}") from last
+
+
+def make_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "suvnet"
+) -> ConnectionPool:
+    """A sync pool that reconnects broken connections by itself (capped backoff)."""
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=True,
+        reconnect_timeout=300.0,
+        check=ConnectionPool.check_connection,
+    )
+
+
+async def make_async_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "suvnet"
+) -> AsyncConnectionPool:
+    """An async pool that reconnects broken connections by itself (capped backoff)."""
+    from psycopg_pool import AsyncConnectionPool
+
+    pool = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        reconnect_timeout=300.0,
+        check=AsyncConnectionPool.check_connection,
+    )
+    await pool.open()
+    return pool

@@ -1,0 +1,432 @@
+"""The suvnet MQTT wire protocol, version 1 (pure: bytes in, values out).
+
+Topics (``root`` is ``suvnet`` unless configured otherwise)::
+
+    {root}/v1/{gateway}/telemetry     gateway -> office   batch of readings, QoS 1
+    {root}/v1/{gateway}/state         gateway -> office   retained birth / last will / health
+    {root}/v1/{gateway}/ack           office -> gateway   batches committed in the database
+    {root}/v1/{gateway}/cmd           office -> gateway   command (setpoint, schedule, coil)
+    {root}/v1/{gateway}/cmd/result    gateway -> office   result of a command
+
+Ingest workers subscribe to ``$share/ingest/{root}/v1/+/telemetry`` so that several of them
+split the load. Every payload is a UTF-8 JSON object with ``"v": 1``. Timestamps are integer
+milliseconds since the Unix epoch (UTC). See docs/protocol.md for the full description.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+from suvnet.errors import ProtocolError
+
+VERSION = 1
+MAX_PAYLOAD_BYTES = 1_048_576
+"""Largest payload accepted by a decoder (1 MiB); bigger messages are dead-lettered."""
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class Quality(IntEnum):
+    """Quality flag carried by every reading."""
+
+    GOOD = 0
+    STALE = 1
+    COMM_FAIL = 2
+    OUT_OF_RANGE = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+def valid_id(value: str) -> bool:
+    """Gateway, device and point ids: 1-64 of ``A-Z a-z 0-9 _ . -``, not starting with a sign."""
+    return bool(_ID_RE.match(value))
+
+
+# ---------------------------------------------------------------------------------------- topics
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses topic names under one root."""
+
+    root: str = "suvnet"
+
+    def _base(self, gateway: str) -> str:
+        if not valid_id(gateway):
+            raise ValueError(f"invalid gateway id {gateway!r}")
+        return f"{self.root}/v{VERSION}/{gateway}"
+
+    def telemetry(self, gateway: str) -> str:
+        return f"{self._base(gateway)}/telemetry"
+
+    def state(self, gateway: str) -> str:
+        return f"{self._base(gateway)}/state"
+
+    def ack(self, gateway: str) -> str:
+        return f"{self._base(gateway)}/ack"
+
+    def command(self, gateway: str) -> str:
+        return f"{self._base(gateway)}/cmd"
+
+    def command_result(self, gateway: str) -> str:
+        return f"{self._base(gateway)}/cmd/result"
+
+    def telemetry_shared(self, group: str = "ingest") -> str:
+        return f"$share/{group}/{self.root}/v{VERSION}/+/telemetry"
+
+    def all_states(self) -> str:
+        return f"{self.root}/v{VERSION}/+/state"
+
+    def all_command_results(self) -> str:
+        return f"{self.root}/v{VERSION}/+/cmd/result"
+
+    def parse(self, topic: str) -> tuple[str, str]:
+        """Return ``(gateway, kind)`` for a topic, kind in telemetry/state/ack/cmd/cmd/result."""
+        prefix = f"{self.root}/v{VERSION}/"
+        if not topic.startswith(prefix):
+            raise ProtocolError("bad_topic", f"topic {topic!r} is not under {prefix}")
+        rest = topic[len(prefix) :]
+        gateway, _, kind = rest.partition("/")
+        if not valid_id(gateway) or kind not in {"telemetry", "state", "ack", "cmd", "cmd/result"}:
+            raise ProtocolError("bad_topic", f"unknown topic {topic!r}")
+        return gateway, kind
+
+
+# -------------------------------------------------------------------------------------- payloads
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one point of one device at one instant (``ts_ms``, UTC epoch ms)."""
+
+    device: str
+    point: str
+    ts_ms: int
+    value: float | None
+    quality: Quality = Quality.GOOD
+
+
+@dataclass(frozen=True)
+class TelemetryBatch:
+    """A batch of readings; (gateway, boot, seq) identifies it and makes it idempotent."""
+
+    gateway: str
+    boot: str
+    seq: int
+    sent_ms: int
+    readings: tuple[Reading, ...]
+
+
+@dataclass(frozen=True)
+class RejectedReading:
+    """A reading that could not be decoded, with its index in the batch and the reason."""
+
+    index: int
+    raw: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """Result of decoding a telemetry payload: good readings plus per-reading rejects."""
+
+    batch: TelemetryBatch
+    rejected: tuple[RejectedReading, ...] = ()
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    """Retained state of a gateway: birth (online), last will (offline) or a health update."""
+
+    gateway: str
+    state: Literal["online", "offline"]
+    ts_ms: int
+    boot: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """End-to-end ack: the ``seq`` ranges (inclusive) of ``boot`` committed in the database."""
+
+    boot: str
+    ranges: tuple[tuple[int, int], ...]
+
+    def contains(self, seq: int) -> bool:
+        return any(lo <= seq <= hi for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command for a gateway. ``op`` is ``write`` (one point) or ``schedule``."""
+
+    id: str
+    device: str
+    op: Literal["write", "schedule"]
+    point: str | None = None
+    value: float | bool | None = None
+    schedule: tuple[tuple[str, float], ...] = ()
+    ts_ms: int = 0
+    expires_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Result of a command: ``ok`` with the value read back, or a refusal with its reason."""
+
+    id: str
+    ok: bool
+    ts_ms: int
+    reason: str | None = None
+    readback: float | bool | None = None
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _loads(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("too_large", f"payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("bad_json", str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise ProtocolError("bad_shape", "payload is not a JSON object")
+    v = doc.get("v")
+    if v != VERSION:
+        raise ProtocolError("bad_version", f"unsupported protocol version {v!r}")
+    return doc
+
+
+def _req(doc: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str) -> Any:
+    val = doc.get(key)
+    if isinstance(val, bool) and typ is not bool:
+        raise ProtocolError("bad_field", f"{key!r} must be {what}")
+    if not isinstance(val, typ):
+        raise ProtocolError("bad_field", f"{key!r} must be {what}")
+    return val
+
+
+def encode_telemetry(batch: TelemetryBatch) -> bytes:
+    """Encode a batch. NaN/infinite values are refused (send quality out-of-range instead)."""
+    rows = [[r.device, r.point, r.ts_ms, r.value, int(r.quality)] for r in batch.readings]
+    return _dumps(
+        {
+            "v": VERSION,
+            "gw": batch.gateway,
+            "boot": batch.boot,
+            "seq": batch.seq,
+            "sent": batch.sent_ms,
+            "r": rows,
+        }
+    )
+
+
+def _decode_reading(row: Any) -> Reading | str:
+    """Decode one ``[device, point, ts_ms, value, quality]`` row, or return a reject reason."""
+    if not isinstance(row, list) or len(row) not in (4, 5):
+        return "bad_reading_shape"
+    device, point, ts, value = row[0], row[1], row[2], row[3]
+    q_raw = row[4] if len(row) == 5 else 0
+    if not isinstance(device, str) or not valid_id(device):
+        return "bad_device_id"
+    if not isinstance(point, str) or not valid_id(point):
+        return "bad_point_id"
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        return "bad_timestamp"
+    if isinstance(q_raw, bool) or not isinstance(q_raw, int) or not 0 <= q_raw <= 3:
+        return "bad_quality"
+    quality = Quality(q_raw)
+    if value is None:
+        if quality is Quality.GOOD:
+            return "missing_value"
+        return Reading(device, point, ts, None, quality)
+    if isinstance(value, bool):
+        value = 1.0 if value else 0.0
+    if not isinstance(value, int | float):
+        return "bad_value_type"
+    fval = float(value)
+    if not math.isfinite(fval):
+        return "non_finite_value"
+    return Reading(device, point, ts, fval, quality)
+
+
+def decode_telemetry(payload: bytes) -> DecodedBatch:
+    """Decode a telemetry payload.
+
+    Raises :class:`ProtocolError` when the envelope is unusable (the whole message goes to the
+    dead letters). Single bad readings are returned in ``rejected`` with their reason.
+    """
+    doc = _loads(payload)
+    gw = _req(doc, "gw", str, "the gateway id (string)")
+    if not valid_id(gw):
+        raise ProtocolError("bad_field", f"invalid gateway id {gw!r}")
+    boot = _req(doc, "boot", str, "the boot/session id (string)")
+    if not boot or len(boot) > 64:
+        raise ProtocolError("bad_field", "'boot' must be 1-64 characters")
+    seq = _req(doc, "seq", int, "a non-negative integer")
+    if seq < 0:
+        raise ProtocolError("bad_field", "'seq' must be >= 0")
+    sent = _req(doc, "sent", int, "epoch milliseconds (integer)")
+    rows = _req(doc, "r", list, "a list of readings")
+    good: list[Reading] = []
+    rejected: list[RejectedReading] = []
+    for i, row in enumerate(rows):
+        res = _decode_reading(row)
+        if isinstance(res, str):
+            rejected.append(RejectedReading(i, row, res))
+        else:
+            good.append(res)
+    return DecodedBatch(TelemetryBatch(gw, boot, seq, sent, tuple(good)), tuple(rejected))
+
+
+def encode_state(state: GatewayState) -> bytes:
+    doc: dict[str, Any] = {
+        "v": VERSION,
+        "gw": state.gateway,
+        "state": state.state,
+        "ts": state.ts_ms,
+    }
+    if state.boot is not None:
+        doc["boot"] = state.boot
+    if state.health:
+        doc["health"] = state.health
+    return _dumps(doc)
+
+
+def decode_state(payload: bytes) -> GatewayState:
+    doc = _loads(payload)
+    gw = _req(doc, "gw", str, "the gateway id")
+    st = doc.get("state")
+    if st not in ("online", "offline"):
+        raise ProtocolError("bad_field", "'state' must be 'online' or 'offline'")
+    ts = _req(doc, "ts", int, "epoch milliseconds")
+    boot = doc.get("boot")
+    if boot is not None and not isinstance(boot, str):
+        raise ProtocolError("bad_field", "'boot' must be a string")
+    health = doc.get("health", {})
+    if not isinstance(health, dict):
+        raise ProtocolError("bad_field", "'health' must be an object")
+    return GatewayState(gw, st, ts, boot, health)
+
+
+def compress_ranges(seqs: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """Turn sequence numbers into sorted inclusive ranges: [1,2,3,7] -> ((1,3),(7,7))."""
+    out: list[list[int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return tuple((a, b) for a, b in out)
+
+
+def encode_ack(ack: Ack) -> bytes:
+    return _dumps({"v": VERSION, "boot": ack.boot, "ranges": [list(r) for r in ack.ranges]})
+
+
+def decode_ack(payload: bytes) -> Ack:
+    doc = _loads(payload)
+    boot = _req(doc, "boot", str, "the boot id")
+    ranges = _req(doc, "ranges", list, "a list of [first, last] pairs")
+    out: list[tuple[int, int]] = []
+    for r in ranges:
+        if (
+            not isinstance(r, list)
+            or len(r) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in r)
+            or r[0] > r[1]
+        ):
+            raise ProtocolError("bad_field", f"bad ack range {r!r}")
+        out.append((r[0], r[1]))
+    return Ack(boot, tuple(out))
+
+
+def encode_command(cmd: Command) -> bytes:
+    doc: dict[str, Any] = {
+        "v": VERSION,
+        "id": cmd.id,
+        "device": cmd.device,
+        "op": cmd.op,
+        "ts": cmd.ts_ms,
+    }
+    if cmd.point is not None:
+        doc["point"] = cmd.point
+    if cmd.value is not None:
+        doc["value"] = cmd.value
+    if cmd.schedule:
+        doc["schedule"] = [[t, v] for t, v in cmd.schedule]
+    if cmd.expires_ms is not None:
+        doc["expires"] = cmd.expires_ms
+    return _dumps(doc)
+
+
+def decode_command(payload: bytes) -> Command:
+    doc = _loads(payload)
+    cid = _req(doc, "id", str, "the request id")
+    if not cid or len(cid) > 128:
+        raise ProtocolError("bad_field", "'id' must be 1-128 characters")
+    device = _req(doc, "device", str, "a device id")
+    op = doc.get("op")
+    if op not in ("write", "schedule"):
+        raise ProtocolError("bad_field", "'op' must be 'write' or 'schedule'")
+    ts = doc.get("ts", 0)
+    expires = doc.get("expires")
+    if op == "write":
+        point = _req(doc, "point", str, "a point name")
+        value = doc.get("value")
+        if not isinstance(value, int | float | bool) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise ProtocolError("bad_field", "'value' must be a finite number or a boolean")
+        return Command(cid, device, "write", point, value, (), ts, expires)
+    sched_raw = _req(doc, "schedule", list, 'a list of ["HH:MM", value] pairs')
+    sched: list[tuple[str, float]] = []
+    for item in sched_raw:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", item[0])
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int | float)
+        ):
+            raise ProtocolError("bad_field", f"bad schedule entry {item!r}")
+        sched.append((item[0], float(item[1])))
+    return Command(cid, device, "schedule", None, None, tuple(sched), ts, expires)
+
+
+def encode_command_result(res: CommandResult) -> bytes:
+    doc: dict[str, Any] = {"v": VERSION, "id": res.id, "ok": res.ok, "ts": res.ts_ms}
+    if res.reason is not None:
+        doc["reason"] = res.reason
+    if res.readback is not None:
+        doc["readback"] = res.readback
+    return _dumps(doc)
+
+
+def decode_command_result(payload: bytes) -> CommandResult:
+    doc = _loads(payload)
+    cid = _req(doc, "id", str, "the request id")
+    ok = _req(doc, "ok", bool, "true or false")
+    ts = _req(doc, "ts", int, "epoch milliseconds")
+    reason = doc.get("reason")
+    readback = doc.get("readback")
+    return CommandResult(cid, ok, ts, reason if isinstance(reason, str) else None, readback)
+
+
+def batches(readings: Sequence[Reading], max_per_batch: int) -> list[Sequence[Reading]]:
+    """Split readings into chunks of at most ``max_per_batch``."""
+    if max_per_batch < 1:
+        raise ValueError("max_per_batch must be >= 1")
+    return [readings[i : i + max_per_batch] for i in range(0, len(readings), max_per_batch)]

@@ -1,0 +1,141 @@
+"""Shared test fixtures: real PostgreSQL and real MQTT.
+
+* PostgreSQL: ``SUVNET_TEST_DATABASE_URL`` (a server URL whose user may create databases), else
+  127.0.0.1:5432 when it answers, else the embedded PostgreSQL. A template database is migrated
+  once per migration set; every test module gets a fresh clone of it.
+* MQTT: ``SUVNET_TEST_MQTT_URL``, else Mosquitto on 127.0.0.1:1883 when it answers, else the
+  embedded broker. Every test gets its own topic root, so tests never see each other's messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from suvnet.migrate import load_migrations, migrate
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """Replace the database name of a PostgreSQL URL."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """URL of a PostgreSQL server database we may use to create and drop databases."""
+    env = os.environ.get("SUVNET_TEST_DATABASE_URL")
+    if env:
+        return env
+    if _answers("127.0.0.1", 5432):
+        return "postgresql://postgres@127.0.0.1:5432/postgres"
+    from suvnet.embedded import embedded_postgres_url
+
+    home = Path(tempfile.gettempdir()) / "suvnet-test-embedded"
+    return embedded_postgres_url(home, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> str:
+    """Name of a database holding the current migrations, used as a template."""
+    digest = hashlib.sha256(
+        "".join(f"{m.version}:{m.checksum}" for m in load_migrations()).encode()
+    ).hexdigest()[:12]
+    name = f"suvnet_tpl_{digest}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_advisory_lock(4242)")
+        try:
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                tmp = f"{name}_build_{uuid.uuid4().hex[:6]}"
+                admin.execute(f'CREATE DATABASE "{tmp}"')
+                with psycopg.connect(with_dbname(pg_server_url, tmp), autocommit=True) as c:
+                    migrate(c)
+                admin.execute(f'ALTER DATABASE "{tmp}" RENAME TO "{name}"')
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(4242)")
+    return name
+
+
+def create_test_db(pg_server_url: str, template: str) -> str:
+    name = f"suvnet_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+def drop_test_db(pg_server_url: str, name: str) -> None:
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """URL of a fresh, migrated database for this test module."""
+    name = create_test_db(pg_server_url, template_db)
+    try:
+        yield with_dbname(pg_server_url, name)
+    finally:
+        drop_test_db(pg_server_url, name)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the module's database."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """URL of a fresh, empty (not migrated) database."""
+    name = f"suvnet_e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_dbname(pg_server_url, name)
+    finally:
+        drop_test_db(pg_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """URL of a running MQTT broker (Mosquitto on 127.0.0.1:1883 when it answers)."""
+    env = os.environ.get("SUVNET_TEST_MQTT_URL")
+    if env:
+        yield env
+        return
+    if _answers("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    from suvnet.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker()
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture
+def topic_root() -> str:
+    """A topic root unique to this test (``t<hex>/suvnet``)."""
+    return f"t{uuid.uuid4().hex[:10]}/suvnet"
