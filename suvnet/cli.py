@@ -180,11 +180,15 @@ def demo() -> None:
 
 def _load_plugins() -> None:
     for ep in entry_points(group="suvnet.commands"):
+        module = ep.value.split(":", 1)[0]
         try:
             sub = ep.load()
-        except ImportError as exc:
-            log.debug("command group %s is not installed: %s", ep.name, exc)
-            continue
+        except ModuleNotFoundError as exc:
+            # a package that is not part of this install (e.g. a gateway-only install)
+            if exc.name is not None and module.startswith(exc.name):
+                log.debug("command group %s is not available: %s", ep.name, exc)
+                continue
+            raise
         app.add_typer(sub, name=ep.name)
 
 
