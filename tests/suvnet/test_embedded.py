@@ -8,6 +8,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 
 from suvnet.db import database_source, database_url
 from suvnet.embedded import EmbeddedBroker
@@ -48,17 +49,17 @@ def test_embedded_broker_round_trip() -> None:
         subscribed = threading.Event()
 
         def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-            got.append(msg.payload)
+            got.append(bytes(msg.payload))
             done.set()
 
-        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2)
         sub.on_message = on_message
         sub.on_subscribe = lambda *_a: subscribed.set()
         sub.connect("127.0.0.1", port)
         sub.loop_start()
         sub.subscribe("suvnet/v1/+/state", qos=1)
         assert subscribed.wait(10)
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2)
         pub.connect("127.0.0.1", port)
         pub.loop_start()
         pub.publish("suvnet/v1/gw-1/state", b"hello", qos=1).wait_for_publish(10)
