@@ -1,0 +1,163 @@
+"""The FastAPI application factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import AppState, utcnow
+from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
+from api.security import RateLimitPolicy
+from suvnet.db import database_url, make_async_pool
+from suvnet.protocol import Topics
+from suvnet.settings import Settings
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+DESCRIPTION = """
+The suvnet office API. Log in with **POST /api/v1/auth/token** (user name and password; the
+"Authorize" button above does it for you) and send the access token as
+`Authorization: Bearer <token>`. Access tokens last 15 minutes; get a new pair with
+**POST /api/v1/auth/refresh**. Every list takes `limit` and `offset` and answers
+`{"items": [...], "total": n, "limit": .., "offset": ..}`. Errors answer
+`{"error": "<code>", "detail": "<what went wrong>"}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db_url: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    rate_limit: RateLimitPolicy | None = None,
+    pool_size: int | None = None,
+) -> FastAPI:
+    """Build the app. The database pool opens when the app starts (lifespan) and closes
+    when it stops. ``db_url`` overrides the settings' database (tests); ``clock`` is the
+    source of "now" (tests move it)."""
+    state = AppState(
+        settings=settings,
+        db_url=db_url or "",
+        topics=Topics(root=settings.topic_root),
+        clock=clock,
+        rate_limit=rate_limit or RateLimitPolicy(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = state.db_url or database_url(settings)
+        state.pool_url = url
+        state.pool = await make_async_pool(
+            url,
+            min_size=settings.db_pool_min,
+            max_size=pool_size or settings.db_pool_max,
+            name="suvnet-api",
+        )
+        log.info("api started", extra={"pool_max": pool_size or settings.db_pool_max})
+        try:
+            yield
+        finally:
+            await state.pool.close()
+            state.pool = None
+            log.info("api stopped")
+
+    app = FastAPI(
+        title="suvnet API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.suvnet = state
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        if isinstance(exc, NotAuthenticatedError) and not request.url.path.startswith("/api/"):
+            login = "/staff/login" if request.url.path.startswith("/staff") else "/cabinet/login"
+            return RedirectResponse(f"{login}?next={quote(request.url.path)}", status_code=303)
+        headers: dict[str, str] = {}
+        if isinstance(exc, NotAuthenticatedError):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyAttemptsError):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return JSONResponse(
+            {"error": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(psycopg.errors.DataError)
+    async def _data_error(request: Request, exc: psycopg.errors.DataError) -> Response:
+        # e.g. a NUL character or an out-of-range number that passed the schema
+        return JSONResponse(
+            {
+                "error": "invalid",
+                "detail": f"the database refused a value: {exc.diag.message_primary}",
+            },
+            status_code=422,
+        )
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.get("/health", tags=["health"], summary="Liveness and database check (no login)")
+    async def health() -> dict[str, Any]:
+        ok = False
+        if state.pool is not None:
+            try:
+                async with state.pool.connection(timeout=5) as conn:
+                    await conn.execute("SELECT 1")
+                ok = True
+            except Exception:  # noqa: BLE001 - health reports, it does not raise
+                ok = False
+        return {"status": "ok" if ok else "degraded", "database": ok}
+
+    from api.routes import auth, commands, registry
+
+    app.include_router(auth.router)
+    app.include_router(registry.router)
+    app.include_router(commands.router)
+    for name in ("billing", "alarms"):
+        _include_optional(app, name)
+    _include_web(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def _include_optional(app: FastAPI, name: str) -> None:
+    """Routers that need another package (billing, alarms) are added when it is installed."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"api.routes.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == name or exc.name.startswith(f"{name}.")):
+            log.info("%s endpoints are off: the %s package is not available", name, name)
+            return
+        if exc.name == f"api.routes.{name}":
+            return
+        raise
+    app.include_router(mod.router)
+
+
+def _include_web(app: FastAPI) -> None:
+    from api.web import backoffice, cabinet
+
+    app.include_router(cabinet.router)
+    app.include_router(backoffice.router)

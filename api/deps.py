@@ -1,0 +1,201 @@
+"""FastAPI dependencies: the app state, the database, the caller (``require``), pagination,
+and the audit log writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from api.errors import ForbiddenError, NotAuthenticatedError
+from api.security import Principal, RateLimitPolicy, Role, csrf_ok, read_access_token
+from suvnet.protocol import Topics
+from suvnet.settings import Settings
+
+SESSION_COOKIE = "suvnet_session"
+REFRESH_COOKIE = "suvnet_refresh"
+CSRF_COOKIE = "suvnet_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AppState:
+    """What the request handlers share. ``clock`` is replaceable so tests can move time."""
+
+    settings: Settings
+    db_url: str
+    topics: Topics
+    clock: Callable[[], datetime] = utcnow
+    rate_limit: RateLimitPolicy = field(default_factory=RateLimitPolicy)
+    command_timeout_s: float = 10.0
+    pool: AsyncConnectionPool | None = None
+
+    pool_url: str = ""
+    """The database URL the pool was opened with."""
+
+    @property
+    def secret(self) -> str:
+        return self.settings.secret_key
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.settings.mode == "production"
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.suvnet
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
+    """A pooled connection in a transaction: committed when the handler returns normally,
+    rolled back when it raises."""
+    st = get_state(request)
+    assert st.pool is not None, "the database pool is not open"
+    async with st.pool.connection() as conn:
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        yield conn  # type: ignore[misc]
+
+
+Conn = Annotated[AsyncConnection[DictRow], Depends(get_conn)]
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if not auth:
+        return None
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticatedError("the Authorization header must be 'Bearer <access token>'")
+    return token.strip()
+
+
+async def current_principal(request: Request) -> Principal:
+    """The caller, from a Bearer access token or the session cookie of the web pages.
+
+    A request authenticated by the cookie that changes something must carry the CSRF token
+    (form field ``csrf_token`` or header ``X-CSRF-Token``) that matches the CSRF cookie.
+    """
+    st = get_state(request)
+    token = _bearer(request)
+    via_cookie = False
+    if token is None:
+        token = request.cookies.get(SESSION_COOKIE)
+        via_cookie = token is not None
+    if not token:
+        raise NotAuthenticatedError("log in first (no access token)")
+    principal = read_access_token(token, st.secret, st.clock())
+    if via_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+        if not csrf_ok(st.secret, request.cookies.get(CSRF_COOKIE), sent):
+            raise ForbiddenError(
+                "the form has expired or did not come from this site; reload the page"
+            )
+    return principal
+
+
+def require(*groups: Iterable[Role] | Role) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller must have one of the given roles (or role sets)."""
+    allowed: set[Role] = set()
+    for g in groups:
+        if isinstance(g, Role):
+            allowed.add(g)
+        else:
+            allowed.update(g)
+    frozen = frozenset(allowed)
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if principal.role not in frozen:
+            raise ForbiddenError(f"the role '{principal.role.value}' may not do this")
+        return principal
+
+    dependency.allowed_roles = frozen  # type: ignore[attr-defined]
+    return dependency
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def page(
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000_000, description="rows to skip")] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+Paging = Annotated[Page, Depends(page)]
+
+
+def paged(items: list[dict[str, Any]], total: int, p: Page) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": p.limit, "offset": p.offset}
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, default=str))
+
+
+async def write_audit(
+    conn: AsyncConnection[Any],
+    request: Request,
+    who: Principal | None,
+    *,
+    action: str,
+    entity: str,
+    entity_id: object,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Add one row to the audit log, in the caller's transaction (so it commits with the change)."""
+    st = get_state(request)
+    from psycopg.types.json import Jsonb
+
+    await conn.execute(
+        """INSERT INTO audit_log (ts, actor_id, actor, role, action, entity, entity_id,
+                                  before, after, ip)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            st.clock(),
+            who.user_id if who else None,
+            who.username if who else "anonymous",
+            who.role.value if who else "none",
+            action,
+            entity,
+            None if entity_id is None else str(entity_id),
+            None if before is None else Jsonb(_jsonable(before)),
+            None if after is None else Jsonb(_jsonable(after)),
+            client_ip(request),
+        ),
+    )

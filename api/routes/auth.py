@@ -1,0 +1,332 @@
+"""Auth endpoints (OAuth2 password flow, refresh, logout), users, customer codes, audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from api import accounts
+from api.deps import Conn, Paging, State, client_ip, paged, require, write_audit
+from api.errors import InvalidError
+from api.security import (
+    ISSUE_CUSTOMER_CODES,
+    MANAGE_USERS,
+    READ_AUDIT,
+    Principal,
+    Role,
+    hash_password,
+    password_problem,
+)
+
+# Declared so that the OpenAPI page offers the "Authorize" button for the password flow.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    role: str
+    username: str
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=256)
+    role: Role
+    full_name: str = Field("", max_length=200)
+    account_no: str | None = Field(None, min_length=1, max_length=32)
+
+
+class UserPatch(BaseModel):
+    full_name: str | None = Field(None, max_length=200)
+    role: Role | None = None
+    active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=256)
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    account_no: str | None
+    active: bool
+    created_at: datetime
+
+
+class CodeOut(BaseModel):
+    account_no: str
+    code: str
+    expires_at: datetime
+
+
+class ActivateIn(BaseModel):
+    account_no: str = Field(min_length=1, max_length=32)
+    code: str = Field(min_length=1, max_length=32)
+    password: str = Field(min_length=8, max_length=256)
+
+
+@router.post("/auth/token", response_model=TokenOut, summary="Log in (OAuth2 password flow)")
+async def token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    conn: Conn,
+    st: State,
+) -> dict[str, Any]:
+    """Exchange a user name and password for an access token (15 minutes) and a refresh
+    token (14 days). Customers use their account number as the user name. Five wrong
+    passwords for one name within 15 minutes block that name for the rest of the window."""
+    pair = await accounts.login(
+        conn,
+        username=form.username,
+        password=form.password,
+        ip=client_ip(request),
+        secret=st.secret,
+        now=st.clock(),
+        policy=st.rate_limit,
+    )
+    return pair.as_json()
+
+
+@router.post("/auth/refresh", response_model=TokenOut, summary="New tokens for a refresh token")
+async def refresh_tokens(body: RefreshIn, conn: Conn, st: State) -> dict[str, Any]:
+    """Each refresh token works once: it is revoked and a new pair is returned."""
+    pair = await accounts.refresh(conn, body.refresh_token, st.secret, st.clock())
+    return pair.as_json()
+
+
+@router.post("/auth/logout", status_code=204, summary="Revoke a refresh token")
+async def logout(body: RefreshIn, conn: Conn, st: State) -> None:
+    await accounts.revoke(conn, body.refresh_token, st.secret, st.clock())
+
+
+@router.get("/auth/me", response_model=UserOut, summary="The logged-in user")
+async def me(*, who: Annotated[Principal, Depends(require(*Role))], conn: Conn) -> dict[str, Any]:
+    return await accounts.get_user(conn, who.user_id)
+
+
+@router.get("/users", tags=["users"], summary="List users")
+async def list_users(
+    *,
+    who: Annotated[Principal, Depends(require(MANAGE_USERS))],
+    conn: Conn,
+    pg: Paging,
+    role: Role | None = None,
+    q: Annotated[str | None, Query(max_length=64, description="part of the name")] = None,
+) -> dict[str, Any]:
+    where = ["true"]
+    args: list[Any] = []
+    if role is not None:
+        where.append("role = %s")
+        args.append(role.value)
+    if q:
+        where.append("(username ILIKE %s OR full_name ILIKE %s)")
+        args += [f"%{q}%", f"%{q}%"]
+    w = " AND ".join(where)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT count(*) AS n FROM api_users WHERE {w}", args)
+        total = (await cur.fetchone() or {"n": 0})["n"]
+        await cur.execute(
+            f"SELECT {accounts.USER_COLUMNS} FROM api_users WHERE {w} ORDER BY id "
+            "LIMIT %s OFFSET %s",
+            [*args, pg.limit, pg.offset],
+        )
+        rows = await cur.fetchall()
+    return paged(rows, total, pg)
+
+
+@router.post("/users", tags=["users"], status_code=201, response_model=UserOut)
+async def add_user(
+    *,
+    request: Request,
+    body: UserIn,
+    who: Annotated[Principal, Depends(require(MANAGE_USERS))],
+    conn: Conn,
+) -> dict[str, Any]:
+    row = await accounts.create_user(
+        conn,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        full_name=body.full_name,
+        account_no=body.account_no,
+    )
+    await write_audit(
+        conn,
+        request,
+        who,
+        action="create",
+        entity="user",
+        entity_id=row["id"],
+        before=None,
+        after=row,
+    )
+    return row
+
+
+@router.patch("/users/{user_id}", tags=["users"], response_model=UserOut)
+async def change_user(
+    *,
+    request: Request,
+    user_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: UserPatch,
+    who: Annotated[Principal, Depends(require(MANAGE_USERS))],
+    conn: Conn,
+) -> dict[str, Any]:
+    before = await accounts.get_user(conn, user_id)
+    sets: list[str] = []
+    args: list[Any] = []
+    if body.full_name is not None:
+        sets.append("full_name = %s")
+        args.append(body.full_name)
+    if body.role is not None:
+        if (body.role is Role.CUSTOMER) != (before["role"] == Role.CUSTOMER):
+            raise InvalidError("a staff user cannot become a customer or the other way round")
+        sets.append("role = %s")
+        args.append(body.role.value)
+    if body.active is not None:
+        sets.append("active = %s")
+        args.append(body.active)
+    if body.password is not None:
+        problem = password_problem(body.password)
+        if problem:
+            raise InvalidError(problem)
+        sets.append("password_hash = %s, password_set_at = now()")
+        args.append(hash_password(body.password))
+    if not sets:
+        return before
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"UPDATE api_users SET {', '.join(sets)} WHERE id = %s "
+            f"RETURNING {accounts.USER_COLUMNS}",
+            [*args, user_id],
+        )
+        after = await cur.fetchone()
+    if body.active is False or body.password is not None:
+        await conn.execute(
+            "UPDATE api_refresh_tokens SET revoked_at = now() "
+            "WHERE user_id = %s AND revoked_at IS NULL",
+            (user_id,),
+        )
+    audit_after = dict(after or {})
+    if body.password is not None:
+        audit_after["password"] = "changed"  # noqa: S105 - never the password itself
+    await write_audit(
+        conn,
+        request,
+        who,
+        action="update",
+        entity="user",
+        entity_id=user_id,
+        before=before,
+        after=audit_after,
+    )
+    assert after is not None
+    return after
+
+
+@router.post(
+    "/customers/{account_no}/code",
+    tags=["users"],
+    status_code=201,
+    response_model=CodeOut,
+    summary="Issue a one-time code for a customer's first password",
+)
+async def customer_code(
+    *,
+    request: Request,
+    account_no: str,
+    who: Annotated[Principal, Depends(require(ISSUE_CUSTOMER_CODES))],
+    conn: Conn,
+    st: State,
+) -> dict[str, Any]:
+    """The code is shown once (give it to the customer on paper); it works for 7 days and
+    replaces any earlier unused code of the account."""
+    code, expires = await accounts.issue_customer_code(conn, account_no, who.user_id, st.clock())
+    await write_audit(
+        conn,
+        request,
+        who,
+        action="issue_code",
+        entity="customer",
+        entity_id=account_no.strip(),
+        before=None,
+        after={"expires_at": expires},
+    )
+    return {"account_no": account_no.strip(), "code": code, "expires_at": expires}
+
+
+@router.post(
+    "/customers/activate",
+    tags=["users"],
+    response_model=TokenOut,
+    summary="Set a customer's password with the one-time code",
+)
+async def activate(*, request: Request, body: ActivateIn, conn: Conn, st: State) -> dict[str, Any]:
+    user = await accounts.activate_customer(
+        conn,
+        account_no=body.account_no,
+        code=body.code,
+        password=body.password,
+        ip=client_ip(request),
+        now=st.clock(),
+        policy=st.rate_limit,
+    )
+    p = Principal(user["id"], user["username"], Role.CUSTOMER, user["account_no"])
+    await write_audit(
+        conn,
+        request,
+        p,
+        action="set_password",
+        entity="customer",
+        entity_id=user["account_no"],
+    )
+    return (await accounts.issue_tokens(conn, p, st.secret, st.clock())).as_json()
+
+
+@router.get("/audit", tags=["audit"], summary="The audit log (newest first)")
+async def audit_log(
+    *,
+    who: Annotated[Principal, Depends(require(READ_AUDIT))],
+    conn: Conn,
+    pg: Paging,
+    entity: Annotated[str | None, Query(max_length=64)] = None,
+    entity_id: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    where = ["true"]
+    args: list[Any] = []
+    for col, val in (("entity", entity), ("entity_id", entity_id), ("actor", actor)):
+        if val is not None:
+            where.append(f"{col} = %s")
+            args.append(val)
+    if since is not None:
+        where.append("ts >= %s")
+        args.append(since)
+    if until is not None:
+        where.append("ts < %s")
+        args.append(until)
+    w = " AND ".join(where)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT count(*) AS n FROM audit_log WHERE {w}", args)
+        total = (await cur.fetchone() or {"n": 0})["n"]
+        await cur.execute(
+            f"SELECT * FROM audit_log WHERE {w} ORDER BY id DESC LIMIT %s OFFSET %s",
+            [*args, pg.limit, pg.offset],
+        )
+        rows = await cur.fetchall()
+    return paged(rows, total, pg)

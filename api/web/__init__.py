@@ -1,0 +1,1 @@
+"""Server-rendered pages: the customer cabinet (/cabinet) and the staff back office (/staff)."""
