@@ -179,10 +179,10 @@ def generate(
     ).fetchall()
     account_ids = [int(r[0]) for r in acc_rows]
     midx = np.flatnonzero(metered)
-    serials = [f"{tag}-M{seed}-{serial0 + int(i) + 1:08d}" for i in midx]
+    serials = [f"{tag}-M{seed}-{serial0 + mi + 1:08d}" for mi in midx.tolist()]
     with conn.cursor().copy("COPY meters (serial_no, model, digits, zone_id) FROM STDIN") as cp:
-        for j, i in enumerate(midx):
-            cp.write_row((serials[j], "demo-15", 5, zone_ids[(int(i) * len(zone_ids)) // n]))
+        for j, mi in enumerate(midx.tolist()):
+            cp.write_row((serials[j], "demo-15", 5, zone_ids[(mi * len(zone_ids)) // n]))
     meter_rows = conn.execute(
         "SELECT id, serial_no FROM meters WHERE serial_no = ANY(%s)", (serials,)
     ).fetchall()
@@ -200,8 +200,8 @@ def generate(
     with conn.cursor().copy(
         "COPY service_connections (account_id, meter_id, installed_at, initial_reading) FROM STDIN"
     ) as cp:
-        for j, i in enumerate(midx):
-            cp.write_row((account_ids[int(i)], meter_ids[j], installed, 0.0))
+        for j, mi in enumerate(midx.tolist()):
+            cp.write_row((account_ids[mi], meter_ids[j], installed, 0.0))
     with conn.cursor().copy(
         "COPY meter_readings (meter_id, ts, value_m3, source, entered_by) FROM STDIN"
     ) as cp:
