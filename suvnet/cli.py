@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -172,10 +173,27 @@ def demo() -> None:
         with connect(database_url(s), autocommit=True) as conn:
             done = migrate(conn, timescaledb=s.timescaledb)
             console.print(f"schema: {len(done)} migration(s) applied")
+        site_file = _example_site()
+        if site_file is not None:
+            from suvnet.network_cli import print_changes
+            from suvnet.site import apply_site_file
+
+            console.print(f"site: applying {site_file}")
+            changes = apply_site_file(database_url(s), site_file)
+            print_changes(changes, title=f"site {site_file.name}")
         db_status()
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _example_site() -> Path | None:
+    """deploy/examples/village-site.yaml of the checkout (or the current folder), if present."""
+    rel = Path("deploy") / "examples" / "village-site.yaml"
+    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (base / rel).is_file():
+            return base / rel
+    return None
 
 
 def _load_plugins() -> None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from psycopg import sql
+
 from suvnet.errors import FileFormatError
 from suvnet.registry import (
     Change,
@@ -29,6 +31,7 @@ from suvnet.registry import (
     Node,
     Pipe,
     Pump,
+    RegistryError,
     Resolver,
     Valve,
     Zone,
@@ -982,6 +985,7 @@ def save_network(
     r = resolver or Resolver(conn)
     if network.info.code:
         log.add("networks", network.info.code, upsert_network(conn, network.info, r).change)
+        check_foreign_codes(conn, network)
     r.preload("node", [n.code for n in network.nodes])
     step = max(1, network.size // 100)
     pending = 0
@@ -1008,6 +1012,40 @@ def save_network(
     if progress is not None and pending:
         progress(pending)
     return log
+
+
+class NetworkConflictError(RegistryError):
+    """Elements of the network already belong to another network in the database."""
+
+
+def check_foreign_codes(conn: Conn, network: Network) -> None:
+    """Refuse to take over nodes or links that belong to another network.
+
+    Element codes are unique in the whole registry; two models that use the same IDs need a
+    prefix. Elements that belong to no network (entered by hand) may be adopted.
+    """
+    for table, items in (
+        ("nodes", network.nodes),
+        ("pipes", network.pipes),
+        ("valves", network.valves),
+        ("pumps", network.pumps),
+    ):
+        if not items:
+            continue
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT t.code, w.code FROM {} t JOIN networks w ON w.id = t.network_id "
+                "WHERE t.code = ANY(%s) AND w.code <> %s ORDER BY t.code LIMIT 6"
+            ).format(sql.Identifier(table)),
+            ([i.code for i in items], network.info.code),
+        ).fetchall()
+        if rows:
+            names = ", ".join(f"{c} (in {w})" for c, w in rows[:5])
+            raise NetworkConflictError(
+                f"{table} of network '{network.info.code}' already belong to another network: "
+                f"{names}{' ...' if len(rows) > 5 else ''}. Import with a prefix for the IDs "
+                "(--prefix, or prefix: in the site file) or under the other network's code."
+            )
 
 
 def load_networks(conn: Conn, network: str | None = None) -> list[Network]:

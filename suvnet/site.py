@@ -37,6 +37,7 @@ from suvnet.errors import FileFormatError
 from suvnet.network import (
     ChangeLog,
     Network,
+    NetworkConflictError,
     Progress,
     assign_zones,
     read_geojson,
@@ -625,6 +626,8 @@ def apply_site(
                     save_network(conn, network, log, resolver=r, progress=on_step)
                 except UnknownReferenceError as exc:
                     raise _network_ref_error(site, exc) from exc
+                except NetworkConflictError as exc:
+                    raise site.error(("network",), str(exc)) from exc
             for i, g in enumerate(spec.gateways):
                 gloc: Loc = ("gateways", i)
                 gw = Gateway(
