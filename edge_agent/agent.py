@@ -1,0 +1,420 @@
+"""The gateway daemon: pollers, the outbox writer and the MQTT link under one supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from edge_agent.commands import execute, plan_command
+from edge_agent.config import LoadedConfig, RtuBus, RtuTcpBus, TcpBus
+from edge_agent.errors import CommandRefused
+from edge_agent.modbus import (
+    BusArbiter,
+    Connection,
+    ModbusClient,
+    RtuTcpConnection,
+    SerialConnection,
+    TcpConnection,
+    inter_frame_gap,
+)
+from edge_agent.outbox import Outbox
+from edge_agent.poller import DevicePoller, wall_ms
+from edge_agent.profiles import Profile, with_poll_period
+from edge_agent.sdnotify import notify, watchdog_interval
+from suvnet.backoff import Backoff, BackoffPolicy
+from suvnet.errors import ProtocolError
+from suvnet.protocol import (
+    Command,
+    CommandResult,
+    GatewayState,
+    Reading,
+    Topics,
+    decode_ack,
+    decode_command,
+    encode_command_result,
+    encode_state,
+    encode_telemetry,
+)
+
+log = logging.getLogger(__name__)
+
+PENDING_MAX = 200_000
+"""Readings held in memory before the outbox writer commits them; beyond: oldest dropped."""
+COMMAND_QUEUE_MAX = 64
+"""Commands waiting to be executed; beyond: refused with reason ``busy``."""
+
+
+@dataclass
+class Device:
+    id: str
+    profile: Profile
+    client: ModbusClient
+    poller: DevicePoller
+
+
+class Agent:
+    """Runs one gateway: see ``docs/gateway-install.md`` for the whole picture."""
+
+    def __init__(self, loaded: LoadedConfig, *, rng: random.Random | None = None) -> None:
+        self.loaded = loaded
+        self.cfg = loaded.config
+        self.rng = rng or random.Random()
+        self.topics = Topics(root=self.cfg.mqtt.topic_root)
+        self.outbox = Outbox(
+            loaded.outbox_path,
+            max_readings=self.cfg.outbox.max_readings,
+            max_age_s=self.cfg.outbox.max_age_days * 86400,
+        )
+        self.devices: dict[str, Device] = {}
+        self.connections: list[Connection | BusArbiter] = []
+        self._pending: collections.deque[Reading] = collections.deque(maxlen=PENDING_MAX)
+        self.pending_dropped = 0
+        self._pending_event = asyncio.Event()
+        self._outbox_event = asyncio.Event()
+        self._commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE_MAX)
+        self._inflight: dict[int, float] = {}
+        self._results: collections.deque[CommandResult] = collections.deque(maxlen=256)
+        self.connected = False
+        self.last_flush = time.monotonic()
+        self.published_batches = 0
+        self._build()
+
+    # ----------------------------------------------------------------------------- wiring
+
+    def _build(self) -> None:
+        for bus in self.cfg.buses:
+            shared: BusArbiter | None = None
+            if isinstance(bus, RtuBus):
+                conn: Connection = SerialConnection(
+                    bus.port, bus.baudrate, bus.parity, bus.stopbits
+                )
+                gap = inter_frame_gap(bus.baudrate, bus.parity, bus.stopbits)
+                shared = BusArbiter(conn, gap, bus.pause_s)
+            elif isinstance(bus, RtuTcpBus):
+                conn = RtuTcpConnection(bus.host, bus.port)
+                gap = inter_frame_gap(bus.baudrate, bus.parity, bus.stopbits) if bus.baudrate else 0
+                shared = BusArbiter(conn, gap, bus.pause_s)
+            if shared is not None:
+                self.connections.append(shared)
+            for dev in bus.devices:
+                if not dev.enabled:
+                    continue
+                target: Connection | BusArbiter
+                if isinstance(bus, TcpBus):
+                    target = TcpConnection(bus.host, bus.port)  # one connection per device
+                    self.connections.append(target)
+                else:
+                    assert shared is not None
+                    target = shared
+                profile = self.loaded.profiles[dev.profile]
+                if dev.poll_s is not None:
+                    profile = with_poll_period(profile, dev.poll_s)
+                client = ModbusClient(target, dev.unit, bus.timeout_s)
+                poller = DevicePoller(
+                    dev.id,
+                    profile,
+                    client,
+                    self._sink,
+                    offline_after=bus.offline_after,
+                    retry_max_s=bus.retry_max_s,
+                    start_offset_s=dev.start_offset_s,
+                    jitter_s=dev.jitter_s,
+                    rng=random.Random(self.rng.random()),
+                )
+                self.devices[dev.id] = Device(dev.id, profile, client, poller)
+
+    def _sink(self, readings: Sequence[Reading]) -> None:
+        overflow = len(self._pending) + len(readings) - PENDING_MAX
+        if overflow > 0:
+            self.pending_dropped += overflow
+            log.warning("reading buffer full: dropping the %d oldest readings", overflow)
+        self._pending.extend(readings)
+        self._pending_event.set()
+
+    # ----------------------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        polls = sum(d.poller.health.polls for d in self.devices.values())
+        ok = sum(d.poller.health.ok for d in self.devices.values())
+        return {
+            "queue_depth": self.outbox.depth + len(self._pending),
+            "dropped": self.outbox.dropped + self.pending_dropped,
+            "poll_success_rate": None if polls == 0 else round(ok / polls, 4),
+            "devices": {d.id: d.poller.health.as_dict() for d in self.devices.values()},
+        }
+
+    def state(self, state: str = "online") -> bytes:
+        return encode_state(
+            GatewayState(
+                self.cfg.gateway,
+                "online" if state == "online" else "offline",
+                wall_ms(),
+                self.outbox.boot,
+                self.health() if state == "online" else {},
+            )
+        )
+
+    # ----------------------------------------------------------------------------- tasks
+
+    async def _supervise(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` for ever; when it dies, log it and start it again after a backoff."""
+        backoff = Backoff(BackoffPolicy(base=1.0, cap=30.0), rng=self.rng)
+        while True:
+            started = time.monotonic()
+            try:
+                await fn()
+                log.error("task %s returned; restarting it", name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task %s failed; restarting it", name)
+            if time.monotonic() - started > 60:
+                backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
+
+    async def flush(self) -> int:
+        """Commit the buffered readings to the outbox."""
+        if not self._pending:
+            return 0
+        batch = list(self._pending)
+        self._pending.clear()
+        await asyncio.to_thread(self.outbox.add, batch, wall_ms())
+        self.last_flush = time.monotonic()
+        self._outbox_event.set()
+        return len(batch)
+
+    async def _writer(self) -> None:
+        interval = self.cfg.outbox.commit_interval_s
+        while True:
+            await self._pending_event.wait()
+            self._pending_event.clear()
+            await asyncio.sleep(interval)  # gather what arrives meanwhile into one commit
+            await self.flush()
+
+    async def _commands_loop(self) -> None:
+        while True:
+            cmd = await self._commands.get()
+            result = await self.run_command(cmd)
+            self._results.append(result)
+            self._outbox_event.set()
+
+    async def run_command(self, cmd: Command) -> CommandResult:
+        profiles = {d.id: d.profile for d in self.devices.values()}
+        try:
+            writes = plan_command(cmd, profiles, wall_ms())
+        except CommandRefused as exc:
+            log.warning("command %s refused: %s", cmd.id, exc.reason)
+            return CommandResult(cmd.id, False, wall_ms(), exc.reason)
+        dev = self.devices[cmd.device]
+        result = await execute(cmd, writes, dev.client, wall_ms)
+        log.info("command %s on %s: %s", cmd.id, cmd.device, "done" if result.ok else result.reason)
+        return result
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        notify("READY=1")
+        if interval is None:
+            await asyncio.Event().wait()  # not run by systemd: nothing to pet
+            return
+        while True:
+            await asyncio.sleep(interval)
+            # only pet the watchdog while the writer keeps the outbox current
+            if not self._pending or time.monotonic() - self.last_flush < 60:
+                notify("WATCHDOG=1")
+
+    # ----------------------------------------------------------------------------- MQTT
+
+    def _mqtt_client(self) -> aiomqtt.Client:
+        m = self.cfg.mqtt
+        tls = None
+        if m.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(m.ca_file) if m.ca_file else None,
+                certfile=str(m.cert_file) if m.cert_file else None,
+                keyfile=str(m.key_file) if m.key_file else None,
+            )
+        return aiomqtt.Client(
+            m.host,
+            m.port,
+            username=m.user(),
+            password=m.secret(),
+            identifier=f"suvnet-edge-{self.cfg.gateway}",
+            will=aiomqtt.Will(
+                self.topics.state(self.cfg.gateway), self.state("offline"), qos=1, retain=True
+            ),
+            clean_session=True,
+            keepalive=m.keepalive_s,
+            tls_params=tls,
+            timeout=10,
+        )
+
+    async def _link(self) -> None:
+        m = self.cfg.mqtt
+        backoff = Backoff(BackoffPolicy(base=0.5, cap=m.reconnect_max_s), rng=self.rng)
+        down_since: float | None = None
+        while True:
+            err: BaseException | None = None
+            try:
+                async with self._mqtt_client() as client:
+                    self.connected = True
+                    backoff.reset()
+                    if down_since is not None:
+                        log.warning(
+                            "MQTT link up again after %.0f s", time.monotonic() - down_since
+                        )
+                    else:
+                        log.info("MQTT link up (%s:%d)", m.host, m.port)
+                    down_since = None
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(
+                                client.publish(
+                                    self.topics.state(self.cfg.gateway),
+                                    self.state("offline"),
+                                    qos=1,
+                                    retain=True,
+                                ),
+                                2,
+                            )
+                        raise
+            except* (aiomqtt.MqttError, OSError) as eg:
+                err = eg.exceptions[0]
+            self.connected = False
+            if down_since is None:
+                down_since = time.monotonic()
+                log.warning("MQTT link down: %s; reconnecting with backoff", err)
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        gw = self.cfg.gateway
+        await client.subscribe(self.topics.ack(gw), qos=1)
+        await client.subscribe(self.topics.command(gw), qos=1)
+        await client.publish(self.topics.state(gw), self.state(), qos=1, retain=True)
+        self._inflight.clear()  # after a reconnect every unacknowledged batch goes again
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._receive(client), name="mqtt-receive")
+            tg.create_task(self._send(client), name="mqtt-send")
+            tg.create_task(self._health_loop(client), name="mqtt-health")
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        gw = self.cfg.gateway
+        ack_topic, cmd_topic = self.topics.ack(gw), self.topics.command(gw)
+        async for msg in client.messages:
+            payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+            topic = str(msg.topic)
+            try:
+                if topic == ack_topic:
+                    ack = decode_ack(payload)
+                    gone = await asyncio.to_thread(self.outbox.ack, ack.boot, ack.ranges)
+                    for lo, hi in ack.ranges:
+                        for s in [s for s in self._inflight if lo <= s <= hi]:
+                            del self._inflight[s]
+                    if gone:
+                        self._outbox_event.set()
+                elif topic == cmd_topic:
+                    cmd = decode_command(payload)
+                    try:
+                        self._commands.put_nowait(cmd)
+                    except asyncio.QueueFull:
+                        self._results.append(CommandResult(cmd.id, False, wall_ms(), "busy"))
+                        self._outbox_event.set()
+            except ProtocolError as exc:
+                log.warning("ignored a bad message on %s: %s", topic, exc)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        b = self.cfg.batch
+        gw = self.cfg.gateway
+        tele = self.topics.telemetry(gw)
+        while True:
+            while self._results:
+                res = self._results[0]
+                await client.publish(
+                    self.topics.command_result(gw), encode_command_result(res), qos=1
+                )
+                self._results.popleft()
+            self._outbox_event.clear()
+            unacked = await asyncio.to_thread(self.outbox.unacked)
+            now = time.monotonic()
+            live = {s for s, t in self._inflight.items() if now - t < b.resend_after_s}
+            sent = False
+            for seq in unacked:
+                if len(live) >= b.max_inflight:
+                    break
+                if seq in live:
+                    continue
+                batch = await asyncio.to_thread(self.outbox.batch, gw, seq, wall_ms())
+                await client.publish(tele, encode_telemetry(batch), qos=1)
+                self._inflight[seq] = time.monotonic()
+                live.add(seq)
+                self.published_batches += 1
+                sent = True
+            if sent:
+                continue
+            if len(live) < b.max_inflight and self.outbox.unbatched > 0:
+                oldest = await asyncio.to_thread(self.outbox.oldest_unbatched_ms)
+                age = 0.0 if oldest is None else (wall_ms() - oldest) / 1000
+                if self.outbox.unbatched >= b.max_readings or age >= b.max_latency_s:
+                    await asyncio.to_thread(self.outbox.form_batch, b.max_readings, wall_ms())
+                    continue
+                timeout = max(0.01, b.max_latency_s - age)
+            else:
+                timeout = b.max_latency_s
+            if self._inflight:
+                timeout = min(timeout, b.resend_after_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_event.wait(), timeout)
+
+    async def _health_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.health_interval_s)
+            await client.publish(
+                self.topics.state(self.cfg.gateway), self.state(), qos=1, retain=True
+            )
+
+    # ----------------------------------------------------------------------------- run
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or the task is cancelled); then flush and close."""
+        stop = stop or asyncio.Event()
+        log.info(
+            "gateway %s starting: %d devices on %d buses, outbox %s (boot %s, %d queued)",
+            self.cfg.gateway, len(self.devices), len(self.cfg.buses),
+            self.outbox.path, self.outbox.boot, self.outbox.depth,
+        )  # fmt: skip
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(
+                        self._supervise(f"poll:{d.id}", d.poller.run), name=f"poll:{d.id}"
+                    )
+                    for d in self.devices.values()
+                ]
+                for name, fn in (
+                    ("outbox-writer", self._writer),
+                    ("mqtt-link", self._link),
+                    ("commands", self._commands_loop),
+                    ("watchdog", self._watchdog),
+                ):
+                    tasks.append(tg.create_task(self._supervise(name, fn), name=name))
+                await stop.wait()
+                log.info("gateway %s stopping", self.cfg.gateway)
+                for t in tasks:
+                    t.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.flush()
+            for c in self.connections:
+                with contextlib.suppress(Exception):
+                    await c.close()
+            self.outbox.close()

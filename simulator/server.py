@@ -1,0 +1,141 @@
+"""pymodbus servers for simulated devices: Modbus TCP, or RTU on a serial port / pty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from edge_agent.profiles import BIT_TABLES
+from simulator.devices import SimulatedDevice
+
+log = logging.getLogger(__name__)
+_UNUSED = 60000  # a placeholder register for tables a profile does not use
+
+
+def _simdata(dev: SimulatedDevice) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    blocks: dict[str, list[Any]] = {t: [] for t in ("coil", "discrete", "holding", "input")}
+    for p in sorted(dev.profile.points, key=lambda q: q.address):
+        if p.table in BIT_TABLES:
+            blocks[p.table].append(
+                SimData(address=p.address, values=[False] * p.count, datatype=DataType.BITS)
+            )
+        else:
+            blocks[p.table].append(
+                SimData(address=p.address, values=[0] * p.count, datatype=DataType.REGISTERS)
+            )
+    for table, lst in blocks.items():
+        if not lst:
+            dt = DataType.BITS if table in BIT_TABLES else DataType.REGISTERS
+            lst.append(
+                SimData(
+                    address=_UNUSED,
+                    values=[False] * 16 if dt == DataType.BITS else [0],
+                    datatype=dt,
+                )
+            )
+    return blocks["coil"], blocks["discrete"], blocks["holding"], blocks["input"]
+
+
+def sim_device(dev: SimulatedDevice) -> SimDevice:
+    """The pymodbus ``SimDevice`` for ``dev`` (registers outside the profile are invalid)."""
+
+    async def action(  # noqa: PLR0917 - the signature pymodbus calls
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        code = await dev.action(
+            function_code, start_address, address, count, current_registers, set_values
+        )
+        return None if code is None else ExcCodes(code)
+
+    return SimDevice(id=dev.unit, simdata=_simdata(dev), action=action)
+
+
+class SimServer:
+    """Serves one or more simulated devices and moves their values every ``step_s`` seconds.
+
+    ``await start()`` listens (TCP on ``host:port``, or RTU on ``serial_port``), ``await
+    stop()`` closes; also an async context manager.
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[SimulatedDevice],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5020,
+        serial_port: str | None = None,
+        baudrate: int = 19200,
+        parity: str = "N",
+        stopbits: int = 1,
+        step_s: float = 1.0,
+    ) -> None:
+        if not devices:
+            raise ValueError("a server needs at least one device")
+        self.devices = list(devices)
+        self.host, self.port = host, port
+        self.serial_port = serial_port
+        self.baudrate, self.parity, self.stopbits = baudrate, parity, stopbits
+        self.step_s = step_s
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._stepper: asyncio.Task[None] | None = None
+
+    def device(self, unit: int) -> SimulatedDevice:
+        for d in self.devices:
+            if d.unit == unit:
+                return d
+        raise KeyError(f"no device with unit id {unit}")
+
+    async def start(self) -> None:
+        ctx = [sim_device(d) for d in self.devices]
+        if self.serial_port is None:
+            self._server = ModbusTcpServer(ctx, address=(self.host, self.port))
+        else:
+            self._server = ModbusSerialServer(
+                ctx,
+                framer=FramerType.RTU,
+                port=self.serial_port,
+                baudrate=self.baudrate,
+                parity=self.parity,
+                stopbits=self.stopbits,
+            )
+        await self._server.serve_forever(background=True)
+        if self.step_s > 0:
+            self._stepper = asyncio.create_task(self._step_loop(), name="simulator-step")
+
+    async def _step_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.step_s)
+            for d in self.devices:
+                d.step(self.step_s)
+
+    async def stop(self) -> None:
+        if self._stepper is not None:
+            self._stepper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stepper
+            self._stepper = None
+        for d in self.devices:
+            d.silent = False  # release answers held back
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
