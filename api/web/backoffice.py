@@ -1,3 +1,288 @@
-from fastapi import APIRouter
+"""The staff back office: account search, the account card, the cashier desk."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api import accounts, billing_data
+from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require
+from api.errors import NotAuthenticatedError, NotFoundError, TooManyAttemptsError
+from api.security import READ_BILLING, STAFF, Principal, Role
+from api.sql import fetch_all
+from api.web.common import clear_session, form_csrf_ok, render, safe_next, set_session
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/staff", include_in_schema=False)
+Staff = Annotated[Principal, Depends(require(STAFF))]
+BillingReader = Annotated[Principal, Depends(require(READ_BILLING))]
+Cashier = Annotated[Principal, Depends(require(Role.CASHIER, Role.ADMIN))]
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    return render(request, "staff_login.html", error=None, username="")
+
+
+@router.post("/login")
+async def login_submit(
+    *,
+    request: Request,
+    conn: Conn,
+    st: State,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next_url: Annotated[str, Form(alias="next", max_length=500)] = "",
+) -> Response:
+    if not form_csrf_ok(request, csrf_token):
+        return render(request, "staff_login.html", 403, error="csrf", username=username)
+    try:
+        pair = await accounts.login(
+            conn,
+            username=username,
+            password=password,
+            ip=client_ip(request),
+            secret=st.secret,
+            now=st.clock(),
+            policy=st.rate_limit,
+            customer=False,
+        )
+    except TooManyAttemptsError:
+        return render(request, "staff_login.html", 429, error="locked", username=username)
+    except NotAuthenticatedError:
+        return render(request, "staff_login.html", 401, error="wrong", username=username)
+    resp = RedirectResponse(safe_next(next_url, "/staff/"), status_code=303)
+    set_session(resp, request, pair.access_token, pair.refresh_token)
+    return resp
+
+
+@router.post("/logout")
+async def logout(*, request: Request, who: Staff, conn: Conn, st: State) -> Response:
+    token = request.cookies.get(REFRESH_COOKIE)
+    if token:
+        await accounts.revoke(conn, token, st.secret, st.clock())
+    resp = RedirectResponse("/staff/login", status_code=303)
+    clear_session(resp)
+    return resp
+
+
+@router.get("/")
+async def home(
+    *,
+    request: Request,
+    who: Staff,
+    conn: Conn,
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    results: list[dict[str, Any]] = []
+    if q.strip() and who.role in READ_BILLING:
+        results = await search_accounts(conn, q.strip(), 50)
+    return render(
+        request,
+        "staff_home.html",
+        who=who,
+        q=q,
+        results=results,
+        can_billing=who.role in READ_BILLING,
+        can_cashier=who.role in (Role.CASHIER, Role.ADMIN),
+    )
+
+
+async def search_accounts(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
+    """Accounts by number, name, address (street, mahalla, house) or phone."""
+    digits = "".join(c for c in q if c.isdigit())
+    pat = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return await fetch_all(
+        conn,
+        billing_data.ACCOUNT_SELECT
+        + """ WHERE a.number = %(q)s OR a.name ILIKE %(pat)s
+              OR (ad.street_uz || ' ' || ad.house_number) ILIKE %(pat)s
+              OR ad.mahalla_uz ILIKE %(pat)s OR ad.street_ru ILIKE %(pat)s
+              OR (length(%(digits)s) >= 5 AND a.phone LIKE '%%' || %(digits)s || '%%')
+            ORDER BY a.number LIMIT %(limit)s""",
+        {"q": q, "pat": pat, "digits": digits, "limit": limit},
+    )
+
+
+@router.get("/accounts/{number}")
+async def account_card(
+    *, request: Request, who: BillingReader, conn: Conn, number: str
+) -> Response:
+    account = await billing_data.account_by_number(conn, number)
+    ledger = await fetch_all(
+        conn,
+        "SELECT id, kind, amount_tiyin, value_date, period, source, external_ref, memo, "
+        "reverses_id FROM ledger WHERE account_id = %s ORDER BY value_date DESC, id DESC "
+        "LIMIT 200",
+        (account["id"],),
+    )
+    meters = await fetch_all(
+        conn,
+        "SELECT m.id, m.serial_no, m.model, c.installed_at, c.removed_at, c.initial_reading, "
+        "(SELECT r.value_m3 FROM meter_readings r WHERE r.meter_id = m.id "
+        " ORDER BY r.ts DESC LIMIT 1) AS last_m3, "
+        "(SELECT r.ts FROM meter_readings r WHERE r.meter_id = m.id "
+        " ORDER BY r.ts DESC LIMIT 1) AS last_ts "
+        "FROM service_connections c JOIN meters m ON m.id = c.meter_id "
+        "WHERE c.account_id = %s ORDER BY c.installed_at DESC",
+        (account["id"],),
+    )
+    readings = await fetch_all(
+        conn,
+        "SELECT m.serial_no, r.ts, r.value_m3, r.source FROM meter_readings r "
+        "JOIN service_connections c ON c.meter_id = r.meter_id AND c.account_id = %s "
+        "AND r.ts >= c.installed_at AND (c.removed_at IS NULL OR r.ts <= c.removed_at) "
+        "JOIN meters m ON m.id = r.meter_id ORDER BY r.ts DESC LIMIT 50",
+        (account["id"],),
+    )
+    return render(
+        request,
+        "staff_account.html",
+        who=who,
+        account=account,
+        balance=await billing_data.balance_tiyin(conn, number),
+        ledger=ledger,
+        meters=meters,
+        readings=readings,
+        invoices=await billing_data.invoices(conn, account["id"], 36),
+    )
+
+
+def parse_som(text: str) -> int:
+    """'12 345,50' or '12345.5' so'm -> tiyin; ValueError for anything else (pure)."""
+    cleaned = text.strip().replace("\u202f", "").replace(" ", "").replace(",", ".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation as exc:
+        raise ValueError("not a number") from exc
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
+        raise ValueError("the amount must be positive with at most 2 decimals")
+    tiyin = int(value * 100)
+    if tiyin >= 10**13:
+        raise ValueError("the amount is too large")
+    return tiyin
+
+
+def _post_cash(
+    db_url: str,
+    *,
+    who: Principal,
+    ip: str,
+    number: str,
+    amount: int,
+    receipt: str,
+    now: datetime,
+) -> int:
+    """Post a cashier payment through billing and audit it, in one transaction."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from billing.ledger import account_id_for_number, post_payment
+
+    with psycopg.connect(db_url) as conn:
+        account_id = account_id_for_number(conn, number)
+        entry = post_payment(
+            conn,
+            amount_tiyin=amount,
+            paid_at=now,
+            source="cashier",
+            external_ref=receipt,
+            account_id=account_id,
+            created_by=who.username,
+        )
+        conn.execute(
+            "INSERT INTO audit_log (ts, actor_id, actor, role, action, entity, entity_id, "
+            "after, ip) VALUES (%s, %s, %s, %s, 'payment', 'account', %s, %s, %s)",
+            (
+                now,
+                who.user_id,
+                who.username,
+                who.role.value,
+                number,
+                Jsonb(
+                    json.loads(
+                        json.dumps(
+                            {
+                                "ledger_id": entry.id,
+                                "amount_tiyin": amount,
+                                "receipt": receipt,
+                                "created": entry.created,
+                            }
+                        )
+                    )
+                ),
+                ip,
+            ),
+        )
+        conn.commit()
+    return entry.id
+
+
+@router.get("/cashier")
+async def cashier_page(*, request: Request, who: Cashier) -> Response:
+    return render(request, "staff_cashier.html", who=who, error=None, done=None, number="")
+
+
+@router.post("/cashier")
+async def cashier_submit(
+    *,
+    request: Request,
+    who: Cashier,
+    conn: Conn,
+    st: State,
+    number: Annotated[str, Form(max_length=32)],
+    amount: Annotated[str, Form(max_length=32)],
+    receipt: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Take a cash payment. The receipt number makes it idempotent: submitting the same
+    receipt twice posts one payment."""
+    from billing.errors import BillingError
+
+    try:
+        tiyin = parse_som(amount)
+    except ValueError:
+        return render(
+            request, "staff_cashier.html", 422, who=who, error="amount", done=None, number=number
+        )
+    if not receipt.strip():
+        return render(
+            request, "staff_cashier.html", 422, who=who, error="receipt", done=None, number=number
+        )
+    try:
+        account = await billing_data.account_by_number(conn, number.strip())
+        entry_id = await asyncio.to_thread(
+            _post_cash,
+            st.pool_url,
+            who=who,
+            ip=client_ip(request),
+            number=account["number"],
+            amount=tiyin,
+            receipt=receipt.strip(),
+            now=st.clock(),
+        )
+    except BillingError as exc:
+        log.warning("cashier payment refused: %s", exc)
+        return render(
+            request, "staff_cashier.html", 422, who=who, error="refused", done=None, number=number
+        )
+    except NotFoundError:
+        return render(
+            request, "staff_cashier.html", 404, who=who, error="account", done=None, number=number
+        )
+    balance = await billing_data.balance_tiyin(conn, account["number"])
+    return render(
+        request,
+        "staff_cashier.html",
+        who=who,
+        error=None,
+        number="",
+        done={"account": account, "amount": tiyin, "entry": entry_id, "balance": balance},
+    )

@@ -1,3 +1,185 @@
-from fastapi import APIRouter
+"""The customer cabinet: login with account number and password, first password with a
+one-time code, balance, invoices, payments, consumption chart, Payme and Click buttons."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from api import accounts, billing_data
+from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require, write_audit
+from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
+from api.security import CUSTOMER_SELF, Principal
+from api.web.common import clear_session, form_csrf_ok, render, safe_next, set_session
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/cabinet", include_in_schema=False)
+Customer = Annotated[Principal, Depends(require(CUSTOMER_SELF))]
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    return render(request, "cabinet_login.html", error=None, account_no="")
+
+
+@router.post("/login")
+async def login_submit(
+    *,
+    request: Request,
+    conn: Conn,
+    st: State,
+    account_no: Annotated[str, Form(max_length=32)],
+    password: Annotated[str, Form(max_length=256)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next_url: Annotated[str, Form(alias="next", max_length=500)] = "",
+) -> Response:
+    if not form_csrf_ok(request, csrf_token):
+        return render(request, "cabinet_login.html", 403, error="csrf", account_no=account_no)
+    try:
+        pair = await accounts.login(
+            conn,
+            username=account_no,
+            password=password,
+            ip=client_ip(request),
+            secret=st.secret,
+            now=st.clock(),
+            policy=st.rate_limit,
+            customer=True,
+        )
+    except TooManyAttemptsError:
+        return render(request, "cabinet_login.html", 429, error="locked", account_no=account_no)
+    except NotAuthenticatedError:
+        return render(request, "cabinet_login.html", 401, error="wrong", account_no=account_no)
+    resp = RedirectResponse(safe_next(next_url, "/cabinet/"), status_code=303)
+    set_session(resp, request, pair.access_token, pair.refresh_token)
+    return resp
+
+
+@router.get("/activate")
+async def activate_page(request: Request) -> Response:
+    return render(request, "cabinet_activate.html", error=None, account_no="")
+
+
+@router.post("/activate")
+async def activate_submit(
+    *,
+    request: Request,
+    conn: Conn,
+    st: State,
+    account_no: Annotated[str, Form(max_length=32)],
+    code: Annotated[str, Form(max_length=32)],
+    password: Annotated[str, Form(max_length=256)],
+    password2: Annotated[str, Form(max_length=256)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    def again(status: int, error: str) -> Response:
+        return render(request, "cabinet_activate.html", status, error=error, account_no=account_no)
+
+    if not form_csrf_ok(request, csrf_token):
+        return again(403, "csrf")
+    if password != password2:
+        return again(422, "mismatch")
+    try:
+        user = await accounts.activate_customer(
+            conn,
+            account_no=account_no,
+            code=code,
+            password=password,
+            ip=client_ip(request),
+            now=st.clock(),
+            policy=st.rate_limit,
+        )
+    except TooManyAttemptsError:
+        return again(429, "locked")
+    except NotAuthenticatedError:
+        return again(401, "badcode")
+    except ApiError:
+        return again(422, "weak")
+    p = Principal(user["id"], user["username"], CUSTOMER_ROLE, user["account_no"])
+    await write_audit(
+        conn, request, p, action="set_password", entity="customer", entity_id=user["account_no"]
+    )
+    pair = await accounts.issue_tokens(conn, p, st.secret, st.clock())
+    resp = RedirectResponse("/cabinet/", status_code=303)
+    set_session(resp, request, pair.access_token, pair.refresh_token)
+    return resp
+
+
+@router.post("/logout")
+async def logout(*, request: Request, who: Customer, conn: Conn, st: State) -> Response:
+    token = request.cookies.get(REFRESH_COOKIE)
+    if token:
+        await accounts.revoke(conn, token, st.secret, st.clock())
+    resp = RedirectResponse("/cabinet/login", status_code=303)
+    clear_session(resp)
+    return resp
+
+
+def _pay_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
+    """Payme and Click links made by billing (only the configured providers)."""
+    try:
+        from billing import paylinks
+        from billing.config import get_billing_config
+        from billing.errors import BillingError
+    except ImportError:
+        return {}
+    cfg = get_billing_config()
+    out: dict[str, str] = {}
+    for name, fn in (("payme", paylinks.payme_link), ("click", paylinks.click_link)):
+        try:
+            out[name] = fn(cfg, account_no, max(amount_tiyin, 0))
+        except BillingError:
+            continue
+    return out
+
+
+@router.get("/")
+async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
+    assert who.account_no is not None
+    account = await billing_data.account_by_number(conn, who.account_no)
+    balance = await billing_data.balance_tiyin(conn, who.account_no)
+    series = await billing_data.monthly_consumption(conn, account["id"])
+    peak = max((float(r["volume_m3"] or 0) for r in series), default=0.0) or 1.0
+    bars = [
+        {
+            "period": r["period"],
+            "volume": float(r["volume_m3"] or 0),
+            "height": round(100 * float(r["volume_m3"] or 0) / peak, 1),
+            "estimated": bool(r["estimated"]),
+        }
+        for r in series
+    ]
+    return render(
+        request,
+        "cabinet_home.html",
+        account=account,
+        balance=balance,
+        invoices=await billing_data.invoices(conn, account["id"]),
+        payments=await billing_data.payments(conn, account["id"]),
+        bars=bars,
+        pay=_pay_links(who.account_no, balance),
+    )
+
+
+@router.get("/balance.json")
+async def balance_json(*, who: Customer, conn: Conn) -> Response:
+    """The live balance (the page refreshes it every 30 seconds)."""
+    assert who.account_no is not None
+    bal = await billing_data.balance_tiyin(conn, who.account_no)
+    return JSONResponse({"account": who.account_no, "balance_tiyin": bal})
+
+
+@router.get("/invoices/{invoice_id}.pdf")
+async def invoice_pdf(*, who: Customer, conn: Conn, st: State, invoice_id: int) -> Response:
+    assert who.account_no is not None
+    from api.documents import invoice_pdf_response
+
+    return await invoice_pdf_response(
+        conn, invoice_id, account_no=who.account_no, db_url=st.pool_url
+    )
+
+
+CUSTOMER_ROLE = next(iter(CUSTOMER_SELF))

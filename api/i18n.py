@@ -1,0 +1,71 @@
+"""Translations of the web pages through Babel catalogs.
+
+The catalogs are ``api/locale/<lang>/LC_MESSAGES/messages.po``; they are compiled to the
+binary ``.mo`` form in memory when first needed (so an edited ``.po`` file needs no build
+step). Languages: Uzbek Latin (``uz``, the default), Uzbek Cyrillic (``uz_Cyrl``), Russian
+(``ru``) and English (``en``).
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DEFAULT_LANG = "uz"
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    label: str  # the language's own name, shown in the switcher
+    html_lang: str
+
+
+LANGUAGES: tuple[Language, ...] = (
+    Language("uz", "O'zbekcha", "uz-Latn"),
+    Language("uz_Cyrl", "Ўзбекча", "uz-Cyrl"),
+    Language("ru", "Русский", "ru"),
+    Language("en", "English", "en"),
+)
+CODES = frozenset(lang.code for lang in LANGUAGES)
+
+
+def pick_language(query: str | None, cookie: str | None) -> str:
+    """The page language: ``?lang=`` first, then the cookie, then Uzbek Latin."""
+    for cand in (query, cookie):
+        if cand in CODES:
+            return cand
+    return DEFAULT_LANG
+
+
+def po_path(code: str) -> Path:
+    return LOCALE_DIR / code / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def translations(code: str) -> gettext.GNUTranslations:
+    """The compiled catalog of one language."""
+    with po_path(code).open("rb") as f:
+        catalog = read_po(f, locale=code)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
+
+
+def gettext_for(code: str) -> gettext.GNUTranslations:
+    return translations(code if code in CODES else DEFAULT_LANG)
+
+
+def format_som(tiyin: int) -> str:
+    """Money for people: 1234567 tiyin -> '12 345,67' (so'm, thin-space thousands)."""
+    sign = "-" if tiyin < 0 else ""
+    whole, frac = divmod(abs(tiyin), 100)
+    return f"{sign}{whole:,}".replace(",", "\u202f") + f",{frac:02d}"

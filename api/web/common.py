@@ -1,0 +1,129 @@
+"""Shared pieces of the server-rendered pages: templates, language, cookies, CSRF."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.deps import CSRF_COOKIE, CSRF_FIELD, REFRESH_COOKIE, SESSION_COOKIE, get_state
+from api.i18n import LANGUAGES, format_som, gettext_for, pick_language
+from api.security import ACCESS_TTL, csrf_ok, make_csrf_token
+
+LANG_COOKIE = "suvnet_lang"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _fmt_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%d.%m.%Y")
+
+
+def _fmt_period(value: date | None) -> str:
+    return "" if value is None else value.strftime("%m.%Y")
+
+
+env.filters["som"] = format_som
+env.filters["day"] = _fmt_date
+env.filters["period"] = _fmt_period
+
+
+def language(request: Request) -> str:
+    return pick_language(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
+
+
+def csrf_token(request: Request) -> tuple[str, bool]:
+    """The CSRF token of this browser (from its cookie), or a new one (True: set cookie)."""
+    st = get_state(request)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if cookie and csrf_ok(st.secret, cookie, cookie):
+        return cookie, False
+    return make_csrf_token(st.secret), True
+
+
+def form_csrf_ok(request: Request, form_value: str | None) -> bool:
+    return csrf_ok(get_state(request).secret, request.cookies.get(CSRF_COOKIE), form_value)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page in the visitor's language, with the CSRF token and language links."""
+    lang = language(request)
+    tr = gettext_for(lang)
+    token, new_token = csrf_token(request)
+    base_query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    links = [
+        {
+            "code": lg.code,
+            "label": lg.label,
+            "href": request.url.path + "?" + urlencode({**base_query, "lang": lg.code}),
+            "current": lg.code == lang,
+        }
+        for lg in LANGUAGES
+    ]
+    html_lang = next(lg.html_lang for lg in LANGUAGES if lg.code == lang)
+    body = env.get_template(template).render(
+        _=tr.gettext,
+        lang=lang,
+        html_lang=html_lang,
+        languages=links,
+        csrf_field=CSRF_FIELD,
+        csrf_token=token,
+        request=request,
+        **context,
+    )
+    resp = HTMLResponse(body, status_code=status_code)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
+    )
+    st = get_state(request)
+    if new_token:
+        set_cookie(resp, CSRF_COOKIE, token, secure=st.secure_cookies, max_age=86400)
+    if request.query_params.get("lang") == lang:
+        set_cookie(resp, LANG_COOKIE, lang, secure=st.secure_cookies, max_age=365 * 86400)
+    return resp
+
+
+def set_cookie(resp: Response, name: str, value: str, *, secure: bool, max_age: int) -> None:
+    """Every cookie is HttpOnly and SameSite=Lax; Secure in production (served over https)."""
+    resp.set_cookie(
+        name, value, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/"
+    )
+
+
+def set_session(resp: Response, request: Request, access: str, refresh: str) -> None:
+    st = get_state(request)
+    set_cookie(
+        resp,
+        SESSION_COOKIE,
+        access,
+        secure=st.secure_cookies,
+        max_age=int(ACCESS_TTL.total_seconds()),
+    )
+    set_cookie(resp, REFRESH_COOKIE, refresh, secure=st.secure_cookies, max_age=14 * 86400)
+
+
+def clear_session(resp: Response) -> None:
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    resp.delete_cookie(REFRESH_COOKIE, path="/")
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """Only local paths are followed after a login (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default

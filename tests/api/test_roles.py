@@ -1,0 +1,99 @@
+"""The role matrix: every role against every endpoint group, allowed or 403.
+
+The expected table is written out here on purpose (not derived from api.security), so a
+change of a role set in the code shows up as a failing test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from api.security import Role
+from tests.api.conftest import User, bearer
+
+ALL = {r.value for r in Role}
+STAFF = ALL - {"customer"}
+
+# group: (method, path, json body, roles allowed)
+MATRIX: dict[str, tuple[str, str, dict[str, Any] | None, set[str]]] = {
+    "me": ("GET", "/api/v1/auth/me", None, ALL),
+    "registry_read": ("GET", "/api/v1/gateways", None, STAFF),
+    "network": ("GET", "/api/v1/network.geojson", None, STAFF),
+    "readings": ("GET", "/api/v1/points?limit=5", None, STAFF),
+    "device_state": ("GET", "/api/v1/device-state", None, STAFF),
+    "registry_write": ("POST", "/api/v1/gateways", {"code": "{role}-gw"}, {"admin", "technician"}),
+    "commands": (
+        "POST",
+        "/api/v1/gateways/nogw/commands",
+        {"device": "nodev", "op": "write", "point": "sp", "value": 2.5},
+        {"admin", "dispatcher", "technician"},
+    ),
+    "users": ("GET", "/api/v1/users", None, {"admin"}),
+    "audit": ("GET", "/api/v1/audit", None, {"admin", "accountant"}),
+    "customer_codes": (
+        "POST",
+        "/api/v1/customers/000000018/code",
+        None,
+        {"admin", "billing_clerk"},
+    ),
+    "cabinet": ("GET", "/cabinet/", None, {"customer"}),
+    "back_office": ("GET", "/staff/", None, STAFF),
+    "cashier_desk": ("GET", "/staff/cashier", None, {"admin", "cashier"}),
+    "account_card": (
+        "GET",
+        "/staff/accounts/{account}",
+        None,
+        {"admin", "billing_clerk", "cashier", "accountant", "lawyer", "viewer"},
+    ),
+}
+
+
+@pytest.mark.parametrize("group", sorted(MATRIX))
+async def test_role_matrix(client: httpx.AsyncClient, users: dict[Role, User], group: str) -> None:
+    method, path, body, allowed = MATRIX[group]
+    account = users[Role.CUSTOMER].account_no
+    outcomes: dict[str, int] = {}
+    for role, user in users.items():
+        p = path.replace("{account}", str(account))
+        b = (
+            None
+            if body is None
+            else {
+                k: v.replace("{role}", role.value.replace("_", "-")) if isinstance(v, str) else v
+                for k, v in body.items()
+            }
+        )
+        r = await client.request(method, p, json=b, headers=bearer(user))
+        outcomes[role.value] = r.status_code
+    denied = {role for role, status in outcomes.items() if status == 403}
+    assert denied == ALL - allowed, outcomes
+    # allowed roles got through authorisation and did not crash
+    assert all(outcomes[r] < 500 and outcomes[r] != 401 for r in allowed), outcomes
+
+
+@pytest.mark.parametrize("group", sorted(MATRIX))
+async def test_no_token_is_refused(client: httpx.AsyncClient, group: str) -> None:
+    method, path, body, _ = MATRIX[group]
+    r = await client.request(method, path.replace("{account}", "000000018"), json=body)
+    if path.startswith("/api/"):
+        assert r.status_code == 401
+        assert r.json()["error"] == "not_authenticated"
+    else:  # pages send the browser to their login page
+        assert r.status_code == 303
+        assert "/login" in r.headers["location"]
+
+
+async def test_health_needs_no_login(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "database": True}
+
+
+async def test_garbage_token_is_401(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/gateways", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert r.status_code == 401
+    r = await client.get("/api/v1/gateways", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert r.status_code == 401
