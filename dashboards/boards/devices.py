@@ -1,0 +1,257 @@
+"""Devices and gateways: online share, last seen, poll success, outbox depth, dead letters.
+
+Gateway health comes from the retained state message (``gateway_state.health``): the outbox
+depth (``outbox_depth`` or ``queue_depth``), the dropped count (``dropped``) and the poll
+success rate (``poll_success`` or ``poll_success_rate``, 0..1). A device's poll success in the
+time range is the share of its readings stored with good quality.
+"""
+
+from __future__ import annotations
+
+from dashboards.boards.common import GATEWAY, LINK_ALL, ZONE
+from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
+from dashboards.sql import health_number
+
+_STATE_COLOURS = {
+    "custom.cellOptions": {"type": "color-text"},
+    "mappings": [
+        {
+            "type": "value",
+            "options": {
+                "online": {"color": "green", "index": 0},
+                "offline": {"color": "red", "index": 1},
+                "unknown": {"color": "gray", "index": 2},
+            },
+        }
+    ],
+}
+
+_OUTBOX = health_number("outbox_depth", "queue_depth")
+_DROPPED = health_number("dropped", "dropped_count")
+_POLL = health_number("poll_success", "poll_success_rate")
+
+GATEWAYS_ONLINE_PCT = Panel(
+    type="gauge",
+    title="Gateways online",
+    targets=(
+        SqlTarget(
+            sql="""
+SELECT 100.0 * count(*) FILTER (WHERE gs.state = 'online') / nullif(count(*), 0)
+           AS online_pct
+FROM gateways g
+LEFT JOIN gateway_state gs ON gs.gateway_id = g.id
+LEFT JOIN zones z ON z.id = g.zone_id
+WHERE g.allowed AND (g.zone_id IS NULL OR z.code IN ($zone))
+"""
+        ),
+    ),
+    w=6,
+    h=6,
+    unit="percent",
+    min=0,
+    max=100,
+    thresholds=(Threshold(None, "red"), Threshold(80, "orange"), Threshold(95, "green")),
+)
+
+DEVICES_ONLINE_PCT = Panel(
+    type="gauge",
+    title="Devices online",
+    targets=(
+        SqlTarget(
+            sql="""
+SELECT 100.0 * count(*) FILTER (WHERE ds.state = 'online') / nullif(count(*), 0)
+           AS online_pct
+FROM devices d
+LEFT JOIN device_state ds ON ds.device_id = d.id
+LEFT JOIN zones z ON z.id = d.zone_id
+WHERE d.enabled AND (d.zone_id IS NULL OR z.code IN ($zone))
+"""
+        ),
+    ),
+    w=6,
+    h=6,
+    unit="percent",
+    min=0,
+    max=100,
+    thresholds=(Threshold(None, "red"), Threshold(80, "orange"), Threshold(95, "green")),
+)
+
+OUTBOX = Panel(
+    type="bargauge",
+    title="Outbox depth (readings waiting on the gateway)",
+    description="Grows while a gateway cannot reach the broker or ingest does not ack.",
+    targets=(
+        SqlTarget(
+            sql=f"""
+SELECT g.code AS gateway, coalesce({_OUTBOX}, 0) AS outbox_depth
+FROM gateways g
+LEFT JOIN gateway_state gs ON gs.gateway_id = g.id
+WHERE g.code IN ($gateway)
+ORDER BY 2 DESC, 1
+"""
+        ),
+    ),
+    w=12,
+    h=6,
+    thresholds=(Threshold(None, "green"), Threshold(1000, "orange"), Threshold(10000, "red")),
+    options={"orientation": "horizontal", "displayMode": "gradient"},
+)
+
+GATEWAYS = Panel(
+    type="table",
+    title="Gateways",
+    targets=(
+        SqlTarget(
+            sql=f"""
+SELECT g.code AS gateway, g.name, z.code AS zone,
+       coalesce(gs.state, 'unknown') AS state, gs.since, gs.last_seen,
+       extract(epoch FROM $__timeTo()::timestamptz - gs.last_seen) AS seen_ago_s,
+       {_OUTBOX} AS outbox_depth, {_DROPPED} AS dropped,
+       100.0 * {_POLL} AS poll_success_pct, gs.boot,
+       (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id) AS devices
+FROM gateways g
+LEFT JOIN gateway_state gs ON gs.gateway_id = g.id
+LEFT JOIN zones z ON z.id = g.zone_id
+WHERE g.code IN ($gateway)
+ORDER BY g.code
+"""
+        ),
+    ),
+    w=24,
+    h=8,
+    overrides=(
+        Override("state", _STATE_COLOURS),
+        Override("seen_ago_s", {"unit": "s"}),
+        Override("poll_success_pct", {"unit": "percent", "decimals": 1}),
+    ),
+)
+
+DEVICES = Panel(
+    type="table",
+    title="Devices: state and poll success in the time range",
+    targets=(
+        SqlTarget(
+            sql="""
+WITH q AS (
+    SELECT p.device_id,
+           count(*) AS readings,
+           count(*) FILTER (WHERE r.quality = 0) AS good
+    FROM readings r JOIN points p ON p.id = r.point_id
+    WHERE $__timeFilter(r.ts)
+    GROUP BY p.device_id
+)
+SELECT d.code AS device, d.kind, g.code AS gateway, z.code AS zone,
+       coalesce(ds.state, 'unknown') AS state, ds.since, ds.last_seen,
+       extract(epoch FROM $__timeTo()::timestamptz - ds.last_seen) AS seen_ago_s,
+       coalesce(q.readings, 0) AS readings,
+       100.0 * q.good / nullif(q.readings, 0) AS poll_success_pct,
+       ds.last_error
+FROM devices d
+LEFT JOIN gateways g ON g.id = d.gateway_id
+LEFT JOIN zones z ON z.id = d.zone_id
+LEFT JOIN device_state ds ON ds.device_id = d.id
+LEFT JOIN q ON q.device_id = d.id
+WHERE d.enabled AND (d.zone_id IS NULL OR z.code IN ($zone))
+  AND (g.id IS NULL OR g.code IN ($gateway))
+ORDER BY (ds.state = 'online') NULLS FIRST, d.code
+"""
+        ),
+    ),
+    w=24,
+    h=10,
+    overrides=(
+        Override("state", _STATE_COLOURS),
+        Override("seen_ago_s", {"unit": "s"}),
+        Override("poll_success_pct", {"unit": "percent", "decimals": 1}),
+    ),
+)
+
+VALUES_RECEIVED = Panel(
+    type="timeseries",
+    title="Values received per hour, by gateway",
+    description="From the hourly rollup: a drop means polling or the link has trouble.",
+    targets=(
+        SqlTarget(
+            format="time_series",
+            sql="""
+SELECT $__timeGroupAlias(b.bucket, 1h), g.code AS metric, sum(b.count) AS values_received
+FROM readings_1h b
+JOIN points p ON p.id = b.point_id
+JOIN devices d ON d.id = p.device_id
+JOIN gateways g ON g.id = d.gateway_id
+WHERE $__timeFilter(b.bucket) AND g.code IN ($gateway)
+GROUP BY 1, 2
+ORDER BY 1
+""",
+        ),
+    ),
+    w=12,
+    h=8,
+)
+
+DEAD_LETTERS = Panel(
+    type="timeseries",
+    title="Dead letters by reason",
+    targets=(
+        SqlTarget(
+            format="time_series",
+            sql="""
+SELECT $__timeGroupAlias(received_at, $__interval), reason AS metric, count(*) AS messages
+FROM dead_letters
+WHERE $__timeFilter(received_at)
+GROUP BY 1, 2
+ORDER BY 1
+""",
+        ),
+    ),
+    w=12,
+    h=8,
+    custom={"drawStyle": "bars"},
+)
+
+STATE_CHANGES = Panel(
+    type="table",
+    title="Online/offline changes",
+    targets=(
+        SqlTarget(
+            sql="""
+SELECT * FROM (
+    SELECT h.ts AS time, 'gateway' AS what, g.code AS name, h.state, h.reason
+    FROM gateway_state_history h JOIN gateways g ON g.id = h.gateway_id
+    WHERE $__timeFilter(h.ts) AND g.code IN ($gateway)
+    UNION ALL
+    SELECT h.ts, 'device', d.code, h.state, h.reason
+    FROM device_state_history h
+    JOIN devices d ON d.id = h.device_id
+    LEFT JOIN zones z ON z.id = d.zone_id
+    WHERE $__timeFilter(h.ts) AND (d.zone_id IS NULL OR z.code IN ($zone))
+) changes
+ORDER BY time DESC
+LIMIT 500
+"""
+        ),
+    ),
+    w=24,
+    h=8,
+    overrides=(Override("state", _STATE_COLOURS),),
+)
+
+DASHBOARD = Dashboard(
+    uid="suvnet-devices",
+    title="suvnet · Devices and gateways",
+    description="Gateway and device health: online share, last seen, poll success, outbox.",
+    variables=(ZONE, GATEWAY),
+    time_from="now-24h",
+    links=(LINK_ALL,),
+    items=(
+        GATEWAYS_ONLINE_PCT,
+        DEVICES_ONLINE_PCT,
+        OUTBOX,
+        GATEWAYS,
+        DEVICES,
+        Row("Traffic"),
+        VALUES_RECEIVED,
+        DEAD_LETTERS,
+        STATE_CHANGES,
+    ),
+)
