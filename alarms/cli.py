@@ -1,0 +1,397 @@
+"""``suvnet alarms ...``: run the worker, act on alarms, replay history, show KPIs."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from alarms.errors import AlarmsError, RuleConfigError
+from alarms.store import Conn
+
+app = typer.Typer(
+    help="Alarms: the alarm worker, acknowledge/shelve, alarm list, KPIs and replay.",
+    no_args_is_help=True,
+)
+rules_app = typer.Typer(help="Alarm rules: load from a YAML file, list.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+console = Console()
+err = Console(stderr=True)
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``7d``, ``1w``."""
+    m = _DUR.match(text)
+    if not m:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 2h, 7d")
+    return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date/time; without a zone it is taken as UTC."""
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a date/time like 2026-03-01T00:00") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _db() -> Iterator[Conn]:
+    from suvnet.db import connect, database_url
+    from suvnet.settings import get_settings
+
+    with connect(database_url(get_settings()), autocommit=True) as conn:
+        yield conn
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option(help="Evaluate and notify once, then exit.")] = False,
+) -> None:
+    """Run the alarm worker: evaluate new readings, raise alarms, send notifications.
+
+    Any number of workers may run at once; they share the rules without double alarms.
+    """
+    from alarms.notify import AlarmSettings
+    from alarms.worker import run_worker
+    from suvnet.db import database_url
+    from suvnet.settings import get_settings
+
+    core = get_settings()
+    s = (
+        AlarmSettings(grafana_url=core.grafana_url, grafana_token=core.grafana_token)
+        if core.grafana_url
+        else AlarmSettings()
+    )
+    stop = threading.Event()
+    if not once:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        console.print(f"alarm worker running (poll every {s.poll_s:g} s); Ctrl-C stops it")
+    try:
+        stats = run_worker(database_url(core), s, stop=stop, max_passes=1 if once else None)
+    except KeyboardInterrupt:
+        stop.set()
+        return
+    except AlarmsError as exc:
+        _fail(exc)
+        return
+    console.print(f"{stats.passes} poll(s), {stats.transitions} transition(s), {stats.sent} sent")
+
+
+@app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include closed alarms.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    run_id: Annotated[int, typer.Option("--run", help="A replay run (0 = live).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List open alarms (newest first), or all of them with --all."""
+    with _db() as conn:
+        rows = conn.execute(
+            "SELECT a.id, a.raised_at, a.priority, a.state, r.code, coalesce(z.code, ''), "
+            "a.message, a.chattering, a.closed_at FROM alarms a "
+            "JOIN alarm_rules r ON r.id = a.rule_id LEFT JOIN zones z ON z.id = a.zone_id "
+            "WHERE a.run_id = %s AND (%s OR a.closed_at IS NULL) "
+            "ORDER BY a.raised_at DESC, a.id DESC LIMIT %s",
+            (run_id, all_, limit),
+        ).fetchall()
+        shelved = conn.execute(
+            "SELECT r.code, s.subject, s.state, s.shelved_until, s.shelved_by "
+            "FROM alarm_rule_state s JOIN alarm_rules r ON r.id = s.rule_id "
+            "WHERE s.run_id = %s AND s.state IN ('shelved', 'suppressed', 'out_of_service')",
+            (run_id,),
+        ).fetchall()
+    if as_json:
+        for r in rows:
+            console.print_json(
+                json.dumps(
+                    {
+                        "id": r[0],
+                        "raised_at": r[1].isoformat(),
+                        "priority": r[2],
+                        "state": r[3],
+                        "rule": r[4],
+                        "zone": r[5],
+                        "message": r[6],
+                        "chattering": r[7],
+                    }
+                )
+            )
+        return
+    t = Table("id", "raised (UTC)", "priority", "state", "rule", "zone", "message")
+    for r in rows:
+        state = r[3] + (" (chattering)" if r[7] else "") + (" closed" if r[8] else "")
+        t.add_row(str(r[0]), f"{r[1]:%Y-%m-%d %H:%M:%S}", r[2], state, r[4], r[5], r[6])
+    console.print(t)
+    for code, subject, state, until, by in shelved:
+        extra = f" until {until:%Y-%m-%d %H:%M} by {by}" if until else ""
+        console.print(f"  {code}{':' + subject if subject else ''}: {state}{extra}")
+
+
+def _act(ref: str, action: Any, user: str, comment: str | None, until: datetime | None) -> None:
+    from alarms.actions import act
+
+    try:
+        with _db() as conn:
+            tr = act(
+                conn, ref, action, user=user, comment=comment, now=datetime.now(UTC), until=until
+            )
+    except AlarmsError as exc:
+        _fail(exc)
+        return
+    console.print(f"alarm {ref}: {tr.from_state.value} -> {tr.to_state.value}")
+
+
+UserOpt = Annotated[str, typer.Option("--user", "-u", help="Your name (kept in the journal).")]
+CommentOpt = Annotated[str | None, typer.Option("--comment", "-c", help="Why.")]
+
+
+@app.command()
+def ack(ref: str, user: UserOpt, comment: CommentOpt = None) -> None:
+    """Acknowledge an alarm (REF: alarm number or rule code)."""
+    _act(ref, "ack", user, comment, None)
+
+
+@app.command()
+def shelve(
+    ref: str,
+    user: UserOpt,
+    comment: CommentOpt = None,
+    for_: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h.")] = "1h",
+) -> None:
+    """Shelve an alarm for a while (at most the rule's maximum); a comment is required."""
+    _act(ref, "shelve", user, comment, datetime.now(UTC) + parse_duration(for_))
+
+
+@app.command()
+def unshelve(ref: str, user: UserOpt) -> None:
+    """Take a shelved alarm off the shelf before its time."""
+    _act(ref, "unshelve", user, None, None)
+
+
+@app.command("out-of-service")
+def out_of_service(ref: str, user: UserOpt, comment: CommentOpt = None) -> None:
+    """Take an alarm out of service (maintenance); a comment is required."""
+    _act(ref, "remove_from_service", user, comment, None)
+
+
+@app.command("in-service")
+def in_service(ref: str, user: UserOpt, comment: CommentOpt = None) -> None:
+    """Return an out-of-service alarm to service."""
+    _act(ref, "return_to_service", user, comment, None)
+
+
+@app.command()
+def kpi(
+    period: Annotated[str, typer.Option(help="The last PERIOD, e.g. 24h, 7d, 30d.")] = "24h",
+    until: Annotated[str | None, typer.Option(help="End of the period (default: now).")] = None,
+    run_id: Annotated[int, typer.Option("--run", help="A replay run (0 = live).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Alarm KPIs (ISA-18.2): alarms per position per 10 min, time in flood, top 10,
+    chattering and stale alarms."""
+    from alarms.kpi import load_kpis
+
+    end = parse_time(until) if until else datetime.now(UTC)
+    start = end - parse_duration(period)
+    with _db() as conn:
+        k = load_kpis(conn, start, end, run_id=run_id)
+    if as_json:
+        print(json.dumps(k.as_dict()))  # noqa: T201
+        return
+    t = Table(show_header=False, box=None)
+    t.add_row("period", f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
+    t.add_row("alarms", str(k.alarms))
+    for pos, avg in k.per_position_avg_per_10min.items():
+        t.add_row(
+            f"position {pos}",
+            f"{avg:.2f} per 10 min on average, worst 10 min: {k.per_position_max_per_10min[pos]}",
+        )
+    t.add_row("time in flood", f"{k.time_in_flood_pct:.2f} %")
+    t.add_row("chattering alarms", f"{k.chattering_alarms} {', '.join(k.chattering_rules)}")
+    t.add_row("stale alarms (> 24 h)", str(k.stale_alarms))
+    console.print(t)
+    top = Table("rule", "alarms", title="top 10 contributors")
+    for rule, n in k.top10:
+        top.add_row(rule, str(n))
+    console.print(top)
+
+
+@app.command()
+def replay(
+    from_: Annotated[str, typer.Option("--from", help="Start (ISO date/time, UTC).")],
+    to: Annotated[str, typer.Option("--to", help="End (ISO date/time, UTC).")],
+    user: Annotated[str, typer.Option("--user", "-u")] = "",
+    note: Annotated[str, typer.Option(help="Why this replay was run.")] = "",
+) -> None:
+    """Evaluate rules and analytics over stored history exactly like the live worker.
+
+    The alarms are stored as a separate replay run (marked replayed) and never notified.
+    """
+    from rich.progress import Progress
+
+    from alarms.actions import replay as do_replay
+
+    t0, t1 = parse_time(from_), parse_time(to)
+    if t1 <= t0:
+        _fail(ValueError("--to must be after --from"))
+    with _db() as conn, Progress(console=console, transient=True) as prog:
+        task = prog.add_task("replaying", total=None)
+
+        def on_pass(res: Any) -> None:
+            prog.update(task, advance=res.samples)
+
+        try:
+            run_id = do_replay(
+                conn, t0, t1, now=datetime.now(UTC), user=user, note=note, on_pass=on_pass
+            )
+        except AlarmsError as exc:
+            _fail(exc)
+            return
+        n = conn.execute("SELECT count(*) FROM alarms WHERE run_id = %s", (run_id,)).fetchone()
+    console.print(
+        f"replay run {run_id}: {n[0] if n else 0} alarm(s); see: suvnet alarms list --all "
+        f"--run {run_id}"
+    )
+
+
+# ------------------------------------------------------------------ rules
+def load_rules_file(conn: Conn, path: Path) -> int:
+    """Create or update rules (matched by code) and operator positions from a YAML file."""
+    from alarms.rules import RuleConfig
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleConfigError(f"{path}: cannot read: {exc}") from exc
+    n = 0
+    with conn.transaction():
+        for pos in doc.get("positions", []) or []:
+            conn.execute(
+                "INSERT INTO alarm_positions (code, name) VALUES (%s, %s) "
+                "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name",
+                (pos["code"], pos.get("name", "")),
+            )
+        for i, r in enumerate(doc.get("rules", []) or [], 1):
+            where = f"{path}: rule #{i} ({r.get('code', '?')})"
+            ids: dict[str, int | None] = {"point_id": None, "zone_id": None, "device_id": None}
+            if "point" in r:
+                dev, _, pname = str(r["point"]).partition("/")
+                row = conn.execute(
+                    "SELECT p.id FROM points p JOIN devices d ON d.id = p.device_id "
+                    "WHERE d.code = %s AND p.name = %s",
+                    (dev, pname),
+                ).fetchone()
+                if row is None:
+                    raise RuleConfigError(f"{where}: no point {r['point']!r} (device/point)")
+                ids["point_id"] = int(row[0])
+            for key, table in (("zone", "zones"), ("device", "devices")):
+                if key in r:
+                    row = conn.execute(
+                        f"SELECT id FROM {table} WHERE code = %s", (r[key],)
+                    ).fetchone()
+                    if row is None:
+                        raise RuleConfigError(f"{where}: no {key} {r[key]!r}")
+                    ids[f"{key}_id"] = int(row[0])
+            pos_row = conn.execute(
+                "SELECT id FROM alarm_positions WHERE code = %s", (r.get("position", "default"),)
+            ).fetchone()
+            if pos_row is None:
+                raise RuleConfigError(f"{where}: no operator position {r.get('position')!r}")
+            fields = {
+                "code": r.get("code"),
+                "kind": r.get("kind"),
+                "priority": r.get("priority", "medium"),
+                "unit": r.get("unit", ""),
+                "limit": r.get("limit"),
+                "deadband": float(r.get("deadband", 0)),
+                "on_delay_s": float(r.get("on_delay_s", 0)),
+                "off_delay_s": float(r.get("off_delay_s", 0)),
+                "max_shelve_s": float(r.get("max_shelve_s", 8 * 3600)),
+                "position_id": int(pos_row[0]),
+                "params": r.get("params") or {},
+                **ids,
+            }
+            try:
+                cfg = RuleConfig.build(id=0, **fields)
+            except (RuleConfigError, ValueError, TypeError) as exc:
+                raise RuleConfigError(f"{where}: {exc}") from exc
+            conn.execute(
+                "INSERT INTO alarm_rules (code, name, kind, point_id, zone_id, device_id, "
+                "position_id, priority, unit, limit_value, deadband, on_delay_s, off_delay_s, "
+                "max_shelve_s, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
+                "point_id = EXCLUDED.point_id, zone_id = EXCLUDED.zone_id, "
+                "device_id = EXCLUDED.device_id, position_id = EXCLUDED.position_id, "
+                "priority = EXCLUDED.priority, unit = EXCLUDED.unit, "
+                "limit_value = EXCLUDED.limit_value, deadband = EXCLUDED.deadband, "
+                "on_delay_s = EXCLUDED.on_delay_s, off_delay_s = EXCLUDED.off_delay_s, "
+                "max_shelve_s = EXCLUDED.max_shelve_s, params = EXCLUDED.params",
+                (
+                    cfg.code,
+                    r.get("name", ""),
+                    cfg.kind.value,
+                    cfg.point_id,
+                    cfg.zone_id,
+                    cfg.device_id,
+                    cfg.position_id,
+                    cfg.priority.value,
+                    cfg.unit,
+                    cfg.limit,
+                    cfg.deadband,
+                    cfg.on_delay_s,
+                    cfg.off_delay_s,
+                    cfg.max_shelve_s,
+                    json.dumps(r.get("params") or {}),
+                ),
+            )
+            n += 1
+    return n
+
+
+@rules_app.command("load")
+def rules_load(path: Path) -> None:
+    """Create or update alarm rules from a YAML file (see docs/alarms.md for the format)."""
+    try:
+        with _db() as conn:
+            n = load_rules_file(conn, path)
+    except AlarmsError as exc:
+        _fail(exc)
+        return
+    console.print(f"{n} rule(s) loaded from {path}")
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """List the alarm rules."""
+    with _db() as conn:
+        rows = conn.execute(
+            "SELECT r.code, r.kind, r.priority, r.limit_value, r.unit, r.enabled, "
+            "coalesce(d.code || '/' || p.name, z.code, '') FROM alarm_rules r "
+            "LEFT JOIN points p ON p.id = r.point_id LEFT JOIN devices d ON d.id = p.device_id "
+            "LEFT JOIN zones z ON z.id = r.zone_id ORDER BY r.code"
+        ).fetchall()
+    t = Table("code", "kind", "priority", "limit", "watches", "enabled")
+    for c, k, pr, lim, unit, en, w in rows:
+        t.add_row(c, k, pr, "" if lim is None else f"{lim:g} {unit}", w, "yes" if en else "no")
+    console.print(t)

@@ -1,0 +1,286 @@
+"""Notification channels and the outbox dispatcher.
+
+Transitions queue rows in ``alarm_notifications`` (one per matching route, in the same
+transaction as the transition). :func:`dispatch_due` sends the due rows through pluggable
+channels; a failure is retried with capped exponential backoff and jitter, and after
+``max_attempts`` the row becomes a dead letter (``status = 'dead'`` with the last error).
+
+Channels: ``webhook`` (JSON POST signed with HMAC-SHA256), ``telegram`` (Bot API sendMessage),
+``email`` (SMTP) and ``grafana`` (annotations through grafana-client).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import smtplib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alarms.errors import DeliveryError
+from alarms.store import Conn
+from suvnet.backoff import BackoffPolicy
+
+log = logging.getLogger(__name__)
+
+
+class AlarmSettings(BaseSettings):
+    """Settings of the alarm worker and its notification channels (``SUVNET_ALARMS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="SUVNET_ALARMS_", extra="ignore", frozen=True)
+
+    poll_s: float = Field(0.5, gt=0, description="seconds between polls for new readings")
+    lookback_h: float = Field(
+        24.0, ge=0, description="a rule seen for the first time starts this many hours back"
+    )
+    batch: int = Field(5000, ge=10, description="readings per rule per transaction")
+    webhook_secret: str = Field("", description="HMAC-SHA256 key for webhook signatures")
+    telegram_token: str = ""
+    telegram_base_url: str = "https://api.telegram.org"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "suvnet-alarms@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    max_attempts: int = Field(6, ge=1, description="deliveries tried before a dead letter")
+    retry_base_s: float = Field(5.0, gt=0)
+    retry_cap_s: float = Field(600.0, gt=0)
+    http_timeout_s: float = Field(10.0, gt=0)
+    grafana_url: str | None = None
+    grafana_token: str | None = None
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+        """Deliver one notification; raise DeliveryError on failure."""
+
+
+def render_text(p: Mapping[str, Any]) -> str:
+    """A short human text for an alarm notification."""
+    zone = f" [{p.get('zone')}]" if p.get("zone") else ""
+    who = f" by {p['user']}" if p.get("user") else ""
+    comment = f": {p['comment']}" if p.get("comment") else ""
+    return (
+        f"{str(p.get('priority', '')).upper()} {p.get('event')}{zone} {p.get('rule')} "
+        f"({p.get('state')}) {p.get('message') or ''}{who}{comment}"
+    ).strip()
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(secret, timestamp + "." + body)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+@dataclass
+class WebhookChannel:
+    secret: str
+    timeout_s: float = 10.0
+    name: str = "webhook"
+    clock: Any = time.time
+
+    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+        body = json.dumps(payload, sort_keys=True, default=str).encode()
+        ts = str(int(self.clock()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Suvnet-Timestamp": ts,
+            "X-Suvnet-Signature": sign(self.secret, ts, body),
+        }
+        try:
+            r = httpx.post(target, content=body, headers=headers, timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"webhook {target}: {exc}") from exc
+        if r.status_code >= 300:
+            raise DeliveryError(f"webhook {target}: HTTP {r.status_code}")
+
+
+@dataclass
+class TelegramChannel:
+    token: str
+    base_url: str = "https://api.telegram.org"
+    timeout_s: float = 10.0
+    name: str = "telegram"
+
+    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+        url = f"{self.base_url.rstrip('/')}/bot{self.token}/sendMessage"
+        try:
+            r = httpx.post(
+                url, json={"chat_id": target, "text": render_text(payload)}, timeout=self.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"telegram chat {target}: {type(exc).__name__}") from exc
+        ok = r.status_code == 200 and bool(r.json().get("ok", False))
+        if not ok:
+            raise DeliveryError(f"telegram chat {target}: HTTP {r.status_code} {r.text[:200]}")
+
+
+@dataclass
+class EmailChannel:
+    host: str
+    port: int
+    sender: str
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout_s: float = 10.0
+    name: str = "email"
+
+    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = target
+        msg["Subject"] = f"[suvnet] {render_text(payload)[:120]}"
+        msg.set_content(render_text(payload) + "\n\n" + json.dumps(payload, indent=2, default=str))
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+                if self.starttls:
+                    smtp.starttls()
+                if self.user:
+                    smtp.login(self.user, self.password)
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"e-mail to {target}: {exc}") from exc
+
+
+@dataclass
+class GrafanaChannel:
+    """Alarm state changes as Grafana annotations (tags: suvnet, alarm, kind, priority, zone)."""
+
+    url: str
+    token: str
+    timeout_s: float = 10.0
+    name: str = "grafana"
+
+    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+        from grafana_client.api import GrafanaApi
+
+        api = GrafanaApi.from_url(self.url, credential=self.token, timeout=self.timeout_s)
+        ts = payload.get("ts")
+        when = datetime.fromisoformat(str(ts)) if ts else None
+        tags = ["suvnet", "alarm", str(payload.get("kind")), str(payload.get("priority"))]
+        if payload.get("zone"):
+            tags.append(f"zone:{payload['zone']}")
+        uid = target if target not in ("", "*") else None
+        try:
+            api.annotations.add_annotation(
+                dashboard_uid=uid,
+                time_from=int(when.timestamp() * 1000) if when else None,
+                tags=tags,
+                text=render_text(payload),
+            )
+        except Exception as exc:  # grafana-client raises many kinds
+            raise DeliveryError(f"grafana annotation: {exc}") from exc
+
+
+def channels_from_settings(s: AlarmSettings) -> dict[str, Channel]:
+    out: dict[str, Channel] = {
+        "webhook": WebhookChannel(s.webhook_secret, s.http_timeout_s),
+        "email": EmailChannel(
+            s.smtp_host,
+            s.smtp_port,
+            s.smtp_from,
+            s.smtp_user,
+            s.smtp_password,
+            s.smtp_starttls,
+            s.http_timeout_s,
+        ),
+    }
+    if s.telegram_token:
+        out["telegram"] = TelegramChannel(s.telegram_token, s.telegram_base_url, s.http_timeout_s)
+    if s.grafana_url and s.grafana_token:
+        out["grafana"] = GrafanaChannel(s.grafana_url, s.grafana_token, s.http_timeout_s)
+    return out
+
+
+@dataclass
+class DispatchResult:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def retry_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Capped exponential backoff with jitter for the ``attempt``-th failure."""
+    pol = BackoffPolicy(base=base, cap=cap)
+    hi = pol.ceiling(attempt)
+    return rng.uniform(min(hi, base * pol.jitter_floor), hi)
+
+
+def _send(
+    channels: Mapping[str, Channel], channel: str, target: str, payload: Mapping[str, Any]
+) -> None:
+    ch = channels.get(channel)
+    if ch is None:
+        raise DeliveryError(f"channel {channel!r} is not configured")
+    ch.send(target, payload)
+
+
+def dispatch_due(
+    conn: Conn,
+    channels: Mapping[str, Channel],
+    now: datetime,
+    *,
+    max_attempts: int = 6,
+    retry_base_s: float = 5.0,
+    retry_cap_s: float = 600.0,
+    limit: int = 100,
+    rng: random.Random | None = None,
+) -> DispatchResult:
+    """Send the notifications that are due at ``now``; safe to run from several workers."""
+    rng = rng or random.Random()
+    res = DispatchResult()
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT id, channel, target, payload, attempts FROM alarm_notifications "
+            "WHERE status = 'pending' AND next_attempt_at <= %s ORDER BY id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED",
+            (now, limit),
+        ).fetchall()
+        for nid, channel, target, payload, attempts in rows:
+            try:
+                _send(channels, channel, target, payload)
+            except DeliveryError as exc:
+                n = attempts + 1
+                if n >= max_attempts:
+                    conn.execute(
+                        "UPDATE alarm_notifications SET status = 'dead', attempts = %s, "
+                        "last_error = %s WHERE id = %s",
+                        (n, str(exc), nid),
+                    )
+                    res.dead += 1
+                    log.warning(
+                        "notification %s is a dead letter after %s attempts: %s", nid, n, exc
+                    )
+                else:
+                    delay = retry_delay(n, retry_base_s, retry_cap_s, rng)
+                    conn.execute(
+                        "UPDATE alarm_notifications SET attempts = %s, last_error = %s, "
+                        "next_attempt_at = %s WHERE id = %s",
+                        (n, str(exc), now + timedelta(seconds=delay), nid),
+                    )
+                    res.retried += 1
+                res.errors.append(str(exc))
+                continue
+            conn.execute(
+                "UPDATE alarm_notifications SET status = 'sent', attempts = attempts + 1, "
+                "sent_at = %s, last_error = NULL WHERE id = %s",
+                (now, nid),
+            )
+            res.sent += 1
+    return res
