@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from api.errors import (
     ConflictError,
@@ -126,7 +126,7 @@ async def login(
     """
     username = username.strip()
     since = now - policy.window
-    async with conn.cursor() as cur:
+    async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(
             "SELECT ts FROM api_login_attempts WHERE username = %s AND ts > %s AND NOT success",
             (username, since),
@@ -231,7 +231,7 @@ async def activate_customer(
     """Set a customer's password with a one-time code; creates the login on first use."""
     account_no = account_no.strip()
     key = f"code:{account_no}"
-    async with conn.cursor() as cur:
+    async with conn.cursor(row_factory=tuple_row) as cur:
         since = now - policy.window
         await cur.execute(
             "SELECT ts FROM api_login_attempts WHERE username = %s AND ts > %s AND NOT success",

@@ -150,7 +150,7 @@ def _decode(token: str, secret: str, now: datetime, typ: Literal["access", "refr
     except jwt.PyJWTError as exc:
         raise NotAuthenticatedError("the token is invalid") from exc
     if claims.get("typ") != typ:
-        raise NotAuthenticatedError(f"this is not an {typ} token")
+        raise NotAuthenticatedError(f"this is not {'an' if typ == 'access' else 'a'} {typ} token")
     exp = claims.get("exp")
     if not isinstance(exp, int) or exp <= int(now.timestamp()):
         raise NotAuthenticatedError("the token has expired; log in again")

@@ -1,0 +1,234 @@
+"""Login, refresh rotation, rate limiting, users, customer codes and the audit log, against
+the app with a real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import httpx
+import psycopg
+from psycopg.rows import dict_row
+
+from api.security import Role
+from tests.api.conftest import PASSWORD, Clock, User, bearer
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/token", data={"username": username, "password": password}
+    )
+
+
+async def test_login_and_me(client: httpx.AsyncClient, users: dict[Role, User]) -> None:
+    r = await login(client, "u_dispatcher", PASSWORD)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["role"] == "dispatcher" and body["token_type"] == "bearer"
+    me = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert me.json()["username"] == "u_dispatcher"
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    a = await login(client, "u_viewer", "wrong-password")
+    b = await login(client, "nobody-here", "wrong-password")
+    assert a.status_code == b.status_code == 401
+    assert a.json() == b.json()
+
+
+async def test_rate_limit_blocks_then_frees_with_time(
+    client: httpx.AsyncClient, users: dict[Role, User], clock: Clock
+) -> None:
+    for _ in range(5):
+        assert (await login(client, "u_lawyer", "bad-password")).status_code == 401
+    blocked = await login(client, "u_lawyer", PASSWORD)  # even the right password waits
+    assert blocked.status_code == 429
+    assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60 + 1
+    clock.now += timedelta(minutes=16)
+    assert (await login(client, "u_lawyer", PASSWORD)).status_code == 200
+
+
+async def test_rate_limit_is_shared_through_the_database(
+    db_url: str, client: httpx.AsyncClient, users: dict[Role, User], clock: Clock
+) -> None:
+    """Failures written by another worker (rows in the table) count here too."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for i in range(5):
+            conn.execute(
+                "INSERT INTO api_login_attempts (ts, username, ip, success) "
+                "VALUES (%s, 'u_accountant', '10.0.0.9', false)",
+                (clock.now - timedelta(seconds=i),),
+            )
+    assert (await login(client, "u_accountant", PASSWORD)).status_code == 429
+
+
+async def test_refresh_rotates_and_old_token_dies(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    first = (await login(client, "u_technician", PASSWORD)).json()
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert r.status_code == 200
+    second = r.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    again = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    assert again.status_code == 401
+    out = await client.post("/api/v1/auth/logout", json={"refresh_token": second["refresh_token"]})
+    assert out.status_code == 204
+    dead = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
+    assert dead.status_code == 401
+
+
+async def test_expired_access_token(
+    client: httpx.AsyncClient, users: dict[Role, User], clock: Clock
+) -> None:
+    headers = bearer(users[Role.ADMIN], clock)
+    assert (await client.get("/api/v1/users", headers=headers)).status_code == 200
+    clock.now += timedelta(minutes=16)
+    r = await client.get("/api/v1/users", headers=headers)
+    assert r.status_code == 401
+    assert "expired" in r.json()["detail"]
+
+
+async def test_user_admin_is_audited(
+    db_url: str, client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    admin = bearer(users[Role.ADMIN])
+    r = await client.post(
+        "/api/v1/users",
+        json={
+            "username": "new_clerk",
+            "password": "another-pass-1",
+            "role": "billing_clerk",
+            "full_name": "Nodira",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    dup = await client.post(
+        "/api/v1/users",
+        json={"username": "new_clerk", "password": "another-pass-1", "role": "viewer"},
+        headers=admin,
+    )
+    assert dup.status_code == 409
+    r = await client.patch(f"/api/v1/users/{uid}", json={"active": False}, headers=admin)
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert (await login(client, "new_clerk", "another-pass-1")).status_code == 401
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "SELECT actor, role, action, before, after FROM audit_log "
+            "WHERE entity = 'user' AND entity_id = %s ORDER BY id",
+            (str(uid),),
+        ).fetchall()
+    assert [r["action"] for r in rows] == ["create", "update"]
+    assert rows[0]["actor"] == "u_admin" and rows[0]["before"] is None
+    assert rows[1]["before"]["active"] is True and rows[1]["after"]["active"] is False
+    assert "password_hash" not in rows[0]["after"]
+    # the audit log is readable through the API, filtered
+    r = await client.get(f"/api/v1/audit?entity=user&entity_id={uid}", headers=admin)
+    assert r.json()["total"] == 2
+
+
+async def test_customer_code_and_activation(
+    db_url: str, client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    from tests.api.conftest import make_account
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _, number = make_account(conn, 42, name="Yusupova Malika")
+    clerk = bearer(users[Role.BILLING_CLERK])
+    r = await client.post(f"/api/v1/customers/{number}/code", headers=clerk)
+    assert r.status_code == 201
+    code = r.json()["code"]
+    assert len(code) == 8 and code.isdigit()
+    bad = await client.post(
+        "/api/v1/customers/activate",
+        json={
+            "account_no": number,
+            "code": "00000000" if code != "00000000" else "1",
+            "password": "my-new-pass",
+        },
+    )
+    assert bad.status_code == 401
+    ok = await client.post(
+        "/api/v1/customers/activate",
+        json={"account_no": number, "code": code, "password": "my-new-pass"},
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["role"] == "customer"
+    # the code works once
+    again = await client.post(
+        "/api/v1/customers/activate",
+        json={"account_no": number, "code": code, "password": "other-pass-2"},
+    )
+    assert again.status_code == 401
+    assert (await login(client, number, "my-new-pass")).status_code == 200
+
+
+def test_cli_users_add(db_url: str) -> None:
+    env = {**os.environ, "SUVNET_DATABASE_URL": db_url}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "suvnet.cli",
+            "users",
+            "add",
+            "kassir1",
+            "--role",
+            "cashier",
+            "--full-name",
+            "Kassir Bir",
+            "--password-stdin",
+        ],
+        input="kassa-parol-1\n",
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "kassir1" in r.stdout
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT role, full_name, password_hash FROM api_users WHERE username = 'kassir1'"
+        ).fetchone()
+        audit = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE entity = 'user' AND actor = 'cli'"
+        ).fetchone()
+    assert row is not None and row[0] == "cashier" and row[1] == "Kassir Bir"
+    assert row[2].startswith("$argon2")
+    assert audit == (1,)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "suvnet.cli",
+            "users",
+            "add",
+            "kassir2",
+            "--role",
+            "cashier",
+            "--password-stdin",
+        ],
+        input="short\n",
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "at least 8 characters" in bad.stderr + bad.stdout

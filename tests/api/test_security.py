@@ -1,0 +1,166 @@
+"""Pure parts: tokens, passwords, CSRF, rate-limit arithmetic, resolution choice, money."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.commands import command_problem, parse_mqtt_url
+from api.errors import NotAuthenticatedError
+from api.i18n import format_som, pick_language
+from api.readings import choose_resolution
+from api.security import (
+    Principal,
+    RateLimitPolicy,
+    Role,
+    csrf_ok,
+    hash_password,
+    login_blocked,
+    make_access_token,
+    make_csrf_token,
+    make_refresh_token,
+    password_problem,
+    read_access_token,
+    read_refresh_token,
+    verify_password,
+)
+from api.web.backoffice import parse_som
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+KEY = "k" * 40
+
+
+def test_password_hash_roundtrip() -> None:
+    h = hash_password("correct-horse-9")
+    assert h.startswith("$argon2")
+    assert verify_password(h, "correct-horse-9")
+    assert not verify_password(h, "correct-horse-8")
+    assert not verify_password("not-a-hash", "x")
+
+
+@pytest.mark.parametrize(
+    ("pw", "ok"),
+    [("short", False), ("12345678", True), (" spaced-out ", False), ("x" * 257, False)],
+)
+def test_password_rules(pw: str, ok: bool) -> None:
+    assert (password_problem(pw) is None) is ok
+
+
+def test_access_token_roundtrip_and_expiry() -> None:
+    p = Principal(7, "ali", Role.CASHIER)
+    tok = make_access_token(p, KEY, T0)
+    assert read_access_token(tok, KEY, T0 + timedelta(minutes=14)) == p
+    with pytest.raises(NotAuthenticatedError, match="expired"):
+        read_access_token(tok, KEY, T0 + timedelta(minutes=15))
+    with pytest.raises(NotAuthenticatedError):
+        read_access_token(tok, "other" * 10, T0)
+
+
+def test_refresh_token_is_not_an_access_token() -> None:
+    tok, jti = make_refresh_token(5, KEY, T0)
+    assert read_refresh_token(tok, KEY, T0) == (5, jti)
+    with pytest.raises(NotAuthenticatedError, match="not an access token"):
+        read_access_token(tok, KEY, T0)
+    access = make_access_token(Principal(5, "x", Role.ADMIN), KEY, T0)
+    with pytest.raises(NotAuthenticatedError, match="not a refresh token"):
+        read_refresh_token(access, KEY, T0)
+
+
+def test_customer_token_carries_account() -> None:
+    p = Principal(9, "000000018", Role.CUSTOMER, "000000018")
+    assert read_access_token(make_access_token(p, KEY, T0), KEY, T0).account_no == "000000018"
+
+
+def test_csrf() -> None:
+    tok = make_csrf_token(KEY)
+    assert csrf_ok(KEY, tok, tok)
+    assert not csrf_ok(KEY, tok, None)
+    assert not csrf_ok(KEY, tok, make_csrf_token(KEY))
+    forged = "abc.def"
+    assert not csrf_ok(KEY, forged, forged)
+    assert not csrf_ok("x" * 40, tok, tok)
+
+
+def test_login_blocked_counts_only_the_window() -> None:
+    pol = RateLimitPolicy(
+        window=timedelta(minutes=15), max_failures_per_user=3, max_failures_per_ip=10
+    )
+    fails = [T0 - timedelta(minutes=m) for m in (1, 2, 3)]
+    wait = login_blocked(fails, [], T0, pol)
+    # the oldest counted failure (3 min ago) leaves the window in 12 minutes
+    assert 12 * 60 <= wait <= 12 * 60 + 1
+    assert login_blocked(fails[:2], [], T0, pol) == 0
+    old = [T0 - timedelta(minutes=m) for m in (16, 17, 18)]
+    assert login_blocked(old, [], T0, pol) == 0
+    many_ip = [T0 - timedelta(seconds=s) for s in range(10)]
+    assert login_blocked([], many_ip, T0, pol) > 0
+
+
+@pytest.mark.parametrize(
+    ("hours", "res"),
+    [
+        (1, "raw"),
+        (6, "raw"),
+        (7, "5m"),
+        (72, "5m"),
+        (73, "1h"),
+        (30 * 24, "1h"),
+        (93 * 24, "1h"),
+        (94 * 24, "1d"),
+        (365 * 24, "1d"),
+    ],
+)
+def test_choose_resolution(hours: int, res: str) -> None:
+    assert choose_resolution(T0, T0 + timedelta(hours=hours)).resolution == res
+
+
+def test_choose_resolution_explicit_and_bad() -> None:
+    q = choose_resolution(T0, T0 + timedelta(days=300), "5m")
+    assert (q.resolution, q.table) == ("5m", "readings_5m")
+    with pytest.raises(ValueError, match="later"):
+        choose_resolution(T0, T0)
+    with pytest.raises(ValueError, match="resolution"):
+        choose_resolution(T0, T0 + timedelta(hours=1), "2m")
+
+
+@pytest.mark.parametrize(
+    ("text", "tiyin"),
+    [("125000", 12_500_000), ("125 000,50", 12_500_050), ("0.01", 1), ("12345.5", 1_234_550)],
+)
+def test_parse_som(text: str, tiyin: int) -> None:
+    assert parse_som(text) == tiyin
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-5", "0", "1.001", "nan", "inf", "1e20"])
+def test_parse_som_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_som(text)
+
+
+def test_format_som() -> None:
+    assert format_som(1_234_567) == "12\u202f345,67"
+    assert format_som(-5) == "-0,05"
+    assert format_som(0) == "0,00"
+
+
+def test_pick_language() -> None:
+    assert pick_language(None, None) == "uz"
+    assert pick_language("ru", "en") == "ru"
+    assert pick_language("xx", "uz_Cyrl") == "uz_Cyrl"
+    assert pick_language(None, "zz") == "uz"
+
+
+def test_command_problem() -> None:
+    assert command_problem("write", "setpoint", 2.5, []) is None
+    assert "only setpoints" in (command_problem("write", "analog", 2.5, []) or "")
+    assert "does not exist" in (command_problem("write", None, 2.5, []) or "")
+    assert "needs a value" in (command_problem("write", "setpoint", None, []) or "")
+    assert command_problem("schedule", None, None, [("06:00", 3.0)]) is None
+    assert "at least one" in (command_problem("schedule", None, None, []) or "")
+
+
+def test_parse_mqtt_url() -> None:
+    a = parse_mqtt_url("mqtts://u%40x:p@broker:8884")
+    assert (a.host, a.port, a.username, a.password, a.tls) == ("broker", 8884, "u@x", "p", True)
+    assert parse_mqtt_url("mqtt://127.0.0.1").port == 1883
