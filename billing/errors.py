@@ -39,3 +39,7 @@ class DocumentError(BillingError):
 
 class ChannelError(BillingError):
     """A dunning message could not be delivered through its channel."""
+
+
+class AccountDataError(BillingError):
+    """Account or meter data is invalid (bad INN, phone, unknown address...)."""
