@@ -1,0 +1,102 @@
+"""Leak analytics as pure functions over arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from alarms import analytics as an
+
+
+def test_bucket_mean_keeps_missing_data_missing() -> None:
+    ts = np.array([0.0, 10, 20, 125, 130, 400])
+    v = np.array([1.0, 2, 3, 10, np.nan, 5])
+    out = an.bucket_mean(ts, v, 0.0, 60.0, 8)
+    assert out[0] == 2.0 and out[2] == 10.0 and out[6] == 5.0
+    assert math.isnan(out[1]) and math.isnan(out[7])
+
+
+def test_counter_consumption_interpolates_and_refuses_resets() -> None:
+    ts = np.array([0.0, 3600, 7200, 10800, 14400])
+    reg = np.array([100.0, 101.0, 103.0, 0.5, 1.5])  # meter exchanged between 7200 and 10800
+    edges = np.array([1800.0, 5400, 9000, 12600, 14400])
+    d = an.counter_consumption(ts, reg, edges)
+    assert d[0] == 1.5  # 100.5 -> 102.0
+    # the edge at 9000 falls in the exchange: both intervals touching it are unknown
+    assert math.isnan(d[1]) and math.isnan(d[2])
+    assert d[3] == 0.5  # 1.0 -> 1.5 on the new meter
+    gap = an.counter_consumption(np.array([0.0, 86400]), np.array([1.0, 2.0]), edges)
+    assert np.all(np.isnan(gap))  # a 24 h gap is not interpolated
+
+
+def test_mnf_check_allowance_and_threshold() -> None:
+    hist = np.array([2.0, 2.1, 1.9, 2.05, 1.95, 2.0, 2.02])
+    ok = an.mnf_check(
+        hist,
+        2.1,
+        connections=100,
+        allowance_lps_per_connection=0.005,
+        min_excess_lps=0.5,
+        k_sigma=4.0,
+    )
+    assert not ok.alarm and ok.allowance_lps == 0.5
+    assert math.isclose(ok.night_leakage_lps, 1.6)
+    bad = an.mnf_check(
+        hist,
+        3.0,
+        connections=100,
+        allowance_lps_per_connection=0.005,
+        min_excess_lps=0.5,
+        k_sigma=4.0,
+    )
+    assert bad.alarm and math.isclose(bad.excess_lps, 1.0)
+    young = an.mnf_check(
+        hist[:3],
+        9.0,
+        connections=1,
+        allowance_lps_per_connection=0,
+        min_excess_lps=0.5,
+        k_sigma=4.0,
+    )
+    assert not young.alarm  # not enough history: learning only
+
+
+def test_water_balance_and_nrw_rise() -> None:
+    b = an.water_balance(1000.0, 800.0)
+    assert b.losses_m3 == 200.0 and b.nrw_pct == 20.0
+    assert math.isnan(an.water_balance(0.0, 0.0).nrw_pct)
+    hist = np.array([20.0, 21, 19, 20, 20.5])
+    assert an.nrw_rise(hist, 26.0, 5.0) and not an.nrw_rise(hist, 24.0, 5.0)
+
+
+def test_profile_and_cusum_detect_a_step() -> None:
+    rng = np.random.default_rng(1)
+    days, slots = 14, 24
+    base = 10 + 5 * np.sin(np.arange(slots) / slots * 2 * np.pi)
+    hist = (base[None, :] + rng.normal(0, 0.3, (days, slots))).ravel()
+    slot_idx = np.tile(np.arange(slots), days).astype(np.int64)
+    med, sig = an.profile(hist, slot_idx, slots, 0.05)
+    assert np.allclose(med, base, atol=0.4) and np.all(sig >= 0.05)
+    today = base + rng.normal(0, 0.3, slots)
+    today[10:] += 2.0  # a 2 L/s burst at 10:00
+    z = (today - med) / sig
+    _, first = an.cusum_update(z, 0.5, 8.0)
+    assert 10 <= first <= 13
+    quiet, none = an.cusum_update((base + rng.normal(0, 0.3, slots) - med) / sig, 0.5, 8.0)
+    assert none == -1 and quiet.max() < 8.0
+
+
+def test_customer_leak_never_zero() -> None:
+    hours = np.full(24, 0.002)
+    assert an.customer_leak(hours, 0.0005)
+    hours[3] = 0.0
+    assert not an.customer_leak(hours, 0.0005)
+    hours[3] = np.nan
+    assert not an.customer_leak(hours, 0.0005)  # missing hour: no verdict
+
+
+def test_plain_mnf_baseline() -> None:
+    mnf = np.array([2.0] * 12 + [2.1, 3.0, 3.0, 2.0])
+    alarm = an.baseline_mnf_alarms(mnf, gamma=0.2, history=10)
+    assert alarm.tolist() == [False] * 13 + [True, True, False]
