@@ -152,12 +152,13 @@ def encode_point(point: Point, value: float | bool | str) -> list[int] | list[bo
             raise ValueError(f"{point.name}: {raw_int} does not fit {width} bits")
         data = raw_int.to_bytes(2 * point.count, "big")
         return bytes_to_registers(data, point.byte_order, point.word_order)
+    exact_int = isinstance(value, int) and point.scale == 1 and point.offset == 0
     raw = (float(value) - point.offset) / point.scale
     fmt = _STRUCT[t]
     if t.startswith("float"):
         data = struct.pack(fmt, raw)
     else:
-        rounded = round(raw)
+        rounded = int(value) if exact_int else round(raw)
         try:
             data = struct.pack(fmt, rounded)
         except struct.error as exc:

@@ -55,6 +55,8 @@ def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
         ):
             nxt = cur.value[part]
         if nxt is None:
+            if isinstance(part, str) and isinstance(cur, yaml.MappingNode):
+                continue  # a union tag in the location (e.g. a bus kind), not a key
             break
         cur = nxt
         line = cur.start_mark.line + 1
@@ -78,6 +80,8 @@ def _field_name(loc: Sequence[int | str], data: Any) -> str:
         else:
             if part.startswith(("function-after", "function-before", "function-wrap")):
                 continue
+            if isinstance(cur, dict) and part not in cur and cur.get("kind") == part:
+                continue  # the tag of a tagged union
             out += ("." if out else "") + part
             cur = cur.get(part) if isinstance(cur, dict) else None
     return out
