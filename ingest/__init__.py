@@ -1,0 +1,1 @@
+"""MQTT to PostgreSQL ingest: decode, validate, dedupe, COPY, dead letters, state, rollups."""

@@ -1,0 +1,341 @@
+"""Readings history import and export as CSV (docs/readings-csv.md).
+
+Import goes through the same checks as live telemetry (:func:`ingest.validate.check_record`)
+and the same write path (staging COPY, ``ON CONFLICT DO NOTHING``), so importing a file twice
+adds nothing the second time. Refused lines are counted by reason, recorded as dead letters
+(topic ``import:<file name>``) and optionally written to a rejects CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ingest.errors import ImportFileError
+from ingest.store import ensure_partitions, load_registry, prepare, write_dead_letters, write_rows
+from ingest.validate import CsvRecord, DeadLetter, Row, Window, check_record
+from suvnet.protocol import Quality
+
+REQUIRED = ("ts", "device", "point", "value")
+CHUNK_ROWS = 20_000
+_QUALITY_NAMES = {q.label: int(q) for q in Quality} | {q.name.lower(): int(q) for q in Quality}
+
+
+@dataclass
+class ImportSummary:
+    path: str
+    lines: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    examples: list[tuple[int, str, str]] = field(default_factory=list)
+    """(line, reason, detail) of the first refused lines."""
+    dry_run: bool = False
+    seconds: float = 0.0
+
+
+def parse_ts(text: str, default_tz: tzinfo = UTC) -> int:
+    """ISO 8601 (offset optional, default UTC) or integer epoch milliseconds -> epoch ms."""
+    s = text.strip()
+    if not s:
+        raise ValueError("empty timestamp")
+    if s.lstrip("-").isdigit():
+        return int(s)
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=default_tz)
+    return round(dt.timestamp() * 1000)
+
+
+def parse_line(
+    line_no: int, rec: dict[str, str | None], default_tz: tzinfo = UTC
+) -> CsvRecord | tuple[str, str]:
+    """One CSV record -> :class:`CsvRecord`, or ``(reason, detail)`` when it cannot be read."""
+    try:
+        ts = parse_ts(rec.get("ts") or "", default_tz)
+    except (ValueError, OverflowError):
+        return "bad_timestamp", f"timestamp {rec.get('ts')!r} is not ISO 8601 or epoch ms"
+    device = (rec.get("device") or "").strip()
+    point = (rec.get("point") or "").strip()
+    if not device:
+        return "bad_device_id", "device is empty"
+    if not point:
+        return "bad_point_id", "point is empty"
+    raw_v = (rec.get("value") or "").strip()
+    value: float | None
+    if raw_v == "":
+        value = None
+    else:
+        try:
+            value = float(raw_v.replace(",", ".")) if raw_v.count(",") == 1 else float(raw_v)
+        except ValueError:
+            return "bad_value_type", f"value {raw_v!r} is not a number"
+        if not math.isfinite(value):
+            return "non_finite_value", f"value {raw_v!r} is not finite"
+    raw_q = (rec.get("quality") or "").strip().lower()
+    if raw_q == "":
+        quality = 0
+    elif raw_q in _QUALITY_NAMES:
+        quality = _QUALITY_NAMES[raw_q]
+    else:
+        try:
+            quality = int(raw_q)
+        except ValueError:
+            return "bad_quality", f"quality {raw_q!r} is not 0-3 or good/stale/comm-fail/..."
+    return CsvRecord(line_no, ts, device, point, value, quality)
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts bytes read, for the progress bar."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self.raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.count += n
+        return n
+
+
+def _records(
+    fh: IO[str], path: Path, default_tz: tzinfo
+) -> Iterator[tuple[int, CsvRecord | tuple[str, str], str]]:
+    sample = fh.read(4096)
+    fh.seek(0)
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(fh, dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError(f"{path}: the file is empty (expected a header line)") from None
+    cols = [h.strip().lower().lstrip("\ufeff") for h in header]
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        raise ImportFileError(
+            f"{path}:1: header line lacks column(s) {', '.join(missing)}; expected "
+            "ts, device, point, value and optionally quality"
+        )
+    for row in reader:
+        line_no = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        raw = dialect.delimiter.join(row) if hasattr(dialect, "delimiter") else ",".join(row)
+        if len(row) < len(REQUIRED):
+            yield line_no, ("bad_reading_shape", f"{len(row)} column(s)"), raw
+            continue
+        rec: dict[str, str | None] = dict(zip(cols, row, strict=False))
+        yield line_no, parse_line(line_no, rec, default_tz), raw
+
+
+def import_csv(
+    database_url: str,
+    path: Path,
+    *,
+    max_age_s: float | None = None,
+    max_future_s: float = 300.0,
+    dry_run: bool = False,
+    rejects_path: Path | None = None,
+    default_tz: tzinfo = UTC,
+    now_ms: int | None = None,
+    console: Console | None = None,
+) -> ImportSummary:
+    """Import a readings CSV file; return what happened (see :class:`ImportSummary`)."""
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file")
+    t0 = time.monotonic()
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    window = Window(max_age_s, max_future_s)
+    summary = ImportSummary(str(path), dry_run=dry_run)
+    topic = f"import:{path.name}"
+    rej_fh = rejects_path.open("w", newline="", encoding="utf-8") if rejects_path else None
+    rej_csv = csv.writer(rej_fh) if rej_fh else None
+    if rej_csv:
+        rej_csv.writerow(["line", "reason", "detail", "raw"])
+    try:
+        with psycopg.connect(
+            database_url, autocommit=True, application_name="suvnet-import"
+        ) as conn:
+            prepare(conn)
+            registry = load_registry(conn, 60.0)
+            size = path.stat().st_size
+            with (
+                path.open("rb") as raw_fh,
+                Progress(
+                    TextColumn("[bold]importing[/bold] {task.description}"),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TimeRemainingColumn(),
+                    console=console,
+                    disable=console is None,
+                ) as progress,
+            ):
+                counter = _CountingReader(raw_fh)
+                text = io.TextIOWrapper(
+                    io.BufferedReader(counter), encoding="utf-8-sig", newline=""
+                )
+                task = progress.add_task(path.name, total=size)
+                rows: list[Row] = []
+                dead: list[DeadLetter] = []
+                for line_no, parsed, raw in _records(text, path, default_tz):
+                    summary.lines += 1
+                    if isinstance(parsed, CsvRecord):
+                        row, reason = check_record(parsed, registry, now, window)
+                        detail = f"device {parsed.device!r} point {parsed.point!r}"
+                    else:
+                        row, (reason, detail) = None, parsed
+                    if row is not None:
+                        rows.append(row)
+                    else:
+                        assert reason is not None
+                        summary.rejected += 1
+                        summary.by_reason[reason] += 1
+                        if len(summary.examples) < 10:
+                            summary.examples.append((line_no, reason, detail))
+                        where = f"line {line_no}: {detail}"
+                        dead.append(DeadLetter(topic, raw.encode(), reason, where, None))
+                        if rej_csv:
+                            rej_csv.writerow([line_no, reason, detail, raw])
+                    if len(rows) + len(dead) >= CHUNK_ROWS:
+                        _flush(conn, rows, dead, summary)
+                        rows, dead = [], []
+                        progress.update(task, completed=counter.count)
+                _flush(conn, rows, dead, summary)
+                progress.update(task, completed=size)
+    except psycopg.OperationalError as exc:
+        raise ImportFileError(
+            f"database failed during the import of {path} after {summary.lines} line(s); "
+            f"it is safe to run the import again: {str(exc).strip()}"
+        ) from exc
+    finally:
+        if rej_fh:
+            rej_fh.close()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def _flush(
+    conn: psycopg.Connection[Any],
+    rows: list[Row],
+    dead: list[DeadLetter],
+    summary: ImportSummary,
+) -> None:
+    if summary.dry_run or (not rows and not dead):
+        return
+    if rows:
+        lo = min(r[0] for r in rows)
+        hi = max(r[0] for r in rows)
+        ensure_partitions(conn, lo, hi)
+    with conn.transaction():
+        n = write_rows(conn, rows)
+        write_dead_letters(conn, dead)
+    summary.inserted += n
+    summary.duplicates += len(rows) - n
+
+
+def print_summary(s: ImportSummary, console: Console) -> None:
+    verb = "would import" if s.dry_run else "imported"
+    console.print(
+        f"{s.path}: {s.lines:,} line(s) read in {s.seconds:.1f} s; "
+        f"{verb} {s.inserted:,} new reading(s), {s.duplicates:,} already present, "
+        f"{s.rejected:,} refused"
+    )
+    if s.rejected:
+        t = Table("reason", "lines", title="refused lines by reason")
+        for reason, n in s.by_reason.most_common():
+            t.add_row(reason, f"{n:,}")
+        console.print(t)
+        t = Table("line", "reason", "detail", title="first refused lines")
+        for line, reason, detail in s.examples:
+            t.add_row(str(line), reason, detail)
+        console.print(t)
+        console.print("refused lines are kept in the dead_letters table (topic import:<file>)")
+
+
+def export_csv(
+    database_url: str,
+    out: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    devices: list[str] | None = None,
+    points: list[str] | None = None,
+    console: Console | None = None,
+) -> int:
+    """Write readings as CSV (ts in UTC ISO 8601 with milliseconds); return the row count."""
+    conds = []
+    params: list[Any] = []
+    if since is not None:
+        conds.append("r.ts >= %s")
+        params.append(since)
+    if until is not None:
+        conds.append("r.ts < %s")
+        params.append(until)
+    if devices:
+        conds.append("d.code = ANY(%s)")
+        params.append(devices)
+    if points:
+        conds.append("p.name = ANY(%s)")
+        params.append(points)
+    where = ("WHERE " + " AND ".join(conds)) if conds else ""
+    sql = (
+        "COPY (SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ts, "
+        "d.code AS device, p.name AS point, r.value, r.quality FROM readings r "
+        "JOIN points p ON p.id = r.point_id JOIN devices d ON d.id = p.device_id "
+        f"{where} ORDER BY d.code, p.name, r.ts) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    )
+    lines = 0
+    fh: IO[bytes] = sys.stdout.buffer if str(out) == "-" else out.open("wb")
+    try:
+        with (
+            psycopg.connect(database_url, autocommit=True) as conn,
+            conn.cursor() as cur,
+            Progress(
+                TextColumn("[bold]exporting[/bold]"),
+                DownloadColumn(),
+                console=console,
+                disable=console is None,
+            ) as progress,
+        ):
+            task = progress.add_task("export", total=None)
+            with cur.copy(sql, params) as cp:
+                for chunk in cp:
+                    data = bytes(chunk)
+                    lines += data.count(b"\n")
+                    fh.write(data)
+                    progress.advance(task, len(data))
+    finally:
+        if fh is not sys.stdout.buffer:
+            fh.close()
+    return max(0, lines - 1)

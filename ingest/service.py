@@ -1,0 +1,654 @@
+"""The ingest worker: MQTT in, PostgreSQL out (the thin I/O shell around validate/store).
+
+Three named, supervised threads:
+
+* ``ingest-mqtt``: the paho network loop. It connects with a persistent session (MQTT 5,
+  ``clean_start=False``, a session expiry) and ``manual_ack=True``, subscribes to the shared
+  telemetry subscription and to the (retained) gateway state topics, and puts every message on
+  a bounded queue. It reconnects with capped exponential backoff and jitter.
+* ``ingest-writer``: takes messages off the queue, validates them, and commits groups of up to
+  ``batch_max_rows`` readings or ``batch_max_delay_s``. Only after the commit are the messages
+  acknowledged to the broker and the end-to-end acks published to the gateways. When the
+  database fails it keeps the group in hand and retries with backoff; it takes nothing new
+  meanwhile, so the queue fills and the broker stops sending (see overflow policy below).
+* ``ingest-maintenance``: rollups, online/offline freshness, partitions and pruning.
+
+Overflow policy of the queue: its size equals the MQTT Receive Maximum announced to the broker,
+so the broker never has more unacknowledged messages in flight than fit. Should a broker send
+more anyway, the network thread blocks on the full queue (TCP backpressure): nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ingest.config import IngestConfig
+from ingest.errors import BrokerError
+from ingest.metrics import Metrics
+from ingest.store import ensure_partitions as ensure_partitions_sql
+from ingest.store import (
+    flush_seen,
+    load_registry,
+    mark_stale,
+    prepare,
+    prune_batches,
+    run_rollups,
+    write_dead_letters,
+    write_group,
+)
+from ingest.validate import (
+    BatchKey,
+    Checked,
+    DeadLetter,
+    Registry,
+    Window,
+    check_state,
+    check_telemetry,
+)
+from suvnet.backoff import Backoff, BackoffPolicy
+from suvnet.protocol import Ack, Topics, compress_ranges, encode_ack
+
+log = logging.getLogger("ingest")
+
+APP_NAME = "suvnet-ingest"
+"""application_name of the worker's database connections."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise BrokerError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    if not parts.hostname:
+        raise BrokerError(f"MQTT URL {url!r} has no host name")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise BrokerError(f"MQTT URL {url!r} has an invalid port") from exc
+    user = unquote(parts.username) if parts.username else None
+    pw = unquote(parts.password) if parts.password else None
+    return BrokerAddress(parts.hostname, port, tls, user, pw)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    gen: int
+    """Connection generation: a message is acked only on the connection that delivered it."""
+
+
+class _StopError(Exception):
+    """Raised inside a background task to end it when the worker stops."""
+
+
+class IngestWorker:
+    """One ingest worker. ``start()`` runs it in background threads; ``stop()`` ends it."""
+
+    def __init__(
+        self,
+        database_url: str,
+        mqtt_url: str,
+        config: IngestConfig,
+        *,
+        topic_root: str = "suvnet",
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.broker = parse_mqtt_url(mqtt_url)
+        self.config = config
+        self.topics = Topics(root=topic_root)
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.window = Window(config.max_age_s, config.max_future_s)
+        self._q: queue.Queue[Incoming] = queue.Queue(maxsize=config.queue_size)
+        self._stop = threading.Event()
+        self._writer_done = threading.Event()
+        self._subscribed = threading.Event()
+        self._db_ok = threading.Event()
+        self._gen = 0
+        self._gen_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._registry = Registry()
+        self._client = self._make_client()
+        self._devices_seen: dict[int, int] = {}
+        self._gateways_seen: dict[int, int] = {}
+        self._last_flush = 0.0
+        self._metrics_server: Any = None
+        self._wconn: psycopg.Connection[Any] | None = None
+        self._mconn: psycopg.Connection[Any] | None = None
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.config.metrics_port:
+            from prometheus_client import start_http_server
+
+            self._metrics_server, _ = start_http_server(
+                self.config.metrics_port,
+                addr=self.config.metrics_addr,
+                registry=self.metrics.registry,
+            )
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                self.config.metrics_addr,
+                self.config.metrics_port,
+            )
+        for name, fn in (
+            ("ingest-writer", self._writer_loop),
+            ("ingest-mqtt", self._mqtt_loop),
+            ("ingest-maintenance", self._maintenance_loop),
+        ):
+            t = threading.Thread(target=self._supervise, args=(name, fn), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """True once subscribed on the broker and connected to the database."""
+        end = time.monotonic() + timeout
+        return self._subscribed.wait(timeout) and self._db_ok.wait(max(0.0, end - time.monotonic()))
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Finish the group in hand (commit and ack), then disconnect."""
+        self._stop.set()
+        self._writer_done.wait(timeout)
+        for t in self._threads:
+            t.join(timeout)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Run in the foreground until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
+        self.start()
+        while not stop.wait(0.5):
+            if self._stop.is_set():
+                break
+        self.stop()
+
+    def _supervise(self, name: str, fn: Callable[[], None]) -> None:
+        backoff = Backoff(BackoffPolicy(base=0.5, cap=30.0))
+        while not self._stop.is_set():
+            try:
+                fn()
+                return
+            except _StopError:
+                return
+            except Exception:
+                self.metrics.task_restarts.labels(name).inc()
+                log.exception("task %s crashed; restarting it", name)
+                if self._stop.wait(backoff.next_delay()):
+                    return
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _StopError
+
+    # ----------------------------------------------------------------------------- mqtt
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if self.broker.username:
+            client.username_pw_set(self.broker.username, self.broker.password)
+        if self.broker.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _connect_props(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        props.ReceiveMaximum = self.config.receive_maximum
+        return props
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        with self._gen_lock:
+            self._gen += 1
+        self.metrics.mqtt_up.set(1)
+        log.info(
+            "connected to the broker",
+            extra={"session_present": flags.session_present, "client_id": self.config.client_id},
+        )
+        client.subscribe(
+            [
+                (self.topics.telemetry_shared(self.config.group), 1),
+                (self.topics.all_states(), 1),
+            ]
+        )
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        bad = [r for r in reasons if r.is_failure]
+        if bad:
+            log.error("broker refused the subscriptions: %s", ", ".join(str(r) for r in bad))
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.metrics.mqtt_up.set(0)
+        if not self._stop.is_set():
+            log.warning("broker connection lost: %s", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        item = Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._gen)
+        while True:
+            try:
+                # overflow policy: block the network thread (TCP backpressure), drop nothing
+                self._q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return
+
+    def _mqtt_loop(self) -> None:
+        try:
+            self._mqtt_body()
+        finally:
+            # paho closes its wake-up socket pair only when the client is collected
+            self._client._reset_sockets()
+
+    def _mqtt_body(self) -> None:
+        backoff = Backoff(BackoffPolicy(base=0.5, cap=30.0))
+        client = self._client
+        announced = False
+        while not self._writer_done.is_set():
+            try:
+                client.connect(
+                    self.broker.host,
+                    self.broker.port,
+                    keepalive=30,
+                    clean_start=False,
+                    properties=self._connect_props(),
+                )
+            except OSError as exc:
+                if not announced:
+                    log.warning("broker not reachable, retrying: %s", exc)
+                    announced = True
+                self._writer_done.wait(backoff.next_delay())
+                continue
+            announced = False
+            while not self._writer_done.is_set():
+                if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                if client.is_connected():
+                    backoff.reset()
+            else:
+                # the writer has acked all it committed: leave cleanly (the rest is redelivered)
+                client.disconnect()
+                for _ in range(20):
+                    if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                return
+            self._writer_done.wait(backoff.next_delay())
+
+    def _ack(self, group: Sequence[Incoming], keys: set[BatchKey]) -> None:
+        gen = self._gen
+        for m in group:
+            if m.gen == gen and m.qos > 0:
+                self._client.ack(m.mid, m.qos)
+        by_boot: dict[tuple[str, str], list[int]] = {}
+        for k in keys:
+            by_boot.setdefault((k.gateway, k.boot), []).append(k.seq)
+        for (gw, boot), seqs in by_boot.items():
+            payload = encode_ack(Ack(boot, compress_ranges(seqs)))
+            self._client.publish(self.topics.ack(gw), payload, qos=1)
+
+    # --------------------------------------------------------------------------- writer
+
+    def _connect_db(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME
+        )
+        prepare(conn)
+        return conn
+
+    def _check(self, m: Incoming, now_ms: int) -> Checked:
+        if m.topic.endswith("/telemetry"):
+            self.metrics.messages.labels("telemetry").inc()
+            return check_telemetry(
+                m.topic, m.payload, self.topics, self._registry, now_ms, self.window
+            )
+        self.metrics.messages.labels("state").inc()
+        return check_state(m.topic, m.payload, self.topics, self._registry)
+
+    def _collect(self, now_ms: int) -> tuple[list[Incoming], list[Checked]]:
+        try:
+            first = self._q.get(timeout=0.2)
+        except queue.Empty:
+            return [], []
+        group = [first]
+        items = [self._check(first, now_ms)]
+        rows = len(items[0].rows)
+        deadline = time.monotonic() + self.config.batch_max_delay_s
+        while rows < self.config.batch_max_rows and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            try:
+                m = self._q.get_nowait() if remaining <= 0 else self._q.get(timeout=remaining)
+            except queue.Empty:
+                break
+            group.append(m)
+            it = self._check(m, now_ms)
+            items.append(it)
+            rows += len(it.rows)
+            if remaining <= 0:
+                break
+        return group, items
+
+    def _writer_loop(self) -> None:
+        try:
+            self._writer_body()
+        finally:
+            if self._wconn is not None:
+                self._wconn.close()
+            self._writer_done.set()
+
+    def _writer_body(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        backoff = Backoff(BackoffPolicy(base=0.2, cap=10.0))
+        down_since: float | None = None
+        while True:
+            # (re)connect and refresh the registry
+            if conn is None or conn.closed:
+                try:
+                    conn = self._wconn = self._connect_db()
+                    self._registry = load_registry(conn, self.config.default_poll_period_s)
+                except psycopg.Error as exc:
+                    conn = None
+                    self._db_down(exc, down_since)
+                    down_since = down_since or time.monotonic()
+                    if self._stop.wait(backoff.next_delay()):
+                        return
+                    continue
+                self._db_up(down_since)
+                down_since = None
+                backoff.reset()
+            if self._stop.is_set():
+                # what is still queued is not acked: the broker delivers it again
+                self._flush_seen(conn, force=True)
+                return
+            now_ms = int(self.clock() * 1000)
+            try:
+                if time.monotonic() - self._registry.loaded_at > self.config.registry_refresh_s:
+                    self._registry = load_registry(conn, self.config.default_poll_period_s)
+                group, items = self._collect(now_ms)
+                self.metrics.queue_depth.set(self._q.qsize())
+                if not group:
+                    self._flush_seen(conn)
+                    continue
+                if (
+                    any(it.unknown_ids for it in items)
+                    and time.monotonic() - self._registry.loaded_at > 2.0
+                ):
+                    self._registry = load_registry(conn, self.config.default_poll_period_s)
+                    items = [self._check(m, now_ms) for m in group]
+            except psycopg.Error as exc:
+                conn.close()
+                self._db_down(exc, down_since)
+                down_since = time.monotonic()
+                continue
+            # commit the group, retrying until it is in (or we are told to stop)
+            while True:
+                try:
+                    if conn is None or conn.closed:
+                        conn = self._wconn = self._connect_db()
+                    self._commit(conn, group, items, now_ms)
+                    break
+                except psycopg.OperationalError as exc:
+                    if conn is not None:
+                        conn.close()
+                    self.metrics.db_failures.inc()
+                    if down_since is None:
+                        self._db_down(exc, None)
+                        down_since = time.monotonic()
+                    if self._stop.wait(backoff.next_delay()):
+                        # not committed, not acked: the broker redelivers to the next worker
+                        return
+                except psycopg.Error as exc:
+                    # a message the database refuses (e.g. registry changed): isolate it
+                    log.warning("write refused (%s); writing the group message by message", exc)
+                    if conn is not None and conn.closed:
+                        continue
+                    assert conn is not None
+                    self._commit_one_by_one(conn, group, items, now_ms)
+                    break
+            if down_since is not None:
+                self._db_up(down_since)
+                down_since = None
+                backoff.reset()
+            self._flush_seen(conn)
+
+    def _db_down(self, exc: Exception, since: float | None) -> None:
+        self.metrics.db_up.set(0)
+        if since is None:
+            log.warning(
+                "database unavailable; holding %d message(s) unacknowledged, retrying: %s",
+                self._q.qsize(),
+                str(exc).strip(),
+            )
+
+    def _db_up(self, since: float | None) -> None:
+        self.metrics.db_up.set(1)
+        self._db_ok.set()
+        if since is not None:
+            log.info("database available again after %.1f s", time.monotonic() - since)
+
+    def _commit(
+        self,
+        conn: psycopg.Connection[Any],
+        group: Sequence[Incoming],
+        items: Sequence[Checked],
+        now_ms: int,
+    ) -> None:
+        t0 = time.perf_counter()
+        res = write_group(conn, items, now_ms)
+        dt = time.perf_counter() - t0
+        m = self.metrics
+        m.commits.inc()
+        m.commit_seconds.observe(dt)
+        m.readings.inc(res.rows_inserted)
+        m.duplicate_readings.inc(res.rows_offered - res.rows_inserted)
+        m.duplicate_batches.inc(res.duplicate_messages)
+        for reason, n in res.dead_by_reason.items():
+            m.dead_letters.labels(reason).inc(n)
+        self._ack(group, res.new_keys | res.duplicate_keys)
+        commit_ms = int(self.clock() * 1000)
+        newest: int | None = None
+        for it in items:
+            if it.sent_ms is not None and it.key in res.new_keys:
+                lat = max(0.0, (commit_ms - it.sent_ms) / 1000)
+                m.latency.observe(lat)
+                newest = it.sent_ms if newest is None else max(newest, it.sent_ms)
+            for dev, ts in it.device_seen.items():
+                if ts > self._devices_seen.get(dev, -1):
+                    self._devices_seen[dev] = ts
+            if it.key is not None:
+                self._gateways_seen[it.key.gateway_id] = now_ms
+        if newest is not None:
+            m.lag.set(max(0.0, (commit_ms - newest) / 1000))
+
+    def _commit_one_by_one(
+        self,
+        conn: psycopg.Connection[Any],
+        group: Sequence[Incoming],
+        items: Sequence[Checked],
+        now_ms: int,
+    ) -> None:
+        for m, it in zip(group, items, strict=True):
+            try:
+                self._commit(conn, [m], [it], now_ms)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                dead = [
+                    DeadLetter(
+                        m.topic,
+                        m.payload[:1_048_576],
+                        "db_rejected",
+                        str(exc).strip()[:2000],
+                        it.key.gateway if it.key else None,
+                    )
+                ]
+                with conn.transaction():
+                    write_dead_letters(conn, dead)
+                self.metrics.dead_letters.labels("db_rejected").inc()
+                self._ack([m], set())
+
+    def _flush_seen(self, conn: psycopg.Connection[Any], *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_flush < self.config.state_flush_s:
+            return
+        self._last_flush = time.monotonic()
+        if not self._devices_seen and not self._gateways_seen:
+            return
+        devs, gws = self._devices_seen, self._gateways_seen
+        try:
+            n_dev, n_gw = flush_seen(
+                conn,
+                devs,
+                gws,
+                self._registry,
+                factor=self.config.offline_factor,
+                default_period_s=self.config.default_poll_period_s,
+                now_ms=int(self.clock() * 1000),
+            )
+        except psycopg.Error as exc:
+            log.debug("last-seen flush failed, keeping it for later: %s", exc)
+            return
+        self._devices_seen, self._gateways_seen = {}, {}
+        if n_dev:
+            self.metrics.state_changes.labels("device", "online").inc(n_dev)
+            log.info("%d device(s) online (data received)", n_dev)
+        if n_gw:
+            self.metrics.state_changes.labels("gateway", "online").inc(n_gw)
+            log.info("%d gateway(s) online (data received)", n_gw)
+
+    # ---------------------------------------------------------------------- maintenance
+
+    def _maintenance_loop(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            self._maintenance_body(lambda c: None if c is None else setattr(self, "_mconn", c))
+        finally:
+            conn = self._mconn
+            if conn is not None:
+                conn.close()
+
+    def _maintenance_body(self, keep: Callable[[psycopg.Connection[Any] | None], None]) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        backoff = Backoff(BackoffPolicy(base=1.0, cap=60.0))
+        due = {"partitions": 0.0, "prune": 0.0, "rollups": 0.0, "freshness": 0.0}
+        every = {
+            "partitions": 3600.0,
+            "prune": 6 * 3600.0,
+            "rollups": self.config.maintenance_interval_s,
+            "freshness": self.config.maintenance_interval_s,
+        }
+        while not self._stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(
+                        self.database_url,
+                        autocommit=True,
+                        connect_timeout=10,
+                        application_name=APP_NAME + "-maintenance",
+                    )
+                    keep(conn)
+                for task, when in due.items():
+                    if time.monotonic() >= when:
+                        self.run_task(conn, task)
+                        due[task] = time.monotonic() + every[task]
+                backoff.reset()
+            except psycopg.Error as exc:
+                log.debug("maintenance waits for the database: %s", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._sleep(backoff.next_delay())
+                continue
+            self._sleep(1.0)
+
+    def run_task(self, conn: psycopg.Connection[Any], task: str) -> None:
+        """Run one maintenance task now (``rollups``, ``freshness``, ``partitions``, ``prune``)."""
+        now_ms = int(self.clock() * 1000)
+        if task == "rollups":
+            n = run_rollups(conn)
+            self.metrics.rollup_buckets.inc(n)
+        elif task == "freshness":
+            gone = mark_stale(
+                conn,
+                factor=self.config.offline_factor,
+                default_period_s=self.config.default_poll_period_s,
+                now_ms=now_ms,
+            )
+            for what in gone:
+                kind, _, code = what.partition(":")
+                self.metrics.state_changes.labels(kind, "offline").inc()
+                log.info("%s %s offline (no fresh data)", kind, code)
+        elif task == "partitions":
+            month = 31 * 86_400_000
+            made = ensure_partitions_sql(conn, now_ms - month, now_ms + 3 * month)
+            if made:
+                log.info("created %d readings partition(s)", made)
+        elif task == "prune":
+            prune_batches(conn, keep_days=self.config.batch_retention_days, now_ms=now_ms)
+        else:
+            raise ValueError(f"unknown maintenance task {task!r}")

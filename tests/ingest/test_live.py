@@ -1,0 +1,254 @@
+"""Ingest on real Mosquitto and PostgreSQL, fed by mosquitto_pub (a third-party publisher)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from ingest.service import IngestWorker
+from suvnet.protocol import Topics
+from tests.ingest.conftest import (
+    AckListener,
+    Publisher,
+    batch_payload,
+    count,
+    mosquitto_pub,
+    wait_for,
+)
+
+
+def _dead(db: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = db.execute("SELECT reason, count(*) FROM dead_letters GROUP BY reason").fetchall()
+    return {str(r): int(n) for r, n in rows}
+
+
+def test_bad_input_is_dead_lettered_and_valid_rows_land_once(
+    db: psycopg.Connection[Any],
+    mqtt_url: str,
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    acks: AckListener,
+    registry_ids: dict[str, int],
+) -> None:
+    db.execute("TRUNCATE dead_letters, ingest_batches")
+    worker = start_worker()
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    ts0 = now - 60_000
+    # one batch mixing good readings with every kind of bad reading; raw JSON, so that NaN,
+    # Infinity and a string value reach the broker exactly as a broken gateway would send them
+    rows = [
+        f'["dev1","p1",{ts0},1.5,0]',
+        f'["dev1","p2",{ts0},2.5]',
+        f'["loose","p1",{ts0},5.0,0]',
+        f'["dev1","p1",{ts0 + 1000},NaN,0]',
+        f'["dev1","p1",{ts0 + 2000},Infinity,0]',
+        f'["dev1","p3",{ts0},"abc",0]',
+        f'["ghost","p1",{ts0},1.0,0]',
+        f'["dev1","nope",{ts0},1.0,0]',
+        f'["dev1","p3",{now + 86_400_000},1.0,0]',
+        f'["dev3","p1",{ts0},1.0,0]',
+        f'["dev1","p2",{ts0},1.0,9]',
+    ]
+    mixed = f'{{"v":1,"gw":"gw1","boot":"b1","seq":1,"sent":{now},"r":[{",".join(rows)}]}}'
+    payload = mixed.encode()
+    mosquitto_pub(mqtt_url, t.telemetry("gw1"), payload)
+    wait_for(lambda: acks.acked("gw1", "b1") == {1})
+    # the very same batch again, once committed: acked again, valid rows land exactly once
+    mosquitto_pub(mqtt_url, t.telemetry("gw1"), payload)
+    wait_for(lambda: worker.metrics.duplicate_batches._value.get() == 1)
+
+    whole = {
+        "bad_json": (t.telemetry("gw1"), b'{"v":1,"gw":"gw1","boot":'),
+        "bad_field": (
+            t.telemetry("gw1"),
+            b'{"v":1,"gw":"gw1","boot":"b1","seq":"7","sent":1,"r":[]}',
+        ),
+        "bad_version": (
+            t.telemetry("gw1"),
+            b'{"v":2,"gw":"gw1","boot":"b1","seq":8,"sent":1,"r":[]}',
+        ),
+        "bad_shape": (t.telemetry("gw1"), b"[1,2,3]"),
+        "unknown_gateway": (
+            t.telemetry("gwX"),
+            batch_payload("gwX", "b", 1, [("dev1", "p1", ts0, 1.0)]),
+        ),
+        "gateway_not_allowed": (
+            t.telemetry("gw-off"),
+            batch_payload("gw-off", "b", 1, [("dev1", "p1", ts0, 1.0)]),
+        ),
+        "gateway_mismatch": (
+            t.telemetry("gw1"),
+            batch_payload("gw2", "b", 1, [("dev3", "p1", ts0, 1.0)]),
+        ),
+        "too_large": (
+            t.telemetry("gw1"),
+            b'{"v":1,"gw":"gw1","boot":"b1","seq":9,"sent":1,"r":[],"pad":"'
+            + b"x" * 1_100_000
+            + b'"}',
+        ),
+    }
+    for topic, body in whole.values():
+        mosquitto_pub(mqtt_url, topic, body)
+
+    per_reading = {
+        "non_finite_value": 2,
+        "bad_value_type": 1,
+        "unknown_device": 1,
+        "unknown_point": 1,
+        "ts_in_future": 1,
+        "device_not_on_gateway": 1,
+        "bad_quality": 1,
+    }
+    expected = dict.fromkeys(whole, 1) | per_reading
+    wait_for(lambda: sum(_dead(db).values()) >= sum(expected.values()))
+    wait_for(lambda: len([1 for gw, a in acks.acks if gw == "gw1" and a.contains(1)]) >= 2)
+    time.sleep(0.5)  # nothing more may arrive
+    assert _dead(db) == expected
+    good = db.execute(
+        "SELECT d.code, p.name, r.value, r.quality FROM readings r JOIN points p "
+        "ON p.id = r.point_id JOIN devices d ON d.id = p.device_id ORDER BY 1, 2"
+    ).fetchall()
+    assert good == [("dev1", "p1", 1.5, 0), ("dev1", "p2", 2.5, 0), ("loose", "p1", 5.0, 0)]
+    assert count(db, "SELECT count(*) FROM ingest_batches") == 1
+    # dead letters keep the raw bytes, topic and reason
+    raw = db.execute(
+        "SELECT payload, topic, gateway FROM dead_letters WHERE reason = 'bad_json'"
+    ).fetchone()
+    assert raw == (b'{"v":1,"gw":"gw1","boot":', t.telemetry("gw1"), "gw1")
+    big = db.execute(
+        "SELECT length(payload), detail FROM dead_letters WHERE reason = 'too_large'"
+    ).fetchone()
+    assert big is not None
+    assert big[0] > 1_000_000
+    nan = db.execute(
+        "SELECT convert_from(payload, 'UTF8') FROM dead_letters "
+        "WHERE reason = 'non_finite_value' ORDER BY id LIMIT 1"
+    ).fetchone()
+    assert nan is not None
+    assert "NaN" in nan[0]
+    # counters per reason
+    m = worker.metrics
+    assert m.dead_letters.labels("too_large")._value.get() == 1
+    assert m.dead_letters.labels("non_finite_value")._value.get() == 2
+    assert m.duplicate_batches._value.get() == 1
+    # the worker is still running and still writes
+    mosquitto_pub(
+        mqtt_url, t.telemetry("gw1"), batch_payload("gw1", "b1", 2, [("dev2", "p1", ts0, 7.0)])
+    )
+    wait_for(lambda: acks.acked("gw1", "b1") >= {1, 2})
+    assert count(db, "SELECT count(*) FROM readings WHERE value = 7.0") == 1
+    assert all(th.is_alive() for th in worker._threads)
+
+
+def test_acks_name_committed_ranges_and_state_history(
+    db: psycopg.Connection[Any],
+    mqtt_url: str,
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    acks: AckListener,
+    publisher: Publisher,
+    registry_ids: dict[str, int],
+) -> None:
+    worker = start_worker(metrics_port=0)
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    for seq in range(10, 30):
+        publisher.publish(
+            t.telemetry("gw2"),
+            batch_payload("gw2", "boot-A", seq, [("dev3", "p2", now - 1000 + seq, seq * 1.0)]),
+        )
+    publisher.flush()
+    wait_for(lambda: acks.acked("gw2", "boot-A") == set(range(10, 30)))
+    pid = registry_ids["dev3.p2"]
+    assert count(db, "SELECT count(*) FROM readings WHERE point_id = %s", pid) == 20
+    # data makes the device and the gateway online (with history)
+    wait_for(
+        lambda: (
+            db.execute(
+                "SELECT state FROM device_state WHERE device_id = %s", (registry_ids["dev3"],)
+            ).fetchone()
+            == ("online",)
+        )
+    )
+    # last will: the retained state topic says offline
+    mosquitto_pub(
+        mqtt_url,
+        t.state("gw2"),
+        json.dumps({"v": 1, "gw": "gw2", "state": "offline", "ts": now}).encode(),
+        retain=True,
+    )
+    try:
+        wait_for(
+            lambda: (
+                db.execute(
+                    "SELECT state FROM gateway_state WHERE gateway_id = %s", (registry_ids["gw2"],)
+                ).fetchone()
+                == ("offline",)
+            )
+        )
+        mosquitto_pub(
+            mqtt_url,
+            t.state("gw2"),
+            json.dumps(
+                {"v": 1, "gw": "gw2", "state": "online", "ts": now + 1, "boot": "boot-B"}
+            ).encode(),
+            retain=True,
+        )
+        wait_for(
+            lambda: (
+                db.execute(
+                    "SELECT state, boot FROM gateway_state WHERE gateway_id = %s",
+                    (registry_ids["gw2"],),
+                ).fetchone()
+                == ("online", "boot-B")
+            )
+        )
+        hist = db.execute(
+            "SELECT state, reason FROM gateway_state_history WHERE gateway_id = %s ORDER BY id",
+            (registry_ids["gw2"],),
+        ).fetchall()
+        assert [h[0] for h in hist] == ["online", "offline", "online"]
+        assert hist[1][1].startswith("last will")
+        assert hist[2][1] == "birth"
+    finally:
+        mosquitto_pub(mqtt_url, t.state("gw2"), b"", retain=True)
+    # freshness: move the clock 10 minutes on (poll period 10 s x 3) -> offline with history
+    with psycopg.connect(worker.database_url, autocommit=True) as conn:
+        worker.clock = lambda: time.time() + 600
+        worker.run_task(conn, "freshness")
+    st = db.execute(
+        "SELECT state FROM device_state WHERE device_id = %s", (registry_ids["dev3"],)
+    ).fetchone()
+    assert st == ("offline",)
+    dh = db.execute(
+        "SELECT state, reason FROM device_state_history WHERE device_id = %s ORDER BY id",
+        (registry_ids["dev3"],),
+    ).fetchall()
+    assert [h[0] for h in dh] == ["online", "offline"]
+    assert "no good data" in dh[1][1]
+
+
+def test_metrics_endpoint(
+    start_worker: Callable[..., IngestWorker], topic_root: str, publisher: Publisher
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = start_worker(metrics_port=port)
+    t = Topics(topic_root)
+    publisher.publish(t.telemetry("gw1"), b"not json")
+    publisher.flush()
+    wait_for(lambda: worker.metrics.dead_letters.labels("bad_json")._value.get() == 1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        body = resp.read().decode()
+    assert 'suvnet_ingest_dead_letters_total{reason="bad_json"} 1.0' in body
+    assert "suvnet_ingest_commit_seconds_bucket" in body
+    assert "suvnet_ingest_db_up 1.0" in body
