@@ -47,6 +47,7 @@ class SimulatedDevice:
             t: {} for t in ("coil", "discrete", "holding", "input")
         }
         self.requests = 0
+        self.refused = 0
         self.writes: list[tuple[str, int, list[int]]] = []
         self._silent = False
         self._speak = asyncio.Event()
@@ -200,6 +201,7 @@ class SimulatedDevice:
         if table is None:
             return 1
         if set_values is None and self.max_read is not None and count > self.max_read:
+            self.refused += 1
             return EXC_ILLEGAL_ADDRESS
         bits = table in BIT_TABLES
         if set_values:

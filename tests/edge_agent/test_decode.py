@@ -21,7 +21,7 @@ from suvnet.protocol import Quality
 
 def pt(type_: str, **kw: Any) -> Point:
     table = kw.pop("table", "coil" if type_ == "bool" and kw.pop("bit", False) else "holding")
-    return Point(name="p", table=table, address=0, type=type_, **kw)  # type: ignore[arg-type]
+    return Point(name="p", table=table, address=0, type=type_, **kw)
 
 
 def regs(hexstr: str) -> list[int]:
