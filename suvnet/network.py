@@ -112,12 +112,11 @@ class ChangeLog:
 
 
 def _inp_error(path: Path, exc: BaseException) -> FileFormatError:
-    text = str(exc).strip()
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    text = re.sub(r"\s*\(%s\)", "", text).replace(", at line", " at line")
     m = re.search(r"at line (\d+)", text)
     line = int(m.group(1)) if m else None
-    return FileFormatError(
-        str(path), line, None, f"not a valid EPANET .inp file: {text.splitlines()[0]}"
-    )
+    return FileFormatError(str(path), line, None, f"not a valid EPANET .inp file: {text}")
 
 
 def inp_section_ids(text: str, section: str) -> list[str]:

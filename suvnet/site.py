@@ -406,7 +406,8 @@ def load_site(path: Path | str) -> SiteFile:
     try:
         spec = SiteSpec.model_validate(raw)
     except ValidationError as exc:
-        errors = exc.errors()
+        # a misspelt key gives "extra" and "missing" errors: the extra one has the line
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         loc = tuple(first["loc"])
         more = ""
