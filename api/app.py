@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import AppState, utcnow
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
+from api.i18n import CODES as LANGUAGE_CODES
 from api.security import RateLimitPolicy
 from suvnet.db import database_url, make_async_pool
 from suvnet.protocol import Topics
@@ -87,7 +88,11 @@ def create_app(
     async def _api_error(request: Request, exc: ApiError) -> Response:
         if isinstance(exc, NotAuthenticatedError) and not request.url.path.startswith("/api/"):
             login = "/staff/login" if request.url.path.startswith("/staff") else "/cabinet/login"
-            return RedirectResponse(f"{login}?next={quote(request.url.path)}", status_code=303)
+            target = f"{login}?next={quote(request.url.path)}"
+            lang = request.query_params.get("lang")
+            if lang in LANGUAGE_CODES:
+                target += f"&lang={lang}"
+            return RedirectResponse(target, status_code=303)
         headers: dict[str, str] = {}
         if isinstance(exc, NotAuthenticatedError):
             headers["WWW-Authenticate"] = "Bearer"
