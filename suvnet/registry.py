@@ -821,6 +821,8 @@ def ensure_address(conn: Conn, address: Address) -> AddressIds:
     Existing rows keep their codes and other-language names; use the ``upsert_*`` functions
     to set those.
     """
+    if address.apartment is not None and address.house is None:
+        raise RegistryError("an address with an apartment needs a house number")
     region = _key_only(conn, "regions", {"name_uz": address.region})
     district = _key_only(conn, "districts", {"region_id": region, "name_uz": address.district})
     mahalla = _key_only(conn, "mahallas", {"district_id": district, "name_uz": address.mahalla})
@@ -832,8 +834,6 @@ def ensure_address(conn: Conn, address: Address) -> AddressIds:
             apartment = _key_only(
                 conn, "apartments", {"house_id": house, "number": address.apartment}
             )
-    elif address.apartment is not None:
-        raise RegistryError("an address with an apartment needs a house number")
     return AddressIds(region, district, mahalla, street, house, apartment)
 
 
