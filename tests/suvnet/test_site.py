@@ -316,3 +316,9 @@ def test_cli_site_apply(fresh_db_url: str, site_dir: Path) -> None:
     assert f"site.yaml:{line}" in bad.stderr
     assert "gateways[0].devices[4].unit_id" in bad.stderr
     assert snapshot(fresh_db_url) == before
+
+
+def test_docs_show_the_shipped_example() -> None:
+    doc = (EXAMPLES.parents[1] / "docs" / "site.md").read_text(encoding="utf-8")
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == EXAMPLE.read_text(encoding="utf-8")
