@@ -1,0 +1,718 @@
+"""PDF documents (reportlab): payment slips, legal-entity invoices, reconciliation
+statements (akt sverki) and dunning letters, in Uzbek (Latin, default) or Russian.
+
+Data gathering (SQL) is separate from rendering: ``*_data`` functions read the database and
+return plain dataclasses; ``render_*`` functions turn them into PDF bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from reportlab.graphics.barcode.qr import QrCodeWidget  # type: ignore[import-untyped]
+from reportlab.graphics.shapes import Drawing  # type: ignore[import-untyped]
+from reportlab.lib import colors  # type: ignore[import-untyped]
+from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
+from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
+from reportlab.lib.units import mm  # type: ignore[import-untyped]
+from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
+from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
+from reportlab.platypus import (  # type: ignore[import-untyped]
+    Flowable,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from billing import consumption as cons
+from billing.config import BillingConfig
+from billing.errors import DocumentError
+from billing.paylinks import best_link
+from billing.tariffs import period_bounds
+
+Lang = Literal["uz", "ru"]
+
+FONT_CANDIDATES = [
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    ),
+    ("/usr/share/fonts/TTF/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf"),
+    (
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+    ),
+]
+
+MONTHS = {
+    "uz": [
+        "yanvar",
+        "fevral",
+        "mart",
+        "aprel",
+        "may",
+        "iyun",
+        "iyul",
+        "avgust",
+        "sentabr",
+        "oktabr",
+        "noyabr",
+        "dekabr",
+    ],
+    "ru": [
+        "январь",
+        "февраль",
+        "март",
+        "апрель",
+        "май",
+        "июнь",
+        "июль",
+        "август",
+        "сентябрь",
+        "октябрь",
+        "ноябрь",
+        "декабрь",
+    ],
+}
+
+T: dict[str, dict[str, str]] = {
+    "uz": {
+        "slip": "Ichimlik suvi uchun toʻlov varaqasi",
+        "period": "Davr",
+        "account": "Shaxsiy hisob raqami",
+        "name": "Abonent",
+        "address": "Manzil",
+        "meter": "Hisoblagich",
+        "start": "Boshlangʻich koʻrsatkich",
+        "end": "Oxirgi koʻrsatkich",
+        "volume": "Sarf, m³",
+        "estimated": "* taxminiy hisoblangan sarf",
+        "norm": "Me'yor boʻyicha: {n} kishi",
+        "tariff": "Tarif",
+        "from_to": "Davr",
+        "price": "Narx, soʻm/m³",
+        "amount": "Summa, soʻm",
+        "vat": "QQS",
+        "opening": "Davr boshidagi qarz",
+        "charges": "Hisoblandi",
+        "payments": "Toʻlandi",
+        "due": "Toʻlash kerak",
+        "prepaid": "Oldindan toʻlov",
+        "pay_qr": "Toʻlash uchun QR kodni skanerlang",
+        "invoice": "Hisob-faktura",
+        "invoice_no": "Hisob-faktura raqami",
+        "buyer": "Xaridor",
+        "seller": "Sotuvchi",
+        "inn": "STIR",
+        "bank": "Hisob raqami",
+        "mfo": "MFO",
+        "net": "QQSsiz summa",
+        "total": "Jami",
+        "statement": "Oʻzaro hisob-kitoblarni solishtirish dalolatnomasi",
+        "date": "Sana",
+        "document": "Hujjat",
+        "debit": "Debet",
+        "credit": "Kredit",
+        "opening_bal": "Davr boshidagi saldo",
+        "closing_bal": "Davr oxiridagi saldo",
+        "turnover": "Aylanmalar",
+        "sign_seller": "Sotuvchi nomidan: ____________ (imzo) M.O.",
+        "sign_buyer": "Xaridor nomidan: ____________ (imzo) M.O.",
+        "letter": "Qarzdorlik toʻgʻrisida bildirishnoma",
+        "debt": "Qarz summasi",
+        "days": "Muddati oʻtgan kunlar",
+        "charge": "Suv uchun hisoblandi",
+        "payment": "Toʻlov",
+        "reversal": "Storno",
+        "adjustment": "Tuzatish",
+        "penalty": "Penya",
+        "opening_balance": "Kirish qoldigʻi",
+    },
+    "ru": {
+        "slip": "Квитанция на оплату питьевой воды",
+        "period": "Период",
+        "account": "Лицевой счёт",
+        "name": "Абонент",
+        "address": "Адрес",
+        "meter": "Счётчик",
+        "start": "Начальные показания",
+        "end": "Конечные показания",
+        "volume": "Расход, м³",
+        "estimated": "* расход рассчитан по оценке",
+        "norm": "По норме: {n} чел.",
+        "tariff": "Тариф",
+        "from_to": "Период",
+        "price": "Цена, сум/м³",
+        "amount": "Сумма, сум",
+        "vat": "НДС",
+        "opening": "Долг на начало периода",
+        "charges": "Начислено",
+        "payments": "Оплачено",
+        "due": "К оплате",
+        "prepaid": "Переплата",
+        "pay_qr": "Отсканируйте QR-код для оплаты",
+        "invoice": "Счёт-фактура",
+        "invoice_no": "Номер счёта-фактуры",
+        "buyer": "Покупатель",
+        "seller": "Поставщик",
+        "inn": "ИНН",
+        "bank": "Расчётный счёт",
+        "mfo": "МФО",
+        "net": "Сумма без НДС",
+        "total": "Итого",
+        "statement": "Акт сверки взаимных расчётов",
+        "date": "Дата",
+        "document": "Документ",
+        "debit": "Дебет",
+        "credit": "Кредит",
+        "opening_bal": "Сальдо на начало периода",
+        "closing_bal": "Сальдо на конец периода",
+        "turnover": "Обороты",
+        "sign_seller": "От поставщика: ____________ (подпись) М.П.",
+        "sign_buyer": "От покупателя: ____________ (подпись) М.П.",
+        "letter": "Уведомление о задолженности",
+        "debt": "Сумма долга",
+        "days": "Дней просрочки",
+        "charge": "Начисление за воду",
+        "payment": "Оплата",
+        "reversal": "Сторно",
+        "adjustment": "Корректировка",
+        "penalty": "Пеня",
+        "opening_balance": "Входящий остаток",
+    },
+}
+
+
+def money(tiyin: int) -> str:
+    """1980000 -> '19 800,00' (so'm with tiyin)."""
+    sign = "-" if tiyin < 0 else ""
+    som, t = divmod(abs(tiyin), 100)
+    return f"{sign}{som:,}".replace(",", " ") + f",{t:02d}"
+
+
+def period_label(period: date, lang: Lang) -> str:
+    m = MONTHS[lang][period.month - 1]
+    return f"{period.year}-yil {m}" if lang == "uz" else f"{m} {period.year}"
+
+
+_FONTS: tuple[str, str] | None = None
+
+
+def fonts(cfg: BillingConfig) -> tuple[str, str]:
+    """Register a TTF font with Latin and Cyrillic letters; returns (regular, bold) names."""
+    global _FONTS
+    if _FONTS is not None:
+        return _FONTS
+    pairs: list[tuple[str, str]] = []
+    if cfg.font_path:
+        pairs.append((str(cfg.font_path), str(cfg.font_bold_path or cfg.font_path)))
+    pairs += FONT_CANDIDATES
+    for reg, bold in pairs:
+        if Path(reg).is_file():
+            pdfmetrics.registerFont(TTFont("SuvSans", reg))
+            pdfmetrics.registerFont(TTFont("SuvSans-Bold", bold if Path(bold).is_file() else reg))
+            _FONTS = ("SuvSans", "SuvSans-Bold")
+            return _FONTS
+    raise DocumentError(
+        "no TTF font with Cyrillic letters found; install fonts-dejavu-core or set "
+        "SUVNET_BILLING_FONT_PATH to a .ttf file"
+    )
+
+
+class _Styles:
+    def __init__(self, cfg: BillingConfig) -> None:
+        reg, bold = fonts(cfg)
+        self.reg, self.bold = reg, bold
+        self.body = ParagraphStyle("body", fontName=reg, fontSize=9, leading=11.5)
+        self.small = ParagraphStyle("small", fontName=reg, fontSize=7.5, leading=9)
+        self.title = ParagraphStyle("title", fontName=bold, fontSize=13, leading=16, spaceAfter=4)
+        self.h2 = ParagraphStyle("h2", fontName=bold, fontSize=10, leading=13, spaceBefore=4)
+
+    def table(
+        self, data: list[list[Any]], widths: list[float] | None = None, header: bool = True
+    ) -> Table:
+        t = Table(data, colWidths=widths, hAlign="LEFT")
+        style = [
+            ("FONT", (0, 0), (-1, -1), self.reg, 8.5),
+            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+        ]
+        if header:
+            style += [
+                ("FONT", (0, 0), (-1, 0), self.bold, 8.5),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke),
+            ]
+        t.setStyle(TableStyle(style))
+        return t
+
+
+def qr_flowable(text: str, size: float = 32 * mm) -> Drawing:
+    w = QrCodeWidget(text)
+    x0, y0, x1, y1 = w.getBounds()
+    d = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    d.add(w)
+    return d
+
+
+def _doc(buf: io.BytesIO, title: str) -> SimpleDocTemplate:
+    return SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=12 * mm,
+        bottomMargin=12 * mm,
+        title=title,
+        author="suvnet",
+    )
+
+
+# ------------------------------------------------------------------ data
+@dataclass(frozen=True)
+class MeterRow:
+    serial_no: str
+    start_m3: float | None
+    end_m3: float | None
+    volume_m3: float
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class SlipData:
+    account_id: int
+    number: str
+    name: str
+    kind: str
+    inn: str | None
+    mfo: str | None
+    bank_account: str | None
+    address_uz: str
+    address_ru: str
+    mahalla_id: int
+    period: date
+    basis: str
+    residents: int
+    meters: tuple[MeterRow, ...]
+    lines: tuple[dict[str, Any], ...]
+    invoice_number: str | None
+    volume_m3: float
+    estimated: bool
+    opening_tiyin: int
+    charges_tiyin: int
+    payments_tiyin: int
+    closing_tiyin: int
+    vat_tiyin: int
+    pay_link: str | None = None
+
+    @property
+    def due_tiyin(self) -> int:
+        return max(self.closing_tiyin, 0)
+
+
+def _address(r: Any, lang: Lang) -> str:
+    (
+        _,
+        _,
+        house,
+        apt,
+        street_uz,
+        street_ru,
+        mahalla_uz,
+        mahalla_ru,
+        district_uz,
+        district_ru,
+        region_uz,
+        region_ru,
+    ) = r
+    if lang == "uz":
+        parts = [region_uz, district_uz, mahalla_uz, street_uz, f"{house}-uy"]
+        if apt:
+            parts.append(f"{apt}-xonadon")
+    else:
+        parts = [
+            region_ru or region_uz,
+            district_ru or district_uz,
+            mahalla_ru or mahalla_uz,
+            street_ru or street_uz,
+            f"д. {house}",
+        ]
+        if apt:
+            parts.append(f"кв. {apt}")
+    return ", ".join(str(p) for p in parts)
+
+
+def slip_data(
+    conn: psycopg.Connection[Any], account_id: int, period: date, cfg: BillingConfig
+) -> SlipData:
+    """Everything a slip shows for one account and month (from the database)."""
+    first, last = period_bounds(period)
+    acc = conn.execute(
+        "SELECT id, number, name, kind, inn, mfo, bank_account, residents FROM accounts "
+        "WHERE id = %s",
+        (account_id,),
+    ).fetchone()
+    if acc is None:
+        raise DocumentError(f"no account {account_id}")
+    addr = conn.execute(
+        """SELECT account_id, mahalla_id, house_number, apartment_number, street_uz, street_ru,
+                  mahalla_uz, mahalla_ru, district_uz, district_ru, region_uz, region_ru
+           FROM account_addresses WHERE account_id = %s""",
+        (account_id,),
+    ).fetchone()
+    assert addr is not None
+    inv = conn.execute(
+        """SELECT number, lines, volume_m3, estimated, vat_tiyin, id FROM invoices
+           WHERE account_id = %s AND period = %s ORDER BY id DESC LIMIT 1""",
+        (account_id, first),
+    ).fetchone()
+    meters: list[MeterRow] = []
+    lines: list[dict[str, Any]] = []
+    basis = "norm"
+    if inv is not None:
+        doc = inv[1] if isinstance(inv[1], dict) else json.loads(inv[1])
+        lines = list(doc.get("charge", []))
+        basis = str(doc.get("basis", "metered"))
+        for m in conn.execute(
+            """SELECT mt.serial_no, pc.start_m3, pc.end_m3, pc.volume_m3, pc.flags
+               FROM period_consumption pc JOIN meters mt ON mt.id = pc.meter_id
+               WHERE pc.invoice_id = %s ORDER BY pc.start_ts""",
+            (inv[5],),
+        ).fetchall():
+            meters.append(  # noqa: PERF401
+                MeterRow(m[0], m[1], m[2], float(m[3]), bool(int(m[4]) & cons.ESTIMATED_MASK))
+            )
+    sums = conn.execute(
+        """SELECT coalesce(sum(amount_tiyin) FILTER (WHERE value_date < %s), 0),
+                  coalesce(sum(amount_tiyin) FILTER (WHERE value_date BETWEEN %s AND %s
+                                                     AND kind <> 'payment'), 0),
+                  coalesce(-sum(amount_tiyin) FILTER (WHERE value_date BETWEEN %s AND %s
+                                                      AND kind = 'payment'), 0)
+           FROM ledger WHERE account_id = %s""",
+        (first, first, last, first, last, account_id),
+    ).fetchone()
+    assert sums is not None
+    opening, charges, payments = int(sums[0]), int(sums[1]), int(sums[2])
+    closing = opening + charges - payments
+    return SlipData(
+        account_id=account_id,
+        number=acc[1],
+        name=acc[2],
+        kind=acc[3],
+        inn=acc[4],
+        mfo=acc[5],
+        bank_account=acc[6],
+        address_uz=_address(addr, "uz"),
+        address_ru=_address(addr, "ru"),
+        mahalla_id=int(addr[1]),
+        period=first,
+        basis=basis,
+        residents=int(acc[7]),
+        meters=tuple(meters),
+        lines=tuple(lines),
+        invoice_number=inv[0] if inv else None,
+        volume_m3=float(inv[2]) if inv else 0.0,
+        estimated=bool(inv[3]) if inv else False,
+        opening_tiyin=opening,
+        charges_tiyin=charges,
+        payments_tiyin=payments,
+        closing_tiyin=closing,
+        vat_tiyin=int(inv[4]) if inv else 0,
+        pay_link=best_link(cfg, acc[1], max(closing, 0)),
+    )
+
+
+def mahalla_accounts(conn: psycopg.Connection[Any], mahalla: str | int) -> list[int]:
+    """Account ids of a mahalla (by id or Uzbek name), ordered by street and house."""
+    found = conn.execute(
+        """SELECT m.id, m.name_uz, d.name_uz FROM mahallas m JOIN districts d
+               ON d.id = m.district_id WHERE m.id::text = %s OR m.name_uz = %s""",
+        (str(mahalla), str(mahalla)),
+    ).fetchall()
+    if not found:
+        raise DocumentError(f"no mahalla {mahalla!r}")
+    if len(found) > 1:
+        options = "; ".join(f"id {r[0]} ({r[1]}, {r[2]})" for r in found)
+        raise DocumentError(f"mahalla {mahalla!r} is ambiguous, give its id: {options}")
+    rows = conn.execute(
+        """SELECT aa.account_id FROM account_addresses aa JOIN accounts a
+               ON a.id = aa.account_id
+           WHERE aa.mahalla_id = %s AND a.status <> 'closed'
+           ORDER BY aa.street_uz, aa.house_number, aa.apartment_number NULLS FIRST""",
+        (found[0][0],),
+    ).fetchall()
+    if not rows:
+        raise DocumentError(f"no accounts in mahalla {mahalla!r}")
+    return [int(r[0]) for r in rows]
+
+
+# ------------------------------------------------------------------ rendering
+def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> list[Flowable]:
+    t = T[lang]
+    story: list[Flowable] = [
+        Paragraph(cfg.utility_name, st.h2),
+        Paragraph(t["slip"], st.title),
+        Paragraph(
+            f"{t['period']}: {period_label(s.period, lang)}"
+            + (f" &nbsp; № {s.invoice_number}" if s.invoice_number else ""),
+            st.body,
+        ),
+        Paragraph(f"{t['account']}: <b>{s.number}</b>", st.body),
+        Paragraph(f"{t['name']}: {s.name}", st.body),
+        Paragraph(f"{t['address']}: {s.address_uz if lang == 'uz' else s.address_ru}", st.body),
+        Spacer(1, 3 * mm),
+    ]
+    if s.meters:
+        rows: list[list[Any]] = [[t["meter"], t["start"], t["end"], t["volume"]]]
+        for m in s.meters:
+            rows.append(  # noqa: PERF401
+                [
+                    m.serial_no,
+                    "" if m.start_m3 is None else f"{m.start_m3:.3f}",
+                    "" if m.end_m3 is None else f"{m.end_m3:.3f}",
+                    f"{m.volume_m3:.3f}" + (" *" if m.estimated else ""),
+                ]
+            )
+        story.append(st.table(rows, [45 * mm, 40 * mm, 40 * mm, 35 * mm]))
+        if any(m.estimated for m in s.meters):
+            story.append(Paragraph(t["estimated"], st.small))
+    elif s.basis == "norm":
+        story.append(Paragraph(t["norm"].format(n=s.residents), st.body))
+    if s.lines:
+        rows = [[t["from_to"], t["volume"], t["price"], t["vat"], t["amount"]]]
+        for ln in s.lines:
+            rows.append(
+                [
+                    f"{ln['from']} – {ln['to']}",
+                    f"{ln['litres'] / 1000:.3f}",
+                    money(int(ln["price_tiyin_per_m3"])),
+                    money(int(ln["vat_tiyin"])),
+                    money(int(ln["net_tiyin"]) + int(ln["vat_tiyin"])),
+                ]
+            )
+        story += [Spacer(1, 2 * mm), st.table(rows, [50 * mm, 25 * mm, 30 * mm, 25 * mm, 30 * mm])]
+    summary: list[list[Any]] = [
+        [t["opening"], money(s.opening_tiyin)],
+        [t["charges"], money(s.charges_tiyin)],
+        [t["payments"], money(s.payments_tiyin)],
+        [t["due"] if s.closing_tiyin >= 0 else t["prepaid"], money(abs(s.closing_tiyin))],
+    ]
+    tbl = st.table(summary, [70 * mm, 40 * mm], header=False)
+    tbl.setStyle(TableStyle([("FONT", (0, 3), (-1, 3), st.bold, 10)]))
+    story += [Spacer(1, 3 * mm), tbl, Spacer(1, 3 * mm)]
+    if s.pay_link:
+        story += [
+            qr_flowable(s.pay_link),
+            Paragraph(t["pay_qr"], st.small),
+            Paragraph(s.pay_link, st.small),
+        ]
+    return story
+
+
+def render_slips(slips: Sequence[SlipData], cfg: BillingConfig, lang: Lang = "uz") -> bytes:
+    """One page per slip (a batch for a mahalla is simply many slips)."""
+    if not slips:
+        raise DocumentError("no slips to print")
+    st = _Styles(cfg)
+    buf = io.BytesIO()
+    story: list[Flowable] = []
+    for k, s in enumerate(slips):
+        if k:
+            story.append(PageBreak())
+        story += _slip_story(s, st, cfg, lang)
+    _doc(buf, T[lang]["slip"]).build(story)
+    return buf.getvalue()
+
+
+def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
+    """Monthly invoice (hisob-faktura) for a legal entity or budget organisation, with VAT."""
+    if s.invoice_number is None:
+        raise DocumentError(f"account {s.number} has no invoice for {s.period:%Y-%m}")
+    t = T[lang]
+    st = _Styles(cfg)
+    net = sum(int(ln["net_tiyin"]) for ln in s.lines)
+    vat = sum(int(ln["vat_tiyin"]) for ln in s.lines)
+    rows: list[list[Any]] = [
+        [t["from_to"], t["volume"], t["price"], t["net"], t["vat"], t["total"]]
+    ]
+    for ln in s.lines:
+        rows.append(  # noqa: PERF401
+            [
+                f"{ln['from']} – {ln['to']}",
+                f"{ln['litres'] / 1000:.3f}",
+                money(int(ln["price_tiyin_per_m3"])),
+                money(int(ln["net_tiyin"])),
+                f"{int(ln['vat_rate_bp']) / 100:g}% {money(int(ln['vat_tiyin']))}",
+                money(int(ln["net_tiyin"]) + int(ln["vat_tiyin"])),
+            ]
+        )
+    rows.append([t["total"], f"{s.volume_m3:.3f}", "", money(net), money(vat), money(net + vat)])
+    parties = [
+        [t["seller"], t["buyer"]],
+        [cfg.utility_name, s.name],
+        [f"{t['inn']}: {cfg.utility_inn}", f"{t['inn']}: {s.inn or ''}"],
+        [f"{t['bank']}: {cfg.utility_bank_account}", f"{t['bank']}: {s.bank_account or ''}"],
+        [f"{t['mfo']}: {cfg.utility_mfo}", f"{t['mfo']}: {s.mfo or ''}"],
+        [cfg.utility_address, s.address_uz if lang == "uz" else s.address_ru],
+    ]
+    pt = st.table(parties, [90 * mm, 90 * mm])
+    pt.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "LEFT")]))
+    story: list[Flowable] = [
+        Paragraph(f"{t['invoice']} № {s.invoice_number}", st.title),
+        Paragraph(
+            f"{t['period']}: {period_label(s.period, lang)}; {t['account']}: {s.number}", st.body
+        ),
+        Spacer(1, 3 * mm),
+        pt,
+        Spacer(1, 4 * mm),
+        st.table(rows, [40 * mm, 22 * mm, 26 * mm, 30 * mm, 32 * mm, 30 * mm]),
+        Spacer(1, 10 * mm),
+        Paragraph(t["sign_seller"], st.body),
+        Spacer(1, 6 * mm),
+        Paragraph(t["sign_buyer"], st.body),
+    ]
+    buf = io.BytesIO()
+    _doc(buf, t["invoice"]).build(story)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    value_date: date
+    document: str
+    debit: int
+    credit: int
+
+
+@dataclass(frozen=True)
+class StatementData:
+    number: str
+    name: str
+    inn: str | None
+    date_from: date
+    date_to: date
+    opening_tiyin: int
+    lines: tuple[StatementLine, ...] = field(default_factory=tuple)
+
+    @property
+    def debit(self) -> int:
+        return sum(ln.debit for ln in self.lines)
+
+    @property
+    def credit(self) -> int:
+        return sum(ln.credit for ln in self.lines)
+
+    @property
+    def closing_tiyin(self) -> int:
+        return self.opening_tiyin + self.debit - self.credit
+
+
+def statement_data(
+    conn: psycopg.Connection[Any], account_id: int, date_from: date, date_to: date, lang: Lang
+) -> StatementData:
+    """Mutual settlements of an account over [date_from, date_to] from the ledger."""
+    if date_to < date_from:
+        raise DocumentError("the statement's end date is before its start date")
+    acc = conn.execute(
+        "SELECT number, name, inn FROM accounts WHERE id = %s", (account_id,)
+    ).fetchone()
+    if acc is None:
+        raise DocumentError(f"no account {account_id}")
+    row = conn.execute(
+        "SELECT coalesce(sum(amount_tiyin), 0) FROM ledger WHERE account_id = %s "
+        "AND value_date < %s",
+        (account_id, date_from),
+    ).fetchone()
+    assert row is not None
+    rows = conn.execute(
+        """SELECT l.value_date, l.kind, l.amount_tiyin, i.number, l.external_ref
+           FROM ledger l LEFT JOIN invoices i ON i.id = l.invoice_id
+           WHERE l.account_id = %s AND l.value_date BETWEEN %s AND %s
+           ORDER BY l.value_date, l.id""",
+        (account_id, date_from, date_to),
+    ).fetchall()
+    lines = []
+    for vd, kind, amount, inv_no, ext in rows:
+        doc = T[lang][kind] + (f" № {inv_no}" if inv_no else "") + (f" ({ext})" if ext else "")
+        amt = int(amount)
+        lines.append(StatementLine(vd, doc, amt if amt > 0 else 0, -amt if amt < 0 else 0))
+    return StatementData(acc[0], acc[1], acc[2], date_from, date_to, int(row[0]), tuple(lines))
+
+
+def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
+    """Reconciliation statement (akt sverki) with signature fields for both sides."""
+    t = T[lang]
+    st = _Styles(cfg)
+    ob, cb = sd.opening_tiyin, sd.closing_tiyin
+    rows: list[list[Any]] = [[t["date"], t["document"], t["debit"], t["credit"]]]
+    rows.append([sd.date_from.isoformat(), t["opening_bal"], money(max(ob, 0)), money(max(-ob, 0))])
+    for ln in sd.lines:
+        rows.append(  # noqa: PERF401
+            [
+                ln.value_date.isoformat(),
+                Paragraph(ln.document, st.small),
+                money(ln.debit) if ln.debit else "",
+                money(ln.credit) if ln.credit else "",
+            ]
+        )
+    rows.append(["", t["turnover"], money(sd.debit), money(sd.credit)])
+    rows.append([sd.date_to.isoformat(), t["closing_bal"], money(max(cb, 0)), money(max(-cb, 0))])
+    story: list[Flowable] = [
+        Paragraph(t["statement"], st.title),
+        Paragraph(f"{sd.date_from.isoformat()} – {sd.date_to.isoformat()}", st.body),
+        Paragraph(f"{t['seller']}: {cfg.utility_name}; {t['inn']} {cfg.utility_inn}", st.body),
+        Paragraph(
+            f"{t['buyer']}: {sd.name}; {t['inn']} {sd.inn or ''}; {t['account']} {sd.number}",
+            st.body,
+        ),
+        Spacer(1, 4 * mm),
+        st.table(rows, [28 * mm, 92 * mm, 30 * mm, 30 * mm]),
+        Spacer(1, 12 * mm),
+        Paragraph(t["sign_seller"], st.body),
+        Spacer(1, 8 * mm),
+        Paragraph(t["sign_buyer"], st.body),
+    ]
+    buf = io.BytesIO()
+    _doc(buf, t["statement"]).build(story)
+    return buf.getvalue()
+
+
+def render_letter(
+    *,
+    cfg: BillingConfig,
+    lang: Lang,
+    title: str,
+    number: str,
+    name: str,
+    address: str,
+    debt_tiyin: int,
+    days_overdue: int,
+    today: date,
+) -> bytes:
+    """A dunning letter (reminder, warning, disconnection order, claim cover letter)."""
+    t = T[lang]
+    st = _Styles(cfg)
+    story: list[Flowable] = [
+        Paragraph(cfg.utility_name, st.h2),
+        Paragraph(f"{t['letter']}: {title}", st.title),
+        Paragraph(f"{t['date']}: {today.isoformat()}", st.body),
+        Paragraph(f"{t['account']}: {number}", st.body),
+        Paragraph(f"{t['name']}: {name}", st.body),
+        Paragraph(f"{t['address']}: {address}", st.body),
+        Spacer(1, 4 * mm),
+        Paragraph(f"{t['debt']}: <b>{money(debt_tiyin)}</b>", st.body),
+        Paragraph(f"{t['days']}: {days_overdue}", st.body),
+    ]
+    buf = io.BytesIO()
+    _doc(buf, title).build(story)
+    return buf.getvalue()

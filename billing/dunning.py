@@ -1,0 +1,302 @@
+"""Debt prevention (dunning): stages by days overdue and debt, pluggable channels.
+
+Stages live in the ``dunning_stages`` table (code, position, min_days_overdue, min_debt_tiyin,
+account kinds, channels). For every debtor the highest stage it qualifies for is carried out
+once per debt episode: a message goes through each of the stage's channels (SMS gateway,
+Telegram, a PDF letter) and every attempt is recorded in ``dunning_events``. As soon as the
+debt is paid the episode is closed with a ``stopped`` event and nothing more is sent.
+
+Days overdue count from the payment due date of the oldest unpaid charge (FIFO): its value
+date (the last day of the billed month) plus ``payment_due_day`` days.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import psycopg
+
+from billing.balances import aging_by_account
+from billing.config import BillingConfig
+from billing.documents import money, render_letter
+from billing.errors import ChannelError
+from billing.paylinks import best_link
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DunningMessage:
+    account_id: int
+    number: str
+    name: str
+    kind: str
+    phone: str | None
+    telegram_chat_id: str | None
+    address: str
+    stage: str
+    title: str
+    debt_tiyin: int
+    days_overdue: int
+    text: str
+    today: date
+
+
+class Channel(Protocol):
+    """A way to reach a customer. ``send`` returns a detail (message id, file) or raises
+    :class:`ChannelError`."""
+
+    name: str
+
+    def send(self, msg: DunningMessage) -> str: ...
+
+
+class HttpSmsGateway:
+    """SMS through an HTTP gateway: POST JSON {"to", "from", "text"} with a bearer token.
+
+    Most Uzbek SMS aggregators accept this shape or need only a thin adapter; the URL and the
+    token come from the settings.
+    """
+
+    name = "sms"
+
+    def __init__(self, url: str, token: str | None, sender: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self.token = token
+        self.sender = sender
+        self.timeout = timeout
+
+    def send(self, msg: DunningMessage) -> str:
+        if not msg.phone:
+            raise ChannelError("the account has no phone number")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            r = httpx.post(
+                self.url,
+                json={"to": msg.phone, "from": self.sender, "text": msg.text},
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise ChannelError(f"SMS gateway unreachable: {exc}") from exc
+        if r.status_code >= 300:
+            raise ChannelError(f"SMS gateway answered {r.status_code}: {r.text[:200]}")
+        return r.text[:200]
+
+
+class TelegramChannel:
+    """Telegram Bot API ``sendMessage`` to the chat id stored on the account."""
+
+    name = "telegram"
+
+    def __init__(self, api_url: str, token: str, timeout: float = 10.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def send(self, msg: DunningMessage) -> str:
+        if not msg.telegram_chat_id:
+            raise ChannelError("the account has no Telegram chat")
+        try:
+            r = httpx.post(
+                f"{self.api_url}/bot{self.token}/sendMessage",
+                json={"chat_id": msg.telegram_chat_id, "text": msg.text},
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise ChannelError(f"Telegram unreachable: {exc}") from exc
+        if r.status_code >= 300:
+            raise ChannelError(f"Telegram answered {r.status_code}: {r.text[:200]}")
+        return "telegram ok"
+
+
+class LetterChannel:
+    """A PDF letter written to a folder (printed and delivered by the inspectors)."""
+
+    name = "letter"
+
+    def __init__(self, out_dir: Path, cfg: BillingConfig) -> None:
+        self.out_dir = out_dir
+        self.cfg = cfg
+
+    def send(self, msg: DunningMessage) -> str:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"{msg.today.isoformat()}-{msg.stage}-{msg.number}.pdf"
+        pdf = render_letter(
+            cfg=self.cfg,
+            lang=self.cfg.default_language,
+            title=msg.title,
+            number=msg.number,
+            name=msg.name,
+            address=msg.address,
+            debt_tiyin=msg.debt_tiyin,
+            days_overdue=msg.days_overdue,
+            today=msg.today,
+        )
+        try:
+            path.write_bytes(pdf)
+        except OSError as exc:
+            raise ChannelError(f"cannot write letter {path}: {exc}") from exc
+        return str(path)
+
+
+def channels_from_config(cfg: BillingConfig, out_dir: Path) -> dict[str, Channel]:
+    out: dict[str, Channel] = {"letter": LetterChannel(out_dir, cfg)}
+    if cfg.sms_gateway_url:
+        out["sms"] = HttpSmsGateway(cfg.sms_gateway_url, cfg.sms_gateway_token, cfg.sms_sender)
+    if cfg.telegram_bot_token and cfg.telegram_api_url:
+        out["telegram"] = TelegramChannel(cfg.telegram_api_url, cfg.telegram_bot_token)
+    return out
+
+
+@dataclass(frozen=True)
+class Stage:
+    code: str
+    position: int
+    min_days: int
+    min_debt: int
+    kinds: tuple[str, ...]
+    channels: tuple[str, ...]
+    title_uz: str
+    title_ru: str
+
+
+@dataclass
+class DunningResult:
+    actions: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    stopped: int = 0
+
+
+def pick_stage(stages: list[Stage], kind: str, days: int, debt: int) -> Stage | None:
+    """The highest stage this debtor qualifies for (pure)."""
+    ok = [s for s in stages if kind in s.kinds and days >= s.min_days and debt >= s.min_debt]
+    return max(ok, key=lambda s: s.position) if ok else None
+
+
+def message_text(lang: str, number: str, debt: int, days: int, link: str | None) -> str:
+    if lang == "ru":
+        text = (
+            f"Уважаемый абонент! По лицевому счёту {number} долг за воду {money(debt)} сум "
+            f"({days} дн. просрочки). Пожалуйста, оплатите."
+        )
+    else:
+        text = (
+            f"Hurmatli abonent! {number} hisob raqami boʻyicha suv uchun {money(debt)} soʻm "
+            f"qarzdorlik bor ({days} kun kechikish). Iltimos, toʻlovni amalga oshiring."
+        )
+    return f"{text} {link}" if link else text
+
+
+def run_dunning(
+    conn: psycopg.Connection[Any],
+    as_of: date,
+    channels: Mapping[str, Channel],
+    cfg: BillingConfig,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+) -> DunningResult:
+    """Carry out due dunning steps and close paid episodes (caller commits)."""
+    stages = [
+        Stage(r[0], int(r[1]), int(r[2]), int(r[3]), tuple(r[4]), tuple(r[5]), r[6], r[7])
+        for r in conn.execute(
+            "SELECT code, position, min_days_overdue, min_debt_tiyin, kinds, channels, "
+            "title_uz, title_ru FROM dunning_stages ORDER BY position"
+        ).fetchall()
+    ]
+    ages = aging_by_account(conn, as_of)
+    accounts = conn.execute(
+        """SELECT a.id, a.number, a.name, a.kind, a.phone, a.telegram_chat_id,
+                  concat_ws(', ', aa.mahalla_uz, aa.street_uz, aa.house_number || '-uy')
+           FROM accounts a JOIN account_addresses aa ON aa.account_id = a.id
+           WHERE a.status <> 'closed'"""
+    ).fetchall()
+    # per account: stages already done in the open episode, and whether one is open
+    open_rows = conn.execute(
+        """WITH last_stop AS (
+               SELECT account_id, max(created_at) AS at FROM dunning_events
+               WHERE status = 'stopped' GROUP BY account_id)
+           SELECT e.account_id, array_agg(DISTINCT e.stage)
+           FROM dunning_events e LEFT JOIN last_stop s ON s.account_id = e.account_id
+           WHERE e.status IN ('sent', 'skipped') AND (s.at IS NULL OR e.created_at > s.at)
+           GROUP BY e.account_id"""
+    ).fetchall()
+    done: dict[int, set[str]] = {int(a): set(st) for a, st in open_rows}
+    res = DunningResult()
+    lang = cfg.default_language
+    for acc_id, number, name, kind, phone, chat, address in accounts:
+        aging = ages.get(int(acc_id))
+        debt = aging.debt if aging else 0
+        if debt <= 0 or aging is None or aging.balance <= 0 or aging.oldest_unpaid is None:
+            if int(acc_id) in done:
+                res.stopped += 1
+                if not dry_run:
+                    conn.execute(
+                        "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
+                        "days_overdue, created_at, status, detail) "
+                        "VALUES (%s, %s, '-', 0, 0, %s, 'stopped', 'debt paid')",
+                        (acc_id, sorted(done[int(acc_id)])[0], now),
+                    )
+                    log.info("dunning stopped for account %s: debt paid", number)
+            continue
+        days = (as_of - aging.oldest_unpaid).days - cfg.payment_due_day
+        stage = pick_stage(stages, kind, days, debt)
+        if stage is None or stage.code in done.get(int(acc_id), set()):
+            continue
+        res.actions += 1
+        msg = DunningMessage(
+            account_id=int(acc_id),
+            number=number,
+            name=name,
+            kind=kind,
+            phone=phone,
+            telegram_chat_id=chat,
+            address=address,
+            stage=stage.code,
+            title=stage.title_uz if lang == "uz" else stage.title_ru,
+            debt_tiyin=debt,
+            days_overdue=days,
+            today=as_of,
+            text=message_text(lang, number, debt, days, best_link(cfg, number, debt)),
+        )
+        for ch_name in stage.channels:
+            ch = channels.get(ch_name)
+            if dry_run:
+                continue
+            if ch is None:
+                status, detail = "skipped", f"channel {ch_name} is not configured"
+                res.skipped += 1
+            else:
+                try:
+                    detail = ch.send(msg)
+                    status = "sent"
+                    res.sent += 1
+                except ChannelError as exc:
+                    status, detail = "failed", str(exc)
+                    res.failed += 1
+            conn.execute(
+                "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
+                "days_overdue, created_at, status, detail, document) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    acc_id,
+                    stage.code,
+                    ch_name,
+                    debt,
+                    days,
+                    now,
+                    status,
+                    detail,
+                    detail if ch_name == "letter" and status == "sent" else None,
+                ),
+            )
+    return res

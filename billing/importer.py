@@ -1,0 +1,270 @@
+"""Import of accounts from a legacy billing system (CSV or XLSX).
+
+Columns (header row, names case-insensitive; only ``name``, ``kind`` and the address are
+required)::
+
+    legacy_id, number, kind, name, inn, mfo, bank_account, phone, region, district, mahalla,
+    street, house, apartment, residents, metered, meter_serial, meter_digits,
+    initial_reading, installed_on, opening_balance
+
+``kind`` is household / legal / budget (also accepted: jismoniy, yuridik, byudjet);
+``opening_balance`` is in so'm with up to two decimals, positive = the customer owes.
+
+The whole file is imported in ONE transaction. Each row (account, address, meter and opening
+balance) goes in completely or not at all; rejected rows are reported with their line number
+and reason. With ``strict=True`` any rejected row rolls the whole file back. Rows whose
+``legacy_id`` was imported before are skipped, so a file can be imported again safely.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from billing.accounts import Address, create_account, install_meter
+from billing.errors import BillingError, ImportRejectedError
+from billing.ledger import post_entry
+
+KIND_ALIASES = {
+    "household": "household",
+    "jismoniy": "household",
+    "aholi": "household",
+    "физ": "household",
+    "население": "household",
+    "legal": "legal",
+    "yuridik": "legal",
+    "юр": "legal",
+    "юридическое": "legal",
+    "budget": "budget",
+    "byudjet": "budget",
+    "бюджет": "budget",
+}
+REQUIRED = ("kind", "name", "region", "district", "mahalla", "street", "house")
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    imported: int = 0
+    skipped: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    committed: bool = False
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["line", "reason"])
+            w.writerows(self.rejected)
+
+
+class RowError(BillingError):
+    pass
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: text}) for every data row of a CSV or XLSX file."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        import openpyxl  # type: ignore[import-untyped]
+
+        try:
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many types for a bad file
+            raise BillingError(f"{path}: not a readable XLSX workbook: {exc}") from exc
+        ws = wb.worksheets[0]
+        it = ws.iter_rows(values_only=True)
+        header = [str(h or "").strip().lower() for h in next(it, ())]
+        for n, row in enumerate(it, start=2):
+            if row is None or all(v is None or str(v).strip() == "" for v in row):
+                continue
+            yield (
+                n,
+                {h: "" if v is None else _cell(v) for h, v in zip(header, row, strict=False) if h},
+            )
+        wb.close()
+        return
+    if suffix not in (".csv", ".txt"):
+        raise BillingError(f"{path}: unsupported file type {suffix!r}; use .csv or .xlsx")
+    try:
+        f = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise BillingError(f"cannot open {path}: {exc}") from exc
+    with f:
+        sample = f.read(4096)
+        f.seek(0)
+        delim = ";" if sample.count(";") > sample.count(",") else ","
+        reader = csv.reader(f, delimiter=delim)
+        header = [h.strip().lower() for h in next(reader, [])]
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            yield reader.line_num, {h: c.strip() for h, c in zip(header, row, strict=False) if h}
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, datetime):
+        return v.date().isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    return str(v).strip()
+
+
+def _opt(row: dict[str, str], key: str) -> str | None:
+    v = row.get(key, "").strip()
+    return v or None
+
+
+def _digits(row: dict[str, str], key: str) -> str | None:
+    v = _opt(row, key)
+    return None if v is None else v.replace(" ", "").replace("-", "")
+
+
+def _tiyin(text: str) -> int:
+    try:
+        d = Decimal(text.replace(" ", "").replace(",", "."))
+    except InvalidOperation as exc:
+        raise RowError(f"opening_balance {text!r} is not a number") from exc
+    if d != d.quantize(Decimal("0.01")):
+        raise RowError(f"opening_balance {text!r} has more than 2 decimals")
+    return int(d * 100)
+
+
+def _import_row(
+    conn: psycopg.Connection[Any], row: dict[str, str], *, now: datetime, as_of: date, tz: str
+) -> bool:
+    missing = [k for k in REQUIRED if not row.get(k, "").strip()]
+    if missing:
+        raise RowError(f"missing {', '.join(missing)}")
+    legacy = _opt(row, "legacy_id")
+    if (
+        legacy
+        and conn.execute("SELECT 1 FROM accounts WHERE legacy_ref = %s", (legacy,)).fetchone()
+    ):
+        return False
+    kind = KIND_ALIASES.get(row["kind"].strip().lower())
+    if kind is None:
+        raise RowError(f"kind {row['kind']!r} is not household, legal or budget")
+    try:
+        residents = int(row.get("residents") or 0)
+    except ValueError as exc:
+        raise RowError(f"residents {row.get('residents')!r} is not a whole number") from exc
+    metered_text = (row.get("metered") or "").strip().lower()
+    metered = metered_text not in ("0", "no", "false", "yo'q", "нет") and (
+        metered_text != "" or bool(_opt(row, "meter_serial"))
+    )
+    address = Address(
+        row["region"],
+        row["district"],
+        row["mahalla"],
+        row["street"],
+        row["house"],
+        _opt(row, "apartment"),
+    )
+    acc_id, number = create_account(
+        conn,
+        kind=kind,
+        name=row["name"],
+        address=address,
+        now=now,
+        residents=residents,
+        inn=_digits(row, "inn"),
+        mfo=_digits(row, "mfo"),
+        bank_account=_digits(row, "bank_account"),
+        phone=_digits(row, "phone"),
+        metered=metered,
+        number=_opt(row, "number"),
+        opened_on=as_of,
+        legacy_ref=legacy,
+    )
+    serial = _opt(row, "meter_serial")
+    if serial:
+        try:
+            initial = float(row.get("initial_reading") or 0)
+            digits = int(row.get("meter_digits") or 5)
+            inst = date.fromisoformat(row["installed_on"]) if _opt(row, "installed_on") else as_of
+        except ValueError as exc:
+            raise RowError(f"meter fields: {exc}") from exc
+        if not 3 <= digits <= 9:
+            raise RowError(f"meter_digits must be 3..9, got {digits}")
+        install_meter(
+            conn,
+            acc_id,
+            serial,
+            installed_at=datetime.combine(inst, time(0), ZoneInfo(tz)),
+            initial_reading=initial,
+            digits=digits,
+        )
+    ob = _opt(row, "opening_balance")
+    if ob:
+        amount = _tiyin(ob)
+        if amount:
+            post_entry(
+                conn,
+                account_id=acc_id,
+                kind="opening_balance",
+                amount_tiyin=amount,
+                posted_at=now,
+                value_date=as_of,
+                source="import",
+                idem_key=f"opening:{number}",
+                memo="opening balance from legacy system",
+            )
+    return True
+
+
+def import_accounts(
+    conn: psycopg.Connection[Any],
+    path: Path,
+    *,
+    now: datetime,
+    as_of: date | None = None,
+    strict: bool = False,
+    dry_run: bool = False,
+    tz: str = "Asia/Tashkent",
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import a file in one transaction (see the module doc). Commits unless rejected/dry."""
+    as_of = as_of or now.date()
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    rows = list(read_rows(path))
+    with conn.transaction(force_rollback=dry_run):
+        for line, row in rows:
+            report.rows += 1
+            legacy = _opt(row, "legacy_id")
+            if legacy and legacy in seen:
+                report.rejected.append((line, f"legacy_id {legacy} repeats line {seen[legacy]}"))
+                continue
+            if legacy:
+                seen[legacy] = line
+            try:
+                with conn.transaction():  # savepoint: the row goes in whole or not at all
+                    if _import_row(conn, row, now=now, as_of=as_of, tz=tz):
+                        report.imported += 1
+                    else:
+                        report.skipped += 1
+            except (BillingError, pg_errors.IntegrityError, pg_errors.DataError) as exc:
+                reason = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
+                report.rejected.append((line, reason or type(exc).__name__))
+            if progress:
+                progress(report.rows, len(rows))
+        if strict and report.rejected:
+            raise ImportRejectedError(
+                f"{path.name}: {len(report.rejected)} row(s) rejected; nothing imported",
+                report.rejected,
+            )
+    report.committed = not dry_run
+    if not conn.autocommit:
+        conn.commit()
+    return report
