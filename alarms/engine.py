@@ -421,6 +421,10 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     tz = ZoneInfo(p.tz)
     pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
+    cust = zone_customer_points(conn, rule.zone_id, p.volume_point)
+    if p.net_of_consumption:
+        hc = _horizon(conn, cust, until)
+        hz = None if hc is None or hz is None else min(hz, hc)
     if hz is None:
         return
     step_s = p.bucket_s
@@ -431,6 +435,10 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         return
     data = _series(conn, pts, to_ts(t0), to_ts(t0 + n * step_s))
     flow = _net_flow(pts, data, t0, step_s, n)
+    if p.net_of_consumption:
+        edges = t0 + step_s * np.arange(n + 1, dtype=np.float64)
+        cons = _consumption(conn, cust, edges, to_ts(t0), to_ts(t0 + n * step_s))
+        flow = flow - cons.sum(axis=0) * 1000.0 / step_s  # NaN where any meter is unknown
     n_slots = max(1, round(86400 / step_s))
     off = to_ts(t0).astimezone(tz).utcoffset() or timedelta(0)
     hist: list[list[float]] = st.extra.get("_hist", [])

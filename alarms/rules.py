@@ -99,6 +99,8 @@ class RuleParams(BaseModel):
     volume_point: str = "volume"
     leak_hours: int = Field(24, ge=2)
     zero_threshold_m3: float = Field(0.0005, ge=0)
+    # burst: watch inflow minus metered customer consumption (the losses) instead of inflow
+    net_of_consumption: bool = False
 
 
 @dataclass(frozen=True)
