@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -69,8 +70,15 @@ def create_app(
         try:
             yield
         finally:
+            for task in list(state.tasks):
+                task.cancel()
+            if state.tasks:
+                await asyncio.wait(list(state.tasks), timeout=10)
             await state.pool.close()
             state.pool = None
+            if state.sync_pool is not None:
+                await asyncio.to_thread(state.sync_pool.close)
+                state.sync_pool = None
             log.info("api stopped")
 
     app = FastAPI(

@@ -3,6 +3,7 @@ and the audit log writer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ class AppState:
 
     pool_url: str = ""
     """The database URL the pool was opened with."""
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    """Background jobs (billing runs) started by this worker; cancelled at shutdown."""
+    sync_pool: Any = None
+    """A synchronous pool for calls into billing (opened on first use, see api.syncdb)."""
 
     @property
     def secret(self) -> str:

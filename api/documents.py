@@ -1,49 +1,53 @@
-"""Invoice PDFs: made by the billing package, served by the API."""
+"""Invoice PDFs: made by billing.documents, served by the API."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi.responses import Response
 from psycopg import AsyncConnection
 
+from api.deps import AppState
 from api.errors import NotFoundError, UnavailableError
 from api.sql import fetch_one
+from api.syncdb import run_sync
 
 
-def _render_with_billing(db_url: str, invoice_id: int) -> bytes:
-    import importlib
+def _render(conn: Any, account_id: int, period: Any, kind: str, lang: str) -> bytes:
+    from billing import documents
+    from billing.config import get_billing_config
+    from billing.errors import BillingError
 
+    cfg = get_billing_config()
+    language: Any = "ru" if lang == "ru" else "uz"
     try:
-        documents = importlib.import_module("billing.documents")
-    except ImportError as exc:
-        raise UnavailableError("invoice PDFs are not available in this installation") from exc
-    render: Any = getattr(documents, "invoice_pdf", None)
-    if render is None:
-        raise UnavailableError("invoice PDFs are not available in this installation")
-    import psycopg
-
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        pdf: bytes = render(conn, invoice_id)
-    return pdf
+        slip = documents.slip_data(conn, account_id, period, cfg)
+        if kind == "household":
+            return documents.render_slips([slip], cfg, language)
+        return documents.render_invoice(slip, cfg, language)
+    except BillingError as exc:
+        raise UnavailableError(f"the invoice PDF could not be made: {exc}") from exc
 
 
 async def invoice_pdf_response(
-    conn: AsyncConnection[Any], invoice_id: int, *, account_no: str | None, db_url: str = ""
+    conn: AsyncConnection[Any],
+    st: AppState,
+    invoice_id: int,
+    *,
+    account_no: str | None,
+    lang: str = "uz",
 ) -> Response:
-    """The PDF of one invoice; with ``account_no`` only when the invoice is that account's."""
+    """The PDF of one invoice; with ``account_no`` only when the invoice is that account's.
+    Households get their payment slip, legal entities and budget bodies the hisob-faktura."""
     row = await fetch_one(
         conn,
-        "SELECT i.number, a.number AS account FROM invoices i "
-        "JOIN accounts a ON a.id = i.account_id WHERE i.id = %s",
+        "SELECT i.number, i.period, a.id AS account_id, a.number AS account, a.kind "
+        "FROM invoices i JOIN accounts a ON a.id = i.account_id WHERE i.id = %s",
         (invoice_id,),
     )
     if row is None or (account_no is not None and row["account"] != account_no):
         raise NotFoundError(f"no invoice with id {invoice_id}")
-    if not db_url:
-        db_url = conn.info.dsn
-    pdf = await asyncio.to_thread(_render_with_billing, db_url, invoice_id)
+    pdf = await run_sync(st, _render, row["account_id"], row["period"], row["kind"], lang)
     return Response(
         pdf,
         media_type="application/pdf",

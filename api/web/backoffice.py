@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -13,10 +10,12 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api import accounts, billing_data
+from api.cash import CashPayment, post_cash
 from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require
 from api.errors import NotAuthenticatedError, NotFoundError, TooManyAttemptsError
 from api.security import READ_BILLING, STAFF, Principal, Role
 from api.sql import fetch_all
+from api.syncdb import run_sync
 from api.web.common import clear_session, form_csrf_ok, render, safe_next, set_session
 
 log = logging.getLogger(__name__)
@@ -171,61 +170,6 @@ def parse_som(text: str) -> int:
     return tiyin
 
 
-def _post_cash(
-    db_url: str,
-    *,
-    who: Principal,
-    ip: str,
-    number: str,
-    amount: int,
-    receipt: str,
-    now: datetime,
-) -> int:
-    """Post a cashier payment through billing and audit it, in one transaction."""
-    import psycopg
-    from psycopg.types.json import Jsonb
-
-    from billing.ledger import account_id_for_number, post_payment
-
-    with psycopg.connect(db_url) as conn:
-        account_id = account_id_for_number(conn, number)
-        entry = post_payment(
-            conn,
-            amount_tiyin=amount,
-            paid_at=now,
-            source="cashier",
-            external_ref=receipt,
-            account_id=account_id,
-            created_by=who.username,
-        )
-        conn.execute(
-            "INSERT INTO audit_log (ts, actor_id, actor, role, action, entity, entity_id, "
-            "after, ip) VALUES (%s, %s, %s, %s, 'payment', 'account', %s, %s, %s)",
-            (
-                now,
-                who.user_id,
-                who.username,
-                who.role.value,
-                number,
-                Jsonb(
-                    json.loads(
-                        json.dumps(
-                            {
-                                "ledger_id": entry.id,
-                                "amount_tiyin": amount,
-                                "receipt": receipt,
-                                "created": entry.created,
-                            }
-                        )
-                    )
-                ),
-                ip,
-            ),
-        )
-        conn.commit()
-    return entry.id
-
-
 @router.get("/cashier")
 async def cashier_page(*, request: Request, who: Cashier) -> Response:
     return render(request, "staff_cashier.html", who=who, error=None, done=None, number="")
@@ -258,15 +202,12 @@ async def cashier_submit(
         )
     try:
         account = await billing_data.account_by_number(conn, number.strip())
-        entry_id = await asyncio.to_thread(
-            _post_cash,
-            st.pool_url,
-            who=who,
-            ip=client_ip(request),
-            number=account["number"],
-            amount=tiyin,
-            receipt=receipt.strip(),
-            now=st.clock(),
+        entry_id, _created = await run_sync(
+            st,
+            post_cash,
+            CashPayment(
+                account["number"], tiyin, receipt.strip(), who, client_ip(request), st.clock()
+            ),
         )
     except BillingError as exc:
         log.warning("cashier payment refused: %s", exc)

@@ -13,7 +13,14 @@ from api import accounts, billing_data
 from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require, write_audit
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
 from api.security import CUSTOMER_SELF, Principal
-from api.web.common import clear_session, form_csrf_ok, render, safe_next, set_session
+from api.web.common import (
+    clear_session,
+    form_csrf_ok,
+    language,
+    render,
+    safe_next,
+    set_session,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
@@ -173,12 +180,14 @@ async def balance_json(*, who: Customer, conn: Conn) -> Response:
 
 
 @router.get("/invoices/{invoice_id}.pdf")
-async def invoice_pdf(*, who: Customer, conn: Conn, st: State, invoice_id: int) -> Response:
+async def invoice_pdf(
+    *, request: Request, who: Customer, conn: Conn, st: State, invoice_id: int
+) -> Response:
     assert who.account_no is not None
     from api.documents import invoice_pdf_response
 
     return await invoice_pdf_response(
-        conn, invoice_id, account_no=who.account_no, db_url=st.pool_url
+        conn, st, invoice_id, account_no=who.account_no, lang=language(request)
     )
 
 

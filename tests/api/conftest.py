@@ -128,8 +128,9 @@ def add_invoice_and_charge(
     from billing.ledger import post_entry
 
     inv = conn.execute(
-        "INSERT INTO invoices (number, account_id, period, issued_at, amount_tiyin, volume_m3) "
-        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO invoices (number, account_id, period, issued_at, amount_tiyin, volume_m3, "
+        'lines) VALUES (%s, %s, %s, %s, %s, %s, \'{"basis": "metered", "charge": []}\') '
+        "RETURNING id",
         (
             number,
             account_id,

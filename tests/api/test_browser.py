@@ -92,6 +92,14 @@ def test_cabinet_first_password_balance_language(
     assert page.locator("h1").inner_text() == "To'lov uchun"
     assert page.locator("#invoices tbody tr").count() == 2
     assert page.locator("#payments tbody tr").count() == 1
+    # invoice download (the PDF comes from billing's documents)
+    with page.expect_download() as dl:
+        page.locator("a.invoice-pdf").first.click()
+    pdf_path = dl.value.path()
+    assert dl.value.suggested_filename == "invoice-2026-0000002.pdf"
+    from pypdf import PdfReader
+
+    assert account["number"] in "".join(p.extract_text() for p in PdfReader(pdf_path).pages)
     # language switch on the page, remembered in a cookie
     page.click("a[data-lang='ru']")
     assert page.locator("h1").inner_text() == "К оплате"

@@ -16,6 +16,7 @@ from tests.api.conftest import User, bearer
 
 ALL = {r.value for r in Role}
 STAFF = ALL - {"customer"}
+BILLING = {"admin", "billing_clerk", "cashier", "accountant", "lawyer", "viewer"}
 
 # group: (method, path, json body, roles allowed)
 MATRIX: dict[str, tuple[str, str, dict[str, Any] | None, set[str]]] = {
@@ -39,6 +40,25 @@ MATRIX: dict[str, tuple[str, str, dict[str, Any] | None, set[str]]] = {
         None,
         {"admin", "billing_clerk"},
     ),
+    "billing_read": ("GET", "/api/v1/accounts?limit=5", None, BILLING),
+    "ledger": ("GET", "/api/v1/accounts/{account}/ledger", None, BILLING),
+    "balances": ("GET", "/api/v1/balances", None, BILLING),
+    "invoices": ("GET", "/api/v1/invoices", None, BILLING),
+    "payments": ("GET", "/api/v1/payments", None, BILLING),
+    "cash_payment": (
+        "POST",
+        "/api/v1/accounts/{account}/payments",
+        {"amount_tiyin": 100, "receipt": "{role}-r"},
+        {"admin", "cashier"},
+    ),
+    "billing_runs": ("GET", "/api/v1/billing-runs", None, BILLING),
+    "start_billing_run": (
+        "POST",
+        "/api/v1/billing-runs",
+        {"period": "2020-01", "dry_run": True},
+        {"admin", "billing_clerk"},
+    ),
+    "customer_self": ("GET", "/api/v1/me/account", None, {"customer"}),
     "cabinet": ("GET", "/cabinet/", None, {"customer"}),
     "back_office": ("GET", "/staff/", None, STAFF),
     "cashier_desk": ("GET", "/staff/cashier", None, {"admin", "cashier"}),
