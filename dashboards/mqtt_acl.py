@@ -114,8 +114,12 @@ def service_users(root: str = "suvnet") -> tuple[BrokerUser, ...]:
         ),
         BrokerUser(
             "suvnet-office",
-            (Rule("readwrite", f"{root}/#"), Rule("readwrite", f"$share/+/{root}/#")),
-            comment="alarms workers, diagnostics, the demo: everything under the root",
+            (
+                Rule("readwrite", f"{root}/#"),
+                Rule("readwrite", f"$share/+/{root}/#"),
+                Rule("read", "$SYS/#"),
+            ),
+            comment="alarms workers, diagnostics, health checks: everything under the root",
         ),
     )
 

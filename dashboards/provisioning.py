@@ -5,11 +5,11 @@ Layout of the output folder (``--out DIR``)::
     DIR/provisioning/datasources/suvnet.yaml   the PostgreSQL datasource (TimescaleDB flag)
     DIR/provisioning/dashboards/suvnet.yaml    a file provider reading DIR/dashboards
     DIR/dashboards/<uid>.json                  one file per dashboard
-    DIR/maps/suvnet-network.geojson            pipes and zone outlines (``--network``)
+    DIR/maps/network.geojson                   pipes and zone outlines (``--network``)
 
 Mount ``provisioning`` at ``/etc/grafana/provisioning``, ``dashboards`` at
-``/var/lib/grafana/dashboards/suvnet`` and the GeoJSON file at
-``/usr/share/grafana/public/maps/suvnet-network.geojson`` (deploy/docker-compose.yml does).
+``/var/lib/grafana/dashboards/suvnet`` and ``maps`` at ``/usr/share/grafana/public/maps/suvnet``
+(deploy/docker-compose.yml does).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def build(
     ]
     files += [(out / "dashboards" / f"{d.uid}.json", dump_json(d.to_json())) for d in dashboards]
     if network_geojson is not None:
-        files.append((out / "maps" / "suvnet-network.geojson", dump_json(network_geojson)))
+        files.append((out / "maps" / "network.geojson", dump_json(network_geojson)))
     written: list[Path] = []
     unchanged: list[Path] = []
     try:

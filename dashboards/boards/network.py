@@ -17,7 +17,7 @@ from dashboards.sql import (
     series_source,
 )
 
-NETWORK_GEOJSON = "public/maps/suvnet-network.geojson"
+NETWORK_GEOJSON = "public/maps/suvnet/network.geojson"
 """Where Grafana finds the pipes and zone outlines (written by ``suvnet dashboards build``)."""
 
 NODES = SqlTarget(

@@ -27,7 +27,7 @@ def test_build_command_with_network_map(
     finally:
         get_settings.cache_clear()
     assert code == 0
-    geo = json.loads((tmp_path / "maps" / "suvnet-network.geojson").read_text())
+    geo = json.loads((tmp_path / "maps" / "network.geojson").read_text())
     pipes = {
         f["properties"]["code"]: f for f in geo["features"] if f["properties"]["kind"] == "pipe"
     }
