@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import sys
 import time
@@ -129,17 +130,13 @@ class _CountingReader(io.RawIOBase):
 def _records(
     fh: IO[str], path: Path, default_tz: tzinfo
 ) -> Iterator[tuple[int, CsvRecord | tuple[str, str], str]]:
-    sample = fh.read(4096)
-    fh.seek(0)
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(fh, dialect)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ImportFileError(f"{path}: the file is empty (expected a header line)") from None
+    first = fh.readline()
+    if not first.strip():
+        raise ImportFileError(f"{path}: the file is empty (expected a header line)")
+    # the header names the columns: its most frequent separator is the file's
+    delimiter = max(",;\t", key=first.count)
+    reader = csv.reader(itertools.chain([first], fh), delimiter=delimiter)
+    header = next(reader)
     cols = [h.strip().lower().lstrip("\ufeff") for h in header]
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
@@ -151,7 +148,7 @@ def _records(
         line_no = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
-        raw = dialect.delimiter.join(row) if hasattr(dialect, "delimiter") else ",".join(row)
+        raw = delimiter.join(row)
         if len(row) < len(REQUIRED):
             yield line_no, ("bad_reading_shape", f"{len(row)} column(s)"), raw
             continue
@@ -251,7 +248,10 @@ def _flush(
     dead: list[DeadLetter],
     summary: ImportSummary,
 ) -> None:
-    if summary.dry_run or (not rows and not dead):
+    if summary.dry_run:
+        summary.inserted += len(rows)
+        return
+    if not rows and not dead:
         return
     if rows:
         lo = min(r[0] for r in rows)
@@ -265,12 +265,18 @@ def _flush(
 
 
 def print_summary(s: ImportSummary, console: Console) -> None:
-    verb = "would import" if s.dry_run else "imported"
-    console.print(
-        f"{s.path}: {s.lines:,} line(s) read in {s.seconds:.1f} s; "
-        f"{verb} {s.inserted:,} new reading(s), {s.duplicates:,} already present, "
-        f"{s.rejected:,} refused"
-    )
+    head = f"{s.path}: {s.lines:,} line(s) read in {s.seconds:.1f} s; "
+    if s.dry_run:
+        text = (
+            f"{head}dry run, nothing written: {s.inserted:,} reading(s) would be imported "
+            f"(less any already present), {s.rejected:,} refused"
+        )
+    else:
+        text = (
+            f"{head}imported {s.inserted:,} new reading(s), {s.duplicates:,} already present, "
+            f"{s.rejected:,} refused"
+        )
+    console.print(text, soft_wrap=True)
     if s.rejected:
         t = Table("reason", "lines", title="refused lines by reason")
         for reason, n in s.by_reason.most_common():
@@ -280,7 +286,9 @@ def print_summary(s: ImportSummary, console: Console) -> None:
         for line, reason, detail in s.examples:
             t.add_row(str(line), reason, detail)
         console.print(t)
-        console.print("refused lines are kept in the dead_letters table (topic import:<file>)")
+        if not s.dry_run:
+            topic = f"import:{Path(s.path).name}"
+            console.print(f"refused lines are kept in the dead_letters table (topic {topic})")
 
 
 def export_csv(

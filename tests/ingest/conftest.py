@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,7 +203,7 @@ def batch_payload(
     gw: str,
     boot: str,
     seq: int,
-    rows: list[tuple[str, str, int, float | None]],
+    rows: Sequence[tuple[str, str, int, float | None]],
     *,
     quality: int = 0,
 ) -> bytes:

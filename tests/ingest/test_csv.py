@@ -1,0 +1,147 @@
+"""`suvnet readings import/export`: same checks and dedupe as live telemetry."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ingest.csvio import export_csv, import_csv, parse_line
+from ingest.errors import ImportFileError
+from tests.ingest.conftest import count
+
+GOOD = [
+    "2024-01-15T10:00:00Z,dev1,p1,1.25,0",
+    "2024-01-15T10:05:00+05:00,dev1,p1,1.5,good",
+    "2024-01-15 11:00:00,dev1,p2,3,",
+    "1705316400000,dev2,p1,-0.5,stale",
+    "2024-01-15T12:00:00Z,dev2,p1,,comm-fail",
+]
+BAD = [
+    ("2024-01-15T13:00:00Z,ghost,p1,1,0", "unknown_device"),
+    ("2024-01-15T13:00:00Z,dev1,zz,1,0", "unknown_point"),
+    ("2024-01-15T13:00:00Z,dev1,p1,NaN,0", "non_finite_value"),
+    ("2024-01-15T13:00:00Z,dev1,p1,abc,0", "bad_value_type"),
+    ("yesterday,dev1,p1,1,0", "bad_timestamp"),
+    ("2024-01-15T13:00:00Z,dev1,p1,1,7", "bad_quality"),
+    ("2999-01-01T00:00:00Z,dev1,p1,1,0", "ts_in_future"),
+    ("2024-01-15T13:00:00Z,dev1,p1,,0", "missing_value"),
+]
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("ts,device,point,value,quality\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _reason(ts: str, device: str, value: str) -> str:
+    got = parse_line(3, {"ts": ts, "device": device, "point": "p", "value": value})
+    assert isinstance(got, tuple)
+    return got[0]
+
+
+def test_parse_line_table() -> None:
+    rec = parse_line(
+        2, {"ts": "2024-01-15T10:00:00.250Z", "device": "d", "point": "p", "value": "1,5"}
+    )
+    assert not isinstance(rec, tuple)
+    assert (rec.ts_ms, rec.value, rec.quality) == (1705312800250, 1.5, 0)
+    assert _reason("x", "d", "1") == "bad_timestamp"
+    assert _reason("1", "", "1") == "bad_device_id"
+    assert _reason("1", "d", "inf") == "non_finite_value"
+    assert _reason("1", "d", "1e999") == "non_finite_value"
+
+
+def test_import_twice_and_export_round_trip(
+    db: psycopg.Connection[Any], db_url: str, registry_ids: dict[str, int], tmp_path: Path
+) -> None:
+    db.execute("TRUNCATE readings, dead_letters")
+    src = _write(tmp_path / "old_scada.csv", GOOD + [b for b, _ in BAD])
+    rejects = tmp_path / "rejects.csv"
+    s1 = import_csv(db_url, src, rejects_path=rejects)
+    assert (s1.lines, s1.inserted, s1.duplicates, s1.rejected) == (13, 5, 0, 8)
+    assert dict(s1.by_reason) == {reason: 1 for _, reason in BAD}
+    with rejects.open() as fh:
+        rej = list(csv.DictReader(fh))
+    assert [r["reason"] for r in rej] == [reason for _, reason in BAD]
+    assert rej[0]["line"] == "7"
+    assert count(db, "SELECT count(*) FROM dead_letters WHERE topic = 'import:old_scada.csv'") == 8
+    # the same file again: nothing new, every good line is a known duplicate
+    s2 = import_csv(db_url, src)
+    assert (s2.inserted, s2.duplicates, s2.rejected) == (0, 5, 8)
+    assert count(db, "SELECT count(*) FROM readings") == 5
+    # the +05:00 line is stored at 05:05 UTC, the line without offset is UTC
+    ts = db.execute(
+        "SELECT to_char(ts AT TIME ZONE 'UTC', 'HH24:MI') FROM readings WHERE value = 1.5"
+    ).fetchone()
+    assert ts == ("05:05",)
+    # export, then import the export into an emptied table: the same rows come back
+    out = tmp_path / "export.csv"
+    n = export_csv(db_url, out)
+    assert n == 5
+    all_rows = "SELECT ts, point_id, value, quality FROM readings ORDER BY 1, 2"
+    before = db.execute(all_rows).fetchall()
+    db.execute("TRUNCATE readings")
+    s3 = import_csv(db_url, out)
+    assert (s3.inserted, s3.rejected) == (5, 0)
+    after = db.execute(all_rows).fetchall()
+    assert after == before
+
+
+def test_import_refuses_a_file_without_the_columns(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,meter,reading\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(ImportFileError, match="lacks column"):
+        import_csv(db_url, bad)
+    with pytest.raises(ImportFileError, match="no such file"):
+        import_csv(db_url, tmp_path / "missing.csv")
+
+
+def test_cli_import_shows_summary_and_dry_run_writes_nothing(
+    db: psycopg.Connection[Any], db_url: str, registry_ids: dict[str, int], tmp_path: Path
+) -> None:
+    db.execute("TRUNCATE readings")
+    src = _write(tmp_path / "h.csv", [*GOOD, BAD[0][0]])
+    env = dict(os.environ, SUVNET_DATABASE_URL=db_url, COLUMNS="200")
+    suvnet = str(Path(sys.executable).parent / "suvnet")
+    dry = subprocess.run(
+        [suvnet, "readings", "import", str(src), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "5 reading(s) would be imported" in dry.stdout
+    assert count(db, "SELECT count(*) FROM readings") == 0
+    run = subprocess.run(
+        [suvnet, "readings", "import", str(src)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "imported 5 new reading(s), 0 already present, 1 refused" in run.stdout
+    assert "unknown_device" in run.stdout
+    assert count(db, "SELECT count(*) FROM readings") == 5
+    exp = subprocess.run(
+        [suvnet, "readings", "export", "-o", "-", "--device", "dev2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = exp.stdout.strip().splitlines()
+    assert lines[0] == "ts,device,point,value,quality"
+    assert lines[1:] == [
+        "2024-01-15T11:00:00.000Z,dev2,p1,-0.5,1",
+        "2024-01-15T12:00:00.000Z,dev2,p1,,2",
+    ]
