@@ -151,6 +151,8 @@ def import_cmd(  # noqa: PLR0917
     Importing the same file again changes nothing; a changed file updates what differs.
     Nothing is deleted. Everything is written in one transaction.
     """
+    import psycopg
+
     from suvnet.db import connect
     from suvnet.network import (
         assign_zones as assign,
@@ -196,6 +198,11 @@ def import_cmd(  # noqa: PLR0917
         except UnknownReferenceError as exc:
             hint = " (create it first, e.g. with suvnet site apply)" if exc.kind == "zone" else ""
             raise FileFormatError(str(file), None, exc.kind, f"{exc}{hint}") from exc
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            diag = exc.diag.message_primary or str(exc)
+            raise FileFormatError(
+                str(file), None, None, f"the database refused a value: {diag}"
+            ) from exc
     print_changes(log, title="network import" + (" (dry run, rolled back)" if dry_run else ""))
 
 

@@ -393,6 +393,16 @@ def _duplicates(spec: SiteSpec) -> list[tuple[Loc, str]]:
     return problems
 
 
+_FRIENDLY = {
+    "extra_forbidden": "unknown key (misspelt? docs/site.md lists the keys)",
+    "missing": "is required",
+}
+
+
+def _msg(error: Any) -> str:
+    return _FRIENDLY.get(str(error["type"]), str(error["msg"]))
+
+
 def load_site(path: Path | str) -> SiteFile:
     """Read and validate a site file; a problem raises FileFormatError (file, line, field)."""
     path = Path(path)
@@ -413,12 +423,12 @@ def load_site(path: Path | str) -> SiteFile:
         more = ""
         if len(errors) > 1:
             others = [
-                f"line {line_of(raw, e['loc'])} {field_name(e['loc'])}: {e['msg']}"
+                f"line {line_of(raw, e['loc'])} {field_name(e['loc'])}: {_msg(e)}"
                 for e in errors[1:6]
             ]
             more = f" (and {len(errors) - 1} more: " + "; ".join(others) + ")"
         raise FileFormatError(
-            str(path), line_of(raw, loc), field_name(loc), f"{first['msg']}{more}"
+            str(path), line_of(raw, loc), field_name(loc), f"{_msg(first)}{more}"
         ) from exc
     site = SiteFile(path, spec, raw)
     problems = _duplicates(spec)
@@ -606,7 +616,7 @@ def apply_site(
             try:
                 save_zones(conn, [z.to_zone() for z in spec.zones], log, r)
             except UnknownReferenceError as exc:
-                bad = next(i for i, z in enumerate(spec.zones) if z.parent == exc.code)
+                bad = next((i for i, z in enumerate(spec.zones) if z.parent == exc.code), 0)
                 raise site.error(
                     ("zones", bad, "parent"),
                     f"zone '{exc.code}' is neither in this file nor in the database",
@@ -673,7 +683,7 @@ def apply_site(
                     for p in d.points:
                         pt = Point(d.code, p.name, p.unit, p.kind, p.poll_period_s)
                         log.add("points", f"{d.code}/{p.name}", upsert_point(conn, pt, r).change)
-    except psycopg.errors.IntegrityError as exc:
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
         diag = exc.diag.message_primary or str(exc)
         raise FileFormatError(
             str(site.path), None, None, f"the database refused the change: {diag}"

@@ -191,7 +191,7 @@ network:
             "profile: pressure_transmitter\n        unit_id: 2",
             "profil: pressure_transmitter\n        unit_id: 2",
             "gateways[0].devices[1].profil",
-            "Extra inputs",
+            "unknown key",
         ),
         (
             "kind: prv_controller",
