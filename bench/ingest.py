@@ -1,0 +1,377 @@
+"""Ingest benchmark: publishers -> Mosquitto -> `suvnet ingest run` -> committed rows.
+
+Figures (all in one run, on one machine shared by broker, database, ingest and publishers):
+
+* readings_per_s: end-to-end readings/s with 100 readings per message: from the first publish
+  to the end-to-end ack of the last batch (the ack is published only after the commit);
+* readings_per_s_1000: the same with 1,000 readings per message;
+* copy_baseline_rows_per_s: a bare binary COPY (psycopg, set_types) of the same rows into the
+  same, emptied readings table, in this process;
+* ratio: readings_per_s / copy_baseline_rows_per_s;
+* p50_latency_s / p99_latency_s: publish -> commit (ack received) per batch, at a fixed
+  moderate rate of 20,000 readings/s (200 messages of 100 readings per second).
+
+The broker is a private Mosquitto started for the run (unlimited queue, no persistence), so
+the shared one is left alone; give --mqtt-url to use another. The database is a fresh one on
+the PostgreSQL server of SUVNET_TEST_DATABASE_URL or 127.0.0.1:5432, dropped at the end.
+
+Usage: python bench/ingest.py [--quick] [--readings N] [--latency-s S]
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from suvnet.migrate import migrate  # noqa: E402
+from suvnet.protocol import (  # noqa: E402
+    Reading,
+    TelemetryBatch,
+    Topics,
+    decode_ack,
+    encode_telemetry,
+)
+
+GATEWAYS = 4
+DEVICES_PER_GW = 25
+POINTS_PER_DEVICE = 4
+
+
+def with_db(url: str, name: str) -> str:
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def make_db(server: str) -> tuple[str, str, list[tuple[str, str, str, int]]]:
+    name = f"suvnet_bench_ingest_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_db(server, name)
+    points: list[tuple[str, str, str, int]] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        for g in range(GATEWAYS):
+            gid = conn.execute(
+                "INSERT INTO gateways (code) VALUES (%s) RETURNING id", (f"bgw{g}",)
+            ).fetchone()
+            assert gid is not None
+            for d in range(DEVICES_PER_GW):
+                code = f"bgw{g}-dev{d}"
+                did = conn.execute(
+                    "INSERT INTO devices (code, gateway_id, kind, profile) "
+                    "VALUES (%s, %s, 'pressure_sensor', 'bench') RETURNING id",
+                    (code, gid[0]),
+                ).fetchone()
+                assert did is not None
+                for p in range(POINTS_PER_DEVICE):
+                    pid = conn.execute(
+                        "INSERT INTO points (device_id, name, poll_period_s) "
+                        "VALUES (%s, %s, 1) RETURNING id",
+                        (did[0], f"p{p}"),
+                    ).fetchone()
+                    assert pid is not None
+                    points.append((f"bgw{g}", code, f"p{p}", int(pid[0])))
+    return name, url, points
+
+
+def make_batches(
+    points: list[tuple[str, str, str, int]], total: int, per_msg: int, boot: str, t0: int
+) -> tuple[list[tuple[str, int, bytes]], list[tuple[int, int, float, int]]]:
+    """(gateway, seq, payload) messages and the same rows as (ts_ms, point_id, value, quality)."""
+    by_gw: dict[str, list[tuple[str, str, int]]] = {}
+    for gw, dev, pt, pid in points:
+        by_gw.setdefault(gw, []).append((dev, pt, pid))
+    msgs: list[tuple[str, int, bytes]] = []
+    rows: list[tuple[int, int, float, int]] = []
+    per_gw = total // len(by_gw)
+    for gw, pts in by_gw.items():
+        seq = 0
+        for start in range(0, per_gw, per_msg):
+            readings = []
+            for i in range(start, min(start + per_msg, per_gw)):
+                dev, pt, pid = pts[i % len(pts)]
+                ts = t0 + i // len(pts)
+                value = round(3.0 + (i % 97) * 0.01, 3)
+                readings.append(Reading(dev, pt, ts, value))
+                rows.append((ts, pid, value, 0))
+            payload = encode_telemetry(TelemetryBatch(gw, boot, seq, 0, tuple(readings)))
+            msgs.append((gw, seq, payload))
+            seq += 1
+    return msgs, rows
+
+
+class Acks:
+    def __init__(self, mqtt_url: str, topics: Topics) -> None:
+        p = urlsplit(mqtt_url)
+        self.got: dict[tuple[str, str, int], float] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"bench-acks-{uuid.uuid4().hex[:6]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.c.on_message = self._on
+        self.c.on_subscribe = lambda *a: self.ready.set()
+        self.c.on_connect = lambda c, *a: c.subscribe(f"{topics.root}/v1/+/ack", qos=1)
+        self.c.connect(p.hostname or "127.0.0.1", p.port or 1883)
+        self.c.loop_start()
+        self.ready.wait(10)
+
+    def _on(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        gw = msg.topic.split("/")[-2]
+        ack = decode_ack(bytes(msg.payload))
+        with self.lock:
+            for lo, hi in ack.ranges:
+                for s in range(lo, hi + 1):
+                    self.got.setdefault((gw, ack.boot, s), now)
+
+    def count(self, boot: str) -> int:
+        with self.lock:
+            return sum(1 for k in self.got if k[1] == boot)
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def publisher(mqtt_url: str) -> mqtt.Client:
+    p = urlsplit(mqtt_url)
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
+    c.max_inflight_messages_set(2000)
+    c.max_queued_messages_set(0)
+    c.connect(p.hostname or "127.0.0.1", p.port or 1883)
+    c.loop_start()
+    return c
+
+
+def throughput(
+    pub: mqtt.Client, acks: Acks, topics: Topics, msgs: list[tuple[str, int, bytes]], boot: str
+) -> float:
+    """Seconds from the first publish to the ack of the last batch."""
+    t0 = time.perf_counter()
+    for gw, _seq, payload in msgs:
+        pub.publish(topics.telemetry(gw), payload, qos=1)
+    deadline = time.monotonic() + 600
+    while acks.count(boot) < len(msgs):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timeout: {acks.count(boot)} of {len(msgs)} batches acked")
+        time.sleep(0.005)
+    with acks.lock:
+        last = max(v for k, v in acks.got.items() if k[1] == boot)
+    return last - t0
+
+
+def latency(
+    pub: mqtt.Client,
+    acks: Acks,
+    topics: Topics,
+    msgs: list[tuple[str, int, bytes]],
+    boot: str,
+    rate_msgs: float,
+) -> list[float]:
+    sent: dict[tuple[str, int], float] = {}
+    t0 = time.perf_counter()
+    for i, (gw, seq, payload) in enumerate(msgs):
+        due = t0 + i / rate_msgs
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(0.002, due - now))
+        sent[(gw, seq)] = time.perf_counter()
+        pub.publish(topics.telemetry(gw), payload, qos=1)
+    deadline = time.monotonic() + 120
+    while acks.count(boot) < len(msgs):
+        if time.monotonic() > deadline:
+            raise SystemExit("timeout waiting for latency acks")
+        time.sleep(0.01)
+    with acks.lock:
+        return [acks.got[(gw, boot, seq)] - t for (gw, seq), t in sent.items()]
+
+
+def copy_baseline(url: str, rows: list[tuple[int, int, float, int]]) -> float:
+    """Seconds for a bare binary COPY of the rows into the (emptied) readings table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE readings")
+        t0 = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY readings (ts, point_id, value, quality) FROM STDIN (FORMAT BINARY)"
+            ) as cp,
+        ):
+            cp.set_types(["timestamptz", "int8", "float8", "int2"])
+            for ts, pid, v, q in rows:
+                cp.write_row((datetime.fromtimestamp(ts / 1000, UTC), pid, v, q))
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small run (< 1 minute)")
+    ap.add_argument("--readings", type=int, help="readings per throughput run")
+    ap.add_argument("--latency-s", type=float, help="seconds of the fixed-rate latency run")
+    ap.add_argument("--mqtt-url", help="use this broker instead of a private Mosquitto")
+    args = ap.parse_args()
+    total = args.readings or (200_000 if args.quick else 1_000_000)
+    lat_s = args.latency_s or (4.0 if args.quick else 15.0)
+    server = os.environ.get(
+        "SUVNET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="suvnet-bench-ingest-"))
+    broker: subprocess.Popen[bytes] | None = None
+    if args.mqtt_url:
+        mqtt_url = args.mqtt_url
+    else:
+        broker, mqtt_url = start_broker(tmp)
+    dbname, url, points = make_db(server)
+    topics = Topics(f"bench{uuid.uuid4().hex[:6]}/suvnet")
+    now = int(time.time() * 1000)
+    log = (tmp / "ingest.log").open("wb")
+    env = dict(
+        os.environ,
+        SUVNET_DATABASE_URL=url,
+        SUVNET_MQTT_URL=mqtt_url,
+        SUVNET_TOPIC_ROOT=topics.root,
+        SUVNET_INGEST_CLIENT_ID=f"bench-ingest-{uuid.uuid4().hex[:6]}",
+        SUVNET_INGEST_METRICS_PORT="0",
+        SUVNET_INGEST_SESSION_EXPIRY_S="60",
+        SUVNET_LOG_LEVEL="WARNING",
+    )
+    ingest = subprocess.Popen(
+        [str(Path(sys.executable).parent / "suvnet"), "ingest", "run"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    acks = Acks(mqtt_url, topics)
+    pub = publisher(mqtt_url)
+    try:
+        # warm-up: one batch acked means the worker is subscribed and writing
+        warm, _ = make_batches(points, 400, 100, "warm", now - 7_200_000)
+        deadline = time.monotonic() + 60
+        while acks.count("warm") < 1:
+            pub.publish(topics.telemetry(warm[0][0]), warm[0][2], qos=1)
+            time.sleep(0.5)
+            if time.monotonic() > deadline or ingest.poll() is not None:
+                raise SystemExit("ingest did not start; see " + str(tmp / "ingest.log"))
+
+        msgs100, rows = make_batches(points, total, 100, "t100", now - 3_000_000)
+        print(f"throughput: {len(rows):,} readings in {len(msgs100):,} messages of 100")
+        t100 = throughput(pub, acks, topics, msgs100, "t100")
+        rps100 = len(rows) / t100
+        print(f"  {t100:.2f} s  ->  {rps100:,.0f} readings/s")
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("TRUNCATE readings, ingest_rollup_dirty")
+        msgs1000, rows1000 = make_batches(points, total, 1000, "t1000", now - 3_000_000)
+        print(f"throughput: {len(rows1000):,} readings in {len(msgs1000):,} messages of 1000")
+        t1000 = throughput(pub, acks, topics, msgs1000, "t1000")
+        rps1000 = len(rows1000) / t1000
+        print(f"  {t1000:.2f} s  ->  {rps1000:,.0f} readings/s")
+
+        n_lat = int(lat_s * 200)
+        msgs_lat, _ = make_batches(points, n_lat * 100, 100, "lat", now - 1_000_000)
+        print(f"latency: {len(msgs_lat)} messages of 100 at 200 messages/s (20,000 readings/s)")
+        lats = sorted(latency(pub, acks, topics, msgs_lat, "lat", 200.0))
+        p50 = statistics.median(lats)
+        p99 = lats[min(len(lats) - 1, int(0.99 * len(lats)))]
+        print(f"  p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lats[-1] * 1000:.0f} ms")
+
+        # the worker must be idle for a fair baseline
+        ingest.send_signal(signal.SIGTERM)
+        ingest.wait(30)
+        tc = copy_baseline(url, rows)
+        copy_rps = len(rows) / tc
+        print(
+            f"baseline: bare binary COPY of the same {len(rows):,} rows: {tc:.2f} s "
+            f"-> {copy_rps:,.0f} rows/s"
+        )
+        print(f"ratio (ingest end to end / bare COPY): {rps100 / copy_rps:.2f}")
+    finally:
+        if ingest.poll() is None:
+            ingest.send_signal(signal.SIGTERM)
+            try:
+                ingest.wait(30)
+            except subprocess.TimeoutExpired:
+                ingest.kill()
+        log.close()
+        pub.disconnect()
+        pub.loop_stop()
+        acks.close()
+        if broker is not None:
+            broker.terminate()
+            broker.wait(10)
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        json.dumps(
+            {
+                "readings_per_s": round(rps100),
+                "readings_per_s_1000": round(rps1000),
+                "copy_baseline_rows_per_s": round(copy_rps),
+                "ratio": round(rps100 / copy_rps, 3),
+                "p50_latency_s": round(p50, 4),
+                "p99_latency_s": round(p99, 4),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
