@@ -135,8 +135,7 @@ def make_batches(
     rows: list[tuple[int, int, float, int]] = []
     per_gw = total // len(by_gw)
     for gw, pts in by_gw.items():
-        seq = 0
-        for start in range(0, per_gw, per_msg):
+        for seq, start in enumerate(range(0, per_gw, per_msg)):
             readings = []
             for i in range(start, min(start + per_msg, per_gw)):
                 dev, pt, pid = pts[i % len(pts)]
@@ -146,7 +145,6 @@ def make_batches(
                 rows.append((ts, pid, value, 0))
             payload = encode_telemetry(TelemetryBatch(gw, boot, seq, 0, tuple(readings)))
             msgs.append((gw, seq, payload))
-            seq += 1
     return msgs, rows
 
 
