@@ -7,6 +7,7 @@ billing) are skipped only while those tables do not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,6 +127,22 @@ def test_panel_query_runs_and_fits_its_panel(
     check_shape(panel, target, res)
     if span == timedelta(days=40):
         assert res.rows, "the seeded village should give this query rows over 40 days"
+    if len(panel.targets) == 1:
+        for o in panel.overrides:
+            assert o.field_name in res.columns, f"override for missing column {o.field_name}"
+
+
+@pytest.mark.timescaledb
+@pytest.mark.parametrize(("panel", "target"), _targets())
+def test_panel_query_with_the_timescaledb_flag(
+    vdb: psycopg.Connection[Any], panel: Panel, target: SqlTarget
+) -> None:
+    """With the datasource's TimescaleDB switch on, Grafana groups with time_bucket()."""
+    if not vdb.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        pytest.skip("the TimescaleDB extension is not installed on this PostgreSQL server")
+    skip_if_missing(vdb, target.requires)
+    ctx = dataclasses.replace(context(timedelta(days=40)), timescaledb=True)
+    check_shape(panel, target, run(vdb, target.sql, ctx))
 
 
 @pytest.mark.parametrize(
