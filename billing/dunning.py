@@ -25,7 +25,7 @@ import psycopg
 from billing.balances import aging_by_account
 from billing.config import BillingConfig
 from billing.documents import money, render_letter
-from billing.errors import ChannelError
+from billing.errors import ChannelError, NoContactError
 from billing.paylinks import best_link
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class HttpSmsGateway:
 
     def send(self, msg: DunningMessage) -> str:
         if not msg.phone:
-            raise ChannelError("the account has no phone number")
+            raise NoContactError("the account has no phone number")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             r = httpx.post(
@@ -102,7 +102,7 @@ class TelegramChannel:
 
     def send(self, msg: DunningMessage) -> str:
         if not msg.telegram_chat_id:
-            raise ChannelError("the account has no Telegram chat")
+            raise NoContactError("the account has no Telegram chat")
         try:
             r = httpx.post(
                 f"{self.api_url}/bot{self.token}/sendMessage",
@@ -224,27 +224,34 @@ def run_dunning(
     open_rows = conn.execute(
         """WITH last_stop AS (
                SELECT account_id, max(created_at) AS at FROM dunning_events
-               WHERE status = 'stopped' GROUP BY account_id)
-           SELECT e.account_id, array_agg(DISTINCT e.stage)
-           FROM dunning_events e LEFT JOIN last_stop s ON s.account_id = e.account_id
-           WHERE e.status IN ('sent', 'skipped') AND (s.at IS NULL OR e.created_at > s.at)
-           GROUP BY e.account_id"""
+               WHERE status = 'stopped' GROUP BY account_id),
+           per_stage AS (
+               SELECT e.account_id, e.stage,
+                      bool_or(e.status = 'sent') OR bool_and(e.status = 'skipped') AS done,
+                      max(e.id) AS last_id
+               FROM dunning_events e LEFT JOIN last_stop s ON s.account_id = e.account_id
+               WHERE e.status <> 'stopped' AND (s.at IS NULL OR e.created_at > s.at)
+               GROUP BY e.account_id, e.stage)
+           SELECT account_id, array_agg(stage) FILTER (WHERE done),
+                  (array_agg(stage ORDER BY last_id DESC))[1]
+           FROM per_stage GROUP BY account_id"""
     ).fetchall()
-    done: dict[int, set[str]] = {int(a): set(st) for a, st in open_rows}
+    done: dict[int, set[str]] = {int(a): set(st or ()) for a, st, _ in open_rows}
+    last_stage: dict[int, str] = {int(a): str(ls) for a, _, ls in open_rows}
     res = DunningResult()
     lang = cfg.default_language
     for acc_id, number, name, kind, phone, chat, address in accounts:
         aging = ages.get(int(acc_id))
         debt = aging.debt if aging else 0
         if debt <= 0 or aging is None or aging.balance <= 0 or aging.oldest_unpaid is None:
-            if int(acc_id) in done:
+            if int(acc_id) in last_stage:
                 res.stopped += 1
                 if not dry_run:
                     conn.execute(
                         "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
                         "days_overdue, created_at, status, detail) "
                         "VALUES (%s, %s, '-', 0, 0, %s, 'stopped', 'debt paid')",
-                        (acc_id, sorted(done[int(acc_id)])[0], now),
+                        (acc_id, last_stage[int(acc_id)], now),
                     )
                     log.info("dunning stopped for account %s: debt paid", number)
             continue
@@ -280,6 +287,9 @@ def run_dunning(
                     detail = ch.send(msg)
                     status = "sent"
                     res.sent += 1
+                except NoContactError as exc:
+                    status, detail = "skipped", str(exc)
+                    res.skipped += 1
                 except ChannelError as exc:
                     status, detail = "failed", str(exc)
                     res.failed += 1

@@ -43,3 +43,7 @@ class ChannelError(BillingError):
 
 class AccountDataError(BillingError):
     """Account or meter data is invalid (bad INN, phone, unknown address...)."""
+
+
+class NoContactError(ChannelError):
+    """The account has no address for this channel (no phone, no Telegram chat)."""

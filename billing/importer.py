@@ -190,7 +190,7 @@ def _import_row(
     serial = _opt(row, "meter_serial")
     if serial:
         try:
-            initial = float(row.get("initial_reading") or 0)
+            initial = float((row.get("initial_reading") or "0").replace(",", "."))
             digits = int(row.get("meter_digits") or 5)
             inst = date.fromisoformat(row["installed_on"]) if _opt(row, "installed_on") else as_of
         except ValueError as exc:

@@ -52,7 +52,7 @@ def test_update_delete_truncate_refused_by_database(conn: psycopg.Connection[Any
             conn.execute(sql, (e.id,))
         conn.rollback()
     with pytest.raises(pg_errors.InsufficientPrivilege, match="append-only"):
-        conn.execute("TRUNCATE ledger")
+        conn.execute("TRUNCATE ledger CASCADE")
     conn.rollback()
     assert balance(conn, acc) == 5000
 

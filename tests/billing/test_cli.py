@@ -1,0 +1,84 @@
+"""The `suvnet billing` commands end to end on a real database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from billing.cli import app
+from billing.config import get_billing_config
+from suvnet.settings import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("SUVNET_DATABASE_URL", db_url)
+    monkeypatch.setenv("SUVNET_BILLING_PAYME_MERCHANT_ID", "m-42")
+    monkeypatch.setenv("SUVNET_BILLING_PAYME_CHECKOUT_URL", "https://checkout.example.test")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    get_billing_config.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+    get_billing_config.cache_clear()
+
+
+def test_demo_run_balances_slips(env: str, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["demo", "--subscribers", "120", "--period", "2026-11"])
+    assert r.exit_code == 0, r.output
+    assert "created 120 accounts" in r.output
+    dry = runner.invoke(app, ["run", "--period", "2026-11", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "DRY RUN" in dry.output
+    with psycopg.connect(env) as c:
+        assert c.execute("SELECT count(*) FROM invoices").fetchone() == (0,)
+    run = runner.invoke(app, ["run", "--period", "2026-11"])
+    assert run.exit_code == 0, run.output
+    billed = re.search(r"accounts billed now\s+│\s+([\d,]+)", run.output)
+    assert billed is not None and billed.group(1) == "120"
+    again = runner.invoke(app, ["run", "--period", "2026-11"])
+    billed = re.search(r"accounts billed now\s+│\s+([\d,]+)", again.output)
+    assert billed is not None and billed.group(1) == "0"
+    with psycopg.connect(env) as c:
+        total = c.execute("SELECT sum(amount_tiyin) FROM ledger").fetchone()
+        number = c.execute("SELECT number FROM accounts ORDER BY id LIMIT 1").fetchone()
+        mahalla = c.execute("SELECT id FROM mahallas ORDER BY id LIMIT 1").fetchone()
+    assert total is not None and number is not None and mahalla is not None
+    bal = runner.invoke(app, ["balances", "--by", "street", "--as-of", "2026-12-31"])
+    assert bal.exit_code == 0, bal.output
+    from billing.documents import money
+
+    assert money(int(total[0])) in bal.output
+    out = tmp_path / "one.pdf"
+    s = runner.invoke(
+        app,
+        ["slips", "--period", "2026-11", "--account", number[0], "--out", str(out), "--lang", "ru"],
+    )
+    assert s.exit_code == 0, s.output
+    assert number[0] in PdfReader(out).pages[0].extract_text()
+    batch = tmp_path / "batch.pdf"
+    s = runner.invoke(
+        app, ["slips", "--period", "2026-11", "--mahalla", str(mahalla[0]), "--out", str(batch)]
+    )
+    assert s.exit_code == 0, s.output
+    assert len(PdfReader(batch).pages) == 120
+
+
+def test_clear_errors(env: str) -> None:
+    r = runner.invoke(app, ["run", "--period", "November"])
+    assert r.exit_code != 0
+    assert "2026-11" in str(r.exception)
+    r = runner.invoke(app, ["check-number", "000000017"])
+    assert "check digit" in str(r.exception)
+    r = runner.invoke(app, ["check-number", "00000001"])
+    assert r.output.strip() == "000000018"
+    r = runner.invoke(app, ["balances", "--by", "planet"])
+    assert "--by must be" in str(r.exception)
