@@ -50,32 +50,36 @@ def _status(exc: GrafanaException) -> int:
     return int(getattr(exc, "status_code", 0) or 0)
 
 
+def _refused(what: str, exc: GrafanaException) -> PushError:
+    hint = ""
+    if _status(exc) in (401, 403):
+        hint = (
+            " (check SUVNET_GRAFANA_TOKEN: a service-account token with the Editor role "
+            "on dashboards and Admin on datasources)"
+        )
+    return PushError(f"Grafana refused to {what}: {exc}{hint}")
+
+
 def _call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except GrafanaException as exc:
-        code = _status(exc)
-        hint = ""
-        if code in (401, 403):
-            hint = (
-                " (check SUVNET_GRAFANA_TOKEN: a service-account token with the Editor role "
-                "on dashboards and Admin on datasources)"
-            )
-        raise PushError(f"Grafana refused to {what}: {exc}{hint}") from exc
+        raise _refused(what, exc) from exc
     except Exception as exc:  # connection errors of the HTTP library
         raise PushError(f"cannot reach Grafana to {what}: {exc}") from exc
 
 
 def _get_or_none(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Like :func:`_call`, but a 404 (not there yet) gives ``None``."""
     try:
         return fn(*args)
     except GrafanaClientError as exc:
         if _status(exc) == 404:
             return None
-        return _call(what, fn, *args)
-    except GrafanaException:
-        return _call(what, fn, *args)
-    except Exception as exc:
+        raise _refused(what, exc) from exc
+    except GrafanaException as exc:
+        raise _refused(what, exc) from exc
+    except Exception as exc:  # connection errors of the HTTP library
         raise PushError(f"cannot reach Grafana to {what}: {exc}") from exc
 
 
