@@ -42,10 +42,10 @@ from suvnet.registry import (
     list_valves,
     list_zones,
     upsert_network,
-    upsert_node,
-    upsert_pipe,
-    upsert_pump,
-    upsert_valve,
+    upsert_nodes,
+    upsert_pipes,
+    upsert_pumps,
+    upsert_valves,
     upsert_zone,
 )
 
@@ -56,6 +56,7 @@ CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # networks
 ELEMENT_RE = re.compile(r'^[^\s;"]{1,64}$')  # EPANET IDs: no blanks, semicolons, quotes
 CRS_RE = re.compile(r"^(local|EPSG:[0-9]{4,6})$")
 LAYERS = ("zone", "node", "pipe", "valve", "pump")
+BATCH = 500  # elements per pipelined batch (and per progress step)
 
 
 @dataclass(frozen=True)
@@ -986,30 +987,18 @@ def save_network(
         log.add("networks", network.info.code, upsert_network(conn, network.info, r).change)
         check_foreign_codes(conn, network)
     r.preload("node", [n.code for n in network.nodes])
-    step = max(1, network.size // 100)
-    pending = 0
-
-    def tick() -> None:
-        nonlocal pending
-        pending += 1
-        if progress is not None and pending >= step:
-            progress(pending)
-            pending = 0
-
-    for n in network.nodes:
-        log.add("nodes", n.code, upsert_node(conn, n, r).change)
-        tick()
-    for p in network.pipes:
-        log.add("pipes", p.code, upsert_pipe(conn, p, r).change)
-        tick()
-    for v in network.valves:
-        log.add("valves", v.code, upsert_valve(conn, v, r).change)
-        tick()
-    for u in network.pumps:
-        log.add("pumps", u.code, upsert_pump(conn, u, r).change)
-        tick()
-    if progress is not None and pending:
-        progress(pending)
+    for kind, items, write in (
+        ("nodes", network.nodes, upsert_nodes),
+        ("pipes", network.pipes, upsert_pipes),
+        ("valves", network.valves, upsert_valves),
+        ("pumps", network.pumps, upsert_pumps),
+    ):
+        for start in range(0, len(items), BATCH):
+            chunk: Sequence[Any] = items[start : start + BATCH]
+            for item, res in zip(chunk, write(conn, chunk, r), strict=True):
+                log.add(kind, item.code, res.change)
+            if progress is not None:
+                progress(len(chunk))
     return log
 
 

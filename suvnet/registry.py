@@ -11,10 +11,11 @@ The functions never commit: the caller owns the transaction.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -35,6 +36,14 @@ PumpKind = Literal["head", "power"]
 PumpStatus = Literal["open", "closed"]
 DeviceKind = Literal["pressure_sensor", "prv_controller", "district_meter", "customer_meter"]
 PointKind = Literal["analog", "counter", "status", "setpoint", "bitfield"]
+
+
+class _Coded(Protocol):
+    @property
+    def code(self) -> str: ...
+
+
+_E = TypeVar("_E", bound=_Coded)
 
 
 class RegistryError(SuvnetError):
@@ -274,15 +283,8 @@ def _finite(value: float | None, what: str) -> float | None:
     return value
 
 
-def upsert_row(
-    conn: Conn, table: str, key: Mapping[str, Any], values: Mapping[str, Any]
-) -> Upserted:
-    """Insert a row or update it when it differs; ``key`` names a unique constraint's columns.
-
-    One round trip. An unchanged row is not written at all (no dead tuple, no trigger).
-    """
-    cols = [*key, *values]
-    params = [*key.values(), *values.values()]
+@functools.lru_cache(maxsize=128)
+def _upsert_sql(table: str, key: tuple[str, ...], values: tuple[str, ...]) -> sql.Composed:
     ident = sql.Identifier(table)
     action: sql.Composable
     if values:
@@ -304,7 +306,8 @@ def upsert_row(
     where = sql.SQL(" AND ").join(
         sql.SQL("{c} IS NOT DISTINCT FROM %s").format(c=sql.Identifier(c)) for c in key
     )
-    query = sql.SQL(
+    cols = (*key, *values)
+    return sql.SQL(
         "WITH ins AS (INSERT INTO {t} ({cols}) VALUES ({ph}) ON CONFLICT ({keys}) {action} "
         "RETURNING id, (xmax = 0) AS inserted) "
         "SELECT id, inserted FROM ins "
@@ -317,11 +320,43 @@ def upsert_row(
         action=action,
         where=where,
     )
-    row = conn.execute(query, [*params, *key.values()]).fetchone()
+
+
+def _upserted(table: str, row: Sequence[Any] | None) -> Upserted:
     if row is None:  # pragma: no cover - the row exists or was inserted
-        raise RegistryError(f"upsert into {table} returned nothing for {dict(key)}")
+        raise RegistryError(f"upsert into {table} returned nothing")
     change: Change = "unchanged" if row[1] is None else ("created" if row[1] else "updated")
     return Upserted(int(row[0]), change)
+
+
+def upsert_row(
+    conn: Conn, table: str, key: Mapping[str, Any], values: Mapping[str, Any]
+) -> Upserted:
+    """Insert a row or update it when it differs; ``key`` names a unique constraint's columns.
+
+    One round trip. An unchanged row is not written at all (no dead tuple, no trigger).
+    """
+    query = _upsert_sql(table, tuple(key), tuple(values))
+    row = conn.execute(query, [*key.values(), *values.values(), *key.values()]).fetchone()
+    return _upserted(table, row)
+
+
+def upsert_rows(
+    conn: Conn,
+    table: str,
+    key: Sequence[str],
+    values: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> list[Upserted]:
+    """:func:`upsert_row` for many rows (key values first, then the other values), pipelined."""
+    if not rows:
+        return []
+    query = _upsert_sql(table, tuple(key), tuple(values))
+    nk = len(key)
+    params = [[*row, *row[:nk]] for row in rows]
+    with conn.cursor() as cur:
+        cur.executemany(query, params, returning=True)
+        return [_upserted(table, cur.fetchone()) for _ in cur.results()]
 
 
 class Resolver:
@@ -418,91 +453,139 @@ def upsert_network(conn: Conn, net: NetworkInfo, resolver: Resolver | None = Non
     return res
 
 
+def _node_values(node: Node, r: Resolver) -> dict[str, Any]:
+    return {
+        "kind": node.kind,
+        "zone_id": r.id("zone", node.zone),
+        "network_id": r.id("network", node.network),
+        "x": _finite(node.x, f"node {node.code} x"),
+        "y": _finite(node.y, f"node {node.code} y"),
+        "elevation_m": node.elevation_m,
+        "base_demand_lps": node.base_demand_lps,
+        "attrs": Jsonb(dict(node.attrs)),
+    }
+
+
+def _pipe_values(pipe: Pipe, r: Resolver) -> dict[str, Any]:
+    return {
+        "from_node_id": r.need("node", pipe.from_node),
+        "to_node_id": r.need("node", pipe.to_node),
+        "network_id": r.id("network", pipe.network),
+        "diameter_mm": pipe.diameter_mm,
+        "material": pipe.material,
+        "length_m": pipe.length_m,
+        "install_year": pipe.install_year,
+        "roughness": pipe.roughness,
+        "status": pipe.status,
+        "geometry": _line(pipe.geometry),
+        "attrs": Jsonb(dict(pipe.attrs)),
+    }
+
+
+def _valve_values(valve: Valve, r: Resolver) -> dict[str, Any]:
+    return {
+        "kind": valve.kind,
+        "from_node_id": r.need("node", valve.from_node),
+        "to_node_id": r.need("node", valve.to_node),
+        "network_id": r.id("network", valve.network),
+        "diameter_mm": valve.diameter_mm,
+        "setting": valve.setting,
+        "status": valve.status,
+        "zone_id": r.id("zone", valve.zone),
+        "geometry": _line(valve.geometry),
+        "attrs": Jsonb(dict(valve.attrs)),
+    }
+
+
+def _pump_values(pump: Pump, r: Resolver) -> dict[str, Any]:
+    return {
+        "from_node_id": r.need("node", pump.from_node),
+        "to_node_id": r.need("node", pump.to_node),
+        "network_id": r.id("network", pump.network),
+        "kind": pump.kind,
+        "power_kw": pump.power_kw,
+        "head_curve": pump.head_curve,
+        "status": pump.status,
+        "zone_id": r.id("zone", pump.zone),
+        "geometry": _line(pump.geometry),
+        "attrs": Jsonb(dict(pump.attrs)),
+    }
+
+
 def upsert_node(conn: Conn, node: Node, resolver: Resolver | None = None) -> Upserted:
     r = resolver or Resolver(conn)
-    res = upsert_row(
-        conn,
-        "nodes",
-        {"code": node.code},
-        {
-            "kind": node.kind,
-            "zone_id": r.id("zone", node.zone),
-            "network_id": r.id("network", node.network),
-            "x": _finite(node.x, f"node {node.code} x"),
-            "y": _finite(node.y, f"node {node.code} y"),
-            "elevation_m": node.elevation_m,
-            "base_demand_lps": node.base_demand_lps,
-            "attrs": Jsonb(dict(node.attrs)),
-        },
-    )
+    res = upsert_row(conn, "nodes", {"code": node.code}, _node_values(node, r))
     r.remember("node", node.code, res.id)
     return res
 
 
 def upsert_pipe(conn: Conn, pipe: Pipe, resolver: Resolver | None = None) -> Upserted:
     r = resolver or Resolver(conn)
-    res = upsert_row(
-        conn,
-        "pipes",
-        {"code": pipe.code},
-        {
-            "from_node_id": r.need("node", pipe.from_node),
-            "to_node_id": r.need("node", pipe.to_node),
-            "network_id": r.id("network", pipe.network),
-            "diameter_mm": pipe.diameter_mm,
-            "material": pipe.material,
-            "length_m": pipe.length_m,
-            "install_year": pipe.install_year,
-            "roughness": pipe.roughness,
-            "status": pipe.status,
-            "geometry": _line(pipe.geometry),
-            "attrs": Jsonb(dict(pipe.attrs)),
-        },
-    )
+    res = upsert_row(conn, "pipes", {"code": pipe.code}, _pipe_values(pipe, r))
     r.remember("pipe", pipe.code, res.id)
     return res
 
 
 def upsert_valve(conn: Conn, valve: Valve, resolver: Resolver | None = None) -> Upserted:
-    r = resolver or Resolver(conn)
     return upsert_row(
-        conn,
-        "valves",
-        {"code": valve.code},
-        {
-            "kind": valve.kind,
-            "from_node_id": r.need("node", valve.from_node),
-            "to_node_id": r.need("node", valve.to_node),
-            "network_id": r.id("network", valve.network),
-            "diameter_mm": valve.diameter_mm,
-            "setting": valve.setting,
-            "status": valve.status,
-            "zone_id": r.id("zone", valve.zone),
-            "geometry": _line(valve.geometry),
-            "attrs": Jsonb(dict(valve.attrs)),
-        },
+        conn, "valves", {"code": valve.code}, _valve_values(valve, resolver or Resolver(conn))
     )
 
 
 def upsert_pump(conn: Conn, pump: Pump, resolver: Resolver | None = None) -> Upserted:
-    r = resolver or Resolver(conn)
     return upsert_row(
-        conn,
-        "pumps",
-        {"code": pump.code},
-        {
-            "from_node_id": r.need("node", pump.from_node),
-            "to_node_id": r.need("node", pump.to_node),
-            "network_id": r.id("network", pump.network),
-            "kind": pump.kind,
-            "power_kw": pump.power_kw,
-            "head_curve": pump.head_curve,
-            "status": pump.status,
-            "zone_id": r.id("zone", pump.zone),
-            "geometry": _line(pump.geometry),
-            "attrs": Jsonb(dict(pump.attrs)),
-        },
+        conn, "pumps", {"code": pump.code}, _pump_values(pump, resolver or Resolver(conn))
     )
+
+
+def _many(
+    conn: Conn,
+    table: str,
+    items: Sequence[_E],
+    values: Callable[[_E, Resolver], dict[str, Any]],
+    r: Resolver,
+    *,
+    remember: str | None,
+) -> list[Upserted]:
+    if not items:
+        return []
+    rows = []
+    cols: tuple[str, ...] = ()
+    for item in items:
+        v = values(item, r)
+        cols = tuple(v)
+        rows.append([item.code, *v.values()])
+    out = upsert_rows(conn, table, ("code",), cols, rows)
+    if remember is not None:
+        for item, res in zip(items, out, strict=True):
+            r.remember(remember, item.code, res.id)
+    return out
+
+
+def upsert_nodes(
+    conn: Conn, nodes: Sequence[Node], resolver: Resolver | None = None
+) -> list[Upserted]:
+    """:func:`upsert_node` for many nodes in one pipelined batch."""
+    return _many(conn, "nodes", nodes, _node_values, resolver or Resolver(conn), remember="node")
+
+
+def upsert_pipes(
+    conn: Conn, pipes: Sequence[Pipe], resolver: Resolver | None = None
+) -> list[Upserted]:
+    """:func:`upsert_pipe` for many pipes in one pipelined batch."""
+    return _many(conn, "pipes", pipes, _pipe_values, resolver or Resolver(conn), remember="pipe")
+
+
+def upsert_valves(
+    conn: Conn, valves: Sequence[Valve], resolver: Resolver | None = None
+) -> list[Upserted]:
+    return _many(conn, "valves", valves, _valve_values, resolver or Resolver(conn), remember=None)
+
+
+def upsert_pumps(
+    conn: Conn, pumps: Sequence[Pump], resolver: Resolver | None = None
+) -> list[Upserted]:
+    return _many(conn, "pumps", pumps, _pump_values, resolver or Resolver(conn), remember=None)
 
 
 def upsert_gateway(conn: Conn, gw: Gateway, resolver: Resolver | None = None) -> Upserted:
