@@ -218,12 +218,17 @@ def test_build_writes_dashboards_and_provisioning(tmp_path: Path) -> None:
     assert again.written == () and len(again.unchanged) == len(boards) + 2
 
 
-def test_committed_deploy_files_are_current() -> None:
+def test_committed_deploy_files_are_current(tmp_path: Path) -> None:
     """deploy/grafana holds the build output; rebuild it when a dashboard changes:
     suvnet dashboards build --out deploy/grafana"""
     root = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
     if not root.is_dir():
         pytest.fail("deploy/grafana is missing: run suvnet dashboards build --out deploy/grafana")
-    for d in all_dashboards():
-        on_disk: Any = json.loads((root / "dashboards" / f"{d.uid}.json").read_text())
-        assert on_disk == d.to_json(), f"deploy/grafana/dashboards/{d.uid}.json is stale"
+    res = build(tmp_path, all_dashboards(), DatasourceConfig())
+    for fresh in res.written:
+        rel = fresh.relative_to(tmp_path)
+        committed = root / rel
+        assert committed.is_file(), f"deploy/grafana/{rel} is missing"
+        assert committed.read_text() == fresh.read_text(), f"deploy/grafana/{rel} is stale"
+    on_disk: Any = sorted(p.name for p in (root / "dashboards").glob("*.json"))
+    assert on_disk == sorted(f"{d.uid}.json" for d in all_dashboards())
