@@ -149,6 +149,9 @@ def create_app(
     for name in ("billing", "alarms"):
         _include_optional(app, name)
     _include_web(app)
+    from api.payments import router as payments_router  # Payme, Click, cashier, statements
+
+    app.include_router(payments_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

@@ -1,0 +1,173 @@
+"""Alarm endpoints: list, journal, acknowledge, shelve, unshelve (the lifecycle rules are the
+alarms package's; a refused action answers 409 with the reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+import alarms  # noqa: F401 - the router is only mounted when alarms is installed
+from alarms.actions import Action
+from api.deps import Conn, Paging, State, require, write_audit
+from api.errors import ConflictError, NotFoundError
+from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
+from api.sql import Where, fetch_one, fetch_page
+from api.syncdb import run_sync
+
+router = APIRouter(prefix="/api/v1", tags=["alarms"])
+Reader = Annotated[Principal, Depends(require(ALARMS_READ))]
+Handler = Annotated[Principal, Depends(require(ALARMS_HANDLE))]
+AlarmId = Annotated[int, Path(ge=1, le=2**62)]
+
+ALARM_SELECT = """
+SELECT a.id, r.code AS rule, r.name AS rule_name, a.kind, a.priority, a.state, a.subject,
+       z.code AS zone, a.point_id, a.device_id, a.raised_at, a.cleared_at, a.acked_at,
+       a.acked_by, a.ack_comment, a.closed_at, a.value, a.message, a.chattering
+FROM alarms a JOIN alarm_rules r ON r.id = a.rule_id LEFT JOIN zones z ON z.id = a.zone_id"""
+
+
+class AckIn(BaseModel):
+    comment: str | None = Field(None, max_length=500)
+
+
+class ShelveIn(BaseModel):
+    comment: str = Field(min_length=1, max_length=500, description="why (required)")
+    minutes: int = Field(60, ge=1, le=7 * 24 * 60, description="how long, at most the rule's limit")
+
+
+@router.get("/alarms", summary="Alarms (open ones by default), newest first")
+async def list_alarms(
+    *,
+    _: Reader,
+    conn: Conn,
+    pg: Paging,
+    open_only: bool = True,
+    state: Annotated[str | None, Query(max_length=32, description="lifecycle state")] = None,
+    priority: Literal["low", "medium", "high", "urgent"] | None = None,
+    zone: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    w = (
+        Where()
+        .add("a.run_id = 0")
+        .eq("a.priority", priority)
+        .eq("z.code", zone)
+        .eq("a.state", state)
+    )
+    if open_only:
+        w.add("a.closed_at IS NULL")
+    if since is not None:
+        w.add("a.raised_at >= %s", since)
+    if until is not None:
+        w.add("a.raised_at < %s", until)
+    return await fetch_page(conn, ALARM_SELECT, w, "a.raised_at DESC, a.id DESC", pg)
+
+
+async def _alarm(conn: Conn, alarm_id: int) -> dict[str, Any]:
+    row = await fetch_one(conn, ALARM_SELECT + " WHERE a.id = %s", (alarm_id,))
+    if row is None:
+        raise NotFoundError(f"no alarm number {alarm_id}")
+    return row
+
+
+@router.get("/alarms/{alarm_id}", summary="One alarm")
+async def get_alarm(*, _: Reader, conn: Conn, alarm_id: AlarmId) -> dict[str, Any]:
+    return await _alarm(conn, alarm_id)
+
+
+@router.get("/alarms/{alarm_id}/events", summary="The journal of one alarm")
+async def alarm_events(*, _: Reader, conn: Conn, pg: Paging, alarm_id: AlarmId) -> dict[str, Any]:
+    await _alarm(conn, alarm_id)
+    return await fetch_page(
+        conn,
+        "SELECT ts, event, from_state, to_state, user_name, comment, value, message "
+        "FROM alarm_events",
+        Where().add("alarm_id = %s", alarm_id),
+        "ts DESC, id DESC",
+        pg,
+    )
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    alarm_id: int
+    action: Action
+    user: str
+    comment: str | None
+    now: datetime
+    until: datetime | None = None
+
+
+def _act(conn: Any, op: OperatorAction) -> dict[str, str]:
+    from alarms.actions import act
+
+    tr = act(
+        conn,
+        str(op.alarm_id),
+        op.action,
+        user=op.user,
+        comment=op.comment,
+        now=op.now,
+        until=op.until,
+    )
+    return {"event": tr.event, "from_state": tr.from_state.value, "to_state": tr.to_state.value}
+
+
+async def _operator_action(
+    request: Request, who: Principal, conn: Conn, st: State, op: OperatorAction
+) -> dict[str, Any]:
+    from alarms.errors import AlarmsError, RefusedError
+    from alarms.errors import NotFoundError as AlarmNotFoundError
+
+    before = await _alarm(conn, op.alarm_id)
+    try:
+        result = await run_sync(st, _act, op)
+    except RefusedError as exc:
+        raise ConflictError(str(exc), code=exc.reason) from exc
+    except AlarmNotFoundError as exc:
+        raise NotFoundError(str(exc)) from exc
+    except AlarmsError as exc:
+        raise ConflictError(str(exc)) from exc
+    await write_audit(
+        conn,
+        request,
+        who,
+        action=op.action,
+        entity="alarm",
+        entity_id=op.alarm_id,
+        before={"state": before["state"]},
+        after={**result, "comment": op.comment, "until": op.until},
+    )
+    return {"alarm": op.alarm_id, **result}
+
+
+@router.post("/alarms/{alarm_id}/ack", summary="Acknowledge an alarm")
+async def ack(
+    *, request: Request, who: Handler, conn: Conn, st: State, alarm_id: AlarmId, body: AckIn
+) -> dict[str, Any]:
+    op = OperatorAction(alarm_id, "ack", who.username, body.comment, st.clock())
+    return await _operator_action(request, who, conn, st, op)
+
+
+@router.post("/alarms/{alarm_id}/shelve", summary="Shelve an alarm for a while")
+async def shelve(
+    *, request: Request, who: Handler, conn: Conn, st: State, alarm_id: AlarmId, body: ShelveIn
+) -> dict[str, Any]:
+    now = st.clock()
+    op = OperatorAction(
+        alarm_id, "shelve", who.username, body.comment, now, now + timedelta(minutes=body.minutes)
+    )
+    return await _operator_action(request, who, conn, st, op)
+
+
+@router.post("/alarms/{alarm_id}/unshelve", summary="Take an alarm off the shelf")
+async def unshelve(
+    *, request: Request, who: Handler, conn: Conn, st: State, alarm_id: AlarmId
+) -> dict[str, Any]:
+    op = OperatorAction(alarm_id, "unshelve", who.username, None, st.clock())
+    return await _operator_action(request, who, conn, st, op)
