@@ -309,7 +309,24 @@ def read_inp(
                 attrs=pattrs,
             )
         )
-    return Network(info, tuple(nodes), tuple(pipes), tuple(valves), tuple(pumps))
+    net = Network(info, tuple(nodes), tuple(pipes), tuple(valves), tuple(pumps))
+    bad = lonlat_problem(net)
+    if bad:
+        raise FileFormatError(str(path), None, "crs", bad)
+    return net
+
+
+def lonlat_problem(network: Network) -> str | None:
+    """For an EPSG:4326 network: a message when a node's x/y is no longitude/latitude."""
+    if network.info.crs != "EPSG:4326":
+        return None
+    for n in network.nodes:
+        if n.x is not None and n.y is not None and not (-180 <= n.x <= 180 and -90 <= n.y <= 90):
+            return (
+                f"node {n.code} is at ({n.x}, {n.y}), which is not a longitude/latitude: "
+                "the coordinates are not EPSG:4326 (use 'local' or the right EPSG code)"
+            )
+    return None
 
 
 def _title(wn: Any, path: Path) -> str:

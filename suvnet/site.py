@@ -40,6 +40,7 @@ from suvnet.network import (
     NetworkConflictError,
     Progress,
     assign_zones,
+    lonlat_problem,
     read_geojson,
     read_inp,
     renamed,
@@ -571,6 +572,9 @@ def build_network(site: SiteFile, existing_zones: Sequence[Zone] = ()) -> Networ
     if spec.zone is not None:
         nodes = [n if n.zone else replace(n, zone=spec.zone) for n in nodes]
     out = Network(net.info, tuple(nodes), tuple(pipes), tuple(valves), net.pumps)
+    problem = lonlat_problem(out)
+    if problem:
+        raise site.error(("network", "crs") if spec.crs else ("network",), problem)
     if spec.zones_from_polygons:
         zones = {z.code: z for z in existing_zones}
         zones.update({z.code: z.to_zone() for z in site.spec.zones})

@@ -212,6 +212,14 @@ def test_unknown_zone_rolls_back(fresh_db_url: str) -> None:
     assert snapshot(fresh_db_url) == before
 
 
+def test_projected_coordinates_are_not_taken_for_lonlat() -> None:
+    with pytest.raises(FileFormatError) as info:
+        read_inp(WNTR_NETWORKS / "ky10.inp", crs="EPSG:4326")
+    assert info.value.field == "crs"
+    assert "not a longitude/latitude" in info.value.message
+    assert read_inp(WNTR_NETWORKS / "ky10.inp", crs="EPSG:32616").info.crs == "EPSG:32616"
+
+
 def test_bad_inp_names_file_and_line() -> None:
     with pytest.raises(FileFormatError) as info:
         read_inp(DATA / "bad_section.inp")

@@ -269,6 +269,20 @@ def test_unknown_zone_on_inline_node(fresh_db_url: str, tmp_path: Path) -> None:
     assert snapshot(fresh_db_url) == before
 
 
+def test_projected_coordinates_under_lonlat_crs(fresh_db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "site: x\nnetwork:\n  crs: EPSG:4326\n  nodes:\n    - {code: A, x: 512000, y: 4478000}\n",
+        encoding="utf-8",
+    )
+    before = snapshot(fresh_db_url)
+    with psycopg.connect(fresh_db_url) as conn, pytest.raises(FileFormatError) as info:
+        apply_site(conn, load_site(path))
+    assert (info.value.line, info.value.field) == (3, "network.crs")
+    assert "not a longitude/latitude" in info.value.message
+    assert snapshot(fresh_db_url) == before
+
+
 def test_bad_inp_named_by_site_file(site_dir: Path, fresh_db_url: str) -> None:
     inp = site_dir / "village.inp"
     inp.write_text(inp.read_text().replace("[PIPES]", "[PIPEZ]"), encoding="utf-8")
