@@ -1,0 +1,81 @@
+"""Pure helpers of the statement match cascade: account numbers (with amounts) found in a
+payment purpose, and name similarity for the review suggestions."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from billing.accountno import is_valid
+from billing.payments.errors import PaymentsError
+from billing.payments.money import som_to_tiyin
+
+
+@dataclass(frozen=True)
+class NumberHit:
+    number: str
+    valid: bool  # the check digit is right
+    amount_tiyin: int | None  # "000000018 - 150000.00" names the part for this account
+
+
+# 9 digits, possibly typed as 3+3+3 with spaces or dashes; not part of a longer number
+_NUMBER = re.compile(r"(?<![\d])(\d{3}[ -]?\d{3}[ -]?\d{3})(?![\d])")
+# an amount right after a number, after '-', ':', '=' or the word summa/сумма
+_AMOUNT = re.compile(
+    r"\A\s*(?:[-–:=]|summa|сумма)\s*(\d{1,3}(?:[ \u00a0]\d{3})+|\d+)(?:[.,](\d{1,2}))?",
+    re.IGNORECASE,
+)
+_NOT_ACCOUNT = re.compile(r"(?:INN|ИНН|STIR|СТИР|MFO|МФО)\W{0,3}\Z", re.IGNORECASE)
+
+
+def find_numbers(purpose: str) -> list[NumberHit]:
+    """Every 9-digit number in the purpose that may be an account number, in order.
+
+    A number right after "INN", "STIR" or "MFO" is not an account number. The same number
+    twice counts once (the first amount wins)."""
+    hits: list[NumberHit] = []
+    seen: set[str] = set()
+    for m in _NUMBER.finditer(purpose):
+        if _NOT_ACCOUNT.search(purpose[: m.start()]):
+            continue
+        number = re.sub(r"[ -]", "", m.group(1))
+        if number in seen:
+            continue
+        seen.add(number)
+        amount: int | None = None
+        am = _AMOUNT.match(purpose[m.end() :])
+        if am is not None:
+            text = am.group(1).replace(" ", "").replace("\u00a0", "")
+            if am.group(2):
+                text += "." + am.group(2)
+            try:
+                amount = som_to_tiyin(text)
+            except PaymentsError:
+                amount = None
+        hits.append(NumberHit(number, is_valid(number), amount))
+    return hits
+
+
+def _norm(text: str) -> str:
+    t = unicodedata.normalize("NFKC", text).lower()
+    t = t.replace("ʻ", "'").replace("‘", "'").replace("’", "'").replace("`", "'")
+    t = re.sub(r"\b(mchj|ooo|ооо|xk|чп|ип|yatt|ltd|llc)\b", " ", t)
+    t = re.sub(r"[^\w' ]+", " ", t)
+    return " ".join(t.split())
+
+
+def name_score(a: str, b: str) -> float:
+    """Similarity of two names, 0..1, ignoring case, punctuation, word order and legal forms."""
+    na, nb = _norm(a), _norm(b)
+    if not na or not nb:
+        return 0.0
+    direct = SequenceMatcher(None, na, nb).ratio()
+    sa, sb = " ".join(sorted(na.split())), " ".join(sorted(nb.split()))
+    return max(direct, SequenceMatcher(None, sa, sb).ratio())
+
+
+def name_tokens(text: str) -> list[str]:
+    """Words long enough to look up candidates by (4+ letters, no digits)."""
+    return [w for w in _norm(text).split() if len(w) >= 4 and not any(c.isdigit() for c in w)][:6]

@@ -1,0 +1,381 @@
+"""Payme Merchant API (JSON-RPC 2.0): Payme calls us, we answer.
+
+Protocol (Payme's published Merchant API):
+
+* every call is an HTTP POST with ``Authorization: Basic base64("Paycom:<cash-desk key>")``;
+  every answer is HTTP 200 with ``{"result": ...}`` or ``{"error": {"code", "message":
+  {"ru", "uz", "en"}, "data"}}`` and the request's ``id``;
+* amounts are integer tiyin; ``params.account.account`` is the subscriber account number;
+* transaction states: 1 created, 2 performed, -1 cancelled before perform, -2 cancelled
+  after perform (the payment is reversed in the ledger);
+* a transaction not performed within 12 hours (43 200 000 ms) of its creation is cancelled
+  with reason 4 when Payme next touches it, and the call answers -31008.
+
+:func:`handle` takes the raw body and header and a synchronous connection; it runs in the
+caller's transaction, which the caller commits whatever the answer (a timeout cancel must be
+kept even though the call answers an error).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from billing.payments import providers as pv
+from billing.payments.config import PaymentsConfig
+from billing.payments.providers import ProviderTx, ms
+
+log = logging.getLogger(__name__)
+PROVIDER = "payme"
+
+# error codes
+WRONG_AMOUNT = -31001
+TX_NOT_FOUND = -31003
+CANNOT_CANCEL = -31007
+CANNOT_PERFORM = -31008
+ACCOUNT_NOT_FOUND = -31050
+ACCOUNT_INVALID = -31051
+ACCOUNT_CLOSED = -31052
+AUTH = -32504
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+PARSE_ERROR = -32700
+SYSTEM_ERROR = -32400
+
+REASON_TIMEOUT = 4
+
+MESSAGES: dict[int, tuple[str, str, str]] = {  # ru, uz, en
+    WRONG_AMOUNT: ("Неверная сумма", "Noto'g'ri summa", "Wrong amount"),
+    TX_NOT_FOUND: ("Транзакция не найдена", "Tranzaksiya topilmadi", "Transaction not found"),
+    CANNOT_CANCEL: (
+        "Невозможно отменить транзакцию",
+        "Tranzaksiyani bekor qilib bo'lmaydi",
+        "The transaction cannot be cancelled",
+    ),
+    CANNOT_PERFORM: (
+        "Невозможно выполнить операцию",
+        "Amalni bajarib bo'lmaydi",
+        "The operation cannot be performed",
+    ),
+    ACCOUNT_NOT_FOUND: (
+        "Лицевой счёт не найден",
+        "Shaxsiy hisob raqami topilmadi",
+        "Account not found",
+    ),
+    ACCOUNT_INVALID: (
+        "Неверный номер лицевого счёта (9 цифр с контрольной цифрой)",
+        "Shaxsiy hisob raqami noto'g'ri (nazorat raqami bilan 9 ta raqam)",
+        "Invalid account number (9 digits with a check digit)",
+    ),
+    ACCOUNT_CLOSED: (
+        "Лицевой счёт закрыт",
+        "Shaxsiy hisob yopilgan",
+        "The account is closed",
+    ),
+    AUTH: ("Недостаточно привилегий", "Ruxsat yetarli emas", "Insufficient privileges"),
+    INVALID_REQUEST: (
+        "Неверный JSON-RPC запрос",
+        "Noto'g'ri JSON-RPC so'rov",
+        "Invalid JSON-RPC request",
+    ),
+    METHOD_NOT_FOUND: ("Метод не найден", "Usul topilmadi", "Method not found"),
+    PARSE_ERROR: ("Ошибка разбора JSON", "JSON tahlil xatosi", "Parse error"),
+    SYSTEM_ERROR: ("Системная ошибка", "Tizim xatosi", "System error"),
+}
+
+
+class PaymeError(Exception):
+    """An error answer of the protocol (not a failure of ours; it is the reply)."""
+
+    def __init__(self, code: int, data: str | None = None, detail: str = "") -> None:
+        super().__init__(f"payme error {code}: {detail}")
+        self.code = code
+        self.data = data
+        self.detail = detail
+
+    def body(self, req_id: Any) -> dict[str, Any]:
+        ru, uz, en = MESSAGES[self.code]
+        err: dict[str, Any] = {"code": self.code, "message": {"ru": ru, "uz": uz, "en": en}}
+        if self.data is not None:
+            err["data"] = self.data
+        return {"jsonrpc": "2.0", "id": req_id, "error": err}
+
+
+def _ok(req_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": req_id, "result": result}
+
+
+# ------------------------------------------------------------------ auth
+def _current_key(conn: psycopg.Connection[Any], cfg: PaymentsConfig) -> list[str]:
+    keys: list[str] = []
+    if cfg.payme_merchant_id:
+        row = conn.execute(
+            "SELECT key FROM payme_keys WHERE merchant_id = %s", (cfg.payme_merchant_id,)
+        ).fetchone()
+        if row is not None:
+            keys.append(row[0])
+    if not keys and cfg.payme_key is not None:
+        keys.append(cfg.payme_key.get_secret_value())
+    if cfg.payme_test_key is not None:
+        keys.append(cfg.payme_test_key.get_secret_value())
+    return [k for k in keys if k]
+
+
+def check_auth(
+    conn: psycopg.Connection[Any], authorization: str | None, cfg: PaymentsConfig
+) -> None:
+    if not authorization:
+        raise PaymeError(AUTH, detail="no Authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        raise PaymeError(AUTH, detail="not Basic auth")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise PaymeError(AUTH, detail="undecodable credentials") from exc
+    login, sep, password = decoded.partition(":")
+    keys = _current_key(conn, cfg)
+    if not sep or login != "Paycom" or not keys:
+        raise PaymeError(AUTH, detail="wrong login or Payme is not configured")
+    if not any(hmac.compare_digest(password.encode(), k.encode()) for k in keys):
+        raise PaymeError(AUTH, detail="wrong key")
+
+
+# ------------------------------------------------------------------ params
+def _param(params: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = params.get(name)
+    if value is None or isinstance(value, bool) or not isinstance(value, kind):
+        raise PaymeError(INVALID_REQUEST, detail=f"params.{name} missing or of the wrong type")
+    return value
+
+
+def _amount(params: dict[str, Any], cfg: PaymentsConfig) -> int:
+    value = params.get("amount")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        raise PaymeError(WRONG_AMOUNT, detail=f"amount must be integer tiyin, got {value!r}")
+    if not cfg.payme_min_tiyin <= value <= cfg.payme_max_tiyin:
+        raise PaymeError(WRONG_AMOUNT, detail=f"amount {value} outside the allowed range")
+    return value
+
+
+def _account(
+    conn: psycopg.Connection[Any], params: dict[str, Any], cfg: PaymentsConfig
+) -> pv.AccountRef:
+    field = cfg.payme_account_field
+    acc = params.get("account")
+    if not isinstance(acc, dict):
+        raise PaymeError(ACCOUNT_NOT_FOUND, field, "params.account must be an object")
+    raw = acc.get(field)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = f"{raw:09d}"
+    if not isinstance(raw, str) or not raw.strip():
+        raise PaymeError(ACCOUNT_NOT_FOUND, field, f"account.{field} missing")
+    num = raw.strip().replace(" ", "").replace("-", "")
+    if len(num) != 9 or not num.isdigit():
+        raise PaymeError(ACCOUNT_INVALID, field, f"malformed account number {raw!r}")
+    ref = pv.find_account(conn, num)
+    if ref is None:
+        from billing.accountno import is_valid
+
+        code = ACCOUNT_NOT_FOUND if is_valid(num) else ACCOUNT_INVALID
+        raise PaymeError(code, field, f"no account {num}")
+    if ref.status == "closed":
+        raise PaymeError(ACCOUNT_CLOSED, field, f"account {num} is closed")
+    return ref
+
+
+def _tx(conn: psycopg.Connection[Any], params: dict[str, Any]) -> ProviderTx:
+    ext_id = _param(params, "id", str)
+    tx = pv.lock_tx(conn, PROVIDER, ext_id)
+    if tx is None:
+        raise PaymeError(TX_NOT_FOUND, detail=f"no transaction {ext_id}")
+    return tx
+
+
+def _expired(tx: ProviderTx, now: datetime, cfg: PaymentsConfig) -> bool:
+    return ms(now) - ms(tx.create_time) > cfg.payme_timeout_ms
+
+
+# ------------------------------------------------------------------ methods
+class _Ctx:
+    def __init__(self, conn: psycopg.Connection[Any], cfg: PaymentsConfig, now: datetime) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.now = now
+
+
+def check_perform(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    _amount(params, c.cfg)
+    _account(c.conn, params, c.cfg)
+    return {"allow": True}
+
+
+def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    ext_id = _param(params, "id", str)
+    ptime = _param(params, "time", int)
+    tx = pv.lock_tx(c.conn, PROVIDER, ext_id)
+    if tx is None:
+        amount = _amount(params, c.cfg)
+        account = _account(c.conn, params, c.cfg)
+        if ms(c.now) - ptime > c.cfg.payme_timeout_ms:
+            raise PaymeError(CANNOT_PERFORM, detail="the transaction is older than 12 hours")
+        tx, created = pv.insert_tx(
+            c.conn,
+            provider=PROVIDER,
+            ext_id=ext_id,
+            account=account,
+            amount_tiyin=amount,
+            provider_time_ms=ptime,
+            now=c.now,
+        )
+        if created:
+            log.info("payme transaction %s created: %s tiyin to %s", ext_id, amount, account.number)
+    if tx.state != 1:
+        raise PaymeError(CANNOT_PERFORM, detail=f"transaction {ext_id} is in state {tx.state}")
+    if _expired(tx, c.now, c.cfg):
+        pv.cancel(c.conn, tx, c.now, REASON_TIMEOUT)
+        log.info("payme transaction %s cancelled: timeout", ext_id)
+        raise PaymeError(CANNOT_PERFORM, detail=f"transaction {ext_id} timed out")
+    return {"create_time": ms(tx.create_time), "transaction": str(tx.id), "state": tx.state}
+
+
+def perform_tx(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    tx = _tx(c.conn, params)
+    if tx.state == 1:
+        if _expired(tx, c.now, c.cfg):
+            pv.cancel(c.conn, tx, c.now, REASON_TIMEOUT)
+            log.info("payme transaction %s cancelled: timeout", tx.ext_id)
+            raise PaymeError(CANNOT_PERFORM, detail=f"transaction {tx.ext_id} timed out")
+        tx = pv.perform(c.conn, tx, c.now)
+        log.info("payme transaction %s performed", tx.ext_id)
+    elif tx.state != 2:
+        raise PaymeError(CANNOT_PERFORM, detail=f"transaction {tx.ext_id} is cancelled")
+    return {"transaction": str(tx.id), "perform_time": ms(tx.perform_time), "state": tx.state}
+
+
+def cancel_tx(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    tx = _tx(c.conn, params)
+    reason = params.get("reason")
+    if reason is not None and (isinstance(reason, bool) or not isinstance(reason, int)):
+        raise PaymeError(INVALID_REQUEST, detail="params.reason must be an integer")
+    if tx.state == 2 and not c.cfg.payme_cancel_after_perform:
+        raise PaymeError(CANNOT_CANCEL, detail=f"transaction {tx.ext_id} is already performed")
+    if tx.state in (1, 2):
+        tx = pv.cancel(c.conn, tx, c.now, reason)
+        log.info(
+            "payme transaction %s cancelled (state %s, reason %s)", tx.ext_id, tx.state, reason
+        )
+    return {"transaction": str(tx.id), "cancel_time": ms(tx.cancel_time), "state": tx.state}
+
+
+def check_tx(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    tx = _tx(c.conn, params)
+    return {
+        "create_time": ms(tx.create_time),
+        "perform_time": ms(tx.perform_time),
+        "cancel_time": ms(tx.cancel_time),
+        "transaction": str(tx.id),
+        "state": tx.state,
+        "reason": tx.reason,
+    }
+
+
+def statement(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    t_from = _param(params, "from", int)
+    t_to = _param(params, "to", int)
+    rows = c.conn.execute(
+        """SELECT id, ext_id, provider_time_ms, amount_tiyin, account_number, create_time,
+                  perform_time, cancel_time, state, reason
+           FROM provider_transactions
+           WHERE provider = 'payme' AND provider_time_ms BETWEEN %s AND %s
+           ORDER BY provider_time_ms, id""",
+        (t_from, t_to),
+    ).fetchall()
+    field = c.cfg.payme_account_field
+    return {
+        "transactions": [
+            {
+                "id": r[1],
+                "time": r[2],
+                "amount": r[3],
+                "account": {field: r[4]},
+                "create_time": ms(r[5]),
+                "perform_time": ms(r[6]),
+                "cancel_time": ms(r[7]),
+                "transaction": str(r[0]),
+                "state": r[8],
+                "reason": r[9],
+                "receivers": None,
+            }
+            for r in rows
+        ]
+    }
+
+
+def change_password(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    password = _param(params, "password", str)
+    if not password.strip() or not c.cfg.payme_merchant_id:
+        raise PaymeError(INVALID_REQUEST, detail="empty password or no merchant id configured")
+    c.conn.execute(
+        """INSERT INTO payme_keys (merchant_id, key, changed_at) VALUES (%s, %s, %s)
+           ON CONFLICT (merchant_id) DO UPDATE SET key = EXCLUDED.key,
+                                                   changed_at = EXCLUDED.changed_at""",
+        (c.cfg.payme_merchant_id, password, c.now),
+    )
+    log.warning("payme cash-desk key changed by Payme (ChangePassword)")
+    return {"success": True}
+
+
+METHODS: dict[str, Callable[[_Ctx, dict[str, Any]], dict[str, Any]]] = {
+    "CheckPerformTransaction": check_perform,
+    "CreateTransaction": create,
+    "PerformTransaction": perform_tx,
+    "CancelTransaction": cancel_tx,
+    "CheckTransaction": check_tx,
+    "GetStatement": statement,
+    "ChangePassword": change_password,
+}
+
+
+def _dispatch(req: Any, ctx: _Ctx) -> dict[str, Any]:
+    if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+        raise PaymeError(INVALID_REQUEST, detail="no method")
+    params = req.get("params")
+    if not isinstance(params, dict):
+        raise PaymeError(INVALID_REQUEST, detail="params must be an object")
+    method = METHODS.get(req["method"])
+    if method is None:
+        raise PaymeError(METHOD_NOT_FOUND, req["method"][:100], "unknown method")
+    return method(ctx, params)
+
+
+def handle(
+    conn: psycopg.Connection[Any],
+    body: bytes,
+    authorization: str | None,
+    cfg: PaymentsConfig,
+    now: datetime,
+) -> dict[str, Any]:
+    """Answer one Merchant API call (the JSON body of the HTTP 200 reply)."""
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return PaymeError(PARSE_ERROR).body(None)
+    req_id = req.get("id") if isinstance(req, dict) else None
+    try:
+        check_auth(conn, authorization, cfg)
+        return _ok(req_id, _dispatch(req, _Ctx(conn, cfg, now)))
+    except PaymeError as err:
+        if err.code == AUTH:
+            log.warning("payme call refused: %s", err.detail)
+        return err.body(req_id)
