@@ -101,7 +101,14 @@ def build_cmd(
     console.print(f"[green]{len(boards)} dashboards built in {out}[/green]")
 
 
-@app.command("push")
+_PUSH_HELP = (
+    "Create or update the folder, the datasource and every dashboard in a running Grafana.\n\n"
+    "Safe to run again: everything has a fixed uid, so it updates in place and never "
+    "duplicates; unchanged dashboards are not written."
+)
+
+
+@app.command("push", help=_PUSH_HELP)
 def push_cmd(
     grafana_url: Annotated[
         str | None,
@@ -132,11 +139,6 @@ def push_cmd(
         bool, typer.Option("--timescaledb/--no-timescaledb", help=_TS_HELP)
     ] = True,
 ) -> None:
-    """Create or update the folder, the datasource and every dashboard in a running Grafana.
-
-    Safe to run again: everything has a fixed uid, so it updates in place and never
-    duplicates; unchanged dashboards are not written.
-    """
     from dashboards.boards import all_dashboards
     from dashboards.push import connect, push
     from suvnet.settings import get_settings
@@ -171,7 +173,17 @@ def push_cmd(
     )
 
 
-@mqtt_app.command("acl")
+_ACL_HELP = (
+    "Write Mosquitto's password and ACL files from the gateway registry.\n\n"
+    "Each allowed gateway may publish only under its own topics and read only its own "
+    "commands and acks. Existing users keep their passwords; new users get a random one, "
+    "listed once in new-credentials.txt. Service passwords come from "
+    "SUVNET_MQTT_INGEST_PASSWORD, SUVNET_MQTT_API_PASSWORD and SUVNET_MQTT_OFFICE_PASSWORD "
+    "when set."
+)
+
+
+@mqtt_app.command("acl", help=_ACL_HELP)
 def acl_cmd(
     out: Annotated[
         Path,
@@ -183,13 +195,6 @@ def acl_cmd(
         str | None, typer.Option(help="Topic root (default SUVNET_TOPIC_ROOT or 'suvnet').")
     ] = None,
 ) -> None:
-    """Write Mosquitto's password and ACL files from the gateway registry.
-
-    Each allowed gateway may publish only under its own topics and read only its own
-    commands and acks. Existing users keep their passwords; new users get a random one,
-    listed once in new-credentials.txt. Service passwords come from SUVNET_MQTT_INGEST_PASSWORD,
-    SUVNET_MQTT_API_PASSWORD and SUVNET_MQTT_OFFICE_PASSWORD when set.
-    """
     from dashboards.mqtt_acl import registry_gateways, write_files
     from suvnet.db import connect, database_url
     from suvnet.settings import get_settings
