@@ -941,6 +941,10 @@ def from_geojson(
     for ncode, info in infos.items():
         if ncode not in by_net:
             networks.append(Network(info))
+    for built in networks:
+        problem = lonlat_problem(built)
+        if problem:
+            raise FileFormatError(path, None, "crs", f"{problem}; pass the right --crs")
     return GeoImport(tuple(networks), tuple(zones))
 
 

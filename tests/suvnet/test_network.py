@@ -218,6 +218,14 @@ def test_projected_coordinates_are_not_taken_for_lonlat() -> None:
     assert info.value.field == "crs"
     assert "not a longitude/latitude" in info.value.message
     assert read_inp(WNTR_NETWORKS / "ky10.inp", crs="EPSG:32616").info.crs == "EPSG:32616"
+    point = {"type": "Point", "coordinates": [512000, 4478000]}
+    utm = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": point, "properties": {"code": "A"}}],
+    }
+    with pytest.raises(FileFormatError, match="not a longitude/latitude"):
+        from_geojson(utm)
+    assert from_geojson(utm, crs="EPSG:32642").networks[0].info.crs == "EPSG:32642"
 
 
 def test_bad_inp_names_file_and_line() -> None:
