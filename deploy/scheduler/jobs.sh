@@ -15,13 +15,14 @@ monthly() {
 }
 
 at="${SUVNET_SCHEDULER_AT:-0300}"
-state=/var/lib/suvnet/scheduler.last
-trap 'echo "scheduler: stopping"; exit 0' TERM INT
+state="${SUVNET_SCHEDULER_STATE:-/var/lib/suvnet/scheduler.last}"
+alive="${SUVNET_SCHEDULER_ALIVE:-/tmp/scheduler.alive}"
+trap 'echo "scheduler: stopping"; kill $! 2>/dev/null; exit 0' TERM INT
 echo "scheduler: daily jobs after ${at} UTC"
 # the network map is needed by Grafana from the start
 suvnet dashboards build --out /var/lib/suvnet/grafana --network || echo "scheduler: map export failed"
 while :; do
-    touch /tmp/scheduler.alive
+    touch "$alive"
     today=$(date -u +%F)
     now=$(date -u +%H%M)
     last=$(cat "$state" 2>/dev/null || echo none)
