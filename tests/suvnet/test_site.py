@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -267,6 +268,38 @@ def test_unknown_zone_on_inline_node(fresh_db_url: str, tmp_path: Path) -> None:
         apply_site(conn, load_site(path))
     assert (info.value.line, info.value.field) == (5, "network.nodes[1].zone")
     assert snapshot(fresh_db_url) == before
+
+
+def test_network_from_geojson_file_with_prefix(fresh_db_url: str, tmp_path: Path) -> None:
+    from suvnet.network import read_inp, to_geojson
+
+    tiny = Path(__file__).resolve().parents[1] / "data" / "network" / "tiny.inp"
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "tiny.geojson").write_text(
+        json.dumps(to_geojson([read_inp(tiny, crs="local")])), encoding="utf-8"
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "site: g\nzones:\n  - {code: GZ}\nnetwork:\n  code: gnet\n"
+        "  geojson: maps/tiny.geojson\n  prefix: g-\n  zone: GZ\n",
+        encoding="utf-8",
+    )
+    log = _apply(fresh_db_url, path)
+    assert log.names("networks", "created") == ["gnet"]
+    assert log.count("nodes", "created") == 5
+    assert sorted(log.names("valves", "created")) == ["g-V1"]
+    with psycopg.connect(fresh_db_url) as conn:
+        rows = conn.execute(
+            "SELECT p.code, a.code, b.code, w.code, w.crs FROM pipes p "
+            "JOIN nodes a ON a.id = p.from_node_id JOIN nodes b ON b.id = p.to_node_id "
+            "JOIN networks w ON w.id = p.network_id ORDER BY 1"
+        ).fetchall()
+        zones = conn.execute(
+            "SELECT DISTINCT z.code FROM nodes n JOIN zones z ON z.id = n.zone_id"
+        ).fetchall()
+    assert rows[1] == ("g-P2", "g-J1", "g-J2", "gnet", "local")
+    assert zones == [("GZ",)]
+    assert not _apply(fresh_db_url, path).changed
 
 
 def test_projected_coordinates_under_lonlat_crs(fresh_db_url: str, tmp_path: Path) -> None:
