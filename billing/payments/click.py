@@ -108,7 +108,8 @@ def _int_or_raw(value: str) -> int | str:
 
 def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) -> tuple[int, str]:
     """Check presence, service, signature and action. Returns (amount tiyin, account text)."""
-    need = PREPARE_FIELDS + (("merchant_prepare_id",) if action == 1 else ())
+    sent_complete = fields.get("action", "").strip() == "1"
+    need = PREPARE_FIELDS + (("merchant_prepare_id",) if sent_complete else ())
     missing = [f for f in need if not fields.get(f, "").strip()]
     if missing:
         raise ClickError(BAD_REQUEST, f"missing fields: {', '.join(missing)}")
@@ -119,7 +120,7 @@ def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) ->
         raise ClickError(SIGN_FAILED, "Click is not configured (service id / secret key)")
     if fields["service_id"] != cfg.click_service_id:
         raise ClickError(BAD_REQUEST, f"unknown service_id {fields['service_id']}")
-    expected = sign(fields, secret, complete=action == 1)
+    expected = sign(fields, secret, complete=sent_complete)  # the formula of the sent action
     if not hmac.compare_digest(expected, fields["sign_string"].strip().lower()):
         raise ClickError(SIGN_FAILED, "wrong sign_string")
     if fields["action"] != str(action):
