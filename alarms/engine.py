@@ -322,6 +322,7 @@ def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         r = an.mnf_check(
             hist,
             mnf,
+            min_history=p.min_history_days,
             connections=conns,
             allowance_lps_per_connection=p.allowance_lps_per_connection,
             min_excess_lps=p.min_excess_lps,
@@ -388,7 +389,7 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         bal = an.water_balance(inflow, consumption)
         hist = np.array([h[1] for h in st.extra.get("_hist", [])], dtype=np.float64)
         if math.isfinite(bal.nrw_pct):
-            alarm = an.nrw_rise(hist, bal.nrw_pct, p.nrw_rise_pct)
+            alarm = an.nrw_rise(hist, bal.nrw_pct, p.nrw_rise_pct, p.min_history_days)
             msg = (
                 f"NRW {bal.nrw_pct:.1f} % on {d}: input {bal.inflow_m3:.1f} m³, metered "
                 f"{bal.consumption_m3:.1f} m³, losses {bal.losses_m3:.1f} m³"
@@ -453,16 +454,18 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             med, sig = an.profile(
                 h[:, 1].copy(), h[:, 0].astype(np.int64), n_slots, max(0.1, p.min_excess_lps / 4)
             )
-            if len(h) >= 3 * n_slots and math.isfinite(med[slot]):
+            if len(h) >= p.min_history_days * n_slots and math.isfinite(med[slot]):
                 sig_s = max(float(sig[slot]), 0.02 * abs(float(med[slot])))
-                z = (x - float(med[slot])) / sig_s
+                # clipped: one wild hour (a missing register, a meter glitch) is not a burst
+                z = min(p.z_clip, max(-p.z_clip, (x - float(med[slot])) / sig_s))
                 stats, _ = an.cusum_update(np.array([z]), p.cusum_k, p.cusum_h, s)
                 s = float(stats[-1])
             on = s > p.cusum_h if not st.eval.active else s > 0.0
             if on != st.eval.active:
                 st.eval = replace(st.eval, active=on)
+                what = "losses (inflow - metered use)" if p.net_of_consumption else "inflow"
                 msg = (
-                    f"zone inflow {x:.2f} L/s, usual for this hour {float(med[slot]):.2f} L/s "
+                    f"zone {what} {x:.2f} L/s, usual for this hour {float(med[slot]):.2f} L/s "
                     f"(CUSUM {s:.1f} > {p.cusum_h:g})"
                     if on
                     else "zone inflow back to its usual profile"

@@ -89,11 +89,13 @@ class RuleParams(BaseModel):
     night_end_h: float = Field(4.0, gt=0, le=24)
     allowance_lps_per_connection: float = Field(0.002, ge=0)
     baseline_days: int = Field(14, ge=3)
+    min_history_days: int = Field(7, ge=1)
     min_excess_lps: float = Field(0.5, ge=0)
     k_sigma: float = Field(4.0, gt=0)
     nrw_rise_pct: float = Field(5.0, gt=0)
     cusum_k: float = Field(0.5, ge=0)
     cusum_h: float = Field(8.0, gt=0)
+    z_clip: float = Field(4.0, gt=0)
     bucket_s: float = Field(3600.0, gt=0)
     flow_point: str = "flow"
     volume_point: str = "volume"

@@ -102,7 +102,7 @@ def drop_db(server: str, name: str) -> None:
 
 
 RULE_PARAMS = {
-    "mnf": {"min_excess_lps": 1.0, "k_sigma": 4.0, "allowance_lps_per_connection": 0.0},
+    "mnf": {"min_excess_lps": 1.0, "k_sigma": 5.0, "allowance_lps_per_connection": 0.0},
     "burst": {"net_of_consumption": True, "cusum_k": 0.5, "cusum_h": 10.0, "min_excess_lps": 1.0},
     "water_balance": {"nrw_rise_pct": 3.0},
 }
