@@ -13,7 +13,7 @@ Figures:
 * raw_30d_ms: median wall time of the baseline query over the raw table for 30 days;
 * rollup_speedup: raw_30d_ms / panel_30d_ms.
 
-Usage: python bench/dashboards.py [--quick] [--points N] [--days D]
+Usage: python bench/dashboard_queries.py [--quick] [--points N] [--days D]
 The last line printed is one JSON object with the figures.
 """
 
