@@ -97,8 +97,8 @@ def interval_deltas(
 ) -> tuple[F64, U32]:  # pragma: no cover - compiled
     """Counted step and flags of the interval ending at each reading (first of a meter: 0)."""
     n = ts.shape[0]
-    delta = np.zeros(n, dtype=np.float64)
-    flags = np.zeros(n, dtype=np.uint32)
+    delta = np.empty(n, dtype=np.float64)  # every element is written below
+    flags = np.empty(n, dtype=np.uint32)
     spike_max = params[0]
     reverse_max = params[1]
     long_zero_s = params[2]
@@ -109,7 +109,10 @@ def interval_deltas(
         o0 = offsets[m]
         o1 = offsets[m + 1]
         cap = capacity[m]
-        zero_since = ts[o0] - ts[o0] - 1
+        if o1 > o0:
+            delta[o0] = 0.0
+            flags[o0] = 0
+        zero_since = -1
         for i in range(o0 + 1, o1):
             dt = ts[i] - ts[i - 1]
             d = value[i] - value[i - 1]
@@ -179,9 +182,18 @@ def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
         es = 0.0
         f = np.int64(0)
         sv = np.nan
+        t_first = ts[o0]
+        t_last = ts[o1 - 1]
+        # average rate over the history before the last reading (same pass)
+        h0 = t_last - history_s
+        hsum = 0.0
+        hfirst = t_last
         for i in range(o0 + 1, o1):
             t0 = ts[i - 1]
             t1 = ts[i]
+            if t0 >= h0:
+                hsum += delta[i]
+                hfirst = min(hfirst, t0)
             if t1 <= ws or t0 >= we:
                 if t1 == t0 and t1 > ws and t1 <= we:
                     pass
@@ -205,16 +217,6 @@ def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
                 f |= GAP
                 e += c
                 es += dt * share
-        t_first = ts[o0]
-        t_last = ts[o1 - 1]
-        # average rate over the history before the last reading
-        h0 = t_last - history_s
-        hsum = 0.0
-        hfirst = t_last
-        for i in range(o0 + 1, o1):
-            if ts[i - 1] >= h0:
-                hsum += delta[i]
-                hfirst = min(hfirst, ts[i - 1])
         rate = hsum / (t_last - hfirst) if t_last > hfirst else 0.0
         if t_first > ws:
             span = (t_first if t_first < we else we) - ws
