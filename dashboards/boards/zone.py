@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dashboards.boards import alarms
 from dashboards.boards.common import DEVICE, LINK_ALL, ZONE
-from dashboards.model import Dashboard, Panel, Row, SqlTarget, Threshold
+from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 from dashboards.sql import (
     FLOW_POINT,
     FLOW_TO_M3H,
@@ -196,6 +196,53 @@ NRW = Panel(
     custom={"thresholdsStyle": {"mode": "dashed"}},
 )
 
+MONTHLY_BALANCE = Panel(
+    type="table",
+    title="Monthly water balance: inflow against billed volume",
+    description=(
+        "Inflow of the month from the district meters against the volume invoiced to the "
+        "zone's accounts for that month (billing). Non-revenue water = inflow - billed: real "
+        "losses, unbilled use and meter under-registration together."
+    ),
+    targets=(
+        SqlTarget(
+            requires=("invoices", "accounts"),
+            sql=f"""
+WITH inflow AS (
+    SELECT date_trunc('month', b.bucket)::date AS period, d.zone_id,
+           sum(b.avg * d.flow_sign * {FLOW_TO_M3H} * 24.0) AS m3,
+           count(DISTINCT b.bucket) AS days
+    FROM readings_1d b
+    JOIN points p ON p.id = b.point_id
+    JOIN devices d ON d.id = p.device_id
+    WHERE d.kind = 'district_meter' AND {FLOW_POINT} AND $__timeFilter(b.bucket)
+    GROUP BY 1, 2
+), billed AS (
+    SELECT i.period, a.zone_id, sum(i.volume_m3) AS m3
+    FROM invoices i
+    JOIN accounts a ON a.id = i.account_id
+    WHERE i.period BETWEEN date_trunc('month', $__timeFrom()::timestamptz)::date
+                       AND $__timeTo()::date
+    GROUP BY 1, 2
+)
+SELECT i.period::timestamp AT TIME ZONE 'UTC' AS "time", z.code AS zone, i.days,
+       i.m3 AS inflow_m3, coalesce(b.m3, 0) AS billed_m3,
+       i.m3 - coalesce(b.m3, 0) AS nrw_m3,
+       CASE WHEN i.m3 > 0 THEN 100.0 * (i.m3 - coalesce(b.m3, 0)) / i.m3 END AS nrw_pct
+FROM inflow i
+JOIN zones z ON z.id = i.zone_id
+LEFT JOIN billed b ON b.zone_id = i.zone_id AND b.period = i.period
+WHERE {IN_ZONES}
+ORDER BY 1, 2
+""",
+        ),
+    ),
+    w=24,
+    h=7,
+    decimals=1,
+    overrides=(Override("nrw_pct", {"unit": "percent"}),),
+)
+
 DEVICE_SERIES = Panel(
     type="timeseries",
     title="Selected devices: every analog point",
@@ -239,6 +286,7 @@ DASHBOARD = Dashboard(
         WATER_BALANCE,
         NRW,
         alarms.NRW_ANALYTICS,
+        MONTHLY_BALANCE,
         Row("Devices"),
         DEVICE_SERIES,
     ),

@@ -235,6 +235,21 @@ def test_water_balance(vdb: psycopg.Connection[Any]) -> None:
         assert math.isclose(r["nrw_pct"], Z1_NRW_PCT)
 
 
+def test_monthly_water_balance_against_billing(vdb: psycopg.Connection[Any]) -> None:
+    skip_if_missing(vdb, ("invoices", "accounts"))
+    res = run(vdb, zone.MONTHLY_BALANCE.targets[0].sql, context(timedelta(days=40)))
+    rows = [dict(zip(res.columns, r, strict=True)) for r in res.rows]
+    october = next(r for r in rows if r["time"].month == 10)
+    assert october["zone"] == "Z1"
+    # the range starts on 11 October at noon: the daily buckets of 12-31 October are in it
+    assert october["days"] == 20
+    assert math.isclose(october["inflow_m3"], 20 * Z1_INFLOW_DAY_M3)
+    assert october["billed_m3"] == 12.5
+    assert math.isclose(
+        october["nrw_pct"], 100 * (20 * Z1_INFLOW_DAY_M3 - 12.5) / (20 * Z1_INFLOW_DAY_M3)
+    )
+
+
 def test_inflow_is_signed_by_direction(vdb: psycopg.Connection[Any]) -> None:
     res = run(vdb, zone.INFLOW.targets[0].sql, context(timedelta(hours=1)))
     assert res.rows and all(math.isclose(v, 40.0 - 3.6) for v in res.col("inflow_m3h"))
