@@ -312,6 +312,35 @@ def balances_cmd(
     console.print(t)
 
 
+@app.command("consumption")
+def consumption_cmd(
+    period: PeriodOpt,
+    by: Annotated[
+        str, typer.Option(help="zone (DMA), street, mahalla, district or account.")
+    ] = "zone",
+) -> None:
+    """Billed consumption of a month rolled up per zone (DMA), street, mahalla or district."""
+    from billing.run import consumption_rollups
+
+    if by not in ("account", "street", "mahalla", "district", "zone"):
+        raise BillingError("--by must be zone, street, mahalla, district or account")
+    p = parse_period(period)
+    with _connect() as conn:
+        rows = consumption_rollups(conn, p, by)  # type: ignore[arg-type]
+    t = Table(title=f"billed consumption {p:%Y-%m} by {by}")
+    for col in ("name", "accounts", "volume m³", "of which estimated m³"):
+        t.add_column(col, justify="left" if col == "name" else "right")
+    for r in sorted(rows, key=lambda r: r.name):
+        t.add_row(r.name, str(r.accounts), f"{r.volume_m3:,.3f}", f"{r.estimated_m3:,.3f}")
+    t.add_row(
+        "TOTAL",
+        str(sum(r.accounts for r in rows)),
+        f"{sum(r.volume_m3 for r in rows):,.3f}",
+        f"{sum(r.estimated_m3 for r in rows):,.3f}",
+    )
+    console.print(t)
+
+
 @app.command("penalties")
 def penalties_cmd(
     as_of: Annotated[str | None, typer.Option(help="Date (YYYY-MM-DD); default today.")] = None,
