@@ -277,16 +277,15 @@ class Agent:
                     try:
                         await self._session(client)
                     except asyncio.CancelledError:
+                        # a clean stop: say goodbye ourselves (the will is for crashes)
                         with contextlib.suppress(Exception):
-                            await asyncio.wait_for(
-                                client.publish(
+                            async with asyncio.timeout(2):
+                                await client.publish(
                                     self.topics.state(self.cfg.gateway),
                                     self.state("offline"),
                                     qos=1,
                                     retain=True,
-                                ),
-                                2,
-                            )
+                                )
                         raise
             except* (aiomqtt.MqttError, OSError) as eg:
                 err = eg.exceptions[0]
@@ -373,7 +372,8 @@ class Agent:
             if self._inflight:
                 timeout = min(timeout, b.resend_after_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox_event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._outbox_event.wait()
 
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         while True:

@@ -180,9 +180,8 @@ class _StreamConnection:
     async def _ensure(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None or self._writer.is_closing():
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.connect_timeout
-                )
+                async with asyncio.timeout(self.connect_timeout):
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
             except TimeoutError as exc:
                 raise ModbusTimeout(f"connect to {self.host}:{self.port} timed out") from exc
             except OSError as exc:
@@ -206,7 +205,8 @@ class _StreamConnection:
         async with self._lock:
             reader, writer = await self._ensure()
             try:
-                return await asyncio.wait_for(self._roundtrip(reader, writer, unit, pdu), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    return await self._roundtrip(reader, writer, unit, pdu)
             except TimeoutError as exc:
                 await self.close()  # a late answer must not be taken for the next one
                 raise ModbusTimeout(
@@ -322,7 +322,8 @@ class SerialConnection:
             left = deadline - loop.time()
             if left <= 0:
                 raise TimeoutError
-            await asyncio.wait_for(self._event.wait(), left)
+            async with asyncio.timeout(left):
+                await self._event.wait()
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out

@@ -210,8 +210,7 @@ async def running_office(url: str, topic_root: str, gateway: str) -> AsyncIterat
         yield office
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task], timeout=10)
 
 
 async def wait_for(pred: Any, limit_s: float, what: str, step: float = 0.05) -> None:
