@@ -123,7 +123,8 @@ _SUBFIELD = re.compile(r"/(NAME|INN|ACC|MFO|PURP)/")
 
 
 def _mt940_details(text: str) -> dict[str, str]:
-    flat = " ".join(text.split())
+    # continuation lines of :86: are glued on verbatim (a word may be cut by the 65-char wrap)
+    flat = " ".join(text.replace("\r", "").replace("\n", "").split())
     parts = _SUBFIELD.split(flat)
     if len(parts) < 3:
         return {"PURP": flat}
@@ -131,6 +132,10 @@ def _mt940_details(text: str) -> dict[str, str]:
     for key, value in zip(parts[1::2], parts[2::2], strict=True):
         out[key] = value.strip()
     return out
+
+
+def _plain(d: date) -> date:
+    return date(d.year, d.month, d.day)
 
 
 def parse_mt940(data: bytes) -> Statement:
@@ -162,7 +167,7 @@ def parse_mt940(data: bytes) -> Statement:
         lines.append(
             StatementLine(
                 line_no=i,
-                value_date=t["date"],
+                value_date=date(t["date"].year, t["date"].month, t["date"].day),
                 amount_tiyin=tiyin,
                 credit=credit,
                 doc_no=str(t.get("customer_reference") or ""),
@@ -178,8 +183,8 @@ def parse_mt940(data: bytes) -> Statement:
         format="mt940",
         bank_account=str(d.get("account_identification") or ""),
         number=f"{d.get('statement_number') or ''}/{d.get('sequence_number') or ''}",
-        date_from=min(dates) if dates else opening.date,
-        date_to=max(dates) if dates else closing.date,
+        date_from=min(dates) if dates else _plain(opening.date),
+        date_to=max(dates) if dates else _plain(closing.date),
         opening_tiyin=_money(str(opening.amount.amount), "MT940 :60F:"),
         closing_tiyin=_money(str(closing.amount.amount), "MT940 :62F:"),
         lines=tuple(lines),
