@@ -1,12 +1,14 @@
 """The ingest worker: MQTT in, PostgreSQL out (the thin I/O shell around validate/store).
 
-Three named, supervised threads:
+Four named, supervised threads:
 
 * ``ingest-mqtt``: the paho network loop. It connects with a persistent session (MQTT 5,
   ``clean_start=False``, a session expiry) and ``manual_ack=True``, subscribes to the shared
   telemetry subscription and to the (retained) gateway state topics, and puts every message on
   a bounded queue. It reconnects with capped exponential backoff and jitter.
-* ``ingest-writer``: takes messages off the queue, validates them, and commits groups of up to
+* ``ingest-decoder``: takes messages off the queue and validates them (pure), ahead of the
+  writer, into a second bounded queue.
+* ``ingest-writer``: takes validated messages and commits groups of up to
   ``batch_max_rows`` readings or ``batch_max_delay_s``. Only after the commit are the messages
   acknowledged to the broker and the end-to-end acks published to the gateways. When the
   database fails it keeps the group in hand and retries with backoff; it takes nothing new
@@ -130,10 +132,15 @@ class IngestWorker:
         self.metrics = metrics or Metrics()
         self.window = Window(config.max_age_s, config.max_future_s)
         self._q: queue.Queue[Incoming] = queue.Queue(maxsize=config.queue_size)
+        self._checked: queue.Queue[tuple[Incoming, Checked]] = queue.Queue(
+            maxsize=config.queue_size
+        )
+        self._held = 0
         self._stop = threading.Event()
         self._writer_done = threading.Event()
         self._subscribed = threading.Event()
         self._db_ok = threading.Event()
+        self._registry_ready = threading.Event()
         self._gen = 0
         self._gen_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -163,6 +170,7 @@ class IngestWorker:
                 self.config.metrics_port,
             )
         for name, fn in (
+            ("ingest-decoder", self._decoder_loop),
             ("ingest-writer", self._writer_loop),
             ("ingest-mqtt", self._mqtt_loop),
             ("ingest-maintenance", self._maintenance_loop),
@@ -363,35 +371,62 @@ class IngestWorker:
         return conn
 
     def _check(self, m: Incoming, now_ms: int) -> Checked:
+        reg = self._registry
         if m.topic.endswith("/telemetry"):
-            self.metrics.messages.labels("telemetry").inc()
-            return check_telemetry(
-                m.topic, m.payload, self.topics, self._registry, now_ms, self.window
-            )
-        self.metrics.messages.labels("state").inc()
-        return check_state(m.topic, m.payload, self.topics, self._registry)
+            out = check_telemetry(m.topic, m.payload, self.topics, reg, now_ms, self.window)
+        else:
+            out = check_state(m.topic, m.payload, self.topics, reg)
+        out.registry_at = reg.loaded_at
+        return out
 
-    def _collect(self, now_ms: int) -> tuple[list[Incoming], list[Checked]]:
+    def _decoder_loop(self) -> None:
+        """Validate messages ahead of the writer, so decoding overlaps database round trips."""
+        while not self._registry_ready.wait(0.5):
+            if self._stop.is_set():
+                return
+        while not self._stop.is_set():
+            try:
+                m = self._q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            kind = "telemetry" if m.topic.endswith("/telemetry") else "state"
+            self.metrics.messages.labels(kind).inc()
+            pair = (m, self._check(m, int(self.clock() * 1000)))
+            while True:
+                try:
+                    self._checked.put(pair, timeout=0.5)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        return
+
+    def in_memory(self) -> int:
+        """Messages received and not yet acknowledged (queued, validated or being written)."""
+        return self._q.qsize() + self._checked.qsize() + self._held
+
+    def _collect(self) -> tuple[list[Incoming], list[Checked]]:
         try:
-            first = self._q.get(timeout=0.2)
+            m, it = self._checked.get(timeout=0.2)
         except queue.Empty:
             return [], []
-        group = [first]
-        items = [self._check(first, now_ms)]
-        rows = len(items[0].rows)
+        group, items = [m], [it]
+        rows = len(it.rows)
         deadline = time.monotonic() + self.config.batch_max_delay_s
         while rows < self.config.batch_max_rows and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             try:
-                m = self._q.get_nowait() if remaining <= 0 else self._q.get(timeout=remaining)
+                if remaining <= 0:
+                    m, it = self._checked.get_nowait()
+                else:
+                    m, it = self._checked.get(timeout=remaining)
             except queue.Empty:
                 break
             group.append(m)
-            it = self._check(m, now_ms)
             items.append(it)
             rows += len(it.rows)
             if remaining <= 0:
                 break
+        self._held = len(group)
         return group, items
 
     def _writer_loop(self) -> None:
@@ -412,6 +447,7 @@ class IngestWorker:
                 try:
                     conn = self._wconn = self._connect_db()
                     self._registry = load_registry(conn, self.config.default_poll_period_s)
+                    self._registry_ready.set()
                 except psycopg.Error as exc:
                     conn = None
                     self._db_down(exc, down_since)
@@ -430,17 +466,21 @@ class IngestWorker:
             try:
                 if time.monotonic() - self._registry.loaded_at > self.config.registry_refresh_s:
                     self._registry = load_registry(conn, self.config.default_poll_period_s)
-                group, items = self._collect(now_ms)
-                self.metrics.queue_depth.set(self._q.qsize())
+                group, items = self._collect()
+                self.metrics.queue_depth.set(self.in_memory())
                 if not group:
                     self._flush_seen(conn)
                     continue
-                if (
-                    any(it.unknown_ids for it in items)
-                    and time.monotonic() - self._registry.loaded_at > 2.0
-                ):
-                    self._registry = load_registry(conn, self.config.default_poll_period_s)
-                    items = [self._check(m, now_ms) for m in group]
+                if any(it.unknown_ids for it in items):
+                    # an id the registry did not know: perhaps just registered. Reload (at most
+                    # every 2 s) and check again what was checked with an older snapshot.
+                    if time.monotonic() - self._registry.loaded_at > 2.0:
+                        self._registry = load_registry(conn, self.config.default_poll_period_s)
+                    at = self._registry.loaded_at
+                    items = [
+                        self._check(m, now_ms) if it.unknown_ids and it.registry_at < at else it
+                        for m, it in zip(group, items, strict=True)
+                    ]
             except psycopg.Error as exc:
                 conn.close()
                 self._db_down(exc, down_since)
@@ -475,6 +515,7 @@ class IngestWorker:
                 self._db_up(down_since)
                 down_since = None
                 backoff.reset()
+            self._held = 0
             self._flush_seen(conn)
 
     def _db_down(self, exc: Exception, since: float | None) -> None:
@@ -482,7 +523,7 @@ class IngestWorker:
         if since is None:
             log.warning(
                 "database unavailable; holding %d message(s) unacknowledged, retrying: %s",
-                self._q.qsize(),
+                self.in_memory(),
                 str(exc).strip(),
             )
 

@@ -117,6 +117,8 @@ class Checked:
     """device id -> newest timestamp of a reading that was not comm-fail."""
     unknown_ids: bool = False
     """Set when a reject names an id the registry does not know (a reload may help)."""
+    registry_at: float = 0.0
+    """``loaded_at`` of the registry snapshot used for the check."""
 
 
 def _raw(obj: Any) -> bytes:

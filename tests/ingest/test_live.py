@@ -252,3 +252,31 @@ def test_metrics_endpoint(
     assert 'suvnet_ingest_dead_letters_total{reason="bad_json"} 1.0' in body
     assert "suvnet_ingest_commit_seconds_bucket" in body
     assert "suvnet_ingest_db_up 1.0" in body
+
+
+def test_newly_registered_gateway_is_picked_up(
+    db: psycopg.Connection[Any],
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    publisher: Publisher,
+    acks: AckListener,
+) -> None:
+    start_worker()
+    time.sleep(2.2)  # the worker's registry snapshot is now older than the reload throttle
+    gid = db.execute("INSERT INTO gateways (code) VALUES ('gw-new') RETURNING id").fetchone()
+    assert gid is not None
+    did = db.execute(
+        "INSERT INTO devices (code, gateway_id, kind, profile) "
+        "VALUES ('dev-new', %s, 'pressure_sensor', 't') RETURNING id",
+        (gid[0],),
+    ).fetchone()
+    assert did is not None
+    db.execute("INSERT INTO points (device_id, name) VALUES (%s, 'p1')", (did[0],))
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    publisher.publish(
+        t.telemetry("gw-new"), batch_payload("gw-new", "n", 0, [("dev-new", "p1", now, 4.5)])
+    )
+    publisher.flush()
+    wait_for(lambda: acks.acked("gw-new", "n") == {0})
+    assert count(db, "SELECT count(*) FROM readings WHERE value = 4.5") == 1
