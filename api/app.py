@@ -146,7 +146,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(registry.router)
     app.include_router(commands.router)
-    for name in ("billing", "alarms"):
+    for name in ("billing", "alarms", "reports"):
         _include_optional(app, name)
     _include_web(app)
     from api.payments import router as payments_router  # Payme, Click, cashier, statements

@@ -1,0 +1,205 @@
+"""Report renderers: CSV, XLSX (openpyxl) and PDF (reportlab). Money is shown in so'm."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Any
+
+from api.reports.model import Column, Report, Row, Table
+
+LEVEL_LABEL = {1: "Street total", 2: "Mahalla total", 3: "District total", 9: "Total"}
+
+
+def _plain(col: Column, value: Any) -> Any:
+    """A cell value for CSV/XLSX: money in so'm (2 decimals), dates as dates."""
+    if value is None:
+        return None
+    if col.kind == "money":
+        return round(int(value) / 100, 2)
+    if col.kind == "pct":
+        return round(float(value), 2)
+    if col.kind == "float":
+        return round(float(value), 3)
+    return value
+
+
+def _label(table: Table, row: Row) -> dict[str, Any]:
+    vals = dict(row.values)
+    if row.level:
+        first = table.columns[0].key
+        prefix = LEVEL_LABEL.get(row.level, "Total")
+        name = vals.get(first) or ""
+        vals[first] = f"{prefix}: {name}" if name else prefix
+    return vals
+
+
+def _header(col: Column) -> str:
+    return f"{col.label} (so'm)" if col.kind == "money" else col.label
+
+
+def to_csv(report: Report) -> bytes:
+    """One CSV block per table, separated by a blank line; UTF-8 with BOM for Excel."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([report.title])
+    for k, v in report.params.items():
+        w.writerow([k, v])
+    for t in report.tables:
+        w.writerow([])
+        w.writerow([t.title])
+        w.writerow(["level", *(_header(c) for c in t.columns)])
+        for r in t.rows:
+            vals = _label(t, r)
+            w.writerow([r.level, *(_csv_cell(c, vals.get(c.key)) for c in t.columns)])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _csv_cell(col: Column, value: Any) -> str:
+    v = _plain(col, value)
+    if v is None:
+        return ""
+    if col.kind == "money":
+        return f"{v:.2f}"
+    if isinstance(v, date | datetime):
+        return v.isoformat()
+    return str(v)
+
+
+def to_xlsx(report: Report) -> bytes:
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.styles import Font, PatternFill  # type: ignore[import-untyped]
+
+    wb = Workbook()
+    first = True
+    for t in report.tables:
+        ws = wb.active if first else wb.create_sheet()
+        assert ws is not None
+        first = False
+        ws.title = t.title[:31].replace("/", "-") or "report"
+        ws.append([report.title])
+        ws["A1"].font = Font(bold=True, size=13)
+        for k, v in report.params.items():
+            ws.append([k, v])
+        ws.append([])
+        ws.append([_header(c) for c in t.columns])
+        header_row = ws.max_row
+        for cell in ws[header_row]:
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        for r in t.rows:
+            vals = _label(t, r)
+            ws.append([_plain(c, vals.get(c.key)) for c in t.columns])
+            if r.level:
+                for cell in ws[ws.max_row]:
+                    cell.font = Font(bold=True)
+        for i, c in enumerate(t.columns, start=1):
+            letter = ws.cell(row=header_row, column=i).column_letter
+            fmt = {
+                "money": "#,##0.00",
+                "pct": "0.00",
+                "float": "0.000",
+                "int": "0",
+                "date": "yyyy-mm-dd",
+            }.get(c.kind)
+            if fmt:
+                for row in ws.iter_rows(min_row=header_row + 1, min_col=i, max_col=i):
+                    for cell in row:
+                        cell.number_format = fmt
+            ws.column_dimensions[letter].width = max(10, min(40, len(_header(c)) + 4))
+        ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _pdf_cell(col: Column, value: Any) -> str:
+    if value is None:
+        return ""
+    if col.kind == "money":
+        from api.i18n import format_som
+
+        return format_som(int(value))
+    if col.kind == "pct":
+        return f"{float(value):.1f} %"
+    if col.kind == "float":
+        return f"{float(value):.2f}"
+    if isinstance(value, date | datetime):
+        return value.strftime("%d.%m.%Y")
+    return str(value)
+
+
+def to_pdf(report: Report) -> bytes:
+    """Landscape A4 tables; a DejaVu font when the system has one (Cyrillic names)."""
+    from reportlab.lib import colors  # type: ignore[import-untyped]
+    from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
+    from reportlab.lib.styles import getSampleStyleSheet  # type: ignore[import-untyped]
+    from reportlab.lib.units import mm  # type: ignore[import-untyped]
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, TableStyle  # type: ignore[import-untyped]
+    from reportlab.platypus import Table as PdfTable
+
+    font, bold = _fonts()
+    styles = getSampleStyleSheet()
+    for s in styles.byName.values():
+        s.fontName = font
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=landscape(A4),
+        leftMargin=10 * mm,
+        rightMargin=10 * mm,
+        topMargin=10 * mm,
+        bottomMargin=10 * mm,
+        title=report.title,
+    )
+    story: list[Any] = [Paragraph(report.title, styles["Title"])]
+    params = ", ".join(f"{k}: {v}" for k, v in report.params.items())
+    if params:
+        story.append(Paragraph(params, styles["Normal"]))
+    for t in report.tables:
+        story += [Spacer(1, 4 * mm), Paragraph(t.title, styles["Heading2"])]
+        data = [[_header(c) for c in t.columns]]
+        bold_rows = []
+        for r in t.rows:
+            vals = _label(t, r)
+            data.append([_pdf_cell(c, vals.get(c.key)) for c in t.columns])
+            if r.level:
+                bold_rows.append(len(data) - 1)
+        if len(data) == 1:
+            data.append(["-"] + [""] * (len(t.columns) - 1))
+        tbl = PdfTable(data, repeatRows=1)
+        style = [
+            ("FONT", (0, 0), (-1, -1), font, 7),
+            ("FONT", (0, 0), (-1, 0), bold, 7),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDEBF7")),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ]
+        for i, c in enumerate(t.columns):
+            if c.kind in ("money", "int", "float", "pct"):
+                style.append(("ALIGN", (i, 1), (i, -1), "RIGHT"))
+        style += [("FONT", (0, r), (-1, r), bold, 7) for r in bold_rows]
+        tbl.setStyle(TableStyle(style))
+        story.append(tbl)
+    doc.build(story)
+    return buf.getvalue()
+
+
+def _fonts() -> tuple[str, str]:
+    from pathlib import Path
+
+    from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
+    from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
+
+    for regular, bold in (
+        (
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        ),
+    ):
+        if Path(regular).exists() and Path(bold).exists():
+            if "SuvnetSans" not in pdfmetrics.getRegisteredFontNames():
+                pdfmetrics.registerFont(TTFont("SuvnetSans", regular))
+                pdfmetrics.registerFont(TTFont("SuvnetSans-Bold", bold))
+            return "SuvnetSans", "SuvnetSans-Bold"
+    return "Helvetica", "Helvetica-Bold"

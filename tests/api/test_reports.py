@@ -1,0 +1,288 @@
+"""Department reports: figures checked against the ledger; XLSX, PDF and CSV readable."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api.security import Role
+from tests.api.conftest import User, add_invoice_and_charge, bearer, make_account
+
+FROM, TO = date(2026, 10, 1), date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def data(db_url: str) -> dict[str, Any]:
+    from billing import consumption as cons
+    from billing.ledger import post_entry, post_payment, reverse_entry
+
+    with psycopg.connect(db_url) as conn:
+        a1, n1 = make_account(conn, 601, name="Aliyev Sardor", street="Navoiy", house="1")
+        a2, n2 = make_account(conn, 602, name="Qodirova Lola", street="Navoiy", house="3")
+        a3, n3 = make_account(conn, 603, name="Bekov Timur", street="Bobur", house="5")
+        org = conn.execute(
+            "INSERT INTO accounts (number, kind, category, name, inn, house_id, phone) "
+            "SELECT '000006049', 'legal', 'legal', 'Paxta MChJ', '301234567', house_id, "
+            "'+998712345678' FROM accounts WHERE id = %s RETURNING id",
+            (a3,),
+        ).fetchone()
+        assert org is not None
+        # September (before the period): a charge for a1 and a2
+        add_invoice_and_charge(conn, a1, date(2026, 9, 1), 3_000_000, 3.0, "2026-0000601")
+        add_invoice_and_charge(conn, a2, date(2026, 9, 1), 1_000_000, 1.0, "2026-0000602")
+        add_invoice_and_charge(conn, org[0], date(2026, 9, 1), 90_000_000, 60.0, "2026-0000603")
+        # October
+        inv = add_invoice_and_charge(conn, a1, date(2026, 10, 1), 4_000_000, 4.0, "2026-0000604")
+        add_invoice_and_charge(conn, a3, date(2026, 10, 1), 2_000_000, 2.0, "2026-0000605")
+        pay = post_payment(
+            conn,
+            amount_tiyin=2_500_000,
+            paid_at=datetime(2026, 10, 9, tzinfo=UTC),
+            source="bank",
+            external_ref="b-9",
+            account_id=a1,
+        )
+        post_payment(
+            conn,
+            amount_tiyin=1_000_000,
+            paid_at=datetime(2026, 10, 10, tzinfo=UTC),
+            source="payme",
+            external_ref="p-9",
+            account_id=a2,
+        )
+        reverse_entry(
+            conn, pay.id, posted_at=datetime(2026, 10, 12, tzinfo=UTC), memo="wrong account"
+        )
+        post_entry(
+            conn,
+            account_id=a3,
+            kind="adjustment",
+            amount_tiyin=-500_000,
+            posted_at=datetime(2026, 10, 15, tzinfo=UTC),
+            memo="goodwill",
+        )
+        # November (after the period): must not count
+        post_payment(
+            conn,
+            amount_tiyin=700_000,
+            paid_at=datetime(2026, 11, 2, tzinfo=UTC),
+            source="cashier",
+            external_ref="k-9",
+            account_id=a3,
+        )
+        # a meter with a spike for a1 in October; a2 and a3 have no meter
+        m = conn.execute("INSERT INTO meters (serial_no) VALUES ('SN-601') RETURNING id").fetchone()
+        assert m is not None
+        conn.execute(
+            "INSERT INTO service_connections (account_id, meter_id, installed_at) "
+            "VALUES (%s, %s, '2026-01-01')",
+            (a1, m[0]),
+        )
+        conn.execute(
+            "INSERT INTO period_consumption (period, account_id, meter_id, invoice_id, start_ts, "
+            "end_ts, volume_m3, flags) VALUES ('2026-10-01', %s, %s, %s, '2026-10-01', "
+            "'2026-11-01', 4.0, %s)",
+            (a1, m[0], inv, cons.SPIKE),
+        )
+        conn.commit()
+    return {"a1": n1, "a2": n2, "a3": n3, "org": "000006049"}
+
+
+def ledger(db_url: str, number: str, before: date | None = None, upto: date | None = None) -> int:
+    with psycopg.connect(db_url) as c:
+        row = c.execute(
+            "SELECT coalesce(sum(l.amount_tiyin), 0) FROM ledger l JOIN accounts a "
+            "ON a.id = l.account_id WHERE a.number = %s "
+            "AND (%s::date IS NULL OR l.value_date < %s) "
+            "AND (%s::date IS NULL OR l.value_date <= %s)",
+            (number, before, before, upto, upto),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def report(client: httpx.AsyncClient, user: User, name: str, **params: Any) -> Any:
+    r = await client.get(
+        f"/api/v1/reports/{name}",
+        headers=bearer(user),
+        params={"date_from": FROM.isoformat(), "date_to": TO.isoformat(), **params},
+    )
+    assert r.status_code == 200, r.text
+    return r.json() if params.get("format", "json") == "json" else r
+
+
+async def test_accounting_matches_ledger(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any], db_url: str
+) -> None:
+    doc = await report(client, users[Role.ACCOUNTANT], "accounting")
+    rows = doc["tables"][0]["rows"]
+    detail = {r["number"]: r for r in rows if r["level"] == 0}
+    for key in ("a1", "a2", "a3", "org"):
+        n = data[key]
+        r = detail[n]
+        assert r["opening"] == ledger(db_url, n, before=FROM), key
+        assert r["closing"] == ledger(db_url, n, upto=TO), key
+        assert r["closing"] == r["opening"] + r["charged"] - r["paid"] + r["adjusted"]
+    a1 = detail[data["a1"]]
+    # the bank payment was reversed: paid 25 000, adjusted +25 000
+    assert (a1["charged"], a1["paid"], a1["adjusted"]) == (4_000_000, 2_500_000, 2_500_000)
+    assert detail[data["a3"]]["adjusted"] == -500_000  # November's payment is outside
+    total = next(r for r in rows if r["level"] == 9)
+    assert total["closing"] == sum(r["closing"] for r in detail.values())
+    street = [r for r in rows if r["level"] == 1 and r["number"] == "Navoiy"]
+    assert (
+        street
+        and street[0]["closing"] == detail[data["a1"]]["closing"] + detail[data["a2"]]["closing"]
+    )
+
+
+async def test_accounting_filter_by_street(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any], db_url: str
+) -> None:
+    with psycopg.connect(db_url) as c:
+        sid = c.execute("SELECT id FROM streets WHERE name_uz = 'Bobur'").fetchone()
+    assert sid is not None
+    doc = await report(client, users[Role.ACCOUNTANT], "accounting", street_id=sid[0])
+    numbers = {r["number"] for r in doc["tables"][0]["rows"] if r["level"] == 0}
+    assert numbers == {data["a3"], data["org"]}
+
+
+async def test_finance_collection_rate(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
+) -> None:
+    doc = await report(client, users[Role.ACCOUNTANT], "finance")
+    cats = {r["category"]: r for r in doc["tables"][1]["rows"] if r["level"] == 0}
+    # households in October: charged 40 000 + 20 000, collected 25 000 + 10 000
+    hh = cats["household"]
+    assert (hh["charged"], hh["paid"]) == (6_000_000, 3_500_000)
+    assert hh["rate"] == pytest.approx(58.33, abs=0.01)
+    assert cats["legal"]["charged"] == 0 and cats["legal"]["rate"] is None
+
+
+async def test_legal_debtors_threshold_and_sections(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any], db_url: str
+) -> None:
+    doc = await report(client, users[Role.LAWYER], "legal", threshold_som=20000)
+    orgs, homes = doc["tables"]
+    org = [r for r in orgs["rows"] if r["level"] == 0]
+    assert [r["number"] for r in org] == [data["org"]]
+    assert org[0]["debt"] == ledger(db_url, data["org"], upto=TO)
+    assert org[0]["b1"] == 90_000_000  # September's charge is 31-60 days old on Oct 31
+    assert org[0]["inn"] == "301234567" and org[0]["phone"] == "+998712345678"
+    home_numbers = [r["number"] for r in homes["rows"] if r["level"] == 0]
+    assert home_numbers == [data["a1"]]  # a3 owes 15 000 < 20 000; a2 owes nothing
+
+
+async def test_customer_service(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
+) -> None:
+    doc = await report(client, users[Role.BILLING_CLERK], "customer_service")
+    flagged, stopped, no_meter = doc["tables"]
+    assert [(r["number"], r["flags"]) for r in flagged["rows"]] == [(data["a1"], "spike")]
+    assert stopped["rows"] == []
+    nm = {r["number"] for r in no_meter["rows"]}
+    assert data["a2"] in nm and data["a3"] in nm and data["a1"] not in nm
+
+
+async def test_technical(client: httpx.AsyncClient, users: dict[Role, User], db_url: str) -> None:
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    with psycopg.connect(db_url, autocommit=True) as c:
+        z = c.execute(
+            "INSERT INTO zones (code, name, min_service_pressure_bar, max_service_pressure_bar) "
+            "VALUES ('T-1', 'Test', 1.5, 6) RETURNING id"
+        ).fetchone()
+        g = c.execute("INSERT INTO gateways (code) VALUES ('gw-t') RETURNING id").fetchone()
+        assert z and g
+        d = c.execute(
+            "INSERT INTO devices (code, gateway_id, kind, profile, zone_id) "
+            "VALUES ('ps-t', %s, 'pressure_sensor', 'p', %s) RETURNING id",
+            (g[0], z[0]),
+        ).fetchone()
+        assert d
+        p = c.execute(
+            "INSERT INTO points (device_id, name, unit) VALUES (%s, 'p', 'bar') RETURNING id",
+            (d[0],),
+        ).fetchone()
+        assert p
+        # 10 hourly values, 2 of them below 1.5 bar
+        for h in range(10):
+            v = 1.0 if h < 2 else 3.0
+            c.execute(
+                "INSERT INTO readings_1h (point_id, bucket, min, max, sum, count) "
+                "VALUES (%s, %s, %s, %s, %s, 1)",
+                (p[0], t0 + timedelta(hours=h), v, v, v),
+            )
+        # the gateway went offline at 17:00 UTC on Oct 31 and stayed offline
+        c.execute(
+            "INSERT INTO gateway_state_history (gateway_id, ts, state) VALUES "
+            "(%s, %s, 'online'), (%s, %s, 'offline')",
+            (g[0], t0 - timedelta(days=3), g[0], datetime(2026, 10, 31, 17, tzinfo=UTC)),
+        )
+    doc = await report(client, users[Role.DISPATCHER], "technical")
+    tables = {t["title"]: t for t in doc["tables"]}
+    comp = next(r for r in tables["Pressure compliance"]["rows"] if r["zone"] == "T-1")
+    assert (comp["hours"], comp["ok_hours"], comp["compliance"]) == (10, 8, 80.0)
+    assert comp["lowest_bar"] == 1.0
+    gw = next(r for r in tables["Gateway availability"]["rows"] if r["gateway"] == "gw-t")
+    # Tashkent is UTC+5: the period ends at 19:00 UTC on Oct 31 -> 2 hours offline
+    assert gw["availability"] == pytest.approx(100 - 100 * 2 / (31 * 24), abs=0.01)
+
+
+async def test_formats(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
+) -> None:
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    acc = users[Role.ACCOUNTANT]
+    x = await report(client, acc, "accounting", format="xlsx")
+    assert x.headers["content-type"].startswith("application/vnd.openxmlformats")
+    wb = load_workbook(io.BytesIO(x.content))
+    ws = wb.active
+    values = [[c.value for c in row] for row in ws.iter_rows()]
+    a1 = next(v for v in values if v[0] == data["a1"])
+    # so'm in the spreadsheet: closing 30 000 + 40 000 - 25 000 + 25 000 = 70 000
+    assert a1[9] == 70000.0
+    c = await report(client, acc, "accounting", format="csv")
+    rows = list(csv.reader(io.StringIO(c.content.decode("utf-8-sig"))))
+    a1c = next(r for r in rows if len(r) > 1 and r[1] == data["a1"])
+    assert a1c[10] == "70000.00"
+    p = await report(client, acc, "accounting", format="pdf")
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(p.content)).pages)
+    assert data["a1"] in text and "Qodirova Lola" in text
+    for name in ("finance", "legal", "customer_service", "technical"):
+        for fmt in ("xlsx", "pdf", "csv"):
+            r = await report(client, users[Role.ADMIN], name, format=fmt)
+            assert len(r.content) > 100
+
+
+async def test_report_roles_and_bad_dates(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    expected = {
+        "accounting": {"admin", "accountant", "billing_clerk", "viewer"},
+        "finance": {"admin", "accountant", "viewer"},
+        "legal": {"admin", "lawyer", "accountant"},
+        "customer_service": {"admin", "billing_clerk", "viewer"},
+        "technical": {"admin", "dispatcher", "technician", "viewer"},
+    }
+    for name, allowed in expected.items():
+        for role, user in users.items():
+            r = await client.get(
+                f"/api/v1/reports/{name}",
+                headers=bearer(user),
+                params={"date_from": "2026-10-01", "date_to": "2026-10-31"},
+            )
+            assert (r.status_code != 403) == (role.value in allowed), (name, role, r.status_code)
+    r = await client.get(
+        "/api/v1/reports/accounting",
+        headers=bearer(users[Role.ADMIN]),
+        params={"date_from": "2026-10-31", "date_to": "2026-10-01"},
+    )
+    assert r.status_code == 422
