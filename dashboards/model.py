@@ -219,6 +219,35 @@ class QueryVariable:
 
 
 @dataclass(frozen=True)
+class SqlAnnotation:
+    """Events drawn on every time-series panel, from a query returning ``time`` (and optionally
+    ``timeend``), ``text`` and ``tags`` (comma-separated)."""
+
+    name: str
+    sql: str
+    icon_color: str = "red"
+    enable: bool = True
+    requires: tuple[str, ...] = ()
+    datasource: DatasourceRef = POSTGRES
+
+    def to_json(self) -> JSON:
+        return {
+            "name": self.name,
+            "datasource": self.datasource.to_json(),
+            "enable": self.enable,
+            "hide": False,
+            "iconColor": self.icon_color,
+            "target": {
+                "refId": "Anno",
+                "editorMode": "code",
+                "format": "table",
+                "rawQuery": True,
+                "rawSql": self.sql.strip(),
+            },
+        }
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """A whole dashboard; ``uid`` is stable, so pushing again updates it in place."""
 
@@ -233,6 +262,7 @@ class Dashboard:
     refresh: str = "1m"
     timezone: str = "browser"
     links: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    annotations: tuple[SqlAnnotation, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.uid or len(self.uid) > 40:
@@ -272,7 +302,8 @@ class Dashboard:
                         "iconColor": "rgba(0, 211, 255, 1)",
                         "name": "Annotations & Alerts",
                         "type": "dashboard",
-                    }
+                    },
+                    *(a.to_json() for a in self.annotations),
                 ]
             },
             "templating": {"list": [v.to_json() for v in self.variables]},

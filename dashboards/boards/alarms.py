@@ -8,7 +8,15 @@ Every query here reads the alarm tables of the alarms package (``suvnet/migratio
 from __future__ import annotations
 
 from dashboards.boards.common import LINK_ALL, ZONE
-from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
+from dashboards.model import (
+    Dashboard,
+    Override,
+    Panel,
+    Row,
+    SqlAnnotation,
+    SqlTarget,
+    Threshold,
+)
 from dashboards.sql import DEVICE_LAT, DEVICE_LON, DEVICE_PLACE_JOINS, SPAN
 
 ALARM_TABLES = ("alarms", "alarm_rules")
@@ -34,6 +42,23 @@ _PRIORITY_COLOURS = Override(
         ],
     },
 )
+
+ANNOTATION = SqlAnnotation(
+    name="Alarms",
+    requires=ALARM_TABLES,
+    sql="""
+SELECT a.raised_at AS time, coalesce(a.cleared_at, a.closed_at) AS timeend,
+       a.priority || ' · ' || r.code || coalesce(': ' || nullif(a.message, ''), '') AS text,
+       a.priority || ',' || a.kind || coalesce(',' || z.code, '') AS tags
+FROM alarms a
+JOIN alarm_rules r ON r.id = a.rule_id
+LEFT JOIN zones z ON z.id = a.zone_id
+WHERE $__timeFilter(a.raised_at) AND NOT a.replayed AND a.kind <> 'flood'
+  AND (a.zone_id IS NULL OR z.code IN ($zone))
+ORDER BY 1
+""",
+)
+"""Alarm occurrences (raised to cleared) drawn on the time-series panels."""
 
 ACTIVE_ON_MAP = SqlTarget(
     ref_id="alarms",
@@ -400,6 +425,7 @@ DASHBOARD = Dashboard(
     variables=(ZONE,),
     time_from="now-7d",
     links=(LINK_ALL,),
+    annotations=(ANNOTATION,),
     items=(
         ACTIVE_LIST,
         Row("ISA-18.2 KPIs (whole system, all zones)"),

@@ -311,6 +311,7 @@ DASHBOARD = Dashboard(
     variables=(ZONE,),
     time_from="now-6h",
     links=(LINK_ALL,),
+    annotations=(alarms.ANNOTATION,),
     items=(
         GATEWAYS_ONLINE,
         DEVICES_ONLINE,

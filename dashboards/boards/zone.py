@@ -277,6 +277,7 @@ DASHBOARD = Dashboard(
     variables=(ZONE, DEVICE),
     time_from="now-7d",
     links=(LINK_ALL,),
+    annotations=(alarms.ANNOTATION,),
     items=(
         INFLOW,
         PRESSURE_BAND,

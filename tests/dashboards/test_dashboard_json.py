@@ -92,6 +92,23 @@ VARIABLE = {
         "includeAll": {"type": "boolean"},
     },
 }
+ANNOTATION = {
+    "type": "object",
+    "required": ["name", "datasource", "enable", "iconColor"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "datasource": DATASOURCE,
+        "enable": {"type": "boolean"},
+        "target": {
+            "type": "object",
+            "required": ["refId", "rawSql", "format"],
+            "properties": {
+                "rawSql": {"type": "string", "minLength": 1},
+                "format": {"const": "table"},
+            },
+        },
+    },
+}
 DASHBOARD_SCHEMA = {
     "type": "object",
     "required": ["uid", "title", "panels", "templating", "schemaVersion", "time", "annotations"],
@@ -109,7 +126,11 @@ DASHBOARD_SCHEMA = {
             "required": ["list"],
             "properties": {"list": {"type": "array", "items": VARIABLE}},
         },
-        "annotations": {"type": "object", "required": ["list"]},
+        "annotations": {
+            "type": "object",
+            "required": ["list"],
+            "properties": {"list": {"type": "array", "items": ANNOTATION}},
+        },
         "panels": {"type": "array", "minItems": 1, "items": PANEL},
         "tags": {"type": "array", "items": {"type": "string"}},
     },
@@ -153,7 +174,8 @@ def test_layout_ids_and_variables(dashboard: Dashboard) -> None:
         assert not cells & mine, f"panel {p['title']!r} overlaps another"
         cells |= mine
     defined = {v["name"] for v in doc["templating"]["list"]}
-    for p in doc["panels"]:
+    annotation_targets = [a["target"] for a in doc["annotations"]["list"] if "target" in a]
+    for p in [*doc["panels"], {"title": "annotations", "targets": annotation_targets}]:
         for t in p.get("targets", []):
             used = {a or b for a, b in _VAR_USE.findall(t["rawSql"])} - {""}
             used = {u for u in used if not u.startswith("__")}

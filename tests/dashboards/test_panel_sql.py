@@ -19,7 +19,7 @@ import pytest
 from dashboards.boards import alarms, all_dashboards, devices, network, zone
 from dashboards.boards import billing as billing_board
 from dashboards.macros import QueryContext, Variable, expand
-from dashboards.model import Panel, QueryVariable, SqlTarget
+from dashboards.model import Panel, QueryVariable, SqlAnnotation, SqlTarget
 from dashboards.sql import tier_for
 from tests.dashboards.seed import (
     PS1_BY_TABLE,
@@ -143,6 +143,23 @@ def test_panel_query_with_the_timescaledb_flag(
     skip_if_missing(vdb, target.requires)
     ctx = dataclasses.replace(context(timedelta(days=40)), timescaledb=True)
     check_shape(panel, target, run(vdb, target.sql, ctx))
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [pytest.param(a, id=f"{d.uid}/{a.name}") for d in all_dashboards() for a in d.annotations],
+)
+def test_annotation_queries(vdb: psycopg.Connection[Any], annotation: SqlAnnotation) -> None:
+    skip_if_missing(vdb, annotation.requires)
+    res = run(vdb, annotation.sql, context(timedelta(days=7)))
+    assert res.rows
+    assert res.types[res.columns.index("time")] in TIMES
+    assert res.types[res.columns.index("text")] in (25, 1043)
+    if "timeend" in res.columns:
+        assert res.types[res.columns.index("timeend")] in TIMES
+    stamps = res.col("time")
+    assert stamps == sorted(stamps)
+    assert all(isinstance(t, str) and t for t in res.col("tags"))
 
 
 @pytest.mark.parametrize(
