@@ -156,6 +156,7 @@ class Office:
     topics: Topics
     gateway: str
     acking: bool = True
+    conflicts: int = 0
     batches: dict[tuple[str, int], TelemetryBatch] = field(default_factory=dict)
     arrivals: list[tuple[str, int]] = field(default_factory=list)
     states: list[GatewayState] = field(default_factory=list)
@@ -189,7 +190,9 @@ class Office:
                         batch = decode_telemetry(payload).batch
                         key = (batch.boot, batch.seq)
                         self.arrivals.append(key)
-                        self.batches.setdefault(key, batch)
+                        first = self.batches.setdefault(key, batch)
+                        if first.readings != batch.readings:
+                            self.conflicts += 1
                         self.got.set()
                         if self.acking:
                             await client.publish(
