@@ -50,7 +50,12 @@ DbOpt = Annotated[
 ]
 
 
-@app.command("import-statement")
+@app.command(
+    "import-statement",
+    help="Import a bank statement (MT940, CSV or 1C Client-Bank): check that it balances, "
+    "match every credit to an account and post it. Credits that cannot be matched go to "
+    "suspense and the review queue. Importing the same file again adds nothing.",
+)
 def import_statement_cmd(
     file: Annotated[Path, typer.Argument(help="The statement file from the bank.")],
     fmt: Annotated[
@@ -60,9 +65,6 @@ def import_statement_cmd(
     by: Annotated[str, typer.Option("--by", help="Who imports (kept with the statement).")] = "cli",
     database_url: DbOpt = None,
 ) -> None:
-    """Import a bank statement: check that it balances, match every credit to an account and
-    post it; what cannot be matched goes to suspense and the review queue. Importing the
-    same file again adds nothing."""
     from billing.payments.importer import import_statement
     from billing.payments.statements import parse_statement
 
@@ -112,6 +114,7 @@ def import_statement_cmd(
         ("partly matched", summary.partial),
         ("to review", summary.review),
         ("in suspense", summary.suspense),
+        ("already imported in another statement", summary.duplicate),
         ("posted to accounts", format_som(summary.allocated_tiyin)),
         ("left in suspense", format_som(summary.suspense_tiyin)),
     ):
@@ -119,10 +122,12 @@ def import_statement_cmd(
     console.print(table)
 
 
-@app.command("rematch")
+@app.command(
+    "rematch",
+    help="Try the matching again for every credit in suspense or review, e.g. after new "
+    "accounts or INNs were entered.",
+)
 def rematch_cmd(database_url: DbOpt = None) -> None:
-    """Try the matching again for every credit in suspense or review (e.g. after new accounts
-    or INNs were entered)."""
     from billing.payments.importer import rematch
 
     cfg = get_payments_config()
@@ -134,12 +139,11 @@ def rematch_cmd(database_url: DbOpt = None) -> None:
     )
 
 
-@app.command("review")
+@app.command("review", help="List the bank credits waiting for a person, with suggested accounts.")
 def review_cmd(
     limit: Annotated[int, typer.Option(help="How many lines to show.")] = 50,
     database_url: DbOpt = None,
 ) -> None:
-    """List the bank credits waiting for a person, with suggested accounts."""
     from billing.payments.importer import review_queue, suspense_total
 
     with _connect(database_url) as conn:

@@ -74,6 +74,7 @@ class ImportSummary:
     partial: int = 0
     review: int = 0
     suspense: int = 0
+    duplicate: int = 0
     allocated_tiyin: int = 0
     suspense_tiyin: int = 0
 
@@ -278,6 +279,32 @@ def _apply(
     return status
 
 
+def _same_document(
+    conn: psycopg.Connection[Any], statement_id: int, bank_account: str, line: StatementLine
+) -> str | None:
+    """The same bank document (date, number, amount, payer account) in another statement of
+    the same bank account, e.g. an overlapping or extended re-export."""
+    if not line.doc_no:
+        return None
+    row = conn.execute(
+        """SELECT s.identity, l.line_no FROM bank_statement_lines l
+           JOIN bank_statements s ON s.id = l.statement_id
+           WHERE l.credit AND l.value_date = %s AND l.doc_no = %s AND l.amount_tiyin = %s
+             AND l.payer_account = %s AND s.bank_account = %s AND s.id <> %s
+             AND l.status <> 'duplicate'
+           LIMIT 1""",
+        (
+            line.value_date,
+            line.doc_no,
+            line.amount_tiyin,
+            line.payer_account,
+            bank_account,
+            statement_id,
+        ),
+    ).fetchone()
+    return None if row is None else f"line {row[1]} of statement {row[0]}"
+
+
 def import_statement(
     conn: psycopg.Connection[Any],
     stmt: Statement,
@@ -349,6 +376,14 @@ def import_statement(
             summary.debits += 1
             continue
         summary.credits += 1
+        twin = _same_document(conn, sid, stmt.bank_account, line)
+        if twin is not None:
+            conn.execute(
+                "UPDATE bank_statement_lines SET status = 'duplicate', note = %s WHERE id = %s",
+                (f"the same bank document as {twin}; not posted again", inserted[0]),
+            )
+            summary.duplicate += 1
+            continue
         res = match_line(conn, line, fuzzy_min_score=fuzzy_min_score)
         status = _apply(
             conn,

@@ -178,13 +178,12 @@ def parse_mt940(data: bytes) -> Statement:
                 purpose=details.get("PURP", ""),
             )
         )
-    dates = [ln.value_date for ln in lines]
     return Statement(
         format="mt940",
         bank_account=str(d.get("account_identification") or ""),
         number=f"{d.get('statement_number') or ''}/{d.get('sequence_number') or ''}",
-        date_from=min(dates) if dates else _plain(opening.date),
-        date_to=max(dates) if dates else _plain(closing.date),
+        date_from=_plain(opening.date),
+        date_to=_plain(closing.date),
         opening_tiyin=_money(str(opening.amount.amount), "MT940 :60F:"),
         closing_tiyin=_money(str(closing.amount.amount), "MT940 :62F:"),
         lines=tuple(lines),

@@ -81,7 +81,8 @@ CREATE TABLE bank_statements (
 
 -- status: matched (fully allocated), partial (some allocated, the rest in suspense),
 -- review (suggestions wait for a person; the amount is in suspense), suspense (no candidate),
--- debit (an outgoing movement; not a customer payment)
+-- debit (an outgoing movement; not a customer payment), duplicate (the same bank document was
+-- already imported with another statement, e.g. an overlapping re-export; nothing posted)
 CREATE TABLE bank_statement_lines (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     statement_id    bigint NOT NULL REFERENCES bank_statements(id),
@@ -96,13 +97,15 @@ CREATE TABLE bank_statement_lines (
     payer_mfo       text NOT NULL DEFAULT '',
     purpose         text NOT NULL DEFAULT '',
     status          text NOT NULL CHECK (status IN ('matched', 'partial', 'review', 'suspense',
-                                                     'debit')),
+                                                     'debit', 'duplicate')),
     allocated_tiyin bigint NOT NULL DEFAULT 0 CHECK (allocated_tiyin >= 0),
     note            text NOT NULL DEFAULT '',
     updated_at      timestamptz NOT NULL,
     UNIQUE (statement_id, line_no),
     CHECK (allocated_tiyin <= amount_tiyin)
 );
+CREATE INDEX bank_statement_lines_doc_idx ON bank_statement_lines (value_date, doc_no)
+    WHERE credit AND doc_no <> '';
 CREATE INDEX bank_statement_lines_open_idx ON bank_statement_lines (status)
     WHERE status IN ('partial', 'review', 'suspense');
 

@@ -342,3 +342,25 @@ def test_upload_review_and_allocate_over_http(
         ).status_code
         == 404
     )
+
+
+def test_extended_reexport_posts_only_new_documents(
+    db: psycopg.Connection[Any], accounts: dict[str, str]
+) -> None:
+    k, r_, u = accounts["karimov"], accounts["rahimova"], accounts["urgut"]
+    before = {x: balance(db, x) for x in (k, r_, u)}
+    stmt = parse_statement((DATA / "statement_extended.sta").read_bytes())
+    with db.transaction():
+        s = import_statement(db, stmt, now=NOW, by="test")
+    assert (s.already_imported, s.lines_new, s.duplicate, s.matched, s.debits) == (
+        False,
+        4,
+        2,
+        1,
+        1,
+    )
+    assert balance(db, k) == before[k]
+    assert balance(db, u) == before[u]
+    assert balance(db, r_) == before[r_] - 1_000_000
+    got = {r[0]: r for r in lines(db, "mt940:%:2026-11-19")}
+    assert got[1][1] == "duplicate" and "DOC" not in got[1][3] and "line 1 of" in got[1][3]
