@@ -185,6 +185,8 @@ class GrafanaChannel:
             )
         except Exception as exc:  # grafana-client raises many kinds
             raise DeliveryError(f"grafana annotation: {exc}") from exc
+        finally:
+            api.client.s.close()  # grafana-client keeps a pooled session per API object
 
 
 def channels_from_settings(s: AlarmSettings) -> dict[str, Channel]:

@@ -248,8 +248,9 @@ def queue_notifications(
     """
     conn.execute(
         """
-        INSERT INTO alarm_notifications (event_id, route_id, channel, target, payload)
-        SELECT %(ev)s, ro.id, ro.channel, ro.target, jsonb_build_object(
+        INSERT INTO alarm_notifications (event_id, route_id, channel, target, next_attempt_at,
+                                         payload)
+        SELECT %(ev)s, ro.id, ro.channel, ro.target, least(e.ts, now()), jsonb_build_object(
                    'event', e.event, 'ts', e.ts, 'alarm_id', a.id, 'rule', r.code,
                    'rule_name', r.name, 'kind', a.kind, 'priority', a.priority,
                    'state', e.to_state, 'zone', z.code, 'value', e.value,

@@ -1,0 +1,293 @@
+"""Notifications against real local receivers: HTTP (webhook, Telegram stand-in, Grafana
+stand-in) and SMTP (aiosmtpd); retries, dead letters, routing, nothing for shelved alarms."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import random
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from alarms.actions import act
+from alarms.engine import run_pass
+from alarms.notify import (
+    EmailChannel,
+    GrafanaChannel,
+    TelegramChannel,
+    WebhookChannel,
+    dispatch_due,
+    sign,
+)
+from tests.alarms.conftest import T0, add_readings, add_rule, one
+
+NOW = T0 + timedelta(days=1)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server that records requests; the first ``fail`` requests get HTTP 500."""
+
+    fail: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        rec = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                rec.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                if rec.fail > 0:
+                    rec.fail -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                out = json.dumps({"ok": True, "id": len(rec.requests), "message": "done"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return H
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), rec.handler())
+    rec.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield rec
+    srv.shutdown()
+    srv.server_close()
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, _Mailbox]]:
+    box = _Mailbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctl = Controller(box, hostname="127.0.0.1", port=port)
+    ctl.start()
+    yield port, box
+    ctl.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_routes(db: psycopg.Connection[Any]) -> None:
+    """The database is shared by the module: start every test without routes or outbox."""
+    db.execute("DELETE FROM alarm_notifications")
+    db.execute("DELETE FROM alarm_routes")
+
+
+def _route(db: psycopg.Connection[Any], channel: str, target: str, **kw: Any) -> int:
+    cols = ["channel", "target", *kw]
+    row = one(
+        db,
+        f"INSERT INTO alarm_routes ({', '.join(cols)}) "
+        f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING id",
+        [channel, target, *kw.values()],
+    )
+    return int(row[0])
+
+
+def _raise_alarm(db: psycopg.Connection[Any], site: Any, priority: str = "high") -> int:
+    rid = add_rule(
+        db,
+        f"lo-{site.pressure_point}",
+        "low",
+        point_id=site.pressure_point,
+        limit_value=2.0,
+        priority=priority,
+        unit="bar",
+    )
+    add_readings(db, site.pressure_point, [(T0, 3.0, 0), (T0 + timedelta(minutes=1), 1.0, 0)])
+    run_pass(db, NOW, start=T0 - timedelta(hours=1))
+    return rid
+
+
+def test_webhook_telegram_email_delivery_and_routing(
+    db: psycopg.Connection[Any], site_factory: Any, receiver: Receiver, smtp: Any
+) -> None:
+    site = site_factory()
+    other = site_factory()
+    port, box = smtp
+    _route(db, "webhook", receiver.url + "/hook", zone_id=site.zone_id)
+    _route(db, "telegram", "-1001", min_priority="high")
+    _route(db, "email", "dispatch@example.org", zone_id=site.zone_id)
+    _route(db, "webhook", receiver.url + "/other-zone", zone_id=other.zone_id)
+    _route(db, "email", "boss@example.org", min_priority="urgent")
+    _raise_alarm(db, site, "high")
+    channels = {
+        "webhook": WebhookChannel("s3cret"),
+        "telegram": TelegramChannel("123:abc", base_url=receiver.url),
+        "email": EmailChannel("127.0.0.1", port, "alarms@suvnet.local"),
+    }
+    res = dispatch_due(db, channels, NOW)
+    assert (res.sent, res.retried, res.dead) == (3, 0, 0)
+    paths = sorted(r["path"] for r in receiver.requests)
+    assert paths == ["/bot123:abc/sendMessage", "/hook"]
+    hook = next(r for r in receiver.requests if r["path"] == "/hook")
+    ts = hook["headers"]["X-Suvnet-Timestamp"]
+    assert hook["headers"]["X-Suvnet-Signature"] == sign("s3cret", ts, hook["body"])
+    assert hook["headers"]["X-Suvnet-Signature"] != sign("wrong", ts, hook["body"])
+    payload = json.loads(hook["body"])
+    assert payload["event"] == "activate" and payload["priority"] == "high"
+    assert payload["zone"].startswith("Z") and "below limit 2 bar" in payload["message"]
+    tg = json.loads(next(r for r in receiver.requests if "sendMessage" in r["path"])["body"])
+    assert tg["chat_id"] == "-1001" and "HIGH activate" in tg["text"]
+    assert [m[1] for m in box.messages] == [["dispatch@example.org"]]
+    mail = email.message_from_bytes(box.messages[0][2], policy=email.policy.default)
+    assert str(mail["Subject"]).strip().startswith("[suvnet] HIGH activate")
+    # nothing is due any more
+    assert dispatch_due(db, channels, NOW + timedelta(hours=1)).sent == 0
+
+
+def test_retry_after_failure_then_dead_letter(
+    db: psycopg.Connection[Any], site_factory: Any, receiver: Receiver
+) -> None:
+    site = site_factory()
+    receiver.fail = 1
+    _route(db, "webhook", receiver.url + "/flaky", zone_id=site.zone_id)
+    with socket.socket() as s:  # a port where nobody listens
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    _route(db, "webhook", f"http://127.0.0.1:{dead_port}/gone", zone_id=site.zone_id)
+    _raise_alarm(db, site)
+    ch = {"webhook": WebhookChannel("k", timeout_s=2)}
+    rng = random.Random(7)
+    r1 = dispatch_due(db, ch, NOW, max_attempts=3, retry_base_s=5, retry_cap_s=60, rng=rng)
+    assert (r1.sent, r1.retried, r1.dead) == (0, 2, 0)
+    due = one(
+        db,
+        "SELECT min(next_attempt_at), max(attempts) FROM alarm_notifications "
+        "WHERE status = 'pending'",
+    )
+    assert NOW + timedelta(seconds=2.5) <= due[0] <= NOW + timedelta(seconds=5) and due[1] == 1
+    # not due yet: nothing is tried
+    assert dispatch_due(db, ch, NOW + timedelta(seconds=1), max_attempts=3).retried == 0
+    r2 = dispatch_due(db, ch, NOW + timedelta(minutes=1), max_attempts=3, rng=rng)
+    assert (r2.sent, r2.retried) == (1, 1)  # the flaky receiver works now
+    r3 = dispatch_due(db, ch, NOW + timedelta(hours=1), max_attempts=3, rng=rng)
+    assert r3.dead == 1
+    dead = one(
+        db,
+        "SELECT status, attempts, last_error FROM alarm_notifications WHERE target LIKE %s",
+        ("%/gone",),
+    )
+    assert dead[0] == "dead" and dead[1] == 3 and "webhook" in dead[2]
+    assert len([r for r in receiver.requests if r["path"] == "/flaky"]) == 2
+
+
+def test_nothing_sent_for_shelved_or_suppressed(
+    db: psycopg.Connection[Any], site_factory: Any, receiver: Receiver
+) -> None:
+    site = site_factory()
+    _route(
+        db,
+        "webhook",
+        receiver.url + "/h",
+        zone_id=site.zone_id,
+        events=["activate", "clear", "ack", "shelve", "suppress"],
+    )
+    rid = add_rule(
+        db,
+        f"lo-{site.pressure_point}",
+        "low",
+        point_id=site.pressure_point,
+        limit_value=2.0,
+        unit="bar",
+    )
+    code = f"lo-{site.pressure_point}"
+    add_readings(db, site.pressure_point, [(T0, 3.0, 0)])
+    run_pass(db, NOW, start=T0 - timedelta(hours=1))
+    act(
+        db,
+        code,
+        "shelve",
+        user="aziz",
+        comment="valve work",
+        now=NOW,
+        until=NOW + timedelta(hours=2),
+    )
+    # while shelved: the pressure drops, comes back, the sensor reports comm-fail
+    add_readings(
+        db,
+        site.pressure_point,
+        [
+            (T0 + timedelta(minutes=m), v, q)
+            for m, v, q in [(1, 1.0, 0), (2, 3.0, 0), (3, None, 2), (4, 1.0, 0)]
+        ],
+    )
+    run_pass(db, NOW + timedelta(minutes=5), start=T0 - timedelta(hours=1))
+    n_events = one(db, "SELECT count(*) FROM alarm_events WHERE rule_id = %s", (rid,))
+    assert n_events[0] >= 5  # shelve, activate, clear, suppress, unsuppress, activate
+    queued = one(db, "SELECT count(*) FROM alarm_notifications")
+    assert queued[0] == 0
+    # the shelf expires while the pressure is still low: now it is annunciated
+    run_pass(db, NOW + timedelta(hours=3), start=T0 - timedelta(hours=1))
+    rows = db.execute("SELECT payload->>'event' FROM alarm_notifications").fetchall()
+    assert rows == [("shelve_expired",)] or rows == []
+    st = one(db, "SELECT state FROM alarm_rule_state WHERE rule_id = %s", (rid,))
+    assert st[0] == "unack"
+
+
+def test_grafana_annotation_contract(receiver: Receiver) -> None:
+    """grafana-client posts to /api/annotations with the token and our tags and text."""
+    ch = GrafanaChannel(receiver.url, "glsa_test_token")
+    ch.send(
+        "dash-uid",
+        {
+            "event": "activate",
+            "ts": "2026-03-01T00:12:00+00:00",
+            "rule": "P1-low",
+            "kind": "low",
+            "priority": "high",
+            "zone": "Z1",
+            "state": "unack",
+            "message": "1 bar below limit 2 bar",
+        },
+    )
+    assert len(receiver.requests) == 1
+    req = receiver.requests[0]
+    assert req["path"] == "/api/annotations"
+    assert req["headers"]["Authorization"] == "Bearer glsa_test_token"
+    body = json.loads(req["body"])
+    assert body["time"] == 1772323920000
+    assert body["dashboardUID"] == "dash-uid"
+    assert set(body["tags"]) == {"suvnet", "alarm", "low", "high", "zone:Z1"}
+    assert "P1-low" in body["text"] and "HIGH activate" in body["text"]
+    receiver.fail = 1
+    from alarms.errors import DeliveryError
+
+    with pytest.raises(DeliveryError):
+        ch.send("*", {"event": "clear", "ts": None, "kind": "low", "priority": "low"})
