@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
+import typer
+from typer.testing import CliRunner, Result
 
 from tests.conftest import create_test_db, drop_test_db, with_dbname
 
@@ -69,3 +71,20 @@ def snapshot(url: str) -> dict[str, list[Any]]:
 
 WNTR_NETWORKS = Path(str(importlib.util.find_spec("wntr").origin)).parent / "library" / "networks"  # type: ignore[union-attr]
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """Run a typer app in this process against ``url`` (SUVNET_DATABASE_URL set, settings fresh).
+
+    Sub-process runs (``python -m suvnet.cli``) cover the wiring; this keeps the rest fast.
+    """
+    from suvnet.settings import get_settings
+
+    def run(app: typer.Typer, url: str, *args: str) -> Result:
+        monkeypatch.setenv("SUVNET_DATABASE_URL", url)
+        get_settings.cache_clear()
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+    yield run
+    get_settings.cache_clear()

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from typer.testing import Result
 
 from suvnet.errors import FileFormatError
 from suvnet.network import (
@@ -500,10 +501,15 @@ def _suvnet(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_import_and_export(fresh_db_url: str, tmp_path: Path) -> None:
+def test_cli_import_and_export(
+    fresh_db_url: str, tmp_path: Path, run_cli: Callable[..., Result]
+) -> None:
+    from suvnet.network_cli import app
+
     with psycopg.connect(fresh_db_url) as conn, conn.transaction():
         upsert_zone(conn, Zone("NET1-ZONE", "Net1 zone"))
     inp = WNTR_NETWORKS / "Net1.inp"
+    # the real command, in a sub-process
     done = _suvnet(fresh_db_url, "network", "import", str(inp), "--zone", "NET1-ZONE")
     assert done.returncode == 0, done.stderr
     assert "created" in done.stdout
@@ -514,13 +520,13 @@ def test_cli_import_and_export(fresh_db_url: str, tmp_path: Path) -> None:
         "SELECT z.code, count(*) FROM nodes n JOIN zones z ON z.id = n.zone_id GROUP BY 1",
     ) == [("NET1-ZONE", n_nodes)]
 
-    again = _suvnet(fresh_db_url, "network", "import", str(inp), "--zone", "NET1-ZONE")
-    assert again.returncode == 0, again.stderr
-    assert "no change" in again.stdout
+    again = run_cli(app, fresh_db_url, "import", str(inp), "--zone", "NET1-ZONE")
+    assert again.exit_code == 0, again.output
+    assert "no change" in again.output
 
     out = tmp_path / "net1.geojson"
-    exported = _suvnet(fresh_db_url, "network", "export", "--out", str(out), "--zones")
-    assert exported.returncode == 0, exported.stderr
+    exported = run_cli(app, fresh_db_url, "export", "--out", str(out), "--zones")
+    assert exported.exit_code == 0, exported.output
     doc = json.loads(out.read_text(encoding="utf-8"))
     layers = [f["properties"]["layer"] for f in doc["features"]]
     assert layers.count("zone") == 1
@@ -529,12 +535,26 @@ def test_cli_import_and_export(fresh_db_url: str, tmp_path: Path) -> None:
     assert layers.count("pump") == len(sections["[PUMPS]"])
 
 
-def test_cli_bad_file_fails_cleanly(fresh_db_url: str) -> None:
+def test_cli_dry_run_writes_nothing(fresh_db_url: str, run_cli: Callable[..., Result]) -> None:
+    from suvnet.network_cli import app
+
+    before = snapshot(fresh_db_url)
+    done = run_cli(app, fresh_db_url, "import", str(DATA / "tiny.inp"), "--dry-run")
+    assert done.exit_code == 0, done.output
+    assert "dry run" in done.output
+    assert "pipes created: P1, P2, P3" in done.output
+    assert snapshot(fresh_db_url) == before
+
+
+def test_cli_bad_file_fails_cleanly(fresh_db_url: str, run_cli: Callable[..., Result]) -> None:
+    from suvnet.network_cli import app
+
     before = snapshot(fresh_db_url)
     done = _suvnet(fresh_db_url, "network", "import", str(DATA / "bad_section.inp"))
     assert done.returncode == 1
     assert "bad_section.inp:9" in done.stderr
-    unknown = _suvnet(fresh_db_url, "network", "import", str(DATA / "tiny.inp"), "--zone", "NOPE")
-    assert unknown.returncode == 1
-    assert "unknown zone 'NOPE'" in unknown.stderr
+    unknown = run_cli(app, fresh_db_url, "import", str(DATA / "tiny.inp"), "--zone", "NOPE")
+    assert unknown.exit_code != 0
+    assert isinstance(unknown.exception, FileFormatError)
+    assert "unknown zone 'NOPE'" in str(unknown.exception)
     assert snapshot(fresh_db_url) == before

@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import Result
 
 from suvnet.errors import FileFormatError
 from suvnet.network import ChangeLog
@@ -342,19 +344,22 @@ def _suvnet(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_site_apply(fresh_db_url: str, site_dir: Path) -> None:
+def test_cli_site_apply(fresh_db_url: str, site_dir: Path, run_cli: Callable[..., Result]) -> None:
+    from suvnet.network_cli import site_app
+
     path = site_dir / "site.yaml"
-    dry = _suvnet(fresh_db_url, "site", "apply", str(path), "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert "dry run" in dry.stdout
+    dry = run_cli(site_app, fresh_db_url, "apply", str(path), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "dry run" in dry.output
     assert snapshot(fresh_db_url)["devices"] == []
 
+    # the real command, in a sub-process
     done = _suvnet(fresh_db_url, "site", "apply", str(path))
     assert done.returncode == 0, done.stderr
     assert "devices created: dm-north" in done.stdout
-    again = _suvnet(fresh_db_url, "site", "apply", str(path))
-    assert again.returncode == 0, again.stderr
-    assert "no change" in again.stdout
+    again = run_cli(site_app, fresh_db_url, "apply", str(path))
+    assert again.exit_code == 0, again.output
+    assert "no change" in again.output
 
     line = _edit(path, "unit_id: 12", "unit_id: -1")
     before = snapshot(fresh_db_url)
