@@ -44,30 +44,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_config(tmp: Path, port: int) -> str:
-    """The production config with its listeners and paths replaced for a test run."""
+def test_config(tmp: Path, port: int, tls_port: int) -> str:
+    """The production config with its ports, paths and log destination moved for a test run:
+    the plain listener (services) on ``port``, the TLS listener (gateways) on ``tls_port``."""
     out = []
     for line in PROD_CONF.read_text().splitlines():
         key = line.split(" ", 1)[0]
-        if key in (
-            "listener",
-            "protocol",
-            "certfile",
-            "keyfile",
-            "tls_version",
-            "log_timestamp_format",
-        ):
+        if key in ("log_dest", "log_timestamp_format"):
             continue
-        out.append(
-            line.replace("/mosquitto/config/auth", str(tmp / "auth")).replace(
-                "/mosquitto/data/", str(tmp / "data") + "/"
-            )
-        )
-    out += [
-        f"listener {port} 127.0.0.1",
-        f"user {getpass.getuser()}",
-        "log_dest file " + str(tmp / "broker.log"),
-    ]
+        if line == "listener 1883 0.0.0.0":
+            line = f"listener {port} 127.0.0.1"  # noqa: PLW2901
+        elif line == "listener 8883 0.0.0.0":
+            line = f"listener {tls_port} 127.0.0.1"  # noqa: PLW2901
+        for prod, test in (
+            ("/mosquitto/config/auth", str(tmp / "auth")),
+            ("/mosquitto/config/certs", str(tmp / "certs")),
+            ("/mosquitto/data/", str(tmp / "data") + "/"),
+        ):
+            line = line.replace(prod, test)  # noqa: PLW2901
+        out.append(line)
+    assert f"listener {port} 127.0.0.1" in out and f"listener {tls_port} 127.0.0.1" in out
+    out += [f"user {getpass.getuser()}", "log_dest file " + str(tmp / "broker.log")]
     return "\n".join(out) + "\n"
 
 
@@ -81,6 +78,8 @@ class Broker:
     auth: Path
     log: Path
     passwords: dict[str, str]
+    tls_port: int
+    certs: Path
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +95,32 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         if line and not line.startswith("#"):
             user, pw = line.split(" ", 1)
             passwords[user] = pw
-    port = _free_port()
+    port, tls_port = _free_port(), _free_port()
+    (tmp / "certs").mkdir()
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(tmp / "certs" / "server.key"),
+            "-out",
+            str(tmp / "certs" / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     conf = tmp / "mosquitto.conf"
-    conf.write_text(test_config(tmp, port))
+    conf.write_text(test_config(tmp, port, tls_port))
     assert MOSQUITTO is not None
     proc = subprocess.Popen(
         [MOSQUITTO, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -115,7 +137,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
                 pytest.fail(f"mosquitto did not start: {out}\n{log}")
             time.sleep(0.05)
     try:
-        yield Broker(port, proc, tmp / "auth", tmp / "broker.log", passwords)
+        yield Broker(
+            port, proc, tmp / "auth", tmp / "broker.log", passwords, tls_port, tmp / "certs"
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -130,7 +154,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 class Client:
     """A paho client (MQTT 5) that collects what it receives and its PUBACK reason codes."""
 
-    def __init__(self, broker: Broker, user: str | None, password: str | None = None) -> None:
+    def __init__(
+        self, broker: Broker, user: str | None, password: str | None = None, tls: bool = False
+    ) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.connack: queue.Queue[ReasonCode] = queue.Queue()
         self.subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
@@ -148,7 +174,9 @@ class Client:
         self.c.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put(rcs)
         self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc)
-        self.c.connect("127.0.0.1", broker.port)
+        if tls:
+            self.c.tls_set(ca_certs=str(broker.certs / "server.crt"))
+        self.c.connect("127.0.0.1", broker.tls_port if tls else broker.port)
         self.c.loop_start()
         self.rc = self.connack.get(timeout=5)
 
@@ -237,6 +265,17 @@ def test_ingest_shared_subscription_and_acks(broker: Broker, clients: list[Clien
     assert not ingest.publish("suvnet/v1/GW3/ack", b"acked").is_failure
     assert ingest.publish("suvnet/v1/GW3/cmd", b"no").is_failure  # ingest sends no commands
     assert gw3.received() == [("suvnet/v1/GW3/ack", b"acked")]
+
+
+def test_gateway_over_tls_on_the_gateway_listener(broker: Broker, clients: list[Client]) -> None:
+    office = connect(broker, clients, "suvnet-office")
+    office.subscribe("suvnet/v1/+/telemetry")
+    gw = Client(broker, "GW2", tls=True)
+    clients.append(gw)
+    assert not gw.rc.is_failure
+    assert not gw.publish("suvnet/v1/GW2/telemetry", b"over tls").is_failure
+    assert gw.publish("suvnet/v1/GW1/telemetry", b"forged over tls").is_failure
+    assert office.received() == [("suvnet/v1/GW2/telemetry", b"over tls")]
 
 
 @pytest.mark.parametrize(("user", "password"), [(None, None), ("GW1", "wrong"), ("nobody", "x")])
