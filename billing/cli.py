@@ -123,6 +123,55 @@ def import_accounts_cmd(
         console.print(f"rejected rows written to {report}")
 
 
+@app.command("import-readings")
+def import_readings_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX route sheet with readings.")],
+    source: Annotated[
+        str, typer.Option(help="Default source: inspector, manual or customer.")
+    ] = "inspector",
+    entered_by: Annotated[str, typer.Option(help="Who read the meters.")] = "",
+    report: Annotated[
+        Path | None, typer.Option(help="Write the rejected rows (line, reason) to this CSV.")
+    ] = None,
+) -> None:
+    """Import meter register readings (meter_serial or account, date, value)."""
+    from billing.importer import import_readings
+
+    if not file.is_file():
+        raise BillingError(f"file not found: {file}")
+    cfg = get_billing_config()
+    with _connect() as conn, _progress() as prog:
+        task = prog.add_task(f"importing {file.name}", total=None)
+        rep = import_readings(
+            conn,
+            file,
+            source=source,
+            entered_by=entered_by,
+            tz=cfg.timezone,
+            progress=lambda done, total: prog.update(task, completed=done, total=total),
+        )
+    console.print(f"rows: {rep.rows}, imported: {rep.imported}, rejected: {len(rep.rejected)}")
+    for line, reason in rep.rejected[:20]:
+        console.print(f"  line {line}: {reason}")
+    if report:
+        rep.write_csv(report)
+
+
+@app.command("set-status")
+def set_status_cmd(
+    account: Annotated[str, typer.Option(help="Account number.")],
+    status: Annotated[str, typer.Option(help="active, suspended or closed.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the status history).")] = "",
+) -> None:
+    """Change an account's status; the history keeps the time and reason."""
+    from billing.accounts import set_status
+
+    with _connect() as conn:
+        set_status(conn, _account_id(conn, account), status, now=_now(), reason=reason)
+        conn.commit()
+    console.print(f"account {account}: status {status}")
+
+
 @app.command("run")
 def run_cmd(
     period: PeriodOpt,

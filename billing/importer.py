@@ -268,3 +268,79 @@ def import_accounts(
     if not conn.autocommit:
         conn.commit()
     return report
+
+
+def import_readings(
+    conn: psycopg.Connection[Any],
+    path: Path,
+    *,
+    source: str = "inspector",
+    entered_by: str = "",
+    tz: str = "Asia/Tashkent",
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import register readings (an inspector's route sheet) in one transaction.
+
+    Columns: ``meter_serial`` (or ``account`` number when the account has one meter), ``date``
+    (YYYY-MM-DD, read at local midnight) or ``ts`` (ISO date-time), ``value`` (m³, decimal
+    comma accepted) and optionally ``source`` (inspector, manual, customer). Bad rows are
+    reported and skipped; the others are committed together.
+    """
+    from billing.accountno import normalize
+    from billing.accounts import READING_SOURCES, add_reading
+
+    report = ImportReport()
+    rows = list(read_rows(path))
+    with conn.transaction():
+        for line, row in rows:
+            report.rows += 1
+            try:
+                with conn.transaction():
+                    serial = _opt(row, "meter_serial")
+                    if serial:
+                        m = conn.execute(
+                            "SELECT id FROM meters WHERE serial_no = %s", (serial,)
+                        ).fetchone()
+                        if m is None:
+                            raise RowError(f"unknown meter {serial}")
+                    else:
+                        number = normalize(row.get("account", ""))
+                        ms = conn.execute(
+                            """SELECT sc.meter_id FROM service_connections sc
+                               JOIN accounts a ON a.id = sc.account_id
+                               WHERE a.number = %s AND sc.removed_at IS NULL""",
+                            (number,),
+                        ).fetchall()
+                        if len(ms) != 1:
+                            raise RowError(
+                                f"account {number} has {len(ms)} installed meters; "
+                                "give meter_serial"
+                            )
+                        m = ms[0]
+                    if _opt(row, "ts"):
+                        ts = datetime.fromisoformat(row["ts"])
+                        if ts.tzinfo is None:
+                            ts = ts.replace(tzinfo=ZoneInfo(tz))
+                    elif _opt(row, "date"):
+                        ts = datetime.combine(
+                            date.fromisoformat(row["date"]), time(0), ZoneInfo(tz)
+                        )
+                    else:
+                        raise RowError("missing date or ts")
+                    try:
+                        value = float((row.get("value") or "").replace(",", "."))
+                    except ValueError as exc:
+                        raise RowError(f"value {row.get('value')!r} is not a number") from exc
+                    src = _opt(row, "source") or source
+                    if src not in READING_SOURCES:
+                        raise RowError(f"source must be one of {', '.join(READING_SOURCES)}")
+                    add_reading(conn, int(m[0]), ts, value, src, entered_by=entered_by)
+                    report.imported += 1
+            except (BillingError, ValueError, pg_errors.IntegrityError, pg_errors.DataError) as exc:
+                report.rejected.append((line, str(exc)))
+            if progress:
+                progress(report.rows, len(rows))
+    report.committed = True
+    if not conn.autocommit:
+        conn.commit()
+    return report

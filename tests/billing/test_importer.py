@@ -207,3 +207,49 @@ def test_dry_run_and_bad_files(db_url: str, tmp_path: Path) -> None:
         bad.write_bytes(b"not a zip")
         with pytest.raises(BillingError, match="not a readable XLSX"):
             import_accounts(conn, bad, now=NOW)
+
+
+def test_route_sheet_readings_and_status_history(db_url: str, tmp_path: Path) -> None:
+    from billing.accounts import Address, create_account, install_meter, set_status
+
+    with psycopg.connect(db_url) as conn:
+        acc, number = create_account(
+            conn,
+            kind="household",
+            name="Route Sheet",
+            now=NOW,
+            address=Address("Jizzax viloyati", "Zomin tumani", "Tog' MFY", "Archa ko'chasi", "2"),
+        )
+        install_meter(conn, acc, "RS-1", installed_at=NOW)
+        conn.commit()
+        sheet = tmp_path / "route.csv"
+        sheet.write_text(
+            "meter_serial,account,date,value\n"
+            'RS-1,,2026-12-25,"12,5"\n'
+            f",{number},2026-12-26,13.0\n"
+            "NOPE-9,,2026-12-25,1\n"
+            "RS-1,,2026-12-27,-4\n"
+            "RS-1,,someday,4\n",
+            encoding="utf-8",
+        )
+        from billing.importer import import_readings
+
+        rep = import_readings(conn, sheet, entered_by="inspector Olim")
+        assert rep.imported == 2
+        reasons = dict(rep.rejected)
+        assert "unknown meter" in reasons[4]
+        assert ">= 0" in reasons[5]
+        assert "someday" in reasons[6]
+        got = conn.execute(
+            "SELECT value_m3, source, entered_by FROM meter_readings mr JOIN meters m "
+            "ON m.id = mr.meter_id WHERE m.serial_no = 'RS-1' ORDER BY ts"
+        ).fetchall()
+        assert got == [(12.5, "inspector", "inspector Olim"), (13.0, "inspector", "inspector Olim")]
+        set_status(conn, acc, "suspended", now=NOW, reason="leak at the house")
+        set_status(conn, acc, "active", now=NOW, reason="repaired")
+        conn.commit()
+        hist = conn.execute(
+            "SELECT status, reason FROM account_status_history WHERE account_id = %s ORDER BY id",
+            (acc,),
+        ).fetchall()
+        assert hist == [("active", ""), ("suspended", "leak at the house"), ("active", "repaired")]
