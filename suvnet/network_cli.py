@@ -172,8 +172,15 @@ def import_cmd(  # noqa: PLR0917
     else:
         geo = read_geojson(file, crs=crs, zone=zone, **({"default_network": code} if code else {}))
         networks, zones = list(geo.networks), list(geo.zones)
-        if prefix:
-            networks = [renamed(n, n.info.code, None, prefix) for n in networks]
+        if code and len(networks) > 1:
+            raise FileFormatError(
+                str(file),
+                None,
+                "networks",
+                f"--code needs one network, the file has {len(networks)}",
+            )
+        if code or prefix:
+            networks = [renamed(n, code or n.info.code, None, prefix) for n in networks]
     total = sum(n.size for n in networks)
     console.print(
         f"{file.name}: {total} elements in {len(networks)} network(s)"

@@ -546,6 +546,24 @@ def test_cli_dry_run_writes_nothing(fresh_db_url: str, run_cli: Callable[..., Re
     assert snapshot(fresh_db_url) == before
 
 
+def test_cli_geojson_copy_under_new_code(
+    fresh_db_url: str, tmp_path: Path, run_cli: Callable[..., Result]
+) -> None:
+    from suvnet.network_cli import app
+
+    _import(fresh_db_url, read_inp(DATA / "tiny.inp", code="orig"))
+    out = tmp_path / "orig.geojson"
+    assert run_cli(app, fresh_db_url, "export", "-o", str(out)).exit_code == 0
+    done = run_cli(app, fresh_db_url, "import", str(out), "--code", "copy", "--prefix", "c-")
+    assert done.exit_code == 0, done.output
+    per_network = _rows(
+        fresh_db_url,
+        "SELECT w.code, count(*), min(n.code) FROM nodes n JOIN networks w ON w.id = n.network_id "
+        "GROUP BY 1 ORDER BY 1",
+    )
+    assert per_network == [("copy", 5, "c-J1"), ("orig", 5, "J1")]
+
+
 def test_cli_bad_file_fails_cleanly(fresh_db_url: str, run_cli: Callable[..., Result]) -> None:
     from suvnet.network_cli import app
 
