@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from billing.accountno import normalize
 from billing.errors import LedgerError
@@ -112,6 +113,10 @@ def post_entry(
     if posted_at.tzinfo is None:
         raise LedgerError("posted_at must be timezone-aware")
     vd = value_date or posted_at.date()
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        # open the caller's transaction first, so that the block below is only a savepoint
+        # and nothing is committed behind the caller's back
+        conn.execute("SELECT 1")
     try:
         with conn.transaction():  # a savepoint: a refused posting leaves the caller usable
             row = conn.execute(

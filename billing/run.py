@@ -134,7 +134,7 @@ def compute_bills(  # noqa: PLR0917
     """Fetch the data of some accounts and compute their bills (no writes)."""
     ids = list(account_ids)
     accs = conn.execute(
-        "SELECT id, number, kind, category, metered, residents FROM accounts "
+        "SELECT id, number, kind, category, metered, residents, status FROM accounts "
         "WHERE id = ANY(%s) ORDER BY id",
         (ids,),
     ).fetchall()
@@ -229,7 +229,7 @@ def compute_bills(  # noqa: PLR0917
             )
         )
     out: list[AccountBill] = []
-    for acc_id, number, kind, category, metered, residents in accs:
+    for acc_id, number, kind, category, metered, residents, status in accs:
         lines = by_acc.get(int(acc_id), [])
         if metered and lines:
             vol = sum(m.volume_m3 for m in lines)
@@ -241,7 +241,9 @@ def compute_bills(  # noqa: PLR0917
             basis = "metered"
         else:
             flags = 0
-            charge = norm_charge(int(residents), category, win.period, tariffs, norms)
+            # a suspended account without a meter gets no water and no norm charge
+            people = 0 if status == "suspended" else int(residents)
+            charge = norm_charge(people, category, win.period, tariffs, norms)
             litres = charge.litres
             vol = litres / 1000
             basis = "norm"

@@ -198,3 +198,19 @@ def test_balance_equals_sum_of_entries(conn: psycopg.Connection[Any]) -> None:
         "SELECT balance_tiyin FROM account_balances WHERE account_id = %s", (acc,)
     ).fetchone()
     assert view == (187_699,)
+
+
+def test_posting_never_commits_for_the_caller(db_url: str) -> None:
+    with psycopg.connect(db_url) as setup:
+        acc, _ = _account(setup, "Not Committed")
+    with psycopg.connect(db_url) as fresh:  # nothing executed yet on this connection
+        post_payment(
+            fresh,
+            account_id=acc,
+            amount_tiyin=500,
+            paid_at=NOW,
+            source="cashier",
+            external_ref="nc-1",
+        )
+        fresh.rollback()
+        assert balance(fresh, acc) == 0
