@@ -189,32 +189,39 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     seen = out.device_seen
     rows = out.rows
     comm_fail = Quality.COMM_FAIL
+    lo = None if window.max_age_s is None else now_ms - int(window.max_age_s * 1000)
+    hi = now_ms + int(window.max_future_s * 1000)
+    gw_id = gw.id
     for r in batch.readings:
-        dev = devices.get(r.device)
+        device, ts = r.device, r.ts_ms
+        dev = devices.get(device)
         reason: str | None
         if dev is None:
             reason = UNKNOWN_DEVICE
             out.unknown_ids = True
-        elif dev.gateway_id is not None and dev.gateway_id != gw.id:
+        elif dev.gateway_id is not None and dev.gateway_id != gw_id:
             reason = DEVICE_NOT_ON_GATEWAY
         else:
-            pid = points.get((r.device, r.point))
+            pid = points.get((device, r.point))
             if pid is None:
                 reason = UNKNOWN_POINT
                 out.unknown_ids = True
+            elif ts > hi:
+                reason = TS_IN_FUTURE
+            elif lo is not None and ts < lo:
+                reason = TS_TOO_OLD
             else:
-                reason = window.check(r.ts_ms, now_ms)
-                if reason is None:
-                    rows.append((r.ts_ms, pid, r.value, int(r.quality)))
-                    if r.quality is not comm_fail and r.ts_ms > seen.get(dev.id, -1):
-                        seen[dev.id] = r.ts_ms
-                    continue
+                q = r.quality
+                rows.append((ts, pid, r.value, q.value))
+                if q is not comm_fail and ts > seen.get(dev.id, -1):
+                    seen[dev.id] = ts
+                continue
         out.dead.append(
             DeadLetter(
                 topic,
-                _raw([r.device, r.point, r.ts_ms, r.value, int(r.quality)]),
+                _raw([device, r.point, ts, r.value, int(r.quality)]),
                 reason,
-                f"{where} device {r.device!r} point {r.point!r} ts {r.ts_ms}",
+                f"{where} device {device!r} point {r.point!r} ts {ts}",
                 topic_gw,
             )
         )
