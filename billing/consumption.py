@@ -91,7 +91,7 @@ def flag_names(flags: int) -> list[str]:
     return [name for bit, name in FLAG_NAMES.items() if flags & bit]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def interval_deltas(
     offsets: I64, ts: I64, value: F64, capacity: F64, params: F64
 ) -> tuple[F64, U32]:  # pragma: no cover - compiled
@@ -143,7 +143,7 @@ def interval_deltas(
     return delta, flags
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
     offsets: I64,
     ts: I64,
@@ -255,7 +255,7 @@ def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
     return vol, est, est_s, start_v, end_v, mflags
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def group_sum(values: F64, group: I64, n_groups: int) -> F64:  # pragma: no cover - compiled
     """Sum of ``values`` per group index (negative index = not in any group)."""
     out = np.zeros(n_groups, dtype=np.float64)
@@ -266,7 +266,7 @@ def group_sum(values: F64, group: I64, n_groups: int) -> F64:  # pragma: no cove
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def group_or(flags: U32, group: I64, n_groups: int) -> U32:  # pragma: no cover - compiled
     """Bitwise OR of ``flags`` per group index."""
     out = np.zeros(n_groups, dtype=np.uint32)
