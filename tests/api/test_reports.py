@@ -237,7 +237,7 @@ async def test_technical(client: httpx.AsyncClient, users: dict[Role, User], db_
 async def test_formats(
     client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
 ) -> None:
-    from openpyxl import load_workbook
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
     from pypdf import PdfReader
 
     acc = users[Role.ACCOUNTANT]

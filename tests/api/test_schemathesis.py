@@ -8,6 +8,7 @@ the operations are driven with hypothesis directly.)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -20,6 +21,21 @@ from api.security import Role
 from tests.api.conftest import LiveServer, User, bearer
 
 
+def _text(value: Any) -> str | list[str]:
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else json.dumps(v) for v in value]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _file(value: Any) -> Any:
+    if isinstance(value, tuple):
+        name, content, *rest = value
+        if not isinstance(content, bytes | str):
+            content = json.dumps(content)
+        return (name, content, *rest)
+    return value if isinstance(value, bytes | str) else json.dumps(value)
+
+
 def send(client: httpx.Client, case: Any, base_url: str, headers: dict[str, str]) -> httpx.Response:
     """Send a generated case with httpx (schemathesis' own requests transport does not work
     with the urllib3 installed here)."""
@@ -27,14 +43,11 @@ def send(client: httpx.Client, case: Any, base_url: str, headers: dict[str, str]
     data = kw.pop("data", None)
     if isinstance(data, bytes | str):
         kw["content"] = data
-    elif data is not None:
-        kw["data"] = data
+    elif isinstance(data, dict):  # a form: httpx wants text values
+        kw["data"] = {str(k): _text(v) for k, v in data.items()}
     files = kw.pop("files", None)
     if files:
-        kw["files"] = [
-            (name, value if isinstance(value, bytes | str | tuple) else str(value))
-            for name, value in (files.items() if isinstance(files, dict) else files)
-        ]
+        kw["files"] = [(str(name), _file(value)) for name, value in files]
     kw.pop("allow_redirects", None)
     kw.pop("verify", None)
     kw.pop("timeout", None)
@@ -98,7 +111,7 @@ def admin_headers(users: dict[Role, User]) -> dict[str, str]:
 
 
 def test_no_server_errors(live_server: LiveServer, admin_headers: dict[str, str]) -> None:
-    assert run_all(live_server, admin_headers, max_examples=4) == []
+    assert run_all(live_server, admin_headers, max_examples=3) == []
 
 
 @pytest.mark.slow
