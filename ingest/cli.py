@@ -34,7 +34,22 @@ def _db_url() -> str:
     return database_url(get_settings())
 
 
-@app.command("run")
+_RUN_HELP = (
+    "Run an ingest worker until stopped (Ctrl-C or SIGTERM).\n\n"
+    "Start several workers, each with its own --client-id, to share the load: they split the "
+    "telemetry through an MQTT shared subscription. Every setting can also be given as an "
+    "environment variable SUVNET_INGEST_<NAME>; see docs/ingest.md."
+)
+_IMPORT_HELP = (
+    "Import a readings history (e.g. from an old SCADA) from a CSV file.\n\n"
+    "The rows pass the same checks as live telemetry (device and point known, value a finite "
+    "number, quality 0-3, timestamp not in the future). Readings already in the database (same "
+    "point and timestamp) are skipped, so a file can be imported twice safely. Refused lines "
+    "are counted by reason and kept in the dead_letters table. See docs/readings-csv.md."
+)
+
+
+@app.command("run", help=_RUN_HELP)
 def run(
     client_id: Annotated[
         str | None,
@@ -58,12 +73,7 @@ def run(
         int | None, typer.Option(help="Longest wait (milliseconds) to fill one commit.")
     ] = None,
 ) -> None:
-    """Run an ingest worker until stopped (Ctrl-C or SIGTERM).
-
-    Start several workers (each with its own --client-id) to share the load: they split the
-    telemetry through an MQTT shared subscription. Every setting can also be given as an
-    environment variable SUVNET_INGEST_<NAME>; see docs/ingest.md.
-    """
+    """Run an ingest worker (help text: _RUN_HELP)."""
     from ingest.config import load_ingest_config
     from ingest.service import IngestWorker
 
@@ -134,7 +144,7 @@ def _parse_when(value: str | None, what: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-@readings_app.command("import")
+@readings_app.command("import", help=_IMPORT_HELP)
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="CSV file: ts, device, point, value[, quality].")],
     max_age_days: Annotated[
@@ -148,22 +158,29 @@ def import_cmd(
         Path | None,
         typer.Option(help="Write the refused lines with their reason to this CSV file."),
     ] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(help="Time zone of timestamps written without an offset, e.g. Asia/Tashkent."),
+    ] = "UTC",
 ) -> None:
-    """Import a readings history (e.g. from an old SCADA) from a CSV file.
+    """Import a readings CSV file (help text: _IMPORT_HELP)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    The rows pass the same checks as live telemetry (device and point known, value a finite
-    number, quality 0-3, timestamp not in the future). Readings already in the database (same
-    point and timestamp) are skipped, so a file can be imported twice safely. See
-    docs/readings-csv.md for the format.
-    """
     from ingest.csvio import import_csv, print_summary
 
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"unknown time zone {timezone!r}", param_hint="--timezone"
+        ) from exc
     summary = import_csv(
         _db_url(),
         file,
         max_age_s=None if max_age_days is None else max_age_days * 86400,
         dry_run=dry_run,
         rejects_path=rejects,
+        default_tz=tz,
         console=console,
     )
     print_summary(summary, console)
