@@ -91,132 +91,137 @@ def flag_names(flags: int) -> list[str]:
     return [name for bit, name in FLAG_NAMES.items() if flags & bit]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _step(  # noqa: PLR0917
+    pv: float, v: float, pt: int, t: int, cap: float, zero_since: int, params: F64
+) -> tuple[float, int, int]:  # pragma: no cover - compiled
+    """The rules for one interval: (counted step, flags, start of the current zero run)."""
+    dt = t - pt
+    d = v - pv
+    f = 0
+    if d < 0.0:
+        if pv >= cap * (1.0 - params[P_ROLL_WIN]) and v <= cap * params[P_ROLL_WIN]:
+            d += cap
+            f |= ROLLOVER
+        elif d >= -params[P_REVERSE]:
+            f |= REVERSE
+        else:
+            f |= NEGATIVE
+            d = 0.0
+    if d > 0.0 and dt > 0 and d * 3600.0 / dt > params[P_SPIKE]:
+        f |= SPIKE
+        d = 0.0
+    if dt > params[P_GAP_S]:
+        f |= GAP
+    if d == 0.0 and (f & (NEGATIVE | SPIKE)) == 0:
+        if zero_since < 0:
+            zero_since = pt
+        if t - zero_since >= params[P_LONG_ZERO_S]:
+            f |= LONG_ZERO
+    else:
+        zero_since = -1
+    return d, f, zero_since
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def interval_deltas(
     offsets: I64, ts: I64, value: F64, capacity: F64, params: F64
 ) -> tuple[F64, U32]:  # pragma: no cover - compiled
     """Counted step and flags of the interval ending at each reading (first of a meter: 0)."""
     n = ts.shape[0]
-    delta = np.empty(n, dtype=np.float64)  # every element is written below
-    flags = np.empty(n, dtype=np.uint32)
-    spike_max = params[0]
-    reverse_max = params[1]
-    long_zero_s = params[2]
-    gap_s = params[3]
-    win = params[5]
-    nm = offsets.shape[0] - 1
-    for m in range(nm):
-        o0 = offsets[m]
-        o1 = offsets[m + 1]
-        cap = capacity[m]
-        if o1 > o0:
-            delta[o0] = 0.0
-            flags[o0] = 0
+    delta = np.zeros(n, dtype=np.float64)
+    flags = np.zeros(n, dtype=np.uint32)
+    for m in range(offsets.shape[0] - 1):
         zero_since = -1
-        for i in range(o0 + 1, o1):
-            dt = ts[i] - ts[i - 1]
-            d = value[i] - value[i - 1]
-            f = np.int64(0)
-            if d < 0.0:
-                if value[i - 1] >= cap * (1.0 - win) and value[i] <= cap * win:
-                    d += cap
-                    f |= ROLLOVER
-                elif d >= -reverse_max:
-                    f |= REVERSE
-                else:
-                    f |= NEGATIVE
-                    d = 0.0
-            if d > 0.0 and dt > 0 and d * 3600.0 / dt > spike_max:
-                f |= SPIKE
-                d = 0.0
-            if dt > gap_s:
-                f |= GAP
-            if d == 0.0 and (f & (NEGATIVE | SPIKE)) == 0:
-                if zero_since < 0:
-                    zero_since = ts[i - 1]
-                if ts[i] - zero_since >= long_zero_s:
-                    f |= LONG_ZERO
-            else:
-                zero_since = -1
+        for i in range(offsets[m] + 1, offsets[m + 1]):
+            d, f, zero_since = _step(
+                value[i - 1], value[i], ts[i - 1], ts[i], capacity[m], zero_since, params
+            )
             delta[i] = d
             flags[i] = f
     return delta, flags
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
+def meter_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
     offsets: I64,
     ts: I64,
     value: F64,
-    delta: F64,
-    rflags: U32,
     win_start: I64,
     win_end: I64,
     capacity: F64,
     params: F64,
-) -> tuple[F64, F64, F64, F64, F64, U32]:  # pragma: no cover - compiled
-    """Per meter: volume, estimated volume, estimated seconds, start and end register, flags."""
+) -> tuple[F64, U32, F64, F64, F64, F64, F64, U32]:  # pragma: no cover - compiled
+    """One pass over the readings: per reading the counted step and flags; per meter the
+    volume, estimated volume, estimated seconds, start and end register, and flags."""
+    n = ts.shape[0]
     nm = offsets.shape[0] - 1
+    delta = np.empty(n, dtype=np.float64)  # every element is written below
+    rflags = np.empty(n, dtype=np.uint32)
     vol = np.zeros(nm, dtype=np.float64)
     est = np.zeros(nm, dtype=np.float64)
     est_s = np.zeros(nm, dtype=np.float64)
     start_v = np.full(nm, np.nan)
     end_v = np.full(nm, np.nan)
     mflags = np.zeros(nm, dtype=np.uint32)
-    prolonged_s = params[4]
-    history_s = params[6]
+    prolonged_s = params[P_PROLONGED_S]
+    history_s = params[P_HISTORY_S]
     for m in range(nm):
         o0 = offsets[m]
         o1 = offsets[m + 1]
         ws = win_start[m]
         we = win_end[m]
         cap = capacity[m]
-        if we <= ws:
-            continue
         if o1 <= o0:
-            mflags[m] = NO_DATA
-            est_s[m] = we - ws
+            if we > ws:
+                mflags[m] = NO_DATA
+                est_s[m] = we - ws
             continue
+        delta[o0] = 0.0
+        rflags[o0] = 0
         v = 0.0
         e = 0.0
         es = 0.0
-        f = np.int64(0)
+        f = 0
         sv = np.nan
         t_first = ts[o0]
         t_last = ts[o1 - 1]
-        # average rate over the history before the last reading (same pass)
-        h0 = t_last - history_s
+        h0 = t_last - history_s  # the history window for the average rate (same pass)
         hsum = 0.0
         hfirst = t_last
+        zero_since = -1
         for i in range(o0 + 1, o1):
             t0 = ts[i - 1]
             t1 = ts[i]
+            d, rf, zero_since = _step(value[i - 1], value[i], t0, t1, cap, zero_since, params)
+            delta[i] = d
+            rflags[i] = rf
             if t0 >= h0:
-                hsum += delta[i]
+                hsum += d
                 hfirst = min(hfirst, t0)
-            if t1 <= ws or t0 >= we:
-                if t1 == t0 and t1 > ws and t1 <= we:
-                    pass
-                else:
-                    continue
             dt = t1 - t0
             if dt > 0:
+                if t1 <= ws or t0 >= we:
+                    continue
                 lo = t0 if t0 > ws else ws
                 hi = t1 if t1 < we else we
                 share = (hi - lo) / dt
                 if t0 < ws < t1:
-                    sv = value[i - 1] + delta[i] * (ws - t0) / dt
-            else:
+                    sv = value[i - 1] + d * (ws - t0) / dt
+            elif ws < t1 <= we:
                 share = 1.0
-            c = delta[i] * share
+            else:
+                continue
+            c = d * share
             v += c
-            rf = np.int64(rflags[i])
-            f |= rf & ~np.int64(GAP)
+            f |= rf & ~GAP
             if (rf & GAP) and (t0 < ws or t1 > we):
                 # the period total depends on how a gap at the window edge is shared out
                 f |= GAP
                 e += c
                 es += dt * share
+        if we <= ws:
+            continue
         rate = hsum / (t_last - hfirst) if t_last > hfirst else 0.0
         if t_first > ws:
             span = (t_first if t_first < we else we) - ws
@@ -224,8 +229,7 @@ def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
             e += rate * span
             es += span
             f |= ESTIMATED_START
-            sv = value[o0] - rate * span
-            sv = max(sv, 0.0)
+            sv = max(value[o0] - rate * span, 0.0)
         elif np.isnan(sv):  # a reading exactly at ws, or ws after the last reading
             if t_last <= ws:
                 sv = value[o1 - 1] + rate * (ws - t_last)
@@ -252,7 +256,7 @@ def period_consumption(  # noqa: PLR0917 - numba kernels take positional arrays
             start_v[m] = sv
             end_v[m] = (sv + v) % cap
         mflags[m] = f
-    return vol, est, est_s, start_v, end_v, mflags
+    return delta, rflags, vol, est, est_s, start_v, end_v, mflags
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -312,9 +316,8 @@ def compute(  # noqa: PLR0917 - the kernel's array order
         raise ValueError("offsets must have n_meters+1 entries; capacity/windows n_meters")
     if ts.shape != value.shape or int(offsets[-1]) != ts.shape[0]:
         raise ValueError("ts and value must have offsets[-1] entries")
-    delta, rflags = interval_deltas(offsets, ts, value, capacity, p)
-    vol, est, est_s, sv, ev, mf = period_consumption(
-        offsets, ts, value, delta, rflags, win_start, win_end, capacity, p
+    delta, rflags, vol, est, est_s, sv, ev, mf = meter_consumption(
+        offsets, ts, value, win_start, win_end, capacity, p
     )
     return MeterResult(vol, est, est_s, sv, ev, mf, delta, rflags)
 
