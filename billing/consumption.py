@@ -304,7 +304,7 @@ def compute(  # noqa: PLR0917 - the kernel's array order
     win_end: I64,
     params: ConsumptionParams | F64,
 ) -> MeterResult:
-    """Run both kernels on CSR arrays (see the module doc)."""
+    """Run the one-pass consumption kernel on CSR arrays (see the module doc)."""
     p = params if isinstance(params, np.ndarray) else params_vector(params)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     ts = np.ascontiguousarray(ts, dtype=np.int64)
