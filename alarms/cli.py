@@ -17,7 +17,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from alarms.errors import AlarmsError, RuleConfigError
+from alarms.errors import RuleConfigError
 from alarms.store import Conn
 
 app = typer.Typer(
@@ -27,7 +27,6 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Alarm rules: load from a YAML file, list.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 console = Console()
-err = Console(stderr=True)
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -59,11 +58,6 @@ def _db() -> Iterator[Conn]:
         yield conn
 
 
-def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(1)
-
-
 @app.command()
 def run(
     once: Annotated[bool, typer.Option(help="Evaluate and notify once, then exit.")] = False,
@@ -91,9 +85,6 @@ def run(
         stats = run_worker(database_url(core), s, stop=stop, max_passes=1 if once else None)
     except KeyboardInterrupt:
         stop.set()
-        return
-    except AlarmsError as exc:
-        _fail(exc)
         return
     console.print(f"{stats.passes} poll(s), {stats.transitions} transition(s), {stats.sent} sent")
 
@@ -123,20 +114,17 @@ def list_(
         ).fetchall()
     if as_json:
         for r in rows:
-            console.print_json(
-                json.dumps(
-                    {
-                        "id": r[0],
-                        "raised_at": r[1].isoformat(),
-                        "priority": r[2],
-                        "state": r[3],
-                        "rule": r[4],
-                        "zone": r[5],
-                        "message": r[6],
-                        "chattering": r[7],
-                    }
-                )
-            )
+            doc = {
+                "id": r[0],
+                "raised_at": r[1].isoformat(),
+                "priority": r[2],
+                "state": r[3],
+                "rule": r[4],
+                "zone": r[5],
+                "message": r[6],
+                "chattering": r[7],
+            }
+            print(json.dumps(doc, ensure_ascii=False))  # noqa: T201
         return
     t = Table("id", "raised (UTC)", "priority", "state", "rule", "zone", "message")
     for r in rows:
@@ -151,14 +139,9 @@ def list_(
 def _act(ref: str, action: Any, user: str, comment: str | None, until: datetime | None) -> None:
     from alarms.actions import act
 
-    try:
-        with _db() as conn:
-            tr = act(
-                conn, ref, action, user=user, comment=comment, now=datetime.now(UTC), until=until
-            )
-    except AlarmsError as exc:
-        _fail(exc)
-        return
+    # a refusal (AlarmsError) is printed by the suvnet command as "error: ..." with exit code 1
+    with _db() as conn:
+        tr = act(conn, ref, action, user=user, comment=comment, now=datetime.now(UTC), until=until)
     console.print(f"alarm {ref}: {tr.from_state.value} -> {tr.to_state.value}")
 
 
@@ -254,20 +237,16 @@ def replay(
 
     t0, t1 = parse_time(from_), parse_time(to)
     if t1 <= t0:
-        _fail(ValueError("--to must be after --from"))
+        raise typer.BadParameter("--to must be after --from")
     with _db() as conn, Progress(console=console, transient=True) as prog:
         task = prog.add_task("replaying", total=None)
 
         def on_pass(res: Any) -> None:
             prog.update(task, advance=res.samples)
 
-        try:
-            run_id = do_replay(
-                conn, t0, t1, now=datetime.now(UTC), user=user, note=note, on_pass=on_pass
-            )
-        except AlarmsError as exc:
-            _fail(exc)
-            return
+        run_id = do_replay(
+            conn, t0, t1, now=datetime.now(UTC), user=user, note=note, on_pass=on_pass
+        )
         n = conn.execute("SELECT count(*) FROM alarms WHERE run_id = %s", (run_id,)).fetchone()
     console.print(
         f"replay run {run_id}: {n[0] if n else 0} alarm(s); see: suvnet alarms list --all "
@@ -372,12 +351,8 @@ def load_rules_file(conn: Conn, path: Path) -> int:
 @rules_app.command("load")
 def rules_load(path: Path) -> None:
     """Create or update alarm rules from a YAML file (see docs/alarms.md for the format)."""
-    try:
-        with _db() as conn:
-            n = load_rules_file(conn, path)
-    except AlarmsError as exc:
-        _fail(exc)
-        return
+    with _db() as conn:
+        n = load_rules_file(conn, path)
     console.print(f"{n} rule(s) loaded from {path}")
 
 

@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 from alarms.actions import act
 from alarms.engine import run_pass
 from alarms.notify import (
+    Channel,
     EmailChannel,
     GrafanaChannel,
     TelegramChannel,
@@ -147,7 +148,7 @@ def test_webhook_telegram_email_delivery_and_routing(
     _route(db, "webhook", receiver.url + "/other-zone", zone_id=other.zone_id)
     _route(db, "email", "boss@example.org", min_priority="urgent")
     _raise_alarm(db, site, "high")
-    channels = {
+    channels: dict[str, Channel] = {
         "webhook": WebhookChannel("s3cret"),
         "telegram": TelegramChannel("123:abc", base_url=receiver.url),
         "email": EmailChannel("127.0.0.1", port, "alarms@suvnet.local"),
@@ -183,7 +184,7 @@ def test_retry_after_failure_then_dead_letter(
         dead_port = s.getsockname()[1]
     _route(db, "webhook", f"http://127.0.0.1:{dead_port}/gone", zone_id=site.zone_id)
     _raise_alarm(db, site)
-    ch = {"webhook": WebhookChannel("k", timeout_s=2)}
+    ch: dict[str, Channel] = {"webhook": WebhookChannel("k", timeout_s=2)}
     rng = random.Random(7)
     r1 = dispatch_due(db, ch, NOW, max_attempts=3, retry_base_s=5, retry_cap_s=60, rng=rng)
     assert (r1.sent, r1.retried, r1.dead) == (0, 2, 0)

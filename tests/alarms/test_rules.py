@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from alarms.rules import (
 
 
 def _feed(
-    cfg: RuleConfig, values: list[tuple[float, float | None, int]], limit: float | None = None
+    cfg: RuleConfig, values: Sequence[tuple[float, float | None, int]], limit: float | None = None
 ) -> tuple[EvalState, list[Signal]]:
     st = EvalState()
     out: list[Signal] = []
