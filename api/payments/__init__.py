@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.payments import cashier, providers, statements
+from api.payments import cashier, providers, statements, web
 
 router = APIRouter()
 router.include_router(providers.router)
 router.include_router(cashier.router)
 router.include_router(statements.router)
+router.include_router(web.router)
 
 __all__ = ["router"]

@@ -1,0 +1,145 @@
+"""The back-office payment pages over real HTTP with the browser's cookies and CSRF token:
+the cashier desk (take, receipt link, void, shift) and the statements page (upload, review,
+allocate, re-match)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api.security import make_access_token, make_csrf_token
+from tests.api.conftest import SECRET, Clock, LiveServer, User, make_account
+from tests.payments.conftest import balance, make_legal
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def accounts(db_url: str) -> dict[str, str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return {
+            "karimov": make_account(conn, 1, name="Karimov Anvar", house="12")[1],
+            "rahimova": make_account(conn, 2, name="Rahimova Dilnoza", house="14")[1],
+            "bog1": make_legal(conn, 4, name="Bog'ishamol Non MChJ", inn="301234567")[1],
+            "bog2": make_legal(conn, 5, name="Bog'ishamol Non 2", inn="301234567", house="2")[1],
+        }
+
+
+def browser(server: LiveServer, user: User, clock: Clock) -> tuple[httpx.Client, str]:
+    """A client holding the session and CSRF cookies a logged-in browser would have."""
+    csrf = make_csrf_token(SECRET)
+    c = httpx.Client(base_url=server.url, timeout=30, follow_redirects=True)
+    c.cookies.set("suvnet_session", make_access_token(user.principal(), SECRET, clock.now))
+    c.cookies.set("suvnet_csrf", csrf)
+    return c, csrf
+
+
+@pytest.fixture
+def cashier(
+    server: LiveServer, staff: dict[str, User], pay_clock: Clock
+) -> Iterator[tuple[httpx.Client, str]]:
+    c, csrf = browser(server, staff["cashier"], pay_clock)
+    with c:
+        yield c, csrf
+
+
+@pytest.fixture
+def accountant(
+    server: LiveServer, staff: dict[str, User], pay_clock: Clock
+) -> Iterator[tuple[httpx.Client, str]]:
+    c, csrf = browser(server, staff["accountant"], pay_clock)
+    with c:
+        yield c, csrf
+
+
+def test_desk_take_receipt_void(
+    cashier: tuple[httpx.Client, str], accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    c, csrf = cashier
+    page = c.get("/staff/payments/desk?lang=ru")
+    assert page.status_code == 200
+    assert "Принять оплату" in page.text
+    key = re.search(r'name="request_key" value="([0-9a-f]+)"', page.text)
+    assert key is not None
+    before = balance(db, accounts["karimov"])
+    form = {
+        "csrf_token": csrf,
+        "account": accounts["karimov"],
+        "amount": "12500,50",
+        "method": "card",
+        "request_key": key.group(1),
+    }
+    r = c.post("/staff/payments/desk", data=form)
+    assert r.status_code == 200
+    m = re.search(r'id="receipt-link" href="([^"]+)"', r.text)
+    assert m is not None
+    assert balance(db, accounts["karimov"]) == before - 1250050
+    # the same form sent twice (double click) pays once
+    c.post("/staff/payments/desk", data=form)
+    assert balance(db, accounts["karimov"]) == before - 1250050
+    pdf = c.get(m.group(1))
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert "12\u202f500,50" in r.text  # the shift table
+    # a form without the CSRF token is refused and pays nothing
+    bad = c.post("/staff/payments/desk", data={**form, "csrf_token": "x", "request_key": "k2"})
+    assert bad.status_code == 403
+    assert balance(db, accounts["karimov"]) == before - 1250050
+    # wrong amount: the page says why
+    wrong = c.post("/staff/payments/desk", data={**form, "amount": "1.005", "request_key": "k3"})
+    assert wrong.status_code == 422 and "2 decimals" in wrong.text
+    receipt_no = m.group(1).rsplit("/", 1)[1].removesuffix(".pdf")
+    v = c.post(
+        "/staff/payments/desk/void",
+        data={"csrf_token": csrf, "receipt_no": receipt_no, "reason": "xato hisob"},
+    )
+    assert v.status_code == 200
+    assert balance(db, accounts["karimov"]) == before
+
+
+def test_viewer_cannot_open_the_desk(
+    server: LiveServer, staff: dict[str, User], pay_clock: Clock
+) -> None:
+    c, _ = browser(server, staff["viewer"], pay_clock)
+    with c:
+        assert c.get("/staff/payments/desk").status_code == 403
+        assert c.get("/staff/payments/statements").status_code == 403
+
+
+def test_statements_page(
+    accountant: tuple[httpx.Client, str], accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    c, csrf = accountant
+    r = c.post(
+        "/staff/payments/statements",
+        data={"csrf_token": csrf},
+        files={"file": ("statement.csv", (DATA / "statement.csv").read_bytes())},
+    )
+    assert r.status_code == 200, r.text
+    assert 'id="stmt-summary"' in r.text
+    line = db.execute(
+        "SELECT id FROM bank_statement_lines WHERE purpose = 'Suv uchun noyabr 2026'"
+    ).fetchone()
+    assert line is not None
+    assert f'id="line-{line[0]}"' in r.text
+    bad = c.post(
+        "/staff/payments/statements",
+        data={"csrf_token": csrf},
+        files={"file": ("unbalanced.csv", (DATA / "unbalanced.csv").read_bytes())},
+    )
+    assert bad.status_code == 422 and "difference 10.00" in bad.text
+    before = balance(db, accounts["bog2"])
+    a = c.post(
+        f"/staff/payments/statements/{line[0]}/allocate",
+        data={"csrf_token": csrf, "account": accounts["bog2"], "amount": "500 000,00"},
+    )
+    assert a.status_code == 200
+    assert f'id="line-{line[0]}"' not in a.text
+    assert balance(db, accounts["bog2"]) == before - 50_000_000
+    rm = c.post("/staff/payments/statements/rematch", data={"csrf_token": csrf})
+    assert rm.status_code == 200 and "matched 0" in rm.text
