@@ -17,9 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import psycopg
 
 from alarms import analytics as an
 from alarms import lifecycle as lc
+from alarms.errors import AlarmsError
 from alarms.rules import (
     EvalState,
     Kind,
@@ -627,30 +629,53 @@ def run_pass(
     """
     res = PassResult()
     ctx = Ctx(conn, start, until, now, batch, res)
-    for rule in rules if rules is not None else load_rules(conn):
+    for rule in rules if rules is not None else load_rules(conn, res.errors):
         if rule.kind is Kind.FLOOD:
             continue
-        with conn.transaction():
-            st = lock_state(conn, rule.id, run_id)
-            if st is None:
-                res.locked_elsewhere += 1
-                continue
-            res.rules += 1
-            if run_id == 0:
-                tr = lc.tick(st.point, now)
-                if tr is not None:
-                    write_transition(conn, rule, st, tr)
-                    res.transitions += 1
-            if rule.kind is Kind.OFFLINE:
-                _eval_offline(ctx, rule, st)
-            elif rule.kind in _ZONE_EVAL:
-                _ZONE_EVAL[rule.kind](ctx, rule, st)
-            else:
-                _eval_point(ctx, rule, st)
-            save_state(conn, st, now)
+        try:
+            _eval_rule(ctx, rule, run_id)
+        except psycopg.OperationalError:
+            raise  # the connection is gone: the worker reconnects
+        except (AlarmsError, psycopg.Error) as exc:
+            # this rule's transaction was rolled back; the others go on
+            res.errors.append(f"rule {rule.code}: {exc}")
+    _report(res.errors)
     if not res.more:
         _eval_floods(conn, run_id, until or now, res)
     return res
+
+
+_reported: set[str] = set()
+
+
+def _report(errors: list[str]) -> None:
+    """Log each distinct rule problem once per process (not on every poll)."""
+    for e in errors:
+        if e not in _reported:
+            _reported.add(e)
+            log.error("alarm rule skipped: %s", e)
+
+
+def _eval_rule(ctx: Ctx, rule: RuleConfig, run_id: int) -> None:
+    conn, res, now = ctx.conn, ctx.res, ctx.now
+    with conn.transaction():
+        st = lock_state(conn, rule.id, run_id)
+        if st is None:
+            res.locked_elsewhere += 1
+            return
+        res.rules += 1
+        if run_id == 0:
+            tr = lc.tick(st.point, now)
+            if tr is not None:
+                write_transition(conn, rule, st, tr)
+                res.transitions += 1
+        if rule.kind is Kind.OFFLINE:
+            _eval_offline(ctx, rule, st)
+        elif rule.kind in _ZONE_EVAL:
+            _ZONE_EVAL[rule.kind](ctx, rule, st)
+        else:
+            _eval_point(ctx, rule, st)
+        save_state(conn, st, now)
 
 
 def eval_state_of(conn: Conn, rule_id: int, run_id: int = 0) -> dict[str, Any]:

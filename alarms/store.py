@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from alarms.errors import NotFoundError
+from alarms.errors import NotFoundError, RuleConfigError
 from alarms.lifecycle import AlarmPoint, Transition
 from alarms.rules import EvalState, RuleConfig
 
@@ -34,15 +34,24 @@ def to_epoch(ts: datetime) -> float:
     return ts.timestamp()
 
 
-def load_rules(conn: Conn, *, kinds: set[str] | None = None) -> list[RuleConfig]:
-    """Every enabled rule, validated (a bad rule raises RuleConfigError naming it)."""
+def load_rules(conn: Conn, errors: list[str] | None = None) -> list[RuleConfig]:
+    """Every enabled rule, validated.
+
+    A bad rule raises RuleConfigError naming it, or, with ``errors`` given, is left out and
+    its problem appended there (the worker keeps evaluating the good rules).
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"SELECT {_RULE_COLS} FROM alarm_rules WHERE enabled ORDER BY id"
         ).fetchall()
-    out = [RuleConfig.build(**r) for r in rows]
-    if kinds is not None:
-        out = [r for r in out if r.kind.value in kinds]
+    out: list[RuleConfig] = []
+    for r in rows:
+        try:
+            out.append(RuleConfig.build(**r))
+        except RuleConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
     return out
 
 

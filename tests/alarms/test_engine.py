@@ -147,3 +147,17 @@ def test_two_workers_raise_one_alarm(
         )
         assert acts[0] == 10
         assert n[0] == 1 and n[1] == 1  # one occurrence: it was never acknowledged
+
+
+def test_a_bad_rule_is_skipped_and_the_others_still_run(
+    db: psycopg.Connection[Any], site_factory: Any
+) -> None:
+    s = site_factory()
+    add_rule(db, f"bad-{s.pressure_point}", "high", point_id=s.pressure_point)  # no limit
+    good = add_rule(
+        db, f"ok-{s.pressure_point}", "high", point_id=s.pressure_point, limit_value=5.0
+    )
+    add_readings(db, s.pressure_point, [(T0 + timedelta(hours=5), 9.0, 0)])
+    res = run_pass(db, NOW, start=T0 - timedelta(hours=1))
+    assert any(f"bad-{s.pressure_point}" in e and "needs a limit" in e for e in res.errors)
+    assert one(db, "SELECT count(*) FROM alarms WHERE rule_id = %s", (good,))[0] == 1
