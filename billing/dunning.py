@@ -3,7 +3,9 @@
 Stages live in the ``dunning_stages`` table (code, position, min_days_overdue, min_debt_tiyin,
 account kinds, channels). For every debtor the highest stage it qualifies for is carried out
 once per debt episode: a message goes through each of the stage's channels (SMS gateway,
-Telegram, a PDF letter) and every attempt is recorded in ``dunning_events``. As soon as the
+Telegram, a PDF letter) and every attempt is recorded in ``dunning_events``. The claim stage
+of a legal entity adds a reconciliation statement (akt sverki) from the oldest unpaid charge
+to the letter, for the legal department. As soon as the
 debt is paid the episode is closed with a ``stopped`` event and nothing more is sent.
 
 Days overdue count from the payment due date of the oldest unpaid charge (FIFO): its value
@@ -24,7 +26,7 @@ import psycopg
 
 from billing.balances import aging_by_account
 from billing.config import BillingConfig
-from billing.documents import money, render_letter
+from billing.documents import money, render_letter, render_statement, statement_data
 from billing.errors import ChannelError, NoContactError
 from billing.paylinks import best_link
 
@@ -46,6 +48,7 @@ class DunningMessage:
     days_overdue: int
     text: str
     today: date
+    statement_pdf: bytes | None = None  # the claim package: akt sverki for the legal dept.
 
 
 class Channel(Protocol):
@@ -141,6 +144,8 @@ class LetterChannel:
         )
         try:
             path.write_bytes(pdf)
+            if msg.statement_pdf is not None:
+                path.with_name(path.stem + "-akt-sverki.pdf").write_bytes(msg.statement_pdf)
         except OSError as exc:
             raise ChannelError(f"cannot write letter {path}: {exc}") from exc
         return str(path)
@@ -260,6 +265,10 @@ def run_dunning(
         if stage is None or stage.code in done.get(int(acc_id), set()):
             continue
         res.actions += 1
+        statement = None
+        if kind == "legal" and stage.code == "claim" and "letter" in stage.channels:
+            sd = statement_data(conn, int(acc_id), aging.oldest_unpaid, as_of, lang)
+            statement = render_statement(sd, cfg, lang)
         msg = DunningMessage(
             account_id=int(acc_id),
             number=number,
@@ -274,6 +283,7 @@ def run_dunning(
             days_overdue=days,
             today=as_of,
             text=message_text(lang, number, debt, days, best_link(cfg, number, debt)),
+            statement_pdf=statement,
         )
         for ch_name in stage.channels:
             ch = channels.get(ch_name)

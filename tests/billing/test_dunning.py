@@ -145,6 +145,9 @@ def test_dunning_stages_channels_and_stop(db_url: str, gateway: str, tmp_path: P
         ).fetchone()
         assert letter is not None and Path(letter[0]).is_file()
         assert "Qarzdor MChJ" in PdfReader(letter[0]).pages[0].extract_text()
+        akt = Path(letter[0]).with_name(Path(letter[0]).stem + "-akt-sverki.pdf")
+        akt_text = PdfReader(akt).pages[0].extract_text()
+        assert "solishtirish dalolatnomasi" in akt_text and "900 000,00" in akt_text
 
         # same day again: nothing repeated for hh, the failed SMS is retried
         n_before = len(events(conn, hh))
