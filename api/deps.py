@@ -69,13 +69,21 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
-    """A pooled connection in a transaction: committed when the handler returns normally,
-    rolled back when it raises."""
+    """A pooled connection. For requests that change something (POST, PATCH...) it is in a
+    transaction: committed when the handler returns normally, rolled back when it raises.
+    Reads (GET, HEAD) run in autocommit mode, which saves the BEGIN/COMMIT round trips."""
     st = get_state(request)
     assert st.pool is not None, "the database pool is not open"
+    read_only = request.method in SAFE_METHODS
     async with st.pool.connection() as conn:
         conn.row_factory = dict_row  # type: ignore[assignment]
-        yield conn  # type: ignore[misc]
+        if read_only:
+            await conn.set_autocommit(True)
+        try:
+            yield conn  # type: ignore[misc]
+        finally:
+            if read_only:
+                await conn.set_autocommit(False)
 
 
 Conn = Annotated[AsyncConnection[DictRow], Depends(get_conn)]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+import orjson
+from fastapi.responses import Response
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -67,3 +70,16 @@ async def fetch_all(conn: AsyncConnection[Any], sql: str, args: Any = ()) -> lis
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql, args)
         return await cur.fetchall()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def json_response(doc: Any, status_code: int = 200) -> Response:
+    """A JSON response serialised by orjson (datetimes as ISO 8601), for big payloads."""
+    return Response(
+        orjson.dumps(doc, default=_default), status_code=status_code, media_type="application/json"
+    )
