@@ -568,7 +568,6 @@ def correct_account(
     inv = post_bills(conn, [bill], win, now=now, run_id=None, kind="correction")
     new_id = None
     if bill.charge.total_tiyin > 0:
-        _, last_day = period_bounds(win.period)
         n_prev = len(
             conn.execute(
                 "SELECT 1 FROM invoices WHERE account_id = %s AND period = %s AND kind = "
@@ -583,7 +582,7 @@ def correct_account(
             amount_tiyin=bill.charge.total_tiyin,
             vat_tiyin=bill.charge.vat_tiyin,
             posted_at=now,
-            value_date=last_day,
+            value_date=now.date(),  # the closed month stays as printed; the fix is dated today
             period=win.period,
             idem_key=f"charge:{win.period:%Y-%m}:{account_id}:c{n_prev}",
             invoice_id=inv[account_id],
