@@ -15,7 +15,10 @@ The broker is a private Mosquitto started for the run (unlimited queue, no persi
 the shared one is left alone; give --mqtt-url to use another. The database is a fresh one on
 the PostgreSQL server of SUVNET_TEST_DATABASE_URL or 127.0.0.1:5432, dropped at the end.
 
-Usage: python bench/ingest.py [--quick] [--readings N] [--latency-s S]
+Throughput figures are the best of several rounds (2 with --quick), because the machine may be
+busy with other work.
+
+Usage: python bench/ingest.py [--quick] [--readings N] [--rounds R] [--latency-s S]
 The last line printed is one JSON object with the figures.
 """
 
@@ -240,10 +243,40 @@ def latency(
         return [acks.got[(gw, boot, seq)] - t for (gw, seq), t in sent.items()]
 
 
+def scrape(port: int) -> dict[str, float]:
+    """The ingest worker's own metrics (commit time, commits), for the report."""
+    import urllib.request
+
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith(("suvnet_ingest_commit_seconds_sum", "suvnet_ingest_commits_total")):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), for the report."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE readings, ingest_rollup_dirty")
+
+
 def copy_baseline(url: str, rows: list[tuple[int, int, float, int]]) -> float:
     """Seconds for a bare binary COPY of the rows into the (emptied) readings table."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE readings")
         t0 = time.perf_counter()
         with (
             conn.transaction(),
@@ -258,14 +291,29 @@ def copy_baseline(url: str, rows: list[tuple[int, int, float, int]]) -> float:
         return time.perf_counter() - t0
 
 
+def report(
+    secs: float, rps: float, n: int, cpu: float, m0: dict[str, float], m1: dict[str, float]
+) -> None:
+    commits = m1.get("suvnet_ingest_commits_total", 0) - m0.get("suvnet_ingest_commits_total", 0)
+    in_db = m1.get("suvnet_ingest_commit_seconds_sum", 0) - m0.get(
+        "suvnet_ingest_commit_seconds_sum", 0
+    )
+    print(
+        f"  {secs:.2f} s -> {rps:,.0f} readings/s; ingest CPU {cpu:.2f} s "
+        f"({cpu / n * 1e6:.1f} us/reading); {commits:.0f} commits taking {in_db:.2f} s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run (< 1 minute)")
     ap.add_argument("--readings", type=int, help="readings per throughput run")
+    ap.add_argument("--rounds", type=int, help="throughput rounds (the best one counts)")
     ap.add_argument("--latency-s", type=float, help="seconds of the fixed-rate latency run")
     ap.add_argument("--mqtt-url", help="use this broker instead of a private Mosquitto")
     args = ap.parse_args()
-    total = args.readings or (200_000 if args.quick else 1_000_000)
+    total = args.readings or (150_000 if args.quick else 1_000_000)
+    rounds = args.rounds or (2 if args.quick else 3)
     lat_s = args.latency_s or (4.0 if args.quick else 15.0)
     server = os.environ.get(
         "SUVNET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -280,13 +328,14 @@ def main() -> None:
     topics = Topics(f"bench{uuid.uuid4().hex[:6]}/suvnet")
     now = int(time.time() * 1000)
     log = (tmp / "ingest.log").open("wb")
+    metrics_port = free_port()
     env = dict(
         os.environ,
         SUVNET_DATABASE_URL=url,
         SUVNET_MQTT_URL=mqtt_url,
         SUVNET_TOPIC_ROOT=topics.root,
         SUVNET_INGEST_CLIENT_ID=f"bench-ingest-{uuid.uuid4().hex[:6]}",
-        SUVNET_INGEST_METRICS_PORT="0",
+        SUVNET_INGEST_METRICS_PORT=str(metrics_port),
         SUVNET_INGEST_SESSION_EXPIRY_S="60",
         SUVNET_LOG_LEVEL="WARNING",
     )
@@ -308,19 +357,32 @@ def main() -> None:
             if time.monotonic() > deadline or ingest.poll() is not None:
                 raise SystemExit("ingest did not start; see " + str(tmp / "ingest.log"))
 
-        msgs100, rows = make_batches(points, total, 100, "t100", now - 3_000_000)
-        print(f"throughput: {len(rows):,} readings in {len(msgs100):,} messages of 100")
-        t100 = throughput(pub, acks, topics, msgs100, "t100")
-        rps100 = len(rows) / t100
-        print(f"  {t100:.2f} s  ->  {rps100:,.0f} readings/s")
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("TRUNCATE readings, ingest_rollup_dirty")
-        msgs1000, rows1000 = make_batches(points, total, 1000, "t1000", now - 3_000_000)
-        print(f"throughput: {len(rows1000):,} readings in {len(msgs1000):,} messages of 1000")
-        t1000 = throughput(pub, acks, topics, msgs1000, "t1000")
-        rps1000 = len(rows1000) / t1000
-        print(f"  {t1000:.2f} s  ->  {rps1000:,.0f} readings/s")
+        # best of several rounds: the figures are meant to show what ingest can do, not the
+        # noise of other work on the machine
+        best100 = best1000 = best_copy = 0.0
+        rows: list[tuple[int, int, float, int]] = []
+        for rnd in range(rounds):
+            for per_msg in (100, 1000):
+                truncate(url)
+                boot = f"t{per_msg}-{rnd}"
+                msgs, rows = make_batches(points, total, per_msg, boot, now - 3_000_000)
+                print(f"round {rnd + 1}: {len(rows):,} readings in messages of {per_msg}")
+                c0, m0 = cpu_seconds(ingest.pid), scrape(metrics_port)
+                secs = throughput(pub, acks, topics, msgs, boot)
+                rps = len(rows) / secs
+                report(secs, rps, len(rows), cpu_seconds(ingest.pid) - c0, m0, scrape(metrics_port))
+                if per_msg == 100:
+                    best100 = max(best100, rps)
+                else:
+                    best1000 = max(best1000, rps)
+            # the worker is idle now: a fair moment for the baseline
+            truncate(url)
+            tc = copy_baseline(url, rows)
+            best_copy = max(best_copy, len(rows) / tc)
+            print(
+                f"round {rnd + 1}: bare binary COPY of the same rows: {len(rows) / tc:,.0f} rows/s"
+            )
+        rps100, rps1000, copy_rps = best100, best1000, best_copy
 
         n_lat = int(lat_s * 200)
         msgs_lat, _ = make_batches(points, n_lat * 100, 100, "lat", now - 1_000_000)
@@ -330,14 +392,9 @@ def main() -> None:
         p99 = lats[min(len(lats) - 1, int(0.99 * len(lats)))]
         print(f"  p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lats[-1] * 1000:.0f} ms")
 
-        # the worker must be idle for a fair baseline
-        ingest.send_signal(signal.SIGTERM)
-        ingest.wait(30)
-        tc = copy_baseline(url, rows)
-        copy_rps = len(rows) / tc
         print(
-            f"baseline: bare binary COPY of the same {len(rows):,} rows: {tc:.2f} s "
-            f"-> {copy_rps:,.0f} rows/s"
+            f"best: {rps100:,.0f} readings/s (100 per message), {rps1000:,.0f} (1000 per "
+            f"message), bare COPY {copy_rps:,.0f} rows/s"
         )
         print(f"ratio (ingest end to end / bare COPY): {rps100 / copy_rps:.2f}")
     finally:

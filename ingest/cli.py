@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,9 @@ def run(
         batch_max_delay_s=None if batch_ms is None else batch_ms / 1000,
     )
     worker = IngestWorker(_db_url(), s.mqtt_url, cfg, topic_root=s.topic_root)
+    # The writer thread waits on the database many times per commit; with the default 5 ms
+    # GIL switch interval each reply can wait that long behind the decoder thread.
+    sys.setswitchinterval(0.0005)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: Any) -> None:

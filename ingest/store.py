@@ -144,34 +144,63 @@ def dirty_buckets(rows: Iterable[Row]) -> list[tuple[int, int]]:
     )
 
 
-def write_rows(conn: Conn, rows: Sequence[Row]) -> int:
+def write_rows(conn: Conn, rows: Sequence[Row], *, savepoint: bool = True) -> int:
     """Write rows inside the current transaction, each (point, ts) once; return how many new.
 
-    The fast path is a binary COPY straight into ``readings`` under a savepoint. When a row
-    is already there (a replayed batch with a new key, an imported file seen before) the COPY
-    fails as a whole and the rows go through the staging table with ``ON CONFLICT DO
-    NOTHING`` instead. Either way the touched 5-minute buckets are marked for the rollups.
+    The fast path is a binary COPY straight into ``readings``. When a row is already there (a
+    replayed batch with a new key, an imported file seen before) the COPY fails as a whole; it
+    is undone (to a savepoint) and the rows go through the staging table with ``ON CONFLICT DO
+    NOTHING`` instead. With ``savepoint=False`` there is no savepoint and the UniqueViolation
+    reaches the caller, who redoes the transaction with :func:`write_rows_staged`. Either way
+    the touched 5-minute buckets are marked for the rollups.
     """
     if not rows:
         return 0
+    if not savepoint:
+        with conn.cursor() as cur:
+            _copy_rows(cur, "readings", rows)
+        _mark(conn, rows)
+        return len(rows)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            _copy_rows(cur, "readings", rows)
+    except psycopg.errors.UniqueViolation:
+        return write_rows_staged(conn, rows)
+    _mark(conn, rows)
+    return len(rows)
+
+
+def write_rows_staged(conn: Conn, rows: Sequence[Row]) -> int:
+    """The slow path of :func:`write_rows`: staging table and ``ON CONFLICT DO NOTHING``."""
     with conn.cursor() as cur:
-        try:
-            with conn.transaction():
-                _copy_rows(cur, "readings", rows)
-            inserted = len(rows)
-        except psycopg.errors.UniqueViolation:
-            _copy_rows(cur, "ingest_stage", rows)
-            cur.execute(_MOVE_SQL)
-            inserted = cur.rowcount
-            cur.execute("DELETE FROM ingest_stage")
+        _copy_rows(cur, "ingest_stage", rows)
+        cur.execute(_MOVE_SQL)
+        inserted = cur.rowcount
+        cur.execute("DELETE FROM ingest_stage")
+    _mark(conn, rows)
+    return inserted
+
+
+def _mark(conn: Conn, rows: Sequence[Row]) -> None:
+    with conn.cursor() as cur:
         marks = dirty_buckets(rows)
         if marks:
             cur.execute(_MARK_SQL, ([m[0] for m in marks], [m[1] for m in marks]))
-        return inserted
 
 
 def write_group(conn: Conn, items: Sequence[Checked], now_ms: int) -> GroupResult:
-    """Commit a group of checked messages in one transaction (idempotent per batch key)."""
+    """Commit a group of checked messages in one transaction (idempotent per batch key).
+
+    The rows are first copied straight into ``readings`` (no savepoint: one round trip less);
+    if one of them is already stored the transaction is redone with the staging path.
+    """
+    try:
+        return _write_group(conn, items, now_ms, direct=True)
+    except psycopg.errors.UniqueViolation:
+        return _write_group(conn, items, now_ms, direct=False)
+
+
+def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: bool) -> GroupResult:
     res = GroupResult()
     first: dict[BatchKey, int] = {}
     for i, it in enumerate(items):
@@ -208,7 +237,12 @@ def write_group(conn: Conn, items: Sequence[Checked], now_ms: int) -> GroupResul
             rows.extend(it.rows)
             dead.extend(it.dead)
         res.rows_offered = len(rows)
-        res.rows_inserted = write_rows(conn, rows)
+        if not rows:
+            res.rows_inserted = 0
+        elif direct:
+            res.rows_inserted = write_rows(conn, rows, savepoint=False)
+        else:
+            res.rows_inserted = write_rows_staged(conn, rows)
         if dead:
             _copy_dead(cur, dead)
             for d in dead:

@@ -280,3 +280,29 @@ def test_newly_registered_gateway_is_picked_up(
     publisher.flush()
     wait_for(lambda: acks.acked("gw-new", "n") == {0})
     assert count(db, "SELECT count(*) FROM readings WHERE value = 4.5") == 1
+
+
+def test_same_readings_under_a_new_batch_key_are_stored_once(
+    db: psycopg.Connection[Any],
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    publisher: Publisher,
+    acks: AckListener,
+    registry_ids: dict[str, int],
+) -> None:
+    """A gateway whose outbox re-sends old readings under a new boot id (after a reset)."""
+    worker = start_worker()
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    pid = registry_ids["dev2.p3"]
+    old = [("dev2", "p3", now - 50_000 + i, float(i)) for i in range(5)]
+    publisher.publish(t.telemetry("gw1"), batch_payload("gw1", "boot-1", 0, old))
+    publisher.flush()
+    wait_for(lambda: acks.acked("gw1", "boot-1") == {0})
+    again = [*old, ("dev2", "p3", now - 40_000, 99.0)]
+    publisher.publish(t.telemetry("gw1"), batch_payload("gw1", "boot-2", 0, again))
+    publisher.flush()
+    wait_for(lambda: acks.acked("gw1", "boot-2") == {0})
+    assert count(db, "SELECT count(*) FROM readings WHERE point_id = %s", pid) == 6
+    assert worker.metrics.duplicate_readings._value.get() == 5
+    assert worker.metrics.readings._value.get() == 6
