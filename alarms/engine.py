@@ -301,10 +301,19 @@ def _nan(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _anchor(st: StateRow, start: datetime) -> None:
+    """A zone rule seen for the first time starts at ``start`` for good: its watermark is
+    set even before anything could be evaluated, so a sliding look-back never skips a day."""
+    if st.watermark is None:
+        st.watermark = start
+        st.extra["_anchor"] = start.timestamp()
+
+
 def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
+    _anchor(st, start)
     tz = ZoneInfo(p.tz)
     pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
@@ -371,6 +380,7 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
+    _anchor(st, start)
     tz = ZoneInfo(p.tz)
     pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
     cust = zone_customer_points(conn, rule.zone_id, p.volume_point)
@@ -421,6 +431,7 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
+    _anchor(st, start)
     tz = ZoneInfo(p.tz)
     pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
@@ -486,16 +497,18 @@ def _eval_customer_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
+    _anchor(st, start)
     tz = ZoneInfo(p.tz)
     cust = zone_customer_points(conn, rule.zone_id, p.volume_point)
     hz = _horizon(conn, cust, until)
     if hz is None:
         return
     wm = st.watermark or start
+    first_ok = float(st.extra.get("_anchor", start.timestamp()))  # no window before the anchor
     for d in _local_days(wm, hz, tz):
         d1 = _at(d, 24, tz)
         d0 = d1 - timedelta(hours=p.leak_hours)
-        if d1 <= wm or d1 > hz or d0 < start:
+        if d1 <= wm or d1 > hz or d0.timestamp() < first_ok:
             continue
         edges = np.arange(d0.timestamp(), d1.timestamp() + 1, 3600.0)
         cons = _consumption(conn, cust, edges, d0, d1)

@@ -364,6 +364,14 @@ def main() -> None:
         f"{s_ours['false_alarms']} vs {s_base['false_alarms']} over "
         f"{s_ours['leak_free_dma_days']:.0f} leak-free DMA-days"
     )
+    sweep = []
+    for g in (0.05, 0.1, 0.2, 0.3, 0.5):
+        sg = score(scenarios, [baseline_alarms(sc, g) for sc in scenarios])
+        sweep.append(
+            f"gamma {g:g}: detection {sg['detection_rate']:.2f}, false alarms "
+            f"{sg['false_alarms_per_dma_month']:.2f}/DMA-month"
+        )
+    print("baseline MNF rule at other gammas: " + "; ".join(sweep))
     print(
         f"pipeline: {timings['rows']} readings; generate {timings['generate']:.1f} s, import "
         f"{timings['import']:.1f} s ({timings['rows'] / max(timings['import'], 1e-9):.0f} rows/s),"
