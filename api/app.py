@@ -129,6 +129,10 @@ def create_app(
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
+    from api.web.session import refresh_session
+
+    app.middleware("http")(refresh_session)
+
     @app.get("/health", tags=["health"], summary="Liveness and database check (no login)")
     async def health() -> dict[str, Any]:
         ok = False

@@ -145,7 +145,8 @@ def _decode(token: str, secret: str, now: datetime, typ: Literal["access", "refr
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "sub", "typ"], "verify_exp": False},
+            # expiry is checked below against the injected clock, not the library's
+            options={"require": ["exp", "sub", "typ"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise NotAuthenticatedError("the token is invalid") from exc

@@ -164,3 +164,10 @@ def test_parse_mqtt_url() -> None:
     a = parse_mqtt_url("mqtts://u%40x:p@broker:8884")
     assert (a.host, a.port, a.username, a.password, a.tls) == ("broker", 8884, "u@x", "p", True)
     assert parse_mqtt_url("mqtt://127.0.0.1").port == 1883
+
+
+def test_token_validity_follows_the_injected_clock() -> None:
+    """Expiry (and issue time) are judged by the clock passed in, not the wall clock."""
+    future = datetime.now(UTC) + timedelta(days=2)
+    p = Principal(3, "tester", Role.VIEWER)
+    assert read_access_token(make_access_token(p, KEY, future), KEY, future) == p
