@@ -30,7 +30,7 @@ import psycopg
 
 from billing.ledger import post_payment
 from billing.payments.errors import AllocationError
-from billing.payments.matching import find_numbers, name_score, name_tokens
+from billing.payments.matching import NameMatcher, find_numbers, name_tokens
 from billing.payments.statements import Statement, StatementLine
 
 log = logging.getLogger(__name__)
@@ -181,17 +181,21 @@ def _fuzzy(
         return []
     patterns = [f"%{t}%" for t in tokens]
     rows = conn.execute(
-        """SELECT a.id, a.number, a.name, coalesce(ad.street_uz, ''), coalesce(ad.house_number, '')
-           FROM accounts a LEFT JOIN account_addresses ad ON ad.account_id = a.id
+        """SELECT a.id, a.number, a.name, coalesce(s.name_uz, ''), h.number
+           FROM accounts a JOIN houses h ON h.id = a.house_id
+           LEFT JOIN streets s ON s.id = h.street_id
            WHERE a.status <> 'closed'
-             AND (a.name ILIKE ANY(%s) OR ad.street_uz ILIKE ANY(%s))
-           LIMIT 500""",
-        (patterns, patterns),
+             AND (a.name ILIKE ANY(%(p)s) OR s.name_uz ILIKE ANY(%(p)s))
+           ORDER BY (SELECT count(*) FROM unnest(%(p)s::text[]) t
+                     WHERE a.name ILIKE t OR s.name_uz ILIKE t) DESC, a.number
+           LIMIT 100""",
+        {"p": patterns},
     ).fetchall()
     purpose_low = line.purpose.lower()
+    matcher = NameMatcher(line.payer_name, floor=min_score)
     out: list[Suggestion] = []
     for acc_id, number, name, street, house in rows:
-        score = name_score(line.payer_name, name) if line.payer_name else 0.0
+        score = matcher.score(name) if line.payer_name else 0.0
         reason = f"name like {name!r}"
         if street and street.lower() in purpose_low and house and house.lower() in purpose_low:
             score = max(score, 0.6) + 0.2

@@ -66,14 +66,39 @@ def _norm(text: str) -> str:
     return " ".join(t.split())
 
 
+class NameMatcher:
+    """Scores many candidate names against one payer name quickly: the payer's side of the
+    comparison is prepared once, and the cheap upper bounds of difflib skip candidates that
+    cannot reach ``floor``."""
+
+    def __init__(self, payer: str, floor: float = 0.0) -> None:
+        self.floor = floor
+        n = _norm(payer)
+        self.empty = not n
+        self._direct = SequenceMatcher(None, autojunk=False)
+        self._direct.set_seq2(n)
+        self._sorted = SequenceMatcher(None, autojunk=False)
+        self._sorted.set_seq2(" ".join(sorted(n.split())))
+
+    def score(self, candidate: str) -> float:
+        """0..1; a value below ``floor`` may be returned as 0."""
+        nc = _norm(candidate)
+        if self.empty or not nc:
+            return 0.0
+        best = 0.0
+        for sm, text in ((self._direct, nc), (self._sorted, " ".join(sorted(nc.split())))):
+            sm.set_seq1(text)
+            if sm.real_quick_ratio() < max(self.floor, best) or sm.quick_ratio() < max(
+                self.floor, best
+            ):
+                continue
+            best = max(best, sm.ratio())
+        return best
+
+
 def name_score(a: str, b: str) -> float:
     """Similarity of two names, 0..1, ignoring case, punctuation, word order and legal forms."""
-    na, nb = _norm(a), _norm(b)
-    if not na or not nb:
-        return 0.0
-    direct = SequenceMatcher(None, na, nb).ratio()
-    sa, sb = " ".join(sorted(na.split())), " ".join(sorted(nb.split()))
-    return max(direct, SequenceMatcher(None, sa, sb).ratio())
+    return NameMatcher(a).score(b)
 
 
 def name_tokens(text: str) -> list[str]:
