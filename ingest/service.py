@@ -187,7 +187,11 @@ class IngestWorker:
     def stop(self, timeout: float = 15.0) -> None:
         """Finish the group in hand (commit and ack), then disconnect."""
         self._stop.set()
-        self._writer_done.wait(timeout)
+        for t in self._threads:
+            if t.name == "ingest-writer":
+                t.join(timeout)
+        # only now may the network thread leave: every commit so far has been acked
+        self._writer_done.set()
         for t in self._threads:
             t.join(timeout)
         if self._metrics_server is not None:
@@ -213,6 +217,10 @@ class IngestWorker:
             except Exception:
                 self.metrics.task_restarts.labels(name).inc()
                 log.exception("task %s crashed; restarting it", name)
+                if name in ("ingest-decoder", "ingest-writer"):
+                    # messages it held are neither committed nor acked: reconnect, so that the
+                    # broker delivers them again (the rest is deduplicated)
+                    self._client.disconnect()
                 if self._stop.wait(backoff.next_delay()):
                     return
 
@@ -435,7 +443,6 @@ class IngestWorker:
         finally:
             if self._wconn is not None:
                 self._wconn.close()
-            self._writer_done.set()
 
     def _writer_body(self) -> None:
         conn: psycopg.Connection[Any] | None = None

@@ -217,3 +217,30 @@ def test_ingest_killed_mid_stream_and_restarted(
             proc.kill()
             proc.wait()
     assert "ingest worker stopped" in log.read_text()
+
+
+def test_crashed_writer_is_restarted_and_nothing_is_lost(
+    db: psycopg.Connection[Any],
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    publisher: Publisher,
+    acks: AckListener,
+) -> None:
+    db.execute("TRUNCATE readings, ingest_batches, dead_letters")
+    worker = start_worker()
+    real_commit = worker._commit
+    calls = {"n": 0}
+
+    def commit_with_a_bug(*args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected failure in the writer")
+        real_commit(*args)
+
+    worker._commit = commit_with_a_bug  # type: ignore[method-assign,assignment]
+    t = Topics(topic_root)
+    base = int(time.time() * 1000) - 3_600_000
+    _stream(publisher, t, "gw1", "c1", range(150), base, pause=0.002)
+    wait_for(lambda: acks.acked("gw1", "c1") == set(range(150)), timeout=60)
+    _exactly_once(db, 150)
+    assert worker.metrics.task_restarts.labels("ingest-writer")._value.get() == 1
