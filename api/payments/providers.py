@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -34,9 +35,22 @@ async def payme_endpoint(request: Request) -> JSONResponse:
             st, payme.handle, body, request.headers.get("authorization"), cfg, st.clock()
         )
     except (BillingError, psycopg.Error) as exc:
-        log.exception("payme call failed")
-        answer = payme.PaymeError(payme.SYSTEM_ERROR, detail=str(exc)).body(None)
+        log.exception("payme call failed (rolled back)")
+        answer = payme.PaymeError(payme.SYSTEM_ERROR, detail=str(exc)).body(_request_id(body))
     return JSONResponse(answer)
+
+
+def _request_id(body: bytes) -> Any:
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return req.get("id") if isinstance(req, dict) else None
+
+
+@router.api_route("/api/payme", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def payme_not_post(request: Request) -> JSONResponse:
+    return JSONResponse(payme.PaymeError(payme.NOT_POST).body(None))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -64,7 +78,7 @@ async def _click(request: Request, action: int | None) -> JSONResponse:
     try:
         answer = await run_sync(st, fn, fields, cfg, st.clock())
     except (BillingError, psycopg.Error):
-        log.exception("click call failed")
+        log.exception("click call failed (rolled back)")
         answer = {
             "click_trans_id": fields.get("click_trans_id"),
             "merchant_trans_id": fields.get("merchant_trans_id"),

@@ -49,6 +49,8 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 PARSE_ERROR = -32700
 SYSTEM_ERROR = -32400
+NOT_POST = -32300
+MAX_BODY = 64 * 1024
 
 REASON_TIMEOUT = 4
 
@@ -89,6 +91,11 @@ MESSAGES: dict[int, tuple[str, str, str]] = {  # ru, uz, en
     METHOD_NOT_FOUND: ("Метод не найден", "Usul topilmadi", "Method not found"),
     PARSE_ERROR: ("Ошибка разбора JSON", "JSON tahlil xatosi", "Parse error"),
     SYSTEM_ERROR: ("Системная ошибка", "Tizim xatosi", "System error"),
+    NOT_POST: (
+        "Метод запроса должен быть POST",
+        "So'rov usuli POST bo'lishi kerak",
+        "The request method must be POST",
+    ),
 }
 
 
@@ -367,6 +374,8 @@ def handle(
     now: datetime,
 ) -> dict[str, Any]:
     """Answer one Merchant API call (the JSON body of the HTTP 200 reply)."""
+    if len(body) > MAX_BODY:
+        return PaymeError(INVALID_REQUEST, detail="request body too large").body(None)
     try:
         req = orjson.loads(body)
     except orjson.JSONDecodeError:

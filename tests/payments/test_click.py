@@ -280,3 +280,35 @@ async def test_identical_completes_at_the_same_moment_pay_once(
     assert codes == [-4, -4, -4, 0]
     assert click_ledger(db, tid) == [("payment", -77700)]
     assert balance(db, a2) == before - 77700
+
+
+def test_ledger_failure_answers_7_and_keeps_nothing(
+    http: httpx.Client, accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """Fault injection in the real database: the ledger refuses the posting. Complete answers
+    -7, the transaction stays prepared (no half-saved state), and Click's retry pays it."""
+    tid = next(_trans)
+    prep = post(http, "/api/click/prepare", prepare_form(tid, accounts["a1"], "131.31"))
+    db.execute(
+        """CREATE FUNCTION test_refuse_13131() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN IF NEW.amount_tiyin = -13131 THEN RAISE EXCEPTION 'disk full (injected)';
+           END IF; RETURN NEW; END $$"""
+    )
+    db.execute(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON ledger FOR EACH ROW "
+        "EXECUTE FUNCTION test_refuse_13131()"
+    )
+    form = complete_form(tid, accounts["a1"], "131.31", prep["merchant_prepare_id"])
+    try:
+        assert post(http, "/api/click/complete", form)["error"] == -7
+        state = db.execute(
+            "SELECT state, ledger_id FROM provider_transactions WHERE provider = 'click' "
+            "AND ext_id = %s",
+            (str(tid),),
+        ).fetchone()
+        assert state == (1, None)
+    finally:
+        db.execute("DROP TRIGGER test_refuse ON ledger")
+        db.execute("DROP FUNCTION test_refuse_13131()")
+    assert post(http, "/api/click/complete", form)["error"] == 0
+    assert click_ledger(db, tid) == [("payment", -13_131)]

@@ -354,3 +354,44 @@ def test_change_password(
         assert ok["result"]["state"] == 2
     finally:
         db.execute("DELETE FROM payme_keys")
+
+
+def test_not_post_and_oversized(http: httpx.Client) -> None:
+    r = http.get("/api/payme", headers=payme_auth())
+    assert r.status_code == 200
+    assert r.json()["error"]["code"] == -32300
+    big = http.post("/api/payme", content=b" " * 70_000, headers=payme_auth())
+    assert big.json()["error"]["code"] == -32600
+
+
+def test_ledger_failure_rolls_back_the_state_change(
+    http: httpx.Client, accounts: dict[str, str], db: psycopg.Connection[Any], pay_clock: Clock
+) -> None:
+    """Fault injection in the real database: the ledger refuses one amount. Perform then
+    answers a system error and the transaction stays in state 1 (nothing half-saved); once
+    the fault is gone the retry performs it."""
+    p = {
+        "id": "pm-fault-1",
+        "time": now_ms(pay_clock),
+        "amount": 13_131,
+        "account": {"account": accounts["a1"]},
+    }
+    rpc(http, "CreateTransaction", p)
+    db.execute(
+        """CREATE FUNCTION test_refuse_13131() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN IF NEW.amount_tiyin = -13131 THEN RAISE EXCEPTION 'disk full (injected)';
+           END IF; RETURN NEW; END $$"""
+    )
+    db.execute(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON ledger FOR EACH ROW "
+        "EXECUTE FUNCTION test_refuse_13131()"
+    )
+    try:
+        assert err(rpc(http, "PerformTransaction", {"id": "pm-fault-1"})) == -32400
+        assert rpc(http, "CheckTransaction", {"id": "pm-fault-1"})["result"]["state"] == 1
+        assert payme_ledger(db, "pm-fault-1") == []
+    finally:
+        db.execute("DROP TRIGGER test_refuse ON ledger")
+        db.execute("DROP FUNCTION test_refuse_13131()")
+    assert rpc(http, "PerformTransaction", {"id": "pm-fault-1"})["result"]["state"] == 2
+    assert payme_ledger(db, "pm-fault-1") == [("payment", -13_131)]
