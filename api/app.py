@@ -177,7 +177,8 @@ def _include_optional(app: FastAPI, name: str) -> None:
 
 
 def _include_web(app: FastAPI) -> None:
-    from api.web import backoffice, cabinet
+    from api.web import backoffice, cabinet, staff_pages
 
     app.include_router(cabinet.router)
     app.include_router(backoffice.router)
+    app.include_router(staff_pages.router)

@@ -80,3 +80,52 @@ async def test_login_form_errors_and_open_redirect(
         },
     )
     assert r.status_code == 303 and r.headers["location"] == "/staff/"
+
+
+async def staff_login(client: httpx.AsyncClient, username: str) -> str:
+    token = await csrf(client, "/staff/login?lang=en")
+    r = await client.post(
+        "/staff/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+    )
+    assert r.status_code == 303
+    return token
+
+
+async def test_billing_and_reports_pages(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    token = await staff_login(client, "u_billing_clerk")
+    page = await client.get("/staff/billing")
+    assert page.status_code == 200 and 'id="start-run"' in page.text
+    r = await client.post(
+        "/staff/billing/run", data={"period": "2026-10", "dry_run": "true", "csrf_token": token}
+    )
+    assert r.status_code == 200 and 'id="dry-run"' in r.text
+    assert (await client.get("/api/v1/billing-runs")).json()["total"] == 0  # nothing posted
+    r = await client.post("/staff/billing/run", data={"period": "2026-13", "csrf_token": token})
+    assert r.status_code == 422
+    reports = await client.get("/staff/reports")
+    assert 'value="accounting"' in reports.text and 'value="technical"' not in reports.text
+    r = await client.get(
+        "/staff/reports/download",
+        params={
+            "report": "accounting",
+            "date_from": "2026-10-01",
+            "date_to": "2026-10-31",
+            "format": "csv",
+        },
+    )
+    assert r.status_code == 303
+    csv_file = await client.get(r.headers["location"])  # the same session cookie
+    assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
+
+
+async def test_alarms_page_for_viewer_and_dispatcher(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    await staff_login(client, "u_viewer")
+    page = await client.get("/staff/alarms")
+    assert page.status_code == 200 and "No open alarms." in page.text
+    token = await staff_login(client, "u_dispatcher")
+    r = await client.post("/staff/alarms/999999/ack", data={"csrf_token": token})
+    assert r.status_code == 303 and "error=" in r.headers["location"]
