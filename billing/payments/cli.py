@@ -78,11 +78,11 @@ def import_statement_cmd(
     try:
         stmt = parse_statement(data, file.name, fmt)  # type: ignore[arg-type]
     except StatementUnbalancedError as exc:
-        console.print(f"[red]Rejected:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise StatementUnbalancedError(
+            f"{file.name} rejected: {exc}", exc.difference_tiyin
+        ) from exc
     except StatementError as exc:
-        console.print(f"[red]Cannot read {file.name}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise StatementError(f"cannot read {file.name}: {exc}") from exc
     with (
         _connect(database_url) as conn,
         conn.transaction(),
