@@ -456,6 +456,8 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     n_slots = max(1, round(86400 / step_s))
     off = to_ts(t0).astimezone(tz).utcoffset() or timedelta(0)
     hist: list[list[float]] = st.extra.get("_hist", [])
+    shifts: list[float] = st.extra.get("_shift", [])  # residuals while the alarm is on
+    since = st.extra.get("_since")
     s = float(st.extra.get("_S", 0.0))
     keep = p.baseline_days * n_slots
     for i in range(n):
@@ -473,16 +475,38 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
                 z = min(p.z_clip, max(-p.z_clip, (x - float(med[slot])) / sig_s))
                 stats, _ = an.cusum_update(np.array([z]), p.cusum_k, p.cusum_h, s)
                 s = float(stats[-1])
+                if st.eval.active:
+                    shifts.append(x - float(med[slot]))
             on = s > p.cusum_h if not st.eval.active else s > 0.0
+            accepted = (
+                on and st.eval.active and since is not None
+                and t_end - float(since) >= p.accept_after_h * 3600
+            )  # fmt: skip
+            if accepted:
+                # a lasting change of level: it becomes the new normal (the profile is moved
+                # by the median shift seen while alarmed) so that the next burst is seen again
+                step_up = float(np.median(shifts)) if shifts else 0.0
+                hist = [[sl, v + step_up] for sl, v in hist]
+                on, s = False, 0.0
             if on != st.eval.active:
                 st.eval = replace(st.eval, active=on)
                 what = "losses (inflow - metered use)" if p.net_of_consumption else "inflow"
-                msg = (
-                    f"zone {what} {x:.2f} L/s, usual for this hour {float(med[slot]):.2f} L/s "
-                    f"(CUSUM {s:.1f} > {p.cusum_h:g})"
-                    if on
-                    else "zone inflow back to its usual profile"
-                )
+                if on:
+                    since, shifts = t_end, []
+                    msg = (
+                        f"zone {what} {x:.2f} L/s, usual for this hour {float(med[slot]):.2f} "
+                        f"L/s (CUSUM {s:.1f} > {p.cusum_h:g})"
+                    )
+                elif accepted:
+                    since = None
+                    msg = (
+                        f"zone {what} has stayed {float(np.median(shifts)):.2f} L/s above its "
+                        f"profile for {p.accept_after_h:g} h: accepted as the new level"
+                    )
+                    shifts = []
+                else:
+                    since = None
+                    msg = f"zone {what} back to its usual profile"
                 apply_signal(conn, rule, st, Signal("condition", on, t_end, x, msg), res)
             if s <= p.cusum_h / 2 and not st.eval.active:
                 hist.append([float(slot), x])
@@ -490,6 +514,8 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         res.samples += 1
     st.extra["_hist"] = hist
     st.extra["_S"] = s
+    st.extra["_since"] = since
+    st.extra["_shift"] = shifts[-keep:]
     st.watermark = to_ts(t0 + n * step_s)
 
 

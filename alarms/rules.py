@@ -96,6 +96,7 @@ class RuleParams(BaseModel):
     cusum_k: float = Field(0.5, ge=0)
     cusum_h: float = Field(8.0, gt=0)
     z_clip: float = Field(4.0, gt=0)
+    accept_after_h: float = Field(48.0, gt=0)
     bucket_s: float = Field(3600.0, gt=0)
     flow_point: str = "flow"
     volume_point: str = "volume"

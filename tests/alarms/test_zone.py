@@ -83,7 +83,7 @@ def _build(db: psycopg.Connection[Any]) -> dict[str, int]:
     for kind, params in (
         ("mnf", {"allowance_lps_per_connection": 0.01}),
         ("water_balance", {}),
-        ("burst", {"net_of_consumption": True}),
+        ("burst", {"net_of_consumption": True, "accept_after_h": 12}),
         ("customer_leak", {"zero_threshold_m3": 0.0}),
     ):
         ids[kind] = add_rule(db, f"T-{kind}", kind, zone_id=z, params=params)
@@ -111,6 +111,16 @@ def test_zone_analytics_live_and_replay(db: psycopg.Connection[Any]) -> None:
     burst = _events(db, ids["burst"], 0)
     assert burst and burst[0][2] == "activate"
     assert LEAK_AT < burst[0][1] <= LEAK_AT + timedelta(hours=6)
+    # the leak is never repaired: after 12 h the burst rule takes it as the new level and
+    # stays quiet (the MNF and water balance alarms stay active)
+    assert [e[2] for e in burst] == ["activate", "clear"]
+    assert burst[1][1] - burst[0][1] == timedelta(hours=12)
+    msg = one(
+        db,
+        "SELECT message FROM alarm_events WHERE rule_id = %s AND event = 'clear'",
+        (ids["burst"],),
+    )[0]
+    assert "accepted as the new level" in msg
     cl = _events(db, ids["customer_leak"], 0)
     assert {e[0] for e in cl} == {"CM-T2"}  # only the meter that never reads zero
     assert cl[0][1] == START + timedelta(days=1) and cl[0][2] == "activate"
