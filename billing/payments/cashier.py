@@ -157,7 +157,18 @@ def take_payment(
             "SELECT receipt_no FROM cashier_payments WHERE request_key = %s", (request_key,)
         ).fetchone()
         if row is not None:
-            return get_receipt(conn, row[0], created=False)
+            first = get_receipt(conn, row[0], created=False)
+            if (first.account_number, first.amount_tiyin, first.method) != (
+                account_number.strip().replace(" ", "").replace("-", ""),
+                amount_tiyin,
+                method,
+            ):
+                raise CashierError(
+                    f"this form was already used for receipt {first.receipt_no} "
+                    f"({first.account_number}, {format_som(first.amount_tiyin)}); reload the page "
+                    "to take another payment"
+                )
+            return first
     account = find_account(conn, account_number)
     if account is None:
         raise CashierError(f"no account {account_number.strip()!r} (check the number)")

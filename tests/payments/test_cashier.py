@@ -93,6 +93,10 @@ def test_double_submit_pays_once(
     assert first.json()["receipt_no"] == second.json()["receipt_no"]
     assert (first.json()["created"], second.json()["created"]) == (True, False)
     assert balance(db, a2) == before - 2000000
+    reused = pay(http, staff["cashier"], pay_clock, a2, "30000", method="card", request_key="f-1")
+    assert reused.status_code == 422
+    assert first.json()["receipt_no"] in reused.json()["detail"]
+    assert balance(db, a2) == before - 2000000
 
 
 def test_bad_input(
