@@ -11,9 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from api import accounts, billing_data
 from api.cash import CashPayment, post_cash
-from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require
+from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require, write_audit
 from api.errors import NotAuthenticatedError, NotFoundError, TooManyAttemptsError
-from api.security import READ_BILLING, STAFF, Principal, Role
+from api.security import ISSUE_CUSTOMER_CODES, READ_BILLING, STAFF, Principal, Role
 from api.sql import fetch_all
 from api.syncdb import run_sync
 from api.web.common import clear_session, form_csrf_ok, render, safe_next, set_session
@@ -115,6 +115,12 @@ async def search_accounts(conn: Conn, q: str, limit: int) -> list[dict[str, Any]
 async def account_card(
     *, request: Request, who: BillingReader, conn: Conn, number: str
 ) -> Response:
+    return await _card(request, who, conn, number, None)
+
+
+async def _card(
+    request: Request, who: Principal, conn: Conn, number: str, code: dict[str, Any] | None
+) -> Response:
     account = await billing_data.account_by_number(conn, number)
     ledger = await fetch_all(
         conn,
@@ -146,6 +152,8 @@ async def account_card(
         request,
         "staff_account.html",
         who=who,
+        can_issue_code=who.role in ISSUE_CUSTOMER_CODES,
+        code=code,
         account=account,
         balance=await billing_data.balance_tiyin(conn, number),
         ledger=ledger,
@@ -227,3 +235,29 @@ async def cashier_submit(
         number="",
         done={"account": account, "amount": tiyin, "entry": entry_id, "balance": balance},
     )
+
+
+@router.post("/accounts/{number}/code")
+async def issue_code(
+    *,
+    request: Request,
+    who: Annotated[Principal, Depends(require(ISSUE_CUSTOMER_CODES))],
+    conn: Conn,
+    st: State,
+    number: str,
+) -> Response:
+    """A one-time code for the customer's first cabinet password, shown once on the card."""
+    account = await billing_data.account_by_number(conn, number)
+    code, expires = await accounts.issue_customer_code(
+        conn, account["number"], who.user_id, st.clock()
+    )
+    await write_audit(
+        conn,
+        request,
+        who,
+        action="issue_code",
+        entity="customer",
+        entity_id=account["number"],
+        after={"expires_at": expires},
+    )
+    return await _card(request, who, conn, number, {"code": code, "expires_at": expires})

@@ -129,3 +129,36 @@ async def test_alarms_page_for_viewer_and_dispatcher(
     token = await staff_login(client, "u_dispatcher")
     r = await client.post("/staff/alarms/999999/ack", data={"csrf_token": token})
     assert r.status_code == 303 and "error=" in r.headers["location"]
+
+
+async def test_issue_code_on_account_card_then_activate(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    number = users[Role.CUSTOMER].account_no
+    token = await staff_login(client, "u_billing_clerk")
+    card = await client.get(f"/staff/accounts/{number}")
+    assert 'id="issue-code"' in card.text
+    r = await client.post(f"/staff/accounts/{number}/code", data={"csrf_token": token})
+    assert r.status_code == 200
+    m = re.search(r'id="one-time-code">(\d{8})<', r.text)
+    assert m
+    await client.post("/staff/logout", data={"csrf_token": token})
+    token = await csrf(client, "/cabinet/activate")
+    r = await client.post(
+        "/cabinet/activate",
+        data={
+            "account_no": number,
+            "code": m.group(1),
+            "password": "cabinet-pass-1",
+            "password2": "cabinet-pass-1",
+            "csrf_token": token,
+        },
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/cabinet/"
+    home = await client.get("/cabinet/")
+    assert home.status_code == 200 and number in home.text
+    # a viewer sees the card but not the button
+    await client.post("/cabinet/logout", data={"csrf_token": token})
+    await staff_login(client, "u_viewer")
+    card = await client.get(f"/staff/accounts/{number}")
+    assert card.status_code == 200 and 'id="issue-code"' not in card.text
