@@ -156,7 +156,7 @@ async def test_issue_code_on_account_card_then_activate(
     )
     assert r.status_code == 303 and r.headers["location"] == "/cabinet/"
     home = await client.get("/cabinet/")
-    assert home.status_code == 200 and number in home.text
+    assert home.status_code == 200 and str(number) in home.text
     # a viewer sees the card but not the button
     await client.post("/cabinet/logout", data={"csrf_token": token})
     await staff_login(client, "u_viewer")
