@@ -10,6 +10,7 @@ the billing agree in shape.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,9 @@ def simulate(
             raise ValueError(f"leak node {leak.node!r} is not a junction of {inp.name}")
         wn.add_pattern("suvnet_leak", leak_pattern(leak, hours))
         wn.get_node(leak.node).add_demand(leak.rate_lps / 1000.0, "suvnet_leak")
-    res = wntr.sim.EpanetSimulator(wn).run_sim()
+    with tempfile.TemporaryDirectory(prefix="suvnet-epanet-") as tmp:
+        # EPANET writes its .inp/.rpt/.bin working files; keep them out of the cwd
+        res = wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=str(Path(tmp) / "sim"))
     times = res.node["pressure"].index.to_numpy(dtype=np.float64)
     pressure = {
         str(n): res.node["pressure"][n].to_numpy(dtype=np.float64) * M_HEAD_TO_BAR
