@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,16 @@ class IngestConfig(BaseSettings):
         "(the broker keeps the worker's unacknowledged messages under it)",
     )
     group: str = Field("ingest", description="shared-subscription group name")
+    shared_subscription: bool = Field(
+        True,
+        description="subscribe through $share/<group>/... (several workers); off only for a "
+        "broker without shared subscriptions, with a single worker",
+    )
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description="MQTT version; with 3.1.1 the broker's own in-flight limit replaces "
+        "Receive Maximum",
+    )
     session_expiry_s: int = Field(
         7 * 24 * 3600, ge=0, description="how long the broker keeps the session of a stopped worker"
     )

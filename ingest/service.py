@@ -231,10 +231,13 @@ class IngestWorker:
     # ----------------------------------------------------------------------------- mqtt
 
     def _make_client(self) -> mqtt.Client:
+        v5 = self.config.mqtt_protocol == "5"
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.config.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # MQTT 3.1.1: a persistent session (MQTT 5 uses clean_start and a session expiry)
+            clean_session=None if v5 else False,
             manual_ack=True,
         )
         if self.broker.username:
@@ -274,7 +277,12 @@ class IngestWorker:
         )
         client.subscribe(
             [
-                (self.topics.telemetry_shared(self.config.group), 1),
+                (
+                    self.topics.telemetry_shared(self.config.group)
+                    if self.config.shared_subscription
+                    else f"{self.topics.root}/v1/+/telemetry",
+                    1,
+                ),
                 (self.topics.all_states(), 1),
             ]
         )
@@ -329,13 +337,16 @@ class IngestWorker:
         announced = False
         while not self._writer_done.is_set():
             try:
-                client.connect(
-                    self.broker.host,
-                    self.broker.port,
-                    keepalive=30,
-                    clean_start=False,
-                    properties=self._connect_props(),
-                )
+                if self.config.mqtt_protocol == "5":
+                    client.connect(
+                        self.broker.host,
+                        self.broker.port,
+                        keepalive=30,
+                        clean_start=False,
+                        properties=self._connect_props(),
+                    )
+                else:
+                    client.connect(self.broker.host, self.broker.port, keepalive=30)
             except OSError as exc:
                 if not announced:
                     log.warning("broker not reachable, retrying: %s", exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from tests.ingest.conftest import (
     AckListener,
     Publisher,
     batch_payload,
+    broker_host_port,
     count,
     mosquitto_pub,
     wait_for,
@@ -306,3 +308,36 @@ def test_same_readings_under_a_new_batch_key_are_stored_once(
     assert count(db, "SELECT count(*) FROM readings WHERE point_id = %s", pid) == 6
     assert worker.metrics.duplicate_readings._value.get() == 5
     assert worker.metrics.readings._value.get() == 6
+
+
+def test_mqtt_311_persistent_session(
+    db: psycopg.Connection[Any],
+    mqtt_url: str,
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    acks: AckListener,
+    registry_ids: dict[str, int],
+) -> None:
+    """The same worker speaking MQTT 3.1.1 (clean_session=False), stopped and restarted."""
+    cid = f"test-311-{time.monotonic_ns() % 10**8}"
+    worker = start_worker(mqtt_protocol="3.1.1", client_id=cid)
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    pid = registry_ids["dev2.p2"]
+    mosquitto_pub(
+        mqtt_url, t.telemetry("gw1"), batch_payload("gw1", "v3", 0, [("dev2", "p2", now, 1.0)])
+    )
+    wait_for(lambda: acks.acked("gw1", "v3") == {0})
+    worker.stop()
+    # published while the worker is away: the broker keeps it in the session
+    mosquitto_pub(
+        mqtt_url, t.telemetry("gw1"), batch_payload("gw1", "v3", 1, [("dev2", "p2", now + 1, 2.0)])
+    )
+    again = start_worker(mqtt_protocol="3.1.1", client_id=cid)
+    wait_for(lambda: acks.acked("gw1", "v3") == {0, 1})
+    assert count(db, "SELECT count(*) FROM readings WHERE point_id = %s", pid) == 2
+    again.stop()
+    # a 3.1.1 session never expires: remove it from the shared broker
+    host, port = broker_host_port(mqtt_url)
+    cmd = ["mosquitto_sub", "-h", host, "-p", str(port), "-i", cid, "-t", "none/x"]
+    subprocess.run([*cmd, "-W", "1", "-V", "mqttv311"], check=False, timeout=10)
