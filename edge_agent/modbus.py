@@ -398,11 +398,12 @@ class BusArbiter:
 
 
 async def _precise_sleep(seconds: float) -> None:
-    """Sleep with sub-millisecond accuracy (the event loop alone rounds to whole ms)."""
+    """Sleep about ``seconds``: the event loop wakes up to 1 ms late (epoll rounds up), so
+    sleep a little less and cover only the last fraction of a millisecond by yielding."""
     end = time.perf_counter() + seconds
-    if seconds > 0.002:
-        await asyncio.sleep(seconds - 0.0015)
-    while time.perf_counter() < end:  # noqa: ASYNC110 - a sub-millisecond spin, not a poll
+    if seconds > 0.001:
+        await asyncio.sleep(seconds - 0.001)
+    while time.perf_counter() < end:  # noqa: ASYNC110 - at most ~1 ms of yielding, not a poll
         await asyncio.sleep(0)
 
 

@@ -36,6 +36,9 @@ def serve(  # noqa: PLR0917 - typer options
     rtu: Annotated[
         str | None, typer.Option(help="serve Modbus RTU on this serial port or pty instead")
     ] = None,
+    rtu_over_tcp: Annotated[
+        bool, typer.Option(help="answer RTU frames over TCP (like a serial-to-Ethernet converter)")
+    ] = False,
     baudrate: Annotated[int, typer.Option(help="RTU line speed")] = 19200,
     parity: Annotated[str, typer.Option(help="RTU parity: N, E or O")] = "N",
     profiles_dir: Annotated[
@@ -72,9 +75,11 @@ def serve(  # noqa: PLR0917 - typer options
         )
     server = SimServer(
         devices, host=host, port=port, serial_port=rtu, baudrate=baudrate, parity=parity,
-        step_s=step,
+        step_s=step, rtu_over_tcp=rtu_over_tcp,
     )  # fmt: skip
     where = f"RTU on {rtu} at {baudrate} baud" if rtu else f"Modbus TCP on {host}:{port}"
+    if rtu_over_tcp and not rtu:
+        where = f"RTU over TCP on {host}:{port}"
     for d in devices:
         typer.echo(f"unit {d.unit}: {d.profile.profile} ({d.profile.description})")
     typer.echo(f"serving {len(devices)} simulated device(s), {where}; Ctrl-C stops")

@@ -66,7 +66,8 @@ def sim_device(dev: SimulatedDevice) -> SimDevice:
 class SimServer:
     """Serves one or more simulated devices and moves their values every ``step_s`` seconds.
 
-    ``await start()`` listens (TCP on ``host:port``, or RTU on ``serial_port``), ``await
+    ``await start()`` listens (TCP on ``host:port``, RTU frames over TCP with ``rtu_over_tcp``,
+    or RTU on ``serial_port``), ``await
     stop()`` closes; also an async context manager.
     """
 
@@ -81,6 +82,7 @@ class SimServer:
         parity: str = "N",
         stopbits: int = 1,
         step_s: float = 1.0,
+        rtu_over_tcp: bool = False,
     ) -> None:
         if not devices:
             raise ValueError("a server needs at least one device")
@@ -89,6 +91,7 @@ class SimServer:
         self.serial_port = serial_port
         self.baudrate, self.parity, self.stopbits = baudrate, parity, stopbits
         self.step_s = step_s
+        self.rtu_over_tcp = rtu_over_tcp
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._stepper: asyncio.Task[None] | None = None
 
@@ -101,7 +104,8 @@ class SimServer:
     async def start(self) -> None:
         ctx = [sim_device(d) for d in self.devices]
         if self.serial_port is None:
-            self._server = ModbusTcpServer(ctx, address=(self.host, self.port))
+            framer = FramerType.RTU if self.rtu_over_tcp else FramerType.SOCKET
+            self._server = ModbusTcpServer(ctx, framer=framer, address=(self.host, self.port))
         else:
             self._server = ModbusSerialServer(
                 ctx,

@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from edge_agent.errors import ModbusExceptionResponse
-from edge_agent.modbus import BusArbiter, ModbusClient, SerialConnection, TcpConnection
+from edge_agent.modbus import (
+    BusArbiter,
+    ModbusClient,
+    RtuTcpConnection,
+    SerialConnection,
+    TcpConnection,
+)
 from edge_agent.poller import DevicePoller
 from edge_agent.profiles import Profile, with_poll_period
 from simulator.devices import SimulatedDevice
@@ -175,6 +181,26 @@ async def test_rtu_setpoint_write_and_read_back(
         await arbiter.close()
     assert dev.get_value("setpoint_bar") == pytest.approx(4.15)
     assert dev.get_value("remote_enable") is False
+
+
+async def test_rtu_over_tcp_line(profiles: dict[str, Profile]) -> None:
+    devices = [
+        SimulatedDevice(profiles["ultrasonic_water_meter"], unit=u, auto=False) for u in (1, 2)
+    ]
+    devices[0].set_value("volume_m3", 12.5)
+    devices[1].set_value("volume_m3", 99.25)
+    port = free_port()
+    async with serving(devices, port=port, rtu_over_tcp=True):
+        arbiter = BusArbiter(RtuTcpConnection("127.0.0.1", port), gap=0.002)
+        got = {}
+        for d in devices:
+            poller = DevicePoller(
+                f"m-{d.unit}", d.profile, ModbusClient(arbiter, d.unit, 1.0), print
+            )
+            got[d.unit] = latest(await poller.poll(d.profile.points))
+        await arbiter.close()
+    assert got[1]["volume_m3"].value == pytest.approx(12.5)
+    assert got[2]["volume_m3"].value == pytest.approx(99.25)
 
 
 def _mbpoll_values(text: str) -> dict[int, int]:

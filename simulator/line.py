@@ -1,0 +1,85 @@
+"""An emulated RS-485 line between two pseudo-terminals, paced at a real baud rate.
+
+A pty moves bytes instantly, whatever baud rate is set on it. :class:`PacedLine` sits between
+the master's pty and the devices' pty and delivers every frame only when it would have finished
+crossing a half-duplex line at ``baudrate`` (plus the 3.5-character silence a slave needs to
+see the end of a request), so timing measurements over it mean something.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+import tty
+
+from edge_agent.modbus import char_time, inter_frame_gap
+
+
+class PacedLine:
+    """Two pty pairs joined by a paced relay. ``master_port`` is for the Modbus master (the
+    agent), ``device_port`` for the simulated devices."""
+
+    def __init__(self, baudrate: int, parity: str = "N", stopbits: int = 1) -> None:
+        self.char = char_time(baudrate, parity, stopbits)
+        self.gap = inter_frame_gap(baudrate, parity, stopbits)
+        self._m_fd, m_slave = os.openpty()
+        self._d_fd, d_slave = os.openpty()
+        for fd in (m_slave, d_slave):
+            tty.setraw(fd)
+        self.master_port = os.ttyname(m_slave)
+        self.device_port = os.ttyname(d_slave)
+        self._slaves = (m_slave, d_slave)
+        self._done = 0.0
+        self._last_dir: bool | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._relay, args=(self._m_fd, self._d_fd, True), daemon=True),
+            threading.Thread(target=self._relay, args=(self._d_fd, self._m_fd, False), daemon=True),
+        ]
+        self.frames = 0
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        for fd in (self._m_fd, self._d_fd, *self._slaves):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _relay(self, src: int, dst: int, to_device: bool) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([src], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(src, 4096)
+            except OSError:
+                return
+            if not data:
+                continue
+            now = time.perf_counter()
+            with self._lock:
+                if to_device == self._last_dir and now <= self._done + self.char:
+                    start = self._done  # more bytes of the frame still on the wire
+                else:
+                    start = max(now, self._done + self.gap)  # t3.5 of silence between frames
+                done = start + len(data) * self.char
+                self._done, self._last_dir = done, to_device
+            # a slave sees the end of a request only after t3.5 of silence
+            due = done + (self.gap if to_device else 0.0)
+            while (left := due - time.perf_counter()) > 0:
+                # sleep most of it, yield-spin the last 0.3 ms (thread wake-ups are late)
+                time.sleep(left - 0.0003 if left > 0.0006 else 0)
+            try:
+                os.write(dst, data)
+            except OSError:
+                return
+            self.frames += 1
