@@ -113,7 +113,7 @@ def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) ->
     missing = [f for f in need if not fields.get(f, "").strip()]
     if missing:
         raise ClickError(BAD_REQUEST, f"missing fields: {', '.join(missing)}")
-    if not fields["click_trans_id"].isdigit():
+    if not fields["click_trans_id"].isdigit() or len(fields["click_trans_id"]) > 30:
         raise ClickError(BAD_REQUEST, "click_trans_id must be a number")
     secret = cfg.click_secret_key.get_secret_value() if cfg.click_secret_key else ""
     if not secret or not cfg.click_service_id:

@@ -201,8 +201,15 @@ def _account(
     return ref
 
 
+def _ext_id(params: dict[str, Any]) -> str:
+    ext_id: str = _param(params, "id", str)
+    if not 0 < len(ext_id) <= 100 or "\x00" in ext_id:
+        raise PaymeError(INVALID_REQUEST, detail="params.id must be 1..100 characters")
+    return ext_id
+
+
 def _tx(conn: psycopg.Connection[Any], params: dict[str, Any]) -> ProviderTx:
-    ext_id = _param(params, "id", str)
+    ext_id = _ext_id(params)
     tx = pv.lock_tx(conn, PROVIDER, ext_id)
     if tx is None:
         raise PaymeError(TX_NOT_FOUND, detail=f"no transaction {ext_id}")
@@ -228,7 +235,7 @@ def check_perform(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    ext_id = _param(params, "id", str)
+    ext_id = _ext_id(params)
     ptime = _param(params, "time", int)
     tx = pv.lock_tx(c.conn, PROVIDER, ext_id)
     if tx is None:

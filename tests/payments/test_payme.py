@@ -92,6 +92,9 @@ def test_rpc_errors(http: httpx.Client) -> None:
     assert r.json()["error"]["code"] == -32600
     assert err(rpc(http, "GetBalance", {})) == -32601
     assert err(rpc(http, "CreateTransaction", {"id": "x"})) == -32600  # no time
+    long_id = {"id": "x" * 101, "time": 1, "amount": 100, "account": {"account": "000000018"}}
+    assert err(rpc(http, "CreateTransaction", long_id)) == -32600
+    assert err(rpc(http, "CheckTransaction", {"id": 12345})) == -32600
 
 
 def test_check_perform(http: httpx.Client, accounts: dict[str, str]) -> None:
