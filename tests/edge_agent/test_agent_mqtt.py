@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -227,3 +228,31 @@ async def test_broker_outage_every_reading_once_and_in_order(
         assert office.conflicts == 0  # a re-sent batch is the same batch
     finally:
         await server.stop()
+
+
+async def test_systemd_ready_and_watchdog(
+    tmp_path: Path,
+    profiles: dict[str, Profile],
+    mqtt_url: str,
+    topic_root: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # pet every 0.1 s
+    server, port = await tcp_sim(profiles)
+    cfg = write_gateway(tmp_path, "gw-sd", mqtt_url, topic_root, tcp_buses(port))
+    got: list[str] = []
+    try:
+        async with running(Agent(load_config(cfg))):
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(10):
+                while got.count("WATCHDOG=1") < 3:
+                    got.append((await loop.sock_recv(sock, 100)).decode())
+    finally:
+        sock.close()
+        await server.stop()
+    assert got[0] == "READY=1"
