@@ -99,7 +99,7 @@ async def test_tls_and_password(
                 await client.subscribe(Topics(root=topic_root).state("gw-tls"), qos=1)
                 async with asyncio.timeout(5):
                     msg = await anext(aiter(client.messages))
-                assert decode_state(bytes(msg.payload)).state == "online"  # type: ignore[arg-type]
+                assert decode_state(bytes(msg.payload)).state == "online"
         # a wrong password: the link stays down, polling goes on into the outbox
         (tmp_path / "pw").write_text("wrong\n")
         async with running(Agent(load_config(cfg))) as agent:
