@@ -292,3 +292,25 @@ def test_grafana_annotation_contract(receiver: Receiver) -> None:
 
     with pytest.raises(DeliveryError):
         ch.send("*", {"event": "clear", "ts": None, "kind": "low", "priority": "low"})
+
+
+def test_worker_annotates_every_state_change_in_grafana(
+    db: psycopg.Connection[Any], site_factory: Any, receiver: Receiver
+) -> None:
+    from alarms.notify import AlarmSettings
+    from alarms.worker import ensure_grafana_route, work_once
+
+    site = site_factory()
+    s = AlarmSettings(grafana_url=receiver.url, grafana_token="tok", lookback_h=48)
+    ensure_grafana_route(db, s)
+    _route(db, "webhook", receiver.url + "/people", zone_id=site.zone_id)
+    code = f"lo-{site.pressure_point}"
+    add_rule(db, code, "low", point_id=site.pressure_point, limit_value=2.0)
+    add_readings(db, site.pressure_point, [(T0, 3.0, 0), (T0 + timedelta(minutes=1), 1.0, 0)])
+    work_once(db, s, NOW)
+    act(db, code, "shelve", user="aziz", comment="repair", now=NOW, until=NOW + timedelta(hours=1))
+    work_once(db, s, NOW + timedelta(seconds=1))
+    grafana = [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/api/annotations"]
+    people = [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/people"]
+    assert [g["text"].split()[1] for g in grafana] == ["activate", "shelve"]
+    assert [p["event"] for p in people] == ["activate"]  # nobody is told about the shelving
