@@ -121,17 +121,9 @@ def create_app(
             status_code=422,
         )
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    from api.web.session import WebMiddleware
 
-    from api.web.session import refresh_session
-
-    app.middleware("http")(refresh_session)
+    app.add_middleware(WebMiddleware, state=state)
 
     @app.get("/health", tags=["health"], summary="Liveness and database check (no login)")
     async def health() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from api.deps import AppState, Conn, Paging, State, client_ip, paged, require, w
 from api.documents import invoice_pdf_response
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.security import CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal, Role
-from api.sql import Where, fetch_one, fetch_page
+from api.sql import Where, fetch_one, fetch_page, json_response
 from api.syncdb import run_sync
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,10 @@ async def get_account(*, _: Reader, conn: Conn, number: Number) -> dict[str, Any
 
 
 @router.get("/accounts/{number}/balance", summary="Balance of an account (tiyin)")
-async def account_balance(*, _: Reader, conn: Conn, number: Number) -> dict[str, Any]:
+async def account_balance(*, _: Reader, conn: Conn, number: Number) -> Response:
     """Positive: the customer owes; negative: prepaid."""
-    return {"account": number, "balance_tiyin": await billing_data.balance_tiyin(conn, number)}
+    bal = await billing_data.balance_tiyin(conn, number)
+    return json_response({"account": number, "balance_tiyin": bal})
 
 
 @router.get("/accounts/{number}/ledger", summary="Ledger entries of an account")

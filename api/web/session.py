@@ -1,66 +1,125 @@
 """Keeps web sessions alive: an expired access cookie is renewed with the refresh cookie.
 
 The access token in the session cookie lasts 15 minutes; the refresh token (14 days) is
-rotated on each use, in the database, so any API worker can renew a session.
+rotated on each use, in the database, so any API worker can renew a session. This is a
+plain ASGI middleware (no per-request task group): requests without a refresh cookie, such
+as every API call with a Bearer token, pass straight through.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
 
-from fastapi import Request
-from fastapi.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import accounts
-from api.deps import REFRESH_COOKIE, SESSION_COOKIE, get_state
+from api.deps import REFRESH_COOKIE, SESSION_COOKIE, AppState
 from api.errors import NotAuthenticatedError
-from api.security import read_access_token
+from api.security import ACCESS_TTL, REFRESH_TTL, read_access_token
 
 log = logging.getLogger(__name__)
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
 
 
-def _needs_refresh(token: str | None, secret: str, request: Request) -> bool:
-    if not token:
-        return True
-    try:
-        read_access_token(token, secret, get_state(request).clock())
-    except NotAuthenticatedError:
-        return True
-    return False
+def _cookies(scope: Scope) -> dict[str, str]:
+    for k, v in scope["headers"]:
+        if k == b"cookie":
+            return cookie_parser(v.decode("latin-1"))
+    return {}
 
 
-async def refresh_session(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    st = get_state(request)
-    refresh = request.cookies.get(REFRESH_COOKIE)
-    if (
-        refresh is None
-        or st.pool is None
-        or "authorization" in request.headers
-        or not _needs_refresh(request.cookies.get(SESSION_COOKIE), st.secret, request)
-    ):
-        return await call_next(request)
-    try:
-        async with st.pool.connection() as conn:
-            pair = await accounts.refresh(conn, refresh, st.secret, st.clock())
-    except NotAuthenticatedError:
-        return await call_next(request)  # the page sends the visitor to its login
-    # the request goes on with the new access token, as if the browser had sent it
-    jar = SimpleCookie()
-    for name, value in request.cookies.items():
-        if name not in (SESSION_COOKIE, REFRESH_COOKIE):
-            jar[name] = value
-    jar[SESSION_COOKIE] = pair.access_token
-    jar[REFRESH_COOKIE] = pair.refresh_token
-    cookie_header = "; ".join(f"{k}={m.value}" for k, m in jar.items()).encode("latin-1")
-    request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"cookie"] + [
-        (b"cookie", cookie_header)
-    ]
-    response = await call_next(request)
-    from api.web.common import set_session
+def _cookie_header(name: str, value: str, *, max_age: int, secure: bool) -> bytes:
+    jar: SimpleCookie = SimpleCookie()
+    jar[name] = value
+    jar[name]["max-age"] = max_age
+    jar[name]["path"] = "/"
+    jar[name]["httponly"] = True
+    jar[name]["samesite"] = "lax"
+    if secure:
+        jar[name]["secure"] = True
+    return jar.output(header="").strip().encode("latin-1")
 
-    set_session(response, request, pair.access_token, pair.refresh_token)
-    return response
+
+class WebMiddleware:
+    """Security headers on every answer, and renewal of expired page sessions."""
+
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra: list[tuple[bytes, bytes]] = list(SECURITY_HEADERS)
+        renewed = await self._renew(scope)
+        if renewed is not None:
+            extra += renewed
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in extra:
+                    if k == b"set-cookie":
+                        headers.append("set-cookie", v.decode("latin-1"))
+                    elif k.decode() not in headers:
+                        headers[k.decode()] = v.decode("latin-1")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _renew(self, scope: Scope) -> list[tuple[bytes, bytes]] | None:
+        st = self.state
+        if st.pool is None or any(k == b"authorization" for k, _ in scope["headers"]):
+            return None
+        cookies = _cookies(scope)
+        refresh = cookies.get(REFRESH_COOKIE)
+        if not refresh:
+            return None
+        access = cookies.get(SESSION_COOKIE)
+        if access:
+            try:
+                read_access_token(access, st.secret, st.clock())
+                return None  # still valid
+            except NotAuthenticatedError:
+                pass
+        try:
+            async with st.pool.connection() as conn:
+                pair = await accounts.refresh(conn, refresh, st.secret, st.clock())
+        except NotAuthenticatedError:
+            return None  # the page sends the visitor to its login
+        # the request goes on with the new tokens, as if the browser had sent them
+        cookies[SESSION_COOKIE] = pair.access_token
+        cookies[REFRESH_COOKIE] = pair.refresh_token
+        header = "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1")
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"cookie"] + [
+            (b"cookie", header)
+        ]
+        secure = st.secure_cookies
+        return [
+            (
+                b"set-cookie",
+                _cookie_header(
+                    SESSION_COOKIE,
+                    pair.access_token,
+                    max_age=int(ACCESS_TTL.total_seconds()),
+                    secure=secure,
+                ),
+            ),
+            (
+                b"set-cookie",
+                _cookie_header(
+                    REFRESH_COOKIE,
+                    pair.refresh_token,
+                    max_age=int(REFRESH_TTL.total_seconds()),
+                    secure=secure,
+                ),
+            ),
+        ]
