@@ -232,3 +232,39 @@ def test_cli_users_add(db_url: str) -> None:
     )
     assert bad.returncode != 0
     assert "at least 8 characters" in bad.stderr + bad.stdout
+
+
+def test_cli_api_run_serves(db_url: str) -> None:
+    """`suvnet api run` (the declared entry point) serves the app with uvicorn."""
+    import time
+
+    import httpx
+
+    from tests.api.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "SUVNET_DATABASE_URL": db_url, "SUVNET_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "suvnet.cli", "api", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health is not None, proc.stderr.read().decode() if proc.stderr else ""
+        assert health.json() == {"status": "ok", "database": True}
+        docs = httpx.get(f"http://127.0.0.1:{port}/api/openapi.json", timeout=5)
+        assert docs.json()["info"]["title"] == "suvnet API"
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/gateways", timeout=5)
+        assert r.status_code == 401
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
