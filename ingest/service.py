@@ -47,6 +47,7 @@ from ingest.store import (
     flush_seen,
     load_registry,
     mark_stale,
+    pack_rows,
     prepare,
     prune_batches,
     run_rollups,
@@ -410,7 +411,10 @@ class IngestWorker:
                 continue
             kind = "telemetry" if m.topic.endswith("/telemetry") else "state"
             self.metrics.messages.labels(kind).inc()
-            pair = (m, self._check(m, int(self.clock() * 1000)))
+            it = self._check(m, int(self.clock() * 1000))
+            if it.rows:
+                it.packed = pack_rows(it.rows)
+            pair = (m, it)
             while True:
                 try:
                     self._checked.put(pair, timeout=0.5)

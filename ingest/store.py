@@ -9,6 +9,7 @@ autocommit mode; transactions are explicit (``conn.transaction()``).
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,10 +119,44 @@ def prepare(conn: Conn) -> None:
         conn.execute(STAGE_SQL)
 
 
-def _copy_rows(cur: psycopg.Cursor[Any], table: str, rows: Iterable[Row]) -> None:
+_ROW = struct.Struct(">hiqiqidih")
+_ROW_NULL = struct.Struct(">hiqiqiih")
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_TRAILER = b"\xff\xff"
+
+
+def pack_rows(rows: Iterable[Row]) -> bytes:
+    """Rows in PostgreSQL's binary COPY tuple format (no header), ready to be sent as is.
+
+    Done by the decoder thread, so that the writer thread only moves bytes. A timestamptz is
+    int64 microseconds since 2000-01-01 UTC.
+    """
+    epoch = _PG_EPOCH_MS
+    full, null = _ROW.pack, _ROW_NULL.pack
+    return b"".join(
+        full(4, 8, (ts - epoch) * 1000, 8, pid, 8, value, 2, q)
+        if value is not None
+        else null(4, 8, (ts - epoch) * 1000, 8, pid, -1, 2, q)
+        for ts, pid, value, q in rows
+    )
+
+
+def _copy_rows(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    rows: Iterable[Row],
+    packed: Sequence[bytes] | None = None,
+) -> None:
     # Binary COPY. A timestamptz travels as int64 microseconds since 2000-01-01 UTC, the same
     # 8 bytes as an int8: sending it as int8 spares building a datetime for every row.
     with cur.copy(f"COPY {table} (ts, point_id, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
+        if packed is not None:
+            cp.write(_SIGNATURE)
+            for chunk in packed:
+                if chunk:
+                    cp.write(chunk)
+            cp.write(_TRAILER)
+            return
         cp.set_types(["int8", "int8", "float8", "int2"])
         epoch = _PG_EPOCH_MS
         for ts, pid, value, quality in rows:
@@ -144,7 +179,13 @@ def dirty_buckets(rows: Iterable[Row]) -> list[tuple[int, int]]:
     )
 
 
-def write_rows(conn: Conn, rows: Sequence[Row], *, savepoint: bool = True) -> int:
+def write_rows(
+    conn: Conn,
+    rows: Sequence[Row],
+    *,
+    savepoint: bool = True,
+    packed: Sequence[bytes] | None = None,
+) -> int:
     """Write rows inside the current transaction, each (point, ts) once; return how many new.
 
     The fast path is a binary COPY straight into ``readings``. When a row is already there (a
@@ -158,22 +199,24 @@ def write_rows(conn: Conn, rows: Sequence[Row], *, savepoint: bool = True) -> in
         return 0
     if not savepoint:
         with conn.cursor() as cur:
-            _copy_rows(cur, "readings", rows)
+            _copy_rows(cur, "readings", rows, packed)
         _mark(conn, rows)
         return len(rows)
     try:
         with conn.transaction(), conn.cursor() as cur:
-            _copy_rows(cur, "readings", rows)
+            _copy_rows(cur, "readings", rows, packed)
     except psycopg.errors.UniqueViolation:
-        return write_rows_staged(conn, rows)
+        return write_rows_staged(conn, rows, packed)
     _mark(conn, rows)
     return len(rows)
 
 
-def write_rows_staged(conn: Conn, rows: Sequence[Row]) -> int:
+def write_rows_staged(
+    conn: Conn, rows: Sequence[Row], packed: Sequence[bytes] | None = None
+) -> int:
     """The slow path of :func:`write_rows`: staging table and ``ON CONFLICT DO NOTHING``."""
     with conn.cursor() as cur:
-        _copy_rows(cur, "ingest_stage", rows)
+        _copy_rows(cur, "ingest_stage", rows, packed)
         cur.execute(_MOVE_SQL)
         inserted = cur.rowcount
         cur.execute("DELETE FROM ingest_stage")
@@ -231,18 +274,24 @@ def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: b
         res.duplicate_messages = sum(1 for it in items if it.key is not None) - len(new)
         rows: list[Row] = []
         dead: list[DeadLetter] = []
+        chunks: list[bytes] | None = []
         for i, it in enumerate(items):
             if it.key is not None and (it.key not in new or first[it.key] != i):
                 continue
             rows.extend(it.rows)
             dead.extend(it.dead)
+            if chunks is not None and it.rows:
+                if it.packed is None:
+                    chunks = None
+                else:
+                    chunks.append(it.packed)
         res.rows_offered = len(rows)
         if not rows:
             res.rows_inserted = 0
         elif direct:
-            res.rows_inserted = write_rows(conn, rows, savepoint=False)
+            res.rows_inserted = write_rows(conn, rows, savepoint=False, packed=chunks)
         else:
-            res.rows_inserted = write_rows_staged(conn, rows)
+            res.rows_inserted = write_rows_staged(conn, rows, chunks)
         if dead:
             _copy_dead(cur, dead)
             for d in dead:

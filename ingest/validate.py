@@ -119,6 +119,8 @@ class Checked:
     """Set when a reject names an id the registry does not know (a reload may help)."""
     registry_at: float = 0.0
     """``loaded_at`` of the registry snapshot used for the check."""
+    packed: bytes | None = None
+    """``rows`` in binary COPY format, when the caller prepared them (ingest.store.pack_rows)."""
 
 
 def _raw(obj: Any) -> bytes:

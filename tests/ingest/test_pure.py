@@ -165,3 +165,16 @@ def test_config_and_url_errors_are_clear() -> None:
         parse_mqtt_url("http://x")
     b = parse_mqtt_url("mqtts://u%40x:p@broker:8884")
     assert (b.host, b.port, b.tls, b.username, b.password) == ("broker", 8884, True, "u@x", "p")
+
+
+def test_pack_rows_byte_vectors() -> None:
+    from ingest.store import pack_rows
+
+    # 2000-01-01T00:00:00.001Z = 1000 us after PostgreSQL's epoch; point 7; 1.5; good
+    assert pack_rows([(946_684_800_001, 7, 1.5, 0)]) == bytes.fromhex(
+        "00040000000800000000000003e8000000080000000000000007000000083ff8000000000000000000020000"
+    )
+    # a missing value is a NULL field (length -1), quality comm-fail
+    assert pack_rows([(946_684_800_000, 1, None, 2)]) == bytes.fromhex(
+        "0004000000080000000000000000000000080000000000000001ffffffff000000020002"
+    )
