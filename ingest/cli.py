@@ -110,6 +110,49 @@ def run(
     log.info("ingest worker stopped")
 
 
+def _when(dt: datetime | None) -> str:
+    return "-" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@app.command("status")
+def status() -> None:
+    """Show gateways (online/offline, last seen, batches in the last hour), the rollup backlog
+    and the dead letters of the last 24 hours."""
+    import psycopg
+
+    from ingest.store import ingest_status
+
+    with psycopg.connect(_db_url(), autocommit=True) as conn:
+        st = ingest_status(conn)
+    t = Table(
+        "gateway", "allowed", "state", "since", "last seen", "batches (1 h)", "readings (1 h)"
+    )
+    for g in st.gateways:
+        t.add_row(
+            g.code,
+            "yes" if g.allowed else "[red]no[/red]",
+            {"online": "[green]online[/green]", "offline": "[red]offline[/red]"}.get(
+                g.state, g.state
+            ),
+            _when(g.since),
+            _when(g.last_seen),
+            f"{g.batches_1h:,}",
+            f"{g.readings_1h:,}",
+        )
+    console.print(t)
+    console.print(
+        f"rollups: {st.dirty_buckets:,} 5-minute bucket(s) waiting; last run "
+        f"{_when(st.rollups_ran_at) if st.rollups_ran_at else 'never'}"
+    )
+    if st.dead_letters_24h:
+        t = Table("reason", "dead letters (24 h)")
+        for reason, n in st.dead_letters_24h:
+            t.add_row(reason, f"{n:,}")
+        console.print(t)
+    else:
+        console.print("no dead letters in the last 24 hours")
+
+
 @app.command("dead-letters")
 def dead_letters(
     limit: Annotated[int, typer.Option(help="How many of the newest to show.")] = 20,

@@ -564,3 +564,54 @@ def prune_batches(conn: Conn, *, keep_days: int, now_ms: int) -> int:
             (ms_to_dt(now_ms), keep_days),
         )
         return cur.rowcount
+
+
+# ------------------------------------------------------------------------------------ status
+
+
+@dataclass(frozen=True)
+class GatewayStatus:
+    code: str
+    allowed: bool
+    state: str
+    since: datetime | None
+    last_seen: datetime | None
+    batches_1h: int
+    readings_1h: int
+
+
+@dataclass(frozen=True)
+class IngestStatus:
+    gateways: list[GatewayStatus]
+    dirty_buckets: int
+    rollups_ran_at: datetime | None
+    dead_letters_24h: list[tuple[str, int]]
+
+
+def ingest_status(conn: Conn) -> IngestStatus:
+    """What ``suvnet ingest status`` shows."""
+    gws = [
+        GatewayStatus(str(r[0]), bool(r[1]), str(r[2]), r[3], r[4], int(r[5]), int(r[6]))
+        for r in conn.execute(
+            "SELECT g.code, g.allowed, coalesce(s.state, 'unknown'), s.since, s.last_seen, "
+            "coalesce(b.n, 0), coalesce(b.r, 0) FROM gateways g "
+            "LEFT JOIN gateway_state s ON s.gateway_id = g.id "
+            "LEFT JOIN (SELECT gateway_id, count(*) AS n, sum(readings) AS r FROM ingest_batches "
+            "  WHERE committed_at > now() - interval '1 hour' GROUP BY gateway_id) b "
+            "ON b.gateway_id = g.id ORDER BY g.code"
+        ).fetchall()
+    ]
+    dirty = conn.execute("SELECT count(*) FROM ingest_rollup_dirty").fetchone()
+    ran = conn.execute(
+        "SELECT ran_at FROM ingest_rollup_watermark WHERE name = 'rollups'"
+    ).fetchone()
+    dead = conn.execute(
+        "SELECT reason, count(*) FROM dead_letters WHERE received_at > now() - interval '1 day' "
+        "GROUP BY reason ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return IngestStatus(
+        gws,
+        int(dirty[0]) if dirty else 0,
+        ran[0] if ran else None,
+        [(str(r), int(n)) for r, n in dead],
+    )

@@ -139,6 +139,14 @@ def test_bad_input_is_dead_lettered_and_valid_rows_land_once(
     assert m.dead_letters.labels("too_large")._value.get() == 1
     assert m.dead_letters.labels("non_finite_value")._value.get() == 2
     assert m.duplicate_batches._value.get() == 1
+    # the status report sees the same
+    from ingest.store import ingest_status
+
+    st = ingest_status(db)
+    assert ("too_large", 1) in st.dead_letters_24h
+    gw1 = next(g for g in st.gateways if g.code == "gw1")
+    assert (gw1.allowed, gw1.batches_1h, gw1.readings_1h) == (True, 1, 3)
+    assert next(g for g in st.gateways if g.code == "gw-off").allowed is False
     # the worker is still running and still writes
     mosquitto_pub(
         mqtt_url, t.telemetry("gw1"), batch_payload("gw1", "b1", 2, [("dev2", "p1", ts0, 7.0)])
