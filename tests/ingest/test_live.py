@@ -349,3 +349,33 @@ def test_mqtt_311_persistent_session(
     host, port = broker_host_port(mqtt_url)
     cmd = ["mosquitto_sub", "-h", host, "-p", str(port), "-i", cid, "-t", "none/x"]
     subprocess.run([*cmd, "-W", "1", "-V", "mqttv311"], check=False, timeout=10)
+
+
+def test_retained_birth_is_read_at_start(
+    db: psycopg.Connection[Any],
+    mqtt_url: str,
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    registry_ids: dict[str, int],
+) -> None:
+    """A worker that starts after the gateway's birth still learns it (retained message)."""
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    birth = {"v": 1, "gw": "gw-off", "state": "online", "ts": now, "boot": "rb", "health": {"q": 3}}
+    mosquitto_pub(mqtt_url, t.state("gw-off"), json.dumps(birth).encode(), retain=True)
+    try:
+        start_worker()
+        gid = registry_ids["gw-off"]
+        wait_for(
+            lambda: (
+                db.execute(
+                    "SELECT state, boot, health FROM gateway_state WHERE gateway_id = %s", (gid,)
+                ).fetchone()
+                == ("online", "rb", {"q": 3})
+            )
+        )
+        assert (
+            count(db, "SELECT count(*) FROM gateway_state_history WHERE gateway_id = %s", gid) == 1
+        )
+    finally:
+        mosquitto_pub(mqtt_url, t.state("gw-off"), b"", retain=True)
