@@ -485,29 +485,23 @@ class IngestWorker:
                 self._flush_seen(conn, force=True)
                 return
             now_ms = int(self.clock() * 1000)
-            try:
-                if time.monotonic() - self._registry.loaded_at > self.config.registry_refresh_s:
-                    self._registry = load_registry(conn, self.config.default_poll_period_s)
-                group, items = self._collect()
-                self.metrics.queue_depth.set(self.in_memory())
-                if not group:
-                    self._flush_seen(conn)
-                    continue
-                if any(it.unknown_ids for it in items):
-                    # an id the registry did not know: perhaps just registered. Reload (at most
-                    # every 2 s) and check again what was checked with an older snapshot.
-                    if time.monotonic() - self._registry.loaded_at > 2.0:
-                        self._registry = load_registry(conn, self.config.default_poll_period_s)
-                    at = self._registry.loaded_at
-                    items = [
-                        self._check(m, now_ms) if it.unknown_ids and it.registry_at < at else it
-                        for m, it in zip(group, items, strict=True)
-                    ]
-            except psycopg.Error as exc:
-                conn.close()
-                self._db_down(exc, down_since)
-                down_since = time.monotonic()
+            if time.monotonic() - self._registry.loaded_at > self.config.registry_refresh_s:
+                self._reload_registry(conn)
+            group, items = self._collect()
+            self.metrics.queue_depth.set(self.in_memory())
+            if not group:
+                self._flush_seen(conn)
                 continue
+            if any(it.unknown_ids for it in items):
+                # an id the registry did not know: perhaps just registered. Reload (at most
+                # every 2 s) and check again what was checked with an older snapshot.
+                if time.monotonic() - self._registry.loaded_at > 2.0:
+                    self._reload_registry(conn)
+                at = self._registry.loaded_at
+                items = [
+                    self._check(m, now_ms) if it.unknown_ids and it.registry_at < at else it
+                    for m, it in zip(group, items, strict=True)
+                ]
             # commit the group, retrying until it is in (or we are told to stop)
             while True:
                 try:
@@ -539,6 +533,14 @@ class IngestWorker:
                 backoff.reset()
             self._held = 0
             self._flush_seen(conn)
+
+    def _reload_registry(self, conn: psycopg.Connection[Any]) -> None:
+        """Re-read the registry; on a database error keep the old snapshot (the commit that
+        follows meets the same error and retries)."""
+        try:
+            self._registry = load_registry(conn, self.config.default_poll_period_s)
+        except psycopg.Error as exc:
+            log.debug("registry reload failed, keeping the previous snapshot: %s", exc)
 
     def _db_down(self, exc: Exception, since: float | None) -> None:
         self.metrics.db_up.set(0)
