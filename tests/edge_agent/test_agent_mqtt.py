@@ -202,7 +202,10 @@ async def test_broker_outage_every_reading_once_and_in_order(
     tmp_path: Path, profiles: dict[str, Profile], private_broker: PrivateBroker, topic_root: str
 ) -> None:
     server, port = await tcp_sim(profiles)
-    cfg = write_gateway(tmp_path, "gw-out", private_broker.url, topic_root, tcp_buses(port))
+    cfg = write_gateway(
+        tmp_path, "gw-out", private_broker.url, topic_root, tcp_buses(port),
+        batch={"max_readings": 50, "max_latency_s": 0.2, "resend_after_s": 2, "max_inflight": 32},
+    )  # fmt: skip
     agent = RecordingAgent(load_config(cfg))
     try:
         async with running_office(private_broker.url, topic_root, "gw-out") as office:
@@ -218,7 +221,7 @@ async def test_broker_outage_every_reading_once_and_in_order(
                 await asyncio.sleep(0.5)
                 n_produced = len(agent.produced)
                 await wait_for(
-                    lambda: len(office.readings()) >= n_produced, 20, "the backlog to arrive"
+                    lambda: len(office.readings()) >= n_produced, 40, "the backlog to arrive"
                 )
             got = office.readings()
         assert got == agent.produced[: len(got)]  # every reading exactly once, in order
