@@ -18,7 +18,7 @@ the PostgreSQL server of SUVNET_TEST_DATABASE_URL or 127.0.0.1:5432, dropped at 
 Throughput figures are the best of several rounds (2 with --quick), because the machine may be
 busy with other work.
 
-Usage: python bench/ingest.py [--quick] [--readings N] [--rounds R] [--latency-s S]
+Usage: python bench/ingest.py [--quick] [--readings N] [--rounds R] [--latency-s S] [--workers W]
 The last line printed is one JSON object with the figures.
 """
 
@@ -310,6 +310,7 @@ def main() -> None:
     ap.add_argument("--readings", type=int, help="readings per throughput run")
     ap.add_argument("--rounds", type=int, help="throughput rounds (the best one counts)")
     ap.add_argument("--latency-s", type=float, help="seconds of the fixed-rate latency run")
+    ap.add_argument("--workers", type=int, default=1, help="ingest workers (default 1)")
     ap.add_argument("--mqtt-url", help="use this broker instead of a private Mosquitto")
     args = ap.parse_args()
     total = args.readings or (150_000 if args.quick else 1_000_000)
@@ -345,6 +346,21 @@ def main() -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    # more workers on the same shared subscription (the figures of the report lines are the
+    # first worker's; the readings/s are the total)
+    others = [
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "suvnet"), "ingest", "run"],
+            env=dict(
+                env,
+                SUVNET_INGEST_CLIENT_ID=f"bench-ingest-{uuid.uuid4().hex[:6]}",
+                SUVNET_INGEST_METRICS_PORT="0",
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(args.workers - 1)
+    ]
     acks = Acks(mqtt_url, topics)
     pub = publisher(mqtt_url)
     try:
@@ -398,6 +414,13 @@ def main() -> None:
         )
         print(f"ratio (ingest end to end / bare COPY): {rps100 / copy_rps:.2f}")
     finally:
+        for proc in others:
+            proc.send_signal(signal.SIGTERM)
+        for proc in others:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if ingest.poll() is None:
             ingest.send_signal(signal.SIGTERM)
             try:
