@@ -139,10 +139,12 @@ def create_app(
 
     from api.routes import auth, commands, registry
 
-    app.include_router(auth.router)
+    # routes are matched in order: the busiest (balances, readings) come first
+    _include_optional(app, "billing")
     app.include_router(registry.router)
+    app.include_router(auth.router)
     app.include_router(commands.router)
-    for name in ("billing", "alarms", "reports"):
+    for name in ("alarms", "reports"):
         _include_optional(app, name)
     _include_web(app)
     from api.payments import router as payments_router  # Payme, Click, cashier, statements
