@@ -40,7 +40,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.config import IngestConfig
-from ingest.errors import BrokerError
+from ingest.errors import BrokerError, IngestError
 from ingest.metrics import Metrics
 from ingest.store import ensure_partitions as ensure_partitions_sql
 from ingest.store import (
@@ -160,11 +160,18 @@ class IngestWorker:
         if self.config.metrics_port:
             from prometheus_client import start_http_server
 
-            self._metrics_server, _ = start_http_server(
-                self.config.metrics_port,
-                addr=self.config.metrics_addr,
-                registry=self.metrics.registry,
-            )
+            try:
+                self._metrics_server, _ = start_http_server(
+                    self.config.metrics_port,
+                    addr=self.config.metrics_addr,
+                    registry=self.metrics.registry,
+                )
+            except OSError as exc:
+                raise IngestError(
+                    f"cannot serve metrics on {self.config.metrics_addr}:"
+                    f"{self.config.metrics_port} ({exc.strerror or exc}); choose another "
+                    "--metrics-port, or 0 to turn metrics off"
+                ) from exc
             log.info(
                 "metrics on http://%s:%d/metrics",
                 self.config.metrics_addr,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 
 from ingest.service import IngestWorker
 from suvnet.protocol import Topics
@@ -262,6 +263,13 @@ def test_metrics_endpoint(
     assert 'suvnet_ingest_dead_letters_total{reason="bad_json"} 1.0' in body
     assert "suvnet_ingest_commit_seconds_bucket" in body
     assert "suvnet_ingest_db_up 1.0" in body
+    # a second worker on the same port: a clear error, not a traceback
+    from ingest.errors import IngestError
+    from tests.ingest.conftest import make_config
+
+    other = IngestWorker(worker.database_url, "mqtt://127.0.0.1:1", make_config(metrics_port=port))
+    with pytest.raises(IngestError, match="choose another --metrics-port"):
+        other.start()
 
 
 def test_newly_registered_gateway_is_picked_up(
