@@ -14,6 +14,7 @@ from typing import Any
 
 import aiomqtt
 
+from edge_agent.aio import wait_event, with_timeout
 from edge_agent.commands import execute, plan_command
 from edge_agent.config import LoadedConfig, RtuBus, RtuTcpBus, TcpBus
 from edge_agent.errors import CommandRefused
@@ -279,13 +280,15 @@ class Agent:
                     except asyncio.CancelledError:
                         # a clean stop: say goodbye ourselves (the will is for crashes)
                         with contextlib.suppress(Exception):
-                            async with asyncio.timeout(2):
-                                await client.publish(
+                            await with_timeout(
+                                client.publish(
                                     self.topics.state(self.cfg.gateway),
                                     self.state("offline"),
                                     qos=1,
                                     retain=True,
-                                )
+                                ),
+                                2,
+                            )
                         raise
             except* (aiomqtt.MqttError, OSError) as eg:
                 err = eg.exceptions[0]
@@ -371,9 +374,7 @@ class Agent:
                 timeout = b.max_latency_s
             if self._inflight:
                 timeout = min(timeout, b.resend_after_s)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._outbox_event.wait()
+            await wait_event(self._outbox_event, timeout)
 
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         while True:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from edge_agent.aio import wait_event, with_timeout
 from edge_agent.errors import FrameError, ModbusError, ModbusExceptionResponse, ModbusTimeout
 
 FC_READ = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
@@ -180,8 +181,9 @@ class _StreamConnection:
     async def _ensure(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None or self._writer.is_closing():
             try:
-                async with asyncio.timeout(self.connect_timeout):
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                reader, writer = await with_timeout(
+                    asyncio.open_connection(self.host, self.port), self.connect_timeout
+                )
             except TimeoutError as exc:
                 raise ModbusTimeout(f"connect to {self.host}:{self.port} timed out") from exc
             except OSError as exc:
@@ -205,8 +207,7 @@ class _StreamConnection:
         async with self._lock:
             reader, writer = await self._ensure()
             try:
-                async with asyncio.timeout(timeout_s):
-                    return await self._roundtrip(reader, writer, unit, pdu)
+                return await with_timeout(self._roundtrip(reader, writer, unit, pdu), timeout_s)
             except TimeoutError as exc:
                 await self.close()  # a late answer must not be taken for the next one
                 raise ModbusTimeout(
@@ -225,29 +226,115 @@ class _StreamConnection:
         raise NotImplementedError
 
 
-class TcpConnection(_StreamConnection):
-    """Modbus TCP (MBAP header)."""
+class _MbapProtocol(asyncio.Protocol):
+    """Splits the TCP byte stream into MBAP frames and hands the awaited one over."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.tid = 0
+        self.lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or ConnectionResetError("connection closed by the device")
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_exception(ModbusError(f"connection lost: {self.lost}"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        while len(buf) >= 7:
+            tid, proto, length, unit = struct.unpack_from(">HHHB", buf)
+            if proto != 0 or not 2 <= length <= 254:
+                buf.clear()
+                w = self.waiter
+                if w is not None and not w.done():
+                    w.set_exception(FrameError(f"bad MBAP header {bytes(data[:7]).hex()}"))
+                return
+            if len(buf) < 6 + length:
+                return
+            body = bytes(buf[7 : 6 + length])
+            del buf[: 6 + length]
+            w = self.waiter
+            # an answer to an earlier, timed-out request is skipped
+            if tid == self.tid and w is not None and not w.done():
+                w.set_result((unit, body))
+
+
+class TcpConnection:
+    """Modbus TCP (MBAP header): one connection, one request at a time."""
 
     def __init__(self, host: str, port: int, connect_timeout: float = 3.0) -> None:
-        super().__init__(host, port, connect_timeout)
+        self.host, self.port = host, port
+        self.connect_timeout = connect_timeout
+        self._proto: _MbapProtocol | None = None
+        self._lock = asyncio.Lock()
         self._tid = 0
 
-    async def _roundtrip(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, unit: int, pdu: bytes
-    ) -> bytes:
-        self._tid = (self._tid + 1) & 0xFFFF
-        writer.write(struct.pack(">HHHB", self._tid, 0, len(pdu) + 1, unit) + pdu)
-        while True:
-            head = await reader.readexactly(7)
-            tid, proto, length, r_unit = struct.unpack(">HHHB", head)
-            if proto != 0 or not 2 <= length <= 254:
-                raise FrameError(f"bad MBAP header {head.hex()}")
-            body = await reader.readexactly(length - 1)
-            if tid == self._tid:
-                if r_unit != unit:
-                    raise FrameError(f"answer from unit {r_unit}, expected {unit}")
-                return body
-            # an answer to an earlier, timed-out request: skip it
+    async def _ensure(self) -> _MbapProtocol:
+        p = self._proto
+        if p is not None and p.lost is None and p.transport is not None:
+            return p
+        loop = asyncio.get_running_loop()
+        try:
+            transport, proto = await with_timeout(
+                loop.create_connection(_MbapProtocol, self.host, self.port), self.connect_timeout
+            )
+        except TimeoutError as exc:
+            raise ModbusTimeout(f"connect to {self.host}:{self.port} timed out") from exc
+        except OSError as exc:
+            raise ModbusError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._proto = proto
+        return proto
+
+    async def close(self) -> None:
+        p, self._proto = self._proto, None
+        if p is not None and p.transport is not None:
+            p.transport.close()
+
+    async def exchange(self, unit: int, pdu: bytes, timeout_s: float) -> bytes:
+        async with self._lock:
+            proto = await self._ensure()
+            assert proto.transport is not None
+            loop = asyncio.get_running_loop()
+            self._tid = (self._tid + 1) & 0xFFFF
+            proto.tid = self._tid
+            waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+            proto.waiter = waiter
+            proto.transport.write(struct.pack(">HHHB", self._tid, 0, len(pdu) + 1, unit) + pdu)
+            handle = loop.call_later(timeout_s, _expire, waiter)
+            try:
+                r_unit, body = await waiter
+            except TimeoutError as exc:
+                await self.close()  # a late answer must not be taken for the next one
+                raise ModbusTimeout(
+                    f"no answer from {self.host}:{self.port} unit {unit} in {timeout_s:g} s"
+                ) from exc
+            except ModbusError:
+                await self.close()
+                raise
+            finally:
+                handle.cancel()
+                proto.waiter = None
+            if r_unit != unit:
+                await self.close()
+                raise FrameError(f"answer from unit {r_unit}, expected {unit}")
+            return body
+
+
+def _expire(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class RtuTcpConnection(_StreamConnection):
@@ -322,8 +409,8 @@ class SerialConnection:
             left = deadline - loop.time()
             if left <= 0:
                 raise TimeoutError
-            async with asyncio.timeout(left):
-                await self._event.wait()
+            if not await wait_event(self._event, left):
+                raise TimeoutError
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
