@@ -17,9 +17,9 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from edge_agent.aio import wait_event, with_timeout
+from edge_agent.aio import with_timeout
 from edge_agent.errors import FrameError, ModbusError, ModbusExceptionResponse, ModbusTimeout
 
 FC_READ = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
@@ -332,7 +332,7 @@ class TcpConnection:
             return body
 
 
-def _expire(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
 
@@ -360,7 +360,8 @@ class SerialConnection:
         self._serial: object | None = None
         self._fd: int | None = None
         self._buf = bytearray()
-        self._event = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        self._need = 3
         self._lock = asyncio.Lock()
 
     def _open(self) -> int:
@@ -400,19 +401,30 @@ class SerialConnection:
             data = b""
         if data:
             self._buf += data
-            self._event.set()
+            w = self._waiter
+            if w is not None and not w.done() and len(self._buf) >= self._need:
+                w.set_result(None)
 
-    async def _read(self, n: int, deadline: float) -> bytes:
+    def _frame_length(self) -> int:
+        """Bytes needed for the whole answer, as far as the buffer tells so far."""
+        return 3 if len(self._buf) < 3 else rtu_response_length(bytes(self._buf[:3]))
+
+    async def _read_frame(self, deadline: float) -> bytes:
+        """One answer frame: wake up only when enough bytes are in (one wake-up, usually)."""
         loop = asyncio.get_running_loop()
-        while len(self._buf) < n:
-            self._event.clear()
-            left = deadline - loop.time()
-            if left <= 0:
+        while (need := self._frame_length()) > len(self._buf) or len(self._buf) < 3:
+            if loop.time() >= deadline:
                 raise TimeoutError
-            if not await wait_event(self._event, left):
-                raise TimeoutError
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter, self._need = waiter, need
+            handle = loop.call_at(deadline, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+                self._waiter = None
+        out = bytes(self._buf[:need])
+        del self._buf[:need]
         return out
 
     async def exchange(self, unit: int, pdu: bytes, timeout_s: float) -> bytes:
@@ -426,10 +438,8 @@ class SerialConnection:
                 await self.close()
                 raise ModbusError(f"cannot write to {self.port}: {exc}") from exc
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
             try:
-                head = await self._read(3, deadline)
-                rest = await self._read(rtu_response_length(head) - 3, deadline)
+                answer = await self._read_frame(loop.time() + timeout_s)
             except TimeoutError as exc:
                 raise ModbusTimeout(
                     f"no answer from unit {unit} on {self.port} in {timeout_s:g} s"
@@ -437,7 +447,7 @@ class SerialConnection:
             except FrameError:
                 self._buf.clear()
                 raise
-            return rtu_unframe(unit, head + rest)
+            return rtu_unframe(unit, answer)
 
     async def close(self) -> None:
         if self._fd is not None:
