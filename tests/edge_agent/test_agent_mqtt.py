@@ -264,3 +264,36 @@ async def test_systemd_ready_and_watchdog(
         sock.close()
         await server.stop()
     assert got[0] == "READY=1"
+
+
+async def test_a_failing_task_is_restarted_and_logged(
+    tmp_path: Path,
+    profiles: dict[str, Profile],
+    mqtt_url: str,
+    topic_root: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cfg = write_gateway(tmp_path, "gw-sup", mqtt_url, topic_root, tcp_buses(free_port()))
+    agent = Agent(load_config(cfg))
+    calls: list[int] = []
+    second_run = asyncio.Event()
+
+    async def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one device loop")
+        second_run.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(agent._supervise("poll:x", flaky))
+    try:
+        async with asyncio.timeout(10):
+            await second_run.wait()
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+        agent.outbox.close()
+    assert task.cancelled()  # a cancel goes through; it is never swallowed
+    assert len(calls) == 2
+    assert "task poll:x failed; restarting it" in caplog.text
+    assert "a bug in one device loop" in caplog.text
