@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any, Literal
 
 from suvnet.errors import ProtocolError
@@ -45,6 +46,7 @@ class Quality(IntEnum):
         return self.name.lower().replace("_", "-")
 
 
+@lru_cache(maxsize=65536)
 def valid_id(value: str) -> bool:
     """Gateway, device and point ids: 1-64 of ``A-Z a-z 0-9 _ . -``, not starting with a sign."""
     return bool(_ID_RE.match(value))
@@ -189,6 +191,12 @@ class CommandResult:
     readback: float | bool | None = None
 
 
+try:  # orjson is in the server install; a gateway falls back to the standard library
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the install
+    _fast_loads = json.loads  # type: ignore[assignment]
+
+
 def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
@@ -197,9 +205,13 @@ def _loads(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError("too_large", f"payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("bad_json", str(exc)) from exc
+        doc = _fast_loads(payload)
+    except ValueError:
+        # the slow path also accepts NaN/Infinity, so such readings are refused one by one
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProtocolError("bad_json", str(exc)) from exc
     if not isinstance(doc, dict):
         raise ProtocolError("bad_shape", "payload is not a JSON object")
     v = doc.get("v")
@@ -232,33 +244,38 @@ def encode_telemetry(batch: TelemetryBatch) -> bytes:
     )
 
 
+_QUALITIES = tuple(Quality)
+
+
 def _decode_reading(row: Any) -> Reading | str:
     """Decode one ``[device, point, ts_ms, value, quality]`` row, or return a reject reason."""
-    if not isinstance(row, list) or len(row) not in (4, 5):
+    if type(row) is not list or not 4 <= len(row) <= 5:
         return "bad_reading_shape"
     device, point, ts, value = row[0], row[1], row[2], row[3]
     q_raw = row[4] if len(row) == 5 else 0
-    if not isinstance(device, str) or not valid_id(device):
+    if type(device) is not str or not valid_id(device):
         return "bad_device_id"
-    if not isinstance(point, str) or not valid_id(point):
+    if type(point) is not str or not valid_id(point):
         return "bad_point_id"
-    if isinstance(ts, bool) or not isinstance(ts, int):
+    if type(ts) is not int:
         return "bad_timestamp"
-    if isinstance(q_raw, bool) or not isinstance(q_raw, int) or not 0 <= q_raw <= 3:
+    if type(q_raw) is not int or not 0 <= q_raw <= 3:
         return "bad_quality"
-    quality = Quality(q_raw)
+    quality = _QUALITIES[q_raw]
+    vt = type(value)
+    if vt is float:
+        if not math.isfinite(value):
+            return "non_finite_value"
+        return Reading(device, point, ts, value, quality)
     if value is None:
         if quality is Quality.GOOD:
             return "missing_value"
         return Reading(device, point, ts, None, quality)
-    if isinstance(value, bool):
-        value = 1.0 if value else 0.0
-    if not isinstance(value, int | float):
+    if vt is bool:
+        return Reading(device, point, ts, 1.0 if value else 0.0, quality)
+    if vt is not int:
         return "bad_value_type"
-    fval = float(value)
-    if not math.isfinite(fval):
-        return "non_finite_value"
-    return Reading(device, point, ts, fval, quality)
+    return Reading(device, point, ts, float(value), quality)
 
 
 def decode_telemetry(payload: bytes) -> DecodedBatch:
