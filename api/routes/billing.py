@@ -400,3 +400,39 @@ async def my_account(*, who: Customer, conn: Conn) -> dict[str, Any]:
 async def my_invoices(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
     w = Where().eq("a.number", who.account_no)
     return await fetch_page(conn, INVOICE_SELECT, w, "i.period DESC", pg)
+
+
+@router.get("/me/payments", tags=["cabinet"], summary="The customer's own payments")
+async def my_payments(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
+    w = Where().add("l.kind = 'payment'").eq("a.number", who.account_no)
+    return await fetch_page(
+        conn,
+        "SELECT l.id, -l.amount_tiyin AS amount_tiyin, l.value_date, l.source "
+        "FROM ledger l JOIN accounts a ON a.id = l.account_id",
+        w,
+        "l.value_date DESC, l.id DESC",
+        pg,
+    )
+
+
+@router.get("/me/consumption", tags=["cabinet"], summary="The customer's billed m³ by month")
+async def my_consumption(
+    *, who: Customer, conn: Conn, months: Annotated[int, Query(ge=1, le=120)] = 12
+) -> dict[str, Any]:
+    assert who.account_no is not None
+    acc = await billing_data.account_by_number(conn, who.account_no)
+    rows = await billing_data.monthly_consumption(conn, acc["id"], months)
+    return {"account": who.account_no, "items": rows}
+
+
+@router.get(
+    "/me/invoices/{invoice_id}.pdf",
+    tags=["cabinet"],
+    summary="PDF of one of the customer's own invoices",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def my_invoice_pdf(
+    *, who: Customer, conn: Conn, st: State, invoice_id: DbId, lang: Literal["uz", "ru"] = "uz"
+) -> Response:
+    return await invoice_pdf_response(conn, st, invoice_id, account_no=who.account_no, lang=lang)

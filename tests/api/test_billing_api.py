@@ -198,3 +198,35 @@ async def test_billing_run_dry_then_real(
     assert row is not None and body["charged_tiyin"] == row[0] == dry["total_tiyin"]
     r = await client.post("/api/v1/billing-runs", json={"period": "2026-13"}, headers=clerk)
     assert r.status_code == 422
+
+
+async def test_customer_sees_only_own_data(
+    client: httpx.AsyncClient, users: dict[Role, User], accounts: dict[str, Any], db_url: str
+) -> None:
+    from tests.api.conftest import insert_user
+
+    with psycopg.connect(db_url, autocommit=True) as c:
+        owner = insert_user(c, accounts["prepaid"], Role.CUSTOMER, account_no=accounts["prepaid"])
+    me = bearer(owner)
+    acc = (await client.get("/api/v1/me/account", headers=me)).json()
+    assert acc["number"] == accounts["prepaid"]
+    assert acc["balance_tiyin"] == ledger_sum(db_url, accounts["prepaid"])
+    pays = (await client.get("/api/v1/me/payments", headers=me)).json()
+    assert [(p["amount_tiyin"], p["source"]) for p in pays["items"]] == [(5_000_000, "payme")]
+    cons = (await client.get("/api/v1/me/consumption", headers=me)).json()
+    october = [c for c in cons["items"] if c["period"] == "2026-10-01"]
+    assert [c["volume_m3"] for c in october] == [2.0]
+    own = (await client.get("/api/v1/me/invoices", headers=me)).json()["items"]
+    r = await client.get(f"/api/v1/me/invoices/{own[0]['id']}.pdf", headers=me)
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    other = (
+        await client.get(
+            "/api/v1/invoices",
+            params={"account": accounts["owes"]},
+            headers=bearer(users[Role.VIEWER]),
+        )
+    ).json()["items"][0]
+    r = await client.get(f"/api/v1/me/invoices/{other['id']}.pdf", headers=me)
+    assert r.status_code == 404  # another account's invoice does not exist for this customer
+    r = await client.get(f"/api/v1/accounts/{accounts['owes']}", headers=me)
+    assert r.status_code == 403
