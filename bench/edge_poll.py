@@ -79,6 +79,7 @@ import asyncio, contextlib, os, sys
 # the emulated line and devices stand for hardware: let them not wait for a busy CPU
 with contextlib.suppress(OSError):
     os.nice(-15)
+sys.setswitchinterval(0.0002)  # the relay threads must not wait 5 ms for the GIL
 from simulator.line import PacedLine
 from simulator.server import SimServer
 from simulator.devices import SimulatedDevice
