@@ -30,7 +30,13 @@ import psycopg
 
 from billing.ledger import post_payment
 from billing.payments.errors import AllocationError
-from billing.payments.matching import NameMatcher, find_numbers, name_tokens
+from billing.payments.matching import (
+    AccountIndex,
+    Candidate,
+    NameMatcher,
+    address_in,
+    find_numbers,
+)
 from billing.payments.statements import Statement, StatementLine
 
 log = logging.getLogger(__name__)
@@ -96,9 +102,14 @@ def _open_accounts_by_number(
 
 
 def match_line(
-    conn: psycopg.Connection[Any], line: StatementLine, *, fuzzy_min_score: float = 0.55
+    conn: psycopg.Connection[Any],
+    line: StatementLine,
+    *,
+    fuzzy_min_score: float = 0.55,
+    index: Callable[[], AccountIndex] | None = None,
 ) -> MatchResult:
-    """Decide where a credit goes (reads the database, writes nothing)."""
+    """Decide where a credit goes (reads the database, writes nothing). ``index`` gives the
+    account index for name suggestions (loaded from the database when not given)."""
     res = MatchResult()
     amount = line.amount_tiyin
     hits = find_numbers(line.purpose)
@@ -168,40 +179,47 @@ def match_line(
             res.notes.append(f"the payer has {len(rows)} accounts; split it by hand")
             return res
     # 3. fuzzy name / address suggestions
-    res.suggestions = _fuzzy(conn, line, fuzzy_min_score)
+    res.suggestions = _fuzzy(line, fuzzy_min_score, (index or _LazyIndex(conn))())
     res.review = bool(res.suggestions)
     return res
 
 
-def _fuzzy(
-    conn: psycopg.Connection[Any], line: StatementLine, min_score: float
-) -> list[Suggestion]:
-    tokens = name_tokens(f"{line.payer_name} {line.purpose}")
-    if not tokens:
-        return []
-    patterns = [f"%{t}%" for t in tokens]
+def load_index(conn: psycopg.Connection[Any]) -> AccountIndex:
+    """Every open account with its street and house, for name/address suggestions."""
     rows = conn.execute(
         """SELECT a.id, a.number, a.name, coalesce(s.name_uz, ''), h.number
            FROM accounts a JOIN houses h ON h.id = a.house_id
            LEFT JOIN streets s ON s.id = h.street_id
-           WHERE a.status <> 'closed'
-             AND (a.name ILIKE ANY(%(p)s) OR s.name_uz ILIKE ANY(%(p)s))
-           ORDER BY (SELECT count(*) FROM unnest(%(p)s::text[]) t
-                     WHERE a.name ILIKE t OR s.name_uz ILIKE t) DESC, a.number
-           LIMIT 100""",
-        {"p": patterns},
+           WHERE a.status <> 'closed'"""
     ).fetchall()
-    purpose_low = line.purpose.lower()
+    return AccountIndex([Candidate(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows])
+
+
+class _LazyIndex:
+    """Loads the account index the first time a line needs name suggestions."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.index: AccountIndex | None = None
+
+    def __call__(self) -> AccountIndex:
+        if self.index is None:
+            self.index = load_index(self.conn)
+        return self.index
+
+
+def _fuzzy(line: StatementLine, min_score: float, index: AccountIndex) -> list[Suggestion]:
+    found = index.candidates(f"{line.payer_name} {line.purpose}")
     matcher = NameMatcher(line.payer_name, floor=min_score)
     out: list[Suggestion] = []
-    for acc_id, number, name, street, house in rows:
-        score = matcher.score(name) if line.payer_name else 0.0
-        reason = f"name like {name!r}"
-        if street and street.lower() in purpose_low and house and house.lower() in purpose_low:
+    for c in found:
+        score = matcher.score(c.name) if line.payer_name else 0.0
+        reason = f"name like {c.name!r}"
+        if address_in(line.purpose, c.street, c.house):
             score = max(score, 0.6) + 0.2
-            reason = f"address {street} {house} in the purpose; {reason}"
+            reason = f"address {c.street} {c.house} in the purpose; {reason}"
         if score >= min_score:
-            out.append(Suggestion(int(acc_id), number, round(min(score, 1.0), 3), reason))
+            out.append(Suggestion(c.account_id, c.number, round(min(score, 1.0), 3), reason))
     out.sort(key=lambda s: (-s.score, s.number))
     return out[:5]
 
@@ -348,6 +366,7 @@ def import_statement(
         assert row is not None
     sid = int(row[0])
     summary = ImportSummary(sid, stmt.identity, stmt.format, already, lines_total=len(stmt.lines))
+    lazy = _LazyIndex(conn)
     for i, line in enumerate(stmt.lines, start=1):
         inserted = conn.execute(
             """INSERT INTO bank_statement_lines (statement_id, line_no, value_date, amount_tiyin,
@@ -388,7 +407,7 @@ def import_statement(
             )
             summary.duplicate += 1
             continue
-        res = match_line(conn, line, fuzzy_min_score=fuzzy_min_score)
+        res = match_line(conn, line, fuzzy_min_score=fuzzy_min_score, index=lazy)
         status = _apply(
             conn,
             line_id=int(inserted[0]),
@@ -427,6 +446,7 @@ def rematch(
            ORDER BY l.id FOR UPDATE OF l"""
     ).fetchall()
     counts = {"matched": 0, "partial": 0, "review": 0, "suspense": 0}
+    lazy = _LazyIndex(conn)
     for r in rows:
         line = StatementLine(
             line_no=r[2],
@@ -440,7 +460,7 @@ def rematch(
             payer_mfo=r[9],
             purpose=r[10],
         )
-        res = match_line(conn, line, fuzzy_min_score=fuzzy_min_score)
+        res = match_line(conn, line, fuzzy_min_score=fuzzy_min_score, index=lazy)
         status = _apply(conn, line_id=int(r[0]), identity=r[1], line=line, res=res, now=now, by=by)
         counts[status] += 1
     return counts

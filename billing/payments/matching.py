@@ -3,8 +3,11 @@ payment purpose, and name similarity for the review suggestions."""
 
 from __future__ import annotations
 
+import heapq
+import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -101,6 +104,57 @@ def name_score(a: str, b: str) -> float:
     return NameMatcher(a).score(b)
 
 
-def name_tokens(text: str) -> list[str]:
-    """Words long enough to look up candidates by (4+ letters, no digits)."""
-    return [w for w in _norm(text).split() if len(w) >= 4 and not any(c.isdigit() for c in w)][:6]
+@dataclass(frozen=True)
+class Candidate:
+    """An open account as the name/address search sees it."""
+
+    account_id: int
+    number: str
+    name: str
+    street: str
+    house: str
+
+
+class AccountIndex:
+    """Words of account names and streets -> accounts, weighted by rarity (IDF).
+
+    Built once per import (all open accounts), it finds the few accounts worth comparing
+    with a payer's name instead of comparing every account. A word carried by more than
+    ``common_share`` of the accounts (e.g. a very common surname) is not used to find
+    candidates: it says nothing about who paid."""
+
+    def __init__(self, candidates: Sequence[Candidate], common_share: float = 0.05) -> None:
+        self.cands = list(candidates)
+        postings: dict[str, list[int]] = {}
+        for i, c in enumerate(self.cands):
+            for w in set(_norm(c.name).split()) | set(_norm(c.street).split()):
+                if len(w) >= 2:
+                    postings.setdefault(w, []).append(i)
+        n = max(1, len(self.cands))
+        self.max_df = max(50, int(n * common_share))
+        self.postings = postings
+        self.idf = {w: math.log(1 + n / len(p)) for w, p in postings.items()}
+
+    def __len__(self) -> int:
+        return len(self.cands)
+
+    def candidates(self, text: str, limit: int = 30) -> list[Candidate]:
+        """The accounts sharing the rarest words with ``text``, best first."""
+        weights: dict[int, float] = {}
+        for w in set(_norm(text).split()):
+            post = self.postings.get(w)
+            if post is None or len(post) > self.max_df:
+                continue
+            for i in post:
+                weights[i] = weights.get(i, 0.0) + self.idf[w]
+        best = heapq.nlargest(limit, weights.items(), key=lambda kv: (kv[1], -kv[0]))
+        return [self.cands[i] for i, _ in best]
+
+
+def address_in(purpose: str, street: str, house: str) -> bool:
+    """The street name and the house number (as a separate word) both appear in the text."""
+    low = _norm(purpose)
+    st = _norm(street)
+    if not st or not house.strip() or st not in low:
+        return False
+    return re.search(rf"(?<![\w]){re.escape(house.strip().lower())}(?![\w])", low) is not None

@@ -86,3 +86,22 @@ def test_every_listed_number_is_found(serials: list[int]) -> None:
     hits = find_numbers(purpose)
     assert [h.number for h in hits] == numbers
     assert all(h.valid for h in hits)
+
+
+def test_account_index_prefers_rare_words() -> None:
+    from billing.payments.matching import AccountIndex, Candidate, address_in
+
+    cands = [
+        Candidate(i, make_number(i), f"Karimov {n}", "Navoiy", str(i))
+        for i, n in enumerate(["Anvar", "Bobur", "Dilshod"] * 40, start=1)
+    ]
+    cands.append(Candidate(500, make_number(500), "Zulfiyaxon Qodirova", "Amir Temur", "7"))
+    idx = AccountIndex(cands, common_share=0.05)
+    assert len(idx) == 121
+    best = idx.candidates("Qodirova Zulfiya to'lov")
+    assert best[0].account_id == 500
+    # "karimov" and "navoiy" are on every other account: too common to find anyone by
+    assert idx.candidates("Karimov Navoiy") == []
+    assert address_in("Amir Temur ko'chasi 7-uy", "Amir Temur", "7")
+    assert not address_in("Amir Temur ko'chasi 17", "Amir Temur", "7")
+    assert not address_in("Navoiy 7", "Amir Temur", "7")
