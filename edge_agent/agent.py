@@ -188,7 +188,12 @@ class Agent:
             return 0
         batch = list(self._pending)
         self._pending.clear()
-        await asyncio.to_thread(self.outbox.add, batch, wall_ms())
+        try:
+            await asyncio.to_thread(self.outbox.add, batch, wall_ms())
+        except BaseException:
+            # not written (disk full, cancelled mid-way): keep them for the next attempt
+            self._pending.extendleft(reversed(batch))
+            raise
         self.last_flush = time.monotonic()
         self._outbox_event.set()
         return len(batch)

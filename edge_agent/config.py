@@ -135,7 +135,8 @@ class OutboxConfig(BaseModel):
 
 class BatchConfig(BaseModel):
     model_config = _STRICT
-    max_readings: int = Field(500, ge=1, le=20000)
+    # 5000 readings of the longest ids stay under the office's 1 MiB message limit
+    max_readings: int = Field(500, ge=1, le=5000, description="readings per message")
     max_latency_s: float = Field(2.0, gt=0, le=600, description="send a partial batch after")
     max_inflight: int = Field(16, ge=1, le=1000, description="unacknowledged batches in flight")
     resend_after_s: float = Field(30.0, gt=0, description="re-send an unacknowledged batch")

@@ -16,6 +16,7 @@ import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
+from edge_agent.errors import OutboxError
 from edge_agent.profiles import Profile
 from simulator.devices import SimulatedDevice
 from simulator.server import SimServer
@@ -297,3 +298,16 @@ async def test_a_failing_task_is_restarted_and_logged(
     assert len(calls) == 2
     assert "task poll:x failed; restarting it" in caplog.text
     assert "a bug in one device loop" in caplog.text
+
+
+async def test_readings_stay_buffered_when_the_outbox_cannot_write(
+    tmp_path: Path, mqtt_url: str, topic_root: str
+) -> None:
+    cfg = write_gateway(tmp_path, "gw-disk", mqtt_url, topic_root, tcp_buses(free_port()))
+    agent = Agent(load_config(cfg))
+    readings = [Reading("d-1", "p", 1_000 + i, float(i)) for i in range(10)]
+    agent._sink(readings)
+    agent.outbox._db.close()  # the disk went away under it
+    with pytest.raises(OutboxError, match="cannot write to the outbox"):
+        await agent.flush()
+    assert list(agent._pending) == readings  # nothing lost, order kept
