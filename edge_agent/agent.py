@@ -28,7 +28,7 @@ from edge_agent.modbus import (
     inter_frame_gap,
 )
 from edge_agent.outbox import Outbox
-from edge_agent.poller import DevicePoller, wall_ms
+from edge_agent.poller import REAL_CLOCK, Clock, DevicePoller, clock_ms, wall_ms
 from edge_agent.profiles import Profile, with_poll_period
 from edge_agent.sdnotify import notify, watchdog_interval
 from suvnet.backoff import Backoff, BackoffPolicy
@@ -65,8 +65,16 @@ class Device:
 class Agent:
     """Runs one gateway: see ``docs/gateway-install.md`` for the whole picture."""
 
-    def __init__(self, loaded: LoadedConfig, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        rng: random.Random | None = None,
+        clock: Clock = REAL_CLOCK,
+    ) -> None:
+        """``clock``: the time of readings, poll schedules and outbox ages (default: real)."""
         self.loaded = loaded
+        self.clock = clock
         self.cfg = loaded.config
         self.rng = rng or random.Random()
         self.topics = Topics(root=self.cfg.mqtt.topic_root)
@@ -130,8 +138,13 @@ class Agent:
                     start_offset_s=dev.start_offset_s,
                     jitter_s=dev.jitter_s,
                     rng=random.Random(self.rng.random()),
+                    clock=self.clock,
                 )
                 self.devices[dev.id] = Device(dev.id, profile, client, poller)
+
+    def _now_ms(self) -> int:
+        """Now on the agent's clock (readings, outbox, batches); commands use real time."""
+        return clock_ms(self.clock)
 
     def _sink(self, readings: Sequence[Reading]) -> None:
         overflow = len(self._pending) + len(readings) - PENDING_MAX
@@ -158,7 +171,7 @@ class Agent:
             GatewayState(
                 self.cfg.gateway,
                 "online" if state == "online" else "offline",
-                wall_ms(),
+                self._now_ms(),
                 self.outbox.boot,
                 self.health() if state == "online" else {},
             )
@@ -189,7 +202,7 @@ class Agent:
         batch = list(self._pending)
         self._pending.clear()
         try:
-            await asyncio.to_thread(self.outbox.add, batch, wall_ms())
+            await asyncio.to_thread(self.outbox.add, batch, self._now_ms())
         except BaseException:
             # not written (disk full, cancelled mid-way): keep them for the next attempt
             self._pending.extendleft(reversed(batch))
@@ -360,7 +373,7 @@ class Agent:
                     break
                 if seq in live:
                     continue
-                batch = await asyncio.to_thread(self.outbox.batch, gw, seq, wall_ms())
+                batch = await asyncio.to_thread(self.outbox.batch, gw, seq, self._now_ms())
                 await client.publish(tele, encode_telemetry(batch), qos=1)
                 self._inflight[seq] = time.monotonic()
                 live.add(seq)
@@ -370,9 +383,9 @@ class Agent:
                 continue
             if len(live) < b.max_inflight and self.outbox.unbatched > 0:
                 oldest = await asyncio.to_thread(self.outbox.oldest_unbatched_ms)
-                age = 0.0 if oldest is None else (wall_ms() - oldest) / 1000
+                age = 0.0 if oldest is None else (self._now_ms() - oldest) / 1000
                 if self.outbox.unbatched >= b.max_readings or age >= b.max_latency_s:
-                    await asyncio.to_thread(self.outbox.form_batch, b.max_readings, wall_ms())
+                    await asyncio.to_thread(self.outbox.form_batch, b.max_readings, self._now_ms())
                     continue
                 timeout = max(0.01, b.max_latency_s - age)
             else:

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from edge_agent.decode import decode_point
 from edge_agent.errors import ModbusError, ModbusExceptionResponse
@@ -148,6 +148,49 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class Clock(Protocol):
+    """Where the agent takes "now" from: reading timestamps and poll scheduling.
+
+    The default is the real clock. A demo that compresses time passes its own (simulated
+    seconds, and ``sleep`` waits the matching shorter real time).
+    """
+
+    def time(self) -> float:
+        """Seconds since the epoch (the timestamps of readings)."""
+        ...
+
+    def monotonic(self) -> float:
+        """A clock that never goes back, in the same seconds as ``sleep`` (poll schedules)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock."""
+        ...
+
+
+class RealClock:
+    """The real clock: wall time, the event loop's monotonic time, ``asyncio.sleep``."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+REAL_CLOCK = RealClock()
+
+
+def clock_ms(clock: Clock) -> int:
+    """``clock``'s wall time in integer milliseconds."""
+    if clock is REAL_CLOCK:
+        return wall_ms()
+    return int(clock.time() * 1000)
+
+
 class DevicePoller:
     """Polls one device for ever: reads the due points, decodes them, hands them to ``sink``.
 
@@ -168,8 +211,10 @@ class DevicePoller:
         start_offset_s: float = 0.0,
         jitter_s: float = 0.0,
         rng: random.Random | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.device = device
+        self.clock = clock
         self.profile = profile
         self.client = client
         self.sink = sink
@@ -201,7 +246,7 @@ class DevicePoller:
                 if halves is None:
                     # the device refuses this very point: say so, keep reading the others
                     self.health.last_error = f"{read.points[0].name}: {exc}"
-                    out.extend(comm_fail(self.device, read.points, wall_ms()))
+                    out.extend(comm_fail(self.device, read.points, clock_ms(self.clock)))
                     continue
                 self.health.split_reads += 1
                 log.info(
@@ -210,27 +255,27 @@ class DevicePoller:
                 )  # fmt: skip
                 stack.extend(reversed(halves))
                 continue
-            out.extend(to_readings(self.device, read, values, wall_ms()))
+            out.extend(to_readings(self.device, read, values, clock_ms(self.clock)))
         return out
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time() + self.start_offset_s + self.rng.uniform(0, self.jitter_s)
+        clock = self.clock
+        start = clock.monotonic() + self.start_offset_s + self.rng.uniform(0, self.jitter_s)
         sched = PollSchedule(self.polled_points, start)
         while True:
-            wait = sched.next_time() - loop.time()
+            wait = sched.next_time() - clock.monotonic()
             if self.jitter_s:
                 wait += self.rng.uniform(0, self.jitter_s)
             if wait > 0:
-                await asyncio.sleep(wait)
-            now = loop.time()
+                await clock.sleep(wait)
+            now = clock.monotonic()
             due = sched.due(now)
             if not self.health.online:
                 due = list(self.polled_points)  # a returning device is read in full
             try:
                 readings = await self.poll(due)
             except ModbusError as exc:
-                ts = wall_ms()
+                ts = clock_ms(self.clock)
                 self.sink(comm_fail(self.device, due, ts))
                 went_offline = self.health.failure(str(exc))
                 if went_offline:
@@ -239,17 +284,17 @@ class DevicePoller:
                         self.device, self.health.consecutive_failures, exc,
                     )  # fmt: skip
                 if not self.health.online:
-                    sched.done(due, loop.time())
-                    sched.delay_all(loop.time() + self.backoff.next_delay())
+                    sched.done(due, clock.monotonic())
+                    sched.delay_all(clock.monotonic() + self.backoff.next_delay())
                     continue
             else:
-                if self.health.success(wall_ms()):
+                if self.health.success(clock_ms(self.clock)):
                     log.warning("device %s back online", self.device)
                 self.backoff.reset()
                 self.readings_out += len(readings)
                 self.sink(readings)
             before = sched.overruns
-            sched.done(due, loop.time())
+            sched.done(due, clock.monotonic())
             self.health.overruns = sched.overruns
             if sched.overruns > before:
                 log.debug("device %s: poll overran its period", self.device)
