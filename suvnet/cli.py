@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``suvnet`` command."""
     _load_plugins()
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
     except SuvnetError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         return 1
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    # in non-standalone mode click returns the code of typer.Exit(code) instead of exiting
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
