@@ -193,6 +193,19 @@ def profile(
     return med, sig
 
 
+def pooled_sigma(history: F64, slots: npt.NDArray[np.int64], med: F64) -> float:
+    """Robust sigma (1.4826·MAD) of all residuals against the profile, pooled over slots.
+
+    Far steadier than the per-slot estimate (14 values a slot): the burst rule uses the larger
+    of the two, so that a slot whose few values happen to agree does not cry wolf.
+    """
+    ok = np.isfinite(history) & np.isfinite(med[slots])
+    if not ok.any():
+        return math.nan
+    r = history[ok] - med[slots[ok]]
+    return 1.4826 * float(np.median(np.abs(r - np.median(r))))
+
+
 @numba.njit(cache=True)  # type: ignore[untyped-decorator,unused-ignore]
 def _cusum(z: F64, k: float, h: float, s0: float) -> tuple[F64, int]:
     s = s0

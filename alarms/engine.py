@@ -470,7 +470,10 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
                 h[:, 1].copy(), h[:, 0].astype(np.int64), n_slots, max(0.1, p.min_excess_lps / 4)
             )
             if len(h) >= p.min_history_days * n_slots and math.isfinite(med[slot]):
+                pooled = an.pooled_sigma(h[:, 1].copy(), h[:, 0].astype(np.int64), med)
                 sig_s = max(float(sig[slot]), 0.02 * abs(float(med[slot])))
+                if math.isfinite(pooled):
+                    sig_s = max(sig_s, pooled)
                 # clipped: one wild hour (a missing register, a meter glitch) is not a burst
                 z = min(p.z_clip, max(-p.z_clip, (x - float(med[slot])) / sig_s))
                 stats, _ = an.cusum_update(np.array([z]), p.cusum_k, p.cusum_h, s)

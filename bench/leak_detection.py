@@ -221,6 +221,12 @@ def score(scenarios: list[Scenario], alarms: list[list[tuple[str, str, float]]])
                 if dz == z and warm <= t < end_free and not kind.endswith("_cont"):
                     fa += 1
                     fa_kinds[kind] = fa_kinds.get(kind, 0) + 1
+                    if os.environ.get("BENCH_VERBOSE"):
+                        mean = float(np.nanmean(sc.dma_inflow_lps(z)))
+                        print(
+                            f"  false alarm {sc.name} {z} ({mean:.0f} L/s) {kind} "
+                            f"day {t / 86400:.2f}"
+                        )
         if leak is None:
             continue
         after = [t for dz, _, t in al if dz == leak.dma and t >= leak.start_s]
