@@ -83,6 +83,8 @@ def test_profile_and_cusum_detect_a_step() -> None:
     z = (today - med) / sig
     _, first = an.cusum_update(z, 0.5, 8.0)
     assert 10 <= first <= 13
+    pooled = an.pooled_sigma(hist, slot_idx, med)
+    assert 0.2 < pooled < 0.4  # the noise was 0.3
     quiet, none = an.cusum_update((base + rng.normal(0, 0.3, slots) - med) / sig, 0.5, 8.0)
     assert none == -1 and quiet.max() < 8.0
 
