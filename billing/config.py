@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from billing.errors import BillingError
@@ -64,12 +64,29 @@ class BillingConfig(BaseSettings):
     default_language: Literal["uz", "ru"] = "uz"
     timezone: str = Field("Asia/Tashkent", description="billing months start at local midnight")
     # payment links (format from the payments issue)
-    payme_merchant_id: str | None = None
+    # the merchant ids are shared with the payment callbacks: SUVNET_PAYME_MERCHANT_ID etc.
+    # (docs/payments.md) are read as well, so an operator sets each id once
+    payme_merchant_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "payme_merchant_id", "SUVNET_BILLING_PAYME_MERCHANT_ID", "SUVNET_PAYME_MERCHANT_ID"
+        ),
+    )
     payme_checkout_url: str | None = Field(
         None, description="Payme checkout base URL; the base64 payload is appended after '/'"
     )
-    click_service_id: str | None = None
-    click_merchant_id: str | None = None
+    click_service_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "click_service_id", "SUVNET_BILLING_CLICK_SERVICE_ID", "SUVNET_CLICK_SERVICE_ID"
+        ),
+    )
+    click_merchant_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "click_merchant_id", "SUVNET_BILLING_CLICK_MERCHANT_ID", "SUVNET_CLICK_MERCHANT_ID"
+        ),
+    )
     click_pay_url: str | None = Field(None, description="Click payment page base URL")
     # penalty (legal entities only)
     penalty_enabled: bool = False
