@@ -380,7 +380,9 @@ def slip_data(
     lines: list[dict[str, Any]] = []
     basis = "norm"
     if inv is not None:
-        doc = inv[1] if isinstance(inv[1], dict) else json.loads(inv[1])
+        doc = inv[1] if isinstance(inv[1], dict | list) else json.loads(inv[1])
+        if isinstance(doc, list):  # the column's default: a bare list of charge lines
+            doc = {"charge": doc}
         lines = list(doc.get("charge", []))
         basis = str(doc.get("basis", "metered"))
         for m in conn.execute(
