@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.state import decide_gateway_message, decide_seen
 from ingest.validate import (
+    BUCKET_MS,
     BatchKey,
     Checked,
     DeadLetter,
@@ -41,14 +42,28 @@ _MOVE_SQL = (
     "SELECT ts, point_id, value, quality FROM ingest_stage ON CONFLICT DO NOTHING"
 )
 _MARK_SQL = (
-    "INSERT INTO ingest_rollup_dirty AS d (point_id, bucket) "
-    "SELECT p, timestamptz 'epoch' + b * interval '1 millisecond' "
+    "INSERT INTO ingest_rollup_dirty AS d (point_id, bucket, mark) "
+    "SELECT p, timestamptz 'epoch' + b * interval '1 millisecond', "
+    "(SELECT nextval('ingest_rollup_mark_seq')) "
     "FROM unnest(%s::bigint[], %s::bigint[]) AS u(p, b) "
     "ON CONFLICT (point_id, bucket) DO UPDATE SET mark = EXCLUDED.mark"
 )
+"""Mark (point, 5-minute bucket) pairs dirty; one fresh mark per statement (an InitPlan), which
+is all the rollup job needs to tell that a bucket was touched again after it read it."""
+_KEYS_MARKS_SQL = (
+    "WITH k AS (INSERT INTO ingest_batches (gateway_id, boot, seq, readings, rejected, sent_at) "
+    "SELECT g, b, s, r, j, timestamptz 'epoch' + t * interval '1 millisecond' "
+    "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::bigint[]) "
+    "AS u(g, b, s, r, j, t) ON CONFLICT DO NOTHING RETURNING gateway_id, boot, seq), "
+    "m AS (" + _MARK_SQL + ") "
+    "SELECT gateway_id, boot, seq FROM k"
+)
+"""One statement for a group's bookkeeping: its batch keys (the new ones come back) and the
+rollup buckets its rows fall in (marked for every offered row, new or not: a spare mark only
+costs a re-aggregation)."""
 _PG_EPOCH_MS = 946_684_800_000
 """2000-01-01T00:00:00Z in Unix milliseconds: the zero of PostgreSQL's binary timestamps."""
-BUCKET_MS = 300_000
+
 ROLLUP_LOCK = 0x5356_4E45_5401
 """Advisory lock: one rollup job at a time across all workers."""
 
@@ -179,6 +194,19 @@ def dirty_buckets(rows: Iterable[Row]) -> list[tuple[int, int]]:
     )
 
 
+Marks = tuple[list[int], list[int]]
+"""Dirty rollup buckets as two parallel lists: point ids and bucket starts (Unix ms)."""
+
+
+def marks_of(buckets: Iterable[tuple[int, int]]) -> Marks:
+    """Sorted (point, bucket) pairs as the two arrays the mark statement takes.
+
+    Sorted, so that two writers touching the same buckets lock them in the same order.
+    """
+    pairs = sorted(buckets)
+    return [p for p, _ in pairs], [b for _, b in pairs]
+
+
 def write_rows(
     conn: Conn,
     rows: Sequence[Row],
@@ -200,35 +228,54 @@ def write_rows(
     if not savepoint:
         with conn.cursor() as cur:
             _copy_rows(cur, "readings", rows, packed)
-        _mark(conn, rows)
+        _mark(conn, marks_of(dirty_buckets(rows)))
         return len(rows)
     try:
         with conn.transaction(), conn.cursor() as cur:
             _copy_rows(cur, "readings", rows, packed)
     except psycopg.errors.UniqueViolation:
         return write_rows_staged(conn, rows, packed)
-    _mark(conn, rows)
+    _mark(conn, marks_of(dirty_buckets(rows)))
     return len(rows)
 
 
 def write_rows_staged(
-    conn: Conn, rows: Sequence[Row], packed: Sequence[bytes] | None = None
+    conn: Conn,
+    rows: Sequence[Row],
+    packed: Sequence[bytes] | None = None,
+    *,
+    marked: bool = False,
 ) -> int:
-    """The slow path of :func:`write_rows`: staging table and ``ON CONFLICT DO NOTHING``."""
+    """The slow path of :func:`write_rows`: staging table and ``ON CONFLICT DO NOTHING``.
+
+    ``marked``: the caller has marked the rows' rollup buckets already.
+    """
     with conn.cursor() as cur:
         _copy_rows(cur, "ingest_stage", rows, packed)
         cur.execute(_MOVE_SQL)
         inserted = cur.rowcount
         cur.execute("DELETE FROM ingest_stage")
-    _mark(conn, rows)
+    if not marked:
+        _mark(conn, marks_of(dirty_buckets(rows)))
     return inserted
 
 
-def _mark(conn: Conn, rows: Sequence[Row]) -> None:
-    with conn.cursor() as cur:
-        marks = dirty_buckets(rows)
-        if marks:
-            cur.execute(_MARK_SQL, ([m[0] for m in marks], [m[1] for m in marks]))
+def _mark(conn: Conn, marks: Marks) -> None:
+    if marks[0]:
+        with conn.cursor() as cur:
+            cur.execute(_MARK_SQL, marks)
+
+
+def _group_marks(items: Sequence[Checked]) -> Marks:
+    """The dirty buckets of a group: each message's own set (computed by the decoder thread
+    while validating) when it has one, else computed here from its rows."""
+    buckets: set[tuple[int, int]] = set()
+    for it in items:
+        if it.buckets is not None:
+            buckets.update(it.buckets)
+        elif it.rows:
+            buckets.update(dirty_buckets(it.rows))
+    return marks_of(buckets)
 
 
 def write_group(conn: Conn, items: Sequence[Checked], now_ms: int) -> GroupResult:
@@ -243,32 +290,59 @@ def write_group(conn: Conn, items: Sequence[Checked], now_ms: int) -> GroupResul
         return _write_group(conn, items, now_ms, direct=False)
 
 
+class _Tx:
+    """An explicit transaction on an autocommit connection whose ``BEGIN`` travels together
+    with the first statement (pipeline mode), one round trip less than ``conn.transaction()``.
+    Committed on a clean exit, rolled back on an exception."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> _Tx:
+        return self
+
+    def first(self, cur: psycopg.Cursor[Any], sql: str, params: Sequence[Any]) -> None:
+        """``BEGIN`` and ``sql`` in one round trip; the result is left in ``cur``."""
+        with self.conn.pipeline():
+            self.conn.execute("BEGIN")
+            cur.execute(sql, params)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self.conn
+        if exc_type is None:
+            conn.execute("COMMIT")
+            return
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                conn.close()  # unusable: the caller reconnects
+
+
 def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: bool) -> GroupResult:
     res = GroupResult()
     first: dict[BatchKey, int] = {}
     for i, it in enumerate(items):
         if it.key is not None and it.key not in first:
             first[it.key] = i
-    with conn.transaction(), conn.cursor() as cur:
-        new: set[BatchKey] = set()
-        if first:
-            keys = sorted(first, key=lambda k: (k.gateway_id, k.boot, k.seq))
-            cur.execute(
-                "INSERT INTO ingest_batches (gateway_id, boot, seq, readings, rejected, sent_at) "
-                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::int[], "
-                "%s::int[], %s::timestamptz[]) ON CONFLICT DO NOTHING "
-                "RETURNING gateway_id, boot, seq",
-                (
-                    [k.gateway_id for k in keys],
-                    [k.boot for k in keys],
-                    [k.seq for k in keys],
-                    [len(items[first[k]].rows) for k in keys],
-                    [len(items[first[k]].dead) for k in keys],
-                    [_opt_dt(items[first[k]].sent_ms) for k in keys],
-                ),
-            )
-            got = {(int(g), str(b), int(s)) for g, b, s in cur.fetchall()}
-            new = {k for k in first if (k.gateway_id, k.boot, k.seq) in got}
+    keys = sorted(first, key=lambda k: (k.gateway_id, k.boot, k.seq))
+    marks = _group_marks(items)
+    with _Tx(conn) as tx, conn.cursor() as cur:
+        tx.first(
+            cur,
+            _KEYS_MARKS_SQL,
+            (
+                [k.gateway_id for k in keys],
+                [k.boot for k in keys],
+                [k.seq for k in keys],
+                [len(items[first[k]].rows) for k in keys],
+                [len(items[first[k]].dead) for k in keys],
+                [items[first[k]].sent_ms for k in keys],
+                *marks,
+            ),
+        )
+        got = {(int(g), str(b), int(s)) for g, b, s in cur.fetchall()}
+        new = {k for k in first if (k.gateway_id, k.boot, k.seq) in got}
         res.new_keys = new
         res.duplicate_keys = set(first) - new
         res.duplicate_messages = sum(1 for it in items if it.key is not None) - len(new)
@@ -289,9 +363,10 @@ def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: b
         if not rows:
             res.rows_inserted = 0
         elif direct:
-            res.rows_inserted = write_rows(conn, rows, savepoint=False, packed=chunks)
+            _copy_rows(cur, "readings", rows, chunks)
+            res.rows_inserted = len(rows)
         else:
-            res.rows_inserted = write_rows_staged(conn, rows, chunks)
+            res.rows_inserted = write_rows_staged(conn, rows, chunks, marked=True)
         if dead:
             _copy_dead(cur, dead)
             for d in dead:

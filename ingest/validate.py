@@ -99,6 +99,9 @@ class BatchKey:
     seq: int
 
 
+BUCKET_MS = 300_000
+"""Width of the finest rollup bucket (5 minutes) in milliseconds."""
+
 Row = tuple[int, int, float | None, int]
 """(ts_ms, point_id, value, quality) as written to the staging table."""
 
@@ -121,6 +124,9 @@ class Checked:
     """``loaded_at`` of the registry snapshot used for the check."""
     packed: bytes | None = None
     """``rows`` in binary COPY format, when the caller prepared them (ingest.store.pack_rows)."""
+    buckets: set[tuple[int, int]] | None = None
+    """The (point id, 5-minute bucket start ms) pairs of the good rows (rollup marks), filled
+    while validating telemetry; None when not computed (then the writer derives them)."""
 
 
 def _raw(obj: Any) -> bytes:
@@ -191,6 +197,9 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     seen = out.device_seen
     rows = out.rows
     comm_fail = Quality.COMM_FAIL
+    good = Quality.GOOD
+    buckets: set[tuple[int, int]] = set()
+    out.buckets = buckets
     lo = None if window.max_age_s is None else now_ms - int(window.max_age_s * 1000)
     hi = now_ms + int(window.max_future_s * 1000)
     gw_id = gw.id
@@ -214,7 +223,10 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
                 reason = TS_TOO_OLD
             else:
                 q = r.quality
-                rows.append((ts, pid, r.value, q.value))
+                v = r.value
+                rows.append((ts, pid, v, q.value))
+                if q is good and v is not None:
+                    buckets.add((pid, ts - ts % BUCKET_MS))
                 if q is not comm_fail and ts > seen.get(dev.id, -1):
                     seen[dev.id] = ts
                 continue
