@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -148,52 +147,6 @@ def db_status() -> None:
     console.print(t)
     for p in st.pending:
         console.print(f"  pending: {p.version:04d}_{p.name}  (run: suvnet db migrate)")
-
-
-@app.command()
-def demo() -> None:
-    """Run the suvnet demo: prepare the database, start the broker and show the status.
-
-    With no SUVNET_DATABASE_URL / SUVNET_MQTT_URL configured it uses the embedded PostgreSQL
-    and an in-process MQTT broker, so it works right after installation.
-    """
-    from suvnet.db import connect, database_source, database_url
-    from suvnet.embedded import EmbeddedBroker
-    from suvnet.migrate import migrate
-
-    s = get_settings()
-    console.print(f"[bold]suvnet demo[/bold] - database: {database_source(s)}")
-    broker: EmbeddedBroker | None = None
-    if s.mqtt_url:
-        console.print(f"MQTT broker: {s.mqtt_url}")
-    else:
-        broker = EmbeddedBroker()
-        console.print(f"MQTT broker: embedded, listening on {broker.start()}")
-    try:
-        with connect(database_url(s), autocommit=True) as conn:
-            done = migrate(conn, timescaledb=s.timescaledb)
-            console.print(f"schema: {len(done)} migration(s) applied")
-        site_file = _example_site()
-        if site_file is not None:
-            from suvnet.network_cli import print_changes
-            from suvnet.site import apply_site_file
-
-            console.print(f"site: applying {site_file}")
-            changes = apply_site_file(database_url(s), site_file)
-            print_changes(changes, title=f"site {site_file.name}")
-        db_status()
-    finally:
-        if broker is not None:
-            broker.stop()
-
-
-def _example_site() -> Path | None:
-    """deploy/examples/village-site.yaml of the checkout (or the current folder), if present."""
-    rel = Path("deploy") / "examples" / "village-site.yaml"
-    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        if (base / rel).is_file():
-            return base / rel
-    return None
 
 
 def _load_plugins() -> None:

@@ -1,0 +1,291 @@
+"""The simulated village of ``suvnet demo``: the demo clock, the hydraulic values the devices
+serve, and the gateway configurations of the edge agents.
+
+Pure where it can be: the plan (:func:`make_plan`) and the device values
+(:func:`device_values`) are functions of their arguments; the clock is the only thing that
+reads the real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.profiles import Profile
+from simulator.devices import SimulatedDevice
+from simulator.hydraulic import CustomerConsumption, HydraulicRun, LeakSpec
+from suvnet.site import DeviceSpec, GatewaySpec, SiteSpec
+
+TZ = "Asia/Tashkent"
+BASE_POLL_S = {"pressure_sensor": 300.0, "prv_controller": 300.0, "district_meter": 300.0}
+"""Poll period per device kind in simulated seconds at low speeds (customer meters: 900)."""
+MIN_REAL_POLL_S = 0.1
+"""Never poll a device more often than this in real seconds (keeps the CPU load bounded)."""
+
+
+class DemoClock:
+    """Simulated time: ``start + elapsed real time x speed``, held at ``end``.
+
+    ``time()`` is the simulated wall clock (epoch seconds), ``monotonic()`` the simulated
+    seconds since the clock started, and ``sleep(s)`` waits ``s / speed`` real seconds. Once
+    the simulated end is reached, ``sleep`` never returns (cancel it): the pollers stop at the
+    end of the simulated period while the rest of the agent keeps sending what it holds.
+    """
+
+    def __init__(self, start: float, end: float, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        if end <= start:
+            raise ValueError("end must be after start")
+        self.start, self.end, self.speed = start, end, speed
+        self._t0 = time.monotonic()
+
+    def raw(self) -> float:
+        return self.start + (time.monotonic() - self._t0) * self.speed
+
+    def time(self) -> float:
+        return min(self.raw(), self.end)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._t0) * self.speed
+
+    @property
+    def finished(self) -> bool:
+        return self.raw() >= self.end
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, (self.raw() - self.start) / (self.end - self.start))
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+        if self.finished:
+            await asyncio.Event().wait()  # the period is over: wait to be cancelled
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """When things happen in the demo (epoch seconds) and how often devices are polled."""
+
+    start: float
+    end: float
+    origin: float  # local midnight on or before start: hour 0 of the hydraulic run
+    sim_days: int  # days the hydraulic run covers (from origin)
+    leak: LeakSpec
+    leak_start: float
+    poll_s: dict[str, float]  # simulated seconds per device kind
+    min_history_days: int  # what the zone leak rules learn before they may alarm
+
+    def t(self, epoch: float) -> float:
+        """Seconds since the hydraulic run's hour 0."""
+        return epoch - self.origin
+
+
+def make_plan(
+    now: datetime,
+    *,
+    days: int,
+    speed: float,
+    leak_node: str = "S4",
+    leak_lps: float = 3.0,
+    tz: str = TZ,
+) -> DemoPlan:
+    """The demo's time line: ``days`` days ending ``now``; a leak a week before the end
+    (or a quarter of the period when that is shorter)."""
+    if days < 2:
+        raise ValueError("the demo needs at least 2 days (--days)")
+    end = now.timestamp()
+    start = end - days * 86400
+    local = datetime.fromtimestamp(start, ZoneInfo(tz))
+    origin = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    sim_days = math.ceil((end - origin) / 86400) + 1
+    leak_days = min(7.0, max(1.0, days / 4))
+    leak_start = end - leak_days * 86400
+    history = int(max(2, min(7, days - leak_days - 2)))
+    poll = {}
+    for kind in ("pressure_sensor", "prv_controller", "district_meter", "customer_meter"):
+        base = BASE_POLL_S.get(kind, 900.0)
+        poll[kind] = float(min(86400.0, max(base, round(MIN_REAL_POLL_S * speed))))
+    leak = LeakSpec(leak_node, (leak_start - origin) / 3600.0, leak_lps)
+    return DemoPlan(start, end, origin, sim_days, leak, leak_start, poll, history)
+
+
+@dataclass
+class DeviceFeed:
+    """What one simulated device serves: its site entry and where its values come from."""
+
+    spec: DeviceSpec
+    offsets: dict[str, float] = field(default_factory=dict)
+    register: npt.NDArray[np.float64] | None = None  # customer meters: hourly register
+    hourly: npt.NDArray[np.float64] | None = None  # customer meters: m³ per hour
+
+
+def customer_feed(spec: DeviceSpec, hours: int, seed: int, leak_m3h: float) -> DeviceFeed:
+    """A household meter: synthetic daily use (and a leak on the customer's side, if any)."""
+    rng = np.random.default_rng(seed)
+    cons = CustomerConsumption(daily_m3=float(rng.uniform(0.25, 0.6)), seed=seed, leak_m3h=leak_m3h)
+    hourly = cons.hourly(hours)
+    start = float(np.round(rng.uniform(50, 900), 3))
+    register = start + np.concatenate(([0.0], np.cumsum(hourly)))
+    return DeviceFeed(spec, register=register, hourly=hourly)
+
+
+def device_values(feed: DeviceFeed, run: HydraulicRun, t: float) -> dict[str, float]:
+    """The engineering values ``feed``'s device shows ``t`` seconds after the run's hour 0."""
+    spec = feed.spec
+    if spec.kind == "pressure_sensor" and spec.node:
+        return {"pressure_bar": max(0.0, run.pressure(spec.node, t))}
+    if spec.kind == "district_meter" and spec.pipe:
+        q = spec.flow_sign * run.flow(spec.pipe, t)
+        fwd, rev = run.volume_m3(spec.pipe, t)
+        if spec.flow_sign < 0:
+            fwd, rev = rev, fwd
+        return {
+            "flow_m3h": q,
+            "forward_m3": feed.offsets.get("forward_m3", 0.0) + fwd,
+            "reverse_m3": feed.offsets.get("reverse_m3", 0.0) + rev,
+        }
+    if spec.kind == "prv_controller":
+        valve = str(spec.attrs.get("valve", ""))
+        inlet_node, outlet_node = run.valve_nodes.get(valve, (spec.node or "", spec.node or ""))
+        inlet = max(0.0, run.pressure(inlet_node, t))
+        outlet = max(0.0, run.pressure(outlet_node, t))
+        pos = 100.0 * (1.0 - outlet / inlet) if inlet > 0.1 else 100.0
+        return {
+            "inlet_bar": inlet,
+            "outlet_bar": outlet,
+            "valve_position_pct": min(100.0, max(0.0, pos)),
+        }
+    if spec.kind == "customer_meter" and feed.register is not None and feed.hourly is not None:
+        h = min(max(t / 3600.0, 0.0), float(len(feed.hourly)))
+        k = min(int(h), len(feed.hourly) - 1)
+        vol = float(np.interp(h, np.arange(len(feed.register)), feed.register))
+        return {"volume_m3": vol, "flow_m3h": float(feed.hourly[k]) if t >= 0 else 0.0}
+    return {}
+
+
+class FedDevice(SimulatedDevice):
+    """A simulated device whose values come from the hydraulic run at the demo clock's time,
+    refreshed on every Modbus request (so a reading is exactly what the network did then)."""
+
+    def __init__(  # noqa: PLR0917 - the parts it is made of
+        self,
+        profile: Profile,
+        unit: int,
+        feed: DeviceFeed,
+        run: HydraulicRun,
+        plan: DemoPlan,
+        clock: DemoClock,
+    ) -> None:
+        super().__init__(profile, unit, auto=False, seed=unit)
+        self.feed, self.run, self.plan, self.clock = feed, run, plan, clock
+        self.refresh()
+
+    def refresh(self) -> None:
+        for name, value in device_values(
+            self.feed, self.run, self.plan.t(self.clock.time())
+        ).items():
+            if self.profile.point(name) is not None:
+                self.set_value(name, value)
+
+    async def action(  # noqa: PLR0917 - the signature pymodbus calls
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> int | None:
+        if not set_values:
+            self.refresh()
+        return await super().action(
+            function_code, start_address, address, count, current_registers, set_values
+        )
+
+
+def gateway_doc(
+    gw: GatewaySpec,
+    *,
+    port: int,
+    mqtt_url: str,
+    topic_root: str,
+    workdir: Path,
+    plan: DemoPlan,
+    profiles_dir: Path,
+) -> dict[str, Any]:
+    """The ``gateway.yaml`` of one demo gateway: its devices on a Modbus TCP simulator."""
+    days = (plan.end - plan.start) / 86400
+    return {
+        "gateway": gw.code,
+        "profiles_dir": str(profiles_dir),
+        "mqtt": {"url": mqtt_url, "topic_root": topic_root, "reconnect_max_s": 2.0},
+        "outbox": {
+            "path": str(workdir / f"{gw.code}-outbox.db"),
+            "commit_interval_s": 0.05,
+            "max_age_days": days + 5,
+        },
+        # ages are in simulated seconds: 1 s means "send what the last commit brought"
+        "batch": {"max_readings": 2000, "max_latency_s": 1.0, "resend_after_s": 10.0},
+        "health_interval_s": 5.0,
+        "buses": [
+            {
+                "name": "sim",
+                "kind": "tcp",
+                "host": "127.0.0.1",
+                "port": port,
+                "timeout_s": 2.0,
+                "devices": [
+                    {
+                        "id": d.code,
+                        "unit": d.unit_id or 1,
+                        "profile": d.profile,
+                        "poll_s": plan.poll_s[d.kind],
+                    }
+                    for d in gw.devices
+                    if d.enabled
+                ],
+            }
+        ],
+    }
+
+
+def customer_meters(site: SiteSpec) -> list[tuple[GatewaySpec, DeviceSpec]]:
+    return [(g, d) for g in site.gateways for d in g.devices if d.kind == "customer_meter"]
+
+
+def period_of(start: float, end: float, tz: str = TZ) -> datetime:
+    """First day (local) of the calendar month that overlaps [start, end) the most."""
+    zone = ZoneInfo(tz)
+    best, best_s = None, -1.0
+    d = datetime.fromtimestamp(start, zone).replace(day=1, hour=0, minute=0, second=0)
+    d = d.replace(microsecond=0)
+    while d.timestamp() < end:
+        nxt = (d + timedelta(days=32)).replace(day=1)
+        overlap = min(end, nxt.timestamp()) - max(start, d.timestamp())
+        if overlap > best_s:
+            best, best_s = d, overlap
+        d = nxt
+    assert best is not None
+    return best
+
+
+def fmt_sim(ts: float, tz: str = TZ) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def all_devices(site: SiteSpec) -> Sequence[DeviceSpec]:
+    return [d for g in site.gateways for d in g.devices]
