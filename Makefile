@@ -37,7 +37,8 @@ pytest: $(STAMP)
 
 ## Benchmarks in quick mode (each prints a JSON line last).
 bench: $(STAMP)
-	for b in bench/*.py; do $(PY) $$b --quick || exit 1; done
+	for b in edge_poll ingest consumption leak_detection api payments dashboard_queries; do \
+	  $(PY) -m bench.$$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
