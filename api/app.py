@@ -86,7 +86,7 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served below from local files: the office may have no internet
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -151,6 +151,7 @@ def create_app(
 
     app.include_router(payments_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _mount_api_docs(app)
     return app
 
 
@@ -176,3 +177,22 @@ def _include_web(app: FastAPI) -> None:
     app.include_router(cabinet.router)
     app.include_router(backoffice.router)
     app.include_router(staff_pages.router)
+
+
+def _mount_api_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs from the swagger-ui-bundle package (no CDN needed)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount("/api/docs-static", StaticFiles(directory=swagger_ui_path), name="api-docs-static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="suvnet API",
+            swagger_js_url="/api/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs-static/swagger-ui.css",
+            swagger_favicon_url="/api/docs-static/favicon-32x32.png",
+        )
