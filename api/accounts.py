@@ -19,11 +19,11 @@ from api.errors import (
     TooManyAttemptsError,
 )
 from api.security import (
-    DUMMY_HASH,
     REFRESH_TTL,
     Principal,
     RateLimitPolicy,
     Role,
+    dummy_hash,
     hash_password,
     login_blocked,
     make_access_token,
@@ -148,7 +148,7 @@ async def login(
             (username,),
         )
         row = await cur.fetchone()
-    ok = verify_password(row["password_hash"] if row else DUMMY_HASH, password)
+    ok = verify_password(row["password_hash"] if row else dummy_hash(), password)
     if row is not None and (
         not row["active"]
         or (customer is True and row["role"] != Role.CUSTOMER)

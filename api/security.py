@@ -5,6 +5,7 @@ Nothing here touches the database or the network; time is passed in as ``now``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -89,8 +90,12 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-# DUMMY_HASH lets a login for an unknown user cost as much as one for a known user.
-DUMMY_HASH = _hasher.hash("suvnet-dummy-password")
+@functools.cache
+def dummy_hash() -> str:
+    """A hash that lets a login for an unknown user cost as much as one for a known user
+    (made on first use, not at import: hashing takes a noticeable fraction of a second)."""
+    return _hasher.hash("suvnet-dummy-password")
+
 
 # ------------------------------------------------------------------------------------ tokens
 
