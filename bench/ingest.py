@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -269,6 +270,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu() -> float:
+    """User + system CPU time of this process (the publishers and the ack listener)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE readings, ingest_rollup_dirty")
@@ -384,9 +391,15 @@ def main() -> None:
                 msgs, rows = make_batches(points, total, per_msg, boot, now - 3_000_000)
                 print(f"round {rnd + 1}: {len(rows):,} readings in messages of {per_msg}")
                 c0, m0 = cpu_seconds(ingest.pid), scrape(metrics_port)
+                o0 = (own_cpu(), cpu_seconds(broker.pid) if broker else float("nan"))
                 secs = throughput(pub, acks, topics, msgs, boot)
                 rps = len(rows) / secs
+                o1 = (own_cpu(), cpu_seconds(broker.pid) if broker else float("nan"))
                 report(secs, rps, len(rows), cpu_seconds(ingest.pid) - c0, m0, scrape(metrics_port))
+                print(
+                    f"  other CPU: publishers and ack listener {o1[0] - o0[0]:.2f} s, "
+                    f"broker {o1[1] - o0[1]:.2f} s"
+                )
                 if per_msg == 100:
                     best100 = max(best100, rps)
                 else:

@@ -44,6 +44,12 @@ class IngestConfig(BaseSettings):
     )
     batch_max_rows: int = Field(10_000, ge=1, description="readings per database commit")
     batch_max_delay_s: float = Field(0.2, gt=0, description="longest wait to fill a commit")
+    batch_linger_s: float = Field(
+        0.01,
+        gt=0,
+        description="a commit that is filling goes ahead as soon as no message has come for "
+        "this long (so the last messages of a burst do not wait the whole delay)",
+    )
     max_age_s: float = Field(
         30 * 24 * 3600.0, gt=0, description="readings older than this (vs now) are refused"
     )

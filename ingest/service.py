@@ -9,7 +9,8 @@ Four named, supervised threads:
 * ``ingest-decoder``: takes messages off the queue and validates them (pure), ahead of the
   writer, into a second bounded queue.
 * ``ingest-writer``: takes validated messages and commits groups of up to
-  ``batch_max_rows`` readings or ``batch_max_delay_s``. Only after the commit are the messages
+  ``batch_max_rows`` readings or ``batch_max_delay_s``, or sooner when no message has come
+  for ``batch_linger_s``. Only after the commit are the messages
   acknowledged to the broker and the end-to-end acks published to the gateways. When the
   database fails it keeps the group in hand and retries with backoff; it takes nothing new
   meanwhile, so the queue fills and the broker stops sending (see overflow policy below).
@@ -419,7 +420,7 @@ class IngestWorker:
             kind = "telemetry" if m.topic.endswith("/telemetry") else "state"
             self.metrics.messages.labels(kind).inc()
             it = self._check(m, int(self.clock() * 1000))
-            if it.rows:
+            if it.rows and it.packed is None:
                 it.packed = pack_rows(it.rows)
             pair = (m, it)
             while True:
@@ -442,13 +443,15 @@ class IngestWorker:
         group, items = [m], [it]
         rows = len(it.rows)
         deadline = time.monotonic() + self.config.batch_max_delay_s
+        linger = self.config.batch_linger_s
         while rows < self.config.batch_max_rows and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             try:
                 if remaining <= 0:
                     m, it = self._checked.get_nowait()
                 else:
-                    m, it = self._checked.get(timeout=remaining)
+                    # nothing new for `linger`: the burst is over, commit what is in hand
+                    m, it = self._checked.get(timeout=min(remaining, linger))
             except queue.Empty:
                 break
             group.append(m)

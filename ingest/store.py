@@ -9,7 +9,6 @@ autocommit mode; transactions are explicit (``conn.transaction()``).
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,9 @@ from psycopg.types.json import Jsonb
 from ingest.state import decide_gateway_message, decide_seen
 from ingest.validate import (
     BUCKET_MS,
+    PACK_ROW,
+    PACK_ROW_NULL,
+    PG_EPOCH_MS,
     BatchKey,
     Checked,
     DeadLetter,
@@ -61,8 +63,6 @@ _KEYS_MARKS_SQL = (
 """One statement for a group's bookkeeping: its batch keys (the new ones come back) and the
 rollup buckets its rows fall in (marked for every offered row, new or not: a spare mark only
 costs a re-aggregation)."""
-_PG_EPOCH_MS = 946_684_800_000
-"""2000-01-01T00:00:00Z in Unix milliseconds: the zero of PostgreSQL's binary timestamps."""
 
 ROLLUP_LOCK = 0x5356_4E45_5401
 """Advisory lock: one rollup job at a time across all workers."""
@@ -134,8 +134,6 @@ def prepare(conn: Conn) -> None:
         conn.execute(STAGE_SQL)
 
 
-_ROW = struct.Struct(">hiqiqidih")
-_ROW_NULL = struct.Struct(">hiqiqiih")
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _TRAILER = b"\xff\xff"
 
@@ -146,8 +144,8 @@ def pack_rows(rows: Iterable[Row]) -> bytes:
     Done by the decoder thread, so that the writer thread only moves bytes. A timestamptz is
     int64 microseconds since 2000-01-01 UTC.
     """
-    epoch = _PG_EPOCH_MS
-    full, null = _ROW.pack, _ROW_NULL.pack
+    epoch = PG_EPOCH_MS
+    full, null = PACK_ROW, PACK_ROW_NULL
     return b"".join(
         full(4, 8, (ts - epoch) * 1000, 8, pid, 8, value, 2, q)
         if value is not None
@@ -173,7 +171,7 @@ def _copy_rows(
             cp.write(_TRAILER)
             return
         cp.set_types(["int8", "int8", "float8", "int2"])
-        epoch = _PG_EPOCH_MS
+        epoch = PG_EPOCH_MS
         for ts, pid, value, quality in rows:
             cp.write_row(((ts - epoch) * 1000, pid, value, quality))
 
