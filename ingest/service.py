@@ -412,13 +412,17 @@ class IngestWorker:
         while not self._registry_ready.wait(0.5):
             if self._stop.is_set():
                 return
+        counters: dict[str, Any] = {}
         while not self._stop.is_set():
             try:
                 m = self._q.get(timeout=0.2)
             except queue.Empty:
                 continue
             kind = "telemetry" if m.topic.endswith("/telemetry") else "state"
-            self.metrics.messages.labels(kind).inc()
+            counter = counters.get(kind)
+            if counter is None:
+                counter = counters[kind] = self.metrics.messages.labels(kind)
+            counter.inc()
             it = self._check(m, int(self.clock() * 1000))
             if it.rows and it.packed is None:
                 it.packed = pack_rows(it.rows)
