@@ -52,17 +52,13 @@ _MARK_SQL = (
 )
 """Mark (point, 5-minute bucket) pairs dirty; one fresh mark per statement (an InitPlan), which
 is all the rollup job needs to tell that a bucket was touched again after it read it."""
-_KEYS_MARKS_SQL = (
-    "WITH k AS (INSERT INTO ingest_batches (gateway_id, boot, seq, readings, rejected, sent_at) "
+_KEYS_SQL = (
+    "INSERT INTO ingest_batches (gateway_id, boot, seq, readings, rejected, sent_at) "
     "SELECT g, b, s, r, j, timestamptz 'epoch' + t * interval '1 millisecond' "
     "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::int[], %s::int[], %s::bigint[]) "
-    "AS u(g, b, s, r, j, t) ON CONFLICT DO NOTHING RETURNING gateway_id, boot, seq), "
-    "m AS (" + _MARK_SQL + ") "
-    "SELECT gateway_id, boot, seq FROM k"
+    "AS u(g, b, s, r, j, t) ON CONFLICT DO NOTHING RETURNING gateway_id, boot, seq"
 )
-"""One statement for a group's bookkeeping: its batch keys (the new ones come back) and the
-rollup buckets its rows fall in (marked for every offered row, new or not: a spare mark only
-costs a re-aggregation)."""
+"""A group's batch keys; the new ones come back (the others were committed before)."""
 
 ROLLUP_LOCK = 0x5356_4E45_5401
 """Advisory lock: one rollup job at a time across all workers."""
@@ -295,12 +291,14 @@ def write_group(conn: Conn, items: Sequence[Checked], now_ms: int) -> GroupResul
 
 
 class _Tx:
-    """An explicit transaction on an autocommit connection whose ``BEGIN`` travels together
-    with the first statement (pipeline mode), one round trip less than ``conn.transaction()``.
-    Committed on a clean exit, rolled back on an exception."""
+    """An explicit transaction on an autocommit connection, with ``BEGIN`` sent together with
+    the first statement and ``COMMIT`` together with the last one (pipeline mode): two round
+    trips less than ``conn.transaction()`` plus two statements. Committed on a clean exit if
+    not yet, rolled back on an exception."""
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
+        self.committed = False
 
     def __enter__(self) -> _Tx:
         return self
@@ -311,10 +309,19 @@ class _Tx:
             self.conn.execute("BEGIN")
             cur.execute(sql, params)
 
+    def last(self, cur: psycopg.Cursor[Any], sql: str | None, params: Sequence[Any]) -> None:
+        """``sql`` (if any) and ``COMMIT`` in one round trip."""
+        with self.conn.pipeline():
+            if sql is not None:
+                cur.execute(sql, params)
+            self.conn.execute("COMMIT")
+        self.committed = True
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         conn = self.conn
         if exc_type is None:
-            conn.execute("COMMIT")
+            if not self.committed:
+                conn.execute("COMMIT")
             return
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             try:
@@ -334,7 +341,7 @@ def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: b
     with _Tx(conn) as tx, conn.cursor() as cur:
         tx.first(
             cur,
-            _KEYS_MARKS_SQL,
+            _KEYS_SQL,
             (
                 int_array(k.gateway_id for k in keys),
                 [k.boot for k in keys],
@@ -342,8 +349,6 @@ def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: b
                 int_array(len(items[first[k]].rows) for k in keys),
                 int_array(len(items[first[k]].dead) for k in keys),
                 int_array(items[first[k]].sent_ms for k in keys),
-                int_array(marks[0]),
-                int_array(marks[1]),
             ),
         )
         got = {(int(g), str(b), int(s)) for g, b, s in cur.fetchall()}
@@ -378,6 +383,9 @@ def _write_group(conn: Conn, items: Sequence[Checked], now_ms: int, *, direct: b
         for it in items:
             if it.state is not None and it.state_gateway_id is not None:
                 apply_gateway_message(conn, it, now_ms)
+        # the rollup marks last, sent with the COMMIT: the marked rows stay locked only for
+        # that instant, so a second worker's COPY is not held up behind this one's marks
+        tx.last(cur, _MARK_SQL if marks[0] else None, (int_array(marks[0]), int_array(marks[1])))
     return res
 
 
