@@ -50,6 +50,13 @@ class IngestConfig(BaseSettings):
         description="a commit that is filling goes ahead as soon as no message has come for "
         "this long (so the last messages of a burst do not wait the whole delay)",
     )
+    writers: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="writer threads, each with its own database connection: while one commit "
+        "is in the database the next group is formed and sent (acks stay in arrival order)",
+    )
     max_age_s: float = Field(
         30 * 24 * 3600.0, gt=0, description="readings older than this (vs now) are refused"
     )

@@ -8,12 +8,16 @@ Four named, supervised threads:
   a bounded queue. It reconnects with capped exponential backoff and jitter.
 * ``ingest-decoder``: takes messages off the queue and validates them (pure), ahead of the
   writer, into a second bounded queue.
-* ``ingest-writer``: takes validated messages and commits groups of up to
-  ``batch_max_rows`` readings or ``batch_max_delay_s``, or sooner when no message has come
-  for ``batch_linger_s``. Only after the commit are the messages
-  acknowledged to the broker and the end-to-end acks published to the gateways. When the
-  database fails it keeps the group in hand and retries with backoff; it takes nothing new
-  meanwhile, so the queue fills and the broker stops sending (see overflow policy below).
+* ``ingest-writer-1`` .. ``ingest-writer-N`` (``writers``, each with its own database
+  connection): take validated messages and commit groups of up to ``batch_max_rows``
+  readings or ``batch_max_delay_s``, or sooner when no message has come for
+  ``batch_linger_s``. While one writer's transaction is in the database, the next writer
+  forms and sends the next group. Only after the commit are the messages acknowledged to the
+  broker and the end-to-end acks published to the gateways, and always in the order the
+  messages came (ingest.order.TurnOrder); a group with a gateway state message waits until
+  every earlier group is committed, so state changes apply in arrival order. When the
+  database fails a writer keeps its group in hand and retries with backoff; it takes nothing
+  new meanwhile, so the queue fills and the broker stops sending (see overflow policy below).
 * ``ingest-maintenance``: rollups, online/offline freshness, partitions and pruning.
 
 Overflow policy of the queue: its size equals the MQTT Receive Maximum announced to the broker,
@@ -23,6 +27,7 @@ more anyway, the network thread blocks on the full queue (TCP backpressure): not
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import ssl
@@ -43,6 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from ingest.config import IngestConfig
 from ingest.errors import BrokerError, IngestError
 from ingest.metrics import Metrics
+from ingest.order import TurnOrder
 from ingest.store import ensure_partitions as ensure_partitions_sql
 from ingest.store import (
     flush_seen,
@@ -137,7 +143,12 @@ class IngestWorker:
         self._checked: queue.Queue[tuple[Incoming, Checked]] = queue.Queue(
             maxsize=config.queue_size
         )
-        self._held = 0
+        self._held: dict[int, int] = {}
+        """Messages each writer holds (taken off the queue, not yet acknowledged)."""
+        self._collect_lock = threading.Lock()
+        self._order = TurnOrder()
+        self._tls = threading.local()
+        self._seen_lock = threading.Lock()
         self._stop = threading.Event()
         self._writer_done = threading.Event()
         self._subscribed = threading.Event()
@@ -152,7 +163,7 @@ class IngestWorker:
         self._gateways_seen: dict[int, int] = {}
         self._last_flush = 0.0
         self._metrics_server: Any = None
-        self._wconn: psycopg.Connection[Any] | None = None
+        self._wconns: dict[int, psycopg.Connection[Any]] = {}
         self._mconn: psycopg.Connection[Any] | None = None
 
     # ------------------------------------------------------------------------ lifecycle
@@ -178,12 +189,13 @@ class IngestWorker:
                 self.config.metrics_addr,
                 self.config.metrics_port,
             )
-        for name, fn in (
-            ("ingest-decoder", self._decoder_loop),
-            ("ingest-writer", self._writer_loop),
-            ("ingest-mqtt", self._mqtt_loop),
-            ("ingest-maintenance", self._maintenance_loop),
-        ):
+        tasks: list[tuple[str, Callable[[], None]]] = [("ingest-decoder", self._decoder_loop)]
+        tasks += [
+            (f"ingest-writer-{n}", functools.partial(self._writer_loop, n))
+            for n in range(1, self.config.writers + 1)
+        ]
+        tasks += [("ingest-mqtt", self._mqtt_loop), ("ingest-maintenance", self._maintenance_loop)]
+        for name, fn in tasks:
             t = threading.Thread(target=self._supervise, args=(name, fn), name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -197,7 +209,7 @@ class IngestWorker:
         """Finish the group in hand (commit and ack), then disconnect."""
         self._stop.set()
         for t in self._threads:
-            if t.name == "ingest-writer":
+            if t.name.startswith("ingest-writer"):
                 t.join(timeout)
         # only now may the network thread leave: every commit so far has been acked
         self._writer_done.set()
@@ -226,7 +238,7 @@ class IngestWorker:
             except Exception:
                 self.metrics.task_restarts.labels(name).inc()
                 log.exception("task %s crashed; restarting it", name)
-                if name in ("ingest-decoder", "ingest-writer"):
+                if name.startswith(("ingest-decoder", "ingest-writer")):
                     # messages it held are neither committed nor acked: reconnect, so that the
                     # broker delivers them again (the rest is deduplicated)
                     self._client.disconnect()
@@ -378,6 +390,21 @@ class IngestWorker:
             self._writer_done.wait(backoff.next_delay())
 
     def _ack(self, group: Sequence[Incoming], keys: set[BatchKey]) -> None:
+        """Acknowledge committed messages: at once outside a writer group, else when the
+        group's turn comes (see TurnOrder)."""
+        pending: list[tuple[Sequence[Incoming], set[BatchKey]]] | None = getattr(
+            self._tls, "pending", None
+        )
+        if pending is None:
+            self._send_acks(group, keys)
+        else:
+            pending.append((group, keys))
+
+    def _send_all_acks(self, acks: list[tuple[Sequence[Incoming], set[BatchKey]]]) -> None:
+        for group, keys in acks:
+            self._send_acks(group, keys)
+
+    def _send_acks(self, group: Sequence[Incoming], keys: set[BatchKey]) -> None:
         gen = self._gen
         for m in group:
             if m.gen == gen and m.qos > 0:
@@ -437,9 +464,17 @@ class IngestWorker:
 
     def in_memory(self) -> int:
         """Messages received and not yet acknowledged (queued, validated or being written)."""
-        return self._q.qsize() + self._checked.qsize() + self._held
+        return self._q.qsize() + self._checked.qsize() + sum(self._held.values())
 
-    def _collect(self) -> tuple[list[Incoming], list[Checked]]:
+    def _collect(self, writer: int) -> tuple[list[Incoming], list[Checked], int]:
+        """The next group off the queue and its ticket (one writer at a time, so groups are
+        runs of the queue and tickets follow it)."""
+        with self._collect_lock:
+            group, items = self._collect_group()
+            self._held[writer] = len(group)
+            return group, items, (self._order.take() if group else -1)
+
+    def _collect_group(self) -> tuple[list[Incoming], list[Checked]]:
         try:
             m, it = self._checked.get(timeout=0.2)
         except queue.Empty:
@@ -463,17 +498,18 @@ class IngestWorker:
             rows += len(it.rows)
             if remaining <= 0:
                 break
-        self._held = len(group)
         return group, items
 
-    def _writer_loop(self) -> None:
+    def _writer_loop(self, writer: int = 1) -> None:
         try:
-            self._writer_body()
+            self._writer_body(writer)
         finally:
-            if self._wconn is not None:
-                self._wconn.close()
+            self._held[writer] = 0
+            conn = self._wconns.pop(writer, None)
+            if conn is not None:
+                conn.close()
 
-    def _writer_body(self) -> None:
+    def _writer_body(self, writer: int) -> None:
         conn: psycopg.Connection[Any] | None = None
         backoff = Backoff(BackoffPolicy(base=0.2, cap=10.0))
         down_since: float | None = None
@@ -481,7 +517,7 @@ class IngestWorker:
             # (re)connect and refresh the registry
             if conn is None or conn.closed:
                 try:
-                    conn = self._wconn = self._connect_db()
+                    conn = self._wconns[writer] = self._connect_db()
                     self._registry = load_registry(conn, self.config.default_poll_period_s)
                     self._registry_ready.set()
                 except psycopg.Error as exc:
@@ -501,52 +537,83 @@ class IngestWorker:
             now_ms = int(self.clock() * 1000)
             if time.monotonic() - self._registry.loaded_at > self.config.registry_refresh_s:
                 self._reload_registry(conn)
-            group, items = self._collect()
+            group, items, ticket = self._collect(writer)
             self.metrics.queue_depth.set(self.in_memory())
             if not group:
                 self._flush_seen(conn)
                 continue
-            if any(it.unknown_ids for it in items):
-                # an id the registry did not know: perhaps just registered. Reload (at most
-                # every 2 s) and check again what was checked with an older snapshot.
-                if time.monotonic() - self._registry.loaded_at > 2.0:
-                    self._reload_registry(conn)
-                at = self._registry.loaded_at
-                items = [
-                    self._check(m, now_ms) if it.unknown_ids and it.registry_at < at else it
-                    for m, it in zip(group, items, strict=True)
-                ]
-            # commit the group, retrying until it is in (or we are told to stop)
-            while True:
-                try:
-                    if conn is None or conn.closed:
-                        conn = self._wconn = self._connect_db()
-                    self._commit(conn, group, items, now_ms)
-                    break
-                except psycopg.OperationalError as exc:
-                    if conn is not None:
-                        conn.close()
-                    self.metrics.db_failures.inc()
-                    if down_since is None:
-                        self._db_down(exc, None)
-                        down_since = time.monotonic()
-                    if self._stop.wait(backoff.next_delay()):
-                        # not committed, not acked: the broker redelivers to the next worker
-                        return
-                except psycopg.Error as exc:
-                    # a message the database refuses (e.g. registry changed): isolate it
-                    log.warning("write refused (%s); writing the group message by message", exc)
-                    if conn is not None and conn.closed:
-                        continue
-                    assert conn is not None
-                    self._commit_one_by_one(conn, group, items, now_ms)
-                    break
-            if down_since is not None:
-                self._db_up(down_since)
-                down_since = None
-                backoff.reset()
-            self._held = 0
+            # from here on the ticket must be finished whatever happens, or the groups after
+            # it would never be acknowledged
+            pending: list[tuple[Sequence[Incoming], set[BatchKey]]] = []
+            self._tls.pending = pending
+            try:
+                if any(it.unknown_ids for it in items):
+                    # an id the registry did not know: perhaps just registered. Reload (at most
+                    # every 2 s) and check again what was checked with an older snapshot.
+                    if time.monotonic() - self._registry.loaded_at > 2.0:
+                        self._reload_registry(conn)
+                    at = self._registry.loaded_at
+                    items = [
+                        self._check(m, now_ms) if it.unknown_ids and it.registry_at < at else it
+                        for m, it in zip(group, items, strict=True)
+                    ]
+                got = self._write_one_group(writer, conn, group, items, ticket, now_ms)
+            finally:
+                self._tls.pending = None
+                self._order.finish(
+                    ticket,
+                    functools.partial(self._send_all_acks, list(pending)) if pending else None,
+                )
+                self._held[writer] = 0
+            if got is None:
+                return  # told to stop before the group was in
+            conn = got
             self._flush_seen(conn)
+
+    def _write_one_group(  # noqa: PLR0917
+        self,
+        writer: int,
+        conn: psycopg.Connection[Any] | None,
+        group: list[Incoming],
+        items: list[Checked],
+        ticket: int,
+        now_ms: int,
+    ) -> psycopg.Connection[Any] | None:
+        """Commit one group, retrying until it is in; None when told to stop first."""
+        backoff = Backoff(BackoffPolicy(base=0.2, cap=10.0))
+        down_since: float | None = None
+        # gateway state changes are applied in arrival order: wait for the earlier groups
+        if any(it.state is not None for it in items) and not self._order.wait_turn(
+            ticket, self._stop
+        ):
+            return None
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = self._wconns[writer] = self._connect_db()
+                self._commit(conn, group, items, now_ms)
+                break
+            except psycopg.OperationalError as exc:
+                if conn is not None:
+                    conn.close()
+                self.metrics.db_failures.inc()
+                if down_since is None:
+                    self._db_down(exc, None)
+                    down_since = time.monotonic()
+                if self._stop.wait(backoff.next_delay()):
+                    # not committed, not acked: the broker redelivers to the next worker
+                    return None
+            except psycopg.Error as exc:
+                # a message the database refuses (e.g. registry changed): isolate it
+                log.warning("write refused (%s); writing the group message by message", exc)
+                if conn is not None and conn.closed:
+                    continue
+                assert conn is not None
+                self._commit_one_by_one(conn, group, items, now_ms)
+                break
+        if down_since is not None:
+            self._db_up(down_since)
+        return conn
 
     def _reload_registry(self, conn: psycopg.Connection[Any]) -> None:
         """Re-read the registry; on a database error keep the old snapshot (the commit that
@@ -597,11 +664,12 @@ class IngestWorker:
                 lat = max(0.0, (commit_ms - it.sent_ms) / 1000)
                 m.latency.observe(lat)
                 newest = it.sent_ms if newest is None else max(newest, it.sent_ms)
-            for dev, ts in it.device_seen.items():
-                if ts > self._devices_seen.get(dev, -1):
-                    self._devices_seen[dev] = ts
-            if it.key is not None:
-                self._gateways_seen[it.key.gateway_id] = now_ms
+            with self._seen_lock:
+                for dev, ts in it.device_seen.items():
+                    if ts > self._devices_seen.get(dev, -1):
+                        self._devices_seen[dev] = ts
+                if it.key is not None:
+                    self._gateways_seen[it.key.gateway_id] = now_ms
         if newest is not None:
             m.lag.set(max(0.0, (commit_ms - newest) / 1000))
 
@@ -633,12 +701,14 @@ class IngestWorker:
                 self._ack([m], set())
 
     def _flush_seen(self, conn: psycopg.Connection[Any], *, force: bool = False) -> None:
-        if not force and time.monotonic() - self._last_flush < self.config.state_flush_s:
-            return
-        self._last_flush = time.monotonic()
-        if not self._devices_seen and not self._gateways_seen:
-            return
-        devs, gws = self._devices_seen, self._gateways_seen
+        with self._seen_lock:
+            if not force and time.monotonic() - self._last_flush < self.config.state_flush_s:
+                return
+            self._last_flush = time.monotonic()
+            if not self._devices_seen and not self._gateways_seen:
+                return
+            devs, gws = self._devices_seen, self._gateways_seen
+            self._devices_seen, self._gateways_seen = {}, {}
         try:
             n_dev, n_gw = flush_seen(
                 conn,
@@ -651,8 +721,12 @@ class IngestWorker:
             )
         except psycopg.Error as exc:
             log.debug("last-seen flush failed, keeping it for later: %s", exc)
+            with self._seen_lock:
+                for mine, old in ((self._devices_seen, devs), (self._gateways_seen, gws)):
+                    for k, ts in old.items():
+                        if ts > mine.get(k, -1):
+                            mine[k] = ts
             return
-        self._devices_seen, self._gateways_seen = {}, {}
         if n_dev:
             self.metrics.state_changes.labels("device", "online").inc(n_dev)
             log.info("%d device(s) online (data received)", n_dev)
