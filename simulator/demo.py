@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 console = Console()
 
 DEMO_DB = "suvnet_demo"
-QUIET_LOGGERS = ("ingest", "edge_agent", "alarms", "billing", "api", "uvicorn", "suvnet", "amqtt")
+QUIET_LOGGERS = (
+    "ingest", "edge_agent", "alarms", "billing", "api", "uvicorn", "suvnet", "amqtt", "pymodbus",
+)  # fmt: skip
 SITE_REL = Path("deploy") / "examples" / "village-site.yaml"
 
 app = typer.Typer(
@@ -65,6 +67,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def check_port(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DemoError(
+                f"port {port} is in use (is another demo or `suvnet api run` running?); "
+                "choose another with --port, or --no-api"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,7 @@ class Demo:
         self.uvicorn: Any = None
         self.api_thread: threading.Thread | None = None
         self.started = time.monotonic()
+        self.notes: list[str] = []
 
     # ------------------------------------------------------------------------ set-up
 
@@ -199,6 +213,8 @@ class Demo:
         from suvnet.site import apply_site_file, load_site
 
         opts, s = self.opts, self.settings
+        if opts.api:
+            check_port(opts.port)
         console.print(
             f"[bold]suvnet demo[/bold]: {opts.days} days of the village of Yangiobod at "
             f"{opts.speed:g}x (about {opts.days * 86400 / opts.speed / 60:.1f} minutes)"
@@ -324,7 +340,25 @@ class Demo:
         except ModuleNotFoundError:
             console.print("dashboards: the dashboards package is not installed; skipped")
             return
-        build(out, all_dashboards(), DatasourceConfig.from_url(url, timescaledb=False))
+        from dashboards.errors import DashboardsError
+
+        try:
+            ds = DatasourceConfig.from_url(url, timescaledb=False)
+        except DashboardsError:
+            # the embedded PostgreSQL listens on a Unix socket only: Grafana gets the
+            # database and user, and its host from ${SUVNET_GRAFANA_DB_HOST}
+            parts = urlsplit(url)
+            ds = DatasourceConfig(
+                database=parts.path.lstrip("/") or DEMO_DB,
+                user=parts.username or "postgres",
+                password=None,
+                timescaledb=False,
+            )
+            self.notes.append(
+                "Grafana: the embedded PostgreSQL has no TCP port; set SUVNET_GRAFANA_DB_HOST "
+                "for Grafana, or run the demo with SUVNET_DATABASE_URL"
+            )
+        build(out, all_dashboards(), ds)
 
     def start_api(self, url: str) -> None:
         import uvicorn
@@ -487,6 +521,8 @@ class Demo:
         w.add_row("Grafana provisioning", str(grafana))
         w.add_row("alarm list", "suvnet alarms list --all")
         console.print(w)
+        for note in self.notes:
+            console.print(f"note: {note}")
 
     def final_alarms(self, url: str, plan: Any, end: datetime) -> None:
         from alarms.actions import replay
@@ -524,23 +560,31 @@ class Demo:
     # ------------------------------------------------------------------------ stopping
 
     async def shutdown(self) -> None:
+        """Stop everything that was started, in the order data flows (each step bounded)."""
         with console.status("stopping"):
+            t0 = time.monotonic()
             with contextlib.suppress(Exception):
                 await self.stop_agents()
+            log.debug("agents stopped after %.1f s", time.monotonic() - t0)
             self.alarm_stop.set()
+            if self.uvicorn is not None:
+                self.uvicorn.should_exit = True
             if self.alarm_thread is not None:
                 await asyncio.to_thread(self.alarm_thread.join, 30)
+            log.debug("alarm worker stopped after %.1f s", time.monotonic() - t0)
             if self.ingest is not None:
                 await asyncio.to_thread(self.ingest.stop)
                 self.ingest = None
+            log.debug("ingest stopped after %.1f s", time.monotonic() - t0)
             if self.uvicorn is not None:
-                self.uvicorn.should_exit = True
                 if self.api_thread is not None:
                     await asyncio.to_thread(self.api_thread.join, 15)
                 self.uvicorn = None
+            log.debug("API stopped after %.1f s", time.monotonic() - t0)
             if self.broker is not None:
                 await asyncio.to_thread(self.broker.stop)
                 self.broker = None
+            log.debug("broker stopped after %.1f s", time.monotonic() - t0)
         console.print("demo stopped")
 
 

@@ -149,3 +149,48 @@ def test_demo_on_the_embedded_broker_with_the_api(
     with psycopg.connect(empty_db_url, autocommit=True) as db:
         assert _one(db, "SELECT count(*) FROM readings") > 500
         assert _one(db, "SELECT count(*) FROM invoices") == 8
+
+
+def test_ctrl_c_stops_the_demo_cleanly_in_the_middle(
+    tmp_path: Path, empty_db_url: str, mqtt_url: str, topic_root: str
+) -> None:
+    port = _free_port()
+    log = tmp_path / "demo.log"
+    env = _env(tmp_path, empty_db_url, mqtt_url, topic_root)
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [EXE, "demo", "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            deadline = time.monotonic() + 90
+            n = 0
+            while n < 200:  # the month is running: readings arrive
+                assert proc.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+                try:
+                    with psycopg.connect(empty_db_url, autocommit=True) as db:
+                        n = _one(db, "SELECT count(*) FROM readings")
+                except psycopg.Error:
+                    n = 0  # not migrated yet
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    out = log.read_text()
+    assert rc == 0, out[-3000:]
+    assert "demo stopped" in out
+    # nothing was billed: the month was not over
+    with psycopg.connect(empty_db_url, autocommit=True) as db:
+        assert _one(db, "SELECT count(*) FROM invoices") == 0
+        # ingest and the agents left nobody connected to the database
+        others = _one(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()",
+        )
+        assert others == 0
+    with socket.socket() as s:  # the API port is free again
+        s.bind(("127.0.0.1", port))
