@@ -23,7 +23,7 @@ from pydantic_settings import (
 
 from suvnet.errors import ConfigError
 
-DEFAULT_SECRET = "change-me-suvnet-dev-secret"  # noqa: S105 - the refused development default
+DEFAULT_SECRET = "change-me-suvnet-development-secret-not-for-production-use"  # noqa: S105 - the refused development default
 
 
 def default_home() -> Path:
