@@ -531,7 +531,8 @@ class Demo:
                 f"{base}/staff/login  user {office.ADMIN_USER}, password {office.ADMIN_PASSWORD}",
             )
         w.add_row("Grafana provisioning", str(grafana))
-        w.add_row("alarm list", "suvnet alarms list --all")
+        # the demo may use its own database: name it, so the commands see the demo's data
+        w.add_row("alarm list", f"SUVNET_DATABASE_URL='{_safe(url)}' suvnet alarms list --all")
         console.print(w)
         for note in self.notes:
             console.print(f"note: {note}")
