@@ -5,11 +5,13 @@ Nothing here touches the database or the network; time is passed in as ``now``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
 import secrets
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -163,13 +165,60 @@ def _decode(token: str, secret: str, now: datetime, typ: Literal["access", "refr
     return claims
 
 
-def read_access_token(token: str, secret: str, now: datetime) -> Principal:
+class TokenCache:
+    """Verified access tokens, so a token's signature is checked once, not on every request.
+
+    Keyed by the exact token text and the secret: a hit means this very string was verified
+    with this very key. Only tokens that passed verification are kept, with their expiry,
+    which is still checked against ``now`` on every hit. At most ``size`` entries; the least
+    recently used go first when it is full (overflow policy: evict, never refuse).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], tuple[Principal, int]] = OrderedDict()
+
+    def get(self, token: str, secret: str) -> tuple[Principal, int] | None:
+        key = (secret, token)
+        hit = self._items.get(key)
+        if hit is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
+                self._items.move_to_end(key)
+        return hit
+
+    def put(self, token: str, secret: str, principal: Principal, exp: int) -> None:
+        self._items[(secret, token)] = (principal, exp)
+        self._items.move_to_end((secret, token))
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+access_tokens = TokenCache()
+"""The process-wide cache used by :func:`read_access_token`."""
+
+
+def read_access_token(
+    token: str, secret: str, now: datetime, cache: TokenCache | None = access_tokens
+) -> Principal:
+    """The caller named by a valid, unexpired access token (verified once per token)."""
+    hit = cache.get(token, secret) if cache is not None else None
+    if hit is not None:
+        principal, exp = hit
+        if exp <= int(now.timestamp()):
+            raise NotAuthenticatedError("the token has expired; log in again")
+        return principal
     claims = _decode(token, secret, now, "access")
     try:
         role = Role(claims["role"])
-        return Principal(int(claims["sub"]), str(claims["usr"]), role, claims.get("acc"))
+        principal = Principal(int(claims["sub"]), str(claims["usr"]), role, claims.get("acc"))
     except (KeyError, ValueError) as exc:
         raise NotAuthenticatedError("the token is invalid") from exc
+    if cache is not None:
+        cache.put(token, secret, principal, int(claims["exp"]))
+    return principal
 
 
 def read_refresh_token(token: str, secret: str, now: datetime) -> tuple[int, uuid.UUID]:

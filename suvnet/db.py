@@ -7,9 +7,11 @@ themselves. When no ``SUVNET_DATABASE_URL`` is configured the embedded PostgreSQ
 from __future__ import annotations
 
 import logging
+import select
 import time
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from suvnet.backoff import Backoff, BackoffPolicy
 from suvnet.errors import DatabaseError
@@ -92,10 +94,60 @@ def make_pool(
     )
 
 
+class IdleCheck:
+    """The pool's check on checkout, cheap for connections in steady use.
+
+    A connection that was handed out less than ``max_idle_s`` ago and whose socket has nothing
+    waiting is given out without a round trip to the server. A server that ends a session
+    (``pg_terminate_backend``, a restart, an idle timeout) first sends an error message and
+    closes the socket: that makes the socket readable, and such a connection gets the full
+    check (``SELECT``-less empty query), fails it and is replaced by the pool. Connections idle
+    for longer than ``max_idle_s`` always get the full check (it also catches a silently lost
+    network path). ``clock`` is replaceable for tests.
+    """
+
+    def __init__(self, max_idle_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.max_idle_s = max_idle_s
+        self.clock = clock
+        self._last: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        if conn.closed or conn.broken:
+            import psycopg
+
+            raise psycopg.OperationalError("the connection is closed")
+        now = self.clock()
+        last = self._last.get(conn)
+        if last is None or now - last > self.max_idle_s or _socket_readable(conn.pgconn.socket):
+            await AsyncConnectionPool.check_connection(conn)
+        self._last[conn] = now
+
+
+def _socket_readable(fd: int) -> bool:
+    """True when an idle connection's socket has data or an end-of-file waiting (no wait)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
 async def make_async_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "suvnet"
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "suvnet",
+    max_idle_s: float = 30.0,
 ) -> AsyncConnectionPool:
-    """An async pool that reconnects broken connections by itself (capped backoff)."""
+    """An async pool that reconnects broken connections by itself (capped backoff).
+
+    Connections are checked on checkout by :class:`IdleCheck`: a round trip only for those
+    idle longer than ``max_idle_s`` or whose server has sent something (e.g. ended them).
+    """
     from psycopg_pool import AsyncConnectionPool
 
     pool = AsyncConnectionPool(
@@ -105,7 +157,7 @@ async def make_async_pool(
         name=name,
         open=False,
         reconnect_timeout=300.0,
-        check=AsyncConnectionPool.check_connection,
+        check=IdleCheck(max_idle_s),
     )
     await pool.open()
     return pool

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from http.cookies import SimpleCookie
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,12 +64,11 @@ class WebMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for k, v in extra:
-                    if k == b"set-cookie":
-                        headers.append("set-cookie", v.decode("latin-1"))
-                    elif k.decode() not in headers:
-                        headers[k.decode()] = v.decode("latin-1")
+                # raw (lower-case) header list: no per-response Headers object
+                raw = list(message.get("headers", ()))
+                present = {k.lower() for k, _ in raw}
+                raw += [(k, v) for k, v in extra if k == b"set-cookie" or k not in present]
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
