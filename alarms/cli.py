@@ -257,95 +257,41 @@ def replay(
 # ------------------------------------------------------------------ rules
 def load_rules_file(conn: Conn, path: Path) -> int:
     """Create or update rules (matched by code) and operator positions from a YAML file."""
-    from alarms.rules import RuleConfig
+    from pydantic import ValidationError
+
+    from alarms.store import PositionIn, RuleIn, save_position, save_rule
 
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RuleConfigError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise RuleConfigError(f"{path}: a rules file is a mapping with positions: and rules:")
     n = 0
     with conn.transaction():
-        for pos in doc.get("positions", []) or []:
-            conn.execute(
-                "INSERT INTO alarm_positions (code, name) VALUES (%s, %s) "
-                "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name",
-                (pos["code"], pos.get("name", "")),
-            )
-        for i, r in enumerate(doc.get("rules", []) or [], 1):
-            where = f"{path}: rule #{i} ({r.get('code', '?')})"
-            ids: dict[str, int | None] = {"point_id": None, "zone_id": None, "device_id": None}
-            if "point" in r:
-                dev, _, pname = str(r["point"]).partition("/")
-                row = conn.execute(
-                    "SELECT p.id FROM points p JOIN devices d ON d.id = p.device_id "
-                    "WHERE d.code = %s AND p.name = %s",
-                    (dev, pname),
-                ).fetchone()
-                if row is None:
-                    raise RuleConfigError(f"{where}: no point {r['point']!r} (device/point)")
-                ids["point_id"] = int(row[0])
-            for key, table in (("zone", "zones"), ("device", "devices")):
-                if key in r:
-                    row = conn.execute(
-                        f"SELECT id FROM {table} WHERE code = %s", (r[key],)
-                    ).fetchone()
-                    if row is None:
-                        raise RuleConfigError(f"{where}: no {key} {r[key]!r}")
-                    ids[f"{key}_id"] = int(row[0])
-            pos_row = conn.execute(
-                "SELECT id FROM alarm_positions WHERE code = %s", (r.get("position", "default"),)
-            ).fetchone()
-            if pos_row is None:
-                raise RuleConfigError(f"{where}: no operator position {r.get('position')!r}")
-            fields = {
-                "code": r.get("code"),
-                "kind": r.get("kind"),
-                "priority": r.get("priority", "medium"),
-                "unit": r.get("unit", ""),
-                "limit": r.get("limit"),
-                "deadband": float(r.get("deadband", 0)),
-                "on_delay_s": float(r.get("on_delay_s", 0)),
-                "off_delay_s": float(r.get("off_delay_s", 0)),
-                "max_shelve_s": float(r.get("max_shelve_s", 8 * 3600)),
-                "position_id": int(pos_row[0]),
-                "params": r.get("params") or {},
-                **ids,
-            }
+        for i, pos in enumerate(doc.get("positions", []) or [], 1):
             try:
-                cfg = RuleConfig.build(id=0, **fields)
-            except (RuleConfigError, ValueError, TypeError) as exc:
-                raise RuleConfigError(f"{where}: {exc}") from exc
-            conn.execute(
-                "INSERT INTO alarm_rules (code, name, kind, point_id, zone_id, device_id, "
-                "position_id, priority, unit, limit_value, deadband, on_delay_s, off_delay_s, "
-                "max_shelve_s, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
-                "point_id = EXCLUDED.point_id, zone_id = EXCLUDED.zone_id, "
-                "device_id = EXCLUDED.device_id, position_id = EXCLUDED.position_id, "
-                "priority = EXCLUDED.priority, unit = EXCLUDED.unit, "
-                "limit_value = EXCLUDED.limit_value, deadband = EXCLUDED.deadband, "
-                "on_delay_s = EXCLUDED.on_delay_s, off_delay_s = EXCLUDED.off_delay_s, "
-                "max_shelve_s = EXCLUDED.max_shelve_s, params = EXCLUDED.params",
-                (
-                    cfg.code,
-                    r.get("name", ""),
-                    cfg.kind.value,
-                    cfg.point_id,
-                    cfg.zone_id,
-                    cfg.device_id,
-                    cfg.position_id,
-                    cfg.priority.value,
-                    cfg.unit,
-                    cfg.limit,
-                    cfg.deadband,
-                    cfg.on_delay_s,
-                    cfg.off_delay_s,
-                    cfg.max_shelve_s,
-                    json.dumps(r.get("params") or {}),
-                ),
-            )
+                save_position(conn, PositionIn.model_validate(pos))
+            except ValidationError as exc:
+                raise RuleConfigError(f"{path}: position #{i}: {_first_error(exc)}") from exc
+        for i, r in enumerate(doc.get("rules", []) or [], 1):
+            code = r.get("code", "?") if isinstance(r, dict) else "?"
+            where = f"{path}: rule #{i} ({code})"
+            try:
+                save_rule(conn, RuleIn.model_validate(r))
+            except ValidationError as exc:
+                raise RuleConfigError(f"{where}: {_first_error(exc)}") from exc
+            except RuleConfigError as exc:
+                raise RuleConfigError(f"{where}: {exc}", exc.field) from exc
             n += 1
     return n
+
+
+def _first_error(exc: Any) -> str:
+    e = exc.errors()[0]
+    field = ".".join(str(p) for p in e["loc"])
+    msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+    return f"{field}: {msg}" if field else str(msg)
 
 
 @rules_app.command("load")

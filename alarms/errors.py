@@ -21,7 +21,14 @@ class RefusedError(AlarmsError):
 
 
 class RuleConfigError(AlarmsError):
-    """An alarm rule is configured inconsistently (missing limit, unknown unit, ...)."""
+    """An alarm rule is configured inconsistently (missing limit, unknown unit, ...).
+
+    ``field`` names the rule setting at fault (``limit``, ``point``, ...) when it is known.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(AlarmsError):

@@ -133,21 +133,21 @@ class RuleConfig:
         try:
             kind = Kind(kw["kind"])
         except (KeyError, ValueError) as exc:
-            raise RuleConfigError(f"rule {code}: unknown kind {kw.get('kind')!r}") from exc
+            raise RuleConfigError(f"rule {code}: unknown kind {kw.get('kind')!r}", "kind") from exc
         try:
             params = RuleParams.model_validate(kw.pop("params", None) or {})
         except ValidationError as exc:
-            raise RuleConfigError(f"rule {code}: bad params: {exc}") from exc
+            raise RuleConfigError(f"rule {code}: bad params: {exc}", "params") from exc
         kw["kind"] = kind
         kw["priority"] = Priority(kw.get("priority", "medium"))
         cfg = cls(params=params, **kw)
         limited = (Kind.HIGH, Kind.LOW, Kind.HIGH_HIGH, Kind.LOW_LOW, Kind.RATE_OF_CHANGE)
         if kind in limited and (cfg.limit is None or not math.isfinite(cfg.limit)):
-            raise RuleConfigError(f"rule {code}: a {kind.value} rule needs a limit")
+            raise RuleConfigError(f"rule {code}: a {kind.value} rule needs a limit", "limit")
         if kind in POINT_KINDS and cfg.point_id is None:
-            raise RuleConfigError(f"rule {code}: a {kind.value} rule needs a point")
+            raise RuleConfigError(f"rule {code}: a {kind.value} rule needs a point", "point")
         if kind in ZONE_KINDS and cfg.zone_id is None:
-            raise RuleConfigError(f"rule {code}: a {kind.value} rule needs a zone")
+            raise RuleConfigError(f"rule {code}: a {kind.value} rule needs a zone", "zone")
         return cfg
 
 

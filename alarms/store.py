@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alarms.errors import NotFoundError, RuleConfigError
-from alarms.lifecycle import AlarmPoint, Transition
-from alarms.rules import EvalState, RuleConfig
+from alarms.lifecycle import AlarmPoint, Priority, Transition
+from alarms.rules import EvalState, Kind, RuleConfig
 
 Conn = psycopg.Connection[Any]
 
@@ -280,3 +282,165 @@ def queue_notifications(
         """,
         {"ev": event_id, "alarm": alarm_id, "event": event, "ann": annunciated},
     )
+
+
+# ------------------------------------------------------------------ rule definitions
+# One definition of a rule as a person writes it (rules file, site file ``alarms:`` section,
+# API), one validation (RuleConfig.build) and one upsert, shared by all three.
+
+RuleCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+RefCode = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Change = Literal["created", "updated", "unchanged"]
+
+
+class RuleIn(BaseModel):
+    """An alarm rule as written in a rules file, a site file or an API request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    code: RuleCode
+    name: str = Field("", max_length=200)
+    kind: Kind
+    point: RefCode | None = Field(None, description="the watched point, as device/point")
+    zone: RefCode | None = Field(None, description="zone code (zone analytics, service_min)")
+    device: RefCode | None = Field(None, description="device code (offline)")
+    position: RefCode = Field("default", description="operator position code")
+    priority: Priority = Priority.MEDIUM
+    unit: str = Field("", max_length=32)
+    limit: float | None = Field(None, ge=-1e12, le=1e12)
+    deadband: float = Field(0.0, ge=0, le=1e12)
+    on_delay_s: float = Field(0.0, ge=0, le=1e9)
+    off_delay_s: float = Field(0.0, ge=0, le=1e9)
+    max_shelve_s: float = Field(8 * 3600.0, gt=0, le=1e9)
+    params: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class PositionIn(BaseModel):
+    """An operator position (a dispatcher desk that alarms are routed to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: RuleCode
+    name: str = Field("", max_length=200)
+
+
+def save_position(conn: Conn, pos: PositionIn) -> Change:
+    """Create or update an operator position (matched by code)."""
+    row = conn.execute(
+        "INSERT INTO alarm_positions (code, name) VALUES (%s, %s) "
+        "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name "
+        "WHERE alarm_positions.name IS DISTINCT FROM EXCLUDED.name RETURNING (xmax = 0)",
+        (pos.code, pos.name),
+    ).fetchone()
+    return "unchanged" if row is None else ("created" if row[0] else "updated")
+
+
+def _ref_id(conn: Conn, rule: RuleIn, key: str) -> int | None:
+    value = getattr(rule, key)
+    if value is None:
+        return None
+    if key == "point":
+        dev, _, pname = str(value).partition("/")
+        row = conn.execute(
+            "SELECT p.id FROM points p JOIN devices d ON d.id = p.device_id "
+            "WHERE d.code = %s AND p.name = %s",
+            (dev, pname),
+        ).fetchone()
+        what = f"no point {value!r} (write it as device/point)"
+    else:
+        table = {"zone": "zones", "device": "devices", "position": "alarm_positions"}[key]
+        row = conn.execute(f"SELECT id FROM {table} WHERE code = %s", (value,)).fetchone()
+        what = f"no {key} {value!r}" if key != "position" else f"no operator position {value!r}"
+    if row is None:
+        raise RuleConfigError(f"rule {rule.code}: {what}", key)
+    return int(row[0])
+
+
+def save_rule(conn: Conn, rule: RuleIn) -> tuple[Change, RuleConfig]:
+    """Validate a rule and create or update it (matched by code).
+
+    Raises RuleConfigError (with ``field``) for a bad rule or an unknown point, zone, device
+    or position. A rule whose stored settings already equal these is left untouched.
+    """
+    ids = {f"{k}_id": _ref_id(conn, rule, k) for k in ("point", "zone", "device", "position")}
+    try:
+        cfg = RuleConfig.build(
+            id=0,
+            code=rule.code,
+            kind=rule.kind.value,
+            priority=rule.priority.value,
+            unit=rule.unit,
+            limit=rule.limit,
+            deadband=rule.deadband,
+            on_delay_s=rule.on_delay_s,
+            off_delay_s=rule.off_delay_s,
+            max_shelve_s=rule.max_shelve_s,
+            params=dict(rule.params),
+            **ids,
+        )
+    except (ValueError, TypeError) as exc:
+        raise RuleConfigError(f"rule {rule.code}: {exc}") from exc
+    row = conn.execute(
+        "INSERT INTO alarm_rules AS r (code, name, kind, point_id, zone_id, device_id, "
+        "position_id, priority, unit, limit_value, deadband, on_delay_s, off_delay_s, "
+        "max_shelve_s, params, enabled) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
+        "point_id = EXCLUDED.point_id, zone_id = EXCLUDED.zone_id, "
+        "device_id = EXCLUDED.device_id, position_id = EXCLUDED.position_id, "
+        "priority = EXCLUDED.priority, unit = EXCLUDED.unit, "
+        "limit_value = EXCLUDED.limit_value, deadband = EXCLUDED.deadband, "
+        "on_delay_s = EXCLUDED.on_delay_s, off_delay_s = EXCLUDED.off_delay_s, "
+        "max_shelve_s = EXCLUDED.max_shelve_s, params = EXCLUDED.params, "
+        "enabled = EXCLUDED.enabled "
+        "WHERE (r.name, r.kind, r.point_id, r.zone_id, r.device_id, r.position_id, r.priority, "
+        "r.unit, r.limit_value, r.deadband, r.on_delay_s, r.off_delay_s, r.max_shelve_s, "
+        "r.params, r.enabled) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, EXCLUDED.point_id, "
+        "EXCLUDED.zone_id, EXCLUDED.device_id, EXCLUDED.position_id, EXCLUDED.priority, "
+        "EXCLUDED.unit, EXCLUDED.limit_value, EXCLUDED.deadband, EXCLUDED.on_delay_s, "
+        "EXCLUDED.off_delay_s, EXCLUDED.max_shelve_s, EXCLUDED.params, EXCLUDED.enabled) "
+        "RETURNING (xmax = 0)",
+        (
+            cfg.code,
+            rule.name,
+            cfg.kind.value,
+            cfg.point_id,
+            cfg.zone_id,
+            cfg.device_id,
+            cfg.position_id,
+            cfg.priority.value,
+            cfg.unit,
+            cfg.limit,
+            cfg.deadband,
+            cfg.on_delay_s,
+            cfg.off_delay_s,
+            cfg.max_shelve_s,
+            Jsonb(dict(rule.params)),
+            rule.enabled,
+        ),
+    ).fetchone()
+    change: Change = "unchanged" if row is None else ("created" if row[0] else "updated")
+    return change, cfg
+
+
+def set_rule_enabled(conn: Conn, code: str, enabled: bool) -> Change:
+    """Enable or disable a rule by code; NotFoundError if there is none."""
+    row = conn.execute("SELECT enabled FROM alarm_rules WHERE code = %s", (code,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"alarm rule {code!r} does not exist")
+    if bool(row[0]) == enabled:
+        return "unchanged"
+    conn.execute("UPDATE alarm_rules SET enabled = %s WHERE code = %s", (enabled, code))
+    return "updated"
+
+
+RULE_LIST_SQL = (
+    "SELECT r.code, r.name, r.kind, r.priority, r.unit, r.limit_value AS limit, r.deadband, "
+    "r.on_delay_s, r.off_delay_s, r.max_shelve_s, d.code || '/' || p.name AS point, "
+    "z.code AS zone, dv.code AS device, ap.code AS position, r.params, r.enabled "
+    "FROM alarm_rules r LEFT JOIN points p ON p.id = r.point_id "
+    "LEFT JOIN devices d ON d.id = p.device_id LEFT JOIN zones z ON z.id = r.zone_id "
+    "LEFT JOIN devices dv ON dv.id = r.device_id "
+    "JOIN alarm_positions ap ON ap.id = r.position_id"
+)

@@ -9,6 +9,10 @@ A bad file fails before anything is written, with the file, the line and the fie
 reference (a device at a node that exists neither in the file nor in the database) fails
 during the transaction, which is rolled back, so nothing is half-applied.
 
+Other installed packages may own a top-level section of their own (``alarms:``): they
+declare a handler in the entry-point group ``suvnet.site_sections`` and site apply calls it
+inside the same transaction (see :data:`SectionHandler`); this module never imports them.
+
 The format is documented in docs/site.md.
 """
 
@@ -18,6 +22,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -337,14 +342,67 @@ class SiteSpec(_Spec):
 
 @dataclass(frozen=True)
 class SiteFile:
-    """A validated site file, with what is needed to point at its lines."""
+    """A validated site file, with what is needed to point at its lines.
+
+    ``sections`` names the extra top-level sections (handled by other packages), in file order.
+    """
 
     path: Path
     spec: SiteSpec
     raw: Any
+    sections: tuple[str, ...] = ()
 
     def error(self, loc: Loc, message: str) -> FileFormatError:
         return FileFormatError(str(self.path), line_of(self.raw, loc), field_name(loc), message)
+
+
+# ---------------------------------------------------------------------------- extra sections
+
+SITE_SECTIONS_GROUP = "suvnet.site_sections"
+
+
+@dataclass(frozen=True)
+class SectionContext:
+    """What a section handler gets to point at lines, raise errors and report changes.
+
+    ``error(("rules", 2, "limit"), "needs a limit")`` returns a FileFormatError naming the
+    file, the line of ``<section>.rules[2].limit`` and that field; the handler raises it.
+    ``log`` is the apply's ChangeLog (add ``created``/``updated``/``unchanged`` entries).
+    """
+
+    site: SiteFile
+    name: str
+    log: ChangeLog
+
+    def error(self, loc: Loc, message: str) -> FileFormatError:
+        return self.site.error((self.name, *loc), message)
+
+    def line(self, loc: Loc) -> int | None:
+        return line_of(self.site.raw, (self.name, *loc))
+
+
+SectionHandler = Callable[[Conn, Any, SectionContext, bool], None]
+"""``handler(conn, data, ctx, dry_run)``: apply one top-level section of a site file.
+
+It runs inside the site apply's transaction (after zones, network, gateways, devices and
+points are written), so it sees them, and anything it raises rolls the whole apply back.
+``data`` is the parsed YAML of the section (``None`` when it is empty). It must be
+idempotent: applying the same section twice reports everything ``unchanged``.
+"""
+
+
+def section_handler(name: str) -> SectionHandler | None:
+    """The installed handler of a top-level section, or None when no package handles it."""
+    for ep in entry_points(group=SITE_SECTIONS_GROUP, name=name):
+        module = ep.value.split(":", 1)[0]
+        try:
+            handler: SectionHandler = ep.load()
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                return None  # the package is not part of this install
+            raise
+        return handler
+    return None
 
 
 def _duplicates(spec: SiteSpec) -> list[tuple[Loc, str]]:
@@ -414,8 +472,18 @@ def load_site(path: Path | str) -> SiteFile:
     raw = load_yaml_with_lines(text, str(path))
     if not isinstance(raw, dict):
         raise FileFormatError(str(path), 1, None, "a site file must be a mapping (key: value)")
+    sections = tuple(k for k in raw if isinstance(k, str) and k not in SiteSpec.model_fields)
+    for name in sections:
+        if section_handler(name) is None:
+            raise FileFormatError(
+                str(path),
+                line_of(raw, (name,)),
+                name,
+                f"unknown section '{name}': no installed package handles it "
+                "(misspelt? docs/site.md lists the sections)",
+            )
     try:
-        spec = SiteSpec.model_validate(raw)
+        spec = SiteSpec.model_validate({k: v for k, v in raw.items() if k not in sections})
     except ValidationError as exc:
         # a misspelt key gives "extra" and "missing" errors: the extra one has the line
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -431,7 +499,7 @@ def load_site(path: Path | str) -> SiteFile:
         raise FileFormatError(
             str(path), line_of(raw, loc), field_name(loc), f"{_msg(first)}{more}"
         ) from exc
-    site = SiteFile(path, spec, raw)
+    site = SiteFile(path, spec, raw, sections)
     problems = _duplicates(spec)
     if problems:
         loc, message = problems[0]
@@ -687,6 +755,11 @@ def apply_site(
                     for p in d.points:
                         pt = Point(d.code, p.name, p.unit, p.kind, p.poll_period_s)
                         log.add("points", f"{d.code}/{p.name}", upsert_point(conn, pt, r).change)
+            for name in site.sections:
+                handler = section_handler(name)
+                if handler is None:  # uninstalled between load and apply
+                    raise site.error((name,), f"no installed package handles section '{name}'")
+                handler(conn, site.raw[name], SectionContext(site, name, log), dry_run)
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
         diag = exc.diag.message_primary or str(exc)
         raise FileFormatError(
