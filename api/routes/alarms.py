@@ -1,5 +1,6 @@
 """Alarm endpoints: list, journal, acknowledge, shelve, unshelve (the lifecycle rules are the
-alarms package's; a refused action answers 409 with the reason)."""
+alarms package's; a refused action answers 409 with the reason), and the alarm rules (list,
+create/update, disable/enable)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pydantic import BaseModel, Field
 
 import alarms  # noqa: F401 - the router is only mounted when alarms is installed
 from alarms.actions import Action
+from alarms.store import RuleIn
 from api.deps import Conn, Paging, State, require, write_audit
-from api.errors import ConflictError, NotFoundError
+from api.errors import ConflictError, InvalidError, NotFoundError
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
 from api.sql import Where, fetch_one, fetch_page
 from api.syncdb import run_sync
@@ -171,3 +173,123 @@ async def unshelve(
 ) -> dict[str, Any]:
     op = OperatorAction(alarm_id, "unshelve", who.username, None, st.clock())
     return await _operator_action(request, who, conn, st, op)
+
+
+# ------------------------------------------------------------------ rules
+# Rules are validated and stored by the alarms package (alarms.store.save_rule), the same
+# function the rules file and the site file's alarms: section use.
+
+RuleCodePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+
+
+async def _rule(conn: Conn, code: str) -> dict[str, Any] | None:
+    from alarms.store import RULE_LIST_SQL
+
+    return await fetch_one(conn, RULE_LIST_SQL + " WHERE r.code = %s", (code,))
+
+
+@router.get("/alarm-rules", summary="Alarm rules, by code")
+async def list_rules(
+    *,
+    _: Reader,
+    conn: Conn,
+    pg: Paging,
+    kind: Annotated[str | None, Query(max_length=32, description="rule kind, e.g. low")] = None,
+    zone: Annotated[str | None, Query(max_length=200)] = None,
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    from alarms.store import RULE_LIST_SQL
+
+    w = Where().eq("r.kind", kind).eq("z.code", zone).eq("r.enabled", enabled)
+    return await fetch_page(conn, RULE_LIST_SQL, w, "r.code", pg)
+
+
+@router.get("/alarm-rules/{code}", summary="One alarm rule")
+async def get_rule(*, _: Reader, conn: Conn, code: RuleCodePath) -> dict[str, Any]:
+    row = await _rule(conn, code)
+    if row is None:
+        raise NotFoundError(f"no alarm rule '{code}'")
+    return row
+
+
+def _save_rule(conn: Any, rule: RuleIn) -> str:
+    from alarms.store import save_rule
+
+    change, _ = save_rule(conn, rule)
+    return change
+
+
+@router.post(
+    "/alarm-rules",
+    summary="Create or update an alarm rule (matched by code)",
+    description="The keys are those of a rules file (docs/alarms.md). A rule that already has "
+    "exactly these settings is left alone (`change` is `unchanged`).",
+)
+async def save_rule_endpoint(
+    *, request: Request, who: Handler, conn: Conn, st: State, body: RuleIn
+) -> dict[str, Any]:
+    from alarms.errors import RuleConfigError
+
+    before = await _rule(conn, body.code)
+    try:
+        change = await run_sync(st, _save_rule, body)
+    except RuleConfigError as exc:
+        raise InvalidError(str(exc), code=f"bad_{exc.field or 'rule'}") from exc
+    if change != "unchanged":
+        await write_audit(
+            conn,
+            request,
+            who,
+            action=f"rule_{change}",
+            entity="alarm_rule",
+            entity_id=body.code,
+            before=before,
+            after=body.model_dump(mode="json"),
+        )
+    return {"rule": body.code, "change": change}
+
+
+def _set_enabled(conn: Any, code: str, enabled: bool) -> str:
+    from alarms.store import set_rule_enabled
+
+    return set_rule_enabled(conn, code, enabled)
+
+
+async def _enable(
+    request: Request, who: Principal, conn: Conn, st: State, code: str, *, enabled: bool
+) -> dict[str, Any]:
+    from alarms.errors import NotFoundError as AlarmNotFoundError
+
+    try:
+        change = await run_sync(st, _set_enabled, code, enabled)
+    except AlarmNotFoundError as exc:
+        raise NotFoundError(str(exc)) from exc
+    if change != "unchanged":
+        await write_audit(
+            conn,
+            request,
+            who,
+            action="rule_enable" if enabled else "rule_disable",
+            entity="alarm_rule",
+            entity_id=code,
+            before={"enabled": not enabled},
+            after={"enabled": enabled},
+        )
+    return {"rule": code, "enabled": enabled, "change": change}
+
+
+@router.post(
+    "/alarm-rules/{code}/disable",
+    summary="Disable an alarm rule (the worker stops evaluating it; nothing is deleted)",
+)
+async def disable_rule(
+    *, request: Request, who: Handler, conn: Conn, st: State, code: RuleCodePath
+) -> dict[str, Any]:
+    return await _enable(request, who, conn, st, code, enabled=False)
+
+
+@router.post("/alarm-rules/{code}/enable", summary="Enable an alarm rule again")
+async def enable_rule(
+    *, request: Request, who: Handler, conn: Conn, st: State, code: RuleCodePath
+) -> dict[str, Any]:
+    return await _enable(request, who, conn, st, code, enabled=True)
