@@ -77,8 +77,11 @@ async def tcp_server(units: int) -> AsyncIterator[int]:
 LINE_SERVER = """
 import asyncio, contextlib, os, sys
 # the emulated line and devices stand for hardware: let them not wait for a busy CPU
-with contextlib.suppress(OSError):
-    os.nice(-15)
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+except (OSError, AttributeError):
+    with contextlib.suppress(OSError):
+        os.nice(-15)
 sys.setswitchinterval(0.0002)  # the relay threads must not wait 5 ms for the GIL
 from simulator.line import PacedLine
 from simulator.server import SimServer

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from edge_agent.aio import with_timeout
 from edge_agent.errors import FrameError, ModbusError, ModbusExceptionResponse, ModbusTimeout
+from edge_agent.timer import PreciseTimer
 
 FC_READ = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 FC_WRITE_COIL, FC_WRITE_REGISTER, FC_WRITE_COILS, FC_WRITE_REGISTERS = 5, 6, 15, 16
@@ -121,6 +122,14 @@ def crc16(data: bytes) -> int:
 def rtu_frame(unit: int, pdu: bytes) -> bytes:
     body = bytes((unit,)) + pdu
     return body + struct.pack("<H", crc16(body))
+
+
+def rtu_expected_length(pdu: bytes) -> int:
+    """Whole length of the normal RTU answer to the request ``pdu`` (unit id + answer PDU +
+    CRC), known before anything arrives: function code 1/2 -> 5 + ceil(count/8), 3/4 ->
+    5 + 2 x count, writes (5, 6, 15, 16) -> 8. An exception answer is shorter (5 bytes): the
+    reader sees it from the second byte."""
+    return 1 + response_pdu_size(pdu) + 2
 
 
 def rtu_response_length(head: bytes) -> int:
@@ -383,6 +392,10 @@ class SerialConnection:
             raise ModbusError(f"cannot open serial port {self.port}: {exc}") from exc
         except Exception as exc:  # serial.SerialException derives from OSError on Linux
             raise ModbusError(f"cannot open serial port {self.port}: {exc}") from exc
+        # USB adapters (FTDI and the like) hold received bytes up to 16 ms by default; ask for
+        # low-latency mode (not available on every port or on a pty: then nothing changes)
+        with contextlib.suppress(Exception):
+            ser.set_low_latency_mode(True)
         self._serial = ser
         fd = int(ser.fileno())
         os.set_blocking(fd, False)
@@ -402,16 +415,28 @@ class SerialConnection:
         if data:
             self._buf += data
             w = self._waiter
-            if w is not None and not w.done() and len(self._buf) >= self._need:
+            if w is not None and not w.done() and len(self._buf) >= self._wanted():
                 w.set_result(None)
+
+    def _wanted(self) -> int:
+        """Bytes to wait for: the expected answer length, or 5 once the second byte shows an
+        exception answer."""
+        buf = self._buf
+        if len(buf) >= 2 and buf[1] & 0x80:
+            return 5
+        return self._need
 
     def _frame_length(self) -> int:
         """Bytes needed for the whole answer, as far as the buffer tells so far."""
-        return 3 if len(self._buf) < 3 else rtu_response_length(bytes(self._buf[:3]))
+        if len(self._buf) < 3:
+            return max(3, self._wanted())
+        return rtu_response_length(bytes(self._buf[:3]))
 
-    async def _read_frame(self, deadline: float) -> bytes:
-        """One answer frame: wake up only when enough bytes are in (one wake-up, usually)."""
+    async def _read_frame(self, deadline: float, expected: int) -> bytes:
+        """One answer frame of ``expected`` bytes (from the request): the task wakes up once,
+        when all of it is in, not per chunk and not after an inter-frame timeout."""
         loop = asyncio.get_running_loop()
+        self._need = expected
         while (need := self._frame_length()) > len(self._buf) or len(self._buf) < 3:
             if loop.time() >= deadline:
                 raise TimeoutError
@@ -439,7 +464,7 @@ class SerialConnection:
                 raise ModbusError(f"cannot write to {self.port}: {exc}") from exc
             loop = asyncio.get_running_loop()
             try:
-                answer = await self._read_frame(loop.time() + timeout_s)
+                answer = await self._read_frame(loop.time() + timeout_s, rtu_expected_length(pdu))
             except TimeoutError as exc:
                 raise ModbusTimeout(
                     f"no answer from unit {unit} on {self.port} in {timeout_s:g} s"
@@ -475,13 +500,14 @@ class BusArbiter:
         self.pause = pause
         self._lock = asyncio.Lock()
         self._last_end = 0.0
+        self._timer = PreciseTimer()
         self.stats = BusStats()
 
     async def exchange(self, unit: int, pdu: bytes, timeout_s: float) -> bytes:
         async with self._lock:
             wait = self._last_end + self.gap + self.pause - time.perf_counter()
             if wait > 0:
-                await _precise_sleep(wait)
+                await self._timer.sleep(wait)
             start = time.perf_counter()
             try:
                 return await self.conn.exchange(unit, pdu, timeout_s)
@@ -491,17 +517,8 @@ class BusArbiter:
                 self.stats.busy_s += self._last_end - start
 
     async def close(self) -> None:
+        self._timer.close()
         await self.conn.close()
-
-
-async def _precise_sleep(seconds: float) -> None:
-    """Sleep about ``seconds``: the event loop wakes up to 1 ms late (epoll rounds up), so
-    sleep a little less and cover only the last fraction of a millisecond by yielding."""
-    end = time.perf_counter() + seconds
-    if seconds > 0.001:
-        await asyncio.sleep(seconds - 0.001)
-    while time.perf_counter() < end:  # noqa: ASYNC110 - at most ~1 ms of yielding, not a poll
-        await asyncio.sleep(0)
 
 
 class ModbusClient:
