@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import statistics
 import threading
 import time
 import tty
+from collections import deque
 
 from edge_agent.modbus import char_time, inter_frame_gap
 
@@ -41,6 +43,31 @@ class PacedLine:
             threading.Thread(target=self._relay, args=(self._d_fd, self._m_fd, False), daemon=True),
         ]
         self.frames = 0
+        # timestamps for "where the time goes": when the last frame was handed to each side,
+        # and how long each side took from then to the first byte of its next frame
+        self._delivered: dict[bool, float | None] = {True: None, False: None}
+        self._turnaround: dict[bool, deque[float]] = {
+            True: deque(maxlen=2000),
+            False: deque(maxlen=2000),
+        }
+
+    def turnaround_ms(self) -> dict[str, float]:
+        """Median turnarounds seen on the line so far (ms): ``device`` from the moment a
+        request reached the devices' port to the first byte of the answer (the simulated
+        device's processing time), ``master`` from an answer reaching the master's port to the
+        first byte of its next request (the master's own latency plus its 3.5-character
+        silence); their minimums (``*_min_ms``); and how many of each were seen (``*_n``)."""
+        out: dict[str, float] = {}
+        for name, side in (("device", False), ("master", True)):
+            xs = list(self._turnaround[side])
+            out[f"{name}_ms"] = 1000 * statistics.median(xs) if xs else float("nan")
+            out[f"{name}_min_ms"] = 1000 * min(xs) if xs else float("nan")
+            out[f"{name}_n"] = float(len(xs))
+        return out
+
+    def reset_turnaround(self) -> None:
+        for d in self._turnaround.values():
+            d.clear()
 
     def start(self) -> None:
         for t in self._threads:
@@ -71,6 +98,10 @@ class PacedLine:
                     start = self._done  # more bytes of the frame still on the wire
                 else:
                     start = max(now, self._done + self.gap)  # t3.5 of silence between frames
+                    # a new frame from this side: how long since the other side handed it one
+                    handed = self._delivered[not to_device]
+                    if handed is not None and to_device != self._last_dir:
+                        self._turnaround[to_device].append(now - handed)
                 done = start + len(data) * self.char
                 self._done, self._last_dir = done, to_device
             # a slave sees the end of a request only after t3.5 of silence
@@ -82,4 +113,5 @@ class PacedLine:
                 os.write(dst, data)
             except OSError:
                 return
+            self._delivered[to_device] = time.perf_counter()
             self.frames += 1
