@@ -372,6 +372,7 @@ class SerialConnection:
         self._waiter: asyncio.Future[None] | None = None
         self._need = 3
         self._lock = asyncio.Lock()
+        self.last_rx: float | None = None  # perf_counter() when the last answer was complete
 
     def _open(self) -> int:
         if self._fd is not None:
@@ -416,6 +417,7 @@ class SerialConnection:
             self._buf += data
             w = self._waiter
             if w is not None and not w.done() and len(self._buf) >= self._wanted():
+                self.last_rx = time.perf_counter()
                 w.set_result(None)
 
     def _wanted(self) -> int:
@@ -456,6 +458,7 @@ class SerialConnection:
         async with self._lock:
             fd = self._open()
             self._buf.clear()  # drop noise and late answers from before this request
+            self.last_rx = None
             frame = rtu_frame(unit, pdu)
             try:
                 os.write(fd, frame)
@@ -512,9 +515,13 @@ class BusArbiter:
             try:
                 return await self.conn.exchange(unit, pdu, timeout_s)
             finally:
-                self._last_end = time.perf_counter()
+                now = time.perf_counter()
+                # the silence runs from the moment the answer was in, not from when this task
+                # got round to it (a serial connection notes that moment)
+                rx = self.conn.last_rx if isinstance(self.conn, SerialConnection) else None
+                self._last_end = rx if rx is not None and start <= rx <= now else now
                 self.stats.requests += 1
-                self.stats.busy_s += self._last_end - start
+                self.stats.busy_s += now - start
 
     async def close(self) -> None:
         self._timer.close()
