@@ -139,9 +139,10 @@ def require(*groups: Iterable[Role] | Role) -> Callable[..., Awaitable[Principal
             allowed.update(g)
     frozen = frozenset(allowed)
 
-    async def dependency(
-        principal: Annotated[Principal, Depends(current_principal)],
-    ) -> Principal:
+    async def dependency(request: Request) -> Principal:
+        # current_principal is called directly, not as a sub-dependency: one level less for
+        # FastAPI to solve on every request
+        principal = await current_principal(request)
         if principal.role not in frozen:
             raise ForbiddenError(f"the role '{principal.role.value}' may not do this")
         return principal
