@@ -282,7 +282,7 @@ async def main_async(quick: bool, devices: int | None) -> dict[str, float]:
             f"(line time {rtu['theoretical_exchange_ms']:.2f} ms)"
         )
         print(
-            f"  where the time goes per request (medians, ms): request on the wire "
+            f"  where the time goes per request (means, ms): request on the wire "
             f"{rtu['request_wire_ms']:.2f} + end-of-request silence {rtu['gap_ms']:.2f} + device "
             f"turnaround {rtu['device_ms']:.2f} + answer on the wire {rtu['answer_wire_ms']:.2f} "
             f"+ agent turnaround {rtu['agent_ms']:.2f} (of which {rtu['gap_ms']:.2f} is the "
