@@ -52,11 +52,13 @@ class PacedLine:
         }
 
     def turnaround_ms(self) -> dict[str, float]:
-        """Mean turnarounds seen on the line so far (ms; means, so that late wake-ups count):
-        ``device`` from the moment a request reached the devices' port to the first byte of the answer (the simulated
-        device's processing time), ``master`` from an answer reaching the master's port to the
-        first byte of its next request (the master's own latency plus its 3.5-character
-        silence); their minimums (``*_min_ms``); and how many of each were seen (``*_n``)."""
+        """Mean turnarounds seen on the line so far (ms; means, so that late wake-ups count).
+
+        ``device``: from a request reaching the devices' port to the first byte of the answer
+        (the simulated device's processing time); ``master``: from an answer reaching the
+        master's port to the first byte of its next request (the master's own latency plus its
+        3.5-character silence); their minimums (``*_min_ms``) and counts (``*_n``).
+        """
         out: dict[str, float] = {}
         for name, side in (("device", False), ("master", True)):
             xs = list(self._turnaround[side])
