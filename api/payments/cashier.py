@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field
 
 from api.deps import client_ip, get_state, require
 from api.errors import ForbiddenError, InvalidError, NotFoundError
-from api.payments.common import CASHIER_DESK, VOID_ANY, audit_sync, payments_config
+from api.payments.common import (
+    CASHIER_DESK,
+    VOID_ANY,
+    audit_sync,
+    payments_config,
+    take_payment_audited,
+)
 from api.security import Principal
 from api.syncdb import run_sync
 from billing.payments import cashier as desk
@@ -65,28 +71,16 @@ async def take(body: PaymentIn, request: Request, who: Desk) -> dict[str, Any]:
     now = st.clock()
 
     def work(conn: Any) -> desk.Receipt:
-        r = desk.take_payment(
+        return take_payment_audited(
             conn,
+            who=who,
+            ip=client_ip(request),
+            now=now,
             account_number=body.account,
             amount_tiyin=tiyin,
             method=body.method,
-            cashier=who.username,
-            cashier_id=who.user_id,
-            now=now,
             request_key=body.request_key,
         )
-        if r.created:
-            audit_sync(
-                conn,
-                who=who,
-                ip=client_ip(request),
-                now=now,
-                action="payment",
-                entity="cashier_receipt",
-                entity_id=r.receipt_no,
-                after={"account": r.account_number, "amount_tiyin": tiyin, "method": r.method},
-            )
-        return r
 
     try:
         receipt = await run_sync(st, work)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request
 
 from api.security import Principal, Role
+from billing.payments import cashier as desk
+from billing.payments import importer
 from billing.payments.config import PaymentsConfig, get_payments_config
+from billing.payments.statements import Statement
 
 CASHIER_DESK = frozenset({Role.CASHIER, Role.ACCOUNTANT, Role.ADMIN})
 VOID_ANY = frozenset({Role.ACCOUNTANT, Role.ADMIN})
@@ -53,3 +56,68 @@ def audit_sync(
             ip,
         ),
     )
+
+
+def take_payment_audited(
+    conn: Any,
+    *,
+    who: Principal,
+    ip: str,
+    now: datetime,
+    account_number: str,
+    amount_tiyin: int,
+    method: Literal["cash", "card"],
+    request_key: str | None,
+) -> desk.Receipt:
+    """A desk payment and, when it is new, its audit row, in the caller's transaction.
+    Shared by the JSON API and the desk page."""
+    r = desk.take_payment(
+        conn,
+        account_number=account_number,
+        amount_tiyin=amount_tiyin,
+        method=method,
+        cashier=who.username,
+        cashier_id=who.user_id,
+        now=now,
+        request_key=request_key,
+    )
+    if r.created:
+        audit_sync(
+            conn,
+            who=who,
+            ip=ip,
+            now=now,
+            action="payment",
+            entity="cashier_receipt",
+            entity_id=r.receipt_no,
+            after={"account": r.account_number, "amount_tiyin": amount_tiyin, "method": r.method},
+        )
+    return r
+
+
+def import_statement_audited(
+    conn: Any,
+    stmt: Statement,
+    *,
+    who: Principal,
+    ip: str,
+    now: datetime,
+    filename: str,
+    fuzzy_min_score: float,
+) -> importer.ImportSummary:
+    """Import a parsed bank statement and write its audit row, in the caller's transaction.
+    Shared by the upload API and the statements page."""
+    summary = importer.import_statement(
+        conn, stmt, now=now, by=who.username, filename=filename, fuzzy_min_score=fuzzy_min_score
+    )
+    audit_sync(
+        conn,
+        who=who,
+        ip=ip,
+        now=now,
+        action="import",
+        entity="bank_statement",
+        entity_id=summary.statement_id,
+        after=summary.as_dict(),
+    )
+    return summary

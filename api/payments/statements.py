@@ -11,7 +11,12 @@ from pydantic import BaseModel, Field
 
 from api.deps import Paging, client_ip, get_state, paged, require
 from api.errors import InvalidError, NotFoundError
-from api.payments.common import STATEMENTS, audit_sync, payments_config
+from api.payments.common import (
+    STATEMENTS,
+    audit_sync,
+    import_statement_audited,
+    payments_config,
+)
 from api.security import Principal
 from api.syncdb import run_sync
 from billing.payments import importer
@@ -50,25 +55,15 @@ async def upload(
     now = st.clock()
 
     def work(conn: Any) -> importer.ImportSummary:
-        summary = importer.import_statement(
+        return import_statement_audited(
             conn,
             stmt,
-            now=now,
-            by=who.username,
-            filename=file.filename or "",
-            fuzzy_min_score=cfg.fuzzy_min_score,
-        )
-        audit_sync(
-            conn,
             who=who,
             ip=client_ip(request),
             now=now,
-            action="import",
-            entity="bank_statement",
-            entity_id=summary.statement_id,
-            after=summary.as_dict(),
+            filename=file.filename or "",
+            fuzzy_min_score=cfg.fuzzy_min_score,
         )
-        return summary
 
     summary = await run_sync(st, work)
     return summary.as_dict()

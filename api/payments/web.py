@@ -17,7 +17,15 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 
 from api.deps import CSRF_COOKIE, CSRF_FIELD, client_ip, get_state, require
 from api.i18n import LANGUAGES, gettext_for
-from api.payments.common import CASHIER_DESK, STATEMENTS, VOID_ANY, audit_sync, payments_config
+from api.payments.common import (
+    CASHIER_DESK,
+    STATEMENTS,
+    VOID_ANY,
+    audit_sync,
+    import_statement_audited,
+    payments_config,
+    take_payment_audited,
+)
 from api.payments.texts import text
 from api.security import Principal
 from api.syncdb import run_sync
@@ -144,28 +152,16 @@ async def desk_take(
         return await _desk_page(request, who, 422, error=str(exc), account=account)
 
     def work(conn: Any) -> desk.Receipt:
-        r = desk.take_payment(
+        return take_payment_audited(
             conn,
+            who=who,
+            ip=client_ip(request),
+            now=now,
             account_number=account,
             amount_tiyin=tiyin,
             method="card" if method == "card" else "cash",
-            cashier=who.username,
-            cashier_id=who.user_id,
-            now=now,
             request_key=request_key or None,
         )
-        if r.created:
-            audit_sync(
-                conn,
-                who=who,
-                ip=client_ip(request),
-                now=now,
-                action="payment",
-                entity="cashier_receipt",
-                entity_id=r.receipt_no,
-                after={"account": r.account_number, "amount_tiyin": tiyin, "method": r.method},
-            )
-        return r
 
     try:
         r = await run_sync(st, work)
@@ -260,25 +256,15 @@ async def statements_upload(
     now = st.clock()
 
     def work(conn: Any) -> importer.ImportSummary:
-        s = importer.import_statement(
+        return import_statement_audited(
             conn,
             stmt,
-            now=now,
-            by=who.username,
-            filename=file.filename or "",
-            fuzzy_min_score=cfg.fuzzy_min_score,
-        )
-        audit_sync(
-            conn,
             who=who,
             ip=client_ip(request),
             now=now,
-            action="import",
-            entity="bank_statement",
-            entity_id=s.statement_id,
-            after=s.as_dict(),
+            filename=file.filename or "",
+            fuzzy_min_score=cfg.fuzzy_min_score,
         )
-        return s
 
     summary = await run_sync(st, work)
     return await _statements_page(request, who, summary=summary)
