@@ -28,18 +28,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import psycopg
 from rich.console import Console
 from rich.progress import Progress
@@ -48,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.security import Principal, Role, make_access_token  # noqa: E402
+from bench.common import free_port, p99, server_url, start_api_server, with_db  # noqa: E402
 from billing.accountno import make_number  # noqa: E402
 from suvnet.migrate import migrate  # noqa: E402
 
@@ -61,17 +58,6 @@ SQL_ROLLUP = (
     "SELECT bucket, min, max, avg, count, last FROM readings_1h WHERE point_id = %s "
     "AND bucket >= %s AND bucket < %s ORDER BY bucket"
 )
-
-
-def server_url() -> str:
-    return os.environ.get(
-        "SUVNET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 def seed(url: str, accounts: int, points: int) -> tuple[list[str], list[int]]:
@@ -148,64 +134,6 @@ def seed(url: str, accounts: int, points: int) -> tuple[list[str], list[int]]:
         conn.execute("VACUUM ANALYZE")
         bar.advance(task)
     return numbers, pids
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SUVNET_DATABASE_URL": db_url,
-        "SUVNET_SECRET_KEY": SECRET,
-        "SUVNET_DB_POOL_MIN": "20",
-        "SUVNET_DB_POOL_MAX": "20",
-        "SUVNET_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.cli:_factory",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit("uvicorn exited before it answered")
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("uvicorn did not answer within 60 s")
-
-
-def p99(values: list[float]) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(0.99 * (len(s) - 1)))] if s else float("nan")
 
 
 class RawClient:
@@ -330,7 +258,12 @@ def main() -> None:
             f"({time.perf_counter() - t0:.1f} s to load)"
         )
         port = free_port()
-        proc = start_server(db_url, port)
+        proc = start_api_server(
+            db_url,
+            port,
+            {"SUVNET_SECRET_KEY": SECRET, "SUVNET_DB_POOL_MIN": "20", "SUVNET_DB_POOL_MAX": "20"},
+            ["--loop", "uvloop", "--http", "httptools"],
+        )
         token = make_access_token(Principal(1, "bench", Role.ADMIN), SECRET, datetime.now(UTC))
         # warm up the pool and the caches
         asyncio.run(http_phase(port, token, "mix", numbers, pids, 2.0))

@@ -30,13 +30,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -45,6 +43,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import server_url, with_db  # noqa: E402
 from billing import consumption as cons  # noqa: E402
 from billing.config import ConsumptionParams, load_billing_config  # noqa: E402
 from billing.demo import generate  # noqa: E402
@@ -245,17 +244,6 @@ def copy_binary(conn: psycopg.Connection, d: dict[str, np.ndarray], n_sql: int) 
     conn.execute("ANALYZE bench_meters")
     conn.commit()
     return m
-
-
-def server_url() -> str:
-    return os.environ.get(
-        "SUVNET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 def main() -> None:

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import server_url, with_db  # noqa: E402
 from dashboards.boards.network import PRESSURE_BY_ZONE  # noqa: E402
 from dashboards.macros import QueryContext, Variable, expand  # noqa: E402
 from suvnet.migrate import migrate  # noqa: E402
@@ -52,17 +51,6 @@ FROM readings r JOIN pts ON pts.id = r.point_id JOIN zones z ON z.id = pts.zone_
 WHERE $__timeFilter(r.ts) AND r.quality = 0
 GROUP BY 1, 2 ORDER BY 1
 """
-
-
-def server_url() -> str:
-    return os.environ.get(
-        "SUVNET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 def seed(conn: psycopg.Connection[tuple[object, ...]], points: int, days: int) -> int:

@@ -47,7 +47,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -56,6 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, with_db  # noqa: E402
 from suvnet.migrate import migrate  # noqa: E402
 from suvnet.protocol import (  # noqa: E402
     Reading,
@@ -68,17 +69,6 @@ from suvnet.protocol import (  # noqa: E402
 GATEWAYS = 4
 DEVICES_PER_GW = 25
 POINTS_PER_DEVICE = 4
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -39,7 +39,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -49,23 +48,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alarms import analytics as an  # noqa: E402
+from bench.common import server_url, with_db  # noqa: E402
 from simulator.leak_scenarios import Scenario, generate, write_csv, write_registry_sql  # noqa: E402
 from suvnet.migrate import load_migrations, migrate  # noqa: E402
 
 TZ = ZoneInfo("Asia/Tashkent")
 WARMUP_DAYS = 14
 LEAK_KINDS = ("mnf", "burst", "water_balance")
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
-
-
-def server_url() -> str:
-    return os.environ.get(
-        "SUVNET_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
 
 
 def template(server: str) -> str:

@@ -31,9 +31,7 @@ import base64
 import hashlib
 import itertools
 import json
-import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -41,7 +39,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -49,6 +46,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, p99, server_url, start_api_server, with_db  # noqa: E402
 from billing.accountno import make_number  # noqa: E402
 from billing.ledger import post_payment  # noqa: E402
 from billing.payments.importer import import_statement  # noqa: E402
@@ -60,17 +58,6 @@ PAYME_KEY = "bench-payme-key"
 CLICK_SECRET = "bench-click-secret"
 CLICK_SERVICE = "777"
 _ids = itertools.count(1)
-
-
-def server_url() -> str:
-    return os.environ.get(
-        "SUVNET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 def seed(url: str, accounts: int) -> list[str]:
@@ -105,65 +92,6 @@ def seed(url: str, accounts: int) -> list[str]:
                 )
         conn.execute("VACUUM ANALYZE")
     return numbers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SUVNET_DATABASE_URL": db_url,
-        "SUVNET_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnop",
-        "SUVNET_DB_POOL_MIN": "4",
-        "SUVNET_DB_POOL_MAX": "20",
-        "SUVNET_LOG_LEVEL": "WARNING",
-        "SUVNET_PAYME_MERCHANT_ID": "bench",
-        "SUVNET_PAYME_KEY": PAYME_KEY,
-        "SUVNET_CLICK_SERVICE_ID": CLICK_SERVICE,
-        "SUVNET_CLICK_MERCHANT_ID": "1",
-        "SUVNET_CLICK_SECRET_KEY": CLICK_SECRET,
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.cli:_factory",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit("uvicorn exited before it answered")
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("uvicorn did not answer within 60 s")
-
-
-def p99(values: list[float]) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(0.99 * (len(s) - 1)))] if s else float("nan")
 
 
 async def payme_phase(base: str, numbers: list[str], seconds: float) -> tuple[int, list[float]]:
@@ -338,7 +266,20 @@ def main() -> None:
         numbers = seed(db_url, accounts)
         print(f"data: {accounts:,} accounts")
         port = free_port()
-        proc = start_server(db_url, port)
+        proc = start_api_server(
+            db_url,
+            port,
+            {
+                "SUVNET_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnop",
+                "SUVNET_DB_POOL_MIN": "4",
+                "SUVNET_DB_POOL_MAX": "20",
+                "SUVNET_PAYME_MERCHANT_ID": "bench",
+                "SUVNET_PAYME_KEY": PAYME_KEY,
+                "SUVNET_CLICK_SERVICE_ID": CLICK_SERVICE,
+                "SUVNET_CLICK_MERCHANT_ID": "1",
+                "SUVNET_CLICK_SECRET_KEY": CLICK_SECRET,
+            },
+        )
         base = f"http://127.0.0.1:{port}"
         asyncio.run(payme_phase(base, numbers, 1.0))  # warm up
         n, rest = asyncio.run(payme_phase(base, numbers, seconds))
