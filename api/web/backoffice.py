@@ -12,11 +12,11 @@ from fastapi.responses import RedirectResponse, Response
 from api import accounts, billing_data
 from api.cash import CashPayment, post_cash
 from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require, write_audit
-from api.errors import NotAuthenticatedError, NotFoundError, TooManyAttemptsError
+from api.errors import NotFoundError
 from api.security import ISSUE_CUSTOMER_CODES, READ_BILLING, STAFF, Principal, Role
 from api.sql import fetch_all
 from api.syncdb import run_sync
-from api.web.common import clear_session, form_csrf_ok, render, safe_next, set_session
+from api.web.common import clear_session, login_form, render
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -35,32 +35,23 @@ async def login_submit(
     *,
     request: Request,
     conn: Conn,
-    st: State,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=500)] = "",
 ) -> Response:
-    if not form_csrf_ok(request, csrf_token):
-        return render(request, "staff_login.html", 403, error="csrf", username=username)
-    try:
-        pair = await accounts.login(
-            conn,
-            username=username,
-            password=password,
-            ip=client_ip(request),
-            secret=st.secret,
-            now=st.clock(),
-            policy=st.rate_limit,
-            customer=False,
-        )
-    except TooManyAttemptsError:
-        return render(request, "staff_login.html", 429, error="locked", username=username)
-    except NotAuthenticatedError:
-        return render(request, "staff_login.html", 401, error="wrong", username=username)
-    resp = RedirectResponse(safe_next(next_url, "/staff/"), status_code=303)
-    set_session(resp, request, pair.access_token, pair.refresh_token)
-    return resp
+    return await login_form(
+        request,
+        conn,
+        template="staff_login.html",
+        field="username",
+        login=username,
+        password=password,
+        csrf_token=csrf_token,
+        next_url=next_url,
+        home="/staff/",
+        customer=False,
+    )
 
 
 @router.post("/logout")

@@ -17,8 +17,8 @@ from api.web.common import (
     clear_session,
     form_csrf_ok,
     language,
+    login_form,
     render,
-    safe_next,
     set_session,
 )
 
@@ -37,32 +37,23 @@ async def login_submit(
     *,
     request: Request,
     conn: Conn,
-    st: State,
     account_no: Annotated[str, Form(max_length=32)],
     password: Annotated[str, Form(max_length=256)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=500)] = "",
 ) -> Response:
-    if not form_csrf_ok(request, csrf_token):
-        return render(request, "cabinet_login.html", 403, error="csrf", account_no=account_no)
-    try:
-        pair = await accounts.login(
-            conn,
-            username=account_no,
-            password=password,
-            ip=client_ip(request),
-            secret=st.secret,
-            now=st.clock(),
-            policy=st.rate_limit,
-            customer=True,
-        )
-    except TooManyAttemptsError:
-        return render(request, "cabinet_login.html", 429, error="locked", account_no=account_no)
-    except NotAuthenticatedError:
-        return render(request, "cabinet_login.html", 401, error="wrong", account_no=account_no)
-    resp = RedirectResponse(safe_next(next_url, "/cabinet/"), status_code=303)
-    set_session(resp, request, pair.access_token, pair.refresh_token)
-    return resp
+    return await login_form(
+        request,
+        conn,
+        template="cabinet_login.html",
+        field="account_no",
+        login=account_no,
+        password=password,
+        csrf_token=csrf_token,
+        next_url=next_url,
+        home="/cabinet/",
+        customer=True,
+    )
 
 
 @router.get("/activate")
