@@ -149,8 +149,18 @@ def db_status() -> None:
         console.print(f"  pending: {p.version:04d}_{p.name}  (run: suvnet db migrate)")
 
 
-def _load_plugins() -> None:
-    for ep in entry_points(group="suvnet.commands"):
+def _load_plugins(argv: list[str]) -> None:
+    """Register the other packages' command groups. When the command line names one of them,
+    only that one is imported (the others pull in numba, reportlab, ...: a slow start)."""
+    eps = list(entry_points(group="suvnet.commands"))
+    words = [a for a in argv if not a.startswith("-")]
+    core = {g.name for g in app.registered_groups} | {
+        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+    }
+    if words and words[0] in core:
+        return
+    named = [ep for ep in eps if words and ep.name == words[0]]
+    for ep in named or eps:
         module = ep.value.split(":", 1)[0]
         try:
             sub = ep.load()
@@ -165,7 +175,7 @@ def _load_plugins() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``suvnet`` command."""
-    _load_plugins()
+    _load_plugins(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=argv, standalone_mode=False)
     except SuvnetError as exc:
@@ -179,12 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:
+        # usage errors (unknown command, bad option): typer may carry its own copy of click,
+        # so recognise them by shape rather than by class
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
     # in non-standalone mode click returns the code of typer.Exit(code) instead of exiting
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

@@ -39,3 +39,37 @@ def test_unreachable_database_is_a_clear_error() -> None:
     assert res.returncode == 1
     assert "cannot connect to the database" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_usage_errors_are_explained_not_tracebacks() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "suvnet.cli", "nosuch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 2
+    assert "No such command 'nosuch'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_named_group_loads_and_the_full_help_lists_every_group() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "suvnet.cli", "site", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "apply" in res.stdout
+    res = subprocess.run(
+        [sys.executable, "-m", "suvnet.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for group in ("db", "site", "ingest", "billing", "alarms", "api", "demo"):
+        assert f" {group} " in res.stdout, group
