@@ -69,6 +69,7 @@ from ingest.validate import (
     Window,
     check_state,
     check_telemetry,
+    warm_up_scanner,
 )
 from suvnet.backoff import Backoff, BackoffPolicy
 from suvnet.protocol import Ack, Topics, compress_ranges, encode_ack
@@ -436,6 +437,7 @@ class IngestWorker:
 
     def _decoder_loop(self) -> None:
         """Validate messages ahead of the writer, so decoding overlaps database round trips."""
+        warm_up_scanner()
         while not self._registry_ready.wait(0.5):
             if self._stop.is_set():
                 return

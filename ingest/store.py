@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -267,15 +268,31 @@ def int_array(values: Iterable[int | None]) -> str:
 
 
 def _group_marks(items: Sequence[Checked]) -> Marks:
-    """The dirty buckets of a group: each message's own set (computed by the decoder thread
-    while validating) when it has one, else computed here from its rows."""
+    """The dirty buckets of a group: each message's own (computed by the decoder thread while
+    validating: a set, or the scanner's array of pairs) when it has them, else computed here
+    from its rows."""
     buckets: set[tuple[int, int]] = set()
+    arrays: list[np.ndarray[Any, Any]] = []
     for it in items:
-        if it.buckets is not None:
-            buckets.update(it.buckets)
-        elif it.rows:
-            buckets.update(dirty_buckets(it.rows))
-    return marks_of(buckets)
+        b = it.buckets
+        if b is None:
+            if it.rows:
+                buckets.update(dirty_buckets(it.rows))
+        elif isinstance(b, set):
+            buckets.update(b)
+        elif len(b):
+            arrays.append(b)
+    if not arrays:
+        return marks_of(buckets)
+    if buckets:
+        arrays.append(np.array(sorted(buckets), dtype=np.int64))
+    pairs = np.concatenate(arrays)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    pairs = pairs[order]
+    keep = np.ones(len(pairs), dtype=bool)
+    keep[1:] = (pairs[1:] != pairs[:-1]).any(axis=1)
+    pairs = pairs[keep]
+    return pairs[:, 0].tolist(), pairs[:, 1].tolist()
 
 
 def write_group(conn: Conn, items: Sequence[Checked], now_ms: int) -> GroupResult:

@@ -7,12 +7,15 @@ touches a socket or the database; the registry snapshot and ``now`` are passed i
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
 
 from suvnet.errors import ProtocolError
 from suvnet.protocol import (
@@ -30,6 +33,14 @@ try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the install
     _fast_loads = json.loads  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from ingest.scan import WireTable
+
+try:
+    from ingest import scan as _scan
+except ImportError:  # pragma: no cover - numba is part of the server install
+    _scan = None  # type: ignore[assignment]
 
 DEAD_LETTER_MAX_BYTES = MAX_PAYLOAD_BYTES
 """Dead letters keep at most this many bytes of a payload (the detail says when truncated)."""
@@ -88,6 +99,11 @@ class Registry:
                 wire[(dc, pn)] = (pid, dev.id, dev.gateway_id)
         object.__setattr__(self, "wire", wire)
 
+    @functools.cached_property
+    def wire_table(self) -> WireTable | None:
+        """``wire`` as the compiled scanner's hash table (None without numba)."""
+        return None if _scan is None else _scan.build_table(dict(self.wire))
+
 
 @dataclass(frozen=True)
 class Window:
@@ -135,11 +151,53 @@ Row = tuple[int, int, float | None, int]
 """(ts_ms, point_id, value, quality) as written to the staging table."""
 
 
+class ScannedRows(Sequence[Row]):
+    """The rows of a scanned message, kept as their binary COPY bytes: only their count is
+    needed on the way to the database; the tuples are made when somebody asks for them."""
+
+    __slots__ = ("_count", "_list", "_packed")
+
+    def __init__(self, packed: bytes, count: int) -> None:
+        self._packed = packed
+        self._count = count
+        self._list: list[Row] | None = None
+
+    def _rows(self) -> list[Row]:
+        if self._list is None:
+            assert _scan is not None
+            ts, pid, val, q = (c.tolist() for c in _scan.unpack(self._packed))
+            self._list = list(zip(ts, pid, val, q, strict=True))
+        return self._list
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Row]: ...
+    def __getitem__(self, i: int | slice) -> Row | Sequence[Row]:
+        return self._rows()[i]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self._rows() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ScannedRows({self._rows()!r})"
+
+
 @dataclass
 class Checked:
     """Outcome of validating one message."""
 
-    rows: list[Row] = field(default_factory=list)
+    rows: Sequence[Row] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     key: BatchKey | None = None
     sent_ms: int | None = None
@@ -153,9 +211,10 @@ class Checked:
     """``loaded_at`` of the registry snapshot used for the check."""
     packed: bytes | None = None
     """``rows`` in binary COPY format, when the caller prepared them (ingest.store.pack_rows)."""
-    buckets: set[tuple[int, int]] | None = None
+    buckets: set[tuple[int, int]] | np.ndarray[Any, Any] | None = None
     """The (point id, 5-minute bucket start ms) pairs of the good rows (rollup marks), filled
-    while validating telemetry; None when not computed (then the writer derives them)."""
+    while validating telemetry: a set, or an int64 array of shape (n, 2) from the scanner;
+    None when not computed (then the writer derives them)."""
 
 
 def _raw(obj: Any) -> bytes:
@@ -198,7 +257,9 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     if kind != "telemetry":
         return _whole(topic, payload, UNEXPECTED_TOPIC, f"{kind} on the telemetry path", topic_gw)
     if fast:
-        clean = check_clean_telemetry(payload, topic_gw, registry, now_ms, window)
+        clean = check_scanned_telemetry(payload, topic_gw, registry, now_ms, window)
+        if clean is None:
+            clean = check_clean_telemetry(payload, topic_gw, registry, now_ms, window)
         if clean is not None:
             return clean
     try:
@@ -235,7 +296,8 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     devices = registry.devices
     points = registry.points
     seen = out.device_seen
-    rows = out.rows
+    rows: list[Row] = []
+    out.rows = rows
     comm_fail = Quality.COMM_FAIL
     good = Quality.GOOD
     buckets: set[tuple[int, int]] = set()
@@ -280,6 +342,53 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
             )
         )
     return out
+
+
+_TS_LIMIT = 2**53
+
+
+def warm_up_scanner() -> None:
+    """Load the compiled scanner (compiled once on first use, then cached on disk)."""
+    if _scan is not None:
+        _scan.warm_up()
+
+
+def check_scanned_telemetry(
+    payload: bytes,
+    topic_gw: str,
+    registry: Registry,
+    now_ms: int,
+    window: Window,
+) -> Checked | None:
+    """The compiled fast path (ingest.scan): the same result as
+    :func:`check_clean_telemetry`, or None where that one or the full decoder must decide."""
+    table = registry.wire_table
+    if table is None or len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    info = registry.gateways.get(topic_gw)
+    if info is None or not info.allowed or not valid_id(topic_gw):
+        return None
+    # timestamps beyond +-2**53 ms (285,000 years) are left to the Python paths
+    lo = -_TS_LIMIT if window.max_age_s is None else now_ms - int(window.max_age_s * 1000)
+    hi = now_ms + int(window.max_future_s * 1000)
+    lo, hi = max(lo, -_TS_LIMIT), min(hi, _TS_LIMIT)
+    got = _scan.read(payload, info.id, lo, hi, table, BUCKET_MS)
+    if got is None or got.version != VERSION or got.seq < 0 or got.gw != topic_gw.encode():
+        return None
+    try:
+        boot = got.boot.decode()
+    except UnicodeDecodeError:
+        return None
+    if not 0 < len(boot) <= 64:
+        return None
+    return Checked(
+        rows=ScannedRows(got.packed, got.count),
+        key=BatchKey(info.id, topic_gw, boot, got.seq),
+        sent_ms=got.sent,
+        device_seen=got.seen,
+        packed=got.packed,
+        buckets=got.buckets,
+    )
 
 
 def check_clean_telemetry(

@@ -135,8 +135,7 @@ def test_clean_message_takes_the_fast_path_and_a_bad_reading_does_not() -> None:
 
 
 def _item(gw_id: int, seq: int, rows: list[tuple[int, int, float | None, int]]) -> Checked:
-    it = Checked(key=BatchKey(gw_id, "gw1", "fast", seq), sent_ms=NOW)
-    it.rows.extend(rows)
+    it = Checked(rows=list(rows), key=BatchKey(gw_id, "gw1", "fast", seq), sent_ms=NOW)
     it.packed = pack_rows(rows)
     it.buckets = set(dirty_buckets(rows))
     return it
