@@ -294,25 +294,20 @@ def _eisel_lemire(w: np.uint64, q: int) -> np.uint64:
     return mant | (np.uint64(power2) << np.uint64(52))
 
 
+# rows of the registry array (see WireTable)
+R_HASH, R_ORDER, R_OFF, R_SEP, R_PID, R_DID, R_DGW = range(7)
+
+
 @njit(cache=True, nogil=True)
-def _lookup(  # noqa: PLR0917
-    buf: Any,
-    ds: int,
-    de: int,
-    ps: int,
-    pe: int,
-    table: Any,
-    order: Any,
-    names: Any,
-    off: Any,
-    sep: Any,
-) -> int:
-    """Index of the registry key ``device \\0 point`` or -1."""
-    h = _hash(buf, ds, de, ps, pe)
+def _lookup(buf: Any, ds: int, de: int, ps: int, pe: int, reg: Any, names: Any) -> int:  # noqa: PLR0917
+    """Row of the registry key ``device \0 point`` or -1."""
+    h = np.int64(_hash(buf, ds, de, ps, pe))
+    n = reg.shape[1] - 1
+    table = reg[R_HASH, :n]
     k = np.searchsorted(table, h)
-    while k < table.shape[0] and table[k] == h:
-        r = order[k]
-        a, s, b = off[r], sep[r], off[r + 1]
+    while k < n and table[k] == h:
+        r = reg[R_ORDER, k]
+        a, s, b = reg[R_OFF, r], reg[R_SEP, r], reg[R_OFF, r + 1]
         if s - a == de - ds and b - s - 1 == pe - ps:
             same = True
             for j in range(de - ds):
@@ -337,12 +332,8 @@ def _readings(  # noqa: PLR0917
     gw_id: int,
     lo: int,
     hi: int,
-    table: Any,
-    order: Any,
+    reg: Any,
     names: Any,
-    off: Any,
-    sep: Any,
-    dgw: Any,
     ts: Any,
     idx: Any,
     val: Any,
@@ -400,10 +391,10 @@ def _readings(  # noqa: PLR0917
             i = _ws(buf, i)
         if i >= n or buf[i] != 93:
             return 0, -1, 0
-        r = _lookup(buf, ds, de, ps, pe, table, order, names, off, sep)
+        r = _lookup(buf, ds, de, ps, pe, reg, names)
         if r < 0:
             return 0, -1, 0
-        g = dgw[r]
+        g = reg[R_DGW, r]
         if g >= 0 and g != gw_id:
             return 0, -1, 0
         ts[count] = t
@@ -425,16 +416,7 @@ def _readings(  # noqa: PLR0917
 
 @njit(cache=True, nogil=True)
 def _scan(  # noqa: PLR0917
-    buf: Any,
-    gw_id: int,
-    lo: int,
-    hi: int,
-    table: Any,
-    order: Any,
-    names: Any,
-    off: Any,
-    sep: Any,
-    dgw: Any,
+    buf: Any, gw_id: int, lo: int, hi: int, reg: Any, names: Any
 ) -> tuple[int, Any, Any, Any, Any, Any, int, Any, int]:
     """Read a telemetry payload: (status, envelope, ts, registry index, value, quality,
     count, fixes, number of fixes). A row of ``fixes`` is (reading, start, end) of a value
@@ -471,9 +453,7 @@ def _scan(  # noqa: PLR0917
             hdr[H_V] = x
         elif klen == 1 and c == 114:  # r
             key = _KEY_R
-            count, i, nfix = _readings(
-                buf, i, gw_id, lo, hi, table, order, names, off, sep, dgw, ts, idx, val, q, fix
-            )
+            count, i, nfix = _readings(buf, i, gw_id, lo, hi, reg, names, ts, idx, val, q, fix)
         elif klen == 2 and c == 103 and buf[ks + 1] == 119:  # gw
             key = _KEY_GW
             a, b, i = _string(buf, i)
@@ -522,7 +502,7 @@ def _scan(  # noqa: PLR0917
 
 @njit(cache=True, nogil=True)
 def _pack(  # noqa: PLR0917
-    ts: Any, idx: Any, val: Any, q: Any, count: int, pid: Any, did: Any, bucket_ms: int
+    ts: Any, idx: Any, val: Any, q: Any, count: int, reg: Any, bucket_ms: int
 ) -> tuple[Any, Any, Any, Any, Any]:
     """Binary COPY bytes of the rows, the distinct (point, bucket) pairs of good rows and each
     device's newest timestamp of a reading that is not comm-fail (quality 2)."""
@@ -533,7 +513,7 @@ def _pack(  # noqa: PLR0917
     for k in range(count):
         o = k * ROW_BYTES
         t = ts[k]
-        p = pid[idx[k]]
+        p = reg[R_PID, idx[k]]
         us = (t - PG_EPOCH_MS) * 1000
         out[o] = 0
         out[o + 1] = 4
@@ -566,7 +546,7 @@ def _pack(  # noqa: PLR0917
         if qq == 0:
             pairs.add((p, t - t % bucket_ms))
         if qq != 2:
-            d = did[idx[k]]
+            d = reg[R_DID, idx[k]]
             if d not in seen or t > seen[d]:
                 seen[d] = t
     bp = np.empty(len(pairs), dtype=np.int64)
@@ -587,69 +567,45 @@ def _pack(  # noqa: PLR0917
 
 @dataclass(frozen=True)
 class WireTable:
-    """The (device, point) pairs of the registry as arrays the scanner searches."""
+    """The (device, point) pairs of the registry as the arrays the scanner searches."""
 
-    table: Any
-    """Sorted hashes of ``device \\0 point``."""
-    order: Any
-    """Row of each sorted hash."""
+    reg: Any
+    """int64, shape (7, n + 1), one row each (the last column is used by R_OFF only):
+    R_HASH the sorted hashes of ``device \0 point`` (the uint64 bits, sorted as int64),
+    R_ORDER the pair of each sorted hash, R_OFF/R_SEP where each pair's name starts in
+    ``names`` and where its separator is, R_PID/R_DID the point and device ids, R_DGW the
+    gateway id of the device (-1 for none)."""
     names: Any
-    off: Any
-    sep: Any
-    pid: Any
-    did: Any
-    dgw: Any
-    """Gateway id of each pair's device, -1 for none."""
+    """The names ``device \0 point`` one after another (uint8)."""
 
 
 def build_table(wire: dict[tuple[str, str], tuple[int, int, int | None]]) -> WireTable:
     """The scanner's table of a registry's wire lookup ((device, point) -> ids)."""
+    n = len(wire)
+    reg = np.zeros((7, n + 1), dtype=np.int64)
     blobs: list[bytes] = []
-    off = [0]
-    sep: list[int] = []
-    pid: list[int] = []
-    did: list[int] = []
-    dgw: list[int] = []
-    for (dev, point), (p, d, g) in wire.items():
+    at = 0
+    for r, ((dev, point), (p, d, g)) in enumerate(wire.items()):
         db, pb = dev.encode(), point.encode()
-        sep.append(off[-1] + len(db))
+        reg[R_OFF, r] = at
+        reg[R_SEP, r] = at + len(db)
+        reg[R_PID, r] = p
+        reg[R_DID, r] = d
+        reg[R_DGW, r] = -1 if g is None else g
         blobs.append(db + b"\0" + pb)
-        off.append(off[-1] + len(db) + 1 + len(pb))
-        pid.append(p)
-        did.append(d)
-        dgw.append(-1 if g is None else g)
+        at += len(db) + 1 + len(pb)
+    reg[R_OFF, n] = at
     names = np.frombuffer(b"".join(blobs) or b"\0", dtype=np.uint8).copy()
-    off_a = np.array(off, dtype=np.int64)
-    sep_a = np.array(sep, dtype=np.int64)
-    hashes = _hash_all(names, off_a, sep_a)
-    order = np.argsort(hashes, kind="stable").astype(np.int64)
-    return WireTable(
-        table=hashes[order],
-        order=order,
-        names=names,
-        off=off_a,
-        sep=sep_a,
-        pid=np.array(pid, dtype=np.int64),
-        did=np.array(did, dtype=np.int64),
-        dgw=np.array(dgw, dtype=np.int64),
-    )
+    hashes = _hash_all(names, reg[R_OFF], reg[R_SEP]).view(np.int64)
+    order = np.argsort(hashes, kind="stable")
+    reg[R_HASH, :n] = hashes[order]
+    reg[R_ORDER, :n] = order
+    return WireTable(reg=reg, names=names)
 
 
 @njit(cache=True, nogil=True)
 def scan(  # noqa: PLR0917
-    buf: Any,
-    gw_id: int,
-    lo: int,
-    hi: int,
-    table: Any,
-    order: Any,
-    names: Any,
-    off: Any,
-    sep: Any,
-    dgw: Any,
-    pid: Any,
-    did: Any,
-    bucket_ms: int,
+    buf: Any, gw_id: int, lo: int, hi: int, reg: Any, names: Any, bucket_ms: int
 ) -> tuple[Any, Any]:
     """Read and pack a telemetry payload in one call: (binary COPY bytes, meta).
 
@@ -658,14 +614,12 @@ def scan(  # noqa: PLR0917
     devices, then the fixes as (reading, start, end), the buckets as (point, bucket start) and
     the devices as (device, newest ts). The bytes of a reading in the fixes hold no value yet.
     """
-    status, hdr, ts, idx, val, q, count, fix, nfix = _scan(
-        buf, gw_id, lo, hi, table, order, names, off, sep, dgw
-    )
+    status, hdr, ts, idx, val, q, count, fix, nfix = _scan(buf, gw_id, lo, hi, reg, names)
     if status != OK:
         meta = np.zeros(_META, dtype=np.int64)
         meta[0] = status
         return np.empty(0, dtype=np.uint8), meta
-    out, bp, bb, sd, st = _pack(ts, idx, val, q, count, pid, did, bucket_ms)
+    out, bp, bb, sd, st = _pack(ts, idx, val, q, count, reg, bucket_ms)
     nb, ns = bp.shape[0], sd.shape[0]
     meta = np.empty(_META + 3 * nfix + 2 * nb + 2 * ns, dtype=np.int64)
     meta[0] = OK
@@ -730,7 +684,8 @@ class Scanned:
     packed: bytes
     buckets: np.ndarray[Any, Any]
     """Distinct (point id, bucket start ms) pairs of the good rows, shape (n, 2)."""
-    seen: dict[int, int]
+    seen: np.ndarray[Any, Any]
+    """Each device's newest timestamp of a reading that is not comm-fail, shape (n, 2)."""
 
 
 _INF = (float("inf"), float("-inf"))
@@ -740,21 +695,8 @@ def read(  # noqa: PLR0917
     payload: bytes, gw_id: int, lo: int, hi: int, t: WireTable, bucket_ms: int
 ) -> Scanned | None:
     """Scan a payload; None when it is not a clean canonical message."""
-    out, meta = scan(
-        np.frombuffer(payload, dtype=np.uint8),
-        gw_id,
-        lo,
-        hi,
-        t.table,
-        t.order,
-        t.names,
-        t.off,
-        t.sep,
-        t.dgw,
-        t.pid,
-        t.did,
-        bucket_ms,
-    )
+    buf = np.frombuffer(payload, dtype=np.uint8)
+    out, meta = scan(buf, gw_id, lo, hi, t.reg, t.names, bucket_ms)
     if meta[0] != OK:
         return None
     m = meta[:_META].tolist()
@@ -774,7 +716,6 @@ def read(  # noqa: PLR0917
     else:
         packed = out.tobytes()
     b = k + 2 * nb
-    seen = meta[b : b + 2 * ns].tolist()
     return Scanned(
         gw=payload[m[1 + H_GW_S] : m[1 + H_GW_E]],
         boot=payload[m[1 + H_BOOT_S] : m[1 + H_BOOT_E]],
@@ -784,7 +725,7 @@ def read(  # noqa: PLR0917
         count=count,
         packed=packed,
         buckets=meta[k:b].reshape(nb, 2),
-        seen=dict(zip(seen[::2], seen[1::2], strict=True)),
+        seen=meta[b : b + 2 * ns].reshape(ns, 2),
     )
 
 

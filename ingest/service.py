@@ -69,6 +69,7 @@ from ingest.validate import (
     Window,
     check_state,
     check_telemetry,
+    newest_per_device,
     warm_up_scanner,
 )
 from suvnet.backoff import Backoff, BackoffPolicy
@@ -669,15 +670,25 @@ class IngestWorker:
         self._ack(group, res.new_keys | res.duplicate_keys)
         commit_ms = int(self.clock() * 1000)
         newest: int | None = None
+        seen: dict[int, int] = {}
+        pairs: list[Any] = []
         for it in items:
             if it.sent_ms is not None and it.key in res.new_keys:
                 lat = max(0.0, (commit_ms - it.sent_ms) / 1000)
                 m.latency.observe(lat)
                 newest = it.sent_ms if newest is None else max(newest, it.sent_ms)
-            with self._seen_lock:
-                for dev, ts in it.device_seen.items():
-                    if ts > self._devices_seen.get(dev, -1):
-                        self._devices_seen[dev] = ts
+            for dev, ts in it.device_seen.items():
+                if ts > seen.get(dev, -1):
+                    seen[dev] = ts
+            if it.seen_pairs is not None:
+                pairs.append(it.seen_pairs)
+        # the scanner's (device, ts) arrays merged once per group, not per message
+        seen = newest_per_device(pairs, seen)
+        with self._seen_lock:
+            for dev, ts in seen.items():
+                if ts > self._devices_seen.get(dev, -1):
+                    self._devices_seen[dev] = ts
+            for it in items:
                 if it.key is not None:
                     self._gateways_seen[it.key.gateway_id] = now_ms
         if newest is not None:

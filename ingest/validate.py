@@ -205,6 +205,9 @@ class Checked:
     state_gateway_id: int | None = None
     device_seen: dict[int, int] = field(default_factory=dict)
     """device id -> newest timestamp of a reading that was not comm-fail."""
+    seen_pairs: np.ndarray[Any, Any] | None = None
+    """The same from the scanner, as an int64 array of (device id, ts) rows (merged per group
+    by the writer); see :meth:`seen`."""
     unknown_ids: bool = False
     """Set when a reject names an id the registry does not know (a reload may help)."""
     registry_at: float = 0.0
@@ -215,6 +218,31 @@ class Checked:
     """The (point id, 5-minute bucket start ms) pairs of the good rows (rollup marks), filled
     while validating telemetry: a set, or an int64 array of shape (n, 2) from the scanner;
     None when not computed (then the writer derives them)."""
+
+    def seen(self) -> dict[int, int]:
+        """device id -> newest timestamp of a reading that was not comm-fail."""
+        if self.seen_pairs is None:
+            return self.device_seen
+        return newest_per_device([self.seen_pairs], self.device_seen)
+
+
+def newest_per_device(
+    pairs: Sequence[np.ndarray[Any, Any]], into: Mapping[int, int] | None = None
+) -> dict[int, int]:
+    """Merge (device id, ts) arrays into device id -> newest ts (with ``into``'s entries)."""
+    out = dict(into or {})
+    if not pairs:
+        return out
+    a = np.concatenate(pairs) if len(pairs) > 1 else pairs[0]
+    if not len(a):
+        return out
+    a = a[np.lexsort((a[:, 1], a[:, 0]))]
+    last = np.ones(len(a), dtype=bool)
+    last[:-1] = a[1:, 0] != a[:-1, 0]
+    for dev, ts in a[last].tolist():
+        if ts > out.get(dev, -1):
+            out[dev] = ts
+    return out
 
 
 def _raw(obj: Any) -> bytes:
@@ -385,7 +413,7 @@ def check_scanned_telemetry(
         rows=ScannedRows(got.packed, got.count),
         key=BatchKey(info.id, topic_gw, boot, got.seq),
         sent_ms=got.sent,
-        device_seen=got.seen,
+        seen_pairs=got.seen,
         packed=got.packed,
         buckets=got.buckets,
     )

@@ -90,7 +90,7 @@ def _same(a: Checked, b: Checked) -> None:
     assert a.dead == b.dead
     assert a.key == b.key
     assert a.sent_ms == b.sent_ms
-    assert a.device_seen == b.device_seen
+    assert a.seen() == b.seen()
     assert a.unknown_ids == b.unknown_ids
 
 

@@ -110,7 +110,7 @@ def test_whole_message_rejects(topic: str, payload: bytes, reason: str) -> None:
 def test_device_seen_ignores_comm_fail() -> None:
     rows = [["d1", "p", NOW - 5000, 1.0, 0], ["d1", "p", NOW - 1000, None, 2]]
     c = check_telemetry(T.telemetry("g1"), _batch("g1", rows), T, REG, NOW, WIN)
-    assert c.device_seen == {11: NOW - 5000}
+    assert c.seen() == {11: NOW - 5000}
     assert len(c.rows) == 2
 
 

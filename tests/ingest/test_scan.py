@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ingest.store import dirty_buckets, pack_rows
+from ingest.store import _group_marks, dirty_buckets, pack_rows
 from ingest.validate import (
     Checked,
     DeviceInfo,
@@ -29,6 +29,7 @@ from ingest.validate import (
     check_clean_telemetry,
     check_scanned_telemetry,
     check_telemetry,
+    newest_per_device,
 )
 from suvnet.protocol import Quality, Reading, TelemetryBatch, Topics, encode_telemetry
 
@@ -63,7 +64,7 @@ def _assert_same(scanned: Checked, other: Checked) -> None:
     assert _bits(scanned.rows) == _bits(other.rows)
     assert scanned.key == other.key
     assert scanned.sent_ms == other.sent_ms
-    assert scanned.device_seen == other.device_seen
+    assert scanned.seen() == other.seen()
     assert scanned.dead == other.dead == []
     assert scanned.packed == pack_rows(list(other.rows))
     assert isinstance(scanned.buckets, np.ndarray)
@@ -226,3 +227,22 @@ def test_the_edge_agents_own_batches_take_the_scanner() -> None:
     full = check_telemetry(T.telemetry("g1"), payload, T, REG, NOW, WIN, fast=False)
     _assert_same(got, full)
     assert all(math.isfinite(r[2] or 0) for r in got.rows)
+
+
+def test_a_group_merges_scanned_and_python_buckets_and_last_seen() -> None:
+    """The writer merges the scanner's arrays with the Python paths' sets and dicts."""
+    msgs = [
+        orjson.dumps(_doc([["d1", "p", NOW, 1.0, 0], ["d1", "q", NOW - 400_000, 2.0, 0]])),
+        orjson.dumps(_doc([["d1", "p", NOW - 1000, 1.0, 0], ["free", "p", NOW - 5, 3.0, 1]])),
+        # a null value: the Python fast path takes this one
+        orjson.dumps(_doc([["free", "p", NOW - 2, None, 2], ["d1", "q", NOW - 3, 4.0, 0]])),
+    ]
+    items = [check_telemetry(T.telemetry("g1"), m, T, REG, NOW, WIN) for m in msgs]
+    assert [isinstance(it.buckets, np.ndarray) for it in items] == [True, True, False]
+    rows = [r for it in items for r in it.rows]
+    marks = _group_marks(items)
+    assert list(zip(*marks, strict=True)) == dirty_buckets(rows)
+    pairs = [it.seen_pairs for it in items if it.seen_pairs is not None]
+    merged = newest_per_device(pairs, items[2].device_seen)
+    assert merged == {11: NOW, 13: NOW - 5}
+    assert newest_per_device([]) == {}
