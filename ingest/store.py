@@ -629,10 +629,15 @@ def run_rollups(conn: Conn, *, limit: int = 5000, max_rounds: int = 50) -> int:
             conn.execute(_AGG_1H, ([h[0] for h in hours], [ms_to_dt(h[1]) for h in hours]))
             days = sorted({(p, _trunc(h, 86_400_000)) for p, h in hours})
             conn.execute(_AGG_1D, ([d[0] for d in days], [ms_to_dt(d[1]) for d in days]))
+            # Forget the buckets done, unless marked again meanwhile (another mark). A row a
+            # writer holds right now (re-marking it) is skipped, not waited for: the job
+            # never waits on a writer, so the two can never deadlock, and the skipped bucket
+            # is simply done again in the next round.
             conn.execute(
-                "DELETE FROM ingest_rollup_dirty d USING unnest(%s::bigint[], "
-                "%s::timestamptz[], %s::bigint[]) AS u(p, b, m) "
-                "WHERE d.point_id = u.p AND d.bucket = u.b AND d.mark = u.m",
+                "DELETE FROM ingest_rollup_dirty WHERE ctid IN (SELECT d.ctid "
+                "FROM ingest_rollup_dirty d JOIN unnest(%s::bigint[], %s::timestamptz[], "
+                "%s::bigint[]) AS u(p, b, m) ON d.point_id = u.p AND d.bucket = u.b "
+                "AND d.mark = u.m FOR UPDATE OF d SKIP LOCKED)",
                 (pids, buckets, [int(r[2]) for r in dirty]),
             )
             conn.execute(

@@ -92,3 +92,37 @@ def test_worker_keeps_rollups_current(
     wait_for(lambda: acks.acked("gw1", "roll") == set(range(10)))
     wait_for(lambda: _mismatches(db) == {"readings_5m": 0, "readings_1h": 0, "readings_1d": 0})
     assert count(db, "SELECT sum(count) FROM readings_1h") == 300
+
+
+def test_rollup_job_never_waits_for_a_writer_holding_a_mark(
+    db: psycopg.Connection[Any], db_url: str, registry_ids: dict[str, int]
+) -> None:
+    """A writer re-marking a bucket holds its dirty row until it commits. The rollup job skips
+    that row instead of waiting (so the two cannot deadlock) and does it in the next run."""
+    db.execute("TRUNCATE readings, readings_5m, readings_1h, readings_1d, ingest_rollup_dirty")
+    p1 = registry_ids["dev1.p1"]
+    t0 = int(datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp() * 1000)
+    rows: list[tuple[int, int, float | None, int]] = [
+        (t0 + i * 60_000, p1, float(i), 0)
+        for i in range(10)  # two 5-minute buckets
+    ]
+    with psycopg.connect(db_url, autocommit=True) as job, psycopg.connect(db_url) as writer:
+        prepare(job)
+        with job.transaction():
+            write_rows(job, rows)
+        assert count(db, "SELECT count(*) FROM ingest_rollup_dirty") == 2
+        # the writer's transaction re-marks the first bucket and stays open
+        writer.execute(
+            "UPDATE ingest_rollup_dirty SET mark = mark + 1000 WHERE point_id = %s AND bucket = %s",
+            (p1, datetime.fromtimestamp(t0 / 1000, tz=UTC)),
+        )
+        job.execute("SET lock_timeout = '3s'")  # waiting would fail the run, not hang it
+        started = time.monotonic()
+        assert run_rollups(job) == 2
+        assert time.monotonic() - started < 3
+        left = db.execute("SELECT bucket FROM ingest_rollup_dirty").fetchall()
+        assert [b.timestamp() * 1000 for (b,) in left] == [t0]
+        writer.commit()
+        assert run_rollups(job) == 1
+        assert count(db, "SELECT count(*) FROM ingest_rollup_dirty") == 0
+        assert _mismatches(db) == {"readings_5m": 0, "readings_1h": 0, "readings_1d": 0}
