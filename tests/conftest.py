@@ -139,3 +139,13 @@ def mqtt_url() -> Iterator[str]:
 def topic_root() -> str:
     """A topic root unique to this test (``t<hex>/suvnet``)."""
     return f"t{uuid.uuid4().hex[:10]}/suvnet"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_ingest_scanner() -> None:
+    """Compile ingest's numba scanner once, before any test starts an ingest worker: on a
+    fresh clone the first compile takes about 10 s (later runs load it from the disk cache),
+    which would otherwise fall inside the first test that waits for rows."""
+    from ingest.validate import warm_up_scanner
+
+    warm_up_scanner()
