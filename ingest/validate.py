@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -37,10 +39,13 @@ except ImportError:  # pragma: no cover - depends on the install
 if TYPE_CHECKING:
     from ingest.scan import WireTable
 
+_scan: ModuleType | None
 try:
     from ingest import scan as _scan
 except ImportError:  # pragma: no cover - numba is part of the server install
-    _scan = None  # type: ignore[assignment]
+    _scan = None
+
+log = logging.getLogger("ingest")
 
 DEAD_LETTER_MAX_BYTES = MAX_PAYLOAD_BYTES
 """Dead letters keep at most this many bytes of a payload (the detail says when truncated)."""
@@ -285,7 +290,11 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     if kind != "telemetry":
         return _whole(topic, payload, UNEXPECTED_TOPIC, f"{kind} on the telemetry path", topic_gw)
     if fast:
-        clean = check_scanned_telemetry(payload, topic_gw, registry, now_ms, window)
+        try:
+            clean = check_scanned_telemetry(payload, topic_gw, registry, now_ms, window)
+        except Exception:  # a defect of the scanner must not stop ingest: Python decides
+            log.exception("compiled scanner failed on a message from %s", topic_gw)
+            clean = None
         if clean is None:
             clean = check_clean_telemetry(payload, topic_gw, registry, now_ms, window)
         if clean is not None:
@@ -376,9 +385,16 @@ _TS_LIMIT = 2**53
 
 
 def warm_up_scanner() -> None:
-    """Load the compiled scanner (compiled once on first use, then cached on disk)."""
-    if _scan is not None:
+    """Load the compiled scanner (compiled once on first use, then cached on disk). Should it
+    fail to compile here, the Python paths take every message (slower, same result)."""
+    global _scan
+    if _scan is None:
+        return
+    try:
         _scan.warm_up()
+    except Exception:
+        log.exception("the compiled scanner is not usable here; using the Python decoder")
+        _scan = None
 
 
 def check_scanned_telemetry(
@@ -391,7 +407,7 @@ def check_scanned_telemetry(
     """The compiled fast path (ingest.scan): the same result as
     :func:`check_clean_telemetry`, or None where that one or the full decoder must decide."""
     table = registry.wire_table
-    if table is None or len(payload) > MAX_PAYLOAD_BYTES:
+    if table is None or _scan is None or len(payload) > MAX_PAYLOAD_BYTES:
         return None
     info = registry.gateways.get(topic_gw)
     if info is None or not info.allowed or not valid_id(topic_gw):

@@ -246,3 +246,19 @@ def test_a_group_merges_scanned_and_python_buckets_and_last_seen() -> None:
     merged = newest_per_device(pairs, items[2].device_seen)
     assert merged == {11: NOW, 13: NOW - 5}
     assert newest_per_device([]) == {}
+
+
+def test_a_scanner_defect_falls_back_to_the_python_paths(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should the compiled scanner ever raise, the message still gets the Python result."""
+    from ingest import scan
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise IndexError("defect")
+
+    payload = orjson.dumps(_doc([["d1", "p", NOW, 1.5, 0]]))
+    monkeypatch.setattr(scan, "read", broken)
+    out = check_telemetry(T.telemetry("g1"), payload, T, REG, NOW, WIN)
+    assert list(out.rows) == [(NOW, 101, 1.5, 0)]
+    assert "compiled scanner failed" in caplog.text
