@@ -98,6 +98,8 @@ T: dict[str, dict[str, str]] = {
         "volume": "Sarf, m³",
         "estimated": "* taxminiy hisoblangan sarf",
         "norm": "Me'yor boʻyicha: {n} kishi",
+        "service_days": "Xizmat kunlari: {d}/{n} kun",
+        "suspended_days": "toʻxtatilgan: {k} kun",
         "tariff": "Tarif",
         "from_to": "Davr",
         "price": "Narx, soʻm/m³",
@@ -150,6 +152,8 @@ T: dict[str, dict[str, str]] = {
         "volume": "Расход, м³",
         "estimated": "* расход рассчитан по оценке",
         "norm": "По норме: {n} чел.",
+        "service_days": "Дни обслуживания: {d}/{n} дн.",
+        "suspended_days": "приостановлено: {k} дн.",
         "tariff": "Тариф",
         "from_to": "Период",
         "price": "Цена, сум/м³",
@@ -314,6 +318,10 @@ class SlipData:
     closing_tiyin: int
     vat_tiyin: int
     pay_link: str | None = None
+    # prorated month: days billed / days in the month (None: the whole month)
+    service_days: int | None = None
+    period_days: int | None = None
+    suspended_days: int = 0
 
     @property
     def due_tiyin(self) -> int:
@@ -379,12 +387,14 @@ def slip_data(
     meters: list[MeterRow] = []
     lines: list[dict[str, Any]] = []
     basis = "norm"
+    service: dict[str, Any] = {}
     if inv is not None:
         doc = inv[1] if isinstance(inv[1], dict | list) else json.loads(inv[1])
         if isinstance(doc, list):  # the column's default: a bare list of charge lines
             doc = {"charge": doc}
         lines = list(doc.get("charge", []))
         basis = str(doc.get("basis", "metered"))
+        service = dict(doc.get("service") or {})
         for m in conn.execute(
             """SELECT mt.serial_no, pc.start_m3, pc.end_m3, pc.volume_m3, pc.flags
                FROM period_consumption pc JOIN meters mt ON mt.id = pc.meter_id
@@ -431,7 +441,21 @@ def slip_data(
         closing_tiyin=closing,
         vat_tiyin=int(inv[4]) if inv else 0,
         pay_link=best_link(cfg, acc[1], max(closing, 0)),
+        service_days=int(service["days"]) if service else None,
+        period_days=int(service["period_days"]) if service else None,
+        suspended_days=int(service.get("suspended_days", 0)) if service else 0,
     )
+
+
+def service_text(s: SlipData, lang: Lang) -> str | None:
+    """'Days of service: 12/30' when the month was prorated, else None."""
+    if s.service_days is None or s.period_days is None:
+        return None
+    t = T[lang]
+    text = t["service_days"].format(d=s.service_days, n=s.period_days)
+    if s.suspended_days:
+        text += "; " + t["suspended_days"].format(k=s.suspended_days)
+    return text
 
 
 def mahalla_accounts(conn: psycopg.Connection[Any], mahalla: str | int) -> list[int]:
@@ -490,6 +514,9 @@ def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> lis
             story.append(Paragraph(t["estimated"], st.small))
     elif s.basis == "norm":
         story.append(Paragraph(t["norm"].format(n=s.residents), st.body))
+    svc = service_text(s, lang)
+    if svc:
+        story.append(Paragraph(svc, st.body))
     if s.lines:
         rows = [[t["from_to"], t["volume"], t["price"], t["vat"], t["amount"]]]
         for ln in s.lines:
@@ -572,7 +599,9 @@ def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
     story: list[Flowable] = [
         Paragraph(f"{t['invoice']} № {s.invoice_number}", st.title),
         Paragraph(
-            f"{t['period']}: {period_label(s.period, lang)}; {t['account']}: {s.number}", st.body
+            f"{t['period']}: {period_label(s.period, lang)}; {t['account']}: {s.number}"
+            + (f"; {svc}" if (svc := service_text(s, lang)) else ""),
+            st.body,
         ),
         Spacer(1, 3 * mm),
         pt,

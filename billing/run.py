@@ -29,6 +29,7 @@ from billing import consumption as cons
 from billing.config import BillingConfig
 from billing.errors import BillingRunError
 from billing.ledger import post_entry, reverse_entry
+from billing.service import Service, fetch_services
 from billing.tariffs import (
     Charge,
     Norm,
@@ -69,6 +70,20 @@ class AccountBill:
     flags: int
     charge: Charge
     meters: tuple[MeterLine, ...]
+    service: Service | None = None
+
+    @property
+    def service_days(self) -> int:
+        """Days billed: active days for the norm, days not closed for a meter."""
+        if self.service is None:
+            return 0
+        if self.basis == "norm":
+            return self.service.active_days
+        return self.service.active_days + self.service.suspended_days
+
+    @property
+    def prorated(self) -> bool:
+        return self.service is not None and self.service_days < self.service.period_days
 
 
 @dataclass
@@ -133,6 +148,8 @@ def compute_bills(  # noqa: PLR0917
 ) -> list[AccountBill]:
     """Fetch the data of some accounts and compute their bills (no writes)."""
     ids = list(account_ids)
+    p_first, p_last = period_bounds(win.period)
+    services = fetch_services(conn, ids, p_first, p_last, cfg.timezone)
     accs = conn.execute(
         "SELECT id, number, kind, category, metered, residents, status FROM accounts "
         "WHERE id = ANY(%s) ORDER BY id",
@@ -203,12 +220,21 @@ def compute_bills(  # noqa: PLR0917
         b = int(np.searchsorted(r_meter, mid, "right"))
         inst = _epoch(c[5])
         rem = _epoch(c[6]) if c[6] is not None else None
+        # the account's service within the period: nothing before it opened, nothing after
+        # it was closed (readings after the closing moment are not used either)
+        svc = services.get(int(c[0]))
+        svc_s = ps if svc is None else (pe if svc.start is None else _epoch(svc.start))
+        svc_e = pe if svc is None else (ps if svc.end is None else _epoch(svc.end))
+        cut = rem
+        if svc_e < pe:
+            cut = svc_e if cut is None else min(cut, svc_e)
         a2 = a + int(np.searchsorted(r_ts[a:b], inst, "left"))
-        b2 = b if rem is None else a + int(np.searchsorted(r_ts[a:b], rem, "right"))
+        b2 = b if cut is None else a + int(np.searchsorted(r_ts[a:b], cut, "right"))
+        b2 = max(a2, b2)
         pieces.append(np.arange(a2, b2, dtype=np.int64))
         offsets[k + 1] = offsets[k] + (b2 - a2)
-        win_s[k] = max(ps, inst)
-        win_e[k] = pe if rem is None else min(pe, rem)
+        win_s[k] = max(ps, inst, svc_s)
+        win_e[k] = max(win_s[k], min(pe, svc_e) if rem is None else min(pe, rem, svc_e))
         capacity[k] = 10.0 ** int(c[3])
     idx = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
     res = cons.compute(offsets, r_ts[idx], r_val[idx], capacity, win_s, win_e, cfg.consumption)
@@ -229,21 +255,26 @@ def compute_bills(  # noqa: PLR0917
             )
         )
     out: list[AccountBill] = []
-    for acc_id, number, kind, category, metered, residents, status in accs:
+    for acc_id, number, kind, category, metered, residents, _status in accs:
         lines = by_acc.get(int(acc_id), [])
+        svc = services.get(int(acc_id))
         if metered and lines:
             vol = sum(m.volume_m3 for m in lines)
             flags = 0
             for m in lines:
                 flags |= m.flags
             litres = max(0, round(vol * 1000))
-            charge = metered_charge(litres, category, win.period, tariffs)
+            # the tariff split runs over the days the account was not closed
+            rng = svc.open_range() if svc is not None else None
+            first, last = rng if rng is not None else (None, None)
+            charge = metered_charge(litres, category, win.period, tariffs, first=first, last=last)
             basis = "metered"
         else:
             flags = 0
-            # a suspended account without a meter gets no water and no norm charge
-            people = 0 if status == "suspended" else int(residents)
-            charge = norm_charge(people, category, win.period, tariffs, norms)
+            # the norm is charged for the active days only: no water on suspended days, none
+            # before the account was opened or after it was closed
+            mask = svc.active_mask if svc is not None else None
+            charge = norm_charge(int(residents), category, win.period, tariffs, norms, service=mask)
             litres = charge.litres
             vol = litres / 1000
             basis = "norm"
@@ -259,6 +290,7 @@ def compute_bills(  # noqa: PLR0917
                 flags=flags,
                 charge=charge,
                 meters=tuple(lines),
+                service=svc,
             )
         )
     return out
@@ -293,8 +325,17 @@ def _allocate_numbers(conn: psycopg.Connection[Any], year: int, n: int) -> list[
 
 
 def _lines_json(b: AccountBill) -> str:
+    doc: dict[str, Any] = {}
+    if b.prorated and b.service is not None:
+        doc["service"] = {
+            "days": b.service_days,
+            "period_days": b.service.period_days,
+            "active_days": b.service.active_days,
+            "suspended_days": b.service.suspended_days,
+        }
     return json.dumps(
         {
+            **doc,
             "basis": b.basis,
             "charge": [ln.as_json() for ln in b.charge.lines],
             "meters": [
@@ -400,19 +441,27 @@ def post_bills(
     return inv
 
 
-def _unbilled(conn: psycopg.Connection[Any], win: PeriodWindow) -> tuple[list[int], int]:
-    _, last = period_bounds(win.period)
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            """SELECT a.id FROM accounts a
-               WHERE a.status IN ('active', 'suspended') AND a.opened_on <= %s
-                 AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = a.id
-                                 AND i.period = %s AND i.kind = 'regular')
-               ORDER BY a.id""",
-            (last, win.period),
-        ).fetchall()
-    ]
+def _unbilled(conn: psycopg.Connection[Any], win: PeriodWindow, tz: str) -> tuple[list[int], int]:
+    """Accounts still to bill: opened by the end of the period and active or suspended on at
+    least one of its days (billing.service), without a regular invoice yet."""
+    first, last = period_bounds(win.period)
+    rows = conn.execute(
+        """SELECT a.id,
+                  a.status = 'closed' OR EXISTS (
+                      SELECT 1 FROM account_status_history h
+                      WHERE h.account_id = a.id AND h.since > %s)
+           FROM accounts a
+           WHERE a.opened_on <= %s
+             AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = a.id
+                             AND i.period = %s AND i.kind = 'regular')
+           ORDER BY a.id""",
+        (win.start, last, win.period),
+    ).fetchall()
+    # an account that is not closed now and has not changed its status since the period
+    # started was open all along; the others are checked day by day
+    check = [int(r[0]) for r in rows if r[1]]
+    services = fetch_services(conn, check, first, last, tz) if check else {}
+    ids = [int(r[0]) for r in rows if not r[1] or services[int(r[0])].billable]
     row = conn.execute(
         "SELECT count(*) FROM invoices WHERE period = %s AND kind = 'regular'", (win.period,)
     ).fetchone()
@@ -447,7 +496,7 @@ def run_billing(
     try:
         tariffs = load_tariffs(conn)
         norms = load_norms(conn)
-        todo, done_before = _unbilled(conn, win)
+        todo, done_before = _unbilled(conn, win, cfg.timezone)
         summary.accounts_skipped_done = done_before
         total = len(todo)
         run_id: int | None = None

@@ -8,6 +8,7 @@ so the litres add up exactly) and every part is priced at its own tariff.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -177,32 +178,69 @@ def metered_charge(
     return Charge(tuple(lines))
 
 
-def norm_litres(residents: int, period: date, norms: list[Norm]) -> list[tuple[date, date, int]]:
-    """Norm volume per norm segment of the month: residents × norm × days / days in month."""
+def _count(mask: Sequence[bool] | None, first: date, a: date, b: date) -> int:
+    """Days of [a, b] marked in ``mask`` (index 0 = ``first``); all days when no mask."""
+    if mask is None:
+        return (b - a).days + 1
+    return sum(1 for i in range((a - first).days, (b - first).days + 1) if mask[i])
+
+
+def norm_litres(
+    residents: int,
+    period: date,
+    norms: list[Norm],
+    service: Sequence[bool] | None = None,
+) -> list[tuple[date, date, int]]:
+    """Norm volume per norm segment of the month: residents × norm × service days / days in
+    the month, rounded half up to whole litres.
+
+    ``service`` marks the days of the month that are charged (index 0 = the 1st); ``None``
+    means every day."""
     first, last = period_bounds(period)
     ns = sorted(norms, key=lambda n: n.valid_from)
     parts = segments(first, last, [n.valid_from for n in ns])
     month_days = (last - first).days + 1
+    if service is not None and len(service) != month_days:
+        raise TariffError(f"service days: {len(service)} flags for a {month_days}-day month")
     out = []
     for a, b, i in parts:
-        d = (b - a).days + 1
+        d = _count(service, first, a, b)
         litres_month = round(residents * ns[i].m3_per_person_month * 1000)
         out.append((a, b, div_round(litres_month * d, month_days)))
     return out
 
 
 def norm_charge(
-    residents: int, category: str, period: date, tariffs: list[Tariff], norms: list[Norm]
+    residents: int,
+    category: str,
+    period: date,
+    tariffs: list[Tariff],
+    norms: list[Norm],
+    *,
+    service: Sequence[bool] | None = None,
 ) -> Charge:
-    """Charge for an unmetered account: per-person norm, both norm and tariff by days."""
+    """Charge for an unmetered account: per-person norm, both norm and tariff by days.
+
+    With ``service`` (a flag per day of the month) only the flagged days are charged: the
+    norm is prorated by days of service and every charge line counts its own service days;
+    a part of the month without a service day has no line."""
     lines: list[ChargeLine] = []
     ts = tariffs_for(category, tariffs)
-    for a, b, litres in norm_litres(residents, period, norms):
+    first, _ = period_bounds(period)
+    for a, b, litres in norm_litres(residents, period, norms, service):
         parts = segments(a, b, [t.valid_from for t in ts])
-        days = [(y - x).days + 1 for x, y, _ in parts]
+        days = [_count(service, first, x, y) for x, y, _ in parts]
+        if sum(days) == 0:
+            continue
         for (x, y, i), d, lit in zip(parts, days, split_by_days(litres, days), strict=True):
+            if d == 0:
+                continue
+            lo, hi = x, y
+            if service is not None:  # the line runs from its first to its last service day
+                on = [k for k in range((x - first).days, (y - first).days + 1) if service[k]]
+                lo, hi = first + timedelta(days=on[0]), first + timedelta(days=on[-1])
             net, vat = price(lit, ts[i])
             lines.append(
-                ChargeLine(x, y, d, lit, ts[i].price_tiyin_per_m3, ts[i].vat_rate_bp, net, vat)
+                ChargeLine(lo, hi, d, lit, ts[i].price_tiyin_per_m3, ts[i].vat_rate_bp, net, vat)
             )
     return Charge(tuple(lines))
