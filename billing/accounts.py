@@ -191,9 +191,22 @@ def set_status(
     now: datetime,
     reason: str = "",
 ) -> None:
-    """Change the status (history is kept by a trigger with the reason)."""
+    """Change the status from the moment ``now`` on (history is kept by a trigger with the
+    reason). ``now`` may lie in the past (a closing entered late) but not before the
+    account's previous status change."""
     if status not in STATUSES:
         raise AccountDataError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    last = conn.execute(
+        "SELECT max(since) FROM account_status_history WHERE account_id = %s AND id > "
+        "(SELECT min(id) FROM account_status_history WHERE account_id = %s)",
+        (account_id, account_id),
+    ).fetchone()
+    if last is not None and last[0] is not None and now < last[0]:
+        # the history must stay in time order: the billing prorates by it
+        raise AccountDataError(
+            f"account {account_id} last changed status at {last[0].isoformat()}; "
+            f"a change cannot take effect before that ({now.isoformat()})"
+        )
     conn.execute("SELECT set_config('suvnet.status_reason', %s, true)", (reason,))
     cur = conn.execute(
         "UPDATE accounts SET status = %s, status_since = %s WHERE id = %s AND status <> %s",

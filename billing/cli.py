@@ -162,14 +162,49 @@ def set_status_cmd(
     account: Annotated[str, typer.Option(help="Account number.")],
     status: Annotated[str, typer.Option(help="active, suspended or closed.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the status history).")] = "",
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="When the change took effect, local time: 2026-11-12T15:00 (a date alone "
+            "means 00:00 of that day). Default: now. Billing counts the days of service from it."
+        ),
+    ] = None,
 ) -> None:
     """Change an account's status; the history keeps the time and reason."""
+    from zoneinfo import ZoneInfo
+
     from billing.accounts import set_status
 
+    cfg = get_billing_config()
+    now = _now()
+    when = now
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at.strip())
+        except ValueError as exc:
+            raise BillingError(
+                f"--at must look like 2026-11-12 or 2026-11-12T15:00: {at!r}"
+            ) from exc
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(cfg.timezone))
+        if when > now:
+            raise BillingError(f"--at {at} is in the future")
     with _connect() as conn:
-        set_status(conn, _account_id(conn, account), status, now=_now(), reason=reason)
+        acc = _account_id(conn, account)
+        set_status(conn, acc, status, now=when, reason=reason)
+        billed = conn.execute(
+            "SELECT to_char(period, 'YYYY-MM') FROM invoices WHERE account_id = %s "
+            "AND period >= date_trunc('month', (%s::timestamptz AT TIME ZONE %s))::date "
+            "ORDER BY period",
+            (acc, when, cfg.timezone),
+        ).fetchall()
         conn.commit()
-    console.print(f"account {account}: status {status}")
+    console.print(f"account {account}: status {status} from {when.isoformat()}")
+    for (ym,) in billed:
+        console.print(
+            f"  {ym} is already billed: to bill it by the new days of service run "
+            f"suvnet billing correct --account {account} --period {ym}"
+        )
 
 
 @app.command("run")

@@ -4,10 +4,11 @@ The status of an account over time comes from ``account_status_history`` (one ro
 with the moment ``since`` it took effect) and from ``accounts.opened_on``:
 
 * before 00:00 (local time) of ``opened_on`` the account does not exist;
-* from then until its first history row the account has the status it was created with (the
-  oldest history row: an account entered today with ``opened_on`` in the past gets its first
-  row today);
-* every history row switches the status from its ``since`` on.
+* from then on it has the status it was created with (the oldest history row, written when
+  the account is entered; its time is the time of data entry, which may be long after
+  ``opened_on``, and is not used);
+* every later history row switches the status from its ``since`` on (a change may be entered
+  late with the moment it took effect, see ``billing.accounts.set_status``).
 
 Each local day of the period gets one status: ``active`` when the account was active for any
 part of the day, else ``suspended`` when it was suspended for any part of it, else ``closed``
@@ -153,22 +154,27 @@ def fetch_services(
     zone = ZoneInfo(tz)
     p_start = datetime.combine(first_day, time(0), zone)
     p_end = datetime.combine(last_day + timedelta(days=1), time(0), zone)
+    # the oldest row of an account is written when the account is entered: it gives the
+    # status from the opening date on, its time is the time of data entry and is not used
     rows = conn.execute(
-        """SELECT a.id, a.opened_on,
+        """WITH f AS (
+               SELECT DISTINCT ON (account_id) account_id, id, status
+               FROM account_status_history WHERE account_id = ANY(%(ids)s)
+               ORDER BY account_id, id)
+           SELECT a.id, a.opened_on,
                   coalesce(
                       (SELECT h.status FROM account_status_history h
-                       WHERE h.account_id = a.id AND h.since <= %(s)s
+                       WHERE h.account_id = a.id AND h.id > f.id AND h.since <= %(s)s
                        ORDER BY h.since DESC, h.id DESC LIMIT 1),
-                      (SELECT h.status FROM account_status_history h
-                       WHERE h.account_id = a.id ORDER BY h.id LIMIT 1),
-                      a.status),
+                      f.status, a.status),
                   (SELECT array_agg(h.since ORDER BY h.since, h.id)
-                   FROM account_status_history h
-                   WHERE h.account_id = a.id AND h.since > %(s)s AND h.since < %(e)s),
+                   FROM account_status_history h WHERE h.account_id = a.id AND h.id > f.id
+                     AND h.since > %(s)s AND h.since < %(e)s),
                   (SELECT array_agg(h.status ORDER BY h.since, h.id)
-                   FROM account_status_history h
-                   WHERE h.account_id = a.id AND h.since > %(s)s AND h.since < %(e)s)
-           FROM accounts a WHERE a.id = ANY(%(ids)s)""",
+                   FROM account_status_history h WHERE h.account_id = a.id AND h.id > f.id
+                     AND h.since > %(s)s AND h.since < %(e)s)
+           FROM accounts a LEFT JOIN f ON f.account_id = a.id
+           WHERE a.id = ANY(%(ids)s)""",
         {"s": p_start, "e": p_end, "ids": list(account_ids)},
     ).fetchall()
     out: dict[int, Service] = {}

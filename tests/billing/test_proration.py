@@ -376,3 +376,73 @@ def test_norm_proration_rounds_half_up_once_per_line() -> None:
     # no service day: no line, nothing to pay
     assert norm_charge(3, "household", NOV, tariffs, [Norm(date(2020, 1, 1), 4.5)],
                        service=(False,) * 30).lines == ()  # fmt: skip
+
+
+def test_status_change_entered_late(
+    world: World, conn: psycopg.Connection[Any], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from billing.cli import app
+    from billing.config import get_billing_config
+    from billing.errors import AccountDataError
+    from billing.service import fetch_services
+    from suvnet.settings import get_settings
+
+    # entered on 1 Dec (NOW) although the account exists since 2025
+    acc, number = create_account(
+        conn, kind="household", name="Late Entry", address=addr("11"), now=NOW,
+        opened_on=date(2025, 1, 1), residents=1, metered=False,
+    )  # fmt: skip
+    conn.commit()
+    monkeypatch.setenv("SUVNET_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    get_billing_config.cache_clear()
+    try:
+        runner = CliRunner()
+        bad = runner.invoke(app, ["set-status", "--account", number, "--status", "closed",
+                                  "--at", "12.11.2026"])  # fmt: skip
+        assert bad.exit_code != 0 and "--at must look like" in str(bad.output) + str(bad.exception)
+        r = runner.invoke(
+            app,
+            ["set-status", "--account", number, "--status", "closed", "--at", "2026-11-12T15:00"],
+        )
+        assert r.exit_code == 0, r.output
+    finally:
+        get_settings.cache_clear()
+        get_billing_config.cache_clear()
+    row = conn.execute(
+        "SELECT since FROM account_status_history WHERE account_id = %s AND status = 'closed'",
+        (acc,),
+    ).fetchone()
+    assert row is not None and row[0] == local(2026, 11, 12, 15)
+    nov = fetch_services(conn, [acc], NOV, NOV_LAST, "Asia/Tashkent")[acc]
+    assert nov.active_days == 12
+    # later months stay closed although the row written on entry (1 Dec) is younger
+    months = [(date(2026, 12, 1), date(2026, 12, 31)), (date(2027, 1, 1), date(2027, 1, 31))]
+    for first, last in months:
+        assert not fetch_services(conn, [acc], first, last, "Asia/Tashkent")[acc].billable
+    # a change cannot be dated before the previous one
+    with pytest.raises(AccountDataError, match="cannot take effect before"):
+        set_status(conn, acc, "active", now=local(2026, 11, 10))
+    conn.rollback()
+
+
+def test_closing_entered_after_the_run_is_billed_by_a_correction(
+    world: World, conn: psycopg.Connection[Any], cfg: BillingConfig
+) -> None:
+    from billing.run import correct_account
+
+    # the whole-month account turns out to have been closed on 25 Nov at 18:00
+    set_status(conn, world.full_month, "closed", now=local(2026, 11, 25, 18), reason="late")
+    corr = correct_account(conn, world.full_month, NOV, cfg, now=NOW, reason="closed 25 Nov")
+    conn.commit()
+    # 25 days: 13 500 × 25/30 = 11 250 l; 15 days at 1 500 and 10 days at 1 800 so'm
+    assert corr.old_tiyin == 2_227_500
+    assert corr.new_tiyin == 6_750 * 150 + 4_500 * 180 == 1_822_500
+    rows = conn.execute(
+        "SELECT kind, amount_tiyin FROM ledger WHERE account_id = %s ORDER BY id",
+        (world.full_month,),
+    ).fetchall()
+    assert rows == [("charge", 2_227_500), ("reversal", -2_227_500), ("charge", 1_822_500)]
+    assert slip_data(conn, world.full_month, NOV, cfg).service_days == 25
