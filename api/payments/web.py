@@ -107,6 +107,7 @@ async def _desk_page(
         p["local_time"] = p["taken_at"].astimezone(tz).strftime("%H:%M")
     ctx.setdefault("receipt", None)
     ctx.setdefault("error", None)
+    ctx.setdefault("hint", None)  # "amount", "refused" or "moved": a translated line
     ctx.setdefault("message", None)
     ctx.setdefault("account", "")
     return _render(
@@ -121,7 +122,11 @@ async def _desk_page(
 
 
 @router.get("/desk")
-async def desk_page(request: Request, who: DeskUser, receipt: str = "", done: str = "") -> Response:
+async def desk_page(
+    request: Request, who: DeskUser, receipt: str = "", done: str = "", moved: str = ""
+) -> Response:
+    """The one cashier desk of the back office (/staff/cashier redirects here). ``moved`` is
+    set when a form of the old desk page was sent: nothing was taken, the cashier is told so."""
     st = get_state(request)
     rec = None
     if receipt:
@@ -129,7 +134,9 @@ async def desk_page(request: Request, who: DeskUser, receipt: str = "", done: st
             rec = await run_sync(st, desk.get_receipt, receipt[:40])
         except PaymentsError:
             rec = None
-    return await _desk_page(request, who, receipt=rec, message=done[:200] or None)
+    return await _desk_page(
+        request, who, receipt=rec, message=done[:200] or None, hint="moved" if moved else None
+    )
 
 
 @router.post("/desk")
@@ -145,11 +152,13 @@ async def desk_take(
     st = get_state(request)
     now = st.clock()
     if method not in ("cash", "card"):
-        return await _desk_page(request, who, 422, error="method must be cash or card")
+        return await _desk_page(
+            request, who, 422, hint="refused", error="method must be cash or card"
+        )
     try:
         tiyin = som_to_tiyin(amount)
     except PaymentsError as exc:
-        return await _desk_page(request, who, 422, error=str(exc), account=account)
+        return await _desk_page(request, who, 422, hint="amount", error=str(exc), account=account)
 
     def work(conn: Any) -> desk.Receipt:
         return take_payment_audited(
@@ -166,7 +175,7 @@ async def desk_take(
     try:
         r = await run_sync(st, work)
     except PaymentsError as exc:
-        return await _desk_page(request, who, 422, error=str(exc), account=account)
+        return await _desk_page(request, who, 422, hint="refused", error=str(exc), account=account)
     return RedirectResponse(f"/staff/payments/desk?receipt={r.receipt_no}", status_code=303)
 
 

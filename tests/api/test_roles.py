@@ -17,6 +17,7 @@ from tests.api.conftest import User, bearer
 ALL = {r.value for r in Role}
 STAFF = ALL - {"customer"}
 BILLING = {"admin", "billing_clerk", "cashier", "accountant", "lawyer", "viewer"}
+DESK = {"admin", "cashier", "accountant"}  # who may take payments at the cashier desk
 
 # group: (method, path, json body, roles allowed)
 MATRIX: dict[str, tuple[str, str, dict[str, Any] | None, set[str]]] = {
@@ -61,7 +62,10 @@ MATRIX: dict[str, tuple[str, str, dict[str, Any] | None, set[str]]] = {
     "customer_self": ("GET", "/api/v1/me/account", None, {"customer"}),
     "cabinet": ("GET", "/cabinet/", None, {"customer"}),
     "back_office": ("GET", "/staff/", None, STAFF),
-    "cashier_desk": ("GET", "/staff/cashier", None, {"admin", "cashier"}),
+    # the one cashier desk (/staff/cashier only redirects to it, see below)
+    "cashier_desk": ("GET", "/staff/payments/desk", None, DESK),
+    "desk_take": ("POST", "/staff/payments/desk", None, DESK),
+    "desk_void": ("POST", "/staff/payments/desk/void", None, DESK),
     "account_card": (
         "GET",
         "/staff/accounts/{account}",
@@ -104,6 +108,34 @@ async def test_no_token_is_refused(client: httpx.AsyncClient, group: str) -> Non
     else:  # pages send the browser to their login page
         assert r.status_code == 303
         assert "/login" in r.headers["location"]
+
+
+async def test_old_desk_address_redirects(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    """/staff/cashier (the old desk) sends every caller to the one desk, which then lets in
+    exactly the desk roles: the redirect opens nothing."""
+    r = await client.get("/staff/cashier?lang=ru")
+    assert r.status_code == 308
+    assert r.headers["location"] == "/staff/payments/desk?lang=ru"
+    outcomes: dict[str, int] = {}
+    for role, user in users.items():
+        r = await client.get("/staff/cashier", headers=bearer(user), follow_redirects=True)
+        assert r.url.path == "/staff/payments/desk"
+        outcomes[role.value] = r.status_code
+    assert {role for role, status in outcomes.items() if status == 200} == DESK, outcomes
+    assert {role for role, status in outcomes.items() if status == 403} == ALL - DESK, outcomes
+    # a form sent from an old desk page is not re-posted: the desk says nothing was taken
+    r = await client.post(
+        "/staff/cashier",
+        data={"number": "000000018", "amount": "100", "receipt": "K-1"},
+        headers=bearer(users[Role.CASHIER]),
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/staff/payments/desk?moved=1"
+    page = await client.get(r.headers["location"] + "&lang=en", headers=bearer(users[Role.CASHIER]))
+    assert page.status_code == 200
+    assert "The payment sent from the old page was not taken" in page.text
 
 
 async def test_health_needs_no_login(client: httpx.AsyncClient) -> None:

@@ -1,6 +1,6 @@
 """The cashier desk page in headless Chromium (Playwright driving /usr/bin/chromium) against
-the app on a real uvicorn: log in, take a card payment, see the receipt link and the shift,
-void it."""
+the app on a real uvicorn: an old bookmark of the desk, log in, take a card payment, see the
+receipt link, the balance and the shift, void it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from api.i18n import format_som
 from tests.api.conftest import PASSWORD, LiveServer, User, make_account
 from tests.payments.conftest import balance
 
@@ -37,7 +38,7 @@ def test_desk_in_the_browser(
         before = balance(conn, number)
     ctx = browser.new_context()
     page = ctx.new_page()
-    page.goto(server.url + "/staff/payments/desk?lang=ru")
+    page.goto(server.url + "/staff/cashier?lang=ru")  # an old bookmark of the desk
     assert "/staff/login" in page.url
     page.fill("#username", staff["cashier"].username)
     page.fill("#password", PASSWORD)
@@ -49,6 +50,10 @@ def test_desk_in_the_browser(
     page.select_option("#method", "card")
     page.click("#desk-take")
     page.wait_for_selector("#desk-done")
+    assert "Saidova Malika" in page.locator("#desk-done").inner_text()
+    # the balance after the payment (positive = owes), as the receipt prints it
+    shown = page.locator("#desk-balance").inner_text()
+    assert shown == format_som(before - 7_500_025)
     link = page.locator("#receipt-link").get_attribute("href")
     assert link is not None and link.endswith(".pdf")
     with psycopg.connect(db_url, autocommit=True) as conn:

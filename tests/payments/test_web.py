@@ -143,3 +143,78 @@ def test_statements_page(
     assert balance(db, accounts["bog2"]) == before - 50_000_000
     rm = c.post("/staff/payments/statements/rematch", data={"csrf_token": csrf})
     assert rm.status_code == 200 and "matched 0" in rm.text
+
+
+def test_desk_void_rules(
+    server: LiveServer,
+    staff: dict[str, User],
+    pay_clock: Clock,
+    accounts: dict[str, str],
+    db: psycopg.Connection[Any],
+) -> None:
+    """On the desk page a cashier may void only their own payments; another cashier is
+    refused (nothing changes), an accountant may void any."""
+    c1, csrf1 = browser(server, staff["cashier"], pay_clock)
+    c2, csrf2 = browser(server, staff["cashier2"], pay_clock)
+    acc, acc_csrf = browser(server, staff["accountant"], pay_clock)
+    with c1, c2, acc:
+        before = balance(db, accounts["rahimova"])
+        r = c1.post(
+            "/staff/payments/desk",
+            data={"csrf_token": csrf1, "account": accounts["rahimova"], "amount": "30000"},
+        )
+        m = re.search(r'id="receipt-link" href="[^"]*/(K-[0-9-]+)\.pdf"', r.text)
+        assert m is not None
+        receipt_no = m.group(1)
+        assert balance(db, accounts["rahimova"]) == before - 3_000_000
+        form = {"receipt_no": receipt_no, "reason": "xato"}
+        refused = c2.post("/staff/payments/desk/void", data={**form, "csrf_token": csrf2})
+        assert refused.status_code == 403 and "taken by kassir1" in refused.text
+        assert balance(db, accounts["rahimova"]) == before - 3_000_000
+        done = acc.post("/staff/payments/desk/void", data={**form, "csrf_token": acc_csrf})
+        assert done.status_code == 200 and f"{receipt_no} voided" in done.text
+        assert balance(db, accounts["rahimova"]) == before
+
+
+def test_desk_errors_are_explained(
+    cashier: tuple[httpx.Client, str], accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """A refused payment says why in the page's language (and the detail), and takes nothing;
+    a form sent to the old desk address takes nothing and says so."""
+    c, csrf = cashier
+    before = balance(db, accounts["karimov"])
+    bad = c.post(
+        "/staff/payments/desk?lang=ru",
+        data={"csrf_token": csrf, "account": accounts["karimov"], "amount": "12,345"},
+    )
+    assert bad.status_code == 422
+    assert "Введите сумму в сумах" in bad.text and "2 decimals" in bad.text
+    nobody = c.post(
+        "/staff/payments/desk?lang=ru",
+        data={"csrf_token": csrf, "account": "999999999", "amount": "100"},
+    )
+    assert nobody.status_code == 422 and "Платёж отклонён" in nobody.text
+    old = c.post(
+        "/staff/cashier?lang=en",
+        data={"csrf_token": csrf, "number": accounts["karimov"], "amount": "100", "receipt": "1"},
+    )
+    assert old.status_code == 200 and str(old.url).endswith("/staff/payments/desk?moved=1")
+    assert "was not taken" in old.text
+    assert balance(db, accounts["karimov"]) == before
+
+
+def test_home_page_links_the_one_desk(
+    server: LiveServer, staff: dict[str, User], pay_clock: Clock
+) -> None:
+    """The staff home page has one desk link, for the roles the desk lets in."""
+    for name, shown in (
+        ("cashier", True),
+        ("accountant", True),
+        ("viewer", False),
+        ("clerk", False),
+    ):
+        c, _ = browser(server, staff[name], pay_clock)
+        with c:
+            home = c.get("/staff/").text
+        assert home.count('href="/staff/payments/desk"') == (1 if shown else 0), name
+        assert "/staff/cashier" not in home, name
