@@ -285,7 +285,7 @@ def slips_cmd(
     lg = _lang(lang, cfg)
     p = parse_period(period)
     with _connect() as conn:
-        ids = mahalla_accounts(conn, mahalla) if mahalla else [_account_id(conn, account or "")]
+        ids = mahalla_accounts(conn, mahalla, p) if mahalla else [_account_id(conn, account or "")]
         slips = []
         with _progress() as prog:
             task = prog.add_task("slips", total=len(ids))

@@ -458,8 +458,13 @@ def service_text(s: SlipData, lang: Lang) -> str | None:
     return text
 
 
-def mahalla_accounts(conn: psycopg.Connection[Any], mahalla: str | int) -> list[int]:
-    """Account ids of a mahalla (by id or Uzbek name), ordered by street and house."""
+def mahalla_accounts(
+    conn: psycopg.Connection[Any], mahalla: str | int, period: date | None = None
+) -> list[int]:
+    """Account ids of a mahalla (by id or Uzbek name), ordered by street and house.
+
+    Closed accounts are left out, except those with an invoice for ``period`` (the last,
+    prorated slip of an account closed during that month)."""
     found = conn.execute(
         """SELECT m.id, m.name_uz, d.name_uz FROM mahallas m JOIN districts d
                ON d.id = m.district_id WHERE m.id::text = %s OR m.name_uz = %s""",
@@ -473,9 +478,12 @@ def mahalla_accounts(conn: psycopg.Connection[Any], mahalla: str | int) -> list[
     rows = conn.execute(
         """SELECT aa.account_id FROM account_addresses aa JOIN accounts a
                ON a.id = aa.account_id
-           WHERE aa.mahalla_id = %s AND a.status <> 'closed'
+           WHERE aa.mahalla_id = %s
+             AND (a.status <> 'closed'
+                  OR EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = a.id
+                             AND i.period = %s))
            ORDER BY aa.street_uz, aa.house_number, aa.apartment_number NULLS FIRST""",
-        (found[0][0],),
+        (found[0][0], period.replace(day=1) if period else None),
     ).fetchall()
     if not rows:
         raise DocumentError(f"no accounts in mahalla {mahalla!r}")

@@ -265,7 +265,7 @@ def compute_bills(  # noqa: PLR0917
                 flags |= m.flags
             litres = max(0, round(vol * 1000))
             # the tariff split runs over the days the account was not closed
-            rng = svc.open_range() if svc is not None else None
+            rng = svc.open_range() if svc is not None and not svc.full else None
             first, last = rng if rng is not None else (None, None)
             charge = metered_charge(litres, category, win.period, tariffs, first=first, last=last)
             basis = "metered"
@@ -273,7 +273,7 @@ def compute_bills(  # noqa: PLR0917
             flags = 0
             # the norm is charged for the active days only: no water on suspended days, none
             # before the account was opened or after it was closed
-            mask = svc.active_mask if svc is not None else None
+            mask = svc.active_mask if svc is not None and not svc.full else None
             charge = norm_charge(int(residents), category, win.period, tariffs, norms, service=mask)
             litres = charge.litres
             vol = litres / 1000

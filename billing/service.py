@@ -92,6 +92,27 @@ class Service:
         }
 
 
+@dataclass(frozen=True)
+class _Days:
+    """The local day boundaries of a period (computed once per period)."""
+
+    first_day: date
+    bounds: tuple[datetime, ...]  # n + 1 midnights
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, first_day: date, last_day: date, tz: str) -> _Days:
+        zone = ZoneInfo(tz)
+        n = (last_day - first_day).days + 1
+        return cls(
+            first_day,
+            tuple(
+                datetime.combine(first_day + timedelta(days=i), time(0), zone) for i in range(n + 1)
+            ),
+            zone,
+        )
+
+
 def service_days(  # noqa: PLR0917
     first_day: date,
     last_day: date,
@@ -104,11 +125,16 @@ def service_days(  # noqa: PLR0917
 
     ``initial_status`` is the status in force at 00:00 of ``first_day`` (if the account was
     open then) and ``changes`` the history rows inside the period, in order."""
-    zone = ZoneInfo(tz)
-    n = (last_day - first_day).days + 1
-    bounds = [datetime.combine(first_day + timedelta(days=i), time(0), zone) for i in range(n + 1)]
+    return _service(_Days.of(first_day, last_day, tz), opened_on, initial_status, changes)
+
+
+def _service(
+    per: _Days, opened_on: date, initial_status: str, changes: Iterable[tuple[datetime, str]]
+) -> Service:
+    bounds = per.bounds
+    n = len(bounds) - 1
     p_start, p_end = bounds[0], bounds[-1]
-    opened_at = datetime.combine(opened_on, time(0), zone)
+    opened_at = datetime.combine(opened_on, time(0), per.zone)
     # (from, to, status) pieces covering [p_start, p_end)
     pieces: list[tuple[datetime, datetime, str]] = []
     cur_t, cur_s = p_start, initial_status
@@ -140,7 +166,7 @@ def service_days(  # noqa: PLR0917
     open_pieces = [(a, b) for a, b, s in pieces if s in (ACTIVE, SUSPENDED)]
     start = open_pieces[0][0] if open_pieces else None
     end = open_pieces[-1][1] if open_pieces else None
-    return Service(first_day, days, start, end)
+    return Service(per.first_day, days, start, end)
 
 
 def fetch_services(
@@ -151,34 +177,31 @@ def fetch_services(
     tz: str,
 ) -> dict[int, Service]:
     """:class:`Service` of each account for the period (from the status history)."""
-    zone = ZoneInfo(tz)
-    p_start = datetime.combine(first_day, time(0), zone)
-    p_end = datetime.combine(last_day + timedelta(days=1), time(0), zone)
-    # the oldest row of an account is written when the account is entered: it gives the
-    # status from the opening date on, its time is the time of data entry and is not used
-    rows = conn.execute(
-        """WITH f AS (
-               SELECT DISTINCT ON (account_id) account_id, id, status
-               FROM account_status_history WHERE account_id = ANY(%(ids)s)
-               ORDER BY account_id, id)
-           SELECT a.id, a.opened_on,
-                  coalesce(
-                      (SELECT h.status FROM account_status_history h
-                       WHERE h.account_id = a.id AND h.id > f.id AND h.since <= %(s)s
-                       ORDER BY h.since DESC, h.id DESC LIMIT 1),
-                      f.status, a.status),
-                  (SELECT array_agg(h.since ORDER BY h.since, h.id)
-                   FROM account_status_history h WHERE h.account_id = a.id AND h.id > f.id
-                     AND h.since > %(s)s AND h.since < %(e)s),
-                  (SELECT array_agg(h.status ORDER BY h.since, h.id)
-                   FROM account_status_history h WHERE h.account_id = a.id AND h.id > f.id
-                     AND h.since > %(s)s AND h.since < %(e)s)
-           FROM accounts a LEFT JOIN f ON f.account_id = a.id
-           WHERE a.id = ANY(%(ids)s)""",
-        {"s": p_start, "e": p_end, "ids": list(account_ids)},
+    per = _Days.of(first_day, last_day, tz)
+    p_start, p_end = per.bounds[0], per.bounds[-1]
+    ids = list(account_ids)
+    accs = conn.execute(
+        "SELECT id, opened_on, status FROM accounts WHERE id = ANY(%s)", (ids,)
     ).fetchall()
+    hist: dict[int, list[tuple[int, datetime, str]]] = {}
+    for acc_id, hid, since, status in conn.execute(
+        "SELECT account_id, id, since, status FROM account_status_history "
+        "WHERE account_id = ANY(%s) ORDER BY account_id, id",
+        (ids,),
+    ).fetchall():
+        hist.setdefault(int(acc_id), []).append((int(hid), since, str(status)))
     out: dict[int, Service] = {}
-    for acc_id, opened_on, initial, times, statuses in rows:
-        changes = list(zip(times or [], statuses or [], strict=True))
-        out[int(acc_id)] = service_days(first_day, last_day, tz, opened_on, str(initial), changes)
+    for acc_id, opened_on, status in accs:
+        rows = hist.get(int(acc_id), [])
+        # the oldest row is written when the account is entered: it gives the status from
+        # the opening date on; its time is the time of data entry and is not used
+        initial = rows[0][2] if rows else str(status)
+        later = sorted(rows[1:], key=lambda r: (r[1], r[0]))
+        changes: list[tuple[datetime, str]] = []
+        for _, since, st in later:
+            if since <= p_start:
+                initial = st
+            elif since < p_end:
+                changes.append((since, st))
+        out[int(acc_id)] = _service(per, opened_on, initial, changes)
     return out

@@ -22,7 +22,7 @@ from pypdf import PdfReader
 
 from billing.accounts import Address, add_reading, create_account, install_meter, set_status
 from billing.config import BillingConfig
-from billing.documents import render_invoice, render_slips, slip_data
+from billing.documents import mahalla_accounts, render_invoice, render_slips, slip_data
 from billing.run import run_billing
 from billing.service import ACTIVE, CLOSED, NONE, SUSPENDED, service_days
 from billing.tariffs import Norm, Tariff, norm_charge
@@ -316,6 +316,10 @@ def test_slip_and_invoice_show_service_days(
     assert "Xizmat kunlari" not in full
     inv = text(render_invoice(slip_data(conn, world.legal_closed, NOV, cfg), cfg, "uz"))
     assert "Xizmat kunlari: 9/30 kun" in inv
+    # the mahalla batch of November carries the last slip of an account closed in November
+    nov_batch = mahalla_accounts(conn, "Bahor MFY", NOV)
+    assert world.closed_12th in nov_batch and world.closed_before not in nov_batch
+    assert world.closed_12th not in mahalla_accounts(conn, "Bahor MFY")
 
 
 def test_service_days_rules() -> None:
