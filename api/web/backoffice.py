@@ -11,8 +11,15 @@ from fastapi.responses import RedirectResponse, Response
 
 from api import accounts, billing_data
 from api.deps import REFRESH_COOKIE, Conn, State, require, write_audit
-from api.payments.common import CASHIER_DESK
-from api.security import ISSUE_CUSTOMER_CODES, READ_BILLING, STAFF, Principal
+from api.payments.common import CASHIER_DESK, STATEMENTS
+from api.security import (
+    ALARMS_READ,
+    ISSUE_CUSTOMER_CODES,
+    READ_BILLING,
+    REPORTS,
+    STAFF,
+    Principal,
+)
 from api.sql import fetch_all
 from api.web.common import clear_session, login_form, render
 
@@ -78,8 +85,12 @@ async def home(
         who=who,
         q=q,
         results=results,
+        # a link is shown only to the roles its page lets in
         can_billing=who.role in READ_BILLING,
         can_cashier=who.role in CASHIER_DESK,
+        can_statements=who.role in STATEMENTS,
+        can_alarms=who.role in ALARMS_READ,
+        can_reports=who.role in REPORTS,
     )
 
 

@@ -162,3 +162,33 @@ async def test_issue_code_on_account_card_then_activate(
     await staff_login(client, "u_viewer")
     card = await client.get(f"/staff/accounts/{number}")
     assert card.status_code == 200 and 'id="issue-code"' not in card.text
+
+
+async def test_home_page_links_only_pages_the_role_may_open(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    """Every back-office link on the home page opens for the role that sees it (no link that
+    ends in 'forbidden'), and the pages a role may open are all linked."""
+    linked_somewhere: set[str] = set()
+    for role in Role:
+        if role is Role.CUSTOMER:
+            continue
+        client.cookies.clear()
+        token = await csrf(client, "/staff/login")
+        r = await client.post(
+            "/staff/login",
+            data={"username": f"u_{role.value}", "password": PASSWORD, "csrf_token": token},
+        )
+        assert r.status_code == 303, (role, r.text[:300])
+        home = (await client.get("/staff/")).text
+        links = set(re.findall(r'href="(/staff/[^"?#]*)"', home))
+        linked_somewhere |= links
+        for link in links:
+            page = await client.get(link)
+            assert page.status_code == 200, (role, link, page.status_code)
+        for page_path in ("/staff/payments/statements", "/staff/reports", "/staff/billing"):
+            if page_path not in links:
+                assert (await client.get(page_path)).status_code == 403, (role, page_path)
+    assert {"/staff/payments/desk", "/staff/payments/statements", "/staff/billing"} <= (
+        linked_somewhere
+    )
