@@ -387,3 +387,49 @@ def test_retained_birth_is_read_at_start(
         )
     finally:
         mosquitto_pub(mqtt_url, t.state("gw-off"), b"", retain=True)
+
+
+def test_messages_with_and_without_mqtt5_properties(
+    db: psycopg.Connection[Any],
+    mqtt_url: str,
+    topic_root: str,
+    start_worker: Callable[..., IngestWorker],
+    acks: AckListener,
+    registry_ids: dict[str, int],
+) -> None:
+    """A plain QoS 1 PUBLISH takes the worker's lean MQTT path; one with MQTT 5 properties
+    (here a user property, from mosquitto_pub) takes paho's full path. Both are stored."""
+    worker = start_worker()
+    lean: list[int] = []
+    fast = worker._client.on_publish_fast
+    assert fast is not None
+
+    def counting(topic: str, payload: bytes, mid: int) -> None:
+        lean.append(mid)
+        fast(topic, payload, mid)
+
+    worker._client.on_publish_fast = counting
+    t = Topics(topic_root)
+    now = int(time.time() * 1000)
+    pid = registry_ids["dev2.p3"]
+    plain = batch_payload("gw1", "props", 0, [("dev2", "p3", now - 2000, 1.25)])
+    with_props = batch_payload("gw1", "props", 1, [("dev2", "p3", now - 1000, 2.5)])
+    host, port = broker_host_port(mqtt_url)
+    mosquitto_pub(mqtt_url, t.telemetry("gw1"), plain)
+    wait_for(lambda: acks.acked("gw1", "props") == {0})
+    assert len(lean) == 1
+    cmd = ["mosquitto_pub", "-h", host, "-p", str(port), "-q", "1", "-V", "mqttv5"]
+    cmd += ["-D", "publish", "user-property", "site", "yangiobod"]
+    cmd += ["-t", t.telemetry("gw1"), "-s"]
+    subprocess.run(
+        cmd,
+        input=with_props,
+        check=True,
+        timeout=20,
+    )
+    wait_for(lambda: acks.acked("gw1", "props") == {0, 1})
+    assert len(lean) == 1  # the second one went through paho's own decoding
+    got = db.execute(
+        "SELECT value FROM readings WHERE point_id = %s ORDER BY ts", (pid,)
+    ).fetchall()
+    assert [v for (v,) in got][-2:] == [1.25, 2.5]
