@@ -4,6 +4,11 @@ back to the shared catalog."""
 
 from __future__ import annotations
 
+_MOVED = (
+    "The cashier desk has moved to this page. The payment sent from the old page was not "
+    "taken: enter it again here."
+)
+
 TEXTS: dict[str, tuple[str, str, str]] = {  # English -> (uz, uz_Cyrl, ru)
     "Cashier desk": ("Kassa", "Касса", "Касса"),
     "Bank statements": ("Bank ko'chirmalari", "Банк кўчирмалари", "Банковские выписки"),
@@ -47,6 +52,31 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # English -> (uz, uz_Cyrl, ru)
     "Match again": ("Qayta moslash", "Қайта мослаш", "Разнести повторно"),
     "Nothing is waiting.": ("Navbat bo'sh.", "Навбат бўш.", "Очередь пуста."),
     "Done": ("Bajarildi", "Бажарилди", "Выполнено"),
+    "Balance": ("Balans", "Баланс", "Баланс"),
+    "Enter the amount in so'm, for example 125000 or 125000,50.": (
+        "Summani so'mda kiriting, masalan 125000 yoki 125000,50.",
+        "Суммани сўмда киритинг, масалан 125000 ёки 125000,50.",
+        "Введите сумму в сумах, например 125000 или 125000,50.",
+    ),
+    "The payment was refused; check the account number and the amount.": (
+        "To'lov rad etildi; hisob raqami va summani tekshiring.",
+        "Тўлов рад этилди; ҳисоб рақами ва суммани текширинг.",
+        "Платёж отклонён; проверьте лицевой счёт и сумму.",
+    ),
+    _MOVED: (
+        (
+            "Kassa shu sahifaga ko'chdi. Eski sahifadan yuborilgan to'lov qabul qilinmadi: "
+            "uni shu yerda qayta kiriting."
+        ),
+        (
+            "Касса шу саҳифага кўчди. Эски саҳифадан юборилган тўлов қабул қилинмади: "
+            "уни шу ерда қайта киритинг."
+        ),
+        (
+            "Касса переехала на эту страницу. Платёж, отправленный со старой страницы, "
+            "не принят: введите его здесь заново."
+        ),
+    ),
 }
 
 _INDEX = {"uz": 0, "uz_Cyrl": 1, "ru": 2}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -187,7 +188,9 @@ async def old_cashier_desk(request: Request) -> Response:
     desk left open is not re-posted (its fields differ): the desk says that nothing was taken.
     The desk checks the login and the role itself."""
     if request.method == "POST":
-        return RedirectResponse(DESK + "?moved=1", status_code=303)
+        lang = request.query_params.get("lang")
+        keep = f"&lang={quote(lang)}" if lang else ""  # the notice in the page's language
+        return RedirectResponse(DESK + "?moved=1" + keep, status_code=303)
     query = request.url.query
     return RedirectResponse(DESK + ("?" + query if query else ""), status_code=308)
 

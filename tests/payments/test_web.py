@@ -198,9 +198,18 @@ def test_desk_errors_are_explained(
         "/staff/cashier?lang=en",
         data={"csrf_token": csrf, "number": accounts["karimov"], "amount": "100", "receipt": "1"},
     )
-    assert old.status_code == 200 and str(old.url).endswith("/staff/payments/desk?moved=1")
+    assert old.status_code == 200
+    assert str(old.url).endswith("/staff/payments/desk?moved=1&lang=en")
     assert "was not taken" in old.text
     assert balance(db, accounts["karimov"]) == before
+    # the notice in the other languages of the back office
+    for lang, words in (
+        ("uz", "to'lov qabul qilinmadi"),
+        ("uz_Cyrl", "тўлов қабул қилинмади"),
+        ("ru", "не принят"),
+    ):
+        page = c.get(f"/staff/payments/desk?moved=1&lang={lang}")
+        assert words in page.text.replace("&#39;", "'"), lang
 
 
 def test_home_page_links_the_one_desk(
