@@ -500,6 +500,18 @@ def _scan(  # noqa: PLR0917
     return OK, hdr, ts, idx, val, q, count, fix, nfix
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _field8(out: Any, o: int, v: np.uint64) -> None:
+    """A binary COPY field of 8 bytes at ``out[o]``: its length (int32 8), then ``v``
+    big-endian."""
+    out[o] = 0
+    out[o + 1] = 0
+    out[o + 2] = 0
+    out[o + 3] = 8
+    for j in range(8):
+        out[o + 4 + j] = (v >> np.uint64(56 - 8 * j)) & np.uint64(0xFF)
+
+
 @njit(cache=True, nogil=True)
 def _pack(  # noqa: PLR0917
     ts: Any, idx: Any, val: Any, q: Any, count: int, reg: Any, bucket_ms: int
@@ -514,28 +526,11 @@ def _pack(  # noqa: PLR0917
         o = k * ROW_BYTES
         t = ts[k]
         p = reg[R_PID, idx[k]]
-        us = (t - PG_EPOCH_MS) * 1000
         out[o] = 0
-        out[o + 1] = 4
-        out[o + 2] = 0
-        out[o + 3] = 0
-        out[o + 4] = 0
-        out[o + 5] = 8
-        for j in range(8):
-            out[o + 6 + j] = (us >> (56 - 8 * j)) & 0xFF
-        out[o + 14] = 0
-        out[o + 15] = 0
-        out[o + 16] = 0
-        out[o + 17] = 8
-        for j in range(8):
-            out[o + 18 + j] = (p >> (56 - 8 * j)) & 0xFF
-        out[o + 26] = 0
-        out[o + 27] = 0
-        out[o + 28] = 0
-        out[o + 29] = 8
-        b = bits[k]
-        for j in range(8):
-            out[o + 30 + j] = (b >> np.uint64(56 - 8 * j)) & np.uint64(0xFF)
+        out[o + 1] = 4  # four fields
+        _field8(out, o + 2, np.uint64((t - PG_EPOCH_MS) * 1000))  # timestamptz: microseconds
+        _field8(out, o + 14, np.uint64(p))
+        _field8(out, o + 26, bits[k])
         out[o + 38] = 0
         out[o + 39] = 0
         out[o + 40] = 0
