@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import psycopg
 import typer
@@ -20,6 +20,9 @@ from billing.config import BillingConfig, get_billing_config
 from billing.documents import money
 from billing.errors import BillingError
 from billing.tariffs import parse_period
+
+if TYPE_CHECKING:
+    from billing.importer import ImportReport
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -114,6 +117,11 @@ def import_accounts_cmd(
         f"rows: {rep.rows}, imported: {rep.imported}, already imported: {rep.skipped}, "
         f"rejected: {len(rep.rejected)}" + (" (dry run: nothing written)" if dry_run else "")
     )
+    _show_rejected(rep, report)
+
+
+def _show_rejected(rep: ImportReport, report: Path | None) -> None:
+    """The first 20 rejected rows of an import, and all of them in ``report`` when asked."""
     for line, reason in rep.rejected[:20]:
         console.print(f"  line {line}: {reason}")
     if len(rep.rejected) > 20:
@@ -151,10 +159,7 @@ def import_readings_cmd(
             progress=lambda done, total: prog.update(task, completed=done, total=total),
         )
     console.print(f"rows: {rep.rows}, imported: {rep.imported}, rejected: {len(rep.rejected)}")
-    for line, reason in rep.rejected[:20]:
-        console.print(f"  line {line}: {reason}")
-    if report:
-        rep.write_csv(report)
+    _show_rejected(rep, report)
 
 
 @app.command("set-status")

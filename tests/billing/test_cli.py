@@ -82,3 +82,22 @@ def test_clear_errors(env: str) -> None:
     assert r.output.strip() == "000000018"
     r = runner.invoke(app, ["balances", "--by", "planet"])
     assert "--by must be" in str(r.exception)
+
+
+def test_import_readings_lists_and_writes_the_rejected_rows(env: str, tmp_path: Path) -> None:
+    """Rejected rows: the first 20 on the screen, a count of the rest, all of them in --report."""
+    sheet = tmp_path / "route.csv"
+    sheet.write_text(
+        "meter_serial,date,value\n" + "".join(f"NO-SUCH-{i},2026-11-20,{i}.5\n" for i in range(25)),
+        encoding="utf-8",
+    )
+    out = tmp_path / "rejected.csv"
+    r = runner.invoke(app, ["import-readings", str(sheet), "--report", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "imported: 0, rejected: 25" in r.output
+    assert r.output.count("  line ") == 20
+    assert "... 5 more" in r.output
+    assert f"rejected rows written to {out}" in r.output.replace("\n", "")
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "line,reason"
+    assert len(lines) == 26
