@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from api.deps import CSRF_COOKIE, CSRF_FIELD, client_ip, get_state, require
+from api.deps import CSRF_FIELD, client_ip, get_state, require
 from api.i18n import LANGUAGES, gettext_for
 from api.payments.common import (
     CASHIER_DESK,
@@ -81,16 +81,7 @@ def _render(request: Request, template: str, status_code: int = 200, **ctx: Any)
         request=request,
         **ctx,
     )
-    resp = HTMLResponse(body, status_code=status_code)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
-    )
-    st = get_state(request)
-    if new_token:
-        common.set_cookie(resp, CSRF_COOKIE, token, secure=st.secure_cookies, max_age=86400)
-    return resp
+    return common.html_page(request, body, status_code, token, new_token=new_token)
 
 
 # ------------------------------------------------------------------ cashier desk

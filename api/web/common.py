@@ -84,17 +84,31 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         request=request,
         **context,
     )
-    resp = HTMLResponse(body, status_code=status_code)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
-    )
+    resp = html_page(request, body, status_code, token, new_token=new_token)
     st = get_state(request)
-    if new_token:
-        set_cookie(resp, CSRF_COOKIE, token, secure=st.secure_cookies, max_age=86400)
     if request.query_params.get("lang") == lang:
         set_cookie(resp, LANG_COOKIE, lang, secure=st.secure_cookies, max_age=365 * 86400)
+    return resp
+
+
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
+)
+"""Content-Security-Policy of every web page (no outside scripts, styles or frames)."""
+
+
+def html_page(
+    request: Request, body: str, status_code: int, csrf: str, *, new_token: bool
+) -> HTMLResponse:
+    """A rendered page with the headers every page has (not cached, PAGE_CSP) and, when the
+    token is new, the CSRF cookie its forms need."""
+    resp = HTMLResponse(body, status_code=status_code)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = PAGE_CSP
+    if new_token:
+        st = get_state(request)
+        set_cookie(resp, CSRF_COOKIE, csrf, secure=st.secure_cookies, max_age=86400)
     return resp
 
 

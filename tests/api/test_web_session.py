@@ -192,3 +192,21 @@ async def test_home_page_links_only_pages_the_role_may_open(
     assert {"/staff/payments/desk", "/staff/payments/statements", "/staff/billing"} <= (
         linked_somewhere
     )
+
+
+async def test_every_page_is_not_cached_and_has_the_csp(
+    client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    """The back-office pages and the payment pages send the same protective headers."""
+    from api.web.common import PAGE_CSP
+
+    token = await csrf(client, "/staff/login")
+    await client.post(
+        "/staff/login", data={"username": "u_cashier", "password": PASSWORD, "csrf_token": token}
+    )
+    for path in ("/staff/login", "/staff/", "/staff/payments/desk"):
+        r = await client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["cache-control"] == "no-store", path
+        assert r.headers["content-security-policy"] == PAGE_CSP, path
+        assert "frame-ancestors 'none'" in PAGE_CSP
