@@ -139,6 +139,28 @@ def _string(buf: Any, i: int) -> tuple[int, int, int]:
     return 0, 0, -1
 
 
+_W_V, _W_R, _W_GW, _W_BOOT, _W_SEQ, _W_SENT = (
+    np.frombuffer(w, dtype=np.uint8).copy() for w in (b"v", b"r", b"gw", b"boot", b"seq", b"sent")
+)
+"""The envelope's keys, as bytes the scanner compares with."""
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _equal(x: Any, xs: int, y: Any, ys: int, n: int) -> bool:
+    """Whether ``x[xs:xs+n]`` equals ``y[ys:ys+n]`` (a loop: numba has no all() over a
+    generator)."""
+    for j in range(n):  # noqa: SIM110
+        if x[xs + j] != y[ys + j]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is(buf: Any, s: int, e: int, word: Any) -> bool:
+    """Whether ``buf[s:e]`` is ``word``."""
+    return e - s == word.shape[0] and _equal(buf, s, word, 0, e - s)
+
+
 @njit(cache=True, nogil=True)
 def _integer(buf: Any, i: int) -> tuple[int, int]:
     """A JSON integer (no fraction or exponent) of at most 18 digits: (value, next) or
@@ -308,19 +330,13 @@ def _lookup(buf: Any, ds: int, de: int, ps: int, pe: int, reg: Any, names: Any) 
     while k < n and table[k] == h:
         r = reg[R_ORDER, k]
         a, s, b = reg[R_OFF, r], reg[R_SEP, r], reg[R_OFF, r + 1]
-        if s - a == de - ds and b - s - 1 == pe - ps:
-            same = True
-            for j in range(de - ds):
-                if names[a + j] != buf[ds + j]:
-                    same = False
-                    break
-            if same:
-                for j in range(pe - ps):
-                    if names[s + 1 + j] != buf[ps + j]:
-                        same = False
-                        break
-            if same:
-                return int(r)
+        if (
+            s - a == de - ds
+            and b - s - 1 == pe - ps
+            and _equal(names, a, buf, ds, de - ds)
+            and _equal(names, s + 1, buf, ps, pe - ps)
+        ):
+            return int(r)
         k += 1
     return -1
 
@@ -444,46 +460,24 @@ def _scan(  # noqa: PLR0917
         if i >= n or buf[i] != 58:  # :
             return GIVE_UP, hdr, ts, idx, val, q, 0, fix, 0
         i = _ws(buf, i + 1)
-        klen = ke - ks
-        c = buf[ks] if klen else 0
         key = 0
-        if klen == 1 and c == 118:  # v
+        if _is(buf, ks, ke, _W_V):
             key = _KEY_V
             x, i = _integer(buf, i)
             hdr[H_V] = x
-        elif klen == 1 and c == 114:  # r
+        elif _is(buf, ks, ke, _W_R):
             key = _KEY_R
             count, i, nfix = _readings(buf, i, gw_id, lo, hi, reg, names, ts, idx, val, q, fix)
-        elif klen == 2 and c == 103 and buf[ks + 1] == 119:  # gw
-            key = _KEY_GW
+        elif _is(buf, ks, ke, _W_GW) or _is(buf, ks, ke, _W_BOOT):
+            key = _KEY_GW if ke - ks == 2 else _KEY_BOOT
+            at = H_GW_S if key == _KEY_GW else H_BOOT_S
             a, b, i = _string(buf, i)
-            hdr[H_GW_S] = a
-            hdr[H_GW_E] = b
-        elif (
-            klen == 4
-            and c == 98
-            and buf[ks + 1] == 111
-            and buf[ks + 2] == 111
-            and buf[ks + 3] == 116
-        ):  # boot
-            key = _KEY_BOOT
-            a, b, i = _string(buf, i)
-            hdr[H_BOOT_S] = a
-            hdr[H_BOOT_E] = b
-        elif klen == 3 and c == 115 and buf[ks + 1] == 101 and buf[ks + 2] == 113:  # seq
-            key = _KEY_SEQ
+            hdr[at] = a
+            hdr[at + 1] = b
+        elif _is(buf, ks, ke, _W_SEQ) or _is(buf, ks, ke, _W_SENT):
+            key = _KEY_SEQ if ke - ks == 3 else _KEY_SENT
             x, i = _integer(buf, i)
-            hdr[H_SEQ] = x
-        elif (
-            klen == 4
-            and c == 115
-            and buf[ks + 1] == 101
-            and buf[ks + 2] == 110
-            and buf[ks + 3] == 116
-        ):  # sent
-            key = _KEY_SENT
-            x, i = _integer(buf, i)
-            hdr[H_SENT] = x
+            hdr[H_SEQ if key == _KEY_SEQ else H_SENT] = x
         if key == 0 or seen & key or i < 0:
             # an unknown or repeated key, or a value of the wrong kind
             return GIVE_UP, hdr, ts, idx, val, q, 0, fix, 0
