@@ -14,7 +14,7 @@ from typing import Any
 
 import aiomqtt
 
-from edge_agent.aio import wait_event, with_timeout
+from edge_agent.aio import cancel_and_wait, wait_event, with_timeout
 from edge_agent.commands import execute, plan_command
 from edge_agent.config import LoadedConfig, RtuBus, RtuTcpBus, TcpBus
 from edge_agent.errors import CommandRefused
@@ -93,6 +93,7 @@ class Agent:
         self._inflight: dict[int, float] = {}
         self._results: collections.deque[CommandResult] = collections.deque(maxlen=256)
         self.connected = False
+        self._stopping = False
         self.last_flush = time.monotonic()
         self.published_batches = 0
         self._build()
@@ -316,6 +317,16 @@ class Agent:
                 log.warning("MQTT link down: %s; reconnecting with backoff", err)
             await asyncio.sleep(backoff.next_delay())
 
+    def _raise_if_stopping(self) -> None:
+        """End an MQTT session task once the agent is stopping, even if its cancel was lost.
+
+        A publish can swallow the task's cancellation (see :mod:`edge_agent.aio`), and the
+        session's ``TaskGroup`` cancels its tasks only once, so the session tasks check this
+        after every publish and on every turn.
+        """
+        if self._stopping:
+            raise asyncio.CancelledError
+
     async def _session(self, client: aiomqtt.Client) -> None:
         gw = self.cfg.gateway
         await client.subscribe(self.topics.ack(gw), qos=1)
@@ -331,6 +342,7 @@ class Agent:
         gw = self.cfg.gateway
         ack_topic, cmd_topic = self.topics.ack(gw), self.topics.command(gw)
         async for msg in client.messages:
+            self._raise_if_stopping()
             payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
             topic = str(msg.topic)
             try:
@@ -357,11 +369,13 @@ class Agent:
         gw = self.cfg.gateway
         tele = self.topics.telemetry(gw)
         while True:
+            self._raise_if_stopping()
             while self._results:
                 res = self._results[0]
                 await client.publish(
                     self.topics.command_result(gw), encode_command_result(res), qos=1
                 )
+                self._raise_if_stopping()
                 self._results.popleft()
             self._outbox_event.clear()
             unacked = await asyncio.to_thread(self.outbox.unacked)
@@ -375,6 +389,7 @@ class Agent:
                     continue
                 batch = await asyncio.to_thread(self.outbox.batch, gw, seq, self._now_ms())
                 await client.publish(tele, encode_telemetry(batch), qos=1)
+                self._raise_if_stopping()
                 self._inflight[seq] = time.monotonic()
                 live.add(seq)
                 self.published_batches += 1
@@ -396,6 +411,7 @@ class Agent:
 
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         while True:
+            self._raise_if_stopping()
             await asyncio.sleep(self.cfg.health_interval_s)
             await client.publish(
                 self.topics.state(self.cfg.gateway), self.state(), qos=1, retain=True
@@ -406,6 +422,7 @@ class Agent:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or the task is cancelled); then flush and close."""
         stop = stop or asyncio.Event()
+        self._stopping = False
         log.info(
             "gateway %s starting: %d devices on %d buses, outbox %s (boot %s, %d queued)",
             self.cfg.gateway, len(self.devices), len(self.cfg.buses),
@@ -426,10 +443,12 @@ class Agent:
                     ("watchdog", self._watchdog),
                 ):
                     tasks.append(tg.create_task(self._supervise(name, fn), name=name))
-                await stop.wait()
-                log.info("gateway %s stopping", self.cfg.gateway)
-                for t in tasks:
-                    t.cancel()
+                try:
+                    await stop.wait()
+                finally:
+                    log.info("gateway %s stopping", self.cfg.gateway)
+                    self._stopping = True
+                    await cancel_and_wait(tasks)
         finally:
             with contextlib.suppress(Exception):
                 await self.flush()

@@ -9,6 +9,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -135,6 +136,41 @@ async def test_readings_flow_and_leave_the_outbox_only_when_acked(
         async with asyncio.timeout(5):
             msg = await anext(aiter(c.messages))
         assert decode_state(bytes(msg.payload)).state == "offline"
+
+
+async def test_the_agent_stops_even_when_a_publish_swallows_the_stop(
+    tmp_path: Path,
+    profiles: dict[str, Profile],
+    mqtt_url: str,
+    topic_root: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Python 3.11 aiomqtt's publish (``asyncio.wait_for`` inside) returns normally when the
+    PUBACK lands in the same loop pass as the task's cancellation (bpo-42130): the stop is lost.
+    Here one telemetry publish does exactly that when the agent is told to stop; the agent must
+    stop all the same (CI once hung here for 15 s, then failed)."""
+    real_publish = aiomqtt.Client.publish
+    waiting = asyncio.Event()
+    swallowed: list[str] = []
+
+    async def publish(self: aiomqtt.Client, topic: str, payload: Any = None, **kw: Any) -> None:
+        await real_publish(self, topic, payload, **kw)
+        if topic.endswith("/telemetry") and not waiting.is_set():
+            waiting.set()
+            try:
+                await asyncio.sleep(3600)  # the wait for the PUBACK; the stop arrives meanwhile
+            except asyncio.CancelledError:
+                swallowed.append(topic)  # ...and the cancellation is lost, as on 3.11
+
+    monkeypatch.setattr(aiomqtt.Client, "publish", publish)
+    server, port = await tcp_sim(profiles)
+    cfg = write_gateway(tmp_path, "gw-lost", mqtt_url, topic_root, tcp_buses(port))
+    try:
+        async with running(Agent(load_config(cfg))):
+            await asyncio.wait_for(waiting.wait(), 10)
+    finally:
+        await server.stop()
+    assert swallowed == [Topics(root=topic_root).telemetry("gw-lost")]
 
 
 async def _command(client: aiomqtt.Client, topics: Topics, gw: str, cmd: Command) -> CommandResult:
