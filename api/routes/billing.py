@@ -15,20 +15,21 @@ from pydantic import BaseModel, Field
 
 import billing  # noqa: F401 - the router is only mounted when billing is installed
 from api import billing_data
-from api.cash import CashPayment, post_cash
 from api.deps import AppState, Conn, Paging, State, client_ip, paged, require, write_audit
 from api.documents import invoice_pdf_response
 from api.errors import ConflictError, InvalidError, NotFoundError
-from api.security import CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal, Role
+from api.payments.common import CASHIER_DESK
+from api.security import CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
 from api.sql import Where, fetch_one, fetch_page, json_response
 from api.syncdb import run_sync
+from billing.payments.cashier import Receipt
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 
 Reader = Annotated[Principal, Depends(require(READ_BILLING))]
 Runner = Annotated[Principal, Depends(require(RUN_BILLING))]
-CashierDep = Annotated[Principal, Depends(require(Role.CASHIER, Role.ADMIN))]
+DeskDep = Annotated[Principal, Depends(require(CASHIER_DESK))]
 Customer = Annotated[Principal, Depends(require(CUSTOMER_SELF))]
 Number = Annotated[str, Path(pattern=r"^[0-9]{9}$", description="9-digit account number")]
 DbId = Annotated[int, Path(ge=1, le=2**62)]
@@ -203,7 +204,13 @@ async def invoice_pdf(
 
 class CashIn(BaseModel):
     amount_tiyin: int = Field(gt=0, lt=10**13, description="amount received, in tiyin")
-    receipt: str = Field(min_length=1, max_length=64, description="cash receipt number")
+    receipt: str = Field(
+        min_length=1,
+        max_length=64,
+        description="the caller's own number for this payment (e.g. of a paper receipt); sent "
+        "again, it returns the first payment instead of taking a second one",
+    )
+    method: Literal["cash", "card"] = "cash"
 
 
 @router.get("/payments", summary="Payments (ledger entries of kind payment)")
@@ -233,28 +240,49 @@ async def list_payments(
     )
 
 
-@router.post("/accounts/{number}/payments", status_code=201, summary="Take a cash payment")
+@router.post(
+    "/accounts/{number}/payments", status_code=201, summary="Take a payment at the cashier desk"
+)
 async def take_cash(
-    *, request: Request, who: CashierDep, conn: Conn, st: State, number: Number, body: CashIn
+    *, request: Request, who: DeskDep, conn: Conn, st: State, number: Number, body: CashIn
 ) -> dict[str, Any]:
-    """Idempotent on the receipt number: the same receipt twice posts one payment (the
-    answer says ``created: false`` the second time)."""
-    from billing.errors import BillingError
+    """The same as the cashier desk (`POST /api/v1/payments/cashier`), for one account: the
+    payment gets a desk receipt number and its PDF, is in the cashier's shift report and can
+    be voided there. Idempotent on ``receipt``: sent twice, one payment is taken (the answer
+    says ``created: false`` the second time); the same ``receipt`` with another amount is
+    refused with 409."""
+    from api.payments.common import take_payment_audited
+    from billing.payments.errors import CashierError, RequestKeyReusedError
 
     await billing_data.account_by_number(conn, number)
-    try:
-        entry_id, created = await run_sync(
-            st,
-            post_cash,
-            CashPayment(
-                number, body.amount_tiyin, body.receipt, who, client_ip(request), st.clock()
-            ),
+    now = st.clock()
+
+    def work(sync_conn: Any) -> Receipt:
+        return take_payment_audited(
+            sync_conn,
+            who=who,
+            ip=client_ip(request),
+            now=now,
+            account_number=number,
+            amount_tiyin=body.amount_tiyin,
+            method=body.method,
+            request_key=f"api:{body.receipt}",
         )
-    except BillingError as exc:
+
+    try:
+        r = await run_sync(st, work)
+    except RequestKeyReusedError as exc:
+        raise ConflictError(
+            f"receipt {body.receipt!r} was already used for another payment (desk receipt "
+            f"{exc.receipt_no}); a new payment needs a new receipt number"
+        ) from exc
+    except CashierError as exc:
         raise ConflictError(str(exc)) from exc
     return {
-        "ledger_id": entry_id,
-        "created": created,
+        "ledger_id": r.ledger_id,
+        "created": r.created,
+        "receipt_no": r.receipt_no,
+        "receipt_url": f"/api/v1/payments/cashier/receipts/{r.receipt_no}.pdf",
         "balance_tiyin": await billing_data.balance_tiyin(conn, number),
     }
 

@@ -22,7 +22,7 @@ import psycopg
 
 from billing.errors import LedgerError
 from billing.ledger import balance, post_payment, reverse_entry
-from billing.payments.errors import CashierError, VoidRefusedError
+from billing.payments.errors import CashierError, RequestKeyReusedError, VoidRefusedError
 from billing.payments.money import format_som
 from billing.payments.providers import find_account
 
@@ -163,10 +163,11 @@ def take_payment(
                 amount_tiyin,
                 method,
             ):
-                raise CashierError(
+                raise RequestKeyReusedError(
                     f"this form was already used for receipt {first.receipt_no} "
                     f"({first.account_number}, {format_som(first.amount_tiyin)}); reload the page "
-                    "to take another payment"
+                    "to take another payment",
+                    first.receipt_no,
                 )
             return first
     account = find_account(conn, account_number)

@@ -17,6 +17,14 @@ class CashierError(PaymentsError):
     """A cashier payment or void was refused (unknown receipt, bad amount...)."""
 
 
+class RequestKeyReusedError(CashierError):
+    """The idempotency key of a desk payment was used before for a different payment."""
+
+    def __init__(self, message: str, receipt_no: str) -> None:
+        super().__init__(message)
+        self.receipt_no = receipt_no
+
+
 class VoidRefusedError(CashierError):
     """The caller may not void this payment (not theirs, not today, already voided)."""
 

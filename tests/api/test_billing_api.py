@@ -141,13 +141,16 @@ async def test_payments_and_cash_desk_api(
         url, json={"amount_tiyin": 2_000_000, "receipt": "R-77"}, headers=cashier
     )
     assert first.status_code == 201, first.text
-    assert first.json()["created"] is True and first.json()["balance_tiyin"] == 5_000_000
+    took = first.json()
+    assert took["created"] is True and took["balance_tiyin"] == 5_000_000
     again = await client.post(
         url, json={"amount_tiyin": 2_000_000, "receipt": "R-77"}, headers=cashier
     )
     assert again.json()["created"] is False and again.json()["balance_tiyin"] == 5_000_000
+    assert again.json()["receipt_no"] == took["receipt_no"]
     clash = await client.post(url, json={"amount_tiyin": 1_000, "receipt": "R-77"}, headers=cashier)
     assert clash.status_code == 409
+    assert took["receipt_no"] in clash.text and "new receipt number" in clash.text
     assert ledger_sum(db_url, accounts["owes"]) == 5_000_000
     bad = await client.post(url, json={"amount_tiyin": -5, "receipt": "R-78"}, headers=cashier)
     assert bad.status_code == 422
@@ -155,6 +158,34 @@ async def test_payments_and_cash_desk_api(
     assert [(p["account"], p["amount_tiyin"]) for p in pays["items"]] == [
         (accounts["owes"], 2_000_000)
     ]
+    # a desk payment like any other: in the cashier's shift report, with a printable receipt,
+    # and voidable there
+    shift = await get(client, users[Role.CASHIER], "/api/v1/payments/cashier/shift")
+    assert [(p["receipt_no"], p["amount_tiyin"]) for p in shift["payments"]] == [
+        (took["receipt_no"], 2_000_000)
+    ]
+    assert shift["cash_tiyin"] == 2_000_000
+    pdf = await client.get(took["receipt_url"], headers=cashier)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    void = await client.post(
+        f"/api/v1/payments/cashier/receipts/{took['receipt_no']}/void",
+        json={"reason": "wrong account"},
+        headers=cashier,
+    )
+    assert void.status_code == 200, void.text
+    assert ledger_sum(db_url, accounts["owes"]) == 7_000_000
+    card = await client.post(
+        url,
+        json={"amount_tiyin": 500_000, "receipt": "R-79", "method": "card"},
+        headers=bearer(users[Role.ACCOUNTANT]),
+    )
+    assert card.status_code == 201, card.text
+    receipt = await get(
+        client,
+        users[Role.ACCOUNTANT],
+        f"/api/v1/payments/cashier/receipts/{card.json()['receipt_no']}",
+    )
+    assert (receipt["method"], receipt["cashier"]) == ("card", users[Role.ACCOUNTANT].username)
 
 
 async def test_billing_run_dry_then_real(

@@ -50,7 +50,7 @@ MATRIX: dict[str, tuple[str, str, dict[str, Any] | None, set[str]]] = {
         "POST",
         "/api/v1/accounts/{account}/payments",
         {"amount_tiyin": 100, "receipt": "{role}-r"},
-        {"admin", "cashier"},
+        {"admin", "cashier", "accountant"},
     ),
     "billing_runs": ("GET", "/api/v1/billing-runs", None, BILLING),
     "start_billing_run": (
