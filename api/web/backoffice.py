@@ -3,7 +3,6 @@ api.payments.web (/staff/payments/desk); /staff/cashier only redirects there."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -161,24 +160,6 @@ async def _card(
         readings=readings,
         invoices=await billing_data.invoices(conn, account["id"], 36),
     )
-
-
-def parse_som(text: str) -> int:
-    """'12 345,50' or '12345.5' so'm -> tiyin; ValueError for anything else (pure).
-
-    No page of the back office uses it any more (the desk parses amounts with
-    billing.payments.money.som_to_tiyin); tests/api/test_security.py still tests it."""
-    cleaned = text.strip().replace("\u202f", "").replace(" ", "").replace(",", ".")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation as exc:
-        raise ValueError("not a number") from exc
-    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
-        raise ValueError("the amount must be positive with at most 2 decimals")
-    tiyin = int(value * 100)
-    if tiyin >= 10**13:
-        raise ValueError("the amount is too large")
-    return tiyin
 
 
 @router.api_route("/cashier", methods=["GET", "HEAD", "POST"])

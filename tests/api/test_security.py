@@ -25,7 +25,6 @@ from api.security import (
     read_refresh_token,
     verify_password,
 )
-from api.web.backoffice import parse_som
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = "k" * 40
@@ -122,20 +121,6 @@ def test_choose_resolution_explicit_and_bad() -> None:
         choose_resolution(T0, T0)
     with pytest.raises(ValueError, match="resolution"):
         choose_resolution(T0, T0 + timedelta(hours=1), "2m")
-
-
-@pytest.mark.parametrize(
-    ("text", "tiyin"),
-    [("125000", 12_500_000), ("125 000,50", 12_500_050), ("0.01", 1), ("12345.5", 1_234_550)],
-)
-def test_parse_som(text: str, tiyin: int) -> None:
-    assert parse_som(text) == tiyin
-
-
-@pytest.mark.parametrize("text", ["", "abc", "-5", "0", "1.001", "nan", "inf", "1e20"])
-def test_parse_som_refuses(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_som(text)
 
 
 def test_format_som() -> None:

@@ -27,13 +27,16 @@ from billing.payments.payme import MESSAGES, PaymeError
         ("1\u00a0000\u202f000.00", 100000000),
         ("1234.560", 123456),
         ("+7", 700),
+        ("125 000,50", 12_500_050),
     ],
 )
 def test_som_to_tiyin(text: str, tiyin: int) -> None:
     assert som_to_tiyin(text) == tiyin
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1.005", "1e3", "NaN", "Infinity", "0", "-1", "0x10"])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "1.005", "1e3", "1e20", "NaN", "Infinity", "inf", "0", "-1", "0x10"]
+)
 def test_som_to_tiyin_refuses(text: str) -> None:
     with pytest.raises(PaymentsError):
         som_to_tiyin(text)
