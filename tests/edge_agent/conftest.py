@@ -24,6 +24,7 @@ import aiomqtt
 import pytest
 import yaml
 
+from edge_agent.aio import cancel_and_wait
 from edge_agent.profiles import Profile, default_profiles_dir, load_profiles
 from suvnet.protocol import (
     Ack,
@@ -212,8 +213,8 @@ async def running_office(url: str, topic_root: str, gateway: str) -> AsyncIterat
     try:
         yield office
     finally:
-        task.cancel()
-        await asyncio.wait([task], timeout=10)
+        # its ack publish can swallow a cancel on Python 3.11 (see edge_agent.aio)
+        await asyncio.wait_for(cancel_and_wait([task], again_after_s=1), 10)
 
 
 async def wait_for(pred: Any, limit_s: float, what: str, step: float = 0.05) -> None:
