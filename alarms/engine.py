@@ -397,14 +397,23 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         ok = np.isfinite(flow)
         inflow = float(np.mean(flow[ok])) * 86.4 if ok.sum() >= 0.9 * n else math.nan
         cons = _consumption(conn, cust, np.array([d0.timestamp(), d1.timestamp()]), d0, d1)
-        consumption = float(cons.sum()) if cust and np.all(np.isfinite(cons)) else math.nan
+        if cust:
+            metered = float(cons.sum()) if np.all(np.isfinite(cons)) else math.nan
+        else:  # no customer meter: only an estimate of the unmetered use, if one is given
+            metered = 0.0 if p.unmetered_m3_per_day > 0 else math.nan
+        consumption = metered + p.unmetered_m3_per_day
         bal = an.water_balance(inflow, consumption)
         hist = np.array([h[1] for h in st.extra.get("_hist", [])], dtype=np.float64)
         if math.isfinite(bal.nrw_pct):
             alarm = an.nrw_rise(hist, bal.nrw_pct, p.nrw_rise_pct, p.min_history_days)
+            unmetered = (
+                f" + {p.unmetered_m3_per_day:.1f} m³ unmetered (estimate)"
+                if p.unmetered_m3_per_day > 0
+                else ""
+            )
             msg = (
                 f"NRW {bal.nrw_pct:.1f} % on {d}: input {bal.inflow_m3:.1f} m³, metered "
-                f"{bal.consumption_m3:.1f} m³, losses {bal.losses_m3:.1f} m³"
+                f"{metered:.1f} m³{unmetered}, losses {bal.losses_m3:.1f} m³"
             )
             apply_signal(
                 conn, rule, st, Signal("condition", alarm, d1.timestamp(), bal.nrw_pct, msg), res

@@ -93,6 +93,9 @@ class RuleParams(BaseModel):
     min_excess_lps: float = Field(0.5, ge=0)
     k_sigma: float = Field(4.0, gt=0)
     nrw_rise_pct: float = Field(5.0, gt=0)
+    # water_balance: authorized use no meter in suvnet reports (households billed by norm,
+    # standpipes, the utility's own use), m³ a day; counted with the metered consumption
+    unmetered_m3_per_day: float = Field(0.0, ge=0)
     cusum_k: float = Field(0.5, ge=0)
     cusum_h: float = Field(8.0, gt=0)
     z_clip: float = Field(4.0, gt=0)

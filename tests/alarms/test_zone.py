@@ -154,3 +154,96 @@ def test_incremental_passes_equal_one_pass(db: psycopg.Connection[Any]) -> None:
         now += timedelta(hours=7)
     for kind, rid in rules.items():
         assert _events(db, rid, run) == _events(db, rid, 0), kind
+
+
+def _village_zone(db: psycopg.Connection[Any], code: str, meters: int) -> int:
+    """A zone where most households have no meter: the inflow is their use (1.2 L/s on
+    average), the metered households' use, 0.3 L/s of background leakage and, from LEAK_AT
+    on, the leak."""
+    z = one(db, "INSERT INTO zones (code, name) VALUES (%s, 'village') RETURNING id", (code,))[0]
+    dev = one(
+        db,
+        "INSERT INTO devices (code, kind, profile, zone_id) "
+        "VALUES (%s, 'district_meter', 'x', %s) RETURNING id",
+        (f"FM-{code}", z),
+    )[0]
+    inflow = one(
+        db,
+        "INSERT INTO points (device_id, name, unit) VALUES (%s, 'flow', 'L/s') RETURNING id",
+        (dev,),
+    )[0]
+    t15 = np.arange(DAYS * 96) * 900.0
+    hour = ((t15 / 3600.0) + 5) % 24  # local time
+    village = 1.2 * (1 + 0.5 * np.sin((hour - 9) / 24 * 2 * np.pi))  # mean 1.2 L/s
+    flow = village + 0.3 + np.where(START.timestamp() + t15 >= LEAK_AT.timestamp(), LEAK_LPS, 0.0)
+    for k in range(meters):
+        mdev = one(
+            db,
+            "INSERT INTO devices (code, kind, profile, zone_id) "
+            "VALUES (%s, 'customer_meter', 'x', %s) RETURNING id",
+            (f"CM-{code}-{k}", z),
+        )[0]
+        pid = one(
+            db,
+            "INSERT INTO points (device_id, name, unit, kind) "
+            "VALUES (%s, 'volume', 'm3', 'counter') RETURNING id",
+            (mdev,),
+        )[0]
+        # 0.5 m³ a day, read every hour
+        hours = np.arange(DAYS * 24 + 1)
+        add_readings(
+            db, pid, [(START + timedelta(hours=int(h)), 100.0 + h * 0.5 / 24, 0) for h in hours]
+        )
+        flow = flow + 0.5 / 86.4
+    add_readings(
+        db,
+        inflow,
+        [
+            (START + timedelta(seconds=float(t)), float(q), 0)
+            for t, q in zip(t15, flow, strict=True)
+        ],
+    )
+    return int(z)
+
+
+def test_water_balance_counts_the_unmetered_use(db: psycopg.Connection[Any]) -> None:
+    """Where most households have no meter, the NRW is near 100 % and the leak cannot raise it
+    by 5 points; with the unmetered use given (1.2 L/s = 103.68 m³ a day) the NRW is the real
+    losses and the leak is alarmed on its first full day."""
+    from alarms.store import load_rules
+
+    village_m3 = 1.2 * 86.4
+    est = _village_zone(db, "DMA-U", meters=2)
+    bare = _village_zone(db, "DMA-V", meters=2)
+    add_rule(
+        db, "U-balance", "water_balance", zone_id=est,
+        params={"unmetered_m3_per_day": village_m3},
+    )  # fmt: skip
+    add_rule(db, "V-balance", "water_balance", zone_id=bare, params={})
+    rules = [r for r in load_rules(db) if r.code in ("U-balance", "V-balance")]
+    now = START + timedelta(days=DAYS, hours=1)
+    run_pass(db, now, run_id=91, start=START, rules=rules)
+
+    def day(zone: int, d: str) -> tuple[Any, ...]:
+        return one(
+            db,
+            "SELECT inflow_m3, consumption_m3, losses_m3, nrw_pct FROM zone_leak_daily "
+            "WHERE zone_id = %s AND day = %s AND run_id = 91",
+            (zone, d),
+        )
+
+    inflow, cons, losses, nrw = day(est, "2026-03-05")
+    assert abs(inflow - (village_m3 + 0.3 * 86.4 + 2 * 0.5)) < 0.5
+    assert abs(cons - (village_m3 + 2 * 0.5)) < 1e-6  # metered + the estimate
+    assert abs(losses - 0.3 * 86.4) < 0.5  # the background leakage
+    assert 15 < nrw < 25
+    assert day(bare, "2026-03-05")[3] > 98  # without the estimate: "99 % lost"
+    events = db.execute(
+        "SELECT r.code, e.ts, e.event, e.message FROM alarm_events e "
+        "JOIN alarm_rules r ON r.id = e.rule_id WHERE e.run_id = 91 ORDER BY e.ts",
+    ).fetchall()
+    # the leak starts at 01:00 on day 10: the first full local day with it ends on day 11
+    assert [(e[0], e[1], e[2]) for e in events] == [
+        ("U-balance", START + timedelta(days=11), "activate")
+    ]
+    assert "+ 103.7 m³ unmetered (estimate)" in events[0][3]
