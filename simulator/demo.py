@@ -268,7 +268,8 @@ class Demo:
 
         with psycopg.connect(url, autocommit=True) as conn:
             office.set_poll_periods(conn, site, plan)
-            n_rules = office.load_rules(conn, site, plan, workdir)
+            unmetered = await asyncio.to_thread(office.unmetered_use, conn, inp)
+            n_rules = office.load_rules(conn, site, plan, workdir, unmetered)
         with psycopg.connect(url) as conn:
             accounts = office.seed_accounts(conn, site, plan, feeds)
             conn.commit()
@@ -276,6 +277,12 @@ class Demo:
         console.print(
             f"office: {n_rules} alarm rules; {accounts.metered} metered and "
             f"{accounts.unmetered} unmetered households"
+        )
+        dmas = [z.code for z in site.zones if z.kind == "dma"]
+        console.print(
+            "water balance: the rest of the village has no meter and draws "
+            + ", ".join(f"{unmetered.get(z, 0.0):.1f} m³/day in {z}" for z in dmas)
+            + " (the network model's demand)"
         )
 
         mqtt_url: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,22 @@ def leak_pattern(spec: LeakSpec, hours: int) -> list[float]:
         else:
             out.append(min(1.0, (h - spec.start_h + 1) / spec.ramp_h))
     return out
+
+
+def mean_daily_demand_m3(
+    inp: Path,
+    nodes: Iterable[str],
+    pattern: tuple[float, ...] = VILLAGE_DAILY_PATTERN,
+    demand_scale: float = 1.0,
+) -> float:
+    """The mean daily demand (m³) of these junctions of ``inp`` under ``pattern``: what the
+    households the model stands for draw. Names that are not junctions of the model count 0."""
+    import wntr
+
+    wn = wntr.network.WaterNetworkModel(str(inp))
+    junctions = set(wn.junction_name_list) & set(nodes)
+    m3s = sum(d.base_value for n in junctions for d in wn.get_node(n).demand_timeseries_list)
+    return float(m3s) * 86400.0 * (sum(pattern) / len(pattern)) * demand_scale
 
 
 def simulate(

@@ -5,7 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.hydraulic import CustomerConsumption, LeakSpec, leak_pattern, simulate
+from simulator.hydraulic import (
+    CustomerConsumption,
+    LeakSpec,
+    leak_pattern,
+    mean_daily_demand_m3,
+    simulate,
+)
 
 INP = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "village.inp"
 
@@ -55,3 +61,16 @@ def test_customer_consumption() -> None:
 def test_bad_leak_node() -> None:
     with pytest.raises(ValueError, match="not a junction"):
         simulate(INP, days=1, leak=LeakSpec("R1", 1, 1.0))
+
+
+def test_mean_daily_demand_is_what_the_simulated_zone_draws() -> None:
+    """The demo's estimate of the unmetered use: the DMA's junction demand over a day equals
+    the water the simulation sends through the DMA's inlet pipe (P-102 feeds DMA-N)."""
+    dma_n = ["N1", "N2", "N3", "N4", "N5", "N6", "not-in-the-model"]
+    est = mean_daily_demand_m3(INP, dma_n)
+    assert est == pytest.approx(1.25 * 0.9566667 * 86.4, rel=1e-6)
+    run = simulate(INP, days=2)
+    inflow = run.volume_m3("P-102", 48 * 3600)[0] - run.volume_m3("P-102", 24 * 3600)[0]
+    assert inflow == pytest.approx(est, rel=0.01)
+    assert mean_daily_demand_m3(INP, dma_n, demand_scale=2.0) == pytest.approx(2 * est)
+    assert mean_daily_demand_m3(INP, ["R1"]) == 0.0  # a reservoir draws nothing
