@@ -131,6 +131,14 @@ class _IngestClient(mqtt.Client):
 
     on_publish_fast: Callable[[str, bytes, int], None] | None = None
 
+    def lean_path_available(self) -> bool:
+        """True when this paho version has the internals the lean path reads."""
+        return (
+            isinstance(getattr(self, "_in_packet", None), dict)
+            and hasattr(self, "_protocol")
+            and hasattr(self, "_manual_ack")
+        )
+
     def _handle_publish(self) -> MQTTErrorCode:
         fast = self.on_publish_fast
         try:
@@ -154,6 +162,15 @@ class _IngestClient(mqtt.Client):
                 fast(topic, bytes(packet[end + 3 :]), int.from_bytes(packet[end : end + 2], "big"))
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._handle_publish()
+
+
+def _paho_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("paho-mqtt")
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 class _StopError(Exception):
@@ -312,6 +329,12 @@ class IngestWorker:
         client.on_message = self._on_message
         client.on_publish_fast = self._on_publish_fast
         client.on_subscribe = self._on_subscribe
+        if v5 and not client.lean_path_available():
+            log.warning(
+                "paho-mqtt %s lacks what ingest's fast MQTT path reads: every message takes "
+                "paho's own path (correct, but about 100 us more CPU per message)",
+                _paho_version(),
+            )
         return client
 
     def _connect_props(self) -> Properties:

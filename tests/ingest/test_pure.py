@@ -178,3 +178,21 @@ def test_pack_rows_byte_vectors() -> None:
     assert pack_rows([(946_684_800_000, 1, None, 2)]) == bytes.fromhex(
         "0004000000080000000000000000000000080000000000000001ffffffff000000020002"
     )
+
+
+def test_the_lean_mqtt_path_is_available_and_its_loss_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest.service import IngestWorker, _IngestClient
+    from tests.ingest.conftest import make_config
+
+    worker = IngestWorker("postgresql://127.0.0.1/x", "mqtt://127.0.0.1:1883", make_config())
+    client = worker._make_client()
+    # the installed paho has what the lean path reads (pyproject pins the major version)
+    assert client.lean_path_available()
+    assert "fast MQTT path" not in caplog.text
+    del client._in_packet
+    assert not client.lean_path_available()
+    monkeypatch.setattr(_IngestClient, "lean_path_available", lambda self: False)
+    worker._make_client()
+    assert "lacks what ingest's fast MQTT path reads" in caplog.text
