@@ -219,6 +219,20 @@ def set_status(
         raise AccountDataError(f"no account {account_id}")
 
 
+def months_billed_since(
+    conn: psycopg.Connection[Any], account_id: int, since: datetime, tz: str
+) -> list[str]:
+    """The months (YYYY-MM) already invoiced for an account from the month of ``since`` on:
+    after a late status change they need ``billing correct`` to follow the new days."""
+    rows = conn.execute(
+        "SELECT to_char(period, 'YYYY-MM') FROM invoices WHERE account_id = %s "
+        "AND period >= date_trunc('month', (%s::timestamptz AT TIME ZONE %s))::date "
+        "ORDER BY period",
+        (account_id, since, tz),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def install_meter(
     conn: psycopg.Connection[Any],
     account_id: int,

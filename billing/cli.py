@@ -178,7 +178,7 @@ def set_status_cmd(
     """Change an account's status; the history keeps the time and reason."""
     from zoneinfo import ZoneInfo
 
-    from billing.accounts import set_status
+    from billing.accounts import months_billed_since, set_status
 
     cfg = get_billing_config()
     now = _now()
@@ -197,15 +197,10 @@ def set_status_cmd(
     with _connect() as conn:
         acc = _account_id(conn, account)
         set_status(conn, acc, status, now=when, reason=reason)
-        billed = conn.execute(
-            "SELECT to_char(period, 'YYYY-MM') FROM invoices WHERE account_id = %s "
-            "AND period >= date_trunc('month', (%s::timestamptz AT TIME ZONE %s))::date "
-            "ORDER BY period",
-            (acc, when, cfg.timezone),
-        ).fetchall()
+        billed = months_billed_since(conn, acc, when, cfg.timezone)
         conn.commit()
     console.print(f"account {account}: status {status} from {when.isoformat()}")
-    for (ym,) in billed:
+    for ym in billed:
         console.print(
             f"  {ym} is already billed: to bill it by the new days of service run "
             f"suvnet billing correct --account {account} --period {ym}"

@@ -287,6 +287,73 @@ async def take_cash(
     }
 
 
+# ------------------------------------------------------------------------------ account status
+
+
+class StatusIn(BaseModel):
+    status: Literal["active", "suspended", "closed"]
+    at: datetime | None = Field(
+        None,
+        description="when the change took effect (default: now); without a UTC offset it is "
+        "the office's local time. Billing counts the days of service from it.",
+    )
+    reason: str = Field("", max_length=500, description="why (kept in the status history)")
+
+
+@router.post("/accounts/{number}/status", summary="Suspend, close or reopen an account")
+async def change_status(
+    *, request: Request, who: Runner, st: State, number: Number, body: StatusIn
+) -> dict[str, Any]:
+    """The status history keeps the time and the reason. A change entered late (``at`` in the
+    past) may not lie before the account's previous change nor in the future. The answer
+    lists the months already billed from then on (``months_to_correct``): run
+    ``suvnet billing correct`` for them so that their bills follow the new days of service."""
+    from zoneinfo import ZoneInfo
+
+    from billing.accounts import months_billed_since, set_status
+    from billing.config import get_billing_config
+    from billing.errors import AccountDataError, AccountNumberError, LedgerError
+    from billing.ledger import account_id_for_number
+
+    tz = get_billing_config().timezone
+    now = st.clock()
+    when = body.at or now
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(tz))
+    if when > now:
+        raise InvalidError(f"at {when.isoformat()} is in the future")
+
+    def work(conn: Any) -> list[str]:
+        from api.payments.common import audit_sync
+
+        acc = account_id_for_number(conn, number)
+        set_status(conn, acc, body.status, now=when, reason=body.reason)
+        audit_sync(
+            conn,
+            who=who,
+            ip=client_ip(request),
+            now=now,
+            action="status",
+            entity="account",
+            entity_id=number,
+            after={"status": body.status, "since": when.isoformat(), "reason": body.reason},
+        )
+        return months_billed_since(conn, acc, when, tz)
+
+    try:
+        months = await run_sync(st, work)
+    except (LedgerError, AccountNumberError) as exc:  # no such account, a mistyped number
+        raise NotFoundError(str(exc)) from exc
+    except AccountDataError as exc:
+        raise ConflictError(str(exc)) from exc
+    return {
+        "account": number,
+        "status": body.status,
+        "since": when.isoformat(),
+        "months_to_correct": months,
+    }
+
+
 # ---------------------------------------------------------------------------------- balances
 
 

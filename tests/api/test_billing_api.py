@@ -261,3 +261,58 @@ async def test_customer_sees_only_own_data(
     assert r.status_code == 404  # another account's invoice does not exist for this customer
     r = await client.get(f"/api/v1/accounts/{accounts['owes']}", headers=me)
     assert r.status_code == 403
+
+
+async def test_account_status_change_entered_late(
+    client: httpx.AsyncClient, users: dict[Role, User], db_url: str
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        acc, number = make_account(conn, 509, name="Qosimov Aziz", street="Bobur", house="9")
+        add_invoice_and_charge(conn, acc, date(2026, 10, 1), 1_000_000, 1.0, "2026-0000509")
+        conn.commit()
+    clerk = bearer(users[Role.BILLING_CLERK])
+    url = f"/api/v1/accounts/{number}/status"
+    # closed on 12 October at 15:00 office time, entered now: October is billed already
+    r = await client.post(
+        url, json={"status": "closed", "at": "2026-10-12T15:00", "reason": "moved"}, headers=clerk
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "account": number,
+        "status": "closed",
+        "since": "2026-10-12T15:00:00+05:00",
+        "months_to_correct": ["2026-10"],
+    }
+    closed_at = datetime(2026, 10, 12, 10, 0, tzinfo=UTC)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT status, status_since FROM accounts WHERE id = %s", (acc,))
+        assert row.fetchone() == ("closed", closed_at)
+        hist = conn.execute(
+            "SELECT status, since, reason FROM account_status_history WHERE account_id = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (acc,),
+        ).fetchone()
+        assert hist == ("closed", closed_at, "moved")
+        audit = conn.execute(
+            "SELECT actor, action, after->>'status' FROM audit_log "
+            "WHERE entity = 'account' AND entity_id = %s",
+            (number,),
+        ).fetchall()
+        assert audit == [(users[Role.BILLING_CLERK].username, "status", "closed")]
+    # the history stays in time order; nothing in the future; only billing staff; real statuses
+    before = await client.post(url, json={"status": "active", "at": "2026-10-01"}, headers=clerk)
+    assert before.status_code == 409 and "cannot take effect before" in before.text
+    future = await client.post(url, json={"status": "active", "at": "2999-01-01"}, headers=clerk)
+    assert future.status_code == 422 and "future" in future.text
+    cashier = bearer(users[Role.CASHIER])
+    assert (await client.post(url, json={"status": "active"}, headers=cashier)).status_code == 403
+    assert (await client.post(url, json={"status": "gone"}, headers=clerk)).status_code == 422
+    for wrong in ("000000000", "000000001"):  # no such account; a wrong check digit
+        r = await client.post(
+            f"/api/v1/accounts/{wrong}/status", json={"status": "active"}, headers=clerk
+        )
+        assert r.status_code == 404, r.text
+    # reopened now: nothing billed from this month on
+    again = await client.post(url, json={"status": "active", "reason": "back"}, headers=clerk)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "active" and again.json()["months_to_correct"] == []
