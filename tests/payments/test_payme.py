@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from billing.accounts import set_status
 from tests.api.conftest import Clock, LiveServer, make_account
 from tests.payments.conftest import PAYME_KEY, balance, payme_auth, payments_cfg
 
@@ -25,7 +26,7 @@ def accounts(db_url: str) -> dict[str, str]:
         _, a1 = make_account(conn, 1)
         _, a2 = make_account(conn, 2, name="Rahimova Dilnoza", house="14")
         aid3, a3 = make_account(conn, 3, name="Yopiq Hisob", house="15")
-        conn.execute("UPDATE accounts SET status = 'closed' WHERE id = %s", (aid3,))
+        set_status(conn, aid3, "closed", now=datetime.now(UTC), reason="test: a closed account")
     return {"a1": a1, "a2": a2, "closed": a3}
 
 
