@@ -175,9 +175,11 @@ class CustomerConsumption:
         )
         noise = rng.gamma(2.0, 0.5, size=hours)  # mean 1, skewed like real use
         use = base * noise
-        # households use nothing in some night hours
-        night = np.array([h % 24 in (1, 2, 3, 4) for h in range(hours)])
-        use[night & (rng.random(hours) < 0.7)] = 0.0
+        # households sleep: nothing from 02:00 to 04:00, often nothing from 01:00 and to 05:00
+        # (so that only a real customer-side leak keeps a meter from ever reading zero)
+        hour = np.arange(hours) % 24
+        use[(hour == 2) | (hour == 3)] = 0.0
+        use[((hour == 1) | (hour == 4)) & (rng.random(hours) < 0.7)] = 0.0
         return use + self.leak_m3h
 
     def register_m3(self, hours: int, start_m3: float = 0.0) -> npt.NDArray[np.float64]:

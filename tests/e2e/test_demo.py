@@ -130,6 +130,9 @@ def test_demo_end_to_end_on_postgres_and_mosquitto(
             ).fetchall()
         ]
         assert nrw and all(-5 < x < 5 for x in nrw), nrw
+        # only the household with the running toilet is a customer-side leak
+        cust = db.execute("SELECT DISTINCT subject FROM alarms WHERE kind = 'customer_leak'")
+        assert {r[0] for r in cust.fetchall()} <= {"cm-000102"}
         # billing: every account invoiced; metered ones from their telemetry registers
         period = _one(db, "SELECT max(period) FROM invoices")
         invoices = _one(db, "SELECT count(*) FROM invoices WHERE period = %s", period)
