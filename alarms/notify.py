@@ -5,6 +5,11 @@ transaction as the transition). :func:`dispatch_due` sends the due rows through 
 channels; a failure is retried with capped exponential backoff and jitter, and after
 ``max_attempts`` the row becomes a dead letter (``status = 'dead'`` with the last error).
 
+Alarm floods: a notification to people (any channel but ``grafana``) of an alarm whose event
+falls while its position is in flood (a ``flood`` alarm of that position raised at or before
+the event and not cleared by then) is not sent but marked ``held``; the flood alarm's own
+notification tells the operators instead, and every alarm stays in the alarm list.
+
 Channels: ``webhook`` (JSON POST signed with HMAC-SHA256), ``telegram`` (Bot API sendMessage),
 ``email`` (SMTP) and ``grafana`` (annotations through grafana-client).
 """
@@ -214,6 +219,7 @@ class DispatchResult:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    held: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -233,6 +239,24 @@ def _send(
     ch.send(target, payload)
 
 
+_DUE_SQL = """
+SELECT n.id, n.channel, n.target, n.payload, n.attempts,
+       (SELECT fr.code FROM alarms f JOIN alarm_rules fr ON fr.id = f.rule_id
+        WHERE n.channel <> 'grafana' AND a.kind <> 'flood' AND f.kind = 'flood'
+          AND f.run_id = a.run_id AND f.position_id = a.position_id
+          AND f.raised_at <= e.ts AND (f.cleared_at IS NULL OR f.cleared_at > e.ts)
+        LIMIT 1) AS flood
+FROM alarm_notifications n
+JOIN alarm_events e ON e.id = n.event_id
+LEFT JOIN alarms a ON a.id = e.alarm_id
+WHERE n.status = 'pending' AND n.next_attempt_at <= %s
+ORDER BY n.id LIMIT %s
+FOR UPDATE OF n SKIP LOCKED
+"""
+"""The due notifications; ``flood`` names the flood rule when the alarm's position was in
+flood at the event's time (the notification is then held, see the module's docstring)."""
+
+
 def dispatch_due(
     conn: Conn,
     channels: Mapping[str, Channel],
@@ -248,13 +272,15 @@ def dispatch_due(
     rng = rng or random.Random()
     res = DispatchResult()
     with conn.transaction():
-        rows = conn.execute(
-            "SELECT id, channel, target, payload, attempts FROM alarm_notifications "
-            "WHERE status = 'pending' AND next_attempt_at <= %s ORDER BY id LIMIT %s "
-            "FOR UPDATE SKIP LOCKED",
-            (now, limit),
-        ).fetchall()
-        for nid, channel, target, payload, attempts in rows:
+        rows = conn.execute(_DUE_SQL, (now, limit)).fetchall()
+        for nid, channel, target, payload, attempts, flood in rows:
+            if flood is not None:
+                conn.execute(
+                    "UPDATE alarm_notifications SET status = 'held', last_error = %s WHERE id = %s",
+                    (f"held: alarm flood ({flood}); the flood alarm was sent instead", nid),
+                )
+                res.held += 1
+                continue
             try:
                 _send(channels, channel, target, payload)
             except DeliveryError as exc:
@@ -285,4 +311,6 @@ def dispatch_due(
                 (now, nid),
             )
             res.sent += 1
+    if res.held:
+        log.info("%d notification(s) held back during an alarm flood", res.held)
     return res

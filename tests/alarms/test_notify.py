@@ -314,3 +314,49 @@ def test_worker_annotates_every_state_change_in_grafana(
     people = [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/people"]
     assert [g["text"].split()[1] for g in grafana] == ["activate", "shelve"]
     assert [p["event"] for p in people] == ["activate"]  # nobody is told about the shelving
+
+
+def test_an_alarm_flood_sends_the_flood_alarm_and_holds_the_rest(
+    db: psycopg.Connection[Any], site_factory: Any, receiver: Receiver
+) -> None:
+    """12 alarms at one position, 30 s apart: the first 10 are sent; from the 11th the
+    position is in flood, so the flood alarm is sent and the 11th and 12th are held. Grafana
+    annotations are never held."""
+    pos = one(db, "INSERT INTO alarm_positions (code) VALUES ('flood-desk') RETURNING id")[0]
+    _route(db, "webhook", receiver.url + "/desk")
+    _route(db, "grafana", "all")
+    for i in range(12):
+        s = site_factory()
+        add_rule(
+            db, f"fl-{s.pressure_point}", "low", point_id=s.pressure_point, limit_value=2.0,
+            position_id=pos, unit="bar",
+        )  # fmt: skip
+        add_readings(
+            db,
+            s.pressure_point,
+            [(T0 - timedelta(minutes=1), 3.0, 0), (T0 + timedelta(seconds=30 * i + 1), 1.0, 0)],
+        )
+    run_pass(db, NOW, start=T0 - timedelta(hours=1))
+    channels: dict[str, Channel] = {
+        "webhook": WebhookChannel("k"),
+        "grafana": GrafanaChannel(receiver.url, "glsa_test_token"),
+    }
+    res = dispatch_due(db, channels, NOW)
+    sent = [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/desk"]
+    individual = [p for p in sent if p["kind"] == "low"]
+    floods = [p for p in sent if p["kind"] == "flood"]
+    assert len(individual) == 10 and all(p["event"] == "activate" for p in individual)
+    assert [p["event"] for p in floods] == ["activate", "clear"]
+    assert res.held == 2 and res.dead == 0
+    held = db.execute(
+        "SELECT n.payload->>'rule', n.last_error FROM alarm_notifications n "
+        "WHERE n.status = 'held' ORDER BY n.id"
+    ).fetchall()
+    assert len(held) == 2 and all("alarm flood (flood-" in h[1] for h in held)
+    assert {h[0] for h in held}.isdisjoint({p["rule"] for p in individual})
+    annotations = [r for r in receiver.requests if r["path"] == "/api/annotations"]
+    assert len(annotations) == 12 + 2  # every state change, the flood's too
+    assert res.sent == 10 + 2 + 14
+    # a second pass holds or sends nothing again
+    again = dispatch_due(db, channels, NOW)
+    assert (again.sent, again.held) == (0, 0)
