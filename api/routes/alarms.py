@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 import alarms  # noqa: F401 - the router is only mounted when alarms is installed
 from alarms.actions import Action
-from alarms.store import RuleIn
+from alarms.store import PositionIn, RuleIn
 from api.deps import Conn, Paging, State, require, write_audit
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
@@ -210,6 +210,48 @@ async def get_rule(*, _: Reader, conn: Conn, code: RuleCodePath) -> dict[str, An
     if row is None:
         raise NotFoundError(f"no alarm rule '{code}'")
     return row
+
+
+@router.get("/alarm-positions", summary="Operator positions (the dispatcher desks of alarms)")
+async def list_positions(*, _: Reader, conn: Conn, pg: Paging) -> dict[str, Any]:
+    """Each rule names its position (default: ``default``); floods and the alarm KPIs are
+    counted per position."""
+    return await fetch_page(
+        conn,
+        "SELECT ap.code, ap.name, (SELECT count(*) FROM alarm_rules r "
+        "WHERE r.position_id = ap.id) AS rules FROM alarm_positions ap",
+        Where(),
+        "ap.code",
+        pg,
+    )
+
+
+def _save_position(conn: Any, pos: PositionIn) -> str:
+    from alarms.store import save_position
+
+    return save_position(conn, pos)
+
+
+@router.post(
+    "/alarm-positions",
+    summary="Create or rename an operator position (matched by code)",
+    description="A rule is put on a position with its `position` key (`POST /alarm-rules`).",
+)
+async def save_position_endpoint(
+    *, request: Request, who: Handler, conn: Conn, st: State, body: PositionIn
+) -> dict[str, Any]:
+    change = await run_sync(st, _save_position, body)
+    if change != "unchanged":
+        await write_audit(
+            conn,
+            request,
+            who,
+            action=f"position_{change}",
+            entity="alarm_position",
+            entity_id=body.code,
+            after=body.model_dump(mode="json"),
+        )
+    return {"position": body.code, "change": change}
 
 
 def _save_rule(conn: Any, rule: RuleIn) -> str:

@@ -153,3 +153,37 @@ async def test_roles_on_rules(
     assert made == {f"role-{r.value}" for r in WRITERS}
     anon = await client.post("/api/v1/alarm-rules", json=_rule(code="anon"))
     assert anon.status_code == 401
+
+
+async def test_operator_positions_then_a_rule_on_one(
+    client: httpx.AsyncClient, users: dict[Role, User], site: Site, db_url: str
+) -> None:
+    disp = bearer(users[Role.DISPATCHER])
+    viewer = bearer(users[Role.VIEWER])
+    body = {"code": "south-desk", "name": "Southern villages"}
+    r = await client.post("/api/v1/alarm-positions", json=body, headers=disp)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"position": "south-desk", "change": "created"}
+    same = await client.post("/api/v1/alarm-positions", json=body, headers=disp)
+    assert same.json()["change"] == "unchanged"
+    renamed = {**body, "name": "Southern desk"}
+    upd = await client.post("/api/v1/alarm-positions", json=renamed, headers=disp)
+    assert upd.json()["change"] == "updated"
+    assert (
+        await client.post("/api/v1/alarm-positions", json=body, headers=viewer)
+    ).status_code == 403
+    bad = await client.post("/api/v1/alarm-positions", json={"code": "no spaces"}, headers=disp)
+    assert bad.status_code == 422
+    # a rule can now be put on it, and the list counts it
+    rule = _rule(code="PSrapi-low-south", position="south-desk")
+    r = await client.post("/api/v1/alarm-rules", json=rule, headers=disp)
+    assert r.status_code == 200, r.text
+    lst = (await client.get("/api/v1/alarm-positions", headers=viewer)).json()
+    got = {p["code"]: (p["name"], p["rules"]) for p in lst["items"]}
+    assert got["south-desk"] == ("Southern desk", 1)
+    assert "default" in got
+    with psycopg.connect(db_url) as c:
+        audit = c.execute(
+            "SELECT action, entity_id FROM audit_log WHERE entity = 'alarm_position' ORDER BY id"
+        ).fetchall()
+    assert audit == [("position_created", "south-desk"), ("position_updated", "south-desk")]
