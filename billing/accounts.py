@@ -190,10 +190,10 @@ def set_status(
     *,
     now: datetime,
     reason: str = "",
-) -> None:
+) -> bool:
     """Change the status from the moment ``now`` on (history is kept by a trigger with the
     reason). ``now`` may lie in the past (a closing entered late) but not before the
-    account's previous status change."""
+    account's previous status change. False when the account already had that status."""
     if status not in STATUSES:
         raise AccountDataError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
     last = conn.execute(
@@ -217,6 +217,7 @@ def set_status(
         and not conn.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,)).fetchone()
     ):
         raise AccountDataError(f"no account {account_id}")
+    return cur.rowcount > 0
 
 
 def months_billed_since(

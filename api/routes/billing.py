@@ -305,7 +305,8 @@ async def change_status(
     *, request: Request, who: Runner, st: State, number: Number, body: StatusIn
 ) -> dict[str, Any]:
     """The status history keeps the time and the reason. A change entered late (``at`` in the
-    past) may not lie before the account's previous change nor in the future. The answer
+    past) may not lie before the account's previous change nor in the future; asking for the
+    status the account already has changes nothing (``changed: false``). The answer
     lists the months already billed from then on (``months_to_correct``): run
     ``suvnet billing correct`` for them so that their bills follow the new days of service."""
     from zoneinfo import ZoneInfo
@@ -323,11 +324,12 @@ async def change_status(
     if when > now:
         raise InvalidError(f"at {when.isoformat()} is in the future")
 
-    def work(conn: Any) -> list[str]:
+    def work(conn: Any) -> tuple[bool, list[str]]:
         from api.payments.common import audit_sync
 
         acc = account_id_for_number(conn, number)
-        set_status(conn, acc, body.status, now=when, reason=body.reason)
+        if not set_status(conn, acc, body.status, now=when, reason=body.reason):
+            return False, []
         audit_sync(
             conn,
             who=who,
@@ -338,17 +340,20 @@ async def change_status(
             entity_id=number,
             after={"status": body.status, "since": when.isoformat(), "reason": body.reason},
         )
-        return months_billed_since(conn, acc, when, tz)
+        return True, months_billed_since(conn, acc, when, tz)
 
     try:
-        months = await run_sync(st, work)
+        changed, months = await run_sync(st, work)
     except (LedgerError, AccountNumberError) as exc:  # no such account, a mistyped number
         raise NotFoundError(str(exc)) from exc
     except AccountDataError as exc:
         raise ConflictError(str(exc)) from exc
+    if not changed:
+        return {"account": number, "status": body.status, "changed": False}
     return {
         "account": number,
         "status": body.status,
+        "changed": True,
         "since": when.isoformat(),
         "months_to_correct": months,
     }

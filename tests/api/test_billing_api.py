@@ -280,6 +280,7 @@ async def test_account_status_change_entered_late(
     assert r.json() == {
         "account": number,
         "status": "closed",
+        "changed": True,
         "since": "2026-10-12T15:00:00+05:00",
         "months_to_correct": ["2026-10"],
     }
@@ -299,6 +300,14 @@ async def test_account_status_change_entered_late(
             (number,),
         ).fetchall()
         assert audit == [(users[Role.BILLING_CLERK].username, "status", "closed")]
+    # closed again: nothing changes, nothing is audited twice
+    same = await client.post(url, json={"status": "closed"}, headers=clerk)
+    assert same.json() == {"account": number, "status": "closed", "changed": False}
+    with psycopg.connect(db_url) as conn:
+        n = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE entity = 'account' AND entity_id = %s", (number,)
+        ).fetchone()
+        assert n == (1,)
     # the history stays in time order; nothing in the future; only billing staff; real statuses
     before = await client.post(url, json={"status": "active", "at": "2026-10-01"}, headers=clerk)
     assert before.status_code == 409 and "cannot take effect before" in before.text
