@@ -196,7 +196,9 @@ def set_status_cmd(
             raise BillingError(f"--at {at} is in the future")
     with _connect() as conn:
         acc = _account_id(conn, account)
-        set_status(conn, acc, status, now=when, reason=reason)
+        if not set_status(conn, acc, status, now=when, reason=reason):
+            console.print(f"account {account} is already {status}: nothing changed")
+            return
         billed = months_billed_since(conn, acc, when, cfg.timezone)
         conn.commit()
     console.print(f"account {account}: status {status} from {when.isoformat()}")

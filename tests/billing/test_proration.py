@@ -412,6 +412,8 @@ def test_status_change_entered_late(
             ["set-status", "--account", number, "--status", "closed", "--at", "2026-11-12T15:00"],
         )
         assert r.exit_code == 0, r.output
+        again = runner.invoke(app, ["set-status", "--account", number, "--status", "closed"])
+        assert again.exit_code == 0 and "already closed: nothing changed" in again.output
     finally:
         get_settings.cache_clear()
         get_billing_config.cache_clear()
