@@ -17,7 +17,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.config import IngestConfig
 from ingest.service import IngestWorker
+from ingest.validate import DeviceInfo, GatewayInfo, Registry, Window
 from suvnet.protocol import Ack, Reading, TelemetryBatch, Topics, decode_ack, encode_telemetry
+
+# The small registry and clock of the decoder tests (test_fast_path, test_scan)
+NOW = 1_750_000_000_000
+WIN = Window(max_age_s=3600, max_future_s=60)
+SMALL_REGISTRY = Registry(
+    gateways={"g1": GatewayInfo(1, True, 10.0), "goff": GatewayInfo(3, False, 10.0)},
+    devices={
+        "d1": DeviceInfo(11, 1, 10.0),
+        "d2": DeviceInfo(12, 2, 10.0),
+        "free": DeviceInfo(13, None, 10.0),
+    },
+    points={("d1", "p"): 101, ("d1", "q"): 102, ("d2", "p"): 103, ("free", "p"): 104},
+)
 
 GATEWAYS = ("gw1", "gw2", "gw-off")
 DEVICES = {"dev1": "gw1", "dev2": "gw1", "dev3": "gw2", "loose": None}

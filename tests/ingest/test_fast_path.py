@@ -18,28 +18,22 @@ from ingest.store import dirty_buckets, pack_rows, prepare, write_group
 from ingest.validate import (
     BatchKey,
     Checked,
-    DeviceInfo,
-    GatewayInfo,
-    Registry,
-    Window,
     check_clean_telemetry,
     check_telemetry,
 )
 from suvnet.protocol import Topics
-from tests.ingest.conftest import AckListener, Publisher, batch_payload, wait_for
-
-NOW = 1_750_000_000_000
-T = Topics("suvnet")
-REG = Registry(
-    gateways={"g1": GatewayInfo(1, True, 10.0), "goff": GatewayInfo(3, False, 10.0)},
-    devices={
-        "d1": DeviceInfo(11, 1, 10.0),
-        "d2": DeviceInfo(12, 2, 10.0),
-        "free": DeviceInfo(13, None, 10.0),
-    },
-    points={("d1", "p"): 101, ("d1", "q"): 102, ("d2", "p"): 103, ("free", "p"): 104},
+from tests.ingest.conftest import (
+    NOW,
+    SMALL_REGISTRY,
+    WIN,
+    AckListener,
+    Publisher,
+    batch_payload,
+    wait_for,
 )
-WIN = Window(max_age_s=3600, max_future_s=60)
+
+T = Topics("suvnet")
+REG = SMALL_REGISTRY
 
 # Good readings, and at most one of them spoiled in one place with a value the full path
 # refuses (or, sometimes, accepts: an int value, a null value with a bad quality).

@@ -22,36 +22,23 @@ from ingest.store import _group_marks, dirty_buckets, pack_rows
 from ingest.validate import (
     Checked,
     DeviceInfo,
-    GatewayInfo,
     Registry,
     ScannedRows,
-    Window,
     check_clean_telemetry,
     check_scanned_telemetry,
     check_telemetry,
     newest_per_device,
 )
 from suvnet.protocol import Quality, Reading, TelemetryBatch, Topics, encode_telemetry
+from tests.ingest.conftest import NOW, SMALL_REGISTRY, WIN
 
-NOW = 1_750_000_000_000
 T = Topics("suvnet")
+# the decoder tests' registry and a device whose id uses every character an id may have
 REG = Registry(
-    gateways={"g1": GatewayInfo(1, True, 10.0), "goff": GatewayInfo(3, False, 10.0)},
-    devices={
-        "d1": DeviceInfo(11, 1, 10.0),
-        "d2": DeviceInfo(12, 2, 10.0),
-        "free": DeviceInfo(13, None, 10.0),
-        "prv-1.a_b": DeviceInfo(14, 1, 10.0),
-    },
-    points={
-        ("d1", "p"): 101,
-        ("d1", "q"): 102,
-        ("d2", "p"): 103,
-        ("free", "p"): 104,
-        ("prv-1.a_b", "outlet_bar"): 105,
-    },
+    gateways=SMALL_REGISTRY.gateways,
+    devices={**SMALL_REGISTRY.devices, "prv-1.a_b": DeviceInfo(14, 1, 10.0)},
+    points={**SMALL_REGISTRY.points, ("prv-1.a_b", "outlet_bar"): 105},
 )
-WIN = Window(max_age_s=3600, max_future_s=60)
 PAIRS = [("d1", "p"), ("d1", "q"), ("free", "p"), ("prv-1.a_b", "outlet_bar")]
 
 
