@@ -19,6 +19,7 @@ from rich.table import Table
 
 from alarms.errors import RuleConfigError
 from alarms.store import Conn
+from suvnet.clock import utcnow
 
 app = typer.Typer(
     help="Alarms: the alarm worker, acknowledge/shelve, alarm list, KPIs and replay.",
@@ -141,7 +142,7 @@ def _act(ref: str, action: Any, user: str, comment: str | None, until: datetime 
 
     # a refusal (AlarmsError) is printed by the suvnet command as "error: ..." with exit code 1
     with _db() as conn:
-        tr = act(conn, ref, action, user=user, comment=comment, now=datetime.now(UTC), until=until)
+        tr = act(conn, ref, action, user=user, comment=comment, now=utcnow(), until=until)
     console.print(f"alarm {ref}: {tr.from_state.value} -> {tr.to_state.value}")
 
 
@@ -163,7 +164,7 @@ def shelve(
     for_: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h.")] = "1h",
 ) -> None:
     """Shelve an alarm for a while (at most the rule's maximum); a comment is required."""
-    _act(ref, "shelve", user, comment, datetime.now(UTC) + parse_duration(for_))
+    _act(ref, "shelve", user, comment, utcnow() + parse_duration(for_))
 
 
 @app.command()
@@ -195,7 +196,7 @@ def kpi(
     chattering and stale alarms."""
     from alarms.kpi import load_kpis
 
-    end = parse_time(until) if until else datetime.now(UTC)
+    end = parse_time(until) if until else utcnow()
     start = end - parse_duration(period)
     with _db() as conn:
         k = load_kpis(conn, start, end, run_id=run_id)
@@ -244,9 +245,7 @@ def replay(
         def on_pass(res: Any) -> None:
             prog.update(task, advance=res.samples)
 
-        run_id = do_replay(
-            conn, t0, t1, now=datetime.now(UTC), user=user, note=note, on_pass=on_pass
-        )
+        run_id = do_replay(conn, t0, t1, now=utcnow(), user=user, note=note, on_pass=on_pass)
         n = conn.execute("SELECT count(*) FROM alarms WHERE run_id = %s", (run_id,)).fetchone()
     console.print(
         f"replay run {run_id}: {n[0] if n else 0} alarm(s); see: suvnet alarms list --all "

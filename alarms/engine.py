@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -564,7 +564,7 @@ def _eval_customer_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             apply_signal(
                 conn, rule, sub, Signal("condition", leak, d1.timestamp(), lowest, msg), res
             )
-            save_state(conn, sub, datetime.now(UTC))
+            save_state(conn, sub, ctx.now)
         st.watermark = d1
         res.samples += 1
 

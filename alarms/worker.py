@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -19,13 +19,10 @@ from alarms.engine import PassResult, run_pass
 from alarms.notify import AlarmSettings, channels_from_settings, dispatch_due
 from alarms.store import Conn
 from suvnet.backoff import Backoff, BackoffPolicy
+from suvnet.clock import utcnow
 from suvnet.db import connect
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def ensure_grafana_route(conn: Conn, s: AlarmSettings) -> None:

@@ -16,6 +16,8 @@ import psycopg
 from tests.alarms.conftest import add_readings, one
 
 SUVNET = str(Path(sys.executable).parent / "suvnet")
+NOW = datetime(2026, 6, 9, 10, 0, tzinfo=UTC)
+"""The CLI's clock in these tests (``SUVNET_NOW``): fixed, so they pass on any date."""
 
 
 @dataclass
@@ -36,7 +38,12 @@ def _run(db_url: str, *args: str) -> Result:
     from suvnet.errors import SuvnetError
     from suvnet.settings import get_settings
 
-    env = {"SUVNET_DATABASE_URL": db_url, "SUVNET_ALARMS_LOOKBACK_H": "2", "COLUMNS": "200"}
+    env = {
+        "SUVNET_DATABASE_URL": db_url,
+        "SUVNET_ALARMS_LOOKBACK_H": "2",
+        "COLUMNS": "200",
+        "SUVNET_NOW": NOW.isoformat(),
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     get_settings.cache_clear()
@@ -87,7 +94,7 @@ def test_cli_rules_run_ack_shelve_kpi_replay(
     r = _run(db_url, "rules", "load", str(good))
     assert r.returncode == 0, r.stderr
     assert f"{dev}-low" in _run(db_url, "rules", "list").stdout
-    now = datetime.now(UTC)
+    now = NOW
     add_readings(
         db,
         site.pressure_point,

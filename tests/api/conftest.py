@@ -24,6 +24,13 @@ from suvnet.settings import Settings, load_settings
 SECRET = "test-secret-key-for-the-api-tests-0123456789"
 PASSWORD = "correct-horse-9"
 
+NOW = datetime(2026, 12, 2, 7, 30, tzinfo=UTC)
+"""The tests' "now": a fixed instant, never the wall clock, so the suite passes on any date.
+The fixtures' data (accounts opened in 2025, invoices for September-November 2026) sits
+before it; a test that needs another day moves its ``clock``."""
+OPENED = datetime(2025, 1, 1, tzinfo=UTC)
+"""When the fixtures' accounts were opened (``opened_on``, ``status_since``)."""
+
 
 @dataclass
 class Clock:
@@ -108,9 +115,10 @@ def make_account(
     assert hid is not None
     number = make_number(serial)
     aid = conn.execute(
-        "INSERT INTO accounts (number, kind, category, name, house_id, residents, phone) "
-        "VALUES (%s, 'household', 'household', %s, %s, 3, %s) RETURNING id",
-        (number, name, hid[0], phone),
+        "INSERT INTO accounts (number, kind, category, name, house_id, residents, phone, "
+        "opened_on, status_since) VALUES (%s, 'household', 'household', %s, %s, 3, %s, %s, %s) "
+        "RETURNING id",
+        (number, name, hid[0], phone, OPENED.date(), OPENED),
     ).fetchone()
     assert aid is not None
     return int(aid[0]), number
@@ -169,7 +177,7 @@ def users(db_url: str) -> dict[Role, User]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(datetime.now(UTC))
+    return Clock(NOW)
 
 
 def api_settings(db_url: str, mqtt_url: str | None = None, topic_root: str = "suvnet") -> Settings:
@@ -198,7 +206,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def bearer(user: User, clock: Clock | None = None) -> dict[str, str]:
-    now = clock.now if clock else datetime.now(UTC)
+    now = clock.now if clock else NOW
     return {"Authorization": "Bearer " + make_access_token(user.principal(), SECRET, now)}
 
 

@@ -33,6 +33,23 @@ SMALL_REGISTRY = Registry(
     points={("d1", "p"): 101, ("d1", "q"): 102, ("d2", "p"): 103, ("free", "p"): 104},
 )
 
+# The clock of the ingest tests with a live worker: it starts at a fixed instant in the past
+# (2026-06-09 10:13:20 UTC) and runs at the speed of real time, so timeouts still work but no
+# test depends on today's date. Workers get it as their clock; readings are stamped by it.
+CLOCK_START_S = 1_781_000_000.0
+_T0 = time.monotonic()
+
+
+def fixed_clock() -> float:
+    """Seconds since the epoch on the tests' clock (see ``CLOCK_START_S``)."""
+    return CLOCK_START_S + (time.monotonic() - _T0)
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch on the tests' clock."""
+    return int(fixed_clock() * 1000)
+
+
 GATEWAYS = ("gw1", "gw2", "gw-off")
 DEVICES = {"dev1": "gw1", "dev2": "gw1", "dev3": "gw2", "loose": None}
 POINTS = ("p1", "p2", "p3")
@@ -101,7 +118,9 @@ def start_worker(
     workers: list[IngestWorker] = []
 
     def start(**kw: Any) -> IngestWorker:
-        w = IngestWorker(db_url, mqtt_url, make_config(**kw), topic_root=topic_root)
+        w = IngestWorker(
+            db_url, mqtt_url, make_config(**kw), topic_root=topic_root, clock=fixed_clock
+        )
         w.start()
         assert w.wait_ready(20), "ingest worker did not get ready"
         workers.append(w)
@@ -222,7 +241,7 @@ def batch_payload(
     quality: int = 0,
 ) -> bytes:
     readings = tuple(Reading(d, p, ts, v, quality) for d, p, ts, v in rows)  # type: ignore[arg-type]
-    return encode_telemetry(TelemetryBatch(gw, boot, seq, int(time.time() * 1000), readings))
+    return encode_telemetry(TelemetryBatch(gw, boot, seq, now_ms(), readings))
 
 
 def count(db: psycopg.Connection[Any], sql: str, *args: Any) -> int:

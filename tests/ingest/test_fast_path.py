@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,7 @@ from tests.ingest.conftest import (
     AckListener,
     Publisher,
     batch_payload,
+    now_ms,
     wait_for,
 )
 
@@ -147,7 +147,7 @@ def test_write_group_keys_rows_and_marks_in_one_transaction(
 ) -> None:
     db.execute("TRUNCATE readings, ingest_rollup_dirty, ingest_batches")
     gw, p1, p2 = registry_ids["gw1"], registry_ids["dev1.p1"], registry_ids["dev1.p2"]
-    t0 = int(datetime.now(UTC).timestamp() * 1000) // 300_000 * 300_000 - 600_000
+    t0 = now_ms() // 300_000 * 300_000 - 600_000
     a = _item(gw, 1, [(t0 + i * 1000, p1, float(i), 0) for i in range(50)])
     b = _item(gw, 2, [(t0 + 300_000 + i, p2, 1.0, 0) for i in range(5)] + [(t0, p2, None, 2)])
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -207,7 +207,7 @@ def test_a_filling_commit_goes_ahead_when_messages_stop_coming(
     commit does not wait for more once nothing has come for ``batch_linger_s``."""
     start_worker(batch_max_delay_s=60.0, batch_linger_s=0.05, batch_max_rows=1_000_000)
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     for seq in range(3):
         rows = [("dev1", "p1", now - 10_000 + seq * 10 + i, float(i)) for i in range(5)]
         publisher.publish(t.telemetry("gw1"), batch_payload("gw1", "linger", seq, rows))

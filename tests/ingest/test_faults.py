@@ -17,7 +17,14 @@ import psycopg
 
 from ingest.service import APP_NAME, IngestWorker
 from suvnet.protocol import Topics
-from tests.ingest.conftest import AckListener, Publisher, batch_payload, count, wait_for
+from tests.ingest.conftest import (
+    AckListener,
+    Publisher,
+    batch_payload,
+    count,
+    now_ms,
+    wait_for,
+)
 
 ROWS_PER_BATCH = 20
 
@@ -80,7 +87,7 @@ def test_database_connections_killed_during_stream(
     worker = start_worker()
     t = Topics(topic_root)
     n = 300
-    base = int(time.time() * 1000) - 3_600_000
+    base = now_ms() - 3_600_000
     feeder = threading.Thread(
         target=_stream, args=(publisher, t, "gw1", "k1", range(n), base), kwargs={"pause": 0.005}
     )
@@ -112,7 +119,7 @@ def test_database_down_holds_messages_at_the_broker(
     worker = start_worker(receive_maximum=40)
     t = Topics(topic_root)
     dbname = db_url.rsplit("/", 1)[1]
-    base = int(time.time() * 1000) - 3_600_000
+    base = now_ms() - 3_600_000
     _stream(publisher, t, "gw1", "d1", range(20), base)
     wait_for(lambda: acks.acked("gw1", "d1") == set(range(20)))
     admin = psycopg.connect(pg_server_url, autocommit=True)
@@ -146,7 +153,7 @@ def test_two_workers_share_the_subscription(
     w2 = start_worker()
     t = Topics(topic_root)
     n = 400
-    base = int(time.time() * 1000) - 3_600_000
+    base = now_ms() - 3_600_000
     _stream(publisher, t, "gw1", "s1", range(n), base, pause=0.001)
     wait_for(lambda: acks.acked("gw1", "s1") == set(range(n)), timeout=60)
     _exactly_once(db, n)
@@ -167,6 +174,9 @@ def _spawn(db_url: str, mqtt_url: str, topic_root: str, client_id: str, log: Pat
         SUVNET_INGEST_METRICS_PORT="0",
         SUVNET_INGEST_SESSION_EXPIRY_S="300",
         SUVNET_INGEST_BATCH_MAX_DELAY_S="0.05",
+        # the worker runs on the wall clock while the readings carry the tests' fixed clock
+        # (in the past): accept them whatever today's date is
+        SUVNET_INGEST_MAX_AGE_S=str(100 * 365 * 86_400),
     )
     suvnet = Path(sys.executable).parent / "suvnet"
     with log.open("ab") as fh:
@@ -193,7 +203,7 @@ def test_ingest_killed_mid_stream_and_restarted(
     try:
         wait_for(lambda: "connected to the broker" in log.read_text(), timeout=30)
         n = 600
-        base = int(time.time() * 1000) - 3_600_000
+        base = now_ms() - 3_600_000
         feeder = threading.Thread(
             target=_stream, args=(publisher, t, "gw1", "r1", range(n), base), kwargs={"pause": 0.01}
         )
@@ -239,7 +249,7 @@ def test_crashed_writer_is_restarted_and_nothing_is_lost(
 
     worker._commit = commit_with_a_bug  # type: ignore[method-assign,assignment]
     t = Topics(topic_root)
-    base = int(time.time() * 1000) - 3_600_000
+    base = now_ms() - 3_600_000
     _stream(publisher, t, "gw1", "c1", range(150), base, pause=0.002)
     wait_for(lambda: acks.acked("gw1", "c1") == set(range(150)), timeout=60)
     _exactly_once(db, 150)

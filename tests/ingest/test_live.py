@@ -20,7 +20,9 @@ from tests.ingest.conftest import (
     batch_payload,
     broker_host_port,
     count,
+    fixed_clock,
     mosquitto_pub,
+    now_ms,
     wait_for,
 )
 
@@ -41,7 +43,7 @@ def test_bad_input_is_dead_lettered_and_valid_rows_land_once(
     db.execute("TRUNCATE dead_letters, ingest_batches")
     worker = start_worker()
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     ts0 = now - 60_000
     # one batch mixing good readings with every kind of bad reading; raw JSON, so that NaN,
     # Infinity and a string value reach the broker exactly as a broken gateway would send them
@@ -168,7 +170,7 @@ def test_acks_name_committed_ranges_and_state_history(
 ) -> None:
     worker = start_worker(metrics_port=0)
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     for seq in range(10, 30):
         publisher.publish(
             t.telemetry("gw2"),
@@ -231,7 +233,7 @@ def test_acks_name_committed_ranges_and_state_history(
         mosquitto_pub(mqtt_url, t.state("gw2"), b"", retain=True)
     # freshness: move the clock 10 minutes on (poll period 10 s x 3) -> offline with history
     with psycopg.connect(worker.database_url, autocommit=True) as conn:
-        worker.clock = lambda: time.time() + 600
+        worker.clock = lambda: fixed_clock() + 600
         worker.run_task(conn, "freshness")
     st = db.execute(
         "SELECT state FROM device_state WHERE device_id = %s", (registry_ids["dev3"],)
@@ -291,7 +293,7 @@ def test_newly_registered_gateway_is_picked_up(
     assert did is not None
     db.execute("INSERT INTO points (device_id, name) VALUES (%s, 'p1')", (did[0],))
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     publisher.publish(
         t.telemetry("gw-new"), batch_payload("gw-new", "n", 0, [("dev-new", "p1", now, 4.5)])
     )
@@ -311,7 +313,7 @@ def test_same_readings_under_a_new_batch_key_are_stored_once(
     """A gateway whose outbox re-sends old readings under a new boot id (after a reset)."""
     worker = start_worker()
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     pid = registry_ids["dev2.p3"]
     old = [("dev2", "p3", now - 50_000 + i, float(i)) for i in range(5)]
     publisher.publish(t.telemetry("gw1"), batch_payload("gw1", "boot-1", 0, old))
@@ -338,7 +340,7 @@ def test_mqtt_311_persistent_session(
     cid = f"test-311-{time.monotonic_ns() % 10**8}"
     worker = start_worker(mqtt_protocol="3.1.1", client_id=cid)
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     pid = registry_ids["dev2.p2"]
     mosquitto_pub(
         mqtt_url, t.telemetry("gw1"), batch_payload("gw1", "v3", 0, [("dev2", "p2", now, 1.0)])
@@ -368,7 +370,7 @@ def test_retained_birth_is_read_at_start(
 ) -> None:
     """A worker that starts after the gateway's birth still learns it (retained message)."""
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     birth = {"v": 1, "gw": "gw-off", "state": "online", "ts": now, "boot": "rb", "health": {"q": 3}}
     mosquitto_pub(mqtt_url, t.state("gw-off"), json.dumps(birth).encode(), retain=True)
     try:
@@ -410,7 +412,7 @@ def test_messages_with_and_without_mqtt5_properties(
 
     worker._client.on_publish_fast = counting
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     pid = registry_ids["dev2.p3"]
     plain = batch_payload("gw1", "props", 0, [("dev2", "p3", now - 2000, 1.25)])
     with_props = batch_payload("gw1", "props", 1, [("dev2", "p3", now - 1000, 2.5)])

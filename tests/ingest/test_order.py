@@ -16,7 +16,14 @@ from ingest.order import TurnOrder
 from ingest.service import IngestWorker
 from ingest.validate import Checked
 from suvnet.protocol import Topics
-from tests.ingest.conftest import AckListener, Publisher, batch_payload, count, wait_for
+from tests.ingest.conftest import (
+    AckListener,
+    Publisher,
+    batch_payload,
+    count,
+    now_ms,
+    wait_for,
+)
 
 
 def test_actions_run_in_ticket_order_whatever_order_groups_finish() -> None:
@@ -134,7 +141,7 @@ def test_parallel_writers_keep_rows_once_and_state_changes_in_order(
 
     worker._commit = commit  # type: ignore[method-assign]
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     states = []
     for seq in range(120):
         rows = [("dev1", "p2", now - 600_000 + seq * 10 + i, float(seq)) for i in range(10)]

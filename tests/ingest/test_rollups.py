@@ -12,7 +12,14 @@ import psycopg
 from ingest.service import IngestWorker
 from ingest.store import prepare, run_rollups, write_rows
 from suvnet.protocol import Topics
-from tests.ingest.conftest import AckListener, Publisher, batch_payload, count, wait_for
+from tests.ingest.conftest import (
+    AckListener,
+    Publisher,
+    batch_payload,
+    count,
+    now_ms,
+    wait_for,
+)
 
 _CHECK = """
 SELECT count(*) FROM (
@@ -84,7 +91,7 @@ def test_worker_keeps_rollups_current(
     db.execute("TRUNCATE readings, readings_5m, readings_1h, readings_1d, ingest_rollup_dirty")
     start_worker(maintenance_interval_s=0.5)
     t = Topics(topic_root)
-    now = int(time.time() * 1000)
+    now = now_ms()
     for seq in range(10):
         rows = [("dev1", "p3", now - 7_200_000 + seq * 60_000 + i, float(i)) for i in range(30)]
         publisher.publish(t.telemetry("gw1"), batch_payload("gw1", "roll", seq, rows))
