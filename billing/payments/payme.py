@@ -8,8 +8,10 @@ Protocol (Payme's published Merchant API):
 * amounts are integer tiyin; ``params.account.account`` is the subscriber account number;
 * transaction states: 1 created, 2 performed, -1 cancelled before perform, -2 cancelled
   after perform (the payment is reversed in the ledger);
-* a transaction not performed within 12 hours (43 200 000 ms) of its creation is cancelled
-  with reason 4 when Payme next touches it, and the call answers -31008.
+* a transaction not performed within 12 hours (43 200 000 ms) of its creation *in Payme
+  Business* (the ``time`` param of CreateTransaction, Payme's clock) is cancelled with reason 4
+  when Payme next touches it, and the call answers -31008; a first CreateTransaction that
+  arrives more than 12 hours after that ``time`` is refused with -31008 and nothing is stored.
 
 :func:`handle` takes the raw body and header and a synchronous connection; it runs in the
 caller's transaction, which the caller commits whatever the answer (a timeout cancel must be
@@ -217,7 +219,13 @@ def _tx(conn: psycopg.Connection[Any], params: dict[str, Any]) -> ProviderTx:
 
 
 def _expired(tx: ProviderTx, now: datetime, cfg: PaymentsConfig) -> bool:
-    return ms(now) - ms(tx.create_time) > cfg.payme_timeout_ms
+    """True once Payme's 12 hours are over: counted from Payme's own ``time`` of the
+    transaction (the ``time`` param of CreateTransaction, its create time in Payme Business),
+    not from our create time, which is later when the CreateTransaction reached us late.
+    Payme cancels on its side at that moment, so performing later would post money Payme
+    has already cancelled. (Our create time is only the fallback for a row without it.)"""
+    started = tx.provider_time_ms if tx.provider_time_ms is not None else ms(tx.create_time)
+    return ms(now) - started > cfg.payme_timeout_ms
 
 
 # ------------------------------------------------------------------ methods
@@ -242,7 +250,10 @@ def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
         amount = _amount(params, c.cfg)
         account = _account(c.conn, params, c.cfg)
         if ms(c.now) - ptime > c.cfg.payme_timeout_ms:
-            raise PaymeError(CANNOT_PERFORM, detail="the transaction is older than 12 hours")
+            # Payme has already cancelled it by timeout on its side: record nothing
+            raise PaymeError(
+                CANNOT_PERFORM, detail=f"Payme's time of {ext_id} is more than 12 hours ago"
+            )
         tx, created = pv.insert_tx(
             c.conn,
             provider=PROVIDER,

@@ -18,6 +18,8 @@ from tests.api.conftest import Clock, LiveServer, make_account
 from tests.payments.conftest import PAYME_KEY, balance, payme_auth, payments_cfg
 
 _ids = itertools.count(1)
+CLOSED_AT = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)  # a fixed moment before pay_clock
+TIMEOUT_MS = 43_200_000
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def accounts(db_url: str) -> dict[str, str]:
         _, a1 = make_account(conn, 1)
         _, a2 = make_account(conn, 2, name="Rahimova Dilnoza", house="14")
         aid3, a3 = make_account(conn, 3, name="Yopiq Hisob", house="15")
-        set_status(conn, aid3, "closed", now=datetime.now(UTC), reason="test: a closed account")
+        set_status(conn, aid3, "closed", now=CLOSED_AT, reason="test: a closed account")
     return {"a1": a1, "a2": a2, "closed": a3}
 
 
@@ -314,6 +316,87 @@ def test_create_after_timeout_cancels_with_reason_4(
     }
     assert err(rpc(http, "CreateTransaction", old)) == -31008
     assert err(rpc(http, "CheckTransaction", {"id": "pm-late-3"})) == -31003
+
+
+def test_timeout_counts_from_paymes_time_not_from_our_create_time(
+    http: httpx.Client, accounts: dict[str, str], db: psycopg.Connection[Any], pay_clock: Clock
+) -> None:
+    """Payme created the transaction 11 h before its CreateTransaction reached us. Payme
+    cancels it 12 h after *its* time, so one hour and a millisecond after our create a
+    perform must be refused (-31008), the transaction cancelled with reason 4 and nothing
+    posted, although only an hour has passed by our own create time."""
+    a1 = accounts["a1"]
+    before = balance(db, a1)
+    payme_time = now_ms(pay_clock) - 11 * 3_600_000
+    p = {"id": "pm-late-4", "time": payme_time, "amount": 55_500, "account": {"account": a1}}
+    created = rpc(http, "CreateTransaction", p)["result"]
+    assert created["state"] == 1
+    assert created["create_time"] == now_ms(pay_clock)  # our create time is still reported
+    pay_clock.now += timedelta(hours=1)  # exactly 12 h after Payme's time: still in time
+    assert now_ms(pay_clock) - payme_time == TIMEOUT_MS
+    assert rpc(http, "CreateTransaction", p)["result"] == created
+    pay_clock.now += timedelta(milliseconds=1)
+    assert err(rpc(http, "PerformTransaction", {"id": "pm-late-4"})) == -31008
+    chk = rpc(http, "CheckTransaction", {"id": "pm-late-4"})["result"]
+    assert (chk["state"], chk["reason"], chk["perform_time"]) == (-1, 4, 0)
+    assert chk["cancel_time"] == now_ms(pay_clock)
+    assert payme_ledger(db, "pm-late-4") == []
+    assert balance(db, a1) == before
+    # asking again changes nothing: still -31008, still cancelled, still no posting
+    assert err(rpc(http, "PerformTransaction", {"id": "pm-late-4"})) == -31008
+    assert err(rpc(http, "CreateTransaction", p)) == -31008
+    assert rpc(http, "CheckTransaction", {"id": "pm-late-4"})["result"] == chk
+    assert payme_ledger(db, "pm-late-4") == []
+
+
+def test_late_create_then_repeated_create_after_paymes_12_hours(
+    http: httpx.Client, accounts: dict[str, str], pay_clock: Clock
+) -> None:
+    """A repeated CreateTransaction after Payme's 12 h (but only 6 h after ours) is answered
+    -31008 and cancels the transaction with reason 4."""
+    payme_time = now_ms(pay_clock) - 6 * 3_600_000
+    p = {
+        "id": "pm-late-5",
+        "time": payme_time,
+        "amount": 700,
+        "account": {"account": accounts["a2"]},
+    }
+    assert rpc(http, "CreateTransaction", p)["result"]["state"] == 1
+    pay_clock.now += timedelta(hours=6, milliseconds=1)
+    assert err(rpc(http, "CreateTransaction", p)) == -31008
+    chk = rpc(http, "CheckTransaction", {"id": "pm-late-5"})["result"]
+    assert (chk["state"], chk["reason"]) == (-1, 4)
+
+
+def test_perform_just_inside_paymes_window_pays(
+    http: httpx.Client, accounts: dict[str, str], db: psycopg.Connection[Any], pay_clock: Clock
+) -> None:
+    """The boundary on the other side: created 11 h after Payme's time and performed exactly
+    12 h after it, the payment is posted once."""
+    payme_time = now_ms(pay_clock) - 11 * 3_600_000
+    p = {
+        "id": "pm-late-6",
+        "time": payme_time,
+        "amount": 900,
+        "account": {"account": accounts["a2"]},
+    }
+    rpc(http, "CreateTransaction", p)
+    pay_clock.now += timedelta(hours=1)
+    assert rpc(http, "PerformTransaction", {"id": "pm-late-6"})["result"]["state"] == 2
+    assert payme_ledger(db, "pm-late-6") == [("payment", -900)]
+
+
+def test_create_refused_when_paymes_time_is_older_than_12_hours(
+    http: httpx.Client, accounts: dict[str, str], pay_clock: Clock
+) -> None:
+    """A first CreateTransaction more than 12 h after Payme's time is refused (-31008) and
+    nothing is recorded; exactly 12 h is still accepted."""
+    base = {"amount": 100, "account": {"account": accounts["a1"]}}
+    edge = {"id": "pm-late-7", "time": now_ms(pay_clock) - TIMEOUT_MS, **base}
+    assert rpc(http, "CreateTransaction", edge)["result"]["state"] == 1
+    old = {"id": "pm-late-8", "time": now_ms(pay_clock) - TIMEOUT_MS - 1, **base}
+    assert err(rpc(http, "CreateTransaction", old)) == -31008
+    assert err(rpc(http, "CheckTransaction", {"id": "pm-late-8"})) == -31003
 
 
 # ------------------------------------------------------------------ concurrency
