@@ -3,6 +3,12 @@ statements (akt sverki) and dunning letters, in Uzbek (Latin, default) or Russia
 
 Data gathering (SQL) is separate from rendering: ``*_data`` functions read the database and
 return plain dataclasses; ``render_*`` functions turn them into PDF bytes.
+
+Every value that comes from data (names, addresses, numbers, references, the utility's own
+settings) goes into a ``Paragraph`` through :func:`suvnet.textsafe.rl_text`, so ReportLab's
+markup (``<img>``, ``<a href>``, ``<font>``) in a name is printed as text, never run. Only the
+fixed catalog texts and our own ``<b>`` tags are markup. Names and addresses in tables are
+Paragraphs too, so a long one wraps inside its column instead of running off the page.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from billing.config import BillingConfig
 from billing.errors import DocumentError
 from billing.paylinks import best_link
 from billing.tariffs import period_bounds
+from suvnet.textsafe import rl_text
 
 Lang = Literal["uz", "ru"]
 
@@ -241,6 +248,11 @@ class _Styles:
         self.small = ParagraphStyle("small", fontName=reg, fontSize=7.5, leading=9)
         self.title = ParagraphStyle("title", fontName=bold, fontSize=13, leading=16, spaceAfter=4)
         self.h2 = ParagraphStyle("h2", fontName=bold, fontSize=10, leading=13, spaceBefore=4)
+        self.cell = ParagraphStyle("cell", fontName=reg, fontSize=8.5, leading=10.5)
+
+    def text(self, value: object) -> Paragraph:
+        """An untrusted value as a table cell that wraps (markup escaped)."""
+        return Paragraph(rl_text(value), self.cell)
 
     def table(
         self, data: list[list[Any]], widths: list[float] | None = None, header: bool = True
@@ -494,16 +506,19 @@ def mahalla_accounts(
 def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> list[Flowable]:
     t = T[lang]
     story: list[Flowable] = [
-        Paragraph(cfg.utility_name, st.h2),
+        Paragraph(rl_text(cfg.utility_name), st.h2),
         Paragraph(t["slip"], st.title),
         Paragraph(
             f"{t['period']}: {period_label(s.period, lang)}"
-            + (f" &nbsp; № {s.invoice_number}" if s.invoice_number else ""),
+            + (f" &nbsp; № {rl_text(s.invoice_number)}" if s.invoice_number else ""),
             st.body,
         ),
-        Paragraph(f"{t['account']}: <b>{s.number}</b>", st.body),
-        Paragraph(f"{t['name']}: {s.name}", st.body),
-        Paragraph(f"{t['address']}: {s.address_uz if lang == 'uz' else s.address_ru}", st.body),
+        Paragraph(f"{t['account']}: <b>{rl_text(s.number)}</b>", st.body),
+        Paragraph(f"{t['name']}: {rl_text(s.name)}", st.body),
+        Paragraph(
+            f"{t['address']}: {rl_text(s.address_uz if lang == 'uz' else s.address_ru)}",
+            st.body,
+        ),
         Spacer(1, 3 * mm),
     ]
     if s.meters:
@@ -511,7 +526,7 @@ def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> lis
         for m in s.meters:
             rows.append(  # noqa: PERF401
                 [
-                    m.serial_no,
+                    st.text(m.serial_no),
                     "" if m.start_m3 is None else f"{m.start_m3:.3f}",
                     "" if m.end_m3 is None else f"{m.end_m3:.3f}",
                     f"{m.volume_m3:.3f}" + (" *" if m.estimated else ""),
@@ -551,7 +566,7 @@ def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> lis
         story += [
             qr_flowable(s.pay_link),
             Paragraph(t["pay_qr"], st.small),
-            Paragraph(s.pay_link, st.small),
+            Paragraph(rl_text(s.pay_link), st.small),
         ]
     return story
 
@@ -594,20 +609,23 @@ def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
             ]
         )
     rows.append([t["total"], f"{s.volume_m3:.3f}", "", money(net), money(vat), money(net + vat)])
-    parties = [
+    parties: list[list[Any]] = [
         [t["seller"], t["buyer"]],
-        [cfg.utility_name, s.name],
-        [f"{t['inn']}: {cfg.utility_inn}", f"{t['inn']}: {s.inn or ''}"],
-        [f"{t['bank']}: {cfg.utility_bank_account}", f"{t['bank']}: {s.bank_account or ''}"],
-        [f"{t['mfo']}: {cfg.utility_mfo}", f"{t['mfo']}: {s.mfo or ''}"],
-        [cfg.utility_address, s.address_uz if lang == "uz" else s.address_ru],
+        [st.text(cfg.utility_name), st.text(s.name)],
+        [f"{t['inn']}: {cfg.utility_inn}", st.text(f"{t['inn']}: {s.inn or ''}")],
+        [
+            f"{t['bank']}: {cfg.utility_bank_account}",
+            st.text(f"{t['bank']}: {s.bank_account or ''}"),
+        ],
+        [f"{t['mfo']}: {cfg.utility_mfo}", st.text(f"{t['mfo']}: {s.mfo or ''}")],
+        [st.text(cfg.utility_address), st.text(s.address_uz if lang == "uz" else s.address_ru)],
     ]
     pt = st.table(parties, [90 * mm, 90 * mm])
     pt.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "LEFT")]))
     story: list[Flowable] = [
-        Paragraph(f"{t['invoice']} № {s.invoice_number}", st.title),
+        Paragraph(f"{t['invoice']} № {rl_text(s.invoice_number)}", st.title),
         Paragraph(
-            f"{t['period']}: {period_label(s.period, lang)}; {t['account']}: {s.number}"
+            f"{t['period']}: {period_label(s.period, lang)}; {t['account']}: {rl_text(s.number)}"
             + (f"; {svc}" if (svc := service_text(s, lang)) else ""),
             st.body,
         ),
@@ -699,7 +717,7 @@ def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -
         rows.append(  # noqa: PERF401
             [
                 ln.value_date.isoformat(),
-                Paragraph(ln.document, st.small),
+                Paragraph(rl_text(ln.document), st.small),
                 money(ln.debit) if ln.debit else "",
                 money(ln.credit) if ln.credit else "",
             ]
@@ -709,9 +727,13 @@ def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -
     story: list[Flowable] = [
         Paragraph(t["statement"], st.title),
         Paragraph(f"{sd.date_from.isoformat()} – {sd.date_to.isoformat()}", st.body),
-        Paragraph(f"{t['seller']}: {cfg.utility_name}; {t['inn']} {cfg.utility_inn}", st.body),
         Paragraph(
-            f"{t['buyer']}: {sd.name}; {t['inn']} {sd.inn or ''}; {t['account']} {sd.number}",
+            rl_text(f"{t['seller']}: {cfg.utility_name}; {t['inn']} {cfg.utility_inn}"), st.body
+        ),
+        Paragraph(
+            rl_text(
+                f"{t['buyer']}: {sd.name}; {t['inn']} {sd.inn or ''}; {t['account']} {sd.number}"
+            ),
             st.body,
         ),
         Spacer(1, 4 * mm),
@@ -742,12 +764,12 @@ def render_letter(
     t = T[lang]
     st = _Styles(cfg)
     story: list[Flowable] = [
-        Paragraph(cfg.utility_name, st.h2),
-        Paragraph(f"{t['letter']}: {title}", st.title),
+        Paragraph(rl_text(cfg.utility_name), st.h2),
+        Paragraph(f"{t['letter']}: {rl_text(title)}", st.title),
         Paragraph(f"{t['date']}: {today.isoformat()}", st.body),
-        Paragraph(f"{t['account']}: {number}", st.body),
-        Paragraph(f"{t['name']}: {name}", st.body),
-        Paragraph(f"{t['address']}: {address}", st.body),
+        Paragraph(f"{t['account']}: {rl_text(number)}", st.body),
+        Paragraph(f"{t['name']}: {rl_text(name)}", st.body),
+        Paragraph(f"{t['address']}: {rl_text(address)}", st.body),
         Spacer(1, 4 * mm),
         Paragraph(f"{t['debt']}: <b>{money(debt_tiyin)}</b>", st.body),
         Paragraph(f"{t['days']}: {days_overdue}", st.body),

@@ -33,6 +33,7 @@ from psycopg import errors as pg_errors
 from billing.accounts import Address, create_account, install_meter
 from billing.errors import BillingError, ImportRejectedError
 from billing.ledger import post_entry
+from suvnet.textsafe import csv_row
 
 KIND_ALIASES = {
     "household": "household",
@@ -60,10 +61,12 @@ class ImportReport:
     committed: bool = False
 
     def write_csv(self, path: Path) -> None:
+        """The rejected rows as CSV (line, reason); a reason that quotes the file's text is
+        neutralised for spreadsheets (suvnet.textsafe)."""
         with path.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["line", "reason"])
-            w.writerows(self.rejected)
+            w.writerows(csv_row(r) for r in self.rejected)
 
 
 class RowError(BillingError):

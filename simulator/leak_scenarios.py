@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from suvnet.textsafe import csv_text
+
 STEP_S = 900  # hydraulic and report step (15 min)
 CUSTOMER_STEP_S = 3600
 
@@ -303,15 +305,18 @@ def write_csv(sc: Scenario, path: Path) -> int:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["ts", "device", "point", "value"])
+        # device codes through csv_text like every CSV suvnet writes (the import undoes it)
         for i, m in enumerate(sc.meters):
+            code = csv_text(m.code)
             for t, v in zip(sc.times_s, sc.meter_lps[i], strict=True):
                 if np.isfinite(v):
-                    w.writerow([int((t0 + t) * 1000), m.code, "flow", f"{v:.4f}"])
+                    w.writerow([int((t0 + t) * 1000), code, "flow", f"{v:.4f}"])
                     n += 1
         for i, c in enumerate(sc.customers):
+            code = csv_text(c.code)
             for t, v in zip(sc.customer_times_s, sc.customer_m3[i], strict=True):
                 if np.isfinite(v):
-                    w.writerow([int((t0 + t) * 1000), c.code, "volume", f"{v:.3f}"])
+                    w.writerow([int((t0 + t) * 1000), code, "volume", f"{v:.3f}"])
                     n += 1
     return n
 

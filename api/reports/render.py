@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from api.reports.model import Column, Report, Row, Table
+from suvnet.textsafe import csv_row, csv_text, rl_text, xlsx_append
 
 LEVEL_LABEL = {1: "Street total", 2: "Mahalla total", 3: "District total", 9: "Total"}
 
@@ -40,16 +41,19 @@ def _header(col: Column) -> str:
 
 
 def to_csv(report: Report) -> bytes:
-    """One CSV block per table, separated by a blank line; UTF-8 with BOM for Excel."""
+    """One CSV block per table, separated by a blank line; UTF-8 with BOM for Excel.
+
+    Text that a spreadsheet would run as a formula gets a leading ``'`` (suvnet.textsafe);
+    amounts and counts are written as plain numbers."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow([report.title])
+    w.writerow(csv_row([report.title]))
     for k, v in report.params.items():
-        w.writerow([k, v])
+        w.writerow(csv_row([k, v]))
     for t in report.tables:
         w.writerow([])
-        w.writerow([t.title])
-        w.writerow(["level", *(_header(c) for c in t.columns)])
+        w.writerow(csv_row([t.title]))
+        w.writerow(csv_row(["level", *(_header(c) for c in t.columns)]))
         for r in t.rows:
             vals = _label(t, r)
             w.writerow([r.level, *(_csv_cell(c, vals.get(c.key)) for c in t.columns)])
@@ -64,10 +68,14 @@ def _csv_cell(col: Column, value: Any) -> str:
         return f"{v:.2f}"
     if isinstance(v, date | datetime):
         return v.isoformat()
-    return str(v)
+    if isinstance(v, int | float) and col.kind != "text":
+        return str(v)
+    return csv_text(str(v))
 
 
 def to_xlsx(report: Report) -> bytes:
+    """One sheet per table. Every text cell is stored as a string (never a formula, see
+    suvnet.textsafe.xlsx_append); amounts are numeric cells in so'm."""
     from openpyxl import Workbook  # type: ignore[import-untyped]
     from openpyxl.styles import Font, PatternFill  # type: ignore[import-untyped]
 
@@ -78,19 +86,19 @@ def to_xlsx(report: Report) -> bytes:
         assert ws is not None
         first = False
         ws.title = t.title[:31].replace("/", "-") or "report"
-        ws.append([report.title])
+        xlsx_append(ws, [report.title])
         ws["A1"].font = Font(bold=True, size=13)
         for k, v in report.params.items():
-            ws.append([k, v])
+            xlsx_append(ws, [k, v])
         ws.append([])
-        ws.append([_header(c) for c in t.columns])
+        xlsx_append(ws, [_header(c) for c in t.columns])
         header_row = ws.max_row
         for cell in ws[header_row]:
             cell.font = Font(bold=True)
             cell.fill = PatternFill("solid", fgColor="DDEBF7")
         for r in t.rows:
             vals = _label(t, r)
-            ws.append([_plain(c, vals.get(c.key)) for c in t.columns])
+            xlsx_append(ws, [_plain(c, vals.get(c.key)) for c in t.columns])
             if r.level:
                 for cell in ws[ws.max_row]:
                     cell.font = Font(bold=True)
@@ -130,12 +138,42 @@ def _pdf_cell(col: Column, value: Any) -> str:
     return str(value)
 
 
+NUMERIC_KINDS = ("money", "int", "float", "pct", "date")
+CELL_PADDING = 12.0  # ReportLab's default left + right cell padding, points
+
+
+def fit_widths(natural: list[float], fixed: set[int], avail: float, floor: float) -> list[float]:
+    """Column widths that fit ``avail``: the ``fixed`` (number) columns keep their natural
+    width; the text columns share the rest, none wider than it needs (water filling), none
+    narrower than ``floor``."""
+    widths = list(natural)
+    if sum(natural) <= avail:
+        return widths
+    room = avail - sum(natural[i] for i in fixed)
+    todo = sorted((i for i in range(len(natural)) if i not in fixed), key=lambda i: natural[i])
+    while todo:
+        share = max(room / len(todo), floor)
+        if natural[todo[0]] <= share:
+            i = todo.pop(0)
+            room -= natural[i]
+            continue
+        for i in todo:
+            widths[i] = share
+        break
+    return widths
+
+
 def to_pdf(report: Report) -> bytes:
-    """Landscape A4 tables; a DejaVu font when the system has one (Cyrillic names)."""
+    """Landscape A4 tables; a DejaVu font when the system has one (Cyrillic names).
+
+    Every text that comes from the data (names, streets, the report's filters) is escaped
+    for ReportLab's markup (suvnet.textsafe.rl_text). When a table is wider than the page,
+    its text columns are narrowed and their cells wrap, so nothing runs off the page."""
     from reportlab.lib import colors  # type: ignore[import-untyped]
     from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
-    from reportlab.lib.styles import getSampleStyleSheet  # type: ignore[import-untyped]
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet  # type: ignore[import-untyped]
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
+    from reportlab.pdfbase.pdfmetrics import stringWidth  # type: ignore[import-untyped]
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, TableStyle  # type: ignore[import-untyped]
     from reportlab.platypus import Table as PdfTable
 
@@ -143,6 +181,12 @@ def to_pdf(report: Report) -> bytes:
     styles = getSampleStyleSheet()
     for s in styles.byName.values():
         s.fontName = font
+    cell_style = {
+        False: ParagraphStyle("cell", fontName=font, fontSize=7, leading=8.5),
+        True: ParagraphStyle("cell-bold", fontName=bold, fontSize=7, leading=8.5),
+    }
+    page_w, _ = landscape(A4)
+    avail = page_w - 20 * mm
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
         buf,
@@ -153,14 +197,14 @@ def to_pdf(report: Report) -> bytes:
         bottomMargin=10 * mm,
         title=report.title,
     )
-    story: list[Any] = [Paragraph(report.title, styles["Title"])]
+    story: list[Any] = [Paragraph(rl_text(report.title), styles["Title"])]
     params = ", ".join(f"{k}: {v}" for k, v in report.params.items())
     if params:
-        story.append(Paragraph(params, styles["Normal"]))
+        story.append(Paragraph(rl_text(params), styles["Normal"]))
     for t in report.tables:
-        story += [Spacer(1, 4 * mm), Paragraph(t.title, styles["Heading2"])]
-        data = [[_header(c) for c in t.columns]]
-        bold_rows = []
+        story += [Spacer(1, 4 * mm), Paragraph(rl_text(t.title), styles["Heading2"])]
+        data: list[list[Any]] = [[_header(c) for c in t.columns]]
+        bold_rows = [0]
         for r in t.rows:
             vals = _label(t, r)
             data.append([_pdf_cell(c, vals.get(c.key)) for c in t.columns])
@@ -168,17 +212,29 @@ def to_pdf(report: Report) -> bytes:
                 bold_rows.append(len(data) - 1)
         if len(data) == 1:
             data.append(["-"] + [""] * (len(t.columns) - 1))
-        tbl = PdfTable(data, repeatRows=1)
+        natural = [
+            max(stringWidth(str(row[i]), bold, 7) for row in data) + CELL_PADDING
+            for i in range(len(t.columns))
+        ]
+        fixed = {i for i, c in enumerate(t.columns) if c.kind in NUMERIC_KINDS}
+        widths = fit_widths(natural, fixed, avail, 15 * mm)
+        if widths != natural:  # narrowed text columns: their cells wrap
+            for n, row in enumerate(data):
+                for i in range(len(row)):
+                    if i not in fixed and widths[i] < natural[i]:
+                        row[i] = Paragraph(rl_text(row[i]), cell_style[n in bold_rows])
+        tbl = PdfTable(data, colWidths=widths, repeatRows=1)
         style = [
             ("FONT", (0, 0), (-1, -1), font, 7),
             ("FONT", (0, 0), (-1, 0), bold, 7),
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDEBF7")),
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ]
         for i, c in enumerate(t.columns):
             if c.kind in ("money", "int", "float", "pct"):
                 style.append(("ALIGN", (i, 1), (i, -1), "RIGHT"))
-        style += [("FONT", (0, r), (-1, r), bold, 7) for r in bold_rows]
+        style += [("FONT", (0, r), (-1, r), bold, 7) for r in bold_rows[1:]]
         tbl.setStyle(TableStyle(style))
         story.append(tbl)
     doc.build(story)

@@ -312,8 +312,37 @@ def shift_report(
     return rep
 
 
+def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` points: at spaces, and inside a word that
+    is wider than the line by itself."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth  # type: ignore[import-untyped]
+
+    out: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if stringWidth(candidate, font, size) <= width:
+            line = candidate
+            continue
+        if line:
+            out.append(line)
+        line = ""
+        for ch in word:
+            if line and stringWidth(line + ch, font, size) > width:
+                out.append(line)
+                line = ""
+            line += ch
+    if line:
+        out.append(line)
+    return out
+
+
 def render_receipt(r: Receipt, utility_name: str, tz: str = "Asia/Tashkent") -> bytes:
-    """A small printable receipt (80 mm wide), in Uzbek and Russian."""
+    """A small printable receipt (80 mm wide), in Uzbek and Russian.
+
+    The text is drawn as plain strings (no markup is parsed, so a name such as
+    ``<a href=...>`` is printed as it is); a long name or address wraps onto more lines
+    instead of being cut or running off the paper."""
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
     from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
 
@@ -340,18 +369,25 @@ def render_receipt(r: Receipt, utility_name: str, tz: str = "Asia/Tashkent") -> 
     ]
     if r.voided_at is not None:
         lines.append((bold, f"BEKOR QILINGAN / АННУЛИРОВАНО: {r.void_reason or ''}", 10))
-    width, height = 80 * mm, (22 + 7 * len(lines)) * mm
+    width, margin, gap = 80 * mm, 5 * mm, 3 * mm
+    # each entry wraps to the paper's width (a very long value stops after 6 lines)
+    blocks = [
+        (font, size, _wrap(text, font, size, width - 2 * margin)[:6]) for font, text, size in lines
+    ]
+    height = 22 * mm + sum(size * 1.25 * max(len(parts), 1) + gap for _, size, parts in blocks)
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=(width, height))
     c.setTitle(f"Receipt {r.receipt_no}")
     c.setAuthor("suvnet")
     y = height - 10 * mm
-    for font, text, size in lines:
+    for font, size, parts in blocks:
         c.setFont(font, size)
-        c.drawString(5 * mm, y, text[:60])
-        y -= 7 * mm
+        for part in parts:
+            c.drawString(margin, y, part)
+            y -= size * 1.25
+        y -= gap if parts else size * 1.25 + gap
     c.setFont(reg, 7)
-    c.drawString(5 * mm, 6 * mm, "Rahmat! / Спасибо!")
+    c.drawString(margin, 6 * mm, "Rahmat! / Спасибо!")
     c.showPage()
     c.save()
     return buf.getvalue()
