@@ -50,6 +50,7 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(common.env.filters)
+_env.globals.update(static_url=common.static_url)
 
 
 def _render(request: Request, template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from api import accounts, billing_data
 from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require, write_audit
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
+from api.i18n import format_som
 from api.security import CUSTOMER_SELF, Principal
 from api.web.common import (
     clear_session,
@@ -145,7 +146,8 @@ async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
         {
             "period": r["period"],
             "volume": float(r["volume_m3"] or 0),
-            "height": round(100 * float(r["volume_m3"] or 0) / peak, 1),
+            # whole per cent of the highest month: the style sheet's .h0 ... .h100
+            "height": min(100, max(0, round(100 * float(r["volume_m3"] or 0) / peak))),
             "estimated": bool(r["estimated"]),
         }
         for r in series
@@ -164,10 +166,13 @@ async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
 
 @router.get("/balance.json")
 async def balance_json(*, who: Customer, conn: Conn) -> Response:
-    """The live balance (the page refreshes it every 30 seconds)."""
+    """The live balance: api/static/cabinet.js on the cabinet page asks every 30 seconds.
+    ``balance_som`` is the amount as the page shows it (without sign: the heading says which)."""
     assert who.account_no is not None
     bal = await billing_data.balance_tiyin(conn, who.account_no)
-    return JSONResponse({"account": who.account_no, "balance_tiyin": bal})
+    return JSONResponse(
+        {"account": who.account_no, "balance_tiyin": bal, "balance_som": format_som(abs(bal))}
+    )
 
 
 @router.get("/invoices/{invoice_id}.pdf")
