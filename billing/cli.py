@@ -33,6 +33,13 @@ app = typer.Typer(
 )
 
 PeriodOpt = Annotated[str, typer.Option("--period", "-p", help="Billing month, e.g. 2026-11.")]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The CSV file's encoding when it is not UTF-8, e.g. cp1251 (Excel's plain CSV on "
+        "a Russian Windows) or cp866. A file with a byte order mark needs none."
+    ),
+]
 LangOpt = Annotated[
     str, typer.Option("--lang", help="Document language: uz (Uzbek Latin) or ru (Russian).")
 ]
@@ -82,7 +89,7 @@ def _account_id(conn: psycopg.Connection[Any], number: str) -> int:
 
 
 @app.command("import-accounts")
-def import_accounts_cmd(
+def import_accounts_cmd(  # noqa: PLR0917 - typer options
     file: Annotated[Path, typer.Argument(help="CSV or XLSX export of the legacy billing.")],
     as_of: Annotated[
         str | None, typer.Option(help="Opening date of the accounts and balances (YYYY-MM-DD).")
@@ -94,6 +101,7 @@ def import_accounts_cmd(
     report: Annotated[
         Path | None, typer.Option(help="Write the rejected rows (line, reason) to this CSV.")
     ] = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Import accounts (with address, meter and opening balance) in one transaction."""
     from billing.importer import import_accounts
@@ -112,6 +120,7 @@ def import_accounts_cmd(
             dry_run=dry_run,
             tz=cfg.timezone,
             progress=lambda done, total: prog.update(task, completed=done, total=total),
+            encoding=encoding,
         )
     console.print(
         f"rows: {rep.rows}, imported: {rep.imported}, already imported: {rep.skipped}, "
@@ -141,6 +150,7 @@ def import_readings_cmd(
     report: Annotated[
         Path | None, typer.Option(help="Write the rejected rows (line, reason) to this CSV.")
     ] = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Import meter register readings (meter_serial or account, date, value)."""
     from billing.importer import import_readings
@@ -157,6 +167,7 @@ def import_readings_cmd(
             entered_by=entered_by,
             tz=cfg.timezone,
             progress=lambda done, total: prog.update(task, completed=done, total=total),
+            encoding=encoding,
         )
     console.print(f"rows: {rep.rows}, imported: {rep.imported}, rejected: {len(rep.rejected)}")
     _show_rejected(rep, report)

@@ -19,6 +19,7 @@ and reason. With ``strict=True`` any rejected row rolls the whole file back. Row
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -33,6 +34,7 @@ from psycopg import errors as pg_errors
 from billing.accounts import Address, create_account, install_meter
 from billing.errors import BillingError, ImportRejectedError
 from billing.ledger import post_entry
+from suvnet.textfile import FileEncodingError, decode_text
 from suvnet.textsafe import csv_row
 
 KIND_ALIASES = {
@@ -73,8 +75,13 @@ class RowError(BillingError):
     pass
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, {column: text}) for every data row of a CSV or XLSX file."""
+def read_rows(path: Path, encoding: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: text}) for every data row of a CSV or XLSX file.
+
+    A CSV file is read as UTF-8 unless it starts with a byte order mark (UTF-8, UTF-16:
+    Excel's "Unicode text") or ``encoding`` names another one; a file in another encoding
+    is refused with a message naming the likely one (suvnet.textfile). The separator is
+    the most frequent of ``;``, ``,`` and tab on the header line."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         import openpyxl  # type: ignore[import-untyped]
@@ -98,19 +105,24 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     if suffix not in (".csv", ".txt"):
         raise BillingError(f"{path}: unsupported file type {suffix!r}; use .csv or .xlsx")
     try:
-        f = path.open(encoding="utf-8-sig", newline="")
+        data = path.read_bytes()
     except OSError as exc:
-        raise BillingError(f"cannot open {path}: {exc}") from exc
-    with f:
-        sample = f.read(4096)
-        f.seek(0)
-        delim = ";" if sample.count(";") > sample.count(",") else ","
-        reader = csv.reader(f, delimiter=delim)
-        header = [h.strip().lower() for h in next(reader, [])]
+        raise BillingError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    try:
+        text, _ = decode_text(data, str(path), encoding=encoding)
+    except FileEncodingError as exc:
+        raise BillingError(str(exc)) from exc
+    first = text.split("\n", 1)[0]
+    delim = max(",;\t", key=first.count) if first.strip() else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    try:
+        header = [h.strip().lower().lstrip("\ufeff") for h in next(reader, [])]
         for row in reader:
             if not any(c.strip() for c in row):
                 continue
             yield reader.line_num, {h: c.strip() for h, c in zip(header, row, strict=False) if h}
+    except csv.Error as exc:
+        raise BillingError(f"{path}:{reader.line_num}: not a readable CSV line: {exc}") from exc
 
 
 def _cell(v: object) -> str:
@@ -236,12 +248,14 @@ def import_accounts(
     dry_run: bool = False,
     tz: str = "Asia/Tashkent",
     progress: Callable[[int, int], None] | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
-    """Import a file in one transaction (see the module doc). Commits unless rejected/dry."""
+    """Import a file in one transaction (see the module doc). Commits unless rejected/dry.
+    ``encoding`` is the CSV file's, when it is not UTF-8 (see :func:`read_rows`)."""
     as_of = as_of or now.date()
     report = ImportReport()
     seen: dict[str, int] = {}
-    rows = list(read_rows(path))
+    rows = list(read_rows(path, encoding))
     with conn.transaction(force_rollback=dry_run):
         for line, row in rows:
             report.rows += 1
@@ -281,6 +295,7 @@ def import_readings(
     entered_by: str = "",
     tz: str = "Asia/Tashkent",
     progress: Callable[[int, int], None] | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
     """Import register readings (an inspector's route sheet) in one transaction.
 
@@ -293,7 +308,7 @@ def import_readings(
     from billing.accounts import READING_SOURCES, add_reading
 
     report = ImportReport()
-    rows = list(read_rows(path))
+    rows = list(read_rows(path, encoding))
     with conn.transaction():
         for line, row in rows:
             report.rows += 1

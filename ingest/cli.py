@@ -192,7 +192,7 @@ def _parse_when(value: str | None, what: str) -> datetime | None:
 
 
 @readings_app.command("import", help=_IMPORT_HELP)
-def import_cmd(
+def import_cmd(  # noqa: PLR0917 - typer options
     file: Annotated[Path, typer.Argument(help="CSV file: ts, device, point, value[, quality].")],
     max_age_days: Annotated[
         float | None,
@@ -209,6 +209,13 @@ def import_cmd(
         str,
         typer.Option(help="Time zone of timestamps written without an offset, e.g. Asia/Tashkent."),
     ] = "UTC",
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="The file's encoding when it is not UTF-8, e.g. cp1251. A file with a byte "
+            "order mark (Excel's CSV UTF-8 or Unicode text) needs none."
+        ),
+    ] = None,
 ) -> None:
     """Import a readings CSV file (help text: _IMPORT_HELP)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -229,6 +236,7 @@ def import_cmd(
         rejects_path=rejects,
         default_tz=tz,
         console=console,
+        encoding=encoding,
     )
     print_summary(summary, console)
     if summary.rejected and not summary.inserted and not summary.duplicates:

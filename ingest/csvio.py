@@ -4,6 +4,17 @@ Import goes through the same checks as live telemetry (:func:`ingest.validate.ch
 and the same write path (staging COPY, ``ON CONFLICT DO NOTHING``), so importing a file twice
 adds nothing the second time. Refused lines are counted by reason, recorded as dead letters
 (topic ``import:<file name>``) and optionally written to a rejects CSV.
+
+Encoding: UTF-8, or what a byte order mark says (UTF-16 from Excel's "Unicode text"), or
+``encoding``. The start of the file is checked before anything is imported: a file in
+another encoding is refused with a message naming the likely one (suvnet.textfile). A line
+further on that is not in the encoding is refused alone (``bad_encoding``); its dead letter
+keeps the original bytes.
+
+Spreadsheets: the export's text cells (device and point) go through the same formula
+neutralisation as every CSV suvnet writes (suvnet.textsafe; the registry's names can never
+start with ``= + - @``, so today nothing changes), and the import undoes it, so an export
+imports back exactly. The rejects CSV quotes the file's lines and is neutralised too.
 """
 
 from __future__ import annotations
@@ -36,9 +47,19 @@ from ingest.errors import ImportFileError
 from ingest.store import ensure_partitions, load_registry, prepare, write_dead_letters, write_rows
 from ingest.validate import CsvRecord, DeadLetter, Row, Window, check_record
 from suvnet.protocol import Quality
+from suvnet.textfile import (
+    FileEncodingError,
+    bom_encoding,
+    first_bad_utf8,
+    looks_utf16,
+    normalise_encoding,
+    not_utf8_message,
+)
+from suvnet.textsafe import csv_row, csv_uncell, sql_csv_text
 
 REQUIRED = ("ts", "device", "point", "value")
 CHUNK_ROWS = 20_000
+SNIFF_BYTES = 65_536
 _QUALITY_NAMES = {q.label: int(q) for q in Quality} | {q.name.lower(): int(q) for q in Quality}
 
 
@@ -79,8 +100,8 @@ def parse_line(
         ts = parse_ts(rec.get("ts") or "", default_tz)
     except (ValueError, OverflowError):
         return "bad_timestamp", f"timestamp {rec.get('ts')!r} is not ISO 8601 or epoch ms"
-    device = (rec.get("device") or "").strip()
-    point = (rec.get("point") or "").strip()
+    device = csv_uncell((rec.get("device") or "").strip())
+    point = csv_uncell((rec.get("point") or "").strip())
     if not device:
         return "bad_device_id", "device is empty"
     if not point:
@@ -149,11 +170,49 @@ def _records(
         if not row or all(not c.strip() for c in row):
             continue
         raw = delimiter.join(row)
+        if not raw.isascii() and _undecoded(raw):
+            bad = next(ch for ch in raw if 0xDC80 <= ord(ch) <= 0xDCFF)
+            detail = f"byte 0x{ord(bad) - 0xDC00:02X} is not in the file's encoding"
+            yield line_no, ("bad_encoding", detail), raw
+            continue
         if len(row) < len(REQUIRED):
             yield line_no, ("bad_reading_shape", f"{len(row)} column(s)"), raw
             continue
         rec: dict[str, str | None] = dict(zip(cols, row, strict=False))
         yield line_no, parse_line(line_no, rec, default_tz), raw
+
+
+def _undecoded(text: str) -> bool:
+    """True when ``text`` holds bytes the decoder could not read (``surrogateescape``)."""
+    return any(0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
+
+
+def _original(text: str) -> bytes:
+    """The bytes a line was read from (undecodable bytes come back as they were)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _shown(text: str) -> str:
+    """A line for the rejects CSV: undecodable bytes as ``\\x98``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def choose_encoding(head: bytes, path: Path, encoding: str | None, *, complete: bool) -> str:
+    """The encoding to read a file with, from its first bytes (see the module doc)."""
+    bom = bom_encoding(head[:4])
+    if bom is not None:
+        return bom
+    try:
+        if encoding is not None:
+            return normalise_encoding(encoding)
+    except FileEncodingError as exc:
+        raise ImportFileError(str(exc)) from exc
+    if looks_utf16(head):
+        raise ImportFileError(not_utf8_message(head, None, str(path)))
+    bad = first_bad_utf8(head, complete=complete)
+    if bad is not None:
+        raise ImportFileError(not_utf8_message(head, bad, str(path)))
+    return "utf-8"
 
 
 def import_csv(
@@ -167,8 +226,10 @@ def import_csv(
     default_tz: tzinfo = UTC,
     now_ms: int | None = None,
     console: Console | None = None,
+    encoding: str | None = None,
 ) -> ImportSummary:
-    """Import a readings CSV file; return what happened (see :class:`ImportSummary`)."""
+    """Import a readings CSV file; return what happened (see :class:`ImportSummary`).
+    ``encoding``: the file's, when it is not UTF-8 and has no byte order mark."""
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
     t0 = time.monotonic()
@@ -176,6 +237,10 @@ def import_csv(
     window = Window(max_age_s, max_future_s)
     summary = ImportSummary(str(path), dry_run=dry_run)
     topic = f"import:{path.name}"
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    enc = choose_encoding(head, path, encoding, complete=len(head) >= size)
     rej_fh = rejects_path.open("w", newline="", encoding="utf-8") if rejects_path else None
     rej_csv = csv.writer(rej_fh) if rej_fh else None
     if rej_csv:
@@ -186,7 +251,6 @@ def import_csv(
         ) as conn:
             prepare(conn)
             registry = load_registry(conn, 60.0)
-            size = path.stat().st_size
             with (
                 path.open("rb") as raw_fh,
                 Progress(
@@ -200,7 +264,10 @@ def import_csv(
             ):
                 counter = _CountingReader(raw_fh)
                 text = io.TextIOWrapper(
-                    io.BufferedReader(counter), encoding="utf-8-sig", newline=""
+                    io.BufferedReader(counter),
+                    encoding=enc,
+                    errors="surrogateescape" if enc.startswith("utf-8") else "strict",
+                    newline="",
                 )
                 task = progress.add_task(path.name, total=size)
                 rows: list[Row] = []
@@ -221,9 +288,9 @@ def import_csv(
                         if len(summary.examples) < 10:
                             summary.examples.append((line_no, reason, detail))
                         where = f"line {line_no}: {detail}"
-                        dead.append(DeadLetter(topic, raw.encode(), reason, where, None))
+                        dead.append(DeadLetter(topic, _original(raw), reason, where, None))
                         if rej_csv:
-                            rej_csv.writerow([line_no, reason, detail, raw])
+                            rej_csv.writerow(csv_row([line_no, reason, detail, _shown(raw)]))
                     if len(rows) + len(dead) >= CHUNK_ROWS:
                         _flush(conn, rows, dead, summary)
                         rows, dead = [], []
@@ -234,6 +301,11 @@ def import_csv(
         raise ImportFileError(
             f"database failed during the import of {path} after {summary.lines} line(s); "
             f"it is safe to run the import again: {str(exc).strip()}"
+        ) from exc
+    except UnicodeDecodeError as exc:  # a UTF-16 file with a broken character
+        raise ImportFileError(
+            f"{path}: the file is not {enc} after line {summary.lines}: {exc.reason}; the lines "
+            "before were imported, and importing the fixed file again adds only the rest"
         ) from exc
     finally:
         if rej_fh:
@@ -319,7 +391,8 @@ def export_csv(
     where = ("WHERE " + " AND ".join(conds)) if conds else ""
     sql = (
         "COPY (SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ts, "
-        "d.code AS device, p.name AS point, r.value, r.quality FROM readings r "
+        f"{sql_csv_text('d.code')} AS device, {sql_csv_text('p.name')} AS point, "
+        "r.value, r.quality FROM readings r "
         "JOIN points p ON p.id = r.point_id JOIN devices d ON d.id = p.device_id "
         f"{where} ORDER BY d.code, p.name, r.ts) TO STDOUT WITH (FORMAT csv, HEADER true)"
     )

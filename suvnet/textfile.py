@@ -112,8 +112,8 @@ def not_utf8_message(
         at = f" (byte 0x{sample[offset : offset + 1].hex().upper()} on line {line})"
     how = f" or pass {option} {guess}" if option else ""
     return (
-        f"{where}: the file is not UTF-8{at}: it looks like {LABELS.get(guess, guess)}; "
-        f"save it as UTF-8 (Excel: Save As, 'CSV UTF-8'){how}"
+        f"{where + ': ' if where else ''}the file is not UTF-8{at}: it looks like "
+        f"{LABELS.get(guess, guess)}; save it as UTF-8 (Excel: Save As, 'CSV UTF-8'){how}"
     )
 
 
@@ -128,7 +128,8 @@ def decode_text(
     """``(text, encoding used)`` of a whole file. A BOM decides; else ``encoding`` when
     given; else UTF-8, else ``fallback`` (for formats whose other encoding is fixed, as 1C's
     Windows-1251) unless the file is clearly UTF-16; else :class:`FileEncodingError` naming
-    the likely encoding. ``option`` is how the user names an encoding (None: they cannot)."""
+    the likely encoding. ``where`` (the file's name, or '') starts the messages; ``option``
+    is how the user names an encoding (None: they cannot)."""
     enc = bom_encoding(data[:4]) or (normalise_encoding(encoding) if encoding else None)
     if enc is not None:
         try:
@@ -136,7 +137,7 @@ def decode_text(
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             raise FileEncodingError(
-                f"{where}: the file is not {enc}: byte "
+                f"{where + ': ' if where else ''}the file is not {enc}: byte "
                 f"0x{data[exc.start : exc.start + 1].hex().upper()} on line {line} "
                 "cannot be read in it"
             ) from exc

@@ -71,10 +71,23 @@ def csv_row(values: Iterable[Any]) -> list[Any]:
 
 
 def csv_uncell(text: str) -> str:
-    """The inverse of :func:`csv_text`: drop the ``'`` it added (for importing an export)."""
+    """The inverse of :func:`csv_text`: drop the ``'`` it added (for importing an export).
+    Exact for every text that does not itself start with ``'`` and a formula character."""
     if text.startswith("'") and is_formula_like(text[1:]):
         return text[1:]
     return text
+
+
+def sql_csv_text(column: str) -> str:
+    """A PostgreSQL expression computing :func:`csv_text` of ``column``, for exports written
+    by ``COPY ... TO STDOUT (FORMAT csv)``. ``column`` is trusted SQL (a column name)."""
+    escapes = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+    starts = "".join(escapes.get(c, c) for c in sorted(FORMULA_STARTS - {"-"})) + "-"
+    return (
+        f"(CASE WHEN {column} ~ E'^[[:space:]]*[{starts}]' "
+        f"AND {column} !~ '^{_PLAIN_NUMBER.pattern}$' "
+        f"THEN '''' || {column} ELSE {column} END)"
+    )
 
 
 def xlsx_value(value: Any) -> Any:

@@ -63,6 +63,13 @@ def import_statement_cmd(
         typer.Option("--format", help="mt940, csv or 1c (default: recognised from the file)."),
     ] = None,
     by: Annotated[str, typer.Option("--by", help="Who imports (kept with the statement).")] = "cli",
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="The file's encoding when it is neither UTF-8 nor Windows-1251 (both are "
+            "recognised), e.g. cp866. A file with a byte order mark needs none."
+        ),
+    ] = None,
     database_url: DbOpt = None,
 ) -> None:
     from billing.payments.importer import import_statement
@@ -76,7 +83,7 @@ def import_statement_cmd(
         raise PaymentsError(f"cannot read {file}: {exc.strerror}") from exc
     cfg = get_payments_config()
     try:
-        stmt = parse_statement(data, file.name, fmt)  # type: ignore[arg-type]
+        stmt = parse_statement(data, file.name, fmt, encoding)  # type: ignore[arg-type]
     except StatementUnbalancedError as exc:
         raise StatementUnbalancedError(
             f"{file.name} rejected: {exc}", exc.difference_tiyin

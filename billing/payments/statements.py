@@ -22,15 +22,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from billing.payments.errors import PaymentsError, StatementError, StatementUnbalancedError
 from billing.payments.money import som_to_tiyin, tiyin_to_som
+from suvnet.textfile import FileEncodingError, bom_encoding, decode_text
 
 Format = Literal["mt940", "csv", "1c"]
 
@@ -93,12 +95,11 @@ class Statement:
 
 
 def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
+    """UTF-8 (with or without BOM), else Windows-1251 (1C and most bank exports)."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1251")
+        return decode_text(data, "", fallback="cp1251", option=None)[0]
+    except FileEncodingError as exc:
+        raise StatementError(str(exc)) from exc
 
 
 def _money(text: str, where: str, *, allow_zero: bool = True, allow_negative: bool = True) -> int:
@@ -138,17 +139,104 @@ def _plain(d: date) -> date:
     return date(d.year, d.month, d.day)
 
 
-def parse_mt940(data: bytes) -> Statement:
+MT940_FIELDS = {
+    "13D": "date and time",
+    "20": "transaction reference",
+    "21": "related reference",
+    "25": "account",
+    "28": "statement number",
+    "28C": "statement number",
+    "34F": "floor limit",
+    "60F": "opening balance",
+    "60M": "intermediate opening balance",
+    "61": "movement",
+    "62F": "closing balance",
+    "62M": "intermediate closing balance",
+    "64": "available balance",
+    "65": "forward available balance",
+    "86": "movement details",
+    "90C": "sum of credits",
+    "90D": "sum of debits",
+}
+_BALANCE_FORMAT = "D or C, the date YYMMDD, the currency and the amount, e.g. C261117UZS2535000,00"
+MT940_FORMATS = {
+    "60F": _BALANCE_FORMAT,
+    "60M": _BALANCE_FORMAT,
+    "62F": _BALANCE_FORMAT,
+    "62M": _BALANCE_FORMAT,
+    "64": _BALANCE_FORMAT,
+    "65": _BALANCE_FORMAT,
+    "61": "the value date YYMMDD, optionally the entry date MMDD, D or C, the amount with a "
+    "decimal comma, a type and a reference, e.g. 2611181118C45000,00NTRFDOC701//B701",
+    "28C": "the statement number and optionally /sequence, e.g. 00045/001",
+}
+
+
+def _mt940_where(text: str, tag: str, occurrence: int, movements: int) -> str:
+    """'MT940 line 5, field :61: (movement 2)' for the ``occurrence``-th ``:tag:``."""
+    starts = [
+        m.start() for m in re.finditer(rf"^[ \t]*:{re.escape(tag)}:", text, flags=re.MULTILINE)
+    ]
+    line = text.count("\n", 0, starts[occurrence]) + 1 if occurrence < len(starts) else None
+    name = MT940_FIELDS.get(tag, "field")
+    if tag in ("61", "86") and movements:
+        name = f"{name} {movements}"
+    return f"MT940 {f'line {line}, ' if line else ''}field :{tag}: ({name})"
+
+
+def _mt940_parse(text: str) -> Any:
+    """Parse with the ``mt-940`` library; its errors become a :class:`StatementError` naming
+    the line, the field and the text that could not be read (never a Python object)."""
     import mt940
 
+    # the library logs its own errors with its regular expressions: the StatementError says it
+    logging.getLogger("mt940").setLevel(logging.CRITICAL)
+
+    class Located(mt940.models.Transactions):
+        """Remembers the field being parsed (if a future version of the library renames
+        the method, only the line and field are lost from the message)."""
+
+        tag = ""
+        value = ""
+        occurrence = 0
+        movements = 0
+        seen: dict[str, int]
+
+        def _process_match(self, match: Any, i: int, valid: Any, data: str) -> None:
+            tag = str(match.group("full_tag"))
+            self.tag, self.occurrence = tag, self.seen.get(tag, 0)
+            self.seen[tag] = self.occurrence + 1
+            nxt = valid[i + 1].start() if i + 1 < len(valid) else len(data)
+            self.value = data[match.end() : nxt].strip()
+            self.movements += tag == "61"
+            super()._process_match(match, i, valid, data)
+
+    trs = Located()
+    trs.seen = {}
+    try:
+        trs.parse(text)
+    except Exception as exc:  # the library raises RuntimeError, ValueError, KeyError...
+        tag, value = trs.tag, trs.value
+        if not tag:
+            raise StatementError(f"MT940: the file cannot be read ({type(exc).__name__})") from exc
+        where = _mt940_where(text, tag, trs.occurrence, trs.movements)
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        if isinstance(exc, RuntimeError) and len(exc.args) == 3:  # "Unable to parse <tag>"
+            why = "not in the expected form"
+        else:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fmt = MT940_FORMATS.get(tag)
+        raise StatementError(
+            f"{where}: {why}: {shown!r}" + (f"; expected {fmt}" if fmt else "")
+        ) from exc
+    return trs
+
+
+def parse_mt940(data: bytes) -> Statement:
     text = _decode(data)
     if ":20:" not in text or ":60" not in text:
         raise StatementError("not an MT940 statement (no :20: / :60F: fields)")
-    try:
-        trs = mt940.models.Transactions()
-        trs.parse(text)
-    except Exception as exc:
-        raise StatementError(f"MT940: {exc}") from exc
+    trs = _mt940_parse(text)
     d = trs.data
     opening = d.get("final_opening_balance")
     closing = d.get("final_closing_balance")
@@ -157,6 +245,8 @@ def parse_mt940(data: bytes) -> Statement:
     lines: list[StatementLine] = []
     for i, tr in enumerate(trs, start=1):
         t = tr.data
+        if "amount" not in t or "date" not in t:
+            raise StatementError(f"MT940 movement {i}: the :61: field has no amount or date")
         amount = Decimal(t["amount"].amount)
         details = _mt940_details(str(t.get("transaction_details") or ""))
         status = str(t.get("status", ""))
@@ -394,8 +484,19 @@ def detect_format(data: bytes, filename: str = "") -> Format:
     )
 
 
-def parse_statement(data: bytes, filename: str = "", fmt: Format | None = None) -> Statement:
-    """Read and check a statement: a file that does not balance is refused here."""
+def parse_statement(
+    data: bytes, filename: str = "", fmt: Format | None = None, encoding: str | None = None
+) -> Statement:
+    """Read and check a statement: a file that does not balance is refused here.
+
+    The file is UTF-8 or Windows-1251 (recognised), or has a byte order mark (UTF-16 from
+    Excel's "Unicode text" too), or is in ``encoding``."""
+    if encoding is not None or bom_encoding(data[:4]) not in (None, "utf-8-sig"):
+        try:
+            text, _ = decode_text(data, "", encoding=encoding, option=None)
+        except FileEncodingError as exc:
+            raise StatementError(str(exc)) from exc
+        data = text.encode("utf-8")
     kind = fmt or detect_format(data, filename)
     parser = {"mt940": parse_mt940, "csv": parse_csv, "1c": parse_1c}[kind]
     try:
