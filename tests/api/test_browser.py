@@ -13,15 +13,20 @@ import httpx
 import psycopg
 import pytest
 
+from api.app import create_app
 from api.security import Role
 from tests.api.conftest import (
+    NOW,
     PASSWORD,
+    Clock,
     LiveServer,
     User,
     add_invoice_and_charge,
+    api_settings,
     bearer,
     make_account,
 )
+from tests.api.cspwatch import CspWatch
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
@@ -36,6 +41,14 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(db_url: str, users: dict[Role, User]) -> Iterator[LiveServer]:
+    """The app on a real uvicorn with the tests' fixed clock: the API tokens of ``bearer`` are
+    dated by it, so the server must not judge them by the wall clock."""
+    with LiveServer(create_app(api_settings(db_url), clock=Clock(NOW))) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +90,7 @@ def test_cabinet_first_password_balance_language(
     code = issue_code(live_server, users[Role.BILLING_CLERK], account["number"])
     ctx = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
     page = ctx.new_page()
+    watch = CspWatch(page)  # the pages' policy refuses nothing, no script fails
     page.goto(live_server.url + "/cabinet/login")
     assert page.locator("h1").inner_text() == "Abonent kabineti: kirish"  # Uzbek by default
     page.click("a[href='/cabinet/activate']")
@@ -114,7 +128,8 @@ def test_cabinet_first_password_balance_language(
     assert cookies["suvnet_session"]["httpOnly"] is True
     assert cookies["suvnet_session"]["sameSite"] == "Lax"
     assert cookies["suvnet_csrf"]["httpOnly"] is True
-    # log out, and back in with the new password
+    watch.assert_clean()
+    # log out, and back in with the new password (the wrong one answers 401: a console error)
     page.click("#logout")
     page.wait_for_url(re.compile(r"/cabinet/login"))
     page.goto(live_server.url + "/cabinet/")
@@ -127,6 +142,7 @@ def test_cabinet_first_password_balance_language(
     page.click("#login")
     page.wait_for_url(re.compile(r"/cabinet/$"))
     assert page.locator("#account-number").inner_text() == account["number"]
+    assert watch.violations == []
     ctx.close()
 
 
@@ -155,6 +171,7 @@ def test_cashier_flow(
     the old desk address sends the browser there."""
     ctx = browser.new_context()
     page = ctx.new_page()
+    watch = CspWatch(page)
     page.goto(live_server.url + "/staff/?lang=en")
     assert "/staff/login" in page.url
     page.fill("#username", users[Role.CASHIER].username)
@@ -193,6 +210,7 @@ def test_cashier_flow(
     assert receipt_no in text and account["number"] in text
     # the same payment is in today's shift
     assert page.locator("tr", has_text=receipt_no).count() == 1
+    watch.assert_clean()
     # a bad amount: the page says how to write it and takes nothing
     page.fill("#account", account["number"])
     page.fill("#amount", "-5")

@@ -1,6 +1,8 @@
-"""The cashier desk page in headless Chromium (Playwright driving /usr/bin/chromium) against
-the app on a real uvicorn: an old bookmark of the desk, log in, take a card payment, see the
-receipt link, the balance and the shift, void it."""
+"""The payment pages in headless Chromium (Playwright driving /usr/bin/chromium, the
+Content-Security-Policy enforced) against the app on a real uvicorn. The desk: an old bookmark
+of the desk, log in, take a card payment, see the receipt link, the balance and the shift, void
+it. The statements page: upload a statement, allocate a line from the review queue. On both,
+the policy refuses nothing, no script fails and the style sheet lays out the forms."""
 
 from __future__ import annotations
 
@@ -12,12 +14,20 @@ import psycopg
 import pytest
 
 from api.i18n import format_som
+from api.web.common import PAGE_CSP
 from tests.api.conftest import PASSWORD, LiveServer, User, make_account
-from tests.payments.conftest import balance
+from tests.api.cspwatch import CspWatch
+from tests.payments.conftest import balance, make_legal
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DATA = Path(__file__).parent / "data"
+
+
+def style(page: Any, selector: str, prop: str) -> str:
+    value: str = page.locator(selector).first.evaluate(f"e => getComputedStyle(e).{prop}")
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +48,7 @@ def test_desk_in_the_browser(
         before = balance(conn, number)
     ctx = browser.new_context()
     page = ctx.new_page()
+    watch = CspWatch(page)
     page.goto(server.url + "/staff/cashier?lang=ru")  # an old bookmark of the desk
     assert "/staff/login" in page.url
     page.fill("#username", staff["cashier"].username)
@@ -61,9 +72,60 @@ def test_desk_in_the_browser(
     receipt_no = link.rsplit("/", 1)[1].removesuffix(".pdf")
     row = page.locator("tr", has_text=receipt_no)
     assert "Карта" in row.inner_text()
+    # the void form: one row, reason and button side by side (suvnet.css, no style attribute)
+    void = "form[action='/staff/payments/desk/void']"
+    assert style(page, void, "display") == "flex"
+    assert style(page, void + " button", "marginTop") == "0px"
     row.locator("input[name=reason]").fill("ошибка суммы")
     row.locator("button").click()
     page.wait_for_selector("text=Аннулировано")
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert balance(conn, number) == before
+    watch.assert_clean()
+    ctx.close()
+
+
+def test_statements_in_the_browser(
+    browser: Any, server: LiveServer, staff: dict[str, User], db_url: str
+) -> None:
+    """Upload a bank statement; a payment from a firm with two accounts waits for review and
+    is allocated from its form."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        make_legal(conn, 41, name="Bog'ishamol Non MChJ", inn="301234567")
+        _, second = make_legal(conn, 42, name="Bog'ishamol Non 2", inn="301234567", house="2")
+        before = balance(conn, second)
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    watch = CspWatch(page)
+    resp = page.goto(server.url + "/staff/login?lang=en")
+    assert resp is not None and resp.headers["content-security-policy"] == PAGE_CSP
+    page.fill("#username", staff["accountant"].username)
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url("**/staff/")
+    resp = page.goto(server.url + "/staff/payments/statements")
+    assert resp is not None and resp.headers["content-security-policy"] == PAGE_CSP
+    page.set_input_files("#file", str(DATA / "statement.csv"))
+    page.click("#stmt-upload")
+    page.wait_for_selector("#stmt-summary")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        line = conn.execute(
+            "SELECT id FROM bank_statement_lines WHERE purpose = 'Suv uchun noyabr 2026'"
+        ).fetchone()
+    assert line is not None
+    card = f"#line-{line[0]}"
+    form = card + " form"
+    # the allocation form: a wrapping row, boxes of 12 and 10 rem (suvnet.css)
+    assert style(page, form, "display") == "flex"
+    assert style(page, form, "flexWrap") == "wrap"
+    assert style(page, form + " input[name=account]", "width") == "192px"
+    assert style(page, form + " input[name=amount]", "width") == "160px"
+    page.locator(form + " input[name=account]").fill(second)
+    page.locator(form + " input[name=amount]").fill("500 000,00")
+    page.locator(form + " button").click()
+    page.wait_for_selector("#stmt-message")
+    assert page.locator(card).count() == 0
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert balance(conn, second) == before - 50_000_000
+    watch.assert_clean()
     ctx.close()
