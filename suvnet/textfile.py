@@ -75,8 +75,9 @@ def first_bad_utf8(sample: bytes, *, complete: bool) -> int | None:
 
 def guess_encoding(sample: bytes) -> str:
     """The most likely encoding of a sample that is not UTF-8 (see :data:`LABELS`)."""
-    if looks_utf16(sample):
-        return "utf-16-le" if sample[1::2].count(0) >= sample[0::2].count(0) else "utf-16-be"
+    order = _utf16_order(sample)
+    if order is not None:
+        return f"utf-16-{order}"
     best, best_score = "cp1252", 0
     # Windows-1251 or DOS 866 (KOI8-R is not guessed: in Uzbekistan it is rare, and upper-case
     # Windows-1251 text reads as lower-case KOI8-R). Count the Cyrillic letters of the words
@@ -94,8 +95,19 @@ def guess_encoding(sample: bytes) -> str:
 
 
 def looks_utf16(sample: bytes) -> bool:
-    """A zero byte in every other position: UTF-16 text (which is also valid UTF-8)."""
-    return len(sample) >= 2 and sample.count(0) > len(sample) // 4
+    """UTF-16 without a byte order mark: every other byte is 0 (Latin), 2 (the Uzbek ʻ) or 4
+    (Cyrillic). Such text is often valid UTF-8 too, so this is checked first."""
+    return _utf16_order(sample) is not None
+
+
+def _utf16_order(sample: bytes) -> str | None:
+    """'le' or 'be' when the sample looks like UTF-16 (see :func:`looks_utf16`)."""
+    if len(sample) < 4:
+        return None
+    for order, high in (("le", sample[1::2]), ("be", sample[0::2])):
+        if sum(b in (0, 2, 4) for b in high) >= 0.9 * len(high):
+            return order
+    return None
 
 
 def not_utf8_message(

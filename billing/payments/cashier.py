@@ -370,10 +370,13 @@ def render_receipt(r: Receipt, utility_name: str, tz: str = "Asia/Tashkent") -> 
     if r.voided_at is not None:
         lines.append((bold, f"BEKOR QILINGAN / АННУЛИРОВАНО: {r.void_reason or ''}", 10))
     width, margin, gap = 80 * mm, 5 * mm, 3 * mm
-    # each entry wraps to the paper's width (a very long value stops after 6 lines)
-    blocks = [
-        (font, size, _wrap(text, font, size, width - 2 * margin)[:6]) for font, text, size in lines
-    ]
+    # each entry wraps to the paper's width; a very long value stops after 8 lines with "…"
+    blocks = []
+    for font, text, size in lines:
+        parts = _wrap(text, font, size, width - 2 * margin)
+        if len(parts) > 8:
+            parts = [*parts[:7], _wrap(parts[7], font, size, width - 2 * margin - size)[0] + "…"]
+        blocks.append((font, size, parts))
     height = 22 * mm + sum(size * 1.25 * max(len(parts), 1) + gap for _, size, parts in blocks)
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=(width, height))
