@@ -13,17 +13,21 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import AppState, utcnow
-from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
+from api.deps import AppState, current_principal, utcnow
+from api.errors import ApiError, ForbiddenError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import CODES as LANGUAGE_CODES
-from api.security import RateLimitPolicy
+from api.limits import BodyLimitMiddleware, BodyLimits, BodyTooLargeError, clip_echo
+from api.security import STAFF, Principal, RateLimitPolicy
 from suvnet.db import database_url, make_async_pool
+from suvnet.errors import ConfigError
 from suvnet.protocol import Topics
-from suvnet.settings import Settings
+from suvnet.settings import Settings, secret_key_problem
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -49,12 +53,18 @@ def create_app(
     """Build the app. The database pool opens when the app starts (lifespan) and closes
     when it stops. ``db_url`` overrides the settings' database (tests); ``clock`` is the
     source of "now" (tests move it)."""
+    if settings.mode == "production":
+        # Settings refuse such a key already; this guards settings built without validation
+        problem = secret_key_problem(settings.secret_key)
+        if problem is not None:
+            raise ConfigError(problem)
     state = AppState(
         settings=settings,
         db_url=db_url or "",
         topics=Topics(root=settings.topic_root),
         clock=clock,
         rate_limit=rate_limit or RateLimitPolicy(),
+        body_limits=BodyLimits(settings.max_body_bytes, settings.max_upload_bytes),
     )
 
     @asynccontextmanager
@@ -93,7 +103,8 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served below from local files: the office may have no internet
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        # public docs: FastAPI serves the description; staff-only: _mount_api_docs does
+        openapi_url="/api/openapi.json" if settings.api_docs_access == "public" else None,
     )
     app.state.suvnet = state
 
@@ -126,9 +137,28 @@ def create_app(
             status_code=422,
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # the fields are named as FastAPI names them, but no input is echoed in full
+        errors = [
+            {k: clip_echo(v) if k in ("input", "ctx") else v for k, v in e.items()}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid", "detail": jsonable_encoder(errors)}, 422)
+
+    @app.exception_handler(BodyTooLargeError)
+    async def _too_large(request: Request, exc: BodyTooLargeError) -> Response:
+        return JSONResponse(
+            {"error": "too_large", "detail": exc.detail},
+            status_code=413,
+            headers={"Connection": "close"},  # the rest of the body is not read
+        )
+
     from api.web.session import WebMiddleware
 
     app.add_middleware(WebMiddleware, state=state)
+    # outermost: nothing reads a body before its size is checked
+    app.add_middleware(BodyLimitMiddleware, limits=state.body_limits)
 
     @app.get("/health", tags=["health"], summary="Liveness and database check (no login)")
     async def health() -> dict[str, Any]:
@@ -156,7 +186,7 @@ def create_app(
 
     app.include_router(payments_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    _mount_api_docs(app)
+    _mount_api_docs(app, settings.api_docs_access)
     return app
 
 
@@ -184,16 +214,42 @@ def _include_web(app: FastAPI) -> None:
     app.include_router(staff_pages.router)
 
 
-def _mount_api_docs(app: FastAPI) -> None:
-    """Swagger UI at /api/docs from the swagger-ui-bundle package (no CDN needed)."""
+async def _staff_for_docs(request: Request) -> Principal:
+    """The API docs in ``staff`` mode: any staff login (Bearer token or the back-office
+    session cookie); a visitor without one is sent to the staff login (the page) or gets 401
+    (the JSON)."""
+    principal = await current_principal(request)
+    if principal.role not in STAFF:
+        raise ForbiddenError("the API documentation is for staff")
+    return principal
+
+
+def _mount_api_docs(app: FastAPI, access: str) -> None:
+    """Swagger UI at /api/docs from the swagger-ui-bundle package (no CDN needed).
+
+    ``access`` (SUVNET_API_DOCS, resolved): ``public`` serves /api/docs and
+    /api/openapi.json to anyone, ``staff`` to staff logins only, ``off`` not at all.
+    """
     from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse
     from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+    if access == "off":
+        return
     app.mount("/api/docs-static", StaticFiles(directory=swagger_ui_path), name="api-docs-static")
+    deps = [Depends(_staff_for_docs)] if access == "staff" else []
+    if access == "staff":
+
+        @app.get("/api/openapi.json", include_in_schema=False, dependencies=deps)
+        async def openapi_json() -> JSONResponse:
+            return JSONResponse(app.openapi())
 
     @app.get("/api/docs", include_in_schema=False)
-    async def api_docs() -> HTMLResponse:
+    async def api_docs(request: Request) -> Response:
+        if access == "staff":
+            try:
+                await _staff_for_docs(request)
+            except NotAuthenticatedError:
+                return RedirectResponse("/staff/login?next=/api/docs", status_code=303)
         return get_swagger_ui_html(
             openapi_url="/api/openapi.json",
             title="suvnet API",

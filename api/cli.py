@@ -22,7 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 users_app = typer.Typer(
-    help="Logins for staff and customers: add users, issue customers' one-time codes.",
+    help="Logins for staff and customers: add, list, disable, enable, change role or "
+    "password, log out everywhere, issue customers' one-time codes.",
     no_args_is_help=True,
 )
 
@@ -49,7 +50,13 @@ def run(
     """
     import uvicorn
 
-    console.print(f"suvnet api on http://{host}:{port}  (API docs: /api/docs)")
+    # settings are checked here, before uvicorn starts: a refused secret key (production)
+    # is one clear message, not a traceback from each worker
+    settings = get_settings()
+    docs = {"public": "/api/docs", "staff": "/api/docs (staff login)", "off": "off"}
+    console.print(
+        f"suvnet api on http://{host}:{port}  (API docs: {docs[settings.api_docs_access]})"
+    )
     uvicorn.run(
         "api.cli:_factory",
         factory=True,
@@ -127,6 +134,108 @@ def add(
 
     row = asyncio.run(_with_conn(go))
     console.print(f"user [bold]{row['username']}[/bold] ({row['role']}) added, id {row['id']}")
+
+
+async def _cli_audit(conn: Any, action: str, before: Any, after: Any, entity_id: Any) -> None:
+    from psycopg.types.json import Jsonb
+
+    def js(v: Any) -> Any:
+        return None if v is None else Jsonb(json.loads(json.dumps(v, default=str)))
+
+    await conn.execute(
+        "INSERT INTO audit_log (actor, role, action, entity, entity_id, before, after) "
+        "VALUES ('cli', 'admin', %s, 'user', %s, %s, %s)",
+        (action, str(entity_id), js(before), js(after)),
+    )
+
+
+def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
+    """Apply ``accounts.update_user`` to the user named ``username`` and audit it."""
+    from api import accounts
+    from api.deps import utcnow
+
+    async def go(conn: Any) -> dict[str, Any]:
+        user = await accounts.get_user_by_name(conn, username)
+        before, after = await accounts.update_user(conn, user["id"], now=utcnow(), **changes)
+        audit_after = dict(after)
+        if "password" in changes:
+            audit_after["password"] = "changed"  # noqa: S105 - never the password itself
+        await _cli_audit(conn, what, before, audit_after, user["id"])
+        return after
+
+    result: dict[str, Any] = asyncio.run(_with_conn(go))
+    return result
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """List every login with its role and whether it is active."""
+    from psycopg.rows import dict_row
+
+    from api import accounts
+
+    async def go(conn: Any) -> list[dict[str, Any]]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT {accounts.USER_COLUMNS} FROM api_users ORDER BY id")
+            rows: list[dict[str, Any]] = await cur.fetchall()
+        return rows
+
+    for row in asyncio.run(_with_conn(go)):
+        state = "active" if row["active"] else "disabled"
+        console.print(f"{row['id']:>6}  {row['username']:<24} {row['role']:<14} {state}")
+
+
+@users_app.command("disable")
+def disable(username: Annotated[str, typer.Argument(help="the login name")]) -> None:
+    """Disable a login: it cannot log in, and its tokens stop working at once."""
+    _change(username, "disable", active=False)
+    console.print(f"user [bold]{username}[/bold] disabled and logged out everywhere")
+
+
+@users_app.command("enable")
+def enable(username: Annotated[str, typer.Argument(help="the login name")]) -> None:
+    """Enable a disabled login again (it logs in anew)."""
+    _change(username, "enable", active=True)
+    console.print(f"user [bold]{username}[/bold] enabled")
+
+
+@users_app.command("set-role")
+def set_role(
+    username: Annotated[str, typer.Argument(help="the login name")],
+    role: Annotated[Role, typer.Argument(help="the new role")],
+) -> None:
+    """Give a staff login another role; its tokens with the old role stop working at once."""
+    row = _change(username, "update", role=role)
+    console.print(f"user [bold]{username}[/bold] now has the role {row['role']}")
+
+
+@users_app.command("password")
+def password(
+    username: Annotated[str, typer.Argument(help="the login name")],
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the password from standard input instead of asking")
+    ] = False,
+) -> None:
+    """Set a new password (asked twice, or read from stdin); the user is logged out
+    everywhere."""
+    new = _read_password(password_stdin)
+    _change(username, "update", password=new)
+    console.print(f"password of [bold]{username}[/bold] changed; logged out everywhere")
+
+
+@users_app.command("logout")
+def logout(username: Annotated[str, typer.Argument(help="the login name")]) -> None:
+    """Log a user out everywhere: every refresh token revoked, every access token dead."""
+    from api import accounts
+    from api.deps import utcnow
+
+    async def go(conn: Any) -> None:
+        user = await accounts.get_user_by_name(conn, username)
+        await accounts.end_sessions(conn, user["id"], utcnow())
+        await _cli_audit(conn, "logout", None, {"sessions": "ended"}, user["id"])
+
+    asyncio.run(_with_conn(go))
+    console.print(f"user [bold]{username}[/bold] logged out everywhere")
 
 
 @users_app.command("code")

@@ -15,7 +15,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from api import accounts
 from api.errors import ForbiddenError, NotAuthenticatedError
+from api.limits import BodyLimits
 from api.security import Principal, RateLimitPolicy, Role, csrf_ok, read_access_token
 from suvnet.protocol import Topics
 from suvnet.settings import Settings
@@ -26,6 +28,11 @@ CSRF_COOKIE = "suvnet_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CONN_KEY = "suvnet.conn"
+"""Key in the request's scope state: the connection of :func:`get_conn`, once it has one."""
+CHECKED_KEY = "suvnet.checked"
+"""Key in the request's scope state: (token, principal) already checked against the users
+table in this request (by the web session middleware)."""
 
 
 def utcnow() -> datetime:
@@ -50,6 +57,8 @@ class AppState:
     """Background jobs (billing runs) started by this worker; cancelled at shutdown."""
     sync_pool: Any = None
     """A synchronous pool for calls into billing (opened on first use, see api.syncdb)."""
+    body_limits: BodyLimits = field(default_factory=lambda: BodyLimits(1 << 20, 25 << 20))
+    """Request body limits and their counters (api.limits; set from the settings)."""
 
     @property
     def secret(self) -> str:
@@ -79,9 +88,12 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
         conn.row_factory = dict_row  # type: ignore[assignment]
         if read_only:
             await conn.set_autocommit(True)
+        state = request.scope.setdefault("state", {})
+        state[CONN_KEY] = conn
         try:
             yield conn  # type: ignore[misc]
         finally:
+            state.pop(CONN_KEY, None)
             if read_only:
                 await conn.set_autocommit(False)
 
@@ -114,6 +126,7 @@ async def current_principal(request: Request) -> Principal:
     if not token:
         raise NotAuthenticatedError("log in first (no access token)")
     principal = read_access_token(token, st.secret, st.clock())
+    await check_user(request, st, token, principal)
     if via_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER)
         if sent is None and request.headers.get("content-type", "").startswith(
@@ -127,6 +140,29 @@ async def current_principal(request: Request) -> Principal:
                 "the form has expired or did not come from this site; reload the page"
             )
     return principal
+
+
+async def check_user(request: Request, st: AppState, token: str, principal: Principal) -> None:
+    """The token's user must exist, be active, have the token's role, account and token
+    version (api.accounts.check_principal): one primary-key lookup per request.
+
+    It runs on the request's own connection when :func:`get_conn` already gave it one, else
+    on a connection borrowed for the lookup alone, so a request never holds two at a time.
+    """
+    state = request.scope.get("state") or {}
+    if state.get(CHECKED_KEY) == (token, principal):
+        return
+    conn = state.get(CONN_KEY)
+    if conn is not None:
+        await accounts.check_principal(conn, principal)
+        return
+    assert st.pool is not None, "the database pool is not open"
+    async with st.pool.connection() as own:
+        await own.set_autocommit(True)
+        try:
+            await accounts.check_principal(own, principal)
+        finally:
+            await own.set_autocommit(False)
 
 
 def require(*groups: Iterable[Role] | Role) -> Callable[..., Awaitable[Principal]]:

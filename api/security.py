@@ -10,11 +10,13 @@ import functools
 import hashlib
 import hmac
 import secrets
+import string
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 import jwt
@@ -38,6 +40,7 @@ class Role(StrEnum):
 
 STAFF: frozenset[Role] = frozenset(r for r in Role if r is not Role.CUSTOMER)
 """Every role except customer."""
+_ROLE_VALUES = frozenset(r.value for r in Role)
 
 # Endpoint groups and the roles allowed to use them; the single source of the role matrix.
 READ_REGISTRY = STAFF
@@ -68,6 +71,12 @@ ALARMS_HANDLE = frozenset({Role.ADMIN, Role.DISPATCHER, Role.TECHNICIAN})
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LEN = 8
+MIN_STAFF_PASSWORD_LEN = 10
+STAFF_PASSPHRASE_LEN = 16
+"""Staff passwords of at least this length need not mix character classes (passphrases)."""
+MIN_DIGITS_ONLY_LEN = 12
+MAX_PASSWORD_LEN = 256
+COMMON_PASSWORDS_FILE = Path(__file__).parent / "data" / "common-passwords.txt"
 
 
 def hash_password(password: str) -> str:
@@ -81,15 +90,113 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-def password_problem(password: str) -> str | None:
-    """Why a new password is refused, or None when it is acceptable."""
-    if len(password) < MIN_PASSWORD_LEN:
-        return f"the password must have at least {MIN_PASSWORD_LEN} characters"
-    if len(password) > 256:
-        return "the password must have at most 256 characters"
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list of common passwords, lower case (loaded on first use)."""
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(
+        line.strip().lower() for line in lines if line.strip() and not line.startswith("#")
+    )
+
+
+@dataclass(frozen=True)
+class PasswordProblem:
+    """Why a new password is refused: ``code`` for programs, ``message`` for people."""
+
+    code: str
+    message: str
+
+
+def _char_classes(password: str) -> int:
+    return sum(
+        (
+            any(c.islower() for c in password),
+            any(c.isupper() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        )
+    )
+
+
+def _run_free_length(text: str) -> int:
+    """Characters that do not continue a run of equal steps ("aaa", "abc", "987")."""
+    return sum(
+        1
+        for i, c in enumerate(text)
+        if i < 2
+        or ord(c) - ord(text[i - 1]) != ord(text[i - 1]) - ord(text[i - 2])
+        or abs(ord(c) - ord(text[i - 1])) > 1
+    )
+
+
+def password_check(
+    password: str, *, staff: bool = False, username: str | None = None
+) -> PasswordProblem | None:
+    """Why a new password is refused, or None when it is acceptable.
+
+    Every password: 8 to 256 characters, no spaces at either end, not one of the bundled
+    common passwords (api/data/common-passwords.txt, compared in lower case, also with digits
+    and symbols at either end removed: "Parol2024!" counts as "parol"), not the user name,
+    not only digits unless 12 or more, and not mostly repeats or sequences ("aaaa", "abcd").
+    Staff (every role but customer): at least 10 characters and two character classes
+    (lower case, upper case, digits, other), or a passphrase of 16 characters or more.
+    """
+    n = len(password)
+    if n < MIN_PASSWORD_LEN:
+        return PasswordProblem(
+            "password_too_short", f"the password must have at least {MIN_PASSWORD_LEN} characters"
+        )
+    if n > MAX_PASSWORD_LEN:
+        return PasswordProblem(
+            "password_too_long", f"the password must have at most {MAX_PASSWORD_LEN} characters"
+        )
     if password.strip() != password:
-        return "the password must not start or end with spaces"
+        return PasswordProblem("password_spaces", "the password must not start or end with spaces")
+    if staff and n < MIN_STAFF_PASSWORD_LEN:
+        return PasswordProblem(
+            "password_too_short",
+            f"a staff password must have at least {MIN_STAFF_PASSWORD_LEN} characters",
+        )
+    lowered = password.lower()
+    core = lowered.strip(string.digits + string.punctuation + " ")
+    common = common_passwords()
+    if lowered in common or core in common:
+        return PasswordProblem(
+            "password_too_common",
+            "this password is one of the most common ones (or one with digits added); "
+            "choose another",
+        )
+    name = (username or "").strip().lower()
+    if len(name) >= 3 and name in lowered:
+        return PasswordProblem(
+            "password_contains_username", "the password must not contain the user name"
+        )
+    if password.isdigit() and n < MIN_DIGITS_ONLY_LEN:
+        return PasswordProblem(
+            "password_too_simple",
+            f"a password of digits only must have at least {MIN_DIGITS_ONLY_LEN} of them; "
+            "add letters",
+        )
+    if len(set(password)) < 4 or _run_free_length(password) < MIN_PASSWORD_LEN - 2:
+        return PasswordProblem(
+            "password_too_simple",
+            "the password is mostly repeats or sequences (like 'aaaa' or 'abcd')",
+        )
+    if staff and n < STAFF_PASSPHRASE_LEN and _char_classes(password) < 2:
+        return PasswordProblem(
+            "password_too_simple",
+            "a staff password needs two kinds of characters (lower case, upper case, digits, "
+            f"other), or at least {STAFF_PASSPHRASE_LEN} characters",
+        )
     return None
+
+
+def password_problem(
+    password: str, *, staff: bool = False, username: str | None = None
+) -> str | None:
+    """The message of :func:`password_check`, or None when the password is acceptable."""
+    problem = password_check(password, staff=staff, username=username)
+    return None if problem is None else problem.message
 
 
 @functools.cache
@@ -103,17 +210,27 @@ def dummy_hash() -> str:
 
 ACCESS_TTL = timedelta(minutes=15)
 REFRESH_TTL = timedelta(days=14)
+REFRESH_REUSE_GRACE = timedelta(seconds=20)
+"""A rotated refresh token presented again within this time is refused without revoking its
+family: two requests of one browser racing to renew the same session, not a theft."""
 ALGORITHM = "HS256"
+FIRST_TOKEN_VERSION = 1
+"""``api_users.token_version`` of a new user (the column default, migration 0501)."""
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller."""
+    """The authenticated caller.
+
+    ``token_version`` is the user's version when the token was made; the API compares it
+    with ``api_users.token_version`` on every request (api.accounts.check_principal).
+    """
 
     user_id: int
     username: str
     role: Role
     account_no: str | None = None
+    token_version: int = FIRST_TOKEN_VERSION
 
     @property
     def is_customer(self) -> bool:
@@ -125,6 +242,7 @@ def make_access_token(p: Principal, secret: str, now: datetime) -> str:
         "sub": str(p.user_id),
         "usr": p.username,
         "role": p.role.value,
+        "ver": p.token_version,
         "typ": "access",
         "iat": int(now.timestamp()),
         "exp": int((now + ACCESS_TTL).timestamp()),
@@ -146,7 +264,14 @@ def make_refresh_token(user_id: int, secret: str, now: datetime) -> tuple[str, u
     return jwt.encode(claims, secret, algorithm=ALGORITHM), jti
 
 
-def _decode(token: str, secret: str, now: datetime, typ: Literal["access", "refresh"]) -> Any:
+def _decode(
+    token: str,
+    secret: str,
+    now: datetime,
+    typ: Literal["access", "refresh"],
+    *,
+    allow_expired: bool = False,
+) -> Any:
     try:
         claims = jwt.decode(
             token,
@@ -160,9 +285,28 @@ def _decode(token: str, secret: str, now: datetime, typ: Literal["access", "refr
     if claims.get("typ") != typ:
         raise NotAuthenticatedError(f"this is not {'an' if typ == 'access' else 'a'} {typ} token")
     exp = claims.get("exp")
-    if not isinstance(exp, int) or exp <= int(now.timestamp()):
+    if not isinstance(exp, int) or (not allow_expired and exp <= int(now.timestamp())):
         raise NotAuthenticatedError("the token has expired; log in again")
     return claims
+
+
+def token_problem(p: Principal, user: tuple[Any, ...] | None) -> str | None:
+    """Why the token of ``p`` no longer stands, given its user's row
+    ``(role, account_no, active, token_version)`` (None: no such user); None when it stands.
+    """
+    if user is None:
+        return "the token's user does not exist; log in again"
+    role, account_no, active, version = user
+    if not active:
+        return "the user is disabled"
+    if version != p.token_version:
+        return (
+            "the token was revoked (logout, new password, changed role or a disabled login); "
+            "log in again"
+        )
+    if role != p.role.value or account_no != p.account_no:
+        return "the token does not match the user's role or account; log in again"
+    return None
 
 
 class TokenCache:
@@ -211,18 +355,30 @@ def read_access_token(
             raise NotAuthenticatedError("the token has expired; log in again")
         return principal
     claims = _decode(token, secret, now, "access")
+    version = claims.get("ver")
+    account = claims.get("acc")
+    if (
+        type(version) is not int
+        or (account is not None and not isinstance(account, str))
+        or claims.get("role") not in _ROLE_VALUES
+    ):
+        raise NotAuthenticatedError("the token is invalid; log in again")
     try:
-        role = Role(claims["role"])
-        principal = Principal(int(claims["sub"]), str(claims["usr"]), role, claims.get("acc"))
+        principal = Principal(
+            int(claims["sub"]), str(claims["usr"]), Role(claims["role"]), account, version
+        )
     except (KeyError, ValueError) as exc:
-        raise NotAuthenticatedError("the token is invalid") from exc
+        raise NotAuthenticatedError("the token is invalid; log in again") from exc
     if cache is not None:
         cache.put(token, secret, principal, int(claims["exp"]))
     return principal
 
 
-def read_refresh_token(token: str, secret: str, now: datetime) -> tuple[int, uuid.UUID]:
-    claims = _decode(token, secret, now, "refresh")
+def read_refresh_token(
+    token: str, secret: str, now: datetime, *, allow_expired: bool = False
+) -> tuple[int, uuid.UUID]:
+    """The user id and token id of a refresh token (``allow_expired``: for logging out)."""
+    claims = _decode(token, secret, now, "refresh", allow_expired=allow_expired)
     try:
         return int(claims["sub"]), uuid.UUID(str(claims["jti"]))
     except (KeyError, ValueError) as exc:
@@ -252,31 +408,56 @@ def csrf_ok(secret: str, cookie: str | None, form_value: str | None) -> bool:
 
 @dataclass(frozen=True)
 class RateLimitPolicy:
-    """Failed logins allowed per user name and per client address in a sliding window."""
+    """Failed logins allowed in a sliding window, counted three ways.
+
+    * per user name from one address (``max_failures_per_user_and_ip``): the first limit an
+      attacker meets; it blocks only that address for that name, so guessing ``admin``'s
+      password from one machine does not lock the real admin out elsewhere;
+    * per address, any names (``max_failures_per_ip``): one machine trying many names;
+    * per user name from every address (``max_failures_per_user``): a guess spread over many
+      addresses. It does not apply to an address from which that user logged in successfully
+      within ``known_source_for`` (the user's own office or phone), so even then the real
+      user keeps getting in from a known place.
+    """
 
     window: timedelta = timedelta(minutes=15)
-    max_failures_per_user: int = 5
+    max_failures_per_user_and_ip: int = 5
     max_failures_per_ip: int = 30
+    max_failures_per_user: int = 100
+    known_source_for: timedelta = timedelta(days=30)
 
 
-def login_blocked(
-    user_failures: list[datetime],
-    ip_failures: list[datetime],
-    now: datetime,
-    policy: RateLimitPolicy,
-) -> int:
-    """Seconds to wait before the next attempt (0: allowed). Failures are timestamps."""
-    since = now - policy.window
-    waits = [0]
-    for fails, limit in (
-        (user_failures, policy.max_failures_per_user),
-        (ip_failures, policy.max_failures_per_ip),
-    ):
-        recent = sorted(t for t in fails if t > since)
-        if len(recent) >= limit:
-            # the window frees up when the oldest counted failure drops out of it
-            oldest = recent[len(recent) - limit]
-            waits.append(max(1, int((oldest + policy.window - now).total_seconds()) + 1))
+@dataclass(frozen=True)
+class LoginFailures:
+    """Failed attempts (timestamps) that count for one login attempt."""
+
+    user_and_ip: list[datetime]
+    """this user name from this address"""
+    ip: list[datetime]
+    """any user name from this address"""
+    user: list[datetime]
+    """this user name from any address"""
+    known_source: bool = False
+    """the user logged in successfully from this address recently"""
+
+
+def _wait(fails: list[datetime], limit: int, now: datetime, window: timedelta) -> int:
+    recent = sorted(t for t in fails if t > now - window)
+    if len(recent) < limit:
+        return 0
+    # the window frees up when the oldest counted failure drops out of it
+    oldest = recent[len(recent) - limit]
+    return max(1, int((oldest + window - now).total_seconds()) + 1)
+
+
+def login_blocked(failures: LoginFailures, now: datetime, policy: RateLimitPolicy) -> int:
+    """Seconds to wait before the next attempt (0: allowed)."""
+    waits = [
+        _wait(failures.user_and_ip, policy.max_failures_per_user_and_ip, now, policy.window),
+        _wait(failures.ip, policy.max_failures_per_ip, now, policy.window),
+    ]
+    if not failures.known_source:
+        waits.append(_wait(failures.user, policy.max_failures_per_user, now, policy.window))
     return max(waits)
 
 

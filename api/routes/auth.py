@@ -12,15 +12,12 @@ from pydantic import BaseModel, Field
 
 from api import accounts
 from api.deps import Conn, Paging, State, client_ip, paged, require, write_audit
-from api.errors import InvalidError
 from api.security import (
     ISSUE_CUSTOMER_CODES,
     MANAGE_USERS,
     READ_AUDIT,
     Principal,
     Role,
-    hash_password,
-    password_problem,
 )
 
 # Declared so that the OpenAPI page offers the "Authorize" button for the password flow.
@@ -87,7 +84,9 @@ async def token(
 ) -> dict[str, Any]:
     """Exchange a user name and password for an access token (15 minutes) and a refresh
     token (14 days). Customers use their account number as the user name. Five wrong
-    passwords for one name within 15 minutes block that name for the rest of the window."""
+    passwords for one name from one address within 15 minutes block that name from that
+    address for the rest of the window; 30 failures block the address; 100 failures for one
+    name from anywhere block it except from addresses where that user logged in before."""
     pair = await accounts.login(
         conn,
         username=form.username,
@@ -102,13 +101,17 @@ async def token(
 
 @router.post("/auth/refresh", response_model=TokenOut, summary="New tokens for a refresh token")
 async def refresh_tokens(body: RefreshIn, conn: Conn, st: State) -> dict[str, Any]:
-    """Each refresh token works once: it is revoked and a new pair is returned."""
+    """Each refresh token works once: it is revoked and a new pair is returned. A refresh
+    token used a second time (more than 20 seconds after its first use) ends its whole
+    session, the newest refresh token included: someone else holds a copy."""
     pair = await accounts.refresh(conn, body.refresh_token, st.secret, st.clock())
     return pair.as_json()
 
 
 @router.post("/auth/logout", status_code=204, summary="Revoke a refresh token")
 async def logout(body: RefreshIn, conn: Conn, st: State) -> None:
+    """Ends the session of this refresh token, and every access token of the user stops
+    working (other sessions get a new one from their own refresh token)."""
     await accounts.revoke(conn, body.refresh_token, st.secret, st.clock())
 
 
@@ -184,42 +187,22 @@ async def change_user(
     body: UserPatch,
     who: Annotated[Principal, Depends(require(MANAGE_USERS))],
     conn: Conn,
+    st: State,
 ) -> dict[str, Any]:
-    before = await accounts.get_user(conn, user_id)
-    sets: list[str] = []
-    args: list[Any] = []
-    if body.full_name is not None:
-        sets.append("full_name = %s")
-        args.append(body.full_name)
-    if body.role is not None:
-        if (body.role is Role.CUSTOMER) != (before["role"] == Role.CUSTOMER):
-            raise InvalidError("a staff user cannot become a customer or the other way round")
-        sets.append("role = %s")
-        args.append(body.role.value)
-    if body.active is not None:
-        sets.append("active = %s")
-        args.append(body.active)
-    if body.password is not None:
-        problem = password_problem(body.password)
-        if problem:
-            raise InvalidError(problem)
-        sets.append("password_hash = %s, password_set_at = now()")
-        args.append(hash_password(body.password))
-    if not sets:
+    """A new role, disabling and a new password take effect at once: the user's current
+    access tokens are refused from the next request on. Disabling and a new password also
+    revoke the user's refresh tokens (logged out everywhere)."""
+    before, after = await accounts.update_user(
+        conn,
+        user_id,
+        now=st.clock(),
+        full_name=body.full_name,
+        role=body.role,
+        active=body.active,
+        password=body.password,
+    )
+    if after is before:
         return before
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"UPDATE api_users SET {', '.join(sets)} WHERE id = %s "
-            f"RETURNING {accounts.USER_COLUMNS}",
-            [*args, user_id],
-        )
-        after = await cur.fetchone()
-    if body.active is False or body.password is not None:
-        await conn.execute(
-            "UPDATE api_refresh_tokens SET revoked_at = now() "
-            "WHERE user_id = %s AND revoked_at IS NULL",
-            (user_id,),
-        )
     audit_after = dict(after or {})
     if body.password is not None:
         audit_after["password"] = "changed"  # noqa: S105 - never the password itself
@@ -233,7 +216,6 @@ async def change_user(
         before=before,
         after=audit_after,
     )
-    assert after is not None
     return after
 
 
@@ -284,7 +266,7 @@ async def activate(*, request: Request, body: ActivateIn, conn: Conn, st: State)
         now=st.clock(),
         policy=st.rate_limit,
     )
-    p = Principal(user["id"], user["username"], Role.CUSTOMER, user["account_no"])
+    p = Principal(user["id"], user["username"], Role.CUSTOMER, user["account_no"])  # for the audit
     await write_audit(
         conn,
         request,

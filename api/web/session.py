@@ -1,9 +1,14 @@
-"""Keeps web sessions alive: an expired access cookie is renewed with the refresh cookie.
+"""Keeps web sessions alive: an expired or revoked access cookie is renewed with the
+refresh cookie.
 
 The access token in the session cookie lasts 15 minutes; the refresh token (14 days) is
-rotated on each use, in the database, so any API worker can renew a session. This is a
-plain ASGI middleware (no per-request task group): requests without a refresh cookie, such
-as every API call with a Bearer token, pass straight through.
+rotated on each use, in the database, so any API worker can renew a session. An access
+cookie that is still valid but no longer stands against the users table (the user logged
+out on another device, or the role changed: the token version went up) is renewed too, so
+that the page goes on with the current role instead of sending the user to the login form;
+a disabled user's refresh fails and the page asks for a login. This is a plain ASGI
+middleware (no per-request task group): requests without a refresh cookie, such as every API
+call with a Bearer token, and requests for static files pass straight through.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import accounts
-from api.deps import REFRESH_COOKIE, SESSION_COOKIE, AppState
+from api.deps import CHECKED_KEY, REFRESH_COOKIE, SESSION_COOKIE, AppState
 from api.errors import NotAuthenticatedError
 from api.security import ACCESS_TTL, REFRESH_TTL, read_access_token
 
@@ -25,6 +30,8 @@ SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 )
+NO_SESSION_PATHS = ("/static/", "/api/docs-static/", "/health")
+"""Paths that never need a login: their requests do not renew sessions."""
 
 
 def _cookies(scope: Scope) -> dict[str, str]:
@@ -75,7 +82,11 @@ class WebMiddleware:
 
     async def _renew(self, scope: Scope) -> list[tuple[bytes, bytes]] | None:
         st = self.state
-        if st.pool is None or any(k == b"authorization" for k, _ in scope["headers"]):
+        if (
+            st.pool is None
+            or scope["path"].startswith(NO_SESSION_PATHS)
+            or any(k == b"authorization" for k, _ in scope["headers"])
+        ):
             return None
         cookies = _cookies(scope)
         refresh = cookies.get(REFRESH_COOKIE)
@@ -84,8 +95,12 @@ class WebMiddleware:
         access = cookies.get(SESSION_COOKIE)
         if access:
             try:
-                read_access_token(access, st.secret, st.clock())
-                return None  # still valid
+                principal = read_access_token(access, st.secret, st.clock())
+                async with st.pool.connection() as conn:
+                    await accounts.check_principal(conn, principal)
+                # still valid: the login check of the request need not look again
+                scope.setdefault("state", {})[CHECKED_KEY] = (access, principal)
+                return None
             except NotAuthenticatedError:
                 pass
         try:
@@ -93,6 +108,7 @@ class WebMiddleware:
                 pair = await accounts.refresh(conn, refresh, st.secret, st.clock())
         except NotAuthenticatedError:
             return None  # the page sends the visitor to its login
+        scope.setdefault("state", {})[CHECKED_KEY] = (pair.access_token, pair.principal)
         # the request goes on with the new tokens, as if the browser had sent them
         cookies[SESSION_COOKIE] = pair.access_token
         cookies[REFRESH_COOKIE] = pair.refresh_token

@@ -10,10 +10,14 @@ from datetime import timedelta
 
 import httpx
 import psycopg
+from fastapi import FastAPI
 from psycopg.rows import dict_row
 
 from api.security import Role
 from tests.api.conftest import PASSWORD, Clock, User, bearer
+
+CLIENT_IP = "127.0.0.1"
+"""The address httpx's ASGI transport gives the app for the test client."""
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -63,10 +67,43 @@ async def test_rate_limit_is_shared_through_the_database(
         for i in range(5):
             conn.execute(
                 "INSERT INTO api_login_attempts (ts, username, ip, success) "
-                "VALUES (%s, 'u_accountant', '10.0.0.9', false)",
-                (clock.now - timedelta(seconds=i),),
+                "VALUES (%s, 'u_accountant', %s, false)",
+                (clock.now - timedelta(seconds=i), CLIENT_IP),
             )
     assert (await login(client, "u_accountant", PASSWORD)).status_code == 429
+
+
+async def test_an_attacker_cannot_lock_the_admin_out(
+    app: FastAPI, client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    """Guessing admin's password from one address blocks that address (5 failures), not
+    the admin at another address."""
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as attacker:
+        for _ in range(5):
+            assert (await login(attacker, "u_admin", "guess-guess-1")).status_code == 401
+        assert (await login(attacker, "u_admin", "guess-guess-2")).status_code == 429
+        assert (await login(attacker, "u_admin", PASSWORD)).status_code == 429
+    assert (await login(client, "u_admin", PASSWORD)).status_code == 200
+
+
+async def test_many_addresses_block_a_name_except_where_its_user_logged_in(
+    db_url: str, app: FastAPI, client: httpx.AsyncClient, users: dict[Role, User], clock: Clock
+) -> None:
+    """100 failures for one name from many addresses block the name everywhere, except at
+    an address where that user logged in successfully within 30 days."""
+    assert (await login(client, "u_viewer", PASSWORD)).status_code == 200  # known address
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for i in range(100):
+            conn.execute(
+                "INSERT INTO api_login_attempts (ts, username, ip, success) "
+                "VALUES (%s, 'u_viewer', %s, false)",
+                (clock.now - timedelta(seconds=i), f"198.51.100.{i}"),
+            )
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.55", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as fresh:
+        assert (await login(fresh, "u_viewer", PASSWORD)).status_code == 429
+    assert (await login(client, "u_viewer", PASSWORD)).status_code == 200
 
 
 async def test_refresh_rotates_and_old_token_dies(

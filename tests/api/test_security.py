@@ -11,18 +11,22 @@ from api.errors import NotAuthenticatedError
 from api.i18n import format_som, pick_language
 from api.readings import choose_resolution
 from api.security import (
+    LoginFailures,
     Principal,
     RateLimitPolicy,
     Role,
+    common_passwords,
     csrf_ok,
     hash_password,
     login_blocked,
     make_access_token,
     make_csrf_token,
     make_refresh_token,
+    password_check,
     password_problem,
     read_access_token,
     read_refresh_token,
+    token_problem,
     verify_password,
 )
 
@@ -40,10 +44,53 @@ def test_password_hash_roundtrip() -> None:
 
 @pytest.mark.parametrize(
     ("pw", "ok"),
-    [("short", False), ("12345678", True), (" spaced-out ", False), ("x" * 257, False)],
+    [
+        ("short", False),
+        ("kitob-ozod", True),
+        (" spaced-out ", False),
+        ("x" * 257, False),
+        # common passwords, also with digits or symbols around them
+        ("12345678", False),
+        ("password1", False),
+        ("Qwerty123!", False),
+        ("parol2024", False),
+        ("gfhjkm12", False),  # "пароль" typed on an English keyboard
+        ("йцукен2020", False),
+        ("Suvnet2026", False),
+        # repeats, sequences, digits only
+        ("aaaaaaaaaa", False),
+        ("abcdefghij", False),
+        ("20011987", False),
+        ("998901234567", True),
+    ],
 )
 def test_password_rules(pw: str, ok: bool) -> None:
     assert (password_problem(pw) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("pw", "username", "code"),
+    [
+        ("kitob-oz1", "ali", "password_too_short"),  # 10 needed for staff
+        ("kitobozodlar", "ali", "password_too_simple"),  # one character class, < 16
+        ("kitobozodlarkutubxonasi", "ali", None),  # a long passphrase may be lower case
+        ("Kitobozodlar", "ali", None),
+        ("ozod-dilnoza-7", "dilnoza", "password_contains_username"),
+        ("Admin12345", "ali", "password_too_common"),
+    ],
+)
+def test_staff_password_rules(pw: str, username: str, code: str | None) -> None:
+    problem = password_check(pw, staff=True, username=username)
+    assert (problem.code if problem else None) == code
+    if code == "password_too_short":  # the same password is fine for a customer
+        assert password_check(pw, staff=False, username=username) is None
+
+
+def test_common_password_list_is_bundled() -> None:
+    common = common_passwords()
+    assert len(common) > 10_000
+    assert {"123456", "qwerty", "parol", "password1", "suvnet", "gfhjkm"} <= common
+    assert all(p == p.lower() for p in common)
 
 
 def test_access_token_roundtrip_and_expiry() -> None:
@@ -83,17 +130,62 @@ def test_csrf() -> None:
 
 def test_login_blocked_counts_only_the_window() -> None:
     pol = RateLimitPolicy(
-        window=timedelta(minutes=15), max_failures_per_user=3, max_failures_per_ip=10
+        window=timedelta(minutes=15),
+        max_failures_per_user_and_ip=3,
+        max_failures_per_ip=10,
+        max_failures_per_user=20,
     )
+
+    def blocked(pair: list[datetime], ip: list[datetime], user: list[datetime]) -> int:
+        return login_blocked(LoginFailures(pair, ip, user), T0, pol)
+
     fails = [T0 - timedelta(minutes=m) for m in (1, 2, 3)]
-    wait = login_blocked(fails, [], T0, pol)
+    wait = blocked(fails, fails, fails)
     # the oldest counted failure (3 min ago) leaves the window in 12 minutes
     assert 12 * 60 <= wait <= 12 * 60 + 1
-    assert login_blocked(fails[:2], [], T0, pol) == 0
+    assert blocked(fails[:2], fails[:2], fails[:2]) == 0
     old = [T0 - timedelta(minutes=m) for m in (16, 17, 18)]
-    assert login_blocked(old, [], T0, pol) == 0
+    assert blocked(old, old, old) == 0
     many_ip = [T0 - timedelta(seconds=s) for s in range(10)]
-    assert login_blocked([], many_ip, T0, pol) > 0
+    assert blocked([], many_ip, []) > 0
+
+
+def test_failures_from_elsewhere_do_not_block_this_address() -> None:
+    """Three failures per name and address: an attacker at one address is stopped there,
+    the same name from another address still gets in; only many failures from many
+    addresses block the name, and never from an address the user logged in from before."""
+    pol = RateLimitPolicy(
+        max_failures_per_user_and_ip=3, max_failures_per_ip=10, max_failures_per_user=20
+    )
+    attacker = [T0 - timedelta(seconds=s) for s in range(3)]
+    assert login_blocked(LoginFailures(attacker, attacker, attacker), T0, pol) > 0
+    assert login_blocked(LoginFailures([], [], attacker), T0, pol) == 0  # the real user
+    botnet = [T0 - timedelta(seconds=s) for s in range(25)]
+    assert login_blocked(LoginFailures([], [], botnet), T0, pol) > 0
+    assert login_blocked(LoginFailures([], [], botnet, known_source=True), T0, pol) == 0
+
+
+def test_token_problem_compares_the_user_row() -> None:
+    p = Principal(5, "ali", Role.CASHIER, None, 3)
+    assert token_problem(p, ("cashier", None, True, 3)) is None
+    assert "does not exist" in (token_problem(p, None) or "")
+    assert "disabled" in (token_problem(p, ("cashier", None, False, 3)) or "")
+    assert "revoked" in (token_problem(p, ("cashier", None, True, 4)) or "")
+    assert "role" in (token_problem(p, ("viewer", None, True, 3)) or "")
+    c = Principal(6, "000000018", Role.CUSTOMER, "000000018", 1)
+    assert "account" in (token_problem(c, ("customer", "000000026", True, 1)) or "")
+
+
+def test_access_token_without_version_is_refused() -> None:
+    import jwt
+
+    claims = {"sub": "5", "usr": "ali", "role": "admin", "typ": "access", "exp": 2**40}
+    with pytest.raises(NotAuthenticatedError, match="invalid"):
+        read_access_token(jwt.encode(claims, KEY, algorithm="HS256"), KEY, T0, None)
+    claims["ver"] = 1
+    assert read_access_token(jwt.encode(claims, KEY, algorithm="HS256"), KEY, T0, None) == (
+        Principal(5, "ali", Role.ADMIN, None, 1)
+    )
 
 
 @pytest.mark.parametrize(
