@@ -1,7 +1,8 @@
 """PostgreSQL access with psycopg 3: URL resolution, connections and pools.
 
-Connections are retried with capped exponential backoff; pools (sync and async) reconnect by
-themselves. When no ``SUVNET_DATABASE_URL`` is configured the embedded PostgreSQL is used.
+Connections are retried with capped exponential backoff; pools (sync and async) find dead
+connections before a caller does and reconnect by themselves (:mod:`suvnet.dbpool`). When no
+``SUVNET_DATABASE_URL`` is configured the embedded PostgreSQL is used.
 """
 
 from __future__ import annotations
@@ -78,32 +79,42 @@ def connect(
 
 
 def make_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "suvnet"
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "suvnet",
+    max_idle_s: float = 30.0,
+    reconnect_window_s: float = 60.0,
 ) -> ConnectionPool:
-    """A sync pool that reconnects broken connections by itself (capped backoff)."""
-    from psycopg_pool import ConnectionPool
+    """A sync pool that finds dead connections before a caller does and replaces them at once,
+    and reconnects within a second of the database's return (see :mod:`suvnet.dbpool`).
+    Its sessions are named ``name`` in ``pg_stat_activity``."""
+    from suvnet.dbpool import ResilientPool, pool_kwargs
 
-    return ConnectionPool(
+    return ResilientPool(
         url,
+        idle_check=IdleCheck(max_idle_s),
+        reconnect_window_s=reconnect_window_s,
+        kwargs=pool_kwargs(url, name),
         min_size=min_size,
         max_size=max_size,
         name=name,
         open=True,
         reconnect_timeout=300.0,
-        check=ConnectionPool.check_connection,
     )
 
 
 class IdleCheck:
-    """The pool's check on checkout, cheap for connections in steady use.
+    """The check on checkout, cheap for connections in steady use.
 
-    A connection that was handed out less than ``max_idle_s`` ago and whose socket has nothing
-    waiting is given out without a round trip to the server. A server that ends a session
-    (``pg_terminate_backend``, a restart, an idle timeout) first sends an error message and
-    closes the socket: that makes the socket readable, and such a connection gets the full
-    check (``SELECT``-less empty query), fails it and is replaced by the pool. Connections idle
-    for longer than ``max_idle_s`` always get the full check (it also catches a silently lost
-    network path). ``clock`` is replaceable for tests.
+    A connection that was used (connected, handed out or given back) less than ``max_idle_s``
+    ago and whose socket has nothing waiting is given out without a round trip to the server.
+    A server that ends a session (``pg_terminate_backend``, a restart, an idle timeout) first
+    sends an error message and closes the socket: that makes the socket readable, and such a
+    connection gets the full check (an empty query), fails it and is replaced by the pool.
+    Connections idle for longer than ``max_idle_s`` always get the full check (it also catches
+    a silently lost network path). ``clock`` is replaceable for tests.
     """
 
     def __init__(self, max_idle_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
@@ -111,18 +122,37 @@ class IdleCheck:
         self.clock = clock
         self._last: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
-    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        from psycopg_pool import AsyncConnectionPool
+    def mark(self, conn: Any) -> None:
+        """``conn`` was just used successfully (connected, checked or given back)."""
+        self._last[conn] = self.clock()
 
+    def needs_round_trip(self, conn: Any) -> bool:
+        """Whether ``conn`` must be asked; raises ``OperationalError`` when it is closed."""
         if conn.closed or conn.broken:
             import psycopg
 
             raise psycopg.OperationalError("the connection is closed")
-        now = self.clock()
         last = self._last.get(conn)
-        if last is None or now - last > self.max_idle_s or _socket_readable(conn.pgconn.socket):
+        return (
+            last is None
+            or self.clock() - last > self.max_idle_s
+            or _socket_readable(conn.pgconn.socket)
+        )
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        if self.needs_round_trip(conn):
             await AsyncConnectionPool.check_connection(conn)
-        self._last[conn] = now
+        self.mark(conn)
+
+    def check_sync(self, conn: psycopg.Connection[Any]) -> None:
+        """The same check for a synchronous connection."""
+        from psycopg_pool import ConnectionPool
+
+        if self.needs_round_trip(conn):
+            ConnectionPool.check_connection(conn)
+        self.mark(conn)
 
 
 def _socket_readable(fd: int) -> bool:
@@ -142,22 +172,27 @@ async def make_async_pool(
     max_size: int = 10,
     name: str = "suvnet",
     max_idle_s: float = 30.0,
+    reconnect_window_s: float = 60.0,
 ) -> AsyncConnectionPool:
-    """An async pool that reconnects broken connections by itself (capped backoff).
+    """An async pool that finds dead connections before a request does and replaces them at
+    once, and reconnects within a second of the database's return (see :mod:`suvnet.dbpool`).
 
     Connections are checked on checkout by :class:`IdleCheck`: a round trip only for those
     idle longer than ``max_idle_s`` or whose server has sent something (e.g. ended them).
+    Its sessions are named ``name`` in ``pg_stat_activity``.
     """
-    from psycopg_pool import AsyncConnectionPool
+    from suvnet.dbpool import ResilientAsyncPool, pool_kwargs
 
-    pool = AsyncConnectionPool(
+    pool = ResilientAsyncPool(
         url,
+        idle_check=IdleCheck(max_idle_s),
+        reconnect_window_s=reconnect_window_s,
+        kwargs=pool_kwargs(url, name),
         min_size=min_size,
         max_size=max_size,
         name=name,
         open=False,
         reconnect_timeout=300.0,
-        check=IdleCheck(max_idle_s),
     )
     await pool.open()
     return pool
