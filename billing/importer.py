@@ -272,7 +272,9 @@ def import_accounts(
                     else:
                         report.skipped += 1
             except (BillingError, pg_errors.IntegrityError, pg_errors.DataError) as exc:
-                reason = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
+                reason = (
+                    exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+                ) or str(exc).strip()
                 report.rejected.append((line, reason or type(exc).__name__))
             if progress:
                 progress(report.rows, len(rows))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +256,54 @@ def test_route_sheet_readings_and_status_history(db_url: str, tmp_path: Path) ->
             (acc,),
         ).fetchall()
         assert hist == [("active", ""), ("suspended", "leak at the house"), ("active", "repaired")]
+
+
+# ------------------------------------------------------------------ encodings (real command)
+CYRILLIC = [
+    "legacy_id;kind;name;region;district;mahalla;street;house",
+    "E-1;jismoniy;Каримов Анвар;Самарканд вилояти;Ургут тумани;Обод МФЙ;Навоий кўчаси;1",
+]
+
+
+def _suvnet(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SUVNET_DATABASE_URL=db_url, COLUMNS="200")
+    suvnet = str(Path(sys.executable).parent / "suvnet")
+    return subprocess.run(
+        [suvnet, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_import_accounts_names_the_encoding_of_a_windows_file(db_url: str, tmp_path: Path) -> None:
+    f = tmp_path / "excel.csv"
+    f.write_bytes("\r\n".join(CYRILLIC).encode("cp1251") + b"\r\n")
+    r = _suvnet(db_url, "billing", "import-accounts", str(f))
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "the file is not UTF-8 (byte 0x" in err and "on line 2" in err
+    assert "it looks like Windows-1251" in err and "pass --encoding cp1251" in err
+    with psycopg.connect(db_url) as conn:
+        assert count(conn, "SELECT count(*) FROM accounts WHERE legacy_ref = 'E-1'") == 0
+    ok = _suvnet(db_url, "billing", "import-accounts", str(f), "--encoding", "cp1251")
+    assert ok.returncode == 0, ok.stderr
+    assert "imported: 1" in ok.stdout
+    # Excel's "Unicode text" (UTF-16 with a byte order mark, tab-separated) needs no option
+    u16 = tmp_path / "unicode.txt"
+    rows = [CYRILLIC[0], CYRILLIC[1].replace("E-1", "E-2").replace(";1", ";2")]
+    u16.write_bytes("\r\n".join(r.replace(";", "\t") for r in rows).encode("utf-16"))
+    ok = _suvnet(db_url, "billing", "import-accounts", str(u16))
+    assert ok.returncode == 0, ok.stderr
+    with psycopg.connect(db_url) as conn:
+        names = conn.execute(
+            "SELECT a.legacy_ref, a.name, aa.street_uz FROM accounts a JOIN account_addresses aa "
+            "ON aa.account_id = a.id WHERE legacy_ref IN ('E-1', 'E-2') ORDER BY 1"
+        ).fetchall()
+    assert names == [
+        ("E-1", "Каримов Анвар", "Навоий кўчаси"),
+        ("E-2", "Каримов Анвар", "Навоий кўчаси"),
+    ]
+    # a NUL byte in a line (PostgreSQL refuses it): that row is rejected with the reason
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(("\n".join(CYRILLIC) + "\n").replace("E-1", "E-\x009").encode())
+    with psycopg.connect(db_url) as conn:
+        rep = import_accounts(conn, nul, now=NOW, dry_run=True)
+    assert rep.rejected == [(2, "PostgreSQL text fields cannot contain NUL (0x00) bytes")]
