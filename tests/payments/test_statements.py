@@ -4,6 +4,9 @@ endpoint on a real uvicorn."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -407,3 +410,76 @@ def test_suvnet_command_entry_point(
     )
     assert bad.returncode != 0
     assert "difference 10.00" in " ".join((bad.stdout + bad.stderr).split())
+
+
+# ------------------------------------------------------------------ error messages, encodings
+STA = (DATA / "statement.sta").read_text()
+
+
+@pytest.mark.parametrize(
+    ("broken", "where", "why"),
+    [
+        (
+            STA.replace(":60F:", ":60F:X", 1),
+            "MT940 line 4, field :60F: (opening balance)",
+            "not in the expected form: 'XC261117UZS2535000,00'; expected D or C, the date",
+        ),
+        (
+            STA.replace(":61:2611181118C45000", ":61:ZZZ2611181118C45000", 1),
+            "MT940 line 5, field :61: (movement 1)",
+            "not in the expected form: 'ZZZ2611181118C45000,00NTRFDOC701//B701'",
+        ),
+        (
+            STA.replace(":61:2611181118C99000", ":61:2613181118C99000", 1),
+            "MT940 line 7, field :61: (movement 2)",
+            "month must be in 1..12: '2613181118C99000,00NTRFDOC702//B702'",
+        ),
+        (
+            STA.replace(":62F:C261118", ":62F:C261418", 1),
+            "MT940 line 12, field :62F: (closing balance)",
+            "month must be in 1..12",
+        ),
+    ],
+)
+def test_mt940_errors_name_the_line_field_and_text(broken: str, where: str, why: str) -> None:
+    with pytest.raises(StatementError) as err:
+        parse_statement(broken.encode(), "x.sta")
+    msg = str(err.value)
+    assert msg.startswith(f"{where}: {why}"), msg
+    assert " object at 0x" not in msg and "<mt940" not in msg
+
+
+def test_cli_shows_the_mt940_error_in_one_clear_line(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sta"
+    bad.write_text(STA.replace(":60F:", ":60F:X", 1), encoding="utf-8")
+    env = dict(os.environ, SUVNET_DATABASE_URL=db_url, COLUMNS="300")
+    suvnet = str(Path(sys.executable).parent / "suvnet")
+    r = subprocess.run(
+        [suvnet, "payments", "import-statement", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 1
+    err = " ".join(r.stderr.split())
+    assert "cannot read bad.sta: MT940 line 4, field :60F: (opening balance)" in err, err
+    # no traceback, no Python object, no regular expressions from the library's log
+    assert "Traceback" not in r.stderr and "object at 0x" not in err and "(?P<" not in err
+
+
+def test_statement_encodings() -> None:
+    csv_text = (DATA / "statement.csv").read_text(encoding="utf-8")
+    ref = parse_statement(csv_text.encode(), "s.csv")
+    # Excel's "Unicode text" (UTF-16 with a byte order mark) reads the same
+    assert parse_statement(csv_text.encode("utf-16"), "s.csv") == ref
+    # without the mark: a clear message instead of "cannot tell the format"
+    with pytest.raises(StatementError, match="not UTF-8: it looks like UTF-16 little-endian"):
+        parse_statement(csv_text.encode("utf-16-le"), "s.csv")
+    # Windows-1251 is recognised (1C), any other one is named with --encoding
+    one_c = (DATA / "statement_1c.txt").read_bytes()
+    cp866 = one_c.decode("cp1251").encode("cp866")
+    assert parse_statement(cp866, "kl.txt", encoding="cp866") == parse_statement(one_c, "kl.txt")
+    with pytest.raises(StatementError, match="unknown encoding 'klingon'"):
+        parse_statement(one_c, "kl.txt", encoding="klingon")
