@@ -14,6 +14,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -39,14 +40,16 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> dict:
+async def login(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD
+) -> dict[str, Any]:
     r = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
     assert r.status_code == 200, r.text
-    body: dict = r.json()
+    body: dict[str, Any] = r.json()
     return body
 
 
-def auth(tokens: dict) -> dict[str, str]:
+def auth(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
