@@ -24,6 +24,7 @@ from billing.documents import (
     render_statement,
     slip_data,
 )
+from billing.dunning import DunningMessage, LetterChannel
 from billing.importer import ImportReport
 from billing.payments.cashier import Receipt, render_receipt
 from tests.billing.conftest import NOW
@@ -133,6 +134,34 @@ def test_statement_and_letter_print_hostile_text_literally(
         today=date(2026, 12, 1),
     )
     check_pdf(letter, tmp_path, [hostile, f"{hostile} ko'chasi"], margin_pt=15 * MM, name="letter")
+
+
+def test_dunning_letter_channel_with_a_hostile_customer(cfg: BillingConfig, tmp_path: Path) -> None:
+    msg = DunningMessage(
+        account_id=1,
+        number="000000018",
+        name=HOSTILE[2],
+        kind="household",
+        phone=None,
+        telegram_chat_id=None,
+        address=f"{HOSTILE[0]} ko'chasi, 7-uy",
+        stage="warning",
+        title="Ogohlantirish",
+        debt_tiyin=2_500_000,
+        days_overdue=61,
+        text="",
+        today=date(2026, 12, 1),
+    )
+    out = tmp_path / "letters"
+    LetterChannel(out, cfg).send(msg)
+    (pdf,) = out.glob("*.pdf")
+    check_pdf(
+        pdf.read_bytes(),
+        tmp_path,
+        [HOSTILE[2], f"{HOSTILE[0]} ko'chasi"],
+        margin_pt=15 * MM,
+        name="dunning",
+    )
 
 
 @pytest.mark.parametrize("name", [*HOSTILE, LONG_NAME])
