@@ -13,6 +13,7 @@ import hashlib
 import os
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,9 +54,39 @@ def pg_server_url() -> str:
     return embedded_postgres_url(home, "postgres")
 
 
+def end_sessions(admin: psycopg.Connection[Any], dbname: str, timeout: float = 10.0) -> int:
+    """End every session connected to ``dbname`` (e.g. TimescaleDB's background scheduler)
+    and wait until they are gone; return how many were ended."""
+    rows = admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (dbname,),
+    ).fetchall()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        ).fetchone()
+        if left == (0,):
+            break
+        time.sleep(0.05)
+    return len(rows)
+
+
+def seal_template(admin: psycopg.Connection[Any], dbname: str) -> None:
+    """Make ``dbname`` a template that nobody connects to: no new sessions (TimescaleDB's
+    launcher also skips such a database), and the ones still open are ended. Copying a
+    database fails while any session is connected to it."""
+    admin.execute(f'ALTER DATABASE "{dbname}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+    end_sessions(admin, dbname)
+
+
 @pytest.fixture(scope="session")
 def template_db(pg_server_url: str) -> str:
-    """Name of a database holding the current migrations, used as a template."""
+    """Name of a database holding the current migrations, used as a template. It is sealed
+    (``IS_TEMPLATE true ALLOW_CONNECTIONS false``) so that no session, TimescaleDB's
+    background scheduler included, can block the copies."""
     digest = hashlib.sha256(
         "".join(f"{m.version}:{m.checksum}" for m in load_migrations()).encode()
     ).hexdigest()[:12]
@@ -71,16 +102,30 @@ def template_db(pg_server_url: str) -> str:
                 admin.execute(f'CREATE DATABASE "{tmp}"')
                 with psycopg.connect(with_dbname(pg_server_url, tmp), autocommit=True) as c:
                     migrate(c)
+                # the scheduler TimescaleDB started for it would block the rename
+                admin.execute(f'ALTER DATABASE "{tmp}" WITH ALLOW_CONNECTIONS false')
+                end_sessions(admin, tmp)
                 admin.execute(f'ALTER DATABASE "{tmp}" RENAME TO "{name}"')
+            # also seals a template left by an older run that still took connections
+            seal_template(admin, name)
         finally:
             admin.execute("SELECT pg_advisory_unlock(4242)")
     return name
 
 
 def create_test_db(pg_server_url: str, template: str) -> str:
+    """A new database copied from ``template``. Sessions still connected to the template (an
+    older, unsealed one) are ended first, as the copy needs it to itself."""
     name = f"suvnet_t_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        for attempt in range(5):
+            try:
+                admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 4:
+                    raise
+                end_sessions(admin, template)
     return name
 
 
