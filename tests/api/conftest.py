@@ -249,6 +249,6 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server(db_url: str, users: dict[Role, User]) -> Iterator[LiveServer]:
-    app = create_app(api_settings(db_url))
+    app = create_app(api_settings(db_url), clock=Clock(NOW))
     with LiveServer(app) as srv:
         yield srv

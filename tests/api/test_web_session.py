@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import httpx
+import psycopg
 
 from api.security import Role
 from tests.api.conftest import PASSWORD, Clock, User
@@ -92,11 +93,22 @@ async def staff_login(client: httpx.AsyncClient, username: str) -> str:
 
 
 async def test_billing_and_reports_pages(
-    client: httpx.AsyncClient, users: dict[Role, User]
+    client: httpx.AsyncClient, users: dict[Role, User], db_url: str
 ) -> None:
     token = await staff_login(client, "u_billing_clerk")
     page = await client.get("/staff/billing")
     assert page.status_code == 200 and 'id="start-run"' in page.text
+    r = await client.post(
+        "/staff/billing/run", data={"period": "2026-10", "dry_run": "true", "csrf_token": token}
+    )
+    # the customer's account is billable, and no tariff is defined yet: refused, with the reason
+    assert r.status_code == 303 and "tariff" in r.headers["location"]
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute(
+            "INSERT INTO tariffs (category, valid_from, price_tiyin_per_m3) "
+            "VALUES ('household', '2026-01-01', 250000)"
+        )
+        c.execute("INSERT INTO norms (valid_from, m3_per_person_month) VALUES ('2026-01-01', 4)")
     r = await client.post(
         "/staff/billing/run", data={"period": "2026-10", "dry_run": "true", "csrf_token": token}
     )
