@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ class Word:
 def squash(text: str) -> str:
     """Text without any whitespace: lines wrap anywhere, the characters stay in order."""
     return re.sub(r"\s+", "", text)
+
+
+def _poppler() -> None:
+    for tool in ("pdftotext", "pdftoppm"):
+        assert shutil.which(tool), (
+            f"{tool} is missing: install poppler-utils (apt install poppler-utils)"
+        )
 
 
 def pdf_text(path: Path) -> str:
@@ -109,6 +117,7 @@ def check_pdf(
     pdf: bytes, tmp_path: Path, literals: list[str], *, margin_pt: float, name: str = "doc"
 ) -> str:
     """Assert the PDF is safe (see the module doc); return its text."""
+    _poppler()
     path = tmp_path / f"{name}.pdf"
     path.write_bytes(pdf)
     text = pdf_text(path)
