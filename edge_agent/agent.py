@@ -29,7 +29,7 @@ from edge_agent.modbus import (
 )
 from edge_agent.outbox import Outbox
 from edge_agent.poller import REAL_CLOCK, Clock, DevicePoller, clock_ms, wall_ms
-from edge_agent.profiles import Profile, with_poll_period
+from edge_agent.profiles import Profile, published_names, with_poll_period
 from edge_agent.sdnotify import notify, watchdog_interval
 from suvnet.backoff import Backoff, BackoffPolicy
 from suvnet.errors import ProtocolError
@@ -44,6 +44,7 @@ from suvnet.protocol import (
     encode_command_result,
     encode_state,
     encode_telemetry,
+    points_hash,
 )
 
 log = logging.getLogger(__name__)
@@ -167,14 +168,25 @@ class Agent:
             "devices": {d.id: d.poller.health.as_dict() for d in self.devices.values()},
         }
 
-    def state(self, state: str = "online") -> bytes:
+    def announced_points(self) -> dict[str, tuple[str, ...]]:
+        """Every device this gateway polls and the point ids it publishes for it (bit
+        sub-points included): what the birth message announces to the office."""
+        return {d.id: published_names(d.profile) for d in self.devices.values()}
+
+    def state(self, state: str = "online", *, birth: bool = False) -> bytes:
+        """The retained state message. A birth announces the devices and points (the office
+        checks them against its registry); health updates carry only their hash."""
+        online = state == "online"
+        points = self.announced_points() if online else None
         return encode_state(
             GatewayState(
                 self.cfg.gateway,
-                "online" if state == "online" else "offline",
+                "online" if online else "offline",
                 self._now_ms(),
                 self.outbox.boot,
-                self.health() if state == "online" else {},
+                self.health() if online else {},
+                points if birth else None,
+                points_hash(points) if points is not None else None,
             )
         )
 
@@ -331,7 +343,7 @@ class Agent:
         gw = self.cfg.gateway
         await client.subscribe(self.topics.ack(gw), qos=1)
         await client.subscribe(self.topics.command(gw), qos=1)
-        await client.publish(self.topics.state(gw), self.state(), qos=1, retain=True)
+        await client.publish(self.topics.state(gw), self.state(birth=True), qos=1, retain=True)
         self._inflight.clear()  # after a reconnect every unacknowledged batch goes again
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client), name="mqtt-receive")

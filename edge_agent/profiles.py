@@ -1,264 +1,82 @@
-"""Device profiles: the register map of a device model, validated into frozen typed objects.
+"""Device profiles as the gateway uses them.
 
-A profile is a YAML file in ``firmware_configs/`` (format: docs/device-profiles.md). Loading
-checks every field; a bad profile raises :class:`~edge_agent.errors.ProfileError` naming the
-file, the line and the field.
+The model itself (:class:`Profile`, :class:`Point`, the published point ids) lives in
+:mod:`suvnet.profiles`, because the office reads the same files to register every point a
+device publishes. This module re-exports it and translates a bad file into the edge agent's
+:class:`~edge_agent.errors.ProfileError` (file, line and field), as before.
 """
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge_agent.errors import ProfileError
-from edge_agent.yamlfile import load_model
-from suvnet.protocol import valid_id
+from suvnet import profiles as _core
+from suvnet.errors import FileFormatError
+from suvnet.profiles import (
+    BIT_TABLES,
+    FIXED_WIDTH,
+    MAX_READ_BITS,
+    MAX_READ_REGISTERS,
+    Access,
+    DataType,
+    DeviceKind,
+    Order,
+    Point,
+    PointKind,
+    Profile,
+    PublishedPoint,
+    Schedule,
+    ScheduleSlot,
+    Table,
+    bit_point,
+    default_profiles_dir,
+    published_names,
+    published_points,
+    with_poll_period,
+)
 
-Table = Literal["coil", "discrete", "holding", "input"]
-DataType = Literal[
-    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-    "float32", "float64", "string", "bitfield",
-]  # fmt: skip
-Order = Literal["big", "little"]
-Access = Literal["read", "read-write"]
-PointKind = Literal["analog", "counter", "status", "setpoint", "bitfield"]
-DeviceKind = Literal["pressure_sensor", "prv_controller", "district_meter", "customer_meter"]
-
-FIXED_WIDTH: dict[str, int] = {
-    "bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2,
-    "int64": 4, "uint64": 4, "float64": 4,
-}  # fmt: skip
-BIT_TABLES = ("coil", "discrete")
-MAX_READ_REGISTERS = 125
-MAX_READ_BITS = 2000
-
-_STRICT = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class Point(BaseModel):
-    """One value of a device: where it lives, how it is encoded and how it may be used."""
-
-    model_config = _STRICT
-
-    name: str = Field(description="point id sent with every reading (e.g. outlet_bar)")
-    table: Table
-    address: int = Field(ge=0, le=65535, description="0-based protocol address")
-    type: DataType
-    length: int | None = Field(None, ge=1, le=125, description="registers (string, bitfield)")
-    byte_order: Order = "big"
-    word_order: Order = "big"
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-    kind: PointKind = "analog"
-    access: Access = "read"
-    range: tuple[float, float] | None = Field(None, description="allowed write range")
-    valid: tuple[float, float] | None = Field(
-        None, description="plausible values; outside: quality out-of-range"
-    )
-    poll_s: float = Field(10.0, gt=0, le=86400)
-    rollover: float | None = Field(None, gt=0, description="counter wraps to 0 at this value")
-    bits: dict[str, int] = Field(default_factory=dict, description="bitfield: name -> bit")
-    publish: bool = True
-    description: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, v: str) -> str:
-        if not valid_id(v) or "." in v:
-            raise ValueError(f"{v!r} is not a valid point name (1-64 of A-Z a-z 0-9 _ -, no dots)")
-        return v
-
-    @field_validator("range", "valid")
-    @classmethod
-    def _range_ok(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and v[0] > v[1]:
-            raise ValueError(f"range [{v[0]}, {v[1]}]: the first number must be <= the second")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Point:
-        t = self.type
-        if self.table in BIT_TABLES and t != "bool":
-            raise ValueError(f"a {self.table} holds single bits: type must be bool, not {t}")
-        if t in ("string", "bitfield"):
-            if t == "string" and self.length is None:
-                raise ValueError("a string needs length (number of registers)")
-            if t == "bitfield" and (self.length or 1) > 4:
-                raise ValueError("a bitfield spans 1 to 4 registers")
-        elif self.length is not None:
-            raise ValueError(f"length is only for string and bitfield, not {t}")
-        if t == "bitfield":
-            if not self.bits:
-                raise ValueError("a bitfield needs bits: {name: bit number}")
-            width = 16 * (self.length or 1)
-            for bname, bit in self.bits.items():
-                if not valid_id(bname) or "." in bname:
-                    raise ValueError(f"bit name {bname!r} is not valid")
-                if not 0 <= bit < width:
-                    raise ValueError(f"bit {bname} = {bit} is outside 0..{width - 1}")
-        elif self.bits:
-            raise ValueError("bits are only for type bitfield")
-        if self.access == "read-write":
-            if self.table not in ("coil", "holding"):
-                raise ValueError(f"{self.table} registers cannot be written: use access read")
-            if t not in ("bool", "string", "bitfield") and self.range is None:
-                raise ValueError("a read-write number needs range: [min, max]")
-        if self.scale == 0:
-            raise ValueError("scale must not be 0")
-        if self.address + self.count > 65536:
-            raise ValueError("the point runs past address 65535")
-        return self
-
-    @property
-    def count(self) -> int:
-        """Registers (or bits, in coil/discrete tables) the point occupies."""
-        if self.type in FIXED_WIDTH:
-            return FIXED_WIDTH[self.type]
-        return self.length or 1
-
-    @property
-    def end(self) -> int:
-        return self.address + self.count
-
-    @property
-    def numeric(self) -> bool:
-        return self.type != "string"
-
-    @property
-    def writable(self) -> bool:
-        return self.access == "read-write"
+__all__ = [
+    "BIT_TABLES",
+    "FIXED_WIDTH",
+    "MAX_READ_BITS",
+    "MAX_READ_REGISTERS",
+    "Access",
+    "DataType",
+    "DeviceKind",
+    "Order",
+    "Point",
+    "PointKind",
+    "Profile",
+    "PublishedPoint",
+    "Schedule",
+    "ScheduleSlot",
+    "Table",
+    "bit_point",
+    "default_profiles_dir",
+    "load_profile",
+    "load_profiles",
+    "published_names",
+    "published_points",
+    "with_poll_period",
+]
 
 
-class ScheduleSlot(BaseModel):
-    model_config = _STRICT
-    start: str = Field(description="point holding the slot's start, minutes after midnight")
-    setpoint: str = Field(description="point holding the slot's setpoint")
-
-
-class Schedule(BaseModel):
-    """A time-modulated setpoint schedule (e.g. day and night pressure of a PRV)."""
-
-    model_config = _STRICT
-    slots: tuple[ScheduleSlot, ...] = Field(min_length=1)
-
-
-class Profile(BaseModel):
-    """The register map of one device model."""
-
-    model_config = _STRICT
-
-    profile: str
-    description: str = ""
-    device_kind: DeviceKind
-    byte_order: Order = "big"
-    word_order: Order = "big"
-    poll_s: float = Field(10.0, gt=0, le=86400)
-    max_registers_per_read: int = Field(MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
-    max_bits_per_read: int = Field(MAX_READ_BITS, ge=1, le=MAX_READ_BITS)
-    max_gap: int = Field(8, ge=0, le=124, description="unused registers a merged read may span")
-    points: tuple[Point, ...] = Field(min_length=1)
-    schedule: Schedule | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _inherit_defaults(cls, data: Any) -> Any:
-        """Points take byte_order, word_order and poll_s from the profile unless they set them."""
-        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
-            return data
-        out = dict(data)
-        points = []
-        for raw in data["points"]:
-            p = raw
-            if isinstance(raw, dict):
-                p = dict(raw)
-                for key in ("byte_order", "word_order", "poll_s"):
-                    if key in data and key not in p:
-                        p[key] = data[key]
-            points.append(p)
-        out["points"] = points
-        return out
-
-    @field_validator("profile")
-    @classmethod
-    def _profile_name(cls, v: str) -> str:
-        if not valid_id(v):
-            raise ValueError(f"{v!r} is not a valid profile name")
-        return v
-
-    @model_validator(mode="after")
-    def _check(self) -> Profile:
-        names: set[str] = set()
-        for p in self.points:
-            if p.name in names:
-                raise ValueError(f"point name {p.name!r} is used twice")
-            names.add(p.name)
-        by_table: dict[str, list[Point]] = {}
-        for p in self.points:
-            by_table.setdefault(p.table, []).append(p)
-        for table, pts in by_table.items():
-            pts.sort(key=lambda q: q.address)
-            for a, b in itertools.pairwise(pts):
-                if b.address < a.end:
-                    raise ValueError(
-                        f"points {a.name} and {b.name} overlap in the {table} table "
-                        f"({a.name} ends at {a.end - 1}, {b.name} starts at {b.address})"
-                    )
-            limit = self.max_bits_per_read if table in BIT_TABLES else self.max_registers_per_read
-            for p in pts:
-                if p.count > limit:
-                    raise ValueError(f"point {p.name} is longer than one read ({limit})")
-        if self.schedule is not None:
-            by_name = {p.name: p for p in self.points}
-            for slot in self.schedule.slots:
-                for ref in (slot.start, slot.setpoint):
-                    pt = by_name.get(ref)
-                    if pt is None:
-                        raise ValueError(f"schedule refers to unknown point {ref!r}")
-                    if not pt.writable:
-                        raise ValueError(f"schedule point {ref!r} must be read-write")
-        return self
-
-    def point(self, name: str) -> Point | None:
-        for p in self.points:
-            if p.name == name:
-                return p
-        return None
-
-
-def with_poll_period(profile: Profile, poll_s: float) -> Profile:
-    """A copy of ``profile`` whose points are all polled every ``poll_s`` seconds."""
-    points = tuple(p.model_copy(update={"poll_s": poll_s}) for p in profile.points)
-    return profile.model_copy(update={"points": points, "poll_s": poll_s})
+def _edge_error(exc: FileFormatError) -> ProfileError:
+    return ProfileError(exc.path, exc.line, exc.field, exc.message)
 
 
 def load_profile(path: Path) -> Profile:
     """Load and validate one profile file; its ``profile`` name must equal the file name."""
-    prof = load_model(path, Profile)
-    if prof.profile != path.stem:
-        from edge_agent.yamlfile import _compose, line_of
-
-        _, node = _compose(path)
-        raise ProfileError(
-            str(path),
-            line_of(node, ["profile"]),
-            "profile",
-            f"the profile is named {prof.profile!r} but the file is {path.name}: "
-            f"name the file {prof.profile}.yaml",
-        )
-    return prof
+    try:
+        return _core.load_profile(path)
+    except FileFormatError as exc:
+        raise _edge_error(exc) from exc
 
 
 def load_profiles(folder: Path) -> dict[str, Profile]:
     """Every ``*.yaml`` profile directly in ``folder``, by name."""
-    if not folder.is_dir():
-        raise ProfileError(str(folder), None, None, "the profiles folder does not exist")
-    return {p.stem: load_profile(p) for p in sorted(folder.glob("*.yaml"))}
-
-
-def default_profiles_dir() -> Path:
-    """``firmware_configs/`` of a source checkout (next to this package)."""
-    return Path(__file__).resolve().parent.parent / "firmware_configs"
+    try:
+        return _core.load_profiles(folder)
+    except FileFormatError as exc:
+        raise _edge_error(exc) from exc

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -74,6 +75,7 @@ from ingest.validate import (
 )
 from suvnet.backoff import Backoff, BackoffPolicy
 from suvnet.protocol import Ack, Topics, compress_ranges, encode_ack
+from suvnet.registry import RegistryError, note_config_hash, record_gateway_config
 
 log = logging.getLogger("ingest")
 
@@ -735,6 +737,7 @@ class IngestWorker:
         for reason, n in res.dead_by_reason.items():
             m.dead_letters.labels(reason).inc(n)
         self._ack(group, res.new_keys | res.duplicate_keys)
+        self._check_gateway_configs(conn, items, now_ms)
         commit_ms = int(self.clock() * 1000)
         newest: int | None = None
         seen: dict[int, int] = {}
@@ -760,6 +763,46 @@ class IngestWorker:
                     self._gateways_seen[it.key.gateway_id] = now_ms
         if newest is not None:
             m.lag.set(max(0.0, (commit_ms - newest) / 1000))
+
+    def _check_gateway_configs(
+        self, conn: psycopg.Connection[Any], items: Sequence[Checked], now_ms: int
+    ) -> None:
+        """A birth names every device the gateway polls and the points it publishes: check
+        them against the registry, store the outcome (``gateway_config``) and log a change of
+        it. A health update names only their hash: a configuration whose birth the office
+        never saw is marked unchecked. The readings are already committed and acknowledged;
+        a failure here is logged, and the next birth checks again."""
+        for it in items:
+            msg = it.state
+            if msg is None or it.state_gateway_id is None or msg.state != "online":
+                continue
+            now = datetime.fromtimestamp(now_ms / 1000, UTC)
+            try:
+                with conn.transaction():
+                    if msg.points is not None:
+                        at = datetime.fromtimestamp(min(msg.ts_ms, now_ms) / 1000, UTC)
+                        check, news = record_gateway_config(
+                            conn, msg.gateway, msg.points, boot=msg.boot, announced_at=at, now=now
+                        )
+                        if news:
+                            log.log(
+                                logging.INFO if check.ok else logging.WARNING,
+                                "%s",
+                                check.describe(),
+                            )
+                    elif msg.points_hash is not None and note_config_hash(
+                        conn, msg.gateway, msg.points_hash, now
+                    ):
+                        log.warning(
+                            "gateway %s runs a configuration (%s) whose birth message this office "
+                            "has not seen: its devices and points are checked at its next connect",
+                            msg.gateway,
+                            msg.points_hash,
+                        )
+            except (psycopg.Error, RegistryError) as exc:
+                log.warning(
+                    "could not check the configuration gateway %s announced: %s", msg.gateway, exc
+                )
 
     def _commit_one_by_one(
         self,

@@ -15,10 +15,11 @@ milliseconds since the Unix epoch (UTC). See docs/protocol.md for the full descr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
@@ -146,13 +147,21 @@ class DecodedBatch:
 
 @dataclass(frozen=True)
 class GatewayState:
-    """Retained state of a gateway: birth (online), last will (offline) or a health update."""
+    """Retained state of a gateway: birth (online), last will (offline) or a health update.
+
+    A birth also announces the gateway's configuration: ``points`` maps every device it polls
+    to the point ids it publishes (bit sub-points included), so the office can check them
+    against its registry. Health updates carry only ``points_hash``, the
+    :func:`points_hash` of that announcement.
+    """
 
     gateway: str
     state: Literal["online", "offline"]
     ts_ms: int
     boot: str | None = None
     health: dict[str, Any] = field(default_factory=dict)
+    points: Mapping[str, tuple[str, ...]] | None = None
+    points_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -307,6 +316,20 @@ def decode_telemetry(payload: bytes) -> DecodedBatch:
     return DecodedBatch(TelemetryBatch(gw, boot, seq, sent, tuple(good)), tuple(rejected))
 
 
+MAX_ANNOUNCED_POINTS = 100_000
+"""Most point ids a birth may announce (a gateway with 10,000 meters of 10 points)."""
+
+
+def points_hash(points: Mapping[str, Iterable[str]]) -> str:
+    """A short fingerprint of an announced configuration (independent of order)."""
+    canon = json.dumps(
+        {dev: sorted(set(names)) for dev, names in points.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
 def encode_state(state: GatewayState) -> bytes:
     doc: dict[str, Any] = {
         "v": VERSION,
@@ -318,7 +341,32 @@ def encode_state(state: GatewayState) -> bytes:
         doc["boot"] = state.boot
     if state.health:
         doc["health"] = state.health
+    if state.points is not None:
+        doc["points"] = {dev: list(names) for dev, names in state.points.items()}
+    if state.points_hash is not None:
+        doc["points_hash"] = state.points_hash
     return _dumps(doc)
+
+
+def _decode_points(raw: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_field", "'points' must be an object: device -> [point, ...]")
+    out: dict[str, tuple[str, ...]] = {}
+    total = 0
+    for dev, names in raw.items():
+        if not valid_id(dev):
+            raise ProtocolError("bad_field", f"'points' names an invalid device id {dev!r}")
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and valid_id(n) for n in names
+        ):
+            raise ProtocolError(
+                "bad_field", f"'points' of device {dev!r} must be a list of point ids"
+            )
+        total += len(names)
+        if total > MAX_ANNOUNCED_POINTS:
+            raise ProtocolError("bad_field", f"'points' names more than {MAX_ANNOUNCED_POINTS}")
+        out[dev] = tuple(names)
+    return out
 
 
 def decode_state(payload: bytes) -> GatewayState:
@@ -334,7 +382,11 @@ def decode_state(payload: bytes) -> GatewayState:
     health = doc.get("health", {})
     if not isinstance(health, dict):
         raise ProtocolError("bad_field", "'health' must be an object")
-    return GatewayState(gw, st, ts, boot, health)
+    points = None if doc.get("points") is None else _decode_points(doc["points"])
+    phash = doc.get("points_hash")
+    if phash is not None and (not isinstance(phash, str) or not 1 <= len(phash) <= 64):
+        raise ProtocolError("bad_field", "'points_hash' must be a string of 1-64 characters")
+    return GatewayState(gw, st, ts, boot, health, points, phash)
 
 
 def compress_ranges(seqs: Iterable[int]) -> tuple[tuple[int, int], ...]:

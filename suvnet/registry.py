@@ -15,6 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import psycopg
@@ -22,6 +23,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from suvnet.errors import SuvnetError
+from suvnet.profiles import Profile, published_points
+from suvnet.protocol import points_hash
 
 Change = Literal["created", "updated", "unchanged"]
 Coord = tuple[float, float]
@@ -641,6 +644,279 @@ def upsert_point(conn: Conn, point: Point, resolver: Resolver | None = None) -> 
         {"device_id": r.need("device", point.device), "name": point.name},
         {"unit": point.unit, "kind": point.kind, "poll_period_s": point.poll_period_s},
     )
+
+
+def profile_points(device: str, profile: Profile) -> list[Point]:
+    """The registry points of a device of ``profile``: one per point id its gateway publishes,
+    bit sub-points included (``alarm_flags``, ``alarm_flags.leak``, ...), with the profile's
+    unit, kind and poll period. Pure."""
+    return [Point(device, p.name, p.unit, p.kind, p.poll_s) for p in published_points(profile)]
+
+
+# ---------------------------------------------------------------------------- gateway configs
+
+
+@dataclass(frozen=True)
+class RegisteredDevice:
+    """What the registry holds about one device, for comparing with a gateway's config."""
+
+    gateway: str | None
+    enabled: bool
+    points: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """Where a gateway's announced configuration and the registry disagree (all sorted).
+
+    The first three lose data: ingest dead-letters those readings (``unknown_device``,
+    ``device_not_on_gateway``, ``unknown_point``). The last two mean registered devices or
+    points that will never get a reading from this gateway (they look offline, and their
+    alarm rules can never fire).
+    """
+
+    gateway: str
+    points_hash: str = ""
+    unknown_devices: tuple[str, ...] = ()
+    """devices the gateway polls that are not registered"""
+    wrong_gateway: tuple[str, ...] = ()
+    """devices the gateway polls that are registered on another gateway"""
+    unknown_points: tuple[str, ...] = ()
+    """``device/point`` the gateway publishes that are not registered"""
+    silent_devices: tuple[str, ...] = ()
+    """enabled devices registered on this gateway that it does not poll"""
+    silent_points: tuple[str, ...] = ()
+    """``device/point`` registered for a polled device that the gateway does not publish"""
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.unknown_devices
+            or self.wrong_gateway
+            or self.unknown_points
+            or self.silent_devices
+            or self.silent_points
+        )
+
+    def problems(self, limit: int = 8) -> list[str]:
+        """One sentence per kind of disagreement, naming up to ``limit`` devices or points."""
+
+        def names(items: Sequence[str]) -> str:
+            more = f" and {len(items) - limit} more" if len(items) > limit else ""
+            return ", ".join(items[:limit]) + more
+
+        out: list[str] = []
+        if self.unknown_devices:
+            out.append(
+                f"{len(self.unknown_devices)} polled device(s) are not registered (their "
+                f"readings are dead-lettered as unknown_device): {names(self.unknown_devices)}"
+            )
+        if self.wrong_gateway:
+            out.append(
+                f"{len(self.wrong_gateway)} polled device(s) are registered on another gateway "
+                f"(dead-lettered as device_not_on_gateway): {names(self.wrong_gateway)}"
+            )
+        if self.unknown_points:
+            out.append(
+                f"{len(self.unknown_points)} published point(s) are not registered "
+                f"(dead-lettered as unknown_point): {names(self.unknown_points)}"
+            )
+        if self.silent_devices:
+            out.append(
+                f"{len(self.silent_devices)} registered device(s) of this gateway are not "
+                f"polled by it (no readings will come): {names(self.silent_devices)}"
+            )
+        if self.silent_points:
+            out.append(
+                f"{len(self.silent_points)} registered point(s) are not published by the "
+                f"gateway (no readings will come): {names(self.silent_points)}"
+            )
+        return out
+
+    def describe(self, limit: int = 8) -> str:
+        """A log line: what disagrees and what to do, or that all agrees."""
+        if self.ok:
+            return f"gateway {self.gateway}: its devices and points match the registry"
+        return (
+            f"gateway {self.gateway} and the registry disagree: "
+            + "; ".join(self.problems(limit))
+            + ". Make the site file and the gateway config agree (suvnet site apply, or "
+            "the gateway's gateway.yaml): docs/site.md"
+        )
+
+
+def compare_gateway_config(
+    gateway: str,
+    announced: Mapping[str, Sequence[str]],
+    registered: Mapping[str, RegisteredDevice],
+) -> ConfigCheck:
+    """Compare what a gateway announces (device -> published point ids) with the registry
+    (device -> :class:`RegisteredDevice`, for the announced devices and those registered on
+    the gateway). Pure."""
+    unknown_devices: list[str] = []
+    wrong_gateway: list[str] = []
+    unknown_points: list[str] = []
+    silent_points: list[str] = []
+    for dev in sorted(announced):
+        names = set(announced[dev])
+        reg = registered.get(dev)
+        if reg is None:
+            unknown_devices.append(dev)
+            continue
+        if reg.gateway is not None and reg.gateway != gateway:
+            wrong_gateway.append(dev)
+            continue
+        unknown_points += [f"{dev}/{p}" for p in sorted(names - reg.points)]
+        silent_points += [f"{dev}/{p}" for p in sorted(reg.points - names)]
+    silent_devices = sorted(
+        dev
+        for dev, reg in registered.items()
+        if reg.gateway == gateway and reg.enabled and dev not in announced
+    )
+    return ConfigCheck(
+        gateway,
+        points_hash(announced),
+        tuple(unknown_devices),
+        tuple(wrong_gateway),
+        tuple(unknown_points),
+        tuple(silent_devices),
+        tuple(silent_points),
+    )
+
+
+def registered_devices(
+    conn: Conn, gateway: str, devices: Iterable[str]
+) -> dict[str, RegisteredDevice]:
+    """The registry's view of ``devices`` and of every device registered on ``gateway``."""
+    rows = conn.execute(
+        "SELECT d.code, g.code, d.enabled, "
+        "coalesce(array_agg(p.name) FILTER (WHERE p.name IS NOT NULL), '{}') "
+        "FROM devices d LEFT JOIN gateways g ON g.id = d.gateway_id "
+        "LEFT JOIN points p ON p.device_id = d.id "
+        "WHERE d.code = ANY(%s) OR g.code = %s GROUP BY d.id, g.code",
+        (list(devices), gateway),
+    ).fetchall()
+    return {
+        str(code): RegisteredDevice(gw, bool(enabled), frozenset(str(n) for n in names))
+        for code, gw, enabled, names in rows
+    }
+
+
+def _store_config_check(
+    conn: Conn,
+    gateway_id: int,
+    check: ConfigCheck,
+    *,
+    points: Mapping[str, Sequence[str]] | None,
+    boot: str | None,
+    announced_at: datetime | None,
+    now: datetime | None,
+) -> None:
+    status = "unchecked" if points is None else ("ok" if check.ok else "mismatch")
+    conn.execute(
+        "INSERT INTO gateway_config AS c (gateway_id, boot, announced_at, points, points_hash, "
+        "checked_at, status, unknown_devices, wrong_gateway, unknown_points, silent_devices, "
+        "silent_points) VALUES (%(g)s, %(boot)s, %(at)s, %(pts)s, %(h)s, "
+        "coalesce(%(now)s::timestamptz, now()), %(st)s, "
+        "%(ud)s, %(wg)s, %(up)s, %(sd)s, %(sp)s) "
+        "ON CONFLICT (gateway_id) DO UPDATE SET boot = EXCLUDED.boot, "
+        "announced_at = EXCLUDED.announced_at, points = EXCLUDED.points, "
+        "points_hash = EXCLUDED.points_hash, checked_at = EXCLUDED.checked_at, "
+        "status = EXCLUDED.status, unknown_devices = EXCLUDED.unknown_devices, "
+        "wrong_gateway = EXCLUDED.wrong_gateway, unknown_points = EXCLUDED.unknown_points, "
+        "silent_devices = EXCLUDED.silent_devices, silent_points = EXCLUDED.silent_points",
+        {
+            "g": gateway_id,
+            "boot": boot,
+            "at": announced_at,
+            "pts": None if points is None else Jsonb({d: list(p) for d, p in points.items()}),
+            "h": check.points_hash,
+            "now": now,
+            "st": status,
+            "ud": list(check.unknown_devices),
+            "wg": list(check.wrong_gateway),
+            "up": list(check.unknown_points),
+            "sd": list(check.silent_devices),
+            "sp": list(check.silent_points),
+        },
+    )
+
+
+def _stored_check(conn: Conn, gateway_id: int) -> tuple[ConfigCheck, str] | None:
+    row = conn.execute(
+        "SELECT g.code, c.points_hash, c.unknown_devices, c.wrong_gateway, c.unknown_points, "
+        "c.silent_devices, c.silent_points, c.status FROM gateway_config c "
+        "JOIN gateways g ON g.id = c.gateway_id WHERE c.gateway_id = %s FOR UPDATE OF c",
+        (gateway_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    lists = (tuple(x) for x in row[2:7])
+    return ConfigCheck(str(row[0]), str(row[1]), *lists), str(row[7])
+
+
+def record_gateway_config(
+    conn: Conn,
+    gateway: str,
+    announced: Mapping[str, Sequence[str]],
+    *,
+    boot: str | None,
+    announced_at: datetime,
+    now: datetime,
+) -> tuple[ConfigCheck, bool]:
+    """Check a gateway's announced configuration (its birth message) against the registry and
+    store the outcome in ``gateway_config``. Returns the check and whether it is news (a
+    different outcome than the one stored), so the caller logs state changes only."""
+    gid = Resolver(conn).need("gateway", gateway)
+    before = _stored_check(conn, gid)
+    check = compare_gateway_config(gateway, announced, registered_devices(conn, gateway, announced))
+    _store_config_check(
+        conn, gid, check, points=announced, boot=boot, announced_at=announced_at, now=now
+    )
+    return check, before is None or before != (check, "ok" if check.ok else "mismatch")
+
+
+def note_config_hash(conn: Conn, gateway: str, announced_hash: str, now: datetime) -> bool:
+    """A health update names the hash of the gateway's configuration. When the office has
+    not checked that configuration (its birth was missed, e.g. ingest was down and a health
+    update replaced the retained birth), mark it ``unchecked``; True when that is news. The
+    check itself happens at the gateway's next birth (its next connect)."""
+    gid = Resolver(conn).need("gateway", gateway)
+    before = _stored_check(conn, gid)
+    if before is not None and before[0].points_hash == announced_hash:
+        return False
+    _store_config_check(
+        conn,
+        gid,
+        ConfigCheck(gateway, announced_hash),
+        points=None,
+        boot=None,
+        announced_at=None,
+        now=now,
+    )
+    return True
+
+
+def recheck_gateway_configs(conn: Conn, now: datetime | None = None) -> list[ConfigCheck]:
+    """Check every stored gateway announcement against the registry again (after the
+    registry changed, e.g. a site apply); store and return the checks. ``now`` is the time
+    of the check (default: the database's)."""
+    rows = conn.execute(
+        "SELECT g.code, c.gateway_id, c.points, c.boot, c.announced_at FROM gateway_config c "
+        "JOIN gateways g ON g.id = c.gateway_id WHERE c.points IS NOT NULL ORDER BY g.code "
+        "FOR UPDATE OF c"
+    ).fetchall()
+    out: list[ConfigCheck] = []
+    for code, gid, points, boot, at in rows:
+        announced = {str(d): [str(p) for p in names] for d, names in points.items()}
+        check = compare_gateway_config(
+            str(code), announced, registered_devices(conn, str(code), announced)
+        )
+        _store_config_check(
+            conn, int(gid), check, points=announced, boot=boot, announced_at=at, now=now
+        )
+        out.append(check)
+    return out
 
 
 # ---------------------------------------------------------------------------- network reads

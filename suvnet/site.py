@@ -19,9 +19,11 @@ The format is documented in docs/site.md.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,6 +54,7 @@ from suvnet.network import (
     save_network,
     save_zones,
 )
+from suvnet.profiles import Profile, default_profiles_dir, load_profiles, published_points
 from suvnet.registry import (
     Conn,
     Coord,
@@ -66,10 +69,14 @@ from suvnet.registry import (
     Valve,
     Zone,
     list_zones,
+    profile_points,
+    recheck_gateway_configs,
     upsert_device,
     upsert_gateway,
     upsert_point,
 )
+
+_log = logging.getLogger(__name__)
 
 Loc = tuple[str | int, ...]
 BAR_TO_M = 100_000 / (1000 * 9.80665)  # metres of water head per bar
@@ -297,7 +304,9 @@ class NetworkSpec(_Spec):
 
 
 class PointSpec(_Spec):
-    name: Code
+    """Settings of one point that differ from its device profile (only the keys given count)."""
+
+    name: Code = Field(description="a point id the device's profile publishes")
     unit: str = ""
     kind: Literal["analog", "counter", "status", "setpoint", "bitfield"] = "analog"
     poll_period_s: float = Field(60.0, gt=0)
@@ -316,7 +325,17 @@ class DeviceSpec(_Spec):
     serial_no: str | None = None
     enabled: bool = True
     attrs: dict[str, Any] = Field(default_factory=dict)
-    points: list[PointSpec] = Field(default_factory=list)
+    poll_period_s: float | None = Field(
+        None,
+        gt=0,
+        description="how often the gateway polls this device (its gateway.yaml poll_s); "
+        "default: the profile's period of each point",
+    )
+    points: list[PointSpec] = Field(
+        default_factory=list,
+        description="settings that differ from the profile; every point the profile "
+        "publishes is registered anyway",
+    )
 
 
 class GatewaySpec(_Spec):
@@ -332,6 +351,11 @@ class GatewaySpec(_Spec):
 class SiteSpec(_Spec):
     version: Literal[1] = 1
     site: str = Field(min_length=1, description="the name of the site (village)")
+    profiles_dir: str | None = Field(
+        None,
+        description="folder of the device profiles, relative to this file; default: the "
+        "firmware_configs/ folder of this suvnet",
+    )
     zones: list[ZoneSpec] = Field(default_factory=list)
     network: NetworkSpec | None = None
     gateways: list[GatewaySpec] = Field(default_factory=list)
@@ -351,9 +375,27 @@ class SiteFile:
     spec: SiteSpec
     raw: Any
     sections: tuple[str, ...] = ()
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    """The device profiles the file's devices use, by name."""
 
     def error(self, loc: Loc, message: str) -> FileFormatError:
         return FileFormatError(str(self.path), line_of(self.raw, loc), field_name(loc), message)
+
+    def points_of(self, device: DeviceSpec) -> list[Point]:
+        """The registry points of ``device``: every point id its profile publishes (bit
+        sub-points included), with the device's and the file's settings on top."""
+        overrides = {p.name: p for p in device.points}
+        out: list[Point] = []
+        for base in profile_points(device.code, self.profiles[device.profile]):
+            pt = base
+            if device.poll_period_s is not None:
+                pt = replace(pt, poll_period_s=device.poll_period_s)
+            spec = overrides.get(pt.name)
+            if spec is not None:
+                given = spec.model_fields_set - {"name"}
+                pt = replace(pt, **{k: getattr(spec, k) for k in given})
+            out.append(pt)
+        return out
 
 
 # ---------------------------------------------------------------------------- extra sections
@@ -462,8 +504,58 @@ def _msg(error: Any) -> str:
     return _FRIENDLY.get(str(error["type"]), str(error["msg"]))
 
 
+def profiles_folder(site_path: Path, spec: SiteSpec) -> Path:
+    """Where the device profiles of a site file are: its ``profiles_dir`` (relative to the
+    file) or the ``firmware_configs/`` folder of this suvnet."""
+    if spec.profiles_dir is None:
+        return default_profiles_dir()
+    folder = Path(spec.profiles_dir)
+    return folder if folder.is_absolute() else site_path.parent / folder
+
+
+def _check_profiles(site: SiteFile) -> SiteFile:
+    """Load the profiles the devices name; check each device's kind and points against its
+    profile. Returns the site with its profiles."""
+    spec = site.spec
+    devices = [(i, j, d) for i, g in enumerate(spec.gateways) for j, d in enumerate(g.devices)]
+    if not devices:
+        return site
+    folder = profiles_folder(site.path, spec)
+    try:
+        available = load_profiles(folder)
+    except FileFormatError as exc:
+        where = ("profiles_dir",) if spec.profiles_dir is not None else ()
+        raise site.error(where, f"cannot load the device profiles: {exc}") from exc
+    for i, j, d in devices:
+        loc: Loc = ("gateways", i, "devices", j)
+        prof = available.get(d.profile)
+        if prof is None:
+            known = ", ".join(sorted(available)) or "none"
+            raise site.error(
+                (*loc, "profile"), f"no device profile '{d.profile}' in {folder} (known: {known})"
+            )
+        if prof.device_kind != d.kind:
+            raise site.error(
+                (*loc, "kind"),
+                f"profile '{d.profile}' is for a {prof.device_kind}, not a {d.kind}",
+            )
+        published = {p.name for p in published_points(prof)}
+        for k, p in enumerate(d.points):
+            if p.name not in published:
+                raise site.error(
+                    (*loc, "points", k, "name"),
+                    f"profile '{d.profile}' publishes no point '{p.name}' (it publishes "
+                    f"{', '.join(sorted(published))}): readings of this point would never come",
+                )
+    used = {d.profile for _, _, d in devices}
+    return replace(site, profiles={name: available[name] for name in sorted(used)})
+
+
 def load_site(path: Path | str) -> SiteFile:
-    """Read and validate a site file; a problem raises FileFormatError (file, line, field)."""
+    """Read and validate a site file; a problem raises FileFormatError (file, line, field).
+
+    Every device's profile is loaded (``profiles_dir``) and checked: the kind must match and
+    every point the file names must be one the profile publishes."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -504,7 +596,7 @@ def load_site(path: Path | str) -> SiteFile:
     if problems:
         loc, message = problems[0]
         raise site.error(loc, message)
-    return site
+    return _check_profiles(site)
 
 
 # ---------------------------------------------------------------------------- network building
@@ -673,11 +765,14 @@ def apply_site(
     *,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
 ) -> ChangeLog:
     """Make the database match the site file, in one transaction; returns what changed.
 
     ``progress(done, total)`` is called while the network is written. With ``dry_run`` the
-    changes are computed and reported, then rolled back.
+    changes are computed and reported, then rolled back. Afterwards the configurations the
+    gateways announced are checked against the new registry (``gateway_config``, checked at
+    ``now``, default the database's time); a disagreement is logged as a warning.
     """
     spec = site.spec
     log = ChangeLog()
@@ -752,14 +847,19 @@ def apply_site(
                         log.add("devices", d.code, upsert_device(conn, dev, r).change)
                     except UnknownReferenceError as exc:
                         raise _ref_error(site, dloc, exc) from exc
-                    for p in d.points:
-                        pt = Point(d.code, p.name, p.unit, p.kind, p.poll_period_s)
-                        log.add("points", f"{d.code}/{p.name}", upsert_point(conn, pt, r).change)
+                    for pt in site.points_of(d):
+                        log.add("points", f"{d.code}/{pt.name}", upsert_point(conn, pt, r).change)
             for name in site.sections:
                 handler = section_handler(name)
                 if handler is None:  # uninstalled between load and apply
                     raise site.error((name,), f"no installed package handles section '{name}'")
                 handler(conn, site.raw[name], SectionContext(site, name, log), dry_run)
+            # what the gateways announced is checked again against the changed registry
+            for check in recheck_gateway_configs(conn, now):
+                if check.ok:
+                    _log.info("%s", check.describe())
+                else:
+                    _log.warning("%s", check.describe())
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
         diag = exc.diag.message_primary or str(exc)
         raise FileFormatError(
@@ -801,10 +901,11 @@ def apply_site_file(
     *,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
 ) -> ChangeLog:
     """Load, validate and apply a site file against the database at ``url``."""
     from suvnet.db import connect
 
     site = load_site(path)
     with connect(url) as conn:
-        return apply_site(conn, site, dry_run=dry_run, progress=progress)
+        return apply_site(conn, site, dry_run=dry_run, progress=progress, now=now)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_config
+from edge_agent.decode import decode_point
 from edge_agent.errors import EdgeError, ProfileError
-from edge_agent.profiles import Profile, load_profile, load_profiles
+from edge_agent.profiles import Profile, load_profile, load_profiles, published_names
 from tests.edge_agent.conftest import PROFILES_DIR
 
 GOOD = """\
@@ -37,7 +38,7 @@ def test_shipped_profiles_have_the_agreed_points(profiles: dict[str, Profile]) -
             "night_start_min", "valve_position_pct", "mode",
         },
         "ultrasonic_water_meter": {"volume_m3", "flow_m3h", "reverse_volume_m3", "alarm_flags"},
-        "district_flow_meter": {"forward_m3", "reverse_m3", "flow_m3h"},
+        "district_flow_meter": {"forward_m3", "reverse_m3", "flow_m3h", "alarm_flags"},
     }  # fmt: skip
     for name, points in expected.items():
         have = {p.name for p in profiles[name].points}
@@ -54,7 +55,45 @@ def test_shipped_profiles_have_the_agreed_points(profiles: dict[str, Profile]) -
     assert vol is not None
     assert vol.rollover == 100000
     assert flags is not None
-    assert set(flags.bits) == {"leak", "burst", "tamper", "dry_pipe", "low_battery"}
+    # the bits follow the alarms' meter-flag convention (alarms.rules.MeterFlag)
+    assert {name: 1 << bit for name, bit in flags.bits.items()} == {
+        "leak": 1, "burst": 2, "tamper": 4, "reverse_flow": 8, "low_battery": 16, "dry_pipe": 32,
+    }  # fmt: skip
+    dm_flags = profiles["district_flow_meter"].point("alarm_flags")
+    assert dm_flags is not None
+    assert {name: 1 << bit for name, bit in dm_flags.bits.items()} == {
+        "tamper": 4, "reverse_flow": 8, "dry_pipe": 32,
+    }  # fmt: skip
+
+
+def test_published_points_are_what_the_decoder_sends(profiles: dict[str, Profile]) -> None:
+    """The office registers ``published_points``; the gateway sends what ``decode_point``
+    gives. They must be the same ids for every shipped profile."""
+    for name, prof in profiles.items():
+        sent: list[str] = []
+        for p in prof.points:
+            if p.publish:
+                regs: list[int] | list[bool] = (
+                    [False] * p.count if p.table in ("coil", "discrete") else [0] * p.count
+                )
+                sent += [v.point for v in decode_point(p, regs)]
+        assert published_names(prof) == tuple(sent), name
+
+
+def test_a_bit_point_id_must_fit(tmp_path: Path) -> None:
+    f = tmp_path / "demo.yaml"
+    long = "f" * 60
+    f.write_text(
+        GOOD.replace(
+            "    scale: 0.01\n",
+            f"    scale: 0.01\n  - name: {long}\n    table: input\n    address: 5\n"
+            "    type: bitfield\n    bits: {burst: 1}\n",
+        )
+    )
+    with pytest.raises(ProfileError) as exc:
+        load_profile(f)
+    assert exc.value.field == f"points[{long}]"
+    assert "longer than 64 characters" in exc.value.message
 
 
 def test_profile_inherits_orders_and_period(tmp_path: Path) -> None:

@@ -141,3 +141,45 @@ def test_bad_commands(doc: dict[str, object]) -> None:
 def test_bad_ack_range() -> None:
     with pytest.raises(ProtocolError):
         p.decode_ack(b'{"v":1,"boot":"b","ranges":[[5,1]]}')
+
+
+def test_birth_announces_devices_and_points() -> None:
+    points = {"pt-1": ("pressure_bar", "converter_status", "converter_status.open_loop")}
+    birth = p.GatewayState("gw-1", "online", 5, "boot", {}, points, p.points_hash(points))
+    doc = json.loads(p.encode_state(birth))
+    assert doc["points"] == {
+        "pt-1": ["pressure_bar", "converter_status", "converter_status.open_loop"]
+    }
+    assert p.decode_state(p.encode_state(birth)) == birth
+    # a health update carries the hash alone
+    health = p.GatewayState("gw-1", "online", 6, "boot", {"queue_depth": 0}, None, "abc")
+    assert "points" not in json.loads(p.encode_state(health))
+    assert p.decode_state(p.encode_state(health)) == health
+
+
+def test_points_hash_ignores_order_and_repeats() -> None:
+    a = p.points_hash({"d1": ["x", "y"], "d2": ["z"]})
+    assert a == p.points_hash({"d2": ["z"], "d1": ["y", "x", "x"]})
+    assert a != p.points_hash({"d1": ["x"], "d2": ["z"]})
+    assert a != p.points_hash({"d1": ["x", "y"], "d3": ["z"]})
+    assert len(a) == 16
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"points": ["pt-1"]}, "must be an object"),
+        ({"points": {"bad id": ["p"]}}, "invalid device id"),
+        ({"points": {"pt-1": "pressure_bar"}}, "list of point ids"),
+        ({"points": {"pt-1": ["ok", "not ok"]}}, "list of point ids"),
+        ({"points": {"pt-1": [7]}}, "list of point ids"),
+        ({"points_hash": 12}, "points_hash"),
+        ({"points_hash": "x" * 65}, "points_hash"),
+    ],
+)
+def test_bad_announcements_are_refused(extra: dict[str, object], words: str) -> None:
+    doc: dict[str, object] = {"v": 1, "gw": "gw-1", "state": "online", "ts": 5, **extra}
+    with pytest.raises(ProtocolError) as info:
+        p.decode_state(json.dumps(doc).encode())
+    assert info.value.reason == "bad_field"
+    assert words in info.value.detail

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from typer.testing import Result
 
+from edge_agent.decode import decode_point
+from edge_agent.profiles import default_profiles_dir, load_profiles
 from suvnet.errors import FileFormatError
 from suvnet.network import ChangeLog
-from suvnet.registry import list_devices, list_points, list_zones
+from suvnet.profiles import Profile, published_points
+from suvnet.registry import list_devices, list_points, list_zones, record_gateway_config
 from suvnet.site import BAR_TO_M, apply_site, load_site
 from tests.suvnet.conftest import EXAMPLES, snapshot
 
@@ -65,7 +70,11 @@ def test_example_applies_and_second_apply_changes_nothing(fresh_db_url: str) -> 
     assert first.changed
     site = load_site(EXAMPLE)
     n_devices = sum(len(g.devices) for g in site.spec.gateways)
-    n_points = sum(len(d.points) for g in site.spec.gateways for d in g.devices)
+    n_points = sum(
+        len(published_points(site.profiles[d.profile]))
+        for g in site.spec.gateways
+        for d in g.devices
+    )
     assert first.count("devices", "created") == n_devices
     assert first.count("points", "created") == n_points
     before = snapshot(fresh_db_url)
@@ -105,6 +114,117 @@ def test_example_content_lands_where_the_file_says(fresh_db_url: str) -> None:
     assert prv == ("PRV", 35.0)
     assert p201 is not None
     assert 105 < p201[0] < 115  # measured along the line: 0.001 degree of latitude
+
+
+def _sent_by_gateway(profile: Profile) -> set[str]:
+    """The point ids a gateway sends for a device of ``profile``: what its decoder makes of
+    the device's registers (a bitfield gives its value and one 0/1 point per named bit)."""
+    out: set[str] = set()
+    for p in profile.points:
+        if p.publish:
+            regs: list[int] | list[bool] = (
+                [False] * p.count if p.table in ("coil", "discrete") else [0] * p.count
+            )
+            out |= {v.point for v in decode_point(p, regs)}
+    return out
+
+
+def test_every_point_a_gateway_sends_is_registered(fresh_db_url: str) -> None:
+    """The contract of docs/site.md: a reading never dead-letters for want of a point that
+    the office itself configured - bit sub-points (alarm_flags.tamper) included."""
+    _apply(fresh_db_url, EXAMPLE)
+    profiles = load_profiles(default_profiles_dir())  # what the gateways load
+    site = load_site(EXAMPLE)
+    with psycopg.connect(fresh_db_url) as conn:
+        for g in site.spec.gateways:
+            for d in g.devices:
+                registered = {p.name for p in list_points(conn, d.code)}
+                sent = _sent_by_gateway(profiles[d.profile])
+                assert sent <= registered, f"{d.code}: {sorted(sent - registered)}"
+        flags = {p.name: p for p in list_points(conn, "dm-south")}
+    # the tamper rule of the example has data to work on
+    assert {"alarm_flags", "alarm_flags.tamper", "alarm_flags.reverse_flow"} <= set(flags)
+    assert flags["alarm_flags"].kind == "bitfield"
+    assert flags["alarm_flags.tamper"].kind == "status"
+
+
+def test_file_settings_go_over_the_profile(fresh_db_url: str) -> None:
+    _apply(fresh_db_url, EXAMPLE)
+    with psycopg.connect(fresh_db_url) as conn:
+        pt = {p.name: p for p in list_points(conn, "pt-n4")}
+        cm = list_points(conn, "cm-000101")
+    # points: one point's settings; the others keep the profile's
+    assert (pt["pressure_bar"].unit, pt["pressure_bar"].poll_period_s) == ("bar", 15.0)
+    assert pt["converter_status.open_loop"].poll_period_s == 10.0  # the profile's poll_s
+    assert pt["converter_status"].kind == "bitfield"
+    # poll_period_s of the device: every point of it
+    assert {p.poll_period_s for p in cm} == {3600.0}
+    assert {p.name for p in cm} >= {"volume_m3", "alarm_flags.leak", "alarm_flags.tamper"}
+
+
+def test_profiles_dir_of_the_site(fresh_db_url: str, site_dir: Path) -> None:
+    own = site_dir / "my-profiles"
+    own.mkdir()
+    for f in default_profiles_dir().glob("*.yaml"):
+        shutil.copy(f, own / f.name)
+    pt = own / "pressure_transmitter.yaml"
+    pt.write_text(
+        pt.read_text().replace("{open_loop: 0, over_range: 1}", "{open_loop: 0, loop_drift: 2}")
+    )
+    path = site_dir / "site.yaml"
+    _edit(path, "site: Yangiobod\n", "site: Yangiobod\nprofiles_dir: my-profiles\n")
+    _apply(fresh_db_url, path)
+    with psycopg.connect(fresh_db_url) as conn:
+        names = {p.name for p in list_points(conn, "pt-s6")}
+    assert "converter_status.loop_drift" in names
+    assert "converter_status.over_range" not in names
+    (own / "district_flow_meter.yaml").unlink()
+    with pytest.raises(FileFormatError) as info:
+        load_site(path)
+    assert info.value.field == "gateways[0].devices[0].profile"
+    assert f"no device profile 'district_flow_meter' in {own}" in info.value.message
+
+
+def test_site_apply_checks_what_the_gateways_announced(
+    fresh_db_url: str, site_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway announced a device the registry lacks; once the site file adds it, site
+    apply finds the two agree again (and says so)."""
+    path = site_dir / "site.yaml"
+    _apply(fresh_db_url, path)
+    profiles = load_profiles(default_profiles_dir())
+    site = load_site(path)
+    announced = {
+        d.code: sorted(_sent_by_gateway(profiles[d.profile])) for d in site.spec.gateways[1].devices
+    }
+    announced["pt-s9"] = sorted(_sent_by_gateway(profiles["pressure_transmitter"]))
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    with psycopg.connect(fresh_db_url) as conn:
+        check, news = record_gateway_config(
+            conn, "gw-south", announced, boot="b1", announced_at=at, now=at
+        )
+        conn.commit()
+    assert news
+    assert check.unknown_devices == ("pt-s9",)
+    assert "pt-s9" in check.describe()
+    _edit(
+        path,
+        "      - code: cm-000201\n",
+        "      - {code: pt-s9, kind: pressure_sensor, profile: pressure_transmitter, "
+        "unit_id: 9, node: S5}\n\n      - code: cm-000201\n",
+    )
+    with (
+        caplog.at_level(logging.INFO, logger="suvnet.site"),
+        psycopg.connect(fresh_db_url) as conn,
+    ):
+        apply_site(conn, load_site(path), now=at + timedelta(hours=1))
+    assert "gateway gw-south: its devices and points match the registry" in caplog.text
+    with psycopg.connect(fresh_db_url) as conn:
+        row = conn.execute(
+            "SELECT c.status, c.unknown_devices, c.checked_at FROM gateway_config c "
+            "JOIN gateways g ON g.id = c.gateway_id WHERE g.code = 'gw-south'"
+        ).fetchone()
+    assert row == ("ok", [], at + timedelta(hours=1))
 
 
 def test_changed_file_updates_only_what_changed(fresh_db_url: str, site_dir: Path) -> None:
@@ -203,6 +323,30 @@ network:
             "Input should be",
         ),
         ("code: pt-s6", "code: pt-n4", "gateways[1].devices[2].code", "appears twice"),
+        (
+            "profile: pressure_transmitter\n        unit_id: 2",
+            "profile: no_such\n        unit_id: 2",
+            "gateways[0].devices[1].profile",
+            "no device profile 'no_such'",
+        ),
+        (
+            (
+                "kind: pressure_sensor\n        profile: pressure_transmitter\n        unit_id: 3\n"
+                "        node: N1"
+            ),
+            (
+                "kind: customer_meter\n        profile: pressure_transmitter\n        unit_id: 3\n"
+                "        node: N1"
+            ),
+            "gateways[0].devices[2].kind",
+            "is for a pressure_sensor, not a customer_meter",
+        ),
+        (
+            "- {name: pressure_bar, unit: bar",
+            "- {name: alarm_flags, unit: bar",
+            "gateways[0].devices[1].points[0].name",
+            "publishes no point 'alarm_flags'",
+        ),
         (
             "flow_sign: 1          # forward",
             "flow_sign: 2          # forward",
