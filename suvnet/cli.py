@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from suvnet import __version__
-from suvnet.errors import SuvnetError
+from suvnet.errors import DatabaseError, SuvnetError
 from suvnet.logs import setup_logging
 from suvnet.settings import get_settings
 
@@ -38,7 +40,8 @@ app = typer.Typer(
     add_completion=False,
 )
 db_app = typer.Typer(
-    help="Database schema: apply migrations and show status.", no_args_is_help=True
+    help="Database schema and upkeep: apply migrations, run maintenance, show status.",
+    no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
 
@@ -86,6 +89,7 @@ def db_migrate() -> None:
             conn,
             timescaledb=s.timescaledb,
             on_step=lambda m: console.print(f"  applied {m.version:04d}_{m.name}"),
+            on_warning=lambda w: err_console.print(f"[yellow]warning:[/yellow] {w}"),
         )
     total = len(load_migrations())
     if done:
@@ -94,6 +98,41 @@ def db_migrate() -> None:
         )
     else:
         console.print(f"schema is current ({total} migrations), nothing to do.")
+
+
+@db_app.command("maintain")
+def db_maintain() -> None:
+    """Run the database upkeep now: readings partitions ahead (plain PostgreSQL), retention
+    of raw readings (SUVNET_READINGS_RETENTION_DAYS; rollups stay) and compression
+    (TimescaleDB). Safe to run any time; the scheduler runs it daily."""
+    from suvnet.clock import utcnow
+    from suvnet.db import connect, database_source, database_url
+    from suvnet.maintain import TaskResult, maintain
+
+    s = get_settings()
+    console.print(f"database: {database_source(s)}")
+
+    def show(r: TaskResult) -> None:
+        mark = "[green]ok[/green]" if r.ok else "[red]FAILED[/red]"
+        console.print(f"  {r.task:<12} {mark}  {r.detail}  ({r.duration_ms} ms)")
+
+    with connect(database_url(s), autocommit=True) as conn:
+        results = maintain(
+            conn, now=utcnow(), retention_days=s.readings_retention_days, on_task=show
+        )
+    failed = [r.task for r in results if not r.ok]
+    if failed:
+        raise DatabaseError(f"maintenance task(s) failed: {', '.join(failed)}")
+
+
+DISPLAY_TZ = ZoneInfo("Asia/Tashkent")
+
+
+def _when(at: datetime | None) -> str:
+    """An instant as the office reads it: Tashkent time, the zone named."""
+    if at is None:
+        return "never"
+    return f"{at.astimezone(DISPLAY_TZ):%Y-%m-%d %H:%M} (Asia/Tashkent)"
 
 
 def _size(n: int) -> str:
@@ -109,16 +148,25 @@ def _size(n: int) -> str:
 def db_status() -> None:
     """Show the storage mode (TimescaleDB or plain PostgreSQL), versions, migrations and sizes."""
     from suvnet.db import connect, database_source, database_url
-    from suvnet.migrate import status
+    from suvnet.maintain import last_runs, tasks_for, timescaledb_jobs
+    from suvnet.migrate import server_timescaledb, status
 
     s = get_settings()
     with connect(database_url(s), autocommit=True) as conn:
         st = status(conn)
+        _, preloaded = server_timescaledb(conn)
+        runs = {r.task: r for r in last_runs(conn)}
+        jobs = timescaledb_jobs(conn)
     t = Table(show_header=False, box=None)
     t.add_row("database", database_source(s))
     t.add_row("PostgreSQL", st.server_version)
     if st.timescaledb_version:
         ts = f"{st.timescaledb_version} (installed)"
+    elif st.timescaledb_available and not preloaded:
+        ts = (
+            "available but not preloaded (shared_preload_libraries lacks timescaledb), "
+            "so it cannot be used"
+        )
     elif st.timescaledb_available:
         ts = "available, not installed"
     else:
@@ -144,6 +192,29 @@ def db_status() -> None:
         f"{_size(st.readings_size_bytes)}, ~{st.readings_rows_estimate:,} rows, "
         f"{st.partitions} {'chunks' if st.storage_mode == 'timescaledb' else 'partitions'}",
     )
+    days = s.readings_retention_days
+    t.add_row("retention", f"{days} days (raw readings)" if days else "keep every reading")
+    if st.storage_mode in ("timescaledb", "partitioned"):
+        for task in tasks_for(st.storage_mode):
+            run = runs.get(task)
+            if run is None:
+                text = "never run (suvnet db maintain)"
+            else:
+                state = "ok" if run.ok else "[red]FAILED[/red]"
+                text = f"{_when(run.last_run_at)} {state}: {run.detail}"
+                if not run.ok:
+                    text += f"; last success {_when(run.last_ok_at)}"
+            t.add_row(f"maintenance: {task}", text)
+    for job in jobs:
+        text = (
+            f"job {job.job_id}, last run {_when(job.last_run_started_at)}: "
+            f"{job.last_run_status or 'not yet'}"
+        )
+        if job.total_failures:
+            text += f", {job.total_failures} failure(s)"
+        if job.last_error and job.last_run_status == "Failed":
+            text += f' ("{job.last_error}"; suvnet db maintain does this work)'
+        t.add_row(f"TimescaleDB {job.proc_name}", text)
     console.print(t)
     for p in st.pending:
         console.print(f"  pending: {p.version:04d}_{p.name}  (run: suvnet db migrate)")

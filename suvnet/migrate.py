@@ -94,21 +94,119 @@ def pending(conn: psycopg.Connection[Any]) -> list[Migration]:
     return [m for m in load_migrations() if m.version not in done]
 
 
+PRELOAD_FIX = (
+    "add it to shared_preload_libraries in postgresql.conf "
+    "(shared_preload_libraries = 'timescaledb'; keep any library already listed there, "
+    "comma-separated), then restart PostgreSQL"
+)
+
+
+@dataclass(frozen=True)
+class StorageChoice:
+    """How readings will be stored, decided before the migration that creates them."""
+
+    timescaledb: bool
+    warning: str | None = None
+
+    @property
+    def setting(self) -> str:
+        """The value handed to the migrations (``suvnet.timescaledb``)."""
+        return "on" if self.timescaledb else "off"
+
+
+def choose_storage(mode: str, available: bool, preloaded: bool) -> StorageChoice:
+    """The storage mode for ``SUVNET_TIMESCALEDB`` = ``mode`` on a server where the extension
+    is ``available`` (installed: pg_available_extensions) and ``preloaded`` (in
+    shared_preload_libraries). TimescaleDB that is installed but not preloaded cannot be
+    used: ``CREATE EXTENSION`` then ends the session with a FATAL error. ``auto`` falls back
+    to plain PostgreSQL with a warning; ``on`` fails saying what to change."""
+    if mode not in ("auto", "on", "off"):
+        raise MigrationError(f"SUVNET_TIMESCALEDB must be auto, on or off, not {mode!r}")
+    if mode == "off":
+        return StorageChoice(False)
+    if not available:
+        if mode == "on":
+            raise MigrationError(
+                "SUVNET_TIMESCALEDB=on but the timescaledb extension is not available on this "
+                "server: install TimescaleDB for this PostgreSQL version, or set "
+                "SUVNET_TIMESCALEDB=auto to use plain PostgreSQL"
+            )
+        return StorageChoice(False)
+    if not preloaded:
+        if mode == "on":
+            raise MigrationError(
+                "SUVNET_TIMESCALEDB=on but the timescaledb extension is installed on this server "
+                f"without being preloaded: {PRELOAD_FIX}. Nothing was changed."
+            )
+        return StorageChoice(
+            False,
+            "TimescaleDB is installed on this server but not preloaded, so readings are "
+            f"stored in plain PostgreSQL. To use TimescaleDB, {PRELOAD_FIX}, before the first "
+            "'suvnet db migrate' of a new database (the mode of an existing one does not change).",
+        )
+    return StorageChoice(True)
+
+
+def parse_preload(setting: str) -> list[str]:
+    """The library names in a shared_preload_libraries value ("'$libdir/timescaledb.so', x"
+    gives ['timescaledb', 'x'])."""
+    out: list[str] = []
+    for item in setting.split(","):
+        name = item.strip().strip("'\"").rsplit("/", 1)[-1]
+        name = name.removesuffix(".so")
+        if name:
+            out.append(name)
+    return out
+
+
+def server_timescaledb(conn: psycopg.Connection[Any]) -> tuple[bool, bool]:
+    """(available, preloaded) for the server behind ``conn``."""
+    avail = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    try:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        preloaded = row is not None and "timescaledb" in parse_preload(str(row[0]))
+    except psycopg.errors.InsufficientPrivilege:
+        # the setting is for superusers: the loader's own settings show that it is loaded
+        row = conn.execute(
+            "SELECT count(*) FROM pg_settings "
+            "WHERE name LIKE 'timescaledb.%' AND vartype <> 'string'"
+        ).fetchone()
+        preloaded = row is not None and int(row[0]) > 0
+    return avail is not None, preloaded
+
+
+def _storage_decided(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('readings') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def migrate(
     conn: psycopg.Connection[Any],
     *,
     timescaledb: str = "auto",
     on_step: Callable[[Migration], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[Migration]:
     """Apply every pending migration; return those applied by this call.
 
     ``conn`` must be in autocommit mode: each migration gets its own transaction.
-    ``timescaledb`` is ``auto``, ``on`` or ``off`` (see the 0002 migration).
+    ``timescaledb`` is ``auto``, ``on`` or ``off``; while the readings table does not exist
+    yet, :func:`choose_storage` turns it into the mode the migrations use (a warning, if any,
+    is logged and passed to ``on_warning``).
     """
     if not conn.autocommit:
         raise MigrationError("migrate() needs an autocommit connection")
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
+        if not _storage_decided(conn):  # before anything is written: 'on' may refuse
+            choice = choose_storage(timescaledb, *server_timescaledb(conn))
+            if choice.warning:
+                log.warning("%s", choice.warning)
+                if on_warning is not None:
+                    on_warning(choice.warning)
+            timescaledb = choice.setting
         _ensure_table(conn)
         known = {m.version: m for m in load_migrations()}
         for a in applied(conn):
