@@ -72,10 +72,14 @@ class Agent:
         *,
         rng: random.Random | None = None,
         clock: Clock = REAL_CLOCK,
+        command_clock: Callable[[], int] = wall_ms,
     ) -> None:
-        """``clock``: the time of readings, poll schedules and outbox ages (default: real)."""
+        """``clock``: the time of readings, poll schedules and outbox ages (default: real).
+        ``command_clock``: real time in ms, against which commands expire and results are
+        stamped (the office's clock; a demo that compresses ``clock`` leaves this one real)."""
         self.loaded = loaded
         self.clock = clock
+        self.command_clock = command_clock
         self.cfg = loaded.config
         self.rng = rng or random.Random()
         self.topics = Topics(root=self.cfg.mqtt.topic_root)
@@ -242,12 +246,12 @@ class Agent:
     async def run_command(self, cmd: Command) -> CommandResult:
         profiles = {d.id: d.profile for d in self.devices.values()}
         try:
-            writes = plan_command(cmd, profiles, wall_ms())
+            writes = plan_command(cmd, profiles, self.command_clock())
         except CommandRefused as exc:
             log.warning("command %s refused: %s", cmd.id, exc.reason)
-            return CommandResult(cmd.id, False, wall_ms(), exc.reason)
+            return CommandResult(cmd.id, False, self.command_clock(), exc.reason)
         dev = self.devices[cmd.device]
-        result = await execute(cmd, writes, dev.client, wall_ms)
+        result = await execute(cmd, writes, dev.client, self.command_clock)
         log.info("command %s on %s: %s", cmd.id, cmd.device, "done" if result.ok else result.reason)
         return result
 
@@ -371,7 +375,9 @@ class Agent:
                     try:
                         self._commands.put_nowait(cmd)
                     except asyncio.QueueFull:
-                        self._results.append(CommandResult(cmd.id, False, wall_ms(), "busy"))
+                        self._results.append(
+                            CommandResult(cmd.id, False, self.command_clock(), "busy")
+                        )
                         self._outbox_event.set()
             except ProtocolError as exc:
                 log.warning("ignored a bad message on %s: %s", topic, exc)

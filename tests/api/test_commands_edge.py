@@ -16,7 +16,7 @@ from api.security import Role
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.profiles import load_profiles
-from tests.api.conftest import User, bearer
+from tests.api.conftest import Clock, User, bearer
 from tests.edge_agent.conftest import PROFILES_DIR, write_gateway
 from tests.edge_agent.test_agent_mqtt import running, tcp_buses, tcp_sim
 
@@ -46,6 +46,7 @@ async def test_setpoint_reaches_the_modbus_device(
     registry: None,
     mqtt_url: str,
     topic_root: str,
+    clock: Clock,
 ) -> None:
     import asyncio
 
@@ -53,7 +54,9 @@ async def test_setpoint_reaches_the_modbus_device(
     prv = server.device(1)
     cfg = write_gateway(tmp_path, "gw-api", mqtt_url, topic_root, tcp_buses(port, poll_s=1))
     try:
-        async with running(Agent(load_config(cfg))):
+        # the gateway judges a command's expiry on the office's clock (here the tests' fixed one)
+        office_ms = lambda: int(clock.now.timestamp() * 1000)  # noqa: E731
+        async with running(Agent(load_config(cfg), command_clock=office_ms)):
             await asyncio.sleep(0.5)
             url = "/api/v1/gateways/gw-api/commands"
             disp = bearer(users[Role.DISPATCHER])
