@@ -4,6 +4,7 @@ the app with a real database."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -305,3 +306,80 @@ def test_cli_api_run_serves(db_url: str) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def suvnet_cli(db_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SUVNET_DATABASE_URL": db_url}
+    return subprocess.run(
+        [sys.executable, "-m", "suvnet.cli", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+async def test_cli_users_take_effect_at_once(
+    db_url: str, client: httpx.AsyncClient, users: dict[Role, User]
+) -> None:
+    """`suvnet users set-role / logout / password / disable / enable`: each one takes
+    effect on the user's current tokens at once, and is audited."""
+    from tests.api.conftest import insert_user
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        insert_user(conn, "cli_target", Role.TECHNICIAN)
+
+    async def tokens(password: str = PASSWORD) -> dict[str, str]:
+        r = await login(client, "cli_target", password)
+        assert r.status_code == 200, r.text
+        body: dict[str, str] = r.json()
+        return body
+
+    async def me(t: dict[str, str]) -> int:
+        r = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {t['access_token']}"}
+        )
+        return r.status_code
+
+    t = await tokens()
+    assert await me(t) == 200
+    r = suvnet_cli(db_url, "users", "set-role", "cli_target", "viewer")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert await me(t) == 401
+    t = await tokens()
+    assert t["role"] == "viewer"
+    r = suvnet_cli(db_url, "users", "logout", "cli_target")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert await me(t) == 401
+    dead = await client.post("/api/v1/auth/refresh", json={"refresh_token": t["refresh_token"]})
+    assert dead.status_code == 401
+    weak = suvnet_cli(
+        db_url, "users", "password", "cli_target", "--password-stdin", stdin="Parol-12345\n"
+    )
+    assert weak.returncode != 0 and "most common" in weak.stderr + weak.stdout
+    r = suvnet_cli(
+        db_url, "users", "password", "cli_target", "--password-stdin", stdin="Texnik-yangi-26\n"
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    t = await tokens("Texnik-yangi-26")
+    r = suvnet_cli(db_url, "users", "disable", "cli_target")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert await me(t) == 401
+    assert (await login(client, "cli_target", "Texnik-yangi-26")).status_code == 401
+    r = suvnet_cli(db_url, "users", "enable", "cli_target")
+    assert r.returncode == 0
+    await tokens("Texnik-yangi-26")
+    listing = suvnet_cli(db_url, "users", "list")
+    assert re.search(r"cli_target\s+viewer\s+active", listing.stdout), listing.stdout
+    with psycopg.connect(db_url) as conn:
+        actions = [
+            row[0]
+            for row in conn.execute(
+                "SELECT a.action FROM audit_log a JOIN api_users u ON a.entity_id = u.id::text "
+                "WHERE a.entity = 'user' AND u.username = 'cli_target' AND a.actor = 'cli' "
+                "ORDER BY a.id"
+            )
+        ]
+    assert actions == ["update", "logout", "update", "disable", "enable"]
