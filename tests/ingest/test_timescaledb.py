@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import psycopg
 import pytest
 
 from ingest.store import prepare, run_rollups, write_rows
-from tests.ingest.conftest import count
+from tests.ingest.conftest import NOW, count
 
 
 @pytest.mark.timescaledb
@@ -23,7 +22,7 @@ def test_ingest_writes_into_the_hypertable(
             "is a plain partitioned table; the other ingest tests cover that mode"
         )
     pid = registry_ids["dev1.p1"]
-    now = int(time.time() * 1000)
+    now = NOW  # a fixed instant (ms), never the wall clock
     rows: list[tuple[int, int, float | None, int]] = [
         (now - i * 1000, pid, float(i), 0) for i in range(100)
     ]

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 
-def _run(args: list[str], db_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SUVNET_DATABASE_URL": db_url}
+def _run(args: list[str], db_url: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SUVNET_DATABASE_URL": db_url, "COLUMNS": "200", **extra}
     return subprocess.run(
         [sys.executable, "-m", "suvnet.cli", *args],
         env=env,
@@ -32,6 +32,32 @@ def test_db_migrate_and_status(empty_db_url: str) -> None:
     assert "plain PostgreSQL" in res.stdout or "timescaledb" in res.stdout
     assert "up to date" in res.stdout
     assert "PostgreSQL" in res.stdout
+
+
+def test_db_maintain_and_the_status_of_its_last_run(empty_db_url: str) -> None:
+    assert _run(["db", "migrate"], empty_db_url).returncode == 0
+    res = _run(["db", "status"], empty_db_url)
+    assert "maintenance: retention" in res.stdout
+    assert "never run (suvnet db maintain)" in res.stdout
+    pinned = {"SUVNET_NOW": "2026-12-02T08:00:00+05:00", "SUVNET_READINGS_RETENTION_DAYS": "30"}
+    for _ in range(2):  # idempotent: the second run succeeds too
+        res = _run(["db", "maintain"], empty_db_url, **pinned)
+        assert res.returncode == 0, res.stderr
+        assert "retention" in res.stdout and "FAILED" not in res.stdout
+        assert "readings before 2026-11-02 03:00 UTC (30 days)" in res.stdout
+    res = _run(["db", "status"], empty_db_url, **pinned)
+    assert res.returncode == 0, res.stderr
+    assert "30 days (raw readings)" in res.stdout
+    assert "maintenance: retention" in res.stdout
+    assert "2026-12-02 08:00 (Asia/Tashkent) ok" in res.stdout
+    assert "never run" not in res.stdout
+
+
+def test_db_maintain_before_migrate_is_a_clear_error(empty_db_url: str) -> None:
+    res = _run(["db", "maintain"], empty_db_url, SUVNET_NOW="2026-12-02T08:00:00+05:00")
+    assert res.returncode == 1
+    assert "run: suvnet db migrate" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
