@@ -14,7 +14,8 @@ from typing import Literal
 
 from alarms import lifecycle as lc
 from alarms.engine import PassResult, run_pass
-from alarms.errors import NotFoundError
+from alarms.errors import NotFoundError, RefusedError
+from alarms.leakrule import repair
 from alarms.store import Conn, StateRow, load_rule, lock_state, save_state, write_transition
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,40 @@ def act(
     return tr
 
 
+def repaired(
+    conn: Conn,
+    ref: str,
+    *,
+    user: str | None,
+    comment: str | None = None,
+    now: datetime,
+    at: datetime | None = None,
+) -> list[lc.Transition]:
+    """The leak alarmed by a ``leak`` rule was repaired (at ``at``, default ``now``).
+
+    The hook for work orders and dispatchers: it closes the rule's open leak event
+    (``leak_events.close_reason = 'repaired'``), clears the alarm and acknowledges it for
+    ``user`` with ``comment``, so the occurrence ends; the rule then learns the zone afresh
+    (nothing is judged for ``settle_h`` after the repair). ``ref``: the alarm number or the
+    rule code. Refused (RefusedError) for a rule that is not a leak rule
+    (``not_a_leak_rule``), without an open leak event (``no_open_leak``), without a user
+    (``user_required``) or with a repair time in the future (``repair_in_future``).
+    """
+    who = (user or "").strip()
+    if not who:
+        raise RefusedError("user_required", "a named user is required for this action")
+    tgt = find_target(conn, ref)
+    rule = load_rule(conn, tgt.rule_id)
+    when = at or now
+    with conn.transaction():
+        st = lock_state(conn, tgt.rule_id, tgt.run_id, "", skip_locked=False)
+        assert st is not None
+        trs = repair(conn, rule, st, user=who, comment=comment, at=when, now=now)
+        save_state(conn, st, now)
+    log.info("leak of %s repaired at %s (by %s)", ref, when, who)
+    return trs
+
+
 def _decide(
     st: StateRow,
     action: Action,
@@ -120,8 +155,9 @@ def replay(
 ) -> int:
     """Evaluate every rule over stored history exactly as the live worker does.
 
-    The alarms are written under a new replay run (``alarms.replayed`` is true). Returns the
-    run id.
+    The alarms are written under a new replay run (``alarms.replayed`` is true). The rules
+    that could not be evaluated (no points, no readings in the window) are listed in
+    ``alarm_replay_runs.problems``. Returns the run id.
     """
     row = conn.execute(
         "INSERT INTO alarm_replay_runs (from_ts, to_ts, started_by, note) VALUES (%s,%s,%s,%s) "
@@ -130,16 +166,18 @@ def replay(
     ).fetchone()
     assert row is not None
     run_id = int(row[0])
+    problems: list[str] = []
     while True:
         res = run_pass(conn, now, run_id=run_id, start=from_ts, until=to_ts, batch=batch)
+        problems += [e for e in res.errors if e not in problems]
         if on_pass is not None:
             on_pass(res)
         if not res.more:
             break
     conn.execute(
-        "UPDATE alarm_replay_runs SET finished_at = now(), "
+        "UPDATE alarm_replay_runs SET finished_at = now(), problems = %s, "
         "alarms = (SELECT count(*) FROM alarms WHERE run_id = %s) WHERE id = %s",
-        (run_id, run_id),
+        (problems, run_id, run_id),
     )
     log.info("replay run %s finished (%s .. %s)", run_id, from_ts, to_ts)
     return run_id

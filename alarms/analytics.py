@@ -6,7 +6,11 @@
   legitimate night use per connection.
 * :func:`water_balance` / :func:`nrw_rise`: DMA water balance and non-revenue water %.
 * :func:`profile` / :func:`cusum_update`: burst detection by a one-sided CUSUM on residuals
-  against a learned daily profile.
+  against a learned daily profile; :func:`burst_step` is the whole burst detector, one bucket
+  at a time, with its state in a :class:`BurstState` (stored and restored explicitly).
+* :class:`SlotProfile`: a learned profile per day type (weekday, Sunday ...) and slot of the day.
+* :func:`theil_sen` / :func:`mann_kendall_z`: a robust slope and its significance (growing leaks).
+* :func:`interp_at`: a level or register interpolated at bucket edges.
 * :func:`customer_leak`: a customer meter that never reads zero in any hour of a day.
 * :func:`baseline_mnf_alarms`: the plain MNF rule used as the benchmark baseline.
 
@@ -16,7 +20,8 @@ Every threshold is documented in docs/alarms.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -230,6 +235,281 @@ def cusum_update(z: F64, k: float, h: float, s0: float = 0.0) -> tuple[F64, int]
     """
     out, first = _cusum(np.ascontiguousarray(z, dtype=np.float64), float(k), float(h), float(s0))
     return np.asarray(out), int(first)
+
+
+@dataclass(frozen=True)
+class BurstParams:
+    """Settings of the burst detector (the ``burst`` rule's params; docs/alarms.md)."""
+
+    n_slots: int = 24
+    baseline_days: int = 14
+    min_history_days: int = 7
+    min_sigma: float = 0.125  # L/s: max(0.1, min_excess_lps / 4)
+    cusum_k: float = 0.5
+    cusum_h: float = 8.0
+    z_clip: float = 4.0
+    accept_after_h: float = 48.0
+
+
+@dataclass
+class BurstState:
+    """What the burst detector remembers between evaluations.
+
+    ``hist``: the learned (slot, value) pairs (at most baseline_days x n_slots); ``s``: the
+    CUSUM statistic; ``active``: the detector's condition; ``since``: when it became active;
+    ``shifts``: the residuals seen while active (their median is the level change).
+    Stored in ``alarm_rule_state.eval_state`` under the keys ``_hist``, ``_S``, ``_since`` and
+    ``_shift`` by :meth:`to_json` and restored by :meth:`from_json`.
+    """
+
+    hist: list[tuple[int, float]] = field(default_factory=list)
+    s: float = 0.0
+    active: bool = False
+    since: float | None = None
+    shifts: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "_hist": [[float(sl), v] for sl, v in self.hist],
+            "_S": self.s,
+            "_since": self.since,
+            "_shift": list(self.shifts),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], *, active: bool = False) -> BurstState:
+        return cls(
+            hist=[(int(sl), float(v)) for sl, v in d.get("_hist", [])],
+            s=float(d.get("_S", 0.0)),
+            active=active,
+            since=None if d.get("_since") is None else float(d["_since"]),
+            shifts=[float(x) for x in d.get("_shift", [])],
+        )
+
+
+@dataclass(frozen=True)
+class BurstSignal:
+    """The burst condition switched: ``why`` is ``raise``, ``accept`` (a lasting level change
+    taken as the new normal) or ``clear``."""
+
+    on: bool
+    why: str
+    ts: float
+    value: float
+    usual: float  # the profile's median for this slot
+    shift: float  # accept: the median level change; raise: the residual
+    s: float
+
+
+def burst_step(
+    st: BurstState, p: BurstParams, t_end: float, slot: int, x: float
+) -> tuple[BurstState, BurstSignal | None]:
+    """Feed one bucket (ending at ``t_end``, slot of the day ``slot``, value ``x``) to the
+    burst detector; returns the new state and the switch of its condition, if any.
+
+    The residual against the learned profile (median per slot of the last ``baseline_days``)
+    is standardised by a robust sigma (per slot, at least the pooled sigma, 2 % of the median
+    and ``min_sigma``), clipped to ±``z_clip`` and fed to a one-sided CUSUM (``cusum_k``,
+    ``cusum_h``). The condition clears when the CUSUM is back to 0, or when a rise lasts
+    ``accept_after_h``: then it is the new level and the profile moves by the median shift.
+    Buckets are learned only while the condition is off and the CUSUM is below half of h.
+    """
+    if not math.isfinite(x):
+        return st, None
+    keep = p.baseline_days * p.n_slots
+    hist, s, since, shifts = list(st.hist), st.s, st.since, list(st.shifts)
+    active = st.active
+    h = np.array(hist, dtype=np.float64).reshape(-1, 2)
+    med, sig = profile(h[:, 1].copy(), h[:, 0].astype(np.int64), p.n_slots, p.min_sigma)
+    usual = float(med[slot])
+    sig_out: BurstSignal | None = None
+    if len(h) >= p.min_history_days * p.n_slots and math.isfinite(usual):
+        pooled = pooled_sigma(h[:, 1].copy(), h[:, 0].astype(np.int64), med)
+        sig_s = max(float(sig[slot]), 0.02 * abs(usual))
+        if math.isfinite(pooled):
+            sig_s = max(sig_s, pooled)
+        # clipped: one wild hour (a missing register, a meter glitch) is not a burst
+        z = min(p.z_clip, max(-p.z_clip, (x - usual) / sig_s))
+        stats, _ = cusum_update(np.array([z]), p.cusum_k, p.cusum_h, s)
+        s = float(stats[-1])
+        if active:
+            shifts.append(x - usual)
+    on = s > p.cusum_h if not active else s > 0.0
+    accepted = on and active and since is not None and t_end - since >= p.accept_after_h * 3600
+    if accepted:
+        # a lasting change of level: it becomes the new normal (the profile is moved by the
+        # median shift seen while alarmed) so that the next burst is seen again
+        step_up = float(np.median(shifts)) if shifts else 0.0
+        hist = [(sl, v + step_up) for sl, v in hist]
+        on, s = False, 0.0
+    if on != active:
+        if on:
+            since, shifts = t_end, []
+            sig_out = BurstSignal(True, "raise", t_end, x, usual, x - usual, s)
+        elif accepted:
+            shift = float(np.median(shifts)) if shifts else 0.0
+            since, shifts = None, []
+            sig_out = BurstSignal(False, "accept", t_end, x, usual, shift, s)
+        else:
+            since = None
+            sig_out = BurstSignal(False, "clear", t_end, x, usual, 0.0, s)
+        active = on
+    if s <= p.cusum_h / 2 and not active:
+        hist.append((slot, x))
+        hist = hist[-keep:]
+    return BurstState(hist, s, active, since, shifts[-keep:]), sig_out
+
+
+# ------------------------------------------------------------------ learned profiles
+@dataclass
+class SlotProfile:
+    """A learned profile of a bucketed series per day type and slot of the day.
+
+    ``values`` holds (day type, slot, value) of the last ``keep`` learned buckets, oldest
+    first. The usual value of a bucket is the median of its day type and slot (no verdict
+    while that day type has not been seen). Its sigma is the larger of the slot's robust
+    sigma (1.4826·MAD of the residuals against each slot's median), the robust sigma pooled
+    over every slot, 2 % of the usual value and ``min_sigma``; doubled while the day type has
+    fewer than ``min_same`` days.
+    """
+
+    values: list[tuple[int, int, float]] = field(default_factory=list)
+    _cache: dict[int, tuple[Any, Any, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def add(self, day_type: int, slot: int, value: float, keep: int) -> None:
+        if not math.isfinite(value):
+            return
+        self.values.append((day_type, slot, value))
+        self._cache.pop(slot, None)
+        if len(self.values) > keep:
+            for _, sl, _ in self.values[: len(self.values) - keep]:
+                self._cache.pop(sl, None)
+            del self.values[: len(self.values) - keep]
+
+    def days(self, n_slots: int) -> float:
+        return len(self.values) / n_slots
+
+    def _slot(self, slot: int) -> tuple[Any, Any, Any]:
+        got = self._cache.get(slot)
+        if got is None:
+            sel = [(dt, v) for dt, sl, v in self.values if sl == slot]
+            dts = np.array([a for a, _ in sel], dtype=np.int64)
+            v = np.array([b for _, b in sel], dtype=np.float64)
+            res = np.abs(v - np.median(v)) if v.size else v
+            got = (dts, v, res)
+            self._cache[slot] = got
+        return got
+
+    def expect(
+        self, day_type: int, slot: int, *, min_sigma: float, min_same: int = 3
+    ) -> tuple[float, float]:
+        """(usual value, sigma) of a bucket; NaN when the slot has fewer than 3 values."""
+        dts, v, res = self._slot(slot)
+        if v.size < 3:
+            return math.nan, math.nan
+        same = dts == day_type
+        n_same = int(same.sum())
+        if n_same == 0:
+            return math.nan, math.nan  # a day type not seen yet: no verdict
+        med = float(np.median(v[same]))
+        # few days of this type: less sure (a sigma from a handful of values is too small)
+        widen = (1.0 if n_same >= min_same else 2.0) * (1 + 2.5 / v.size)
+        own = 1.4826 * float(np.median(res))
+        slots = {sl for _, sl, _ in self.values}
+        pooled = 1.4826 * float(np.median(np.concatenate([self._slot(sl)[2] for sl in slots])))
+        return med, widen * max(own, pooled, 0.02 * abs(med), min_sigma)
+
+    def to_json(self) -> list[list[float]]:
+        return [[float(a), float(b), c] for a, b, c in self.values]
+
+    @classmethod
+    def from_json(cls, d: Any) -> SlotProfile:
+        return cls([(int(a), int(b), float(c)) for a, b, c in (d or [])])
+
+
+# ------------------------------------------------------------------ trends (growing leaks)
+def theil_sen(y: F64) -> tuple[float, float]:
+    """Theil-Sen robust line through (i, y[i]) for the finite values: (slope, value at the
+    last index). NaN when fewer than 3 values are finite."""
+    i = np.flatnonzero(np.isfinite(y)).astype(np.float64)
+    if i.size < 3:
+        return math.nan, math.nan
+    v = y[np.isfinite(y)]
+    di = i[None, :] - i[:, None]
+    dv = v[None, :] - v[:, None]
+    upper = di > 0
+    slope = float(np.median(dv[upper] / di[upper]))
+    level = float(np.median(v - slope * i))
+    return slope, level + slope * float(y.size - 1)
+
+
+def mann_kendall_z(y: F64) -> float:
+    """Mann-Kendall trend statistic as a z-score (no ties correction; NaN values dropped).
+
+    About N(0, 1) when there is no trend; large and positive for a steady rise."""
+    v = y[np.isfinite(y)]
+    n = v.size
+    if n < 4:
+        return 0.0
+    s = float(np.sign(v[None, :] - v[:, None])[np.triu_indices(n, 1)].sum())
+    var = n * (n - 1) * (2 * n + 5) / 18.0
+    if s > 0:
+        return (s - 1) / math.sqrt(var)
+    if s < 0:
+        return (s + 1) / math.sqrt(var)
+    return 0.0
+
+
+def robust_sigma(x: F64) -> float:
+    """1.4826·MAD of the finite values (NaN for fewer than 3)."""
+    v = x[np.isfinite(x)]
+    if v.size < 3:
+        return math.nan
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def diff_sigma(x: F64) -> float:
+    """Robust sigma of a series from its day-to-day changes (1.4826·MAD / √2): insensitive to a
+    slow drift of its level. NaN for fewer than 4 finite values."""
+    v = x[np.isfinite(x)]
+    if v.size < 4:
+        return math.nan
+    d = np.diff(v)
+    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
+
+
+def t_to_z(t: float, df: float) -> float:
+    """A Student-t value with ``df`` degrees of freedom as the normal z of the same tail
+    probability (accurate to about 1 % for df >= 3): a deviation judged against a sigma that
+    was estimated from a few values counts for less."""
+    if not math.isfinite(t):
+        return t
+    return math.copysign(math.sqrt(max(df - 0.5, 0.5) * math.log1p(t * t / df)), t)
+
+
+def interp_at(ts: F64, values: F64, edges: F64, max_gap_s: float) -> F64:
+    """A level (or any sampled value) interpolated linearly at ``edges``; NaN where the
+    readings around an edge are more than ``max_gap_s`` apart. Readings sorted by time."""
+    ok = np.isfinite(values)
+    t, v = ts[ok], values[ok]
+    out = np.full(edges.size, np.nan)
+    if t.size == 0:
+        return out
+    j = np.searchsorted(t, edges, side="left")
+    exact = (j < t.size) & (t[np.minimum(j, t.size - 1)] == edges)
+    out[exact] = v[j[exact]]
+    inner = ~exact & (j > 0) & (j < t.size)
+    if inner.any():
+        jj = j[inner]
+        t0, t1 = t[jj - 1], t[jj]
+        near = (t1 - t0) <= max_gap_s
+        w = (edges[inner] - t0) / (t1 - t0)
+        vals = v[jj - 1] + w * (v[jj] - v[jj - 1])
+        res = np.where(near, vals, np.nan)
+        out[inner] = res
+    return out
 
 
 # ------------------------------------------------------------------ customer-side leaks

@@ -100,8 +100,10 @@ def list_(
     """List open alarms (newest first), or all of them with --all."""
     with _db() as conn:
         rows = conn.execute(
-            "SELECT a.id, a.raised_at, a.priority, a.state, r.code, coalesce(z.code, ''), "
-            "a.message, a.chattering, a.closed_at FROM alarms a "
+            "SELECT a.id, a.raised_at, a.priority, a.state, r.code || CASE WHEN a.subject <> '' "
+            "THEN ':' || a.subject ELSE '' END, coalesce(z.code, ''), "
+            "a.message, a.chattering, a.closed_at, a.leak_lps, a.leak_low_lps, a.leak_high_lps "
+            "FROM alarms a "
             "JOIN alarm_rules r ON r.id = a.rule_id LEFT JOIN zones z ON z.id = a.zone_id "
             "WHERE a.run_id = %s AND (%s OR a.closed_at IS NULL) "
             "ORDER BY a.raised_at DESC, a.id DESC LIMIT %s",
@@ -125,12 +127,17 @@ def list_(
                 "message": r[6],
                 "chattering": r[7],
             }
+            if r[9] is not None:
+                doc["leak_lps"] = round(float(r[9]), 3)
+                doc["leak_m3_day"] = round(float(r[9]) * 86.4, 1)
+                doc["leak_lps_90"] = [round(float(r[10]), 3), round(float(r[11]), 3)]
             print(json.dumps(doc, ensure_ascii=False))  # noqa: T201
         return
-    t = Table("id", "raised (UTC)", "priority", "state", "rule", "zone", "message")
+    t = Table("id", "raised (UTC)", "priority", "state", "rule", "zone", "leak L/s", "message")
     for r in rows:
         state = r[3] + (" (chattering)" if r[7] else "") + (" closed" if r[8] else "")
-        t.add_row(str(r[0]), f"{r[1]:%Y-%m-%d %H:%M:%S}", r[2], state, r[4], r[5], r[6])
+        size = "" if r[9] is None else f"{r[9]:.1f} ({r[10]:.1f}-{r[11]:.1f})"
+        t.add_row(str(r[0]), f"{r[1]:%Y-%m-%d %H:%M:%S}", r[2], state, r[4], r[5], size, r[6])
     console.print(t)
     for code, subject, state, until, by in shelved:
         extra = f" until {until:%Y-%m-%d %H:%M} by {by}" if until else ""
@@ -183,6 +190,28 @@ def out_of_service(ref: str, user: UserOpt, comment: CommentOpt = None) -> None:
 def in_service(ref: str, user: UserOpt, comment: CommentOpt = None) -> None:
     """Return an out-of-service alarm to service."""
     _act(ref, "return_to_service", user, comment, None)
+
+
+@app.command()
+def repaired(
+    ref: str,
+    user: UserOpt,
+    comment: CommentOpt = None,
+    at: Annotated[
+        str | None, typer.Option(help="When it was repaired (ISO date/time, UTC; default now).")
+    ] = None,
+) -> None:
+    """A leak was repaired: close the leak event of a leak rule (REF: alarm number or rule
+    code). Its alarm clears and is acknowledged; the rule learns the zone afresh."""
+    from alarms.actions import repaired as do_repaired
+
+    with _db() as conn:
+        trs = do_repaired(
+            conn, ref, user=user, comment=comment, now=utcnow(),
+            at=parse_time(at) if at else None,
+        )  # fmt: skip
+    end = trs[-1].to_state.value if trs else "normal"
+    console.print(f"leak of {ref}: repaired; alarm {end}")
 
 
 @app.command()
@@ -246,11 +275,21 @@ def replay(
             prog.update(task, advance=res.samples)
 
         run_id = do_replay(conn, t0, t1, now=utcnow(), user=user, note=note, on_pass=on_pass)
-        n = conn.execute("SELECT count(*) FROM alarms WHERE run_id = %s", (run_id,)).fetchone()
+        row = conn.execute(
+            "SELECT alarms, problems FROM alarm_replay_runs WHERE id = %s", (run_id,)
+        ).fetchone()
+    alarms, problems = (row[0], list(row[1])) if row else (0, [])
     console.print(
-        f"replay run {run_id}: {n[0] if n else 0} alarm(s); see: suvnet alarms list --all "
-        f"--run {run_id}"
+        f"replay run {run_id}: {alarms} alarm(s); see: suvnet alarms list --all --run {run_id}"
     )
+    for p in problems:
+        console.print(f"[red]error:[/red] {p}", markup=True, highlight=False)
+    if problems:
+        console.print(
+            f"{len(problems)} rule(s) watched nothing in this window: their alarms are missing "
+            "from the run (see docs/alarms.md, 'Rules that watch nothing')"
+        )
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------ rules

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +21,11 @@ import psycopg
 
 from alarms import analytics as an
 from alarms import lifecycle as lc
+from alarms import zone as zn
+from alarms.apply import Ctx, PassResult, apply_signal, set_health
 from alarms.errors import AlarmsError
+from alarms.leak import Size
+from alarms.leakrule import eval_leak
 from alarms.rules import (
     EvalState,
     Kind,
@@ -48,67 +52,6 @@ log = logging.getLogger(__name__)
 
 FLOOD_WINDOW_S = 600.0
 FLOOD_THRESHOLD = 10
-
-_FLOW_TO_LPS = {
-    "l/s": 1.0,
-    "lps": 1.0,
-    "m3/h": 1000.0 / 3600.0,
-    "m³/h": 1000.0 / 3600.0,
-    "m3/s": 1000.0,
-    "l/min": 1.0 / 60.0,
-    "": 1.0,
-}
-_VOL_TO_M3 = {"m3": 1.0, "m³": 1.0, "l": 0.001, "": 1.0}
-
-
-@dataclass
-class PassResult:
-    rules: int = 0
-    samples: int = 0
-    transitions: int = 0
-    locked_elsewhere: int = 0
-    more: bool = False
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Ctx:
-    """What one pass knows: the connection, the time window and the running totals."""
-
-    conn: Conn
-    start: datetime
-    until: datetime | None
-    now: datetime
-    batch: int
-    res: PassResult
-
-
-# ------------------------------------------------------------------ applying signals
-def apply_signal(conn: Conn, rule: RuleConfig, st: StateRow, sig: Signal, res: PassResult) -> None:
-    ts = to_ts(sig.ts)
-    if sig.kind == "suppress":
-        tr = lc.suppress(st.point, sig.on, ts, sig.message)
-        if tr is not None:
-            write_transition(conn, rule, st, tr, value=sig.value, message=sig.message)
-            res.transitions += 1
-        return
-    tr = lc.condition(st.point, sig.on, ts)
-    if tr is None:
-        return
-    chattering = False
-    if sig.on:
-        p = rule.params
-        acts = [
-            float(t) for t in st.extra.get("_acts", []) if sig.ts - float(t) < p.chatter_window_s
-        ]
-        acts.append(sig.ts)
-        st.extra["_acts"] = acts[-(p.chatter_count * 2) :]
-        chattering = lc.is_chattering(acts, sig.ts, p.chatter_window_s, p.chatter_count)
-    write_transition(
-        conn, rule, st, tr, value=sig.value, message=sig.message, chattering=chattering
-    )
-    res.transitions += 1
-
 
 # ------------------------------------------------------------------ point rules
 def _zone_min_bar(conn: Conn, rule: RuleConfig) -> float | None:
@@ -143,6 +86,36 @@ def _eval_point(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         st.watermark = rows[-1][0]
         res.samples += len(rows)
         res.more = res.more or len(rows) == batch
+    if ctx.live and not res.more:
+        _point_health(ctx, rule, st)
+
+
+def _point_health(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
+    """A point rule whose point has sent no reading at all since the rule started (it
+    watches nothing: a wrong point, a device never installed) raises its health alarm after
+    ``no_data_h`` (at least 3 poll periods); the first reading clears it. A device that
+    stops sending is the ``offline`` rule's business, not every point rule's."""
+    if st.watermark is not None and not st.extra.get("_health"):
+        return  # the usual case: it has readings and is healthy (no query)
+    base = timedelta(hours=rule.params.stale_after_h(rule.kind))
+    if st.watermark is None and ctx.now - ctx.start <= base:
+        return
+    row = ctx.conn.execute(
+        "SELECT d.code || '/' || p.name, p.poll_period_s FROM points p "
+        "JOIN devices d ON d.id = p.device_id WHERE p.id = %s",
+        (rule.point_id,),
+    ).fetchone()
+    if row is None:
+        return
+    stale = max(base, timedelta(seconds=3 * float(row[1])))
+    if st.watermark is None and ctx.now - ctx.start > stale:
+        hours = stale.total_seconds() / 3600
+        set_health(
+            ctx, rule, st, True, ctx.start + stale,
+            f"no reading from {row[0]} since the rule started watching it ({hours:g} h)",
+        )  # fmt: skip
+    elif st.watermark is not None:
+        set_health(ctx, rule, st, False, st.watermark, "")
 
 
 def _eval_offline(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
@@ -182,78 +155,7 @@ def _eval_offline(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
 
 
 # ------------------------------------------------------------------ zone analytics
-@dataclass(frozen=True)
-class ZonePoint:
-    point_id: int
-    sign: float
-    factor: float  # to L/s (flows) or m³ (volumes)
-    device_code: str
-
-
-def zone_inflow_points(conn: Conn, zone_id: int, point_name: str) -> list[ZonePoint]:
-    """Flow points of the zone's district meters, signed so that + means into the zone.
-
-    A meter on a boundary between two zones names both in devices.attrs.zone_signs
-    ({"<zone id>": 1 or -1}); otherwise devices.zone_id and devices.flow_sign apply.
-    """
-    rows = conn.execute(
-        "SELECT p.id, coalesce((d.attrs->'zone_signs'->>%(z)s)::int, d.flow_sign), p.unit, d.code "
-        "FROM points p JOIN devices d ON d.id = p.device_id "
-        "WHERE d.kind = 'district_meter' AND d.enabled AND p.name = %(n)s "
-        "AND (d.zone_id = %(zid)s OR d.attrs->'zone_signs' ? %(z)s) ORDER BY p.id",
-        {"z": str(zone_id), "zid": zone_id, "n": point_name},
-    ).fetchall()
-    return [
-        ZonePoint(int(r[0]), float(r[1]), _FLOW_TO_LPS.get(str(r[2]).lower(), 1.0), str(r[3]))
-        for r in rows
-    ]
-
-
-def zone_customer_points(conn: Conn, zone_id: int, point_name: str) -> list[ZonePoint]:
-    rows = conn.execute(
-        "SELECT p.id, p.unit, d.code FROM points p JOIN devices d ON d.id = p.device_id "
-        "WHERE d.kind = 'customer_meter' AND d.enabled AND d.zone_id = %s AND p.name = %s "
-        "ORDER BY p.id",
-        (zone_id, point_name),
-    ).fetchall()
-    return [
-        ZonePoint(int(r[0]), 1.0, _VOL_TO_M3.get(str(r[1]).lower(), 1.0), str(r[2])) for r in rows
-    ]
-
-
-def _series(
-    conn: Conn, pts: list[ZonePoint], t0: datetime, t1: datetime
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if not pts:
-        return out
-    rows = conn.execute(
-        "SELECT point_id, extract(epoch FROM ts), coalesce(value, 'NaN') FROM readings "
-        "WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s AND quality = 0 ORDER BY point_id, ts",
-        ([p.point_id for p in pts], t0, t1),
-    ).fetchall()
-    arr = np.array([(r[0], float(r[1]), float(r[2])) for r in rows], dtype=np.float64).reshape(
-        -1, 3
-    )
-    for p in pts:
-        sel = arr[arr[:, 0] == p.point_id]
-        out[p.point_id] = (sel[:, 1].copy(), sel[:, 2].copy())
-    return out
-
-
-def _net_flow(
-    pts: list[ZonePoint],
-    data: dict[int, tuple[np.ndarray, np.ndarray]],
-    start: float,
-    step_s: float,
-    n: int,
-) -> np.ndarray:
-    """Net zone inflow in L/s per bucket (NaN where any meter has no data)."""
-    total = np.zeros(n)
-    for p in pts:
-        ts, v = data[p.point_id]
-        total += p.sign * p.factor * an.bucket_mean(ts, v, start, step_s, n)
-    return total
+ZonePoint = zn.ZonePoint
 
 
 def _horizon(conn: Conn, pts: list[ZonePoint], until: datetime | None) -> datetime | None:
@@ -267,73 +169,54 @@ def _horizon(conn: Conn, pts: list[ZonePoint], until: datetime | None) -> dateti
     return None if row is None else row[0]
 
 
-def _local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
-    d = start.astimezone(tz).date()
-    out = []
-    while datetime.combine(d, time(0), tz) <= end:
-        out.append(d)
-        d += timedelta(days=1)
-    return out
+def _net_flow(
+    pts: list[ZonePoint], data: zn.Series, start: float, step_s: float, n: int
+) -> np.ndarray:
+    """Net zone inflow in L/s per bucket (NaN where any meter has no data)."""
+    total = np.zeros(n)
+    for p in pts:
+        ts, v = data[p.point_id]
+        total += p.sign * p.factor * an.bucket_mean(ts, v, start, step_s, n)
+    return total
 
 
-def _at(d: date, hours: float, tz: ZoneInfo) -> datetime:
-    return datetime.combine(d, time(0), tz) + timedelta(hours=hours)
-
-
-def _daily_row(conn: Conn, zone_id: int, day: date, run_id: int, **vals: float | None) -> None:
-    cols = list(vals)
-    conn.execute(
-        f"INSERT INTO zone_leak_daily (zone_id, day, run_id, {', '.join(cols)}) "
-        f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(cols))}) "
-        f"ON CONFLICT (zone_id, day, run_id) DO UPDATE SET "
-        + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
-        + ", computed_at = now()",
-        [
-            zone_id,
-            day,
-            run_id,
-            *[None if v is None or not math.isfinite(v) else v for v in vals.values()],
-        ],
-    )
-
-
-def _nan(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _anchor(st: StateRow, start: datetime) -> None:
-    """A zone rule seen for the first time starts at ``start`` for good: its watermark is
-    set even before anything could be evaluated, so a sliding look-back never skips a day."""
-    if st.watermark is None:
-        st.watermark = start
-        st.extra["_anchor"] = start.timestamp()
+def _series(conn: Conn, pts: list[ZonePoint], t0: datetime, t1: datetime) -> zn.Series:
+    return zn.load_series(conn, [p.point_id for p in pts], t0, t1)
 
 
 def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    _anchor(st, start)
+    zn.anchor(st, start)
     tz = ZoneInfo(p.tz)
-    pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
+    pts = zn.flow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
+    zn.check_data(ctx, rule, st, pts, hz)
     if hz is None:
         return
     wm = st.watermark or start
-    conns = len(zone_customer_points(conn, rule.zone_id, p.volume_point))
-    for d in _local_days(wm - timedelta(days=1), hz, tz):
-        n0, n1 = _at(d, p.night_start_h, tz), _at(d, p.night_end_h, tz)
-        if n1 <= wm or n1 > hz:
-            continue
+    meters = len(zn.customer_points(conn, rule.zone_id, p.volume_point))
+    night_a, night_b = p.night(rule.kind)
+    days = [
+        d
+        for d in zn.local_days(wm - timedelta(days=1), hz, tz)
+        if wm < zn.at_local(d, night_b, tz) <= hz
+    ]
+    unmetered = zn.unmetered_m3(conn, rule, days) if p.unmetered_from_billing else {}
+    for d in days:
+        n0, n1 = zn.at_local(d, night_a, tz), zn.at_local(d, night_b, tz)
         n = max(1, round((n1 - n0).total_seconds() / p.bucket_s))
         data = _series(conn, pts, n0, n1)
         flow = _net_flow(pts, data, to_epoch(n0), p.bucket_s, n)
         mnf = an.night_minimum(flow)
         hist = np.array([h[1] for h in st.extra.get("_hist", [])], dtype=np.float64)
+        # legitimate night use: the telemetered meters and the accounts billed otherwise
+        conns = meters + unmetered.get(d, (0.0, 0))[1]
         r = an.mnf_check(
             hist,
             mnf,
-            min_history=p.min_history_days,
+            min_history=p.history_days(rule.kind),
             connections=conns,
             allowance_lps_per_connection=p.allowance_lps_per_connection,
             min_excess_lps=p.min_excess_lps,
@@ -347,11 +230,14 @@ def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             apply_signal(
                 conn, rule, st, Signal("condition", r.alarm, n1.timestamp(), mnf, msg), res
             )
-            if not r.alarm:
+            if r.alarm:
+                sigma = r.threshold_lps / p.k_sigma
+                zn.set_leak_size(conn, st, Size.of(r.excess_lps, sigma))
+            else:
                 st.extra["_hist"] = [*st.extra.get("_hist", []), [n1.timestamp(), mnf]][
                     -p.baseline_days :
                 ]
-        _daily_row(
+        zn.daily_row(
             conn,
             rule.zone_id,
             d,
@@ -380,49 +266,58 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    _anchor(st, start)
+    zn.anchor(st, start)
     tz = ZoneInfo(p.tz)
-    pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
-    cust = zone_customer_points(conn, rule.zone_id, p.volume_point)
+    pts = zn.flow_points(conn, rule.zone_id, p.flow_point)
+    cust = zn.customer_points(conn, rule.zone_id, p.volume_point)
     hz = _horizon(conn, pts, until)
+    zn.check_data(ctx, rule, st, pts, hz)
     if hz is None:
         return
     wm = st.watermark or start
-    for d in _local_days(wm, hz, tz):
-        d0, d1 = _at(d, 0, tz), _at(d, 24, tz)
-        if d0 < wm or d1 > hz:
-            continue
+    days = [
+        d
+        for d in zn.local_days(wm, hz, tz)
+        if zn.at_local(d, 0, tz) >= wm and zn.at_local(d, 24, tz) <= hz
+    ]
+    unmetered = zn.unmetered_m3(conn, rule, days)
+    for d in days:
+        d0, d1 = zn.at_local(d, 0, tz), zn.at_local(d, 24, tz)
         n = round(86400 / p.bucket_s)
         flow = _net_flow(pts, _series(conn, pts, d0, d1), d0.timestamp(), p.bucket_s, n)
         ok = np.isfinite(flow)
         inflow = float(np.mean(flow[ok])) * 86.4 if ok.sum() >= 0.9 * n else math.nan
         cons = _consumption(conn, cust, np.array([d0.timestamp(), d1.timestamp()]), d0, d1)
+        est = unmetered.get(d, (0.0, 0))[0]
         if cust:
             metered = float(cons.sum()) if np.all(np.isfinite(cons)) else math.nan
-        else:  # no customer meter: only an estimate of the unmetered use, if one is given
-            metered = 0.0 if p.unmetered_m3_per_day > 0 else math.nan
-        consumption = metered + p.unmetered_m3_per_day
+        else:  # no customer meter: only an estimate of the unmetered use, if there is one
+            metered = 0.0 if est > 0 else math.nan
+        consumption = metered + est
         bal = an.water_balance(inflow, consumption)
         hist = np.array([h[1] for h in st.extra.get("_hist", [])], dtype=np.float64)
         if math.isfinite(bal.nrw_pct):
-            alarm = an.nrw_rise(hist, bal.nrw_pct, p.nrw_rise_pct, p.min_history_days)
-            unmetered = (
-                f" + {p.unmetered_m3_per_day:.1f} m³ unmetered (estimate)"
-                if p.unmetered_m3_per_day > 0
-                else ""
-            )
+            alarm = an.nrw_rise(hist, bal.nrw_pct, p.nrw_rise_pct, p.history_days(rule.kind))
+            source = "" if p.unmetered_m3_per_day > 0 else ", from the norm bills"
+            unmetered_txt = f" + {est:.1f} m³ unmetered (estimate{source})" if est > 0 else ""
             msg = (
                 f"NRW {bal.nrw_pct:.1f} % on {d}: input {bal.inflow_m3:.1f} m³, metered "
-                f"{metered:.1f} m³{unmetered}, losses {bal.losses_m3:.1f} m³"
+                f"{metered:.1f} m³{unmetered_txt}, losses {bal.losses_m3:.1f} m³"
             )
             apply_signal(
                 conn, rule, st, Signal("condition", alarm, d1.timestamp(), bal.nrw_pct, msg), res
             )
+            if alarm and hist.size:
+                usual = float(np.median(hist))
+                extra_lps = (bal.nrw_pct - usual) / 100 * bal.inflow_m3 / 86.4
+                spread = an.robust_sigma(hist)
+                sigma = (spread if math.isfinite(spread) else p.nrw_rise_pct / 3) / 100
+                zn.set_leak_size(conn, st, Size.of(extra_lps, sigma * bal.inflow_m3 / 86.4))
             if not alarm:
                 st.extra["_hist"] = [*st.extra.get("_hist", []), [d1.timestamp(), bal.nrw_pct]][
                     -p.baseline_days :
                 ]
-        _daily_row(
+        zn.daily_row(
             conn,
             rule.zone_id,
             d,
@@ -431,6 +326,7 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             consumption_m3=consumption,
             losses_m3=bal.losses_m3,
             nrw_pct=bal.nrw_pct,
+            unmetered_m3=est,
         )
         st.watermark = d1
         res.samples += 1
@@ -440,11 +336,12 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    _anchor(st, start)
+    zn.anchor(st, start)
     tz = ZoneInfo(p.tz)
-    pts = zone_inflow_points(conn, rule.zone_id, p.flow_point)
+    pts = zn.flow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
-    cust = zone_customer_points(conn, rule.zone_id, p.volume_point)
+    zn.check_data(ctx, rule, st, pts, hz)
+    cust = zn.customer_points(conn, rule.zone_id, p.volume_point, required=p.net_of_consumption)
     if p.net_of_consumption:
         hc = _horizon(conn, cust, until)
         hz = None if hc is None or hz is None else min(hz, hc)
@@ -464,70 +361,43 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         flow = flow - cons.sum(axis=0) * 1000.0 / step_s  # NaN where any meter is unknown
     n_slots = max(1, round(86400 / step_s))
     off = to_ts(t0).astimezone(tz).utcoffset() or timedelta(0)
-    hist: list[list[float]] = st.extra.get("_hist", [])
-    shifts: list[float] = st.extra.get("_shift", [])  # residuals while the alarm is on
-    since = st.extra.get("_since")
-    s = float(st.extra.get("_S", 0.0))
-    keep = p.baseline_days * n_slots
+    bp = an.BurstParams(
+        n_slots=n_slots,
+        baseline_days=p.baseline_days,
+        min_history_days=p.history_days(rule.kind),
+        min_sigma=max(0.1, p.min_excess_lps / 4),
+        cusum_k=p.cusum_k,
+        cusum_h=p.cusum_h,
+        z_clip=p.z_clip,
+        accept_after_h=p.accept_after_h,
+    )
+    state = an.BurstState.from_json(st.extra, active=st.eval.active)
+    what = "losses (inflow - metered use)" if p.net_of_consumption else "inflow"
     for i in range(n):
         t_end = t0 + (i + 1) * step_s
-        x = float(flow[i])
         slot = int(((t0 + i * step_s + off.total_seconds()) % 86400) // step_s)
-        if math.isfinite(x):
-            h = np.array(hist, dtype=np.float64).reshape(-1, 2)
-            med, sig = an.profile(
-                h[:, 1].copy(), h[:, 0].astype(np.int64), n_slots, max(0.1, p.min_excess_lps / 4)
-            )
-            if len(h) >= p.min_history_days * n_slots and math.isfinite(med[slot]):
-                pooled = an.pooled_sigma(h[:, 1].copy(), h[:, 0].astype(np.int64), med)
-                sig_s = max(float(sig[slot]), 0.02 * abs(float(med[slot])))
-                if math.isfinite(pooled):
-                    sig_s = max(sig_s, pooled)
-                # clipped: one wild hour (a missing register, a meter glitch) is not a burst
-                z = min(p.z_clip, max(-p.z_clip, (x - float(med[slot])) / sig_s))
-                stats, _ = an.cusum_update(np.array([z]), p.cusum_k, p.cusum_h, s)
-                s = float(stats[-1])
-                if st.eval.active:
-                    shifts.append(x - float(med[slot]))
-            on = s > p.cusum_h if not st.eval.active else s > 0.0
-            accepted = (
-                on and st.eval.active and since is not None
-                and t_end - float(since) >= p.accept_after_h * 3600
-            )  # fmt: skip
-            if accepted:
-                # a lasting change of level: it becomes the new normal (the profile is moved
-                # by the median shift seen while alarmed) so that the next burst is seen again
-                step_up = float(np.median(shifts)) if shifts else 0.0
-                hist = [[sl, v + step_up] for sl, v in hist]
-                on, s = False, 0.0
-            if on != st.eval.active:
-                st.eval = replace(st.eval, active=on)
-                what = "losses (inflow - metered use)" if p.net_of_consumption else "inflow"
-                if on:
-                    since, shifts = t_end, []
-                    msg = (
-                        f"zone {what} {x:.2f} L/s, usual for this hour {float(med[slot]):.2f} "
-                        f"L/s (CUSUM {s:.1f} > {p.cusum_h:g})"
-                    )
-                elif accepted:
-                    since = None
-                    msg = (
-                        f"zone {what} has stayed {float(np.median(shifts)):.2f} L/s above its "
-                        f"profile for {p.accept_after_h:g} h: accepted as the new level"
-                    )
-                    shifts = []
-                else:
-                    since = None
-                    msg = f"zone {what} back to its usual profile"
-                apply_signal(conn, rule, st, Signal("condition", on, t_end, x, msg), res)
-            if s <= p.cusum_h / 2 and not st.eval.active:
-                hist.append([float(slot), x])
-                hist = hist[-keep:]
+        state, sig = an.burst_step(state, bp, t_end, slot, float(flow[i]))
         res.samples += 1
-    st.extra["_hist"] = hist
-    st.extra["_S"] = s
-    st.extra["_since"] = since
-    st.extra["_shift"] = shifts[-keep:]
+        if sig is None:
+            continue
+        st.eval = replace(st.eval, active=sig.on)
+        if sig.why == "raise":
+            msg = (
+                f"zone {what} {sig.value:.2f} L/s, usual for this hour {sig.usual:.2f} "
+                f"L/s (CUSUM {sig.s:.1f} > {p.cusum_h:g})"
+            )
+        elif sig.why == "accept":
+            msg = (
+                f"zone {what} has stayed {sig.shift:.2f} L/s above its "
+                f"profile for {p.accept_after_h:g} h: accepted as the new level"
+            )
+        else:
+            msg = f"zone {what} back to its usual profile"
+        apply_signal(conn, rule, st, Signal("condition", sig.on, t_end, sig.value, msg), res)
+        if sig.on:
+            sigma = max(bp.min_sigma, 0.02 * abs(sig.usual))
+            zn.set_leak_size(conn, st, Size.of(sig.shift, sigma))
+    st.extra.update(state.to_json())
     st.watermark = to_ts(t0 + n * step_s)
 
 
@@ -535,16 +405,17 @@ def _eval_customer_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    _anchor(st, start)
+    zn.anchor(st, start)
     tz = ZoneInfo(p.tz)
-    cust = zone_customer_points(conn, rule.zone_id, p.volume_point)
+    cust = zn.customer_points(conn, rule.zone_id, p.volume_point, required=True)
     hz = _horizon(conn, cust, until)
+    zn.check_data(ctx, rule, st, cust, hz)
     if hz is None:
         return
     wm = st.watermark or start
     first_ok = float(st.extra.get("_anchor", start.timestamp()))  # no window before the anchor
-    for d in _local_days(wm, hz, tz):
-        d1 = _at(d, 24, tz)
+    for d in zn.local_days(wm, hz, tz):
+        d1 = zn.at_local(d, 24, tz)
         d0 = d1 - timedelta(hours=p.leak_hours)
         if d1 <= wm or d1 > hz or d0.timestamp() < first_ok:
             continue
@@ -660,6 +531,7 @@ _ZONE_EVAL = {
     Kind.WATER_BALANCE: _eval_balance,
     Kind.BURST: _eval_burst,
     Kind.CUSTOMER_LEAK: _eval_customer_leak,
+    Kind.LEAK: eval_leak,
 }
 
 
@@ -679,7 +551,7 @@ def run_pass(
     (replay); ``now``: the wall clock (shelf expiry, offline checks in live mode).
     """
     res = PassResult()
-    ctx = Ctx(conn, start, until, now, batch, res)
+    ctx = Ctx(conn, start, until, now, batch, res, run_id)
     for rule in rules if rules is not None else load_rules(conn, res.errors):
         if rule.kind is Kind.FLOOD:
             continue
@@ -720,12 +592,17 @@ def _eval_rule(ctx: Ctx, rule: RuleConfig, run_id: int) -> None:
             if tr is not None:
                 write_transition(conn, rule, st, tr)
                 res.transitions += 1
-        if rule.kind is Kind.OFFLINE:
-            _eval_offline(ctx, rule, st)
-        elif rule.kind in _ZONE_EVAL:
-            _ZONE_EVAL[rule.kind](ctx, rule, st)
-        else:
-            _eval_point(ctx, rule, st)
+        try:
+            if rule.kind is Kind.OFFLINE:
+                _eval_offline(ctx, rule, st)
+            elif rule.kind in _ZONE_EVAL:
+                _ZONE_EVAL[rule.kind](ctx, rule, st)
+            else:
+                _eval_point(ctx, rule, st)
+        except zn.ZoneSetupError as exc:
+            # the rule cannot find what it watches: said loudly, never silently nothing
+            res.errors.append(f"rule {rule.code}: {exc}")
+            set_health(ctx, rule, st, True, now, f"the rule watches nothing: {exc}")
         save_state(conn, st, now)
 
 

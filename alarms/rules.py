@@ -36,6 +36,7 @@ class Kind(StrEnum):
     WATER_BALANCE = "water_balance"
     BURST = "burst"
     CUSTOMER_LEAK = "customer_leak"
+    LEAK = "leak"
     FLOOD = "flood"
 
 
@@ -51,7 +52,10 @@ POINT_KINDS = frozenset(
         Kind.SERVICE_MIN,
     }
 )
-ZONE_KINDS = frozenset({Kind.MNF, Kind.WATER_BALANCE, Kind.BURST, Kind.CUSTOMER_LEAK})
+ZONE_KINDS = frozenset(
+    {Kind.MNF, Kind.WATER_BALANCE, Kind.BURST, Kind.CUSTOMER_LEAK, Kind.LEAK}
+)
+LEAK_KINDS = frozenset({Kind.MNF, Kind.WATER_BALANCE, Kind.BURST, Kind.LEAK})
 
 
 class MeterFlag(IntFlag):
@@ -83,30 +87,80 @@ class RuleParams(BaseModel):
     # chattering: this many activations in chatter_window_s
     chatter_count: int = Field(3, ge=2)
     chatter_window_s: float = Field(60.0, gt=0)
-    # zone analytics (mnf, water_balance, burst, customer_leak)
+    # zone analytics (mnf, water_balance, burst, customer_leak, leak)
     tz: str = "Asia/Tashkent"
-    night_start_h: float = Field(2.0, ge=0, lt=24)
-    night_end_h: float = Field(4.0, gt=0, le=24)
+    # the night window (local hours); default 2-4 for mnf, 1-5 for leak
+    night_start_h: float | None = Field(None, ge=0, lt=24)
+    night_end_h: float | None = Field(None, gt=0, le=24)
     allowance_lps_per_connection: float = Field(0.002, ge=0)
     baseline_days: int = Field(14, ge=3)
-    min_history_days: int = Field(7, ge=1)
+    # days learned before a rule may alarm; default 7 (10 for leak)
+    min_history_days: int | None = Field(None, ge=1)
     min_excess_lps: float = Field(0.5, ge=0)
     k_sigma: float = Field(4.0, gt=0)
     nrw_rise_pct: float = Field(5.0, gt=0)
     # water_balance: authorized use no meter in suvnet reports (households billed by norm,
-    # standpipes, the utility's own use), m³ a day; counted with the metered consumption
+    # standpipes, the utility's own use), m³ a day; counted with the metered consumption.
+    # 0: estimated from billing (billing.zone_usage) when unmetered_from_billing is true
     unmetered_m3_per_day: float = Field(0.0, ge=0)
+    unmetered_from_billing: bool = True
     cusum_k: float = Field(0.5, ge=0)
     cusum_h: float = Field(8.0, gt=0)
     z_clip: float = Field(4.0, gt=0)
     accept_after_h: float = Field(48.0, gt=0)
     bucket_s: float = Field(3600.0, gt=0)
-    flow_point: str = "flow"
-    volume_point: str = "volume"
+    # the points a zone rule watches: None = found by kind and unit (alarms/zone.py)
+    flow_point: str | None = None
+    volume_point: str | None = None
+    counter_point: str | None = None
+    level_point: str | None = None
+    pump_point: str | None = None
     leak_hours: int = Field(24, ge=2)
     zero_threshold_m3: float = Field(0.0005, ge=0)
     # burst: watch inflow minus metered customer consumption (the losses) instead of inflow
     net_of_consumption: bool = False
+    # leak (one alarm per leak event; docs/alarms.md)
+    profile_days: int = Field(28, ge=7)
+    day_types: list[int] = Field(
+        default_factory=lambda: [0, 0, 0, 0, 0, 0, 1], min_length=7, max_length=7
+    )  # Monday .. Sunday
+    daily_k: float = Field(1.5, ge=0)
+    daily_h: float = Field(2.5, gt=0)
+    step_z: float = Field(6.0, gt=0)
+    step_level_z: float = Field(2.0, ge=0)
+    min_step_lps: float = Field(1.0, ge=0)
+    trend_days: int = Field(7, ge=4, le=60)
+    trend_z: float = Field(2.5, gt=0)
+    regrow_factor: float = Field(2.0, gt=1)
+    close_after_days: int = Field(7, ge=0)
+    transfer_z: float = Field(3.0, gt=0)
+    neighbours: list[str] = Field(default_factory=list)
+    settle_h: float = Field(2.0, ge=0)
+    balance_delay_h: float | None = Field(None, ge=0, le=96)
+    read_gap_h: float = Field(50.0, gt=0)
+    max_lag_h: float = Field(6.0, gt=0)
+    use_counters: bool = True
+    hourly_net: bool | None = None
+    # health: a rule whose points sent nothing for this long raises a '<rule>:health' alarm
+    # (live); default 6 h (48 h for customer_leak)
+    no_data_h: float | None = Field(None, gt=0)
+
+    def night(self, kind: Kind) -> tuple[float, float]:
+        """The night window (local hours) of a rule of ``kind``."""
+        dflt = (1.0, 5.0) if kind is Kind.LEAK else (2.0, 4.0)
+        a = dflt[0] if self.night_start_h is None else self.night_start_h
+        b = dflt[1] if self.night_end_h is None else self.night_end_h
+        return a, b
+
+    def history_days(self, kind: Kind) -> int:
+        if self.min_history_days is not None:
+            return self.min_history_days
+        return 10 if kind is Kind.LEAK else 7
+
+    def stale_after_h(self, kind: Kind) -> float:
+        if self.no_data_h is not None:
+            return self.no_data_h
+        return 48.0 if kind is Kind.CUSTOMER_LEAK else 6.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,584 @@
+"""The leak-event detector of a DMA (rule kind ``leak``), as a pure state machine.
+
+One rule per DMA watches its demand (net inflow of the district meters minus the filling of
+its tanks, with transfers from and to neighbouring DMAs taken out) with four detectors, and
+keeps **one leak event** per leak:
+
+* **burst** (every bucket): a one-sided CUSUM of the standardised residual against a learned
+  profile per day type (weekday, Sunday ...) and hour; for large, sudden bursts.
+* **night** (at the end of the night window): the mean night flow against the median of the
+  last leak-free nights; a CUSUM over nights and a trend test.
+* **balance** (once a day, when the daily meter reads of the day are in): the day's losses =
+  inflow - metered use - the use of the households without a meter (from their norm bills).
+  With meters read daily, the unmetered use is also scaled by how much the metered households
+  used that day against their usual (a demand index), whichever of the two is steadier in the
+  DMA's history. A CUSUM over days and a trend test.
+* **trend**: a Mann-Kendall test and a Theil-Sen slope over the last nights and days: a leak
+  that grows a little every day is seen before it is large.
+
+The first detector that fires opens the event (the alarm). Further evidence only updates its
+size estimate (L/s with a 90 % interval) and its time series; the alarm is raised again only
+when the estimate has grown by ``regrow_factor``. The event ends when the leak is reported
+repaired (:func:`repaired`) or, without a repair, after ``close_after_days`` days in which no
+detector sees it any more. Nothing is learned while an event is open.
+
+Transfers: when a neighbouring DMA's demand falls by about as much as this DMA's rises, in
+the same hour, the water was moved (a boundary valve opened), it did not leak: the rise is
+taken out of this DMA's demand before any detector sees it.
+
+Every input is a value; times are seconds since the epoch (reading time). The state
+(:class:`LeakState`) is stored as JSON by :meth:`LeakState.to_json` and restored by
+:meth:`LeakState.from_json`, so a worker keeps nothing in memory and replay equals live.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from alarms.analytics import (
+    F64,
+    SlotProfile,
+    diff_sigma,
+    mann_kendall_z,
+    robust_sigma,
+    t_to_z,
+    theil_sen,
+)
+
+Z90 = 1.6449  # two-sided 90 % interval of a normal estimate
+
+
+@dataclass(frozen=True)
+class LeakSettings:
+    """The detector's settings (from the rule's params; see docs/alarms.md)."""
+
+    n_slots: int = 24
+    night_slots: int = 4  # buckets in the night window
+    profile_days: int = 28  # history of the hourly profile
+    baseline_days: int = 14  # nights and days in the night / balance baselines
+    min_history_days: int = 10
+    min_leak_lps: float = 0.5
+    k: float = 1.5  # night and balance CUSUM: allowance (sigmas)
+    h: float = 2.5  # night and balance CUSUM: threshold (sigmas)
+    z_clip: float = 6.0
+    burst_after_h: int = 3  # burst: mean residual of the last 3 buckets ...
+    burst_before_h: int = 6  # ... minus that of the 6 before them (a step)
+    burst_z: float = 6.0  # the step, standardised by its own history at this hour
+    burst_hours: int = 2  # for this many buckets in a row
+    burst_level_z: float = 2.0  # and the level is this many sigmas above the usual
+    min_burst_lps: float = 1.0
+    trend_days: int = 7
+    trend_z: float = 2.5
+    regrow_factor: float = 2.0
+    close_after_days: int = 7
+    transfer_z: float = 3.0
+    settle_s: float = 7200.0  # after a repair: flows settle, nothing is judged
+    min_sigma_lps: float = 0.05
+    min_sigma_pct: float = 2.0  # night and balance: sigma at least this % of the level
+
+
+@dataclass(frozen=True)
+class Size:
+    """A leak-size estimate in L/s with its 90 % interval."""
+
+    lps: float
+    low: float
+    high: float
+
+    @property
+    def m3_per_day(self) -> float:
+        return self.lps * 86.4
+
+    def to_json(self) -> list[float]:
+        return [self.lps, self.low, self.high]
+
+    @classmethod
+    def of(cls, est: float, sigma: float) -> Size:
+        return cls(est, max(0.0, est - Z90 * sigma), est + Z90 * sigma)
+
+
+@dataclass
+class Evidence:
+    """The latest excess seen by one detector: L/s above its baseline, sigma, time."""
+
+    lps: float
+    sigma: float
+    ts: float
+
+
+@dataclass
+class LeakEvent:
+    opened_at: float
+    detector: str
+    size: Size
+    alarmed: float  # the size when the alarm was last raised
+    quiet_days: int = 0
+
+
+@dataclass
+class DayAcc:
+    """The demand of one local day, bucket by bucket (after transfers are taken out)."""
+
+    sum_lps: float = 0.0
+    n: int = 0
+    night_sum: float = 0.0
+    night_n: int = 0
+    transfer_m3: float = 0.0
+    start: float = math.inf
+    night_lps: float = math.nan  # the night's mean, once judged
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """What the balance of one day found (for ``zone_leak_daily``)."""
+
+    inflow_m3: float
+    losses_m3: float
+    night_lps: float
+    transfer_m3: float
+
+
+@dataclass
+class Detector:
+    """A daily detector's history (leak-free values), CUSUM and recent values for trends."""
+
+    hist: list[float] = field(default_factory=list)
+    s: float = 0.0
+    recent: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hist": self.hist, "s": self.s, "recent": self.recent}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Detector:
+        d = d or {}
+        return cls(
+            [float(x) for x in d.get("hist", [])],
+            float(d.get("s", 0.0)),
+            [float(x) for x in d.get("recent", [])],
+        )
+
+
+@dataclass
+class LeakState:
+    """Everything the leak detector of one DMA remembers (``alarm_rule_state.eval_state``)."""
+
+    profile: SlotProfile = field(default_factory=SlotProfile)
+    neighbours: dict[str, SlotProfile] = field(default_factory=dict)
+    resid: list[float] = field(default_factory=list)  # the last residuals (NaN: none)
+    steps: SlotProfile = field(default_factory=SlotProfile)  # learned steps per hour
+    burst_hits: int = 0
+    night: Detector = field(default_factory=Detector)
+    balance: Detector = field(default_factory=Detector)
+    balance_idx: Detector = field(default_factory=Detector)
+    per_meter: list[float] = field(default_factory=list)  # metered use per meter, clean days
+    days: dict[int, DayAcc] = field(default_factory=dict)
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+    event: LeakEvent | None = None
+    quiet_until: float = -math.inf
+    # the figures of the days balanced by the last call (read by the caller; not stored)
+    figures: dict[int, DayFigures] = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        ev = self.event
+        return {
+            "profile": self.profile.to_json(),
+            "neighbours": {k: v.to_json() for k, v in self.neighbours.items()},
+            "resid": [r if math.isfinite(r) else None for r in self.resid],
+            "steps": self.steps.to_json(),
+            "burst_hits": self.burst_hits,
+            "night": self.night.to_json(),
+            "balance": self.balance.to_json(),
+            "balance_idx": self.balance_idx.to_json(),
+            "per_meter": self.per_meter,
+            "days": {
+                str(k): [
+                    d.sum_lps, d.n, d.night_sum, d.night_n, d.transfer_m3, d.start,
+                    d.night_lps if math.isfinite(d.night_lps) else None,
+                ]
+                for k, d in self.days.items()
+            },
+            "evidence": {k: [e.lps, e.sigma, e.ts] for k, e in self.evidence.items()},
+            "event": None
+            if ev is None
+            else {
+                "opened_at": ev.opened_at,
+                "detector": ev.detector,
+                "size": ev.size.to_json(),
+                "alarmed": ev.alarmed,
+                "quiet_days": ev.quiet_days,
+            },
+            "quiet_until": self.quiet_until if math.isfinite(self.quiet_until) else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> LeakState:
+        d = d or {}
+        ev = d.get("event")
+        return cls(
+            profile=SlotProfile.from_json(d.get("profile")),
+            neighbours={k: SlotProfile.from_json(v) for k, v in d.get("neighbours", {}).items()},
+            resid=[math.nan if r is None else float(r) for r in d.get("resid", [])],
+            steps=SlotProfile.from_json(d.get("steps")),
+            burst_hits=int(d.get("burst_hits", 0)),
+            night=Detector.from_json(d.get("night")),
+            balance=Detector.from_json(d.get("balance")),
+            balance_idx=Detector.from_json(d.get("balance_idx")),
+            per_meter=[float(x) for x in d.get("per_meter", [])],
+            days={int(k): _day_acc(v) for k, v in d.get("days", {}).items()},
+            evidence={
+                k: Evidence(float(a), float(b), float(c))
+                for k, (a, b, c) in d.get("evidence", {}).items()
+            },
+            event=None
+            if not ev
+            else LeakEvent(
+                float(ev["opened_at"]),
+                str(ev["detector"]),
+                Size(*(float(x) for x in ev["size"])),
+                float(ev["alarmed"]),
+                int(ev.get("quiet_days", 0)),
+            ),
+            quiet_until=-math.inf if d.get("quiet_until") is None else float(d["quiet_until"]),
+        )
+
+
+def _day_acc(v: list[Any]) -> DayAcc:
+    night = math.nan if len(v) < 7 or v[6] is None else float(v[6])
+    return DayAcc(float(v[0]), int(v[1]), float(v[2]), int(v[3]), float(v[4]), float(v[5]), night)
+
+
+SignalKind = Literal["open", "update", "regrow", "close"]
+
+
+@dataclass(frozen=True)
+class LeakSignal:
+    """What the detector tells the alarm: ``open`` (raise the alarm), ``update`` (new size
+    estimate, no new alarm), ``regrow`` (the leak has grown: raise it again), ``close`` (the
+    leak is no longer seen)."""
+
+    kind: SignalKind
+    ts: float
+    detector: str
+    size: Size
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Hour:
+    """One bucket of the DMA's demand."""
+
+    t_end: float
+    day: int  # the local day (any increasing day number) of the bucket's start
+    day_type: int
+    slot: int
+    demand_lps: float  # NaN: unknown
+    night: bool = False  # the bucket lies in the night window
+    transient: bool = False  # a pump switched within it and its flow is a sampled mean
+    neighbours: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ helpers
+def _clip(z: float, c: float) -> float:
+    return max(-c, min(c, z))
+
+
+def _size(st: LeakState, now: float, since: float) -> tuple[Size, float] | None:
+    """The combined size estimate (inverse-variance weighted) from the detectors' evidence
+    seen since ``since`` and in the last 36 hours."""
+    fresh = [
+        e for e in st.evidence.values() if e.ts >= since and now - e.ts <= 36 * 3600 and e.sigma > 0
+    ]
+    if not fresh:
+        return None
+    w = np.array([1.0 / e.sigma**2 for e in fresh])
+    est = float(np.sum(w * np.array([e.lps for e in fresh])) / w.sum())
+    sigma = float(1.0 / math.sqrt(w.sum()))
+    return Size.of(max(est, 0.0), sigma), sigma
+
+
+def _open(
+    st: LeakState, cfg: LeakSettings, ts: float, detector: str, detail: str
+) -> list[LeakSignal]:
+    got = _size(st, ts, ts)
+    size = got[0] if got else Size(0.0, 0.0, 0.0)
+    st.event = LeakEvent(ts, detector, size, size.lps)
+    return [LeakSignal("open", ts, detector, size, detail)]
+
+
+def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[LeakSignal]:
+    ev = st.event
+    if ev is None:
+        return []
+    got = _size(st, ts, ev.opened_at)
+    if got is None:
+        return []
+    size, sigma = got
+    ev.size = size
+    out = [LeakSignal("update", ts, detector, size)]
+    grown = size.lps - ev.alarmed
+    if size.lps > cfg.regrow_factor * ev.alarmed and grown > max(cfg.min_leak_lps, 2 * sigma):
+        out.append(LeakSignal("regrow", ts, detector, size, f"grown from {ev.alarmed:.2f} L/s"))
+        ev.alarmed = size.lps
+    return out
+
+
+def _quiet_day(st: LeakState, cfg: LeakSettings, ts: float, z: float) -> list[LeakSignal]:
+    """While an event is open: count the days on which the leak is not seen any more."""
+    ev = st.event
+    if ev is None:
+        return []
+    ev.quiet_days = ev.quiet_days + 1 if z < 1.0 else 0
+    if cfg.close_after_days > 0 and ev.quiet_days >= cfg.close_after_days:
+        size = ev.size
+        _reset(st, ts)
+        return [
+            LeakSignal("close", ts, ev.detector, size, f"not seen for {cfg.close_after_days} days")
+        ]
+    return []
+
+
+def _reset(st: LeakState, ts: float) -> None:
+    st.event = None
+    st.resid, st.burst_hits = [], 0
+    for d in (st.night, st.balance, st.balance_idx):
+        d.s, d.recent = 0.0, []
+    st.evidence = {}
+
+
+def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float]:
+    """(median, sigma, degrees of freedom) of a daily detector's recent leak-free values."""
+    h = np.array(hist[-cfg.baseline_days :], dtype=np.float64)
+    base = float(np.median(h))
+    # the larger of the spread and the day-to-day change: neither a slow drift nor days that
+    # follow each other (weather) make the sigma too small
+    sig = max(robust_sigma(h), diff_sigma(h))
+    if not math.isfinite(sig):
+        sig = cfg.min_sigma_lps
+    sig = max(sig, cfg.min_sigma_lps, cfg.min_sigma_pct / 100 * abs(base))
+    # the next value scatters around an estimated median (x sqrt(1 + 1/n)); a MAD from n
+    # values is about as sure as a standard deviation from 0.4 n
+    return base, sig * math.sqrt(1 + 1 / h.size), max(2.0, 0.4 * h.size)
+
+
+def _daily(
+    st: LeakState,
+    cfg: LeakSettings,
+    det: Detector,
+    name: str,
+    value: float,
+    ts: float,
+    *,
+    learn: bool = True,
+) -> tuple[list[LeakSignal], float]:
+    """One value of a daily detector (night or balance, in L/s): CUSUM, trend, event.
+
+    Returns the signals and the value's z-score (NaN while still learning)."""
+    if not math.isfinite(value) or len(det.hist) < cfg.min_history_days:
+        if math.isfinite(value) and st.event is None and learn:
+            det.hist = (det.hist + [value])[-cfg.baseline_days :]
+        return [], math.nan
+    base, sigma, df = _baseline(det.hist, cfg)
+    excess = value - base
+    z = t_to_z(excess / sigma, df)
+    st.evidence[name] = Evidence(excess, sigma, ts)
+    det.s = max(0.0, det.s + _clip(z, cfg.z_clip) - cfg.k)
+    det.recent = (det.recent + [value])[-cfg.trend_days :]
+    out: list[LeakSignal] = []
+    trending = False
+    if len(det.recent) >= cfg.trend_days:
+        y = np.array(det.recent, dtype=np.float64)
+        slope, last = theil_sen(y)
+        mk = mann_kendall_z(y)
+        rise = slope * (cfg.trend_days - 1)
+        trending = (
+            mk >= cfg.trend_z
+            and rise > max(cfg.min_leak_lps, 3 * sigma)
+            and last - base > max(cfg.min_leak_lps, 2 * sigma)
+        )
+    if st.event is None:
+        if det.s > cfg.h and excess >= cfg.min_leak_lps:
+            out += _open(
+                st, cfg, ts, name,
+                f"{name}: {excess:.2f} L/s above its usual level (CUSUM {det.s:.1f} > {cfg.h:g})",
+            )  # fmt: skip
+        elif trending:
+            slope, _ = theil_sen(np.array(det.recent, dtype=np.float64))
+            out += _open(
+                st, cfg, ts, f"{name}_trend",
+                f"{name}: rising {slope:.2f} L/s a day for {cfg.trend_days} days, now "
+                f"{excess:.2f} L/s above its usual level",
+            )  # fmt: skip
+        elif learn and det.s <= cfg.h / 2:
+            det.hist = (det.hist + [value])[-cfg.baseline_days :]
+    else:
+        out += _update(st, cfg, ts, name)
+    return out, z
+
+
+def _mean_last(resid: list[float], n: int) -> float:
+    a = np.array(resid[-n:])
+    ok = np.isfinite(a)
+    return float(a[ok].mean()) if ok.sum() * 2 >= a.size and a.size else math.nan
+
+
+def _step(resid: list[float], cfg: LeakSettings) -> float:
+    """Mean residual of the last ``burst_after_h`` buckets minus that of the
+    ``burst_before_h`` before them (NaN when either has less than half its buckets)."""
+    if len(resid) < cfg.burst_before_h + cfg.burst_after_h:
+        return math.nan
+    a = np.array(resid[-cfg.burst_after_h :])
+    b = np.array(resid[: cfg.burst_before_h])
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    if fa.sum() * 2 < a.size or fb.sum() * 2 < b.size:
+        return math.nan
+    return float(a[fa].mean() - b[fb].mean())
+
+
+# ------------------------------------------------------------------ the steps
+def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
+    """Feed one bucket of the DMA's demand (and its neighbours')."""
+    out: list[LeakSignal] = []
+    keep = cfg.profile_days * cfg.n_slots
+    x = hr.demand_lps
+    med, sig = st.profile.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
+    ready = st.profile.days(cfg.n_slots) >= cfg.min_history_days
+    # transfers: a neighbour's demand falls by about as much as ours rises, in the same hour
+    transfer = 0.0
+    for code, xb in hr.neighbours.items():
+        prof = st.neighbours.setdefault(code, SlotProfile())
+        mb, sb = prof.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
+        if not math.isfinite(xb):
+            continue
+        zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
+        if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
+            prof.add(hr.day_type, hr.slot, xb, keep)
+        if not (math.isfinite(x) and math.isfinite(med)) or zb > -cfg.transfer_z:
+            continue
+        ra, rb = x - med - transfer, xb - mb
+        tol = 0.35 * max(ra, -rb) + 2 * math.sqrt(sig**2 + sb**2)
+        if ra > 0 and abs(ra + rb) <= tol:
+            transfer += min(ra, -rb)
+    acc = st.days.setdefault(hr.day, DayAcc())
+    acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
+    if not math.isfinite(x):
+        return out
+    xa = x - transfer
+    acc.sum_lps += xa
+    acc.n += 1
+    acc.transfer_m3 += transfer * 86.4 / cfg.n_slots
+    if hr.night and not hr.transient:
+        acc.night_sum += xa
+        acc.night_n += 1
+    settled = hr.t_end > st.quiet_until
+    r = xa - med if ready and math.isfinite(med) and not hr.transient and settled else math.nan
+    st.resid = (st.resid + [r])[-(cfg.burst_before_h + cfg.burst_after_h) :]
+    step = _step(st.resid, cfg)
+    if math.isfinite(step):
+        ms, ss = st.steps.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
+        z = (step - ms) / ss if math.isfinite(ms) else math.nan
+        level = _mean_last(st.resid, cfg.burst_after_h)
+        # a step up to a level above the usual (not back up after a dip, e.g. a transfer)
+        big = (
+            math.isfinite(z)
+            and z > cfg.burst_z
+            and min(step, level) >= max(cfg.min_burst_lps, cfg.burst_level_z * sig)
+        )
+        st.burst_hits = st.burst_hits + 1 if big else 0
+        if big:
+            st.evidence["burst"] = Evidence(min(step, level), ss, hr.t_end)
+        if st.event is None and st.burst_hits >= cfg.burst_hours:
+            out += _open(
+                st, cfg, hr.t_end, "burst",
+                f"demand stepped up {step:.2f} L/s in {cfg.burst_after_h} h "
+                f"({z:.1f} sigma); now {xa:.2f} L/s, usual for this hour {med:.2f} L/s",
+            )  # fmt: skip
+        if st.event is None and st.burst_hits == 0 and (not math.isfinite(z) or z < cfg.burst_z):
+            st.steps.add(hr.day_type, hr.slot, step, keep)
+    quiet = st.burst_hits == 0 and st.night.s <= cfg.h / 2
+    if st.event is None and settled and not hr.transient and (quiet or not ready):
+        st.profile.add(hr.day_type, hr.slot, x, keep)
+    return out
+
+
+def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[LeakSignal]:
+    """The night window of ``day`` has ended (at ``ts``): judge its mean flow."""
+    acc = st.days.get(day)
+    if acc is None or acc.night_n * 2 < cfg.night_slots:
+        return []
+    if acc.start < st.quiet_until:
+        return []
+    value = acc.night_sum / acc.night_n
+    acc.night_lps = value
+    out, z = _daily(st, cfg, st.night, "night", value, ts)
+    if st.event is not None and math.isfinite(z) and "balance" not in st.evidence:
+        out += _quiet_day(st, cfg, ts, z)
+    return out
+
+
+def balance_step(
+    st: LeakState,
+    cfg: LeakSettings,
+    day: int,
+    ts: float,
+    *,
+    metered_m3: float,
+    meters: int,
+    unmetered_m3: float,
+) -> list[LeakSignal]:
+    """The balance of ``day``: its inflow (from the buckets seen), what its meters read
+    (``metered_m3`` over ``meters`` meters; NaN when unknown) and the estimated use of the
+    households without a meter (``unmetered_m3``)."""
+    acc = st.days.pop(day, None)
+    for old in [d for d in st.days if d < day - 3]:
+        del st.days[old]  # days that will never be judged (missing buckets)
+    if acc is None or acc.n < 0.9 * cfg.n_slots or acc.start < st.quiet_until:
+        return []
+    if not (math.isfinite(metered_m3) and math.isfinite(unmetered_m3)):
+        return []
+    inflow = acc.sum_lps / acc.n * 86.4
+    losses = (inflow - metered_m3 - unmetered_m3) / 86.4  # L/s
+    st.figures[day] = DayFigures(inflow, losses * 86.4, acc.night_lps, acc.transfer_m3)
+    index = math.nan
+    if meters > 0 and len(st.per_meter) >= cfg.min_history_days:
+        usual = float(np.median(st.per_meter[-cfg.baseline_days :]))
+        if usual > 0:
+            index = metered_m3 / meters / usual
+    losses_idx = (inflow - metered_m3 - unmetered_m3 * index) / 86.4
+    # the steadier of the two balances judges (both keep learning)
+    use_idx = False
+    if math.isfinite(index) and len(st.balance_idx.hist) >= cfg.min_history_days:
+        s_plain = diff_sigma(np.array(st.balance.hist[-cfg.baseline_days :]))
+        s_idx = diff_sigma(np.array(st.balance_idx.hist[-cfg.baseline_days :]))
+        use_idx = math.isfinite(s_idx) and (not math.isfinite(s_plain) or s_idx < s_plain)
+    main, other = (st.balance_idx, st.balance) if use_idx else (st.balance, st.balance_idx)
+    main_val, other_val = (losses_idx, losses) if use_idx else (losses, losses_idx)
+    learn = st.event is None and main.s <= cfg.h / 2
+    out, z = _daily(st, cfg, main, "balance", main_val, ts)
+    if math.isfinite(other_val) and learn and st.event is None:
+        other.hist = (other.hist + [other_val])[-cfg.baseline_days :]
+    if meters > 0 and learn and st.event is None:
+        st.per_meter = (st.per_meter + [metered_m3 / meters])[-cfg.baseline_days :]
+    if st.event is not None and math.isfinite(z) and not any(s.kind == "open" for s in out):
+        out += _quiet_day(st, cfg, ts, z)
+    return out
+
+
+def repaired(st: LeakState, cfg: LeakSettings, at: float) -> LeakEvent | None:
+    """The leak was repaired at ``at``: close the event; the flows are not judged until they
+    have settled (``settle_s``), and nothing from before the repair opens a new event."""
+    ev = st.event
+    _reset(st, at)
+    st.quiet_until = max(st.quiet_until, at + cfg.settle_s)
+    st.days = {k: v for k, v in st.days.items() if v.start >= st.quiet_until}
+    return ev
+
+
+def storage_lps(level_m: F64, area_m2: float, step_s: float) -> F64:
+    """Filling rate of a tank (L/s, + = filling) per bucket from its level at the bucket
+    edges (``level_m`` has one more value than there are buckets)."""
+    return np.asarray(np.diff(level_m) * area_m2 * 1000.0 / step_s, dtype=np.float64)

@@ -1,0 +1,591 @@
+"""SQL edge of the zone (DMA) analytics: which points a zone rule watches, and their data.
+
+A zone rule finds its points in the registry, not by fixed names:
+
+* **inflow**: the district meters (``devices.kind = 'district_meter'``) of the zone, and the
+  meters on its boundary that name it in ``attrs.zone_signs`` (by zone code, e.g.
+  ``{"DMA-N": -1, "DMA-S": 1}``; a zone id as text is still understood). Each meter's flow
+  point is ``params.flow_point`` when the rule names one, else the first of ``flow``,
+  ``flow_m3h``, ``flow_lps``, ``flow_ls`` it has, else its only analog point in a flow unit
+  (L/s, m³/h, ...). Its volume register (``forward_m3``, ``forward_volume_m3``, ``volume_m3``
+  or a counter in a volume unit; ``reverse_m3`` is subtracted) is used by the ``leak`` rule
+  when it has one: exact volumes, immune to how the flow was sampled.
+* **customer meters**: ``customer_meter`` devices of the zone, point ``params.volume_point``
+  or the first of ``volume``, ``volume_m3``, else a counter in a volume unit (not a
+  ``reverse`` one).
+* **tanks**: devices at a tank node (``nodes.kind = 'tank'``) of the zone with a level point
+  (``params.level_point``, ``level_m``, ``level`` or an analog point in m / cm / mm / bar);
+  the tank's area from ``devices.attrs.tank_area_m2`` or the node's ``attrs.diameter_m``.
+* **pumps**: devices whose ``attrs.pump`` names a pump of the zone (``pumps.zone_id``), with a
+  status point (``params.pump_point``, ``running``, ``run``, ``pump_on``, ``state`` or its
+  only status point): 1 = running.
+* **neighbours**: zones that share a district meter with it, zones joined to it by a pipe,
+  valve or pump of the network, and ``params.neighbours`` (zone codes).
+
+A rule that cannot find what it needs raises :class:`ZoneSetupError` naming what is
+missing; it never watches nothing in silence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from alarms import analytics as an
+from alarms.apply import Ctx, set_health
+from alarms.errors import RuleConfigError
+from alarms.leak import Size, storage_lps
+from alarms.rules import RuleConfig
+from alarms.store import Conn, StateRow, to_ts
+from billing import zone_usage
+
+FLOW_TO_LPS = {
+    "l/s": 1.0,
+    "lps": 1.0,
+    "m3/h": 1000.0 / 3600.0,
+    "m³/h": 1000.0 / 3600.0,
+    "m3/s": 1000.0,
+    "l/min": 1.0 / 60.0,
+    "m3/d": 1000.0 / 86400.0,
+}
+VOL_TO_M3 = {"m3": 1.0, "m³": 1.0, "l": 0.001}
+LEVEL_TO_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "bar": 10.197162}
+FLOW_NAMES = ("flow", "flow_m3h", "flow_lps", "flow_ls")
+COUNTER_NAMES = ("forward_m3", "forward_volume_m3", "volume_m3", "volume")
+REVERSE_NAMES = ("reverse_m3", "reverse_volume_m3")
+VOLUME_NAMES = ("volume", "volume_m3")
+LEVEL_NAMES = ("level_m", "level")
+PUMP_NAMES = ("running", "run", "pump_on", "state")
+
+
+class ZoneSetupError(RuleConfigError):
+    """A zone rule cannot find the points it needs (``field`` names the setting at fault)."""
+
+
+@dataclass(frozen=True)
+class ZonePoint:
+    point_id: int
+    sign: float
+    factor: float  # to L/s (flows), m³ (volumes) or m (levels)
+    device_code: str
+    name: str = ""
+    poll_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class InflowMeter:
+    device_code: str
+    sign: float
+    flow: ZonePoint | None
+    forward: ZonePoint | None = None
+    reverse: ZonePoint | None = None
+
+    def points(self) -> list[ZonePoint]:
+        return [p for p in (self.flow, self.forward, self.reverse) if p is not None]
+
+
+@dataclass(frozen=True)
+class Tank:
+    device_code: str
+    level: ZonePoint
+    area_m2: float
+
+
+@dataclass(frozen=True)
+class Pump:
+    device_code: str
+    pump_code: str
+    state: ZonePoint
+
+
+@dataclass(frozen=True)
+class Point:
+    id: int
+    name: str
+    unit: str
+    kind: str
+    poll_s: float
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    code: str
+    sign: float
+    points: tuple[Point, ...]
+    attrs: dict[str, Any]
+
+
+def _devices(conn: Conn, where: str, args: dict[str, Any]) -> list[Device]:
+    rows = conn.execute(
+        "SELECT d.id, d.code, d.sign, d.attrs, p.id, p.name, p.unit, p.kind, p.poll_period_s "
+        "FROM (SELECT d.*, " + SIGN_SQL + " AS sign FROM devices d WHERE d.enabled AND "
+        f"{where}) d LEFT JOIN points p ON p.device_id = d.id ORDER BY d.code, p.id",  # noqa: S608 (fixed fragments)
+        args,
+    ).fetchall()
+    out: dict[int, Device] = {}
+    pts: dict[int, list[Point]] = {}
+    for did, code, sign, attrs, pid, name, unit, kind, poll in rows:
+        if did not in out:
+            out[did] = Device(int(did), str(code), float(sign), (), dict(attrs or {}))
+            pts[did] = []
+        if pid is not None:
+            pts[did].append(Point(int(pid), str(name), str(unit or ""), str(kind), float(poll)))
+    return [Device(d.id, d.code, d.sign, tuple(pts[d.id]), d.attrs) for d in out.values()]
+
+
+SIGN_SQL = (
+    "coalesce((d.attrs->'zone_signs'->>%(zcode)s)::int, "
+    "(d.attrs->'zone_signs'->>%(ztext)s)::int, d.flow_sign)"
+)
+IN_ZONE_SQL = (
+    "(d.zone_id = %(zid)s OR d.attrs->'zone_signs' ? %(zcode)s "
+    "OR d.attrs->'zone_signs' ? %(ztext)s)"
+)
+
+
+def _zone_args(conn: Conn, zone_id: int) -> dict[str, Any]:
+    row = conn.execute("SELECT code FROM zones WHERE id = %s", (zone_id,)).fetchone()
+    if row is None:
+        raise ZoneSetupError(f"zone {zone_id} does not exist", "zone")
+    return {"zid": zone_id, "zcode": str(row[0]), "ztext": str(zone_id)}
+
+
+def zone_code(conn: Conn, zone_id: int) -> str:
+    return str(_zone_args(conn, zone_id)["zcode"])
+
+
+def _pick(
+    d: Device,
+    named: str | None,
+    names: Sequence[str],
+    ok: Any,
+    what: str,
+    setting: str,
+    *,
+    required: bool = True,
+) -> Point | None:
+    """The point of device ``d`` a rule uses: the one ``named`` by the rule, else the first of
+    ``names`` it has, else its only point that ``ok`` accepts."""
+    by_name = {p.name: p for p in d.points}
+    if named:
+        if named in by_name:
+            return by_name[named]
+        if not required:
+            return None
+        have = ", ".join(sorted(by_name)) or "no points"
+        raise ZoneSetupError(
+            f"{d.code} has no point {named!r} (it has: {have}); correct params.{setting}",
+            f"params.{setting}",
+        )
+    for n in names:
+        if n in by_name and ok(by_name[n]):
+            return by_name[n]
+    cands = [p for p in d.points if ok(p)]
+    if len(cands) == 1:
+        return cands[0]
+    if not required:
+        return None
+    have = ", ".join(f"{p.name} ({p.unit or p.kind})" for p in d.points) or "no points"
+    if cands:
+        raise ZoneSetupError(
+            f"{d.code} has several {what} points ({have}): name one in params.{setting}",
+            f"params.{setting}",
+        )
+    raise ZoneSetupError(
+        f"{d.code} has no {what} point (it has: {have}); name one in params.{setting}",
+        f"params.{setting}",
+    )
+
+
+def _flow_ok(p: Point) -> bool:
+    return p.kind == "analog" and p.unit.strip().lower() in FLOW_TO_LPS
+
+
+def _volume_ok(p: Point) -> bool:
+    return (
+        p.kind == "counter"
+        and p.unit.strip().lower() in VOL_TO_M3
+        and "reverse" not in p.name.lower()
+    )
+
+
+def _flow_point(d: Device, p: Point) -> ZonePoint:
+    return ZonePoint(p.id, d.sign, FLOW_TO_LPS.get(p.unit.strip().lower(), 1.0), d.code, p.name,
+                     p.poll_s)  # fmt: skip
+
+
+def _vol_point(d: Device, p: Point, sign: float = 1.0) -> ZonePoint:
+    return ZonePoint(p.id, sign, VOL_TO_M3.get(p.unit.strip().lower(), 1.0), d.code, p.name,
+                     p.poll_s)  # fmt: skip
+
+
+def inflow_meters(
+    conn: Conn,
+    zone_id: int,
+    *,
+    flow_point: str | None = None,
+    counters: bool = False,
+    counter_point: str | None = None,
+) -> list[InflowMeter]:
+    """The zone's inflow meters, signed so that + means into the zone (ZoneSetupError if the
+    zone has none, or one of them has no usable point)."""
+    args = _zone_args(conn, zone_id)
+    devs = _devices(conn, "d.kind = 'district_meter' AND " + IN_ZONE_SQL, args)
+    if not devs:
+        raise ZoneSetupError(
+            f"zone {args['zcode']} has no district meter (a device of kind district_meter in "
+            "the zone, or one whose attrs.zone_signs names the zone)",
+            "zone",
+        )
+    out: list[InflowMeter] = []
+    for d in devs:
+        fwd = rev = None
+        if counters:
+            p = _pick(d, counter_point, COUNTER_NAMES, _volume_ok, "volume register",
+                      "counter_point", required=False)  # fmt: skip
+            if p is not None:
+                fwd = _vol_point(d, p, d.sign)
+                r = next((q for q in d.points if q.name in REVERSE_NAMES), None)
+                if r is not None:
+                    rev = _vol_point(d, r, -d.sign)
+        flow = _pick(d, flow_point, FLOW_NAMES, _flow_ok, "flow", "flow_point",
+                     required=fwd is None)  # fmt: skip
+        out.append(InflowMeter(d.code, d.sign, None if flow is None else _flow_point(d, flow),
+                               fwd, rev))  # fmt: skip
+    return out
+
+
+def flow_points(conn: Conn, zone_id: int, flow_point: str | None) -> list[ZonePoint]:
+    """The flow points of the zone's inflow meters (mnf, water_balance, burst)."""
+    return [m.flow for m in inflow_meters(conn, zone_id, flow_point=flow_point) if m.flow]
+
+
+def customer_points(
+    conn: Conn, zone_id: int, volume_point: str | None, *, required: bool = False
+) -> list[ZonePoint]:
+    """The volume registers of the zone's customer meters (meters without one are skipped;
+    with ``required``, a zone with none is a ZoneSetupError)."""
+    args = _zone_args(conn, zone_id)
+    devs = _devices(conn, "d.kind = 'customer_meter' AND d.zone_id = %(zid)s", args)
+    out: list[ZonePoint] = []
+    for d in devs:
+        p = _pick(d, volume_point, VOLUME_NAMES, _volume_ok, "volume register", "volume_point",
+                  required=False)  # fmt: skip
+        if p is not None:
+            out.append(_vol_point(d, p))
+    if required and not out:
+        named = f" with a point {volume_point!r}" if volume_point else " with a volume register"
+        raise ZoneSetupError(
+            f"zone {args['zcode']} has no customer meter{named}", "params.volume_point"
+        )
+    return out
+
+
+def tanks(conn: Conn, zone_id: int, level_point: str | None) -> list[Tank]:
+    """Level sensors of the zone's tanks, with the tank's area."""
+    args = _zone_args(conn, zone_id)
+    rows = conn.execute(
+        "SELECT d.id, n.code, n.attrs FROM devices d JOIN nodes n ON n.id = d.node_id "
+        "WHERE d.enabled AND n.kind = 'tank' AND coalesce(n.zone_id, d.zone_id) = %(zid)s",
+        args,
+    ).fetchall()
+    node_attrs = {int(r[0]): (str(r[1]), dict(r[2] or {})) for r in rows}
+    if not node_attrs:
+        return []
+    devs = _devices(conn, "d.id = ANY(%(ids)s)", {**args, "ids": list(node_attrs)})
+    out: list[Tank] = []
+    for d in devs:
+        node, nattrs = node_attrs[d.id]
+        p = _pick(
+            d, level_point, LEVEL_NAMES,
+            lambda q: q.kind == "analog" and q.unit.strip().lower() in LEVEL_TO_M,
+            "level", "level_point",
+        )  # fmt: skip
+        assert p is not None
+        area = d.attrs.get("tank_area_m2")
+        if area is None and nattrs.get("diameter_m"):
+            area = math.pi * float(nattrs["diameter_m"]) ** 2 / 4
+        if area is None or float(area) <= 0:
+            raise ZoneSetupError(
+                f"tank {node} (level sensor {d.code}) has no size: give the node "
+                "attrs.diameter_m or the device attrs.tank_area_m2",
+                "zone",
+            )
+        lvl = ZonePoint(p.id, 1.0, LEVEL_TO_M[p.unit.strip().lower()], d.code, p.name, p.poll_s)
+        out.append(Tank(d.code, lvl, float(area)))
+    return out
+
+
+def pumps(conn: Conn, zone_id: int, pump_point: str | None) -> list[Pump]:
+    """Run-state points of the zone's pumps (devices whose attrs.pump names a zone pump)."""
+    args = _zone_args(conn, zone_id)
+    devs = _devices(
+        conn,
+        "d.attrs->>'pump' IN (SELECT code FROM pumps WHERE zone_id = %(zid)s)",
+        args,
+    )
+    out: list[Pump] = []
+    for d in devs:
+        p = _pick(d, pump_point, PUMP_NAMES, lambda q: q.kind == "status", "run state",
+                  "pump_point")  # fmt: skip
+        assert p is not None
+        out.append(Pump(d.code, str(d.attrs["pump"]), ZonePoint(p.id, 1.0, 1.0, d.code, p.name)))
+    return out
+
+
+def neighbours(conn: Conn, zone_id: int, extra: Sequence[str] = ()) -> list[tuple[int, str]]:
+    """Zones next to this one: sharing a district meter, or joined by a pipe, valve or pump of
+    the network, plus the zone codes in ``extra``."""
+    args = _zone_args(conn, zone_id)
+    rows = conn.execute(
+        """
+        WITH links AS (
+            SELECT from_node_id a, to_node_id b FROM pipes
+            UNION ALL SELECT from_node_id, to_node_id FROM valves
+            UNION ALL SELECT from_node_id, to_node_id FROM pumps
+        ), zl AS (
+            SELECT na.zone_id za, nb.zone_id zb FROM links l
+            JOIN nodes na ON na.id = l.a JOIN nodes nb ON nb.id = l.b
+            WHERE na.zone_id IS NOT NULL AND nb.zone_id IS NOT NULL AND na.zone_id <> nb.zone_id
+        ), shared AS (
+            SELECT z.id FROM devices d,
+                jsonb_object_keys(CASE WHEN jsonb_typeof(d.attrs->'zone_signs') = 'object'
+                                  THEN d.attrs->'zone_signs' ELSE '{}' END) k
+            JOIN zones z ON z.code = k OR z.id::text = k
+            WHERE d.kind = 'district_meter' AND d.enabled
+              AND (d.attrs->'zone_signs' ? %(zcode)s OR d.attrs->'zone_signs' ? %(ztext)s)
+        )
+        SELECT DISTINCT z.id, z.code FROM zones z WHERE z.id <> %(zid)s AND (
+            z.id IN (SELECT zb FROM zl WHERE za = %(zid)s)
+            OR z.id IN (SELECT za FROM zl WHERE zb = %(zid)s)
+            OR z.id IN (SELECT id FROM shared) OR z.code = ANY(%(extra)s))
+        ORDER BY z.code
+        """,
+        {**args, "extra": list(extra)},
+    ).fetchall()
+    found = {str(r[1]) for r in rows}
+    missing = [c for c in extra if c not in found]
+    if missing:
+        raise ZoneSetupError(f"params.neighbours: no zone {missing[0]!r}", "params.neighbours")
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+# ------------------------------------------------------------------ data
+Series = dict[int, tuple[Any, Any]]
+
+
+def load_series(conn: Conn, point_ids: Sequence[int], t0: datetime, t1: datetime) -> Series:
+    """Good-quality readings of the points in [t0, t1]: {point: (epoch seconds, values)}."""
+    out: Series = {p: (np.zeros(0), np.zeros(0)) for p in point_ids}
+    if not point_ids:
+        return out
+    rows = conn.execute(
+        "SELECT point_id, extract(epoch FROM ts), coalesce(value, 'NaN') FROM readings "
+        "WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s AND quality = 0 ORDER BY point_id, ts",
+        (list(point_ids), t0, t1),
+    ).fetchall()
+    arr = np.array([(r[0], float(r[1]), float(r[2])) for r in rows], dtype=np.float64).reshape(
+        -1, 3
+    )
+    for p in point_ids:
+        sel = arr[arr[:, 0] == p]
+        out[p] = (sel[:, 1].copy(), sel[:, 2].copy())
+    return out
+
+
+def latest(conn: Conn, point_ids: Sequence[int], until: datetime | None) -> dict[int, datetime]:
+    """The time of the newest reading of each point (up to ``until``)."""
+    if not point_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT x, (SELECT max(ts) FROM readings r WHERE r.point_id = x "
+        "AND (%s::timestamptz IS NULL OR r.ts <= %s)) FROM unnest(%s::bigint[]) x",
+        (until, until, list(point_ids)),
+    ).fetchall()
+    return {int(r[0]): r[1] for r in rows if r[1] is not None}
+
+
+def horizon(
+    conn: Conn, point_ids: Sequence[int], until: datetime | None, max_lag: timedelta
+) -> datetime | None:
+    """How far the zone's data reaches: the newest reading of its slowest point, but a point
+    lagging more than ``max_lag`` behind the others does not hold the rest back."""
+    got = latest(conn, point_ids, until)
+    if not got:
+        return None
+    newest = max(got.values())
+    return min(t for t in got.values() if t >= newest - max_lag)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """A zone's demand per bucket: net inflow minus the filling of its tanks (L/s)."""
+
+    lps: Any  # NaN: unknown
+    transient: Any  # a pump switched in the bucket while a meter's flow was a sampled mean
+
+
+def zone_demand(
+    conn: Conn,
+    meters: Sequence[InflowMeter],
+    zone_tanks: Sequence[Tank],
+    zone_pumps: Sequence[Pump],
+    t0: float,
+    step_s: float,
+    n: int,
+) -> Demand:
+    """Net inflow per bucket from each meter's volume register where it can (both bucket
+    edges known), else from the mean of its flow readings; minus the tanks' filling."""
+    edges = t0 + step_s * np.arange(n + 1, dtype=np.float64)
+    pad = timedelta(seconds=2 * step_s)
+    pts = [p.point_id for m in meters for p in m.points()]
+    pts += [t.level.point_id for t in zone_tanks] + [p.state.point_id for p in zone_pumps]
+    data = load_series(conn, pts, to_ts(t0) - pad, to_ts(edges[-1]) + pad)
+    total = np.zeros(n)
+    sampled = np.zeros(n, dtype=bool)  # some meter's bucket came from sampled flow readings
+    for m in meters:
+        q = np.full(n, np.nan)
+        if m.forward is not None:
+            ts, v = data[m.forward.point_id]
+            vol = np.diff(an.interp_at(ts, v * m.forward.factor, edges, 2 * step_s))
+            vol[vol < 0] = np.nan  # a register that fell (reset, exchange): unknown
+            if m.reverse is not None:
+                ts, v = data[m.reverse.point_id]
+                back = np.diff(an.interp_at(ts, v * m.reverse.factor, edges, 2 * step_s))
+                back[back < 0] = np.nan
+                vol = vol - back
+            q = vol * 1000.0 / step_s
+        if m.flow is not None:
+            ts, v = data[m.flow.point_id]
+            fm = an.bucket_mean(ts[ts >= t0], v[ts >= t0] * m.flow.factor, t0, step_s, n)
+            use = ~np.isfinite(q)
+            sampled |= use & np.isfinite(fm)
+            q = np.where(use, fm, q)
+        total += m.sign * q
+    for tk in zone_tanks:
+        ts, v = data[tk.level.point_id]
+        lv = an.interp_at(ts, v * tk.level.factor, edges, 2 * step_s)
+        total -= storage_lps(lv, tk.area_m2, step_s)
+    transient = np.zeros(n, dtype=bool)
+    for pu in zone_pumps:
+        ts, v = data[pu.state.point_id]
+        ok = np.isfinite(v)
+        ts, on = ts[ok], v[ok] > 0.5
+        if ts.size == 0:
+            continue
+        k = np.floor((ts - t0) / step_s).astype(np.int64)
+        change = np.concatenate([[False], on[1:] != on[:-1]])
+        hit = k[change & (k >= 0) & (k < n)]
+        transient[hit] = True
+    return Demand(total, transient & sampled)
+
+
+def counter_use(conn: Conn, pts: Sequence[ZonePoint], edges: Any, max_gap_s: float) -> Any:
+    """Per-meter consumption (m³) in each interval of ``edges``: shape (meters, intervals)."""
+    t0, t1 = to_ts(float(edges[0]) - max_gap_s), to_ts(float(edges[-1]) + max_gap_s)
+    data = load_series(conn, [p.point_id for p in pts], t0, t1)
+    out = np.full((len(pts), len(edges) - 1), np.nan)
+    for i, p in enumerate(pts):
+        ts, v = data[p.point_id]
+        out[i] = an.counter_consumption(ts, v * p.factor, np.asarray(edges), max_gap_s)
+    return out
+
+
+# ------------------------------------------------------------------ shared by the zone rules
+def local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
+    d = start.astimezone(tz).date()
+    out = []
+    while datetime.combine(d, time(0), tz) <= end:
+        out.append(d)
+        d += timedelta(days=1)
+    return out
+
+
+def at_local(d: date, hours: float, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(0), tz) + timedelta(hours=hours)
+
+
+def daily_row(conn: Conn, zone_id: int, day: date, run_id: int, **vals: float | None) -> None:
+    cols = list(vals)
+    conn.execute(
+        f"INSERT INTO zone_leak_daily (zone_id, day, run_id, {', '.join(cols)}) "
+        f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(cols))}) "
+        f"ON CONFLICT (zone_id, day, run_id) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
+        + ", computed_at = now()",
+        [
+            zone_id,
+            day,
+            run_id,
+            *[None if v is None or not math.isfinite(v) else v for v in vals.values()],
+        ],
+    )
+
+
+def _nan(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def anchor(st: StateRow, start: datetime) -> None:
+    """A zone rule seen for the first time starts at ``start`` for good: its watermark is
+    set even before anything could be evaluated, so a sliding look-back never skips a day."""
+    if st.watermark is None:
+        st.watermark = start
+        st.extra["_anchor"] = start.timestamp()
+
+
+def check_data(
+    ctx: Ctx, rule: RuleConfig, st: StateRow, pts: list[ZonePoint], hz: datetime | None
+) -> None:
+    """A rule whose points send nothing raises its health alarm (live) or, in a replay, an
+    error naming them; it clears when readings come again."""
+    polls = max((p.poll_s for p in pts), default=0.0)
+    stale = max(timedelta(hours=rule.params.stale_after_h(rule.kind)), timedelta(seconds=3 * polls))
+    ref = ctx.until if ctx.until is not None else ctx.now
+    names = ", ".join(f"{p.device_code}/{p.name}" for p in pts[:5])
+    if hz is None or hz < ctx.start:
+        if ctx.until is not None and not ctx.live:
+            ctx.res.errors.append(
+                f"rule {rule.code}: no readings from {names} between "
+                f"{ctx.start:%Y-%m-%d %H:%M} and {ctx.until:%Y-%m-%d %H:%M} UTC"
+            )
+    last = hz if hz is not None else ctx.start
+    if ref - last > stale:
+        set_health(
+            ctx, rule, st, True, last + stale,
+            f"no readings from {names} for more than {stale.total_seconds() / 3600:g} h",
+        )  # fmt: skip
+    elif hz is not None:
+        set_health(ctx, rule, st, False, hz, "")
+
+
+def unmetered_m3(conn: Conn, rule: RuleConfig, days: list[date]) -> dict[date, tuple[float, int]]:
+    """(m³, accounts) a day of the zone's use that no telemetered meter reports: the rule's
+    ``unmetered_m3_per_day`` when given, else the estimate from billing (norm bills)."""
+    p = rule.params
+    assert rule.zone_id is not None
+    if not days:
+        return {}
+    if p.unmetered_m3_per_day > 0 or not p.unmetered_from_billing:
+        return {d: (p.unmetered_m3_per_day, 0) for d in days}
+    use = zone_usage.unmetered_use(conn, rule.zone_id, min(days), max(days), p.tz)
+    return {u.day: (u.estimated_m3, u.norm_accounts + u.manual_accounts) for u in use}
+
+
+def set_leak_size(conn: Conn, st: StateRow, size: Size) -> None:
+    """Put a leak-size estimate (L/s, 90 % interval) on the rule's open alarm."""
+    if st.alarm_id is None or not math.isfinite(size.lps):
+        return
+    conn.execute(
+        "UPDATE alarms SET leak_lps = %s, leak_low_lps = %s, leak_high_lps = %s WHERE id = %s",
+        (size.lps, size.low, size.high, st.alarm_id),
+    )
+
+
