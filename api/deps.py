@@ -156,6 +156,12 @@ async def check_user(request: Request, st: AppState, token: str, principal: Prin
     if conn is not None:
         await accounts.check_principal(conn, principal)
         return
+    await check_on_own_connection(st, principal)
+
+
+async def check_on_own_connection(st: AppState, principal: Principal) -> None:
+    """:func:`api.accounts.check_principal` on a connection borrowed for the lookup alone
+    (in autocommit: no BEGIN/COMMIT round trips)."""
     assert st.pool is not None, "the database pool is not open"
     async with st.pool.connection() as own:
         await own.set_autocommit(True)

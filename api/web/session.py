@@ -20,7 +20,13 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import accounts
-from api.deps import CHECKED_KEY, REFRESH_COOKIE, SESSION_COOKIE, AppState
+from api.deps import (
+    CHECKED_KEY,
+    REFRESH_COOKIE,
+    SESSION_COOKIE,
+    AppState,
+    check_on_own_connection,
+)
 from api.errors import NotAuthenticatedError
 from api.security import ACCESS_TTL, REFRESH_TTL, read_access_token
 
@@ -96,8 +102,7 @@ class WebMiddleware:
         if access:
             try:
                 principal = read_access_token(access, st.secret, st.clock())
-                async with st.pool.connection() as conn:
-                    await accounts.check_principal(conn, principal)
+                await check_on_own_connection(st, principal)
                 # still valid: the login check of the request need not look again
                 scope.setdefault("state", {})[CHECKED_KEY] = (access, principal)
                 return None
