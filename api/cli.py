@@ -152,7 +152,7 @@ async def _cli_audit(conn: Any, action: str, before: Any, after: Any, entity_id:
 def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
     """Apply ``accounts.update_user`` to the user named ``username`` and audit it."""
     from api import accounts
-    from api.deps import utcnow
+    from suvnet.clock import utcnow
 
     async def go(conn: Any) -> dict[str, Any]:
         user = await accounts.get_user_by_name(conn, username)
@@ -227,7 +227,7 @@ def password(
 def logout(username: Annotated[str, typer.Argument(help="the login name")]) -> None:
     """Log a user out everywhere: every refresh token revoked, every access token dead."""
     from api import accounts
-    from api.deps import utcnow
+    from suvnet.clock import utcnow
 
     async def go(conn: Any) -> None:
         user = await accounts.get_user_by_name(conn, username)
@@ -245,7 +245,7 @@ def code(
     """Issue a one-time code with which a customer sets the first cabinet password (valid
     7 days; an earlier unused code stops working)."""
     from api import accounts
-    from api.deps import utcnow
+    from suvnet.clock import utcnow
 
     async def go(conn: Any) -> tuple[str, Any]:
         return await accounts.issue_customer_code(conn, account_no, None, utcnow())

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from psycopg.rows import dict_row
 
 from api.security import Role
-from tests.api.conftest import PASSWORD, Clock, User, bearer
+from tests.api.conftest import NOW, PASSWORD, Clock, User, bearer
 
 CLIENT_IP = "127.0.0.1"
 """The address httpx's ASGI transport gives the app for the test client."""
@@ -309,7 +309,7 @@ def test_cli_api_run_serves(db_url: str) -> None:
 
 
 def suvnet_cli(db_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SUVNET_DATABASE_URL": db_url}
+    env = {**os.environ, "SUVNET_DATABASE_URL": db_url, "SUVNET_NOW": NOW.isoformat()}
     return subprocess.run(
         [sys.executable, "-m", "suvnet.cli", *args],
         input=stdin,

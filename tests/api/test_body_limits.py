@@ -22,7 +22,7 @@ from api.app import create_app
 from api.limits import BodyLimits, clip_echo, lone_surrogate_at
 from api.security import Role
 from suvnet.settings import load_settings
-from tests.api.conftest import SECRET, LiveServer, User, bearer
+from tests.api.conftest import NOW, SECRET, Clock, LiveServer, User, bearer
 
 MIB = 1024 * 1024
 BODY_CAP = 1 * MIB  # the default of SUVNET_MAX_BODY_BYTES
@@ -39,7 +39,7 @@ def limited(db_url: str, users: dict[Role, User]) -> Iterator[tuple[LiveServer, 
         max_upload_bytes=UPLOAD_CAP,
     )
     assert settings.max_body_bytes == BODY_CAP
-    app = create_app(settings)
+    app = create_app(settings, clock=Clock(NOW))
     with LiveServer(app) as srv:
         yield srv, app.state.suvnet.body_limits
 

@@ -244,7 +244,11 @@ def test_parse_mqtt_url() -> None:
 
 
 def test_token_validity_follows_the_injected_clock() -> None:
-    """Expiry (and issue time) are judged by the clock passed in, not the wall clock."""
-    future = datetime.now(UTC) + timedelta(days=2)
+    """Expiry (and issue time) are judged by the clock passed in, not the wall clock: a
+    token made long ago is valid at that time, one made far ahead is valid then."""
     p = Principal(3, "tester", Role.VIEWER)
-    assert read_access_token(make_access_token(p, KEY, future), KEY, future) == p
+    for at in (datetime(2001, 5, 1, tzinfo=UTC), datetime(2100, 5, 1, tzinfo=UTC)):
+        token = make_access_token(p, KEY, at)
+        assert read_access_token(token, KEY, at + timedelta(minutes=1), None) == p
+        with pytest.raises(NotAuthenticatedError, match="expired"):
+            read_access_token(token, KEY, at + timedelta(minutes=16), None)
