@@ -236,10 +236,11 @@ def _mount_api_docs(app: FastAPI, access: str) -> None:
     if access == "off":
         return
     app.mount("/api/docs-static", StaticFiles(directory=swagger_ui_path), name="api-docs-static")
-    deps = [Depends(_staff_for_docs)] if access == "staff" else []
     if access == "staff":
 
-        @app.get("/api/openapi.json", include_in_schema=False, dependencies=deps)
+        @app.get(
+            "/api/openapi.json", include_in_schema=False, dependencies=[Depends(_staff_for_docs)]
+        )
         async def openapi_json() -> JSONResponse:
             return JSONResponse(app.openapi())
 
