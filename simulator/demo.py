@@ -221,6 +221,9 @@ class Demo:
             f"[bold]suvnet demo[/bold]: {opts.days} days of the village of Yangiobod at "
             f"{opts.speed:g}x (about {opts.days * 86400 / opts.speed / 60:.1f} minutes)"
         )
+        # the telemetry decoder is compiled (numba) while the rest is set up: on a first run
+        # this takes seconds, and ingest must not hold the broker's deliveries meanwhile
+        warm = asyncio.create_task(asyncio.to_thread(_warm_up_ingest), name="warm-up")
         url = await asyncio.to_thread(self.database)
         console.print(f"database: {'configured' if s.database_url else 'embedded'} {_safe(url)}")
         workdir = s.home / "demo"
@@ -255,6 +258,11 @@ class Demo:
             f"hydraulics: {plan.sim_days} days hourly; leak of {plan.leak.rate_lps:g} L/s at "
             f"{plan.leak.node} (DMA-S) from {world.fmt_sim(plan.leak_start)}"
         )
+        console.print(
+            f"meter flags: {plan.tamper_device} reports tampering from "
+            f"{world.fmt_sim(plan.tamper_start)} to {world.fmt_sim(plan.tamper_end)}; a "
+            "household meter with a running toilet raises its own leak flag"
+        )
         hours = plan.sim_days * 24
         feeds: dict[str, world.DeviceFeed] = {}
         for i, d in enumerate(world.all_devices(site)):
@@ -263,7 +271,9 @@ class Demo:
                 feeds[d.code] = world.customer_feed(d, hours, seed=100 + i, leak_m3h=leak_m3h)
             else:
                 feeds[d.code] = world.DeviceFeed(
-                    d, offsets={"forward_m3": 10_000.0 * (i + 1), "reverse_m3": 12.5}
+                    d,
+                    offsets={"forward_m3": 10_000.0 * (i + 1), "reverse_m3": 12.5},
+                    flags=world.flag_windows(plan, d.code),
                 )
 
         with psycopg.connect(url, autocommit=True) as conn:
@@ -301,6 +311,10 @@ class Demo:
         if opts.api:
             self.start_api(url)
 
+        if not warm.done():
+            with console.status("compiling the telemetry decoder (numba, first run only)"):
+                await asyncio.wait([warm])
+        await warm  # its error, if any
         clock = world.DemoClock(plan.start, plan.end, opts.speed)
         self.start_ingest(
             url, mqtt_url, clock, embedded=s.mqtt_url is None, min_poll_s=min(plan.poll_s.values())
@@ -516,8 +530,17 @@ class Demo:
             summ = office.summary(conn, account_no, period)
         t = Table(title="suvnet demo: what happened", show_header=False)
         t.add_row("readings stored", f"{summ.readings:,}")
+        dead = ", ".join(f"{n:,} {reason}" for reason, n in summ.dead_letters.items())
+        t.add_row(
+            "dead letters",
+            f"[red]{dead}[/red] (suvnet ingest dead-letters shows them)" if dead else "none",
+        )
         t.add_row(
             "leak alarms", "\n".join(summ.leak_alarms) if summ.leak_alarms else "[red]none[/red]"
+        )
+        t.add_row(
+            "meter flag alarms",
+            "\n".join(summ.flag_alarms) if summ.flag_alarms else "[red]none[/red]",
         )
         t.add_row(
             f"billing {period:%Y-%m}",
@@ -608,6 +631,13 @@ class Demo:
                 self.broker = None
             log.debug("broker stopped after %.1f s", time.monotonic() - t0)
         console.print("demo stopped")
+
+
+def _warm_up_ingest() -> None:
+    """Compile ingest's telemetry scanner (numba caches it on disk for the next run)."""
+    from ingest.validate import warm_up_scanner
+
+    warm_up_scanner()
 
 
 def _with_leak(plan: Any, lps: float) -> Any:

@@ -25,6 +25,8 @@ ADMIN_USER = "demo-admin"
 ADMIN_PASSWORD = "suvnet-admin-2026"  # noqa: S105 - a published demo login
 NAMES = ("Karimov Anvar", "Yusupova Dilnoza", "Rahimov Bekzod", "Tosheva Malika",
          "Nazarov Sardor", "Qodirova Nigora", "Ergashev Jasur", "Sobirova Zuhra")  # fmt: skip
+CUSTOMER_FLAG_MASK = 1 | 2 | 4
+"""Flags of a household meter that raise an alarm: leak, burst, tamper (docs/alarms.md)."""
 UNMETERED = (  # mahalla, street, house, residents, zone
     ("Navbahor MFY", "Mustaqillik ko'chasi", "15", 5, "DMA-N"),
     ("Navbahor MFY", "Mustaqillik ko'chasi", "31", 7, "DMA-N"),
@@ -67,6 +69,13 @@ def rules_doc(
                     {"code": f"{d.code}-min", "kind": "service_min",
                      "point": f"{d.code}/pressure_bar", "unit": "bar", "priority": "high",
                      "on_delay_s": 600, "off_delay_s": 600, "deadband": 0.1}
+                )  # fmt: skip
+            elif d.kind == "customer_meter":
+                # the meter's own flags: leak (24 h without an hour of zero flow), burst, tamper
+                rules.append(
+                    {"code": f"{d.code}-flags", "kind": "meter_flags",
+                     "point": f"{d.code}/alarm_flags", "priority": "low",
+                     "params": {"mask": CUSTOMER_FLAG_MASK}}
                 )  # fmt: skip
     return {"rules": rules}
 
@@ -233,25 +242,38 @@ async def ensure_logins(url: str, account_no: str) -> None:
 @dataclass(frozen=True)
 class Summary:
     readings: int
+    dead_letters: dict[str, int]
     leak_alarms: list[str]
+    flag_alarms: list[str]
     invoices: int
     invoiced_tiyin: int
     balance_tiyin: int
 
 
-def summary(conn: psycopg.Connection[Any], account_no: str, period: date) -> Summary:
-    row = conn.execute("SELECT count(*) FROM readings").fetchone()
-    n = int(row[0]) if row else 0
-    alarms = [
+def _alarms(conn: psycopg.Connection[Any], kinds: list[str]) -> list[str]:
+    return [
         f"{r[0]}{':' + r[4] if r[4] else ''}: {r[1]} "
         f"(raised {r[2]:%Y-%m-%d %H:%M} UTC{', replay' if r[3] else ''})"
         for r in conn.execute(
             "SELECT ru.code, a.message, a.raised_at, a.replayed, a.subject FROM alarms a "
-            "JOIN alarm_rules ru ON ru.id = a.rule_id "
-            "WHERE a.kind IN ('mnf', 'water_balance', 'burst', 'customer_leak') "
-            "ORDER BY a.raised_at"
+            "JOIN alarm_rules ru ON ru.id = a.rule_id WHERE a.kind = ANY(%s) "
+            "ORDER BY a.raised_at",
+            (kinds,),
         ).fetchall()
     ]
+
+
+def summary(conn: psycopg.Connection[Any], account_no: str, period: date) -> Summary:
+    row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    n = int(row[0]) if row else 0
+    dead = {
+        str(reason): int(k)
+        for reason, k in conn.execute(
+            "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY 2 DESC"
+        ).fetchall()
+    }
+    alarms = _alarms(conn, ["mnf", "water_balance", "burst", "customer_leak"])
+    flags = _alarms(conn, ["meter_flags"])
     row = conn.execute(
         "SELECT count(*), coalesce(sum(amount_tiyin), 0) FROM invoices WHERE period = %s",
         (period,),
@@ -262,7 +284,7 @@ def summary(conn: psycopg.Connection[Any], account_no: str, period: date) -> Sum
         "JOIN accounts a ON a.id = l.account_id WHERE a.number = %s",
         (account_no,),
     ).fetchone()
-    return Summary(n, alarms, inv, total, int(row[0]) if row else 0)
+    return Summary(n, dead, alarms, flags, inv, total, int(row[0]) if row else 0)
 
 
 def so_m(tiyin: int) -> str:

@@ -31,6 +31,12 @@ BASE_POLL_S = {"pressure_sensor": 300.0, "prv_controller": 300.0, "district_mete
 """Poll period per device kind in simulated seconds at low speeds (customer meters: 900)."""
 MIN_REAL_POLL_S = 0.1
 """Never poll a device more often than this in real seconds (keeps the CPU load bounded)."""
+LEAK_FLAG = 1 << 0
+"""``alarm_flags.leak`` of the customer meters (the alarms' meter-flag convention)."""
+TAMPER_FLAG = 1 << 2
+"""``alarm_flags.tamper`` of the district and customer meters."""
+TAMPER_HOURS = 3.0
+"""How long the demo's district meter reports tampering (its housing is opened)."""
 
 
 class DemoClock:
@@ -88,6 +94,9 @@ class DemoPlan:
     leak_start: float
     poll_s: dict[str, float]  # simulated seconds per device kind
     min_history_days: int  # what the zone leak rules learn before they may alarm
+    tamper_device: str = "dm-south"
+    tamper_start: float = 0.0  # its meter reports tampering from here ...
+    tamper_end: float = 0.0  # ... to here (epoch seconds)
 
     def t(self, epoch: float) -> float:
         """Seconds since the hydraulic run's hour 0."""
@@ -101,10 +110,13 @@ def make_plan(
     speed: float,
     leak_node: str = "S4",
     leak_lps: float = 3.0,
+    tamper_device: str = "dm-south",
     tz: str = TZ,
 ) -> DemoPlan:
-    """The demo's time line: ``days`` days ending ``now``; a leak a week before the end
-    (or a quarter of the period when that is shorter)."""
+    """The demo's time line: ``days`` days ending ``now`` (never later: readings are never
+    stamped ahead of the real clock); a leak a week before the end (or a quarter of the
+    period when that is shorter); ``tamper_device`` reports tampering for a few hours in the
+    middle of the period."""
     if days < 2:
         raise ValueError("the demo needs at least 2 days (--days)")
     end = now.timestamp()
@@ -120,7 +132,28 @@ def make_plan(
         base = BASE_POLL_S.get(kind, 900.0)
         poll[kind] = float(min(86400.0, max(base, round(MIN_REAL_POLL_S * speed))))
     leak = LeakSpec(leak_node, (leak_start - origin) / 3600.0, leak_lps)
-    return DemoPlan(start, end, origin, sim_days, leak, leak_start, poll, history)
+    tamper_start = start + 0.5 * (end - start)
+    return DemoPlan(
+        start,
+        end,
+        origin,
+        sim_days,
+        leak,
+        leak_start,
+        poll,
+        history,
+        tamper_device,
+        tamper_start,
+        tamper_start + TAMPER_HOURS * 3600,
+    )
+
+
+def flag_windows(plan: DemoPlan, device: str) -> tuple[tuple[float, float, int], ...]:
+    """When ``device`` raises which meter flags in the demo: (from, to, bits), in seconds of
+    the hydraulic run."""
+    if device != plan.tamper_device:
+        return ()
+    return ((plan.t(plan.tamper_start), plan.t(plan.tamper_end), TAMPER_FLAG),)
 
 
 @dataclass
@@ -131,6 +164,7 @@ class DeviceFeed:
     offsets: dict[str, float] = field(default_factory=dict)
     register: npt.NDArray[np.float64] | None = None  # customer meters: hourly register
     hourly: npt.NDArray[np.float64] | None = None  # customer meters: m³ per hour
+    flags: tuple[tuple[float, float, int], ...] = ()  # (from, to, bits): see flag_windows
 
 
 def customer_feed(spec: DeviceSpec, hours: int, seed: int, leak_m3h: float) -> DeviceFeed:
@@ -141,6 +175,21 @@ def customer_feed(spec: DeviceSpec, hours: int, seed: int, leak_m3h: float) -> D
     start = float(np.round(rng.uniform(50, 900), 3))
     register = start + np.concatenate(([0.0], np.cumsum(hourly)))
     return DeviceFeed(spec, register=register, hourly=hourly)
+
+
+def meter_flags(feed: DeviceFeed, t: float) -> int:
+    """The flag register of a meter ``t`` seconds after the run's hour 0: the planned flags,
+    and for a customer meter its own leak flag, set after 24 hours in which no hour was
+    without flow (a running toilet)."""
+    bits = 0
+    for lo, hi, b in feed.flags:
+        if lo <= t < hi:
+            bits |= b
+    if feed.hourly is not None:
+        k = min(int(max(t, 0.0) // 3600), len(feed.hourly))  # full hours before t
+        if k >= 24 and float(np.min(feed.hourly[k - 24 : k])) > 0.0:
+            bits |= LEAK_FLAG
+    return bits
 
 
 def device_values(feed: DeviceFeed, run: HydraulicRun, t: float) -> dict[str, float]:
@@ -157,6 +206,7 @@ def device_values(feed: DeviceFeed, run: HydraulicRun, t: float) -> dict[str, fl
             "flow_m3h": q,
             "forward_m3": feed.offsets.get("forward_m3", 0.0) + fwd,
             "reverse_m3": feed.offsets.get("reverse_m3", 0.0) + rev,
+            "alarm_flags": float(meter_flags(feed, t)),
         }
     if spec.kind == "prv_controller":
         valve = str(spec.attrs.get("valve", ""))
@@ -173,7 +223,11 @@ def device_values(feed: DeviceFeed, run: HydraulicRun, t: float) -> dict[str, fl
         h = min(max(t / 3600.0, 0.0), float(len(feed.hourly)))
         k = min(int(h), len(feed.hourly) - 1)
         vol = float(np.interp(h, np.arange(len(feed.register)), feed.register))
-        return {"volume_m3": vol, "flow_m3h": float(feed.hourly[k]) if t >= 0 else 0.0}
+        return {
+            "volume_m3": vol,
+            "flow_m3h": float(feed.hourly[k]) if t >= 0 else 0.0,
+            "alarm_flags": float(meter_flags(feed, t)),
+        }
     return {}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +18,16 @@ from edge_agent.modbus import ModbusClient, TcpConnection
 from edge_agent.poller import DevicePoller
 from edge_agent.profiles import default_profiles_dir, load_profiles, with_poll_period
 from simulator.demo_world import (
+    LEAK_FLAG,
+    TAMPER_FLAG,
     DemoClock,
     DeviceFeed,
     FedDevice,
     customer_feed,
     device_values,
+    flag_windows,
     make_plan,
+    meter_flags,
     period_of,
 )
 from simulator.hydraulic import simulate
@@ -143,3 +148,40 @@ async def test_the_demo_clock_holds_at_the_end_and_its_sleep_waits_to_be_cancell
     assert clock.finished and clock.time() == start + 3600
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(clock.sleep(1), 0.3)
+
+
+def test_the_demo_period_ends_at_now_and_the_clock_never_passes_it() -> None:
+    """Readings are never stamped ahead of the real clock: the period ends at the ``now``
+    the plan was made with, and the demo clock holds there however long it runs."""
+    plan = make_plan(NOW, days=3, speed=14400)
+    assert plan.end == NOW.timestamp()
+    clock = DemoClock(plan.start, plan.end, speed=1e9)  # the whole period in microseconds
+    time.sleep(0.01)
+    assert clock.time() <= NOW.timestamp()
+    assert clock.finished
+    assert clock.now() == NOW
+
+
+def test_meter_flags_served_by_the_demo_devices() -> None:
+    site = load_site(SITE).spec
+    devs = {d.code: d for g in site.gateways for d in g.devices}
+    plan = make_plan(NOW, days=6, speed=14400)
+    # the south district meter reports tampering for three hours in the middle of the period
+    assert plan.tamper_device == "dm-south"
+    assert plan.tamper_end - plan.tamper_start == 3 * 3600
+    assert plan.start < plan.tamper_start < plan.end
+    south = DeviceFeed(devs["dm-south"], flags=flag_windows(plan, "dm-south"))
+    north = DeviceFeed(devs["dm-north"], flags=flag_windows(plan, "dm-north"))
+    t = plan.t(plan.tamper_start)
+    assert meter_flags(south, t - 1) == 0
+    assert meter_flags(south, t) == meter_flags(south, t + 3 * 3600 - 1) == TAMPER_FLAG == 4
+    assert meter_flags(south, t + 3 * 3600) == 0
+    assert meter_flags(north, t) == 0
+    # a household meter raises its own leak flag after 24 h without an hour of zero flow
+    hours = plan.sim_days * 24
+    toilet = customer_feed(devs["cm-000102"], hours, seed=7, leak_m3h=0.012)
+    dry = customer_feed(devs["cm-000101"], hours, seed=7, leak_m3h=0.0)
+    assert meter_flags(toilet, 23.9 * 3600) == 0  # not 24 hours yet
+    assert meter_flags(toilet, 24 * 3600) == LEAK_FLAG == 1
+    assert all(meter_flags(dry, h * 3600.0) == 0 for h in range(hours))  # asleep at 02:00
+    assert min(dry.hourly[2::24]) == 0.0  # type: ignore[index]
