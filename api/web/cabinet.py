@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
 Customer = Annotated[Principal, Depends(require(CUSTOMER_SELF))]
 
+PASSWORD_ERRORS = {
+    "password_too_common": "common",
+    "password_too_simple": "simple",
+    "password_contains_username": "simple",
+}
+"""api.security.password_check codes -> the activation page's messages (else "weak")."""
+
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
@@ -95,8 +102,8 @@ async def activate_submit(
         return again(429, "locked")
     except NotAuthenticatedError:
         return again(401, "badcode")
-    except ApiError:
-        return again(422, "weak")
+    except ApiError as exc:
+        return again(422, PASSWORD_ERRORS.get(exc.code, "weak"))
     p = Principal(user["id"], user["username"], CUSTOMER_ROLE, user["account_no"])
     await write_audit(
         conn, request, p, action="set_password", entity="customer", entity_id=user["account_no"]

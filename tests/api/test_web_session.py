@@ -156,6 +156,18 @@ async def test_issue_code_on_account_card_then_activate(
     assert m
     await client.post("/staff/logout", data={"csrf_token": token})
     token = await csrf(client, "/cabinet/activate")
+    # a password from the common-password list is refused, and the page says why
+    r = await client.post(
+        "/cabinet/activate",
+        data={
+            "account_no": number,
+            "code": m.group(1),
+            "password": "password123",
+            "password2": "password123",
+            "csrf_token": token,
+        },
+    )
+    assert r.status_code == 422 and "one of the most common ones" in r.text, r.text
     r = await client.post(
         "/cabinet/activate",
         data={
