@@ -80,6 +80,7 @@ def info() -> None:
 def db_migrate() -> None:
     """Apply every pending schema migration (safe to run any time; runs each file once)."""
     from suvnet.db import connect, database_source, database_url
+    from suvnet.maintain import storage_mode, sync_retention_policy
     from suvnet.migrate import load_migrations, migrate
 
     s = get_settings()
@@ -91,6 +92,10 @@ def db_migrate() -> None:
             on_step=lambda m: console.print(f"  applied {m.version:04d}_{m.name}"),
             on_warning=lambda w: err_console.print(f"[yellow]warning:[/yellow] {w}"),
         )
+        if storage_mode(conn) == "timescaledb":  # the policy follows the setting at once
+            changed = sync_retention_policy(conn, s.readings_retention_days)
+            if changed:
+                console.print(changed.removeprefix("; "))
     total = len(load_migrations())
     if done:
         console.print(

@@ -160,7 +160,7 @@ def _partitions(conn: psycopg.Connection[Any], now: datetime) -> str:
 
 
 def _retention(conn: psycopg.Connection[Any], now: datetime, days: int, mode: str) -> str:
-    policy = _sync_retention_policy(conn, days) if mode == "timescaledb" else ""
+    policy = sync_retention_policy(conn, days) if mode == "timescaledb" else ""
     cutoff = retention_cutoff(now, days)
     if cutoff is None:
         return "keeping every reading (SUVNET_READINGS_RETENTION_DAYS=0)" + policy
@@ -176,8 +176,9 @@ def _retention(conn: psycopg.Connection[Any], now: datetime, days: int, mode: st
     )
 
 
-def _sync_retention_policy(conn: psycopg.Connection[Any], days: int) -> str:
-    """The hypertable's retention policy follows the setting; returns what changed."""
+def sync_retention_policy(conn: psycopg.Connection[Any], days: int) -> str:
+    """The hypertable's retention policy follows the setting (``days``; 0 removes it);
+    returns what changed ("" for nothing). TimescaleDB mode only."""
     row = conn.execute(
         "SELECT job_id, config->>'drop_after' FROM timescaledb_information.jobs "
         "WHERE proc_name = 'policy_retention' AND hypertable_name = 'readings'"

@@ -4,6 +4,11 @@ import os
 import subprocess
 import sys
 
+import psycopg
+import pytest
+
+from suvnet.migrate import server_timescaledb
+
 
 def _run(args: list[str], db_url: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SUVNET_DATABASE_URL": db_url, "COLUMNS": "200", **extra}
@@ -51,6 +56,26 @@ def test_db_maintain_and_the_status_of_its_last_run(empty_db_url: str) -> None:
     assert "maintenance: retention" in res.stdout
     assert "2026-12-02 08:00 (Asia/Tashkent) ok" in res.stdout
     assert "never run" not in res.stdout
+
+
+@pytest.mark.timescaledb
+def test_db_migrate_sets_the_timescaledb_retention_policy(empty_db_url: str) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as c:
+        if server_timescaledb(c) != (True, True):
+            pytest.skip("this server has no usable TimescaleDB (installed and preloaded)")
+    res = _run(["db", "migrate"], empty_db_url, SUVNET_READINGS_RETENTION_DAYS="30")
+    assert res.returncode == 0, res.stderr
+    assert "TimescaleDB retention policy set to 30 days" in res.stdout
+    query = (
+        "SELECT config->>'drop_after' FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_retention' AND hypertable_name = 'readings'"
+    )
+    with psycopg.connect(empty_db_url, autocommit=True) as c:
+        assert c.execute(query).fetchone() == ("30 days",)
+    res = _run(["db", "migrate"], empty_db_url, SUVNET_READINGS_RETENTION_DAYS="0")
+    assert "TimescaleDB retention policy removed" in res.stdout
+    with psycopg.connect(empty_db_url, autocommit=True) as c:
+        assert c.execute(query).fetchone() is None
 
 
 def test_db_maintain_before_migrate_is_a_clear_error(empty_db_url: str) -> None:
