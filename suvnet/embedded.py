@@ -67,6 +67,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+class LateAckFilter(logging.Filter):
+    """One warning line, not an error with a traceback, for a subscriber's late PUBACK.
+
+    amqtt waits 5 s for a subscriber to acknowledge a QoS 1 delivery, then gives up on it and
+    logs the timeout as an error with a traceback ("Timeout waiting for PUBACK for packet ID
+    n"). The subscriber has the message by then; it is only late (ingest acknowledges a
+    message once it is committed, so a slow commit or, on a first run, the compiling of its
+    decoder makes it late). Nothing is lost either way: what ingest never commits is not
+    acknowledged end to end, and the gateway sends it again.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, TimeoutError) and "PUBACK" in str(exc):
+            record.msg = (
+                "embedded MQTT broker: %s: a subscriber acknowledged a delivery after more "
+                "than 5 s (it has the message; the broker does not send it again)"
+            )
+            record.args = (str(exc),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+AMQTT_BROKER_LOGGER = "amqtt.broker"
+
+
 @dataclass
 class EmbeddedBroker:
     """An amqtt broker running on its own event loop in a daemon thread."""
@@ -76,6 +103,7 @@ class EmbeddedBroker:
     _thread: threading.Thread | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _broker: Any = None
+    _filter: LateAckFilter | None = None
 
     @property
     def url(self) -> str:
@@ -109,9 +137,13 @@ class EmbeddedBroker:
             except Exception as exc:  # noqa: BLE001 - reported to the starting thread
                 errors.append(exc)
                 ready.set()
+                loop.close()
                 return
             ready.set()
-            loop.run_forever()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()  # its sockets too (stop() ends run_forever)
 
         self._thread = threading.Thread(target=run, name="suvnet-embedded-mqtt", daemon=True)
         self._thread.start()
@@ -119,6 +151,8 @@ class EmbeddedBroker:
             raise EmbeddedError("embedded MQTT broker did not start in time")
         if errors:
             raise EmbeddedError(f"embedded MQTT broker failed: {errors[0]}") from errors[0]
+        self._filter = LateAckFilter()
+        logging.getLogger(AMQTT_BROKER_LOGGER).addFilter(self._filter)
         log.info("embedded MQTT broker listening on %s", self.url)
         return self.url
 
@@ -135,3 +169,6 @@ class EmbeddedBroker:
                 self._thread.join(10)
             self._loop = None
             self._broker = None
+            if self._filter is not None:
+                logging.getLogger(AMQTT_BROKER_LOGGER).removeFilter(self._filter)
+                self._filter = None
