@@ -114,13 +114,21 @@ class IdleCheck:
     sends an error message and closes the socket: that makes the socket readable, and such a
     connection gets the full check (an empty query), fails it and is replaced by the pool.
     Connections idle for longer than ``max_idle_s`` always get the full check (it also catches
-    a silently lost network path). ``clock`` is replaceable for tests.
+    a silently lost network path), and so does every connection for a few seconds after a dead
+    one was found (:meth:`suspect`). ``clock`` is replaceable for tests.
     """
 
     def __init__(self, max_idle_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
         self.max_idle_s = max_idle_s
         self.clock = clock
         self._last: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._suspect_until = 0.0
+
+    def suspect(self, seconds: float = 5.0) -> None:
+        """A dead connection was just found: for ``seconds`` every checkout gets the full
+        check. The server ends its sessions one by one, so a socket that is still quiet may
+        belong to a session being ended right now; the round trip waits for its answer."""
+        self._suspect_until = max(self._suspect_until, self.clock() + seconds)
 
     def mark(self, conn: Any) -> None:
         """``conn`` was just used successfully (connected, checked or given back)."""
@@ -133,9 +141,11 @@ class IdleCheck:
 
             raise psycopg.OperationalError("the connection is closed")
         last = self._last.get(conn)
+        now = self.clock()
         return (
             last is None
-            or self.clock() - last > self.max_idle_s
+            or now - last > self.max_idle_s
+            or now < self._suspect_until
             or _socket_readable(conn.pgconn.socket)
         )
 

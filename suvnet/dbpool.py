@@ -209,6 +209,7 @@ class ResilientAsyncPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
                 # dead (ended by the server, or its network path is gone): handing it back
                 # closes it and asks for a replacement; the next one is tried at once
                 dead += 1
+                self.idle_check.suspect()
                 log.info("pool %s: a connection was dead, replacing it: %s", self.name, exc)
                 await self.putconn(conn)
                 if dead > self.max_size:  # every one dead, and the new ones too: pause
@@ -269,6 +270,7 @@ class ResilientPool(ConnectionPool[psycopg.Connection[Any]]):
                 self.idle_check.check_sync(conn)
             except psycopg.Error as exc:
                 dead += 1
+                self.idle_check.suspect()
                 log.info("pool %s: a connection was dead, replacing it: %s", self.name, exc)
                 self.putconn(conn)
                 if dead > self.max_size:

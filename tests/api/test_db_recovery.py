@@ -288,3 +288,30 @@ def test_the_pools_name_their_sessions(db_url: str) -> None:
             assert conn.execute("SHOW application_name").fetchone() == ("suvnet-x",)
     finally:
         pool.close()
+
+
+def test_after_a_dead_connection_every_checkout_is_asked_for_a_while(db_url: str) -> None:
+    """The server ends its sessions one by one: a session whose end has not reached its socket
+    yet looks healthy. After one dead connection, the check asks the server every time for
+    5 s (a round trip that waits for the server's answer), then goes back to the cheap check."""
+    from suvnet.db import IdleCheck
+
+    now = [100.0]
+    check = IdleCheck(max_idle_s=30.0, clock=lambda: now[0])
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        check.mark(conn)
+        now[0] += 1.0
+        assert not check.needs_round_trip(conn)  # used a second ago, socket quiet
+        check.suspect()
+        assert check.needs_round_trip(conn)
+        now[0] += 4.9
+        assert check.needs_round_trip(conn)
+        now[0] += 0.2
+        assert not check.needs_round_trip(conn)
+        check.check_sync(conn)  # the sync variant marks it used
+        now[0] += 29.0
+        assert not check.needs_round_trip(conn)
+        now[0] += 2.0
+        assert check.needs_round_trip(conn)  # idle for more than 30 s
+    with pytest.raises(psycopg.OperationalError, match="closed"):
+        check.needs_round_trip(conn)
