@@ -214,6 +214,8 @@ class IngestWorker:
         self._subscribed = threading.Event()
         self._db_ok = threading.Event()
         self._registry_ready = threading.Event()
+        self._config_hashes: dict[str, str] = {}
+        """Gateway -> the configuration hash last checked or noted (skips health updates)."""
         self._gen = 0
         self._gen_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -776,6 +778,10 @@ class IngestWorker:
             msg = it.state
             if msg is None or it.state_gateway_id is None or msg.state != "online":
                 continue
+            if msg.points is None and (
+                msg.points_hash is None or self._config_hashes.get(msg.gateway) == msg.points_hash
+            ):
+                continue  # a health update of the configuration this worker has seen
             now = datetime.fromtimestamp(now_ms / 1000, UTC)
             try:
                 with conn.transaction():
@@ -790,15 +796,17 @@ class IngestWorker:
                                 "%s",
                                 check.describe(),
                             )
-                    elif msg.points_hash is not None and note_config_hash(
-                        conn, msg.gateway, msg.points_hash, now
-                    ):
-                        log.warning(
-                            "gateway %s runs a configuration (%s) whose birth message this office "
-                            "has not seen: its devices and points are checked at its next connect",
-                            msg.gateway,
-                            msg.points_hash,
-                        )
+                        self._config_hashes[msg.gateway] = check.points_hash
+                    elif msg.points_hash is not None:
+                        if note_config_hash(conn, msg.gateway, msg.points_hash, now):
+                            log.warning(
+                                "gateway %s runs a configuration (%s) whose birth message this "
+                                "office has not seen: its devices and points are checked at its "
+                                "next connect",
+                                msg.gateway,
+                                msg.points_hash,
+                            )
+                        self._config_hashes[msg.gateway] = msg.points_hash
             except (psycopg.Error, RegistryError) as exc:
                 log.warning(
                     "could not check the configuration gateway %s announced: %s", msg.gateway, exc
