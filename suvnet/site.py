@@ -69,7 +69,6 @@ from suvnet.registry import (
     Valve,
     Zone,
     list_zones,
-    profile_points,
     recheck_gateway_configs,
     upsert_device,
     upsert_gateway,
@@ -386,10 +385,13 @@ class SiteFile:
         sub-points included), with the device's and the file's settings on top."""
         overrides = {p.name: p for p in device.points}
         out: list[Point] = []
-        for base in profile_points(device.code, self.profiles[device.profile]):
-            pt = base
+        for pp in published_points(self.profiles[device.profile]):
+            pt = Point(device.code, pp.name, pp.unit, pp.kind, pp.poll_s)
             if device.poll_period_s is not None:
                 pt = replace(pt, poll_period_s=device.poll_period_s)
+            field_spec = overrides.get(pp.bit_of or "")  # a bit is read with its register
+            if field_spec is not None and "poll_period_s" in field_spec.model_fields_set:
+                pt = replace(pt, poll_period_s=field_spec.poll_period_s)
             spec = overrides.get(pt.name)
             if spec is not None:
                 given = spec.model_fields_set - {"name"}

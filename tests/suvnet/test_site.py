@@ -162,6 +162,25 @@ def test_file_settings_go_over_the_profile(fresh_db_url: str) -> None:
     assert {p.name for p in cm} >= {"volume_m3", "alarm_flags.leak", "alarm_flags.tamper"}
 
 
+def test_a_flag_registers_poll_period_goes_to_its_bits(fresh_db_url: str, site_dir: Path) -> None:
+    path = site_dir / "site.yaml"
+    _edit(
+        path,
+        "        node: N1\n        poll_period_s: 15\n",
+        "        node: N1\n        points:\n"
+        "          - {name: converter_status, poll_period_s: 120}\n",
+    )
+    _apply(fresh_db_url, path)
+    with psycopg.connect(fresh_db_url) as conn:
+        periods = {p.name: p.poll_period_s for p in list_points(conn, "pt-n1")}
+    assert periods == {
+        "pressure_bar": 10.0,  # the profile's
+        "converter_status": 120.0,
+        "converter_status.open_loop": 120.0,  # read with the register it is a bit of
+        "converter_status.over_range": 120.0,
+    }
+
+
 def test_profiles_dir_of_the_site(fresh_db_url: str, site_dir: Path) -> None:
     own = site_dir / "my-profiles"
     own.mkdir()
