@@ -29,7 +29,7 @@ from billing import consumption as cons
 from billing.config import BillingConfig
 from billing.errors import BillingRunError
 from billing.ledger import post_entry, reverse_entry
-from billing.service import Service, fetch_services
+from billing.proration import Service, fetch_services
 from billing.tariffs import (
     Charge,
     Norm,
@@ -443,7 +443,7 @@ def post_bills(
 
 def _unbilled(conn: psycopg.Connection[Any], win: PeriodWindow, tz: str) -> tuple[list[int], int]:
     """Accounts still to bill: opened by the end of the period and active or suspended on at
-    least one of its days (billing.service), without a regular invoice yet."""
+    least one of its days (billing.proration), without a regular invoice yet."""
     first, last = period_bounds(win.period)
     rows = conn.execute(
         """SELECT a.id,

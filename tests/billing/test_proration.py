@@ -1,4 +1,4 @@
-"""Proration by days of service (billing/service.py): hand-computed cases on the real database.
+"""Proration by days of service (billing/proration.py): hand-computed cases on the real database.
 
 November 2026 has 30 days. Household tariff 1 500 so'm/m³ (150 000 tiyin) until 15 Nov and
 1 800 so'm/m³ (180 000 tiyin) from 16 Nov; norm 4.5 m³ per person and month, so 3 residents
@@ -23,8 +23,8 @@ from pypdf import PdfReader
 from billing.accounts import Address, add_reading, create_account, install_meter, set_status
 from billing.config import BillingConfig
 from billing.documents import mahalla_accounts, render_invoice, render_slips, slip_data
+from billing.proration import ACTIVE, CLOSED, NONE, SUSPENDED, service_days
 from billing.run import run_billing
-from billing.service import ACTIVE, CLOSED, NONE, SUSPENDED, service_days
 from billing.tariffs import Norm, Tariff, norm_charge
 from tests.billing.conftest import NOW
 
@@ -390,7 +390,7 @@ def test_status_change_entered_late(
     from billing.cli import app
     from billing.config import get_billing_config
     from billing.errors import AccountDataError
-    from billing.service import fetch_services
+    from billing.proration import fetch_services
     from suvnet.settings import get_settings
 
     # entered on 1 Dec (NOW) although the account exists since 2025
