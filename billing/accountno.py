@@ -13,9 +13,16 @@ A full number is valid when the Luhn sum over all 9 digits is a multiple of 10. 
 every single-digit mistake and every swap of two adjacent digits except 09 <-> 90.
 
 Example: serial ``00000001`` -> check digit 8 -> account ``000000018``.
+
+Every place that takes a number typed by a person or sent by a bank or a payment provider
+(the Payme and Click callbacks, the cashier desk, imports, the command line) cleans it with
+:func:`clean` and checks it with :func:`normalize` (or :func:`is_valid`), so a number is
+accepted or refused the same way everywhere.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 from billing.errors import AccountNumberError
 
@@ -57,9 +64,33 @@ def is_valid(number: str) -> bool:
     return _luhn_sum(number, double_rightmost=False) % 10 == 0
 
 
+# dropped between the digits: dashes (Pd), spaces (Zs) and invisible format characters (Cf:
+# soft hyphen, zero-width space); the minus sign is a math symbol (Sm) and listed apart
+_DROP_CATEGORIES = frozenset({"Pd", "Zs", "Cf"})
+_MINUS_SIGN = "\u2212"
+
+
+def clean(text: str) -> str:
+    """The number as typed, without the spaces and dashes people and banks put in it.
+
+    Full-width digits become ASCII digits (Unicode NFKC). Spaces of every kind (also the
+    no-break and thin spaces of bank files), line breaks, hyphens and dashes of every kind
+    (also the minus sign) and invisible characters (soft hyphen, zero-width space) are
+    dropped. Nothing else is changed: letters stay, also the Latin and Cyrillic letters that
+    look like digits (O, О, З, l), because guessing a digit could pay into someone else's
+    account. :func:`normalize` then refuses such a number. ``clean`` does not validate.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(
+        ch
+        for ch in text
+        if not (ch.isspace() or ch == _MINUS_SIGN or unicodedata.category(ch) in _DROP_CATEGORIES)
+    )
+
+
 def normalize(text: str) -> str:
-    """Strip spaces and dashes that people type, and validate; raise a clear error if bad."""
-    cleaned = "".join(ch for ch in text.strip() if ch not in " -")
+    """:func:`clean` the number and validate it; raise a clear error if it is bad."""
+    cleaned = clean(text)
     if len(cleaned) != NUMBER_DIGITS or not cleaned.isascii() or not cleaned.isdigit():
         raise AccountNumberError(f"account number must be {NUMBER_DIGITS} digits, got {text!r}")
     if not is_valid(cleaned):

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from billing.accountno import make_number, normalize
+from billing.accountno import clean, is_valid, make_number, normalize
 from billing.errors import AccountDataError
 
 KINDS = ("household", "legal", "budget")
@@ -41,6 +41,10 @@ def _get_or_create(  # noqa: PLR0917
     name_col: str,
     name: str,
 ) -> int:
+    """The id of the registry row named ``name`` (under ``parent``), created when missing.
+
+    ``table`` and the column names are literals of :func:`ensure_address`, never outside text;
+    the name and the parent id are query parameters."""
     name = name.strip()
     args: tuple[Any, ...]
     vals: tuple[Any, ...]
@@ -52,15 +56,18 @@ def _get_or_create(  # noqa: PLR0917
     else:
         where, args = f"{parent_col} = %s AND {name_col} = %s", (parent, name)
         cols, vals = f"({parent_col}, {name_col})", (parent, name)
-    row = conn.execute(f"SELECT id FROM {table} WHERE {where}", args).fetchone()
+    select = f"SELECT id FROM {table} WHERE {where}"  # noqa: S608 - literal names, see the doc
+    row = conn.execute(select, args).fetchone()
     if row is not None:
         return int(row[0])
     ph = ", ".join(["%s"] * len(vals))
-    row = conn.execute(
-        f"INSERT INTO {table} {cols} VALUES ({ph}) ON CONFLICT DO NOTHING RETURNING id", vals
-    ).fetchone()
+    insert = (
+        f"INSERT INTO {table} {cols} VALUES ({ph})"  # noqa: S608 - literal names, see the doc
+        " ON CONFLICT DO NOTHING RETURNING id"
+    )
+    row = conn.execute(insert, vals).fetchone()
     if row is None:
-        row = conn.execute(f"SELECT id FROM {table} WHERE {where}", args).fetchone()
+        row = conn.execute(select, args).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -105,6 +112,29 @@ def validate_fields(
         raise AccountDataError(f"phone must be 9-15 digits (optionally +), got {phone!r}")
     if not 0 <= residents <= 200:
         raise AccountDataError(f"residents must be 0..200, got {residents}")
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """An account found by its number (what a payment needs to know)."""
+
+    id: int
+    number: str
+    name: str
+    status: str
+
+
+def find_account(conn: psycopg.Connection[Any], number: str) -> AccountRef | None:
+    """The account with this number as typed or sent (cleaned by
+    :func:`billing.accountno.clean`), or None; a malformed number or a wrong check digit is
+    None too, without a query."""
+    num = clean(number)
+    if not is_valid(num):
+        return None
+    row = conn.execute(
+        "SELECT id, number, name, status FROM accounts WHERE number = %s", (num,)
+    ).fetchone()
+    return None if row is None else AccountRef(int(row[0]), row[1], row[2], row[3])
 
 
 def next_number(conn: psycopg.Connection[Any]) -> str:

@@ -20,11 +20,12 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from billing.accountno import clean
+from billing.accounts import find_account
 from billing.errors import LedgerError
 from billing.ledger import balance, post_payment, reverse_entry
 from billing.payments.errors import CashierError, RequestKeyReusedError, VoidRefusedError
 from billing.payments.money import format_som
-from billing.payments.providers import find_account
 
 log = logging.getLogger(__name__)
 Method = Literal["cash", "card"]
@@ -159,7 +160,7 @@ def take_payment(
         if row is not None:
             first = get_receipt(conn, row[0], created=False)
             if (first.account_number, first.amount_tiyin, first.method) != (
-                account_number.strip().replace(" ", "").replace("-", ""),
+                clean(account_number),
                 amount_tiyin,
                 method,
             ):

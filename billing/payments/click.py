@@ -30,7 +30,9 @@ from typing import Any
 
 import psycopg
 
-from billing.payments import providers as pv
+from billing.accountno import clean
+from billing.accounts import find_account
+from billing.payments import provider_transactions as ptx
 from billing.payments.config import PaymentsConfig
 from billing.payments.errors import PaymentsError
 from billing.payments.money import som_to_tiyin
@@ -131,7 +133,7 @@ def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) ->
         raise ClickError(BAD_AMOUNT, str(exc)) from exc
     if not cfg.click_min_tiyin <= amount <= cfg.click_max_tiyin:
         raise ClickError(BAD_AMOUNT, f"amount {amount} tiyin outside the allowed range")
-    return amount, fields["merchant_trans_id"].strip()
+    return amount, clean(fields["merchant_trans_id"])
 
 
 def prepare(
@@ -149,10 +151,10 @@ def _prepare(
     conn: psycopg.Connection[Any], fields: Mapping[str, str], cfg: PaymentsConfig, now: datetime
 ) -> dict[str, Any]:
     amount, number = _validate(fields, cfg, action=0)
-    account = pv.find_account(conn, number)
+    account = find_account(conn, number)
     if account is None or account.status == "closed":
         raise ClickError(USER_NOT_FOUND, f"no open account {number!r}")
-    tx, created = pv.insert_tx(
+    tx, created = ptx.insert_tx(
         conn,
         provider=PROVIDER,
         ext_id=fields["click_trans_id"],
@@ -197,7 +199,7 @@ def _complete(
     found: list[int],
 ) -> dict[str, Any]:
     amount, number = _validate(fields, cfg, action=1)
-    tx = pv.lock_tx(conn, PROVIDER, fields["click_trans_id"])
+    tx = ptx.lock_tx(conn, PROVIDER, fields["click_trans_id"])
     if tx is None or str(tx.id) != fields["merchant_prepare_id"].strip():
         raise ClickError(TX_NOT_FOUND, "no prepared transaction with this id")
     found.append(tx.id)
@@ -212,11 +214,11 @@ def _complete(
     except ValueError as exc:
         raise ClickError(BAD_REQUEST, "error must be a number") from exc
     if click_error < 0:
-        pv.cancel(conn, tx, now, click_error)
+        ptx.cancel(conn, tx, now, click_error)
         log.info("click transaction %s cancelled by Click (error %s)", tx.ext_id, click_error)
         raise ClickError(TX_CANCELLED, f"Click reported error {click_error}")
     if tx.amount_tiyin != amount:
         raise ClickError(BAD_AMOUNT, f"amount differs from the Prepare ({tx.amount_tiyin})")
-    tx = pv.perform(conn, tx, now)
+    tx = ptx.perform(conn, tx, now)
     log.info("click transaction %s completed", tx.ext_id)
     return _answer(fields, SUCCESS, {"merchant_confirm_id": tx.id})

@@ -31,9 +31,12 @@ from typing import Any
 import orjson
 import psycopg
 
-from billing.payments import providers as pv
+from billing.accountno import normalize
+from billing.accounts import AccountRef, find_account
+from billing.errors import AccountNumberError
+from billing.payments import provider_transactions as ptx
 from billing.payments.config import PaymentsConfig
-from billing.payments.providers import ProviderTx, ms
+from billing.payments.provider_transactions import ProviderTx, ms
 
 log = logging.getLogger(__name__)
 PROVIDER = "payme"
@@ -179,7 +182,7 @@ def _amount(params: dict[str, Any], cfg: PaymentsConfig) -> int:
 
 def _account(
     conn: psycopg.Connection[Any], params: dict[str, Any], cfg: PaymentsConfig
-) -> pv.AccountRef:
+) -> AccountRef:
     field = cfg.payme_account_field
     acc = params.get("account")
     if not isinstance(acc, dict):
@@ -189,15 +192,13 @@ def _account(
         raw = f"{raw:09d}"
     if not isinstance(raw, str) or not raw.strip():
         raise PaymeError(ACCOUNT_NOT_FOUND, field, f"account.{field} missing")
-    num = raw.strip().replace(" ", "").replace("-", "")
-    if len(num) != 9 or not num.isdigit():
-        raise PaymeError(ACCOUNT_INVALID, field, f"malformed account number {raw!r}")
-    ref = pv.find_account(conn, num)
+    try:
+        num = normalize(raw)  # malformed or a wrong check digit: "invalid", not "not found"
+    except AccountNumberError as exc:
+        raise PaymeError(ACCOUNT_INVALID, field, str(exc)) from exc
+    ref = find_account(conn, num)
     if ref is None:
-        from billing.accountno import is_valid
-
-        code = ACCOUNT_NOT_FOUND if is_valid(num) else ACCOUNT_INVALID
-        raise PaymeError(code, field, f"no account {num}")
+        raise PaymeError(ACCOUNT_NOT_FOUND, field, f"no account {num}")
     if ref.status == "closed":
         raise PaymeError(ACCOUNT_CLOSED, field, f"account {num} is closed")
     return ref
@@ -212,7 +213,7 @@ def _ext_id(params: dict[str, Any]) -> str:
 
 def _tx(conn: psycopg.Connection[Any], params: dict[str, Any]) -> ProviderTx:
     ext_id = _ext_id(params)
-    tx = pv.lock_tx(conn, PROVIDER, ext_id)
+    tx = ptx.lock_tx(conn, PROVIDER, ext_id)
     if tx is None:
         raise PaymeError(TX_NOT_FOUND, detail=f"no transaction {ext_id}")
     return tx
@@ -245,7 +246,7 @@ def check_perform(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
 def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     ext_id = _ext_id(params)
     ptime = _param(params, "time", int)
-    tx = pv.lock_tx(c.conn, PROVIDER, ext_id)
+    tx = ptx.lock_tx(c.conn, PROVIDER, ext_id)
     if tx is None:
         amount = _amount(params, c.cfg)
         account = _account(c.conn, params, c.cfg)
@@ -254,7 +255,7 @@ def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
             raise PaymeError(
                 CANNOT_PERFORM, detail=f"Payme's time of {ext_id} is more than 12 hours ago"
             )
-        tx, created = pv.insert_tx(
+        tx, created = ptx.insert_tx(
             c.conn,
             provider=PROVIDER,
             ext_id=ext_id,
@@ -268,7 +269,7 @@ def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     if tx.state != 1:
         raise PaymeError(CANNOT_PERFORM, detail=f"transaction {ext_id} is in state {tx.state}")
     if _expired(tx, c.now, c.cfg):
-        pv.cancel(c.conn, tx, c.now, REASON_TIMEOUT)
+        ptx.cancel(c.conn, tx, c.now, REASON_TIMEOUT)
         log.info("payme transaction %s cancelled: timeout", ext_id)
         raise PaymeError(CANNOT_PERFORM, detail=f"transaction {ext_id} timed out")
     return {"create_time": ms(tx.create_time), "transaction": str(tx.id), "state": tx.state}
@@ -278,10 +279,10 @@ def perform_tx(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     tx = _tx(c.conn, params)
     if tx.state == 1:
         if _expired(tx, c.now, c.cfg):
-            pv.cancel(c.conn, tx, c.now, REASON_TIMEOUT)
+            ptx.cancel(c.conn, tx, c.now, REASON_TIMEOUT)
             log.info("payme transaction %s cancelled: timeout", tx.ext_id)
             raise PaymeError(CANNOT_PERFORM, detail=f"transaction {tx.ext_id} timed out")
-        tx = pv.perform(c.conn, tx, c.now)
+        tx = ptx.perform(c.conn, tx, c.now)
         log.info("payme transaction %s performed", tx.ext_id)
     elif tx.state != 2:
         raise PaymeError(CANNOT_PERFORM, detail=f"transaction {tx.ext_id} is cancelled")
@@ -296,7 +297,7 @@ def cancel_tx(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     if tx.state == 2 and not c.cfg.payme_cancel_after_perform:
         raise PaymeError(CANNOT_CANCEL, detail=f"transaction {tx.ext_id} is already performed")
     if tx.state in (1, 2):
-        tx = pv.cancel(c.conn, tx, c.now, reason)
+        tx = ptx.cancel(c.conn, tx, c.now, reason)
         log.info(
             "payme transaction %s cancelled (state %s, reason %s)", tx.ext_id, tx.state, reason
         )

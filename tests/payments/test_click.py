@@ -312,3 +312,29 @@ def test_ledger_failure_answers_7_and_keeps_nothing(
         db.execute("DROP FUNCTION test_refuse_13131()")
     assert post(http, "/api/click/complete", form)["error"] == 0
     assert click_ledger(db, tid) == [("payment", -13_131)]
+
+
+def test_account_number_is_read_as_people_type_it(
+    http: httpx.Client, accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """merchant_trans_id goes through billing.accountno.clean: a Prepare with the number
+    written with spaces and a Complete with dashes pay the same account once; a Cyrillic
+    letter O instead of the digit 0 is an unknown user (-5), never a guess."""
+    a2 = accounts["a2"]
+    before = balance(db, a2)
+    tid = next(_trans)
+    spaced = f"{a2[:3]} {a2[3:6]} {a2[6:]}"
+    prep = post(http, "/api/click/prepare", prepare_form(tid, spaced, "700"))
+    assert prep["error"] == 0, prep
+    dashed = f"{a2[:3]}-{a2[3:6]}-{a2[6:]}"
+    done = post(
+        http, "/api/click/complete", complete_form(tid, dashed, "700", prep["merchant_prepare_id"])
+    )
+    assert done["error"] == 0, done
+    assert click_ledger(db, tid) == [("payment", -70000)]
+    assert balance(db, a2) == before - 70000
+    lookalike = "\u041e" + a2[1:]
+    assert (
+        post(http, "/api/click/prepare", prepare_form(next(_trans), lookalike, "700"))["error"]
+        == -5
+    )

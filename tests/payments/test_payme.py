@@ -482,3 +482,27 @@ def test_ledger_failure_rolls_back_the_state_change(
         db.execute("DROP FUNCTION test_refuse_13131()")
     assert rpc(http, "PerformTransaction", {"id": "pm-fault-1"})["result"]["state"] == 2
     assert payme_ledger(db, "pm-fault-1") == [("payment", -13_131)]
+
+
+def test_account_number_is_read_as_people_type_it(
+    http: httpx.Client, accounts: dict[str, str]
+) -> None:
+    """The number goes through billing.accountno.clean like everywhere else: spaces (also
+    no-break), dashes and full-width digits are fine; a letter that looks like a digit is an
+    invalid number (-31051), never a guess."""
+    a1 = accounts["a1"]
+    fullwidth = "".join(chr(ord(c) - ord("0") + 0xFF10) for c in a1)
+    for typed in (
+        f"{a1[:3]} {a1[3:6]} {a1[6:]}",
+        f"{a1[:3]}-{a1[3:6]}-{a1[6:]}",
+        f"\u00a0{a1[:3]}\u00a0{a1[3:]}\u00a0",
+        f"{a1[:4]}\u2013{a1[4:]}",
+        fullwidth,
+    ):
+        ok = rpc(http, "CheckPerformTransaction", {"amount": 10000, "account": {"account": typed}})
+        assert ok.get("result") == {"allow": True}, (typed, ok)
+    for wrong in ("\u041e" + a1[1:], "O" + a1[1:], a1[:8]):  # Cyrillic O, Latin O, 8 digits
+        body = rpc(
+            http, "CheckPerformTransaction", {"amount": 10000, "account": {"account": wrong}}
+        )
+        assert err(body) == -31051, wrong

@@ -1,4 +1,10 @@
-"""Provider transactions (Payme, Click) and their ledger postings, in one DB transaction.
+"""The state of the payment providers' transactions (Payme, Click) and their ledger postings.
+
+A provider transaction is a row of ``provider_transactions``: state 1 (created), 2 (performed:
+the payment is in the ledger), -1 (cancelled before it was performed) or -2 (cancelled after:
+the payment is reversed). The providers' callbacks (:mod:`billing.payments.payme`,
+:mod:`billing.payments.click`, served over HTTP by ``api/``) answer the provider; this module
+changes the state, and the ledger entry commits with it.
 
 Every function runs inside the caller's transaction and never commits. The row of a
 provider transaction is locked (``FOR UPDATE``) before its state changes, so two identical
@@ -15,9 +21,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from billing.accountno import is_valid
+from billing.accounts import AccountRef
 from billing.ledger import post_payment, reverse_entry
 
+# the column list of every query below: a constant, no outside text goes into the SQL
 _COLS = (
     "id, provider, ext_id, account_id, account_number, amount_tiyin, state, reason, "
     "provider_time_ms, create_time, perform_time, cancel_time, ledger_id, reversal_id, details"
@@ -43,33 +50,15 @@ class ProviderTx:
     details: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class AccountRef:
-    id: int
-    number: str
-    name: str
-    status: str
-
-
 def ms(dt: datetime | None) -> int:
     """Milliseconds since the epoch (0 for "not set", as Payme expects)."""
     return 0 if dt is None else int(dt.timestamp() * 1000)
 
 
-def find_account(conn: psycopg.Connection[Any], number: str) -> AccountRef | None:
-    """The account with this number, or None (malformed numbers are None too)."""
-    num = number.strip()
-    if not is_valid(num):
-        return None
-    row = conn.execute(
-        "SELECT id, number, name, status FROM accounts WHERE number = %s", (num,)
-    ).fetchone()
-    return None if row is None else AccountRef(int(row[0]), row[1], row[2], row[3])
-
-
 def lock_tx(conn: psycopg.Connection[Any], provider: str, ext_id: str) -> ProviderTx | None:
     row = conn.execute(
-        f"SELECT {_COLS} FROM provider_transactions WHERE provider = %s AND ext_id = %s FOR UPDATE",
+        f"SELECT {_COLS} FROM provider_transactions "  # noqa: S608 - _COLS is a constant
+        "WHERE provider = %s AND ext_id = %s FOR UPDATE",
         (provider, ext_id),
     ).fetchone()
     return None if row is None else ProviderTx(*row)
@@ -93,7 +82,7 @@ def insert_tx(
                 amount_tiyin, state, provider_time_ms, create_time, details)
             VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s)
             ON CONFLICT (provider, ext_id) DO NOTHING
-            RETURNING {_COLS}""",
+            RETURNING {_COLS}""",  # noqa: S608 - _COLS is a constant column list
         (
             provider,
             ext_id,
@@ -127,7 +116,7 @@ def perform(conn: psycopg.Connection[Any], tx: ProviderTx, now: datetime) -> Pro
     )
     row = conn.execute(
         f"""UPDATE provider_transactions SET state = 2, perform_time = %s, ledger_id = %s
-            WHERE id = %s RETURNING {_COLS}""",
+            WHERE id = %s RETURNING {_COLS}""",  # noqa: S608 - _COLS is a constant
         (now, entry.id, tx.id),
     ).fetchone()
     assert row is not None
@@ -156,7 +145,7 @@ def cancel(
     row = conn.execute(
         f"""UPDATE provider_transactions SET state = %s, cancel_time = %s, reason = %s,
                    reversal_id = %s
-            WHERE id = %s RETURNING {_COLS}""",
+            WHERE id = %s RETURNING {_COLS}""",  # noqa: S608 - _COLS is a constant
         (new_state, now, reason, reversal_id, tx.id),
     ).fetchone()
     assert row is not None
