@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from api.errors import NotFoundError
-from api.sql import fetch_all, fetch_one
+from suvnet.listing import fetch_all, fetch_one
 
 ACCOUNT_SELECT = """
 SELECT a.id, a.number, a.kind, a.category, a.name, a.phone, a.email, a.status, a.residents,

@@ -8,11 +8,19 @@ import json
 import sys
 from typing import Annotated, Any
 
+import psycopg
 import typer
 from rich.console import Console
 
+from api import users
+from api.audit import write_cli_audit
 from api.security import Role
+from suvnet.clock import utcnow
+from suvnet.db import database_url
 from suvnet.settings import get_settings
+
+# The web app (api.app) and uvicorn are imported inside the commands that serve it: the
+# ``suvnet users`` commands start without loading FastAPI (start-up time).
 
 console = Console()
 
@@ -75,10 +83,6 @@ def openapi() -> None:
 
 
 async def _with_conn(fn: Any) -> Any:
-    import psycopg
-
-    from suvnet.db import database_url
-
     async with await psycopg.AsyncConnection.connect(database_url(get_settings())) as conn:
         result = await fn(conn)
         await conn.commit()
@@ -108,16 +112,12 @@ def add(
 ) -> None:
     """Add a user. The password is asked twice (or read from stdin) and stored as an
     argon2 hash. Example: suvnet users add dilnoza --role cashier --full-name 'Dilnoza K.'"""
-    from psycopg.types.json import Jsonb
-
-    from api import accounts
-
     password = _read_password(password_stdin)
     if role is Role.CUSTOMER and account_no is None:
         account_no = username
 
     async def go(conn: Any) -> dict[str, Any]:
-        row = await accounts.create_user(
+        row = await users.create_user(
             conn,
             username=username,
             password=password,
@@ -125,42 +125,25 @@ def add(
             full_name=full_name,
             account_no=account_no,
         )
-        await conn.execute(
-            "INSERT INTO audit_log (actor, role, action, entity, entity_id, after) "
-            "VALUES ('cli', 'admin', 'create', 'user', %s, %s)",
-            (str(row["id"]), Jsonb(json.loads(json.dumps(row, default=str)))),
-        )
+        await write_cli_audit(conn, action="create", entity_id=row["id"], before=None, after=row)
         return row
 
     row = asyncio.run(_with_conn(go))
     console.print(f"user [bold]{row['username']}[/bold] ({row['role']}) added, id {row['id']}")
 
 
-async def _cli_audit(conn: Any, action: str, before: Any, after: Any, entity_id: Any) -> None:
-    from psycopg.types.json import Jsonb
-
-    def js(v: Any) -> Any:
-        return None if v is None else Jsonb(json.loads(json.dumps(v, default=str)))
-
-    await conn.execute(
-        "INSERT INTO audit_log (actor, role, action, entity, entity_id, before, after) "
-        "VALUES ('cli', 'admin', %s, 'user', %s, %s, %s)",
-        (action, str(entity_id), js(before), js(after)),
-    )
-
-
 def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
-    """Apply ``accounts.update_user`` to the user named ``username`` and audit it."""
-    from api import accounts
-    from suvnet.clock import utcnow
+    """Apply ``users.update_user`` to the user named ``username`` and audit it."""
 
     async def go(conn: Any) -> dict[str, Any]:
-        user = await accounts.get_user_by_name(conn, username)
-        before, after = await accounts.update_user(conn, user["id"], now=utcnow(), **changes)
+        user = await users.get_user_by_name(conn, username)
+        before, after = await users.update_user(conn, user["id"], now=utcnow(), **changes)
         audit_after = dict(after)
         if "password" in changes:
             audit_after["password"] = "changed"  # noqa: S105 - never the password itself
-        await _cli_audit(conn, what, before, audit_after, user["id"])
+        await write_cli_audit(
+            conn, action=what, entity_id=user["id"], before=before, after=audit_after
+        )
         return after
 
     result: dict[str, Any] = asyncio.run(_with_conn(go))
@@ -170,17 +153,7 @@ def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
 @users_app.command("list")
 def list_users() -> None:
     """List every login with its role and whether it is active."""
-    from psycopg.rows import dict_row
-
-    from api import accounts
-
-    async def go(conn: Any) -> list[dict[str, Any]]:
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"SELECT {accounts.USER_COLUMNS} FROM api_users ORDER BY id")
-            rows: list[dict[str, Any]] = await cur.fetchall()
-        return rows
-
-    for row in asyncio.run(_with_conn(go)):
+    for row in asyncio.run(_with_conn(users.all_users)):
         state = "active" if row["active"] else "disabled"
         console.print(f"{row['id']:>6}  {row['username']:<24} {row['role']:<14} {state}")
 
@@ -226,13 +199,13 @@ def password(
 @users_app.command("logout")
 def logout(username: Annotated[str, typer.Argument(help="the login name")]) -> None:
     """Log a user out everywhere: every refresh token revoked, every access token dead."""
-    from api import accounts
-    from suvnet.clock import utcnow
 
     async def go(conn: Any) -> None:
-        user = await accounts.get_user_by_name(conn, username)
-        await accounts.end_sessions(conn, user["id"], utcnow())
-        await _cli_audit(conn, "logout", None, {"sessions": "ended"}, user["id"])
+        user = await users.get_user_by_name(conn, username)
+        await users.end_sessions(conn, user["id"], utcnow())
+        await write_cli_audit(
+            conn, action="logout", entity_id=user["id"], before=None, after={"sessions": "ended"}
+        )
 
     asyncio.run(_with_conn(go))
     console.print(f"user [bold]{username}[/bold] logged out everywhere")
@@ -244,11 +217,9 @@ def code(
 ) -> None:
     """Issue a one-time code with which a customer sets the first cabinet password (valid
     7 days; an earlier unused code stops working)."""
-    from api import accounts
-    from suvnet.clock import utcnow
 
     async def go(conn: Any) -> tuple[str, Any]:
-        return await accounts.issue_customer_code(conn, account_no, None, utcnow())
+        return await users.issue_customer_code(conn, account_no, None, utcnow())
 
     otp, expires = asyncio.run(_with_conn(go))
     until = f"{expires:%Y-%m-%d %H:%M} UTC"

@@ -1,10 +1,9 @@
-"""FastAPI dependencies: the app state, the database, the caller (``require``), pagination,
-and the audit log writer."""
+"""FastAPI dependencies: the app state, the database, the caller (``require``) and
+pagination. (The audit log writer is :mod:`api.audit`.)"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,10 +14,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api import accounts
+from api import users
 from api.errors import ForbiddenError, NotAuthenticatedError
 from api.limits import BodyLimits
 from api.security import Principal, RateLimitPolicy, Role, csrf_ok, read_access_token
+from suvnet.listing import Page
 from suvnet.protocol import Topics
 from suvnet.settings import Settings
 
@@ -144,7 +144,7 @@ async def current_principal(request: Request) -> Principal:
 
 async def check_user(request: Request, st: AppState, token: str, principal: Principal) -> None:
     """The token's user must exist, be active, have the token's role, account and token
-    version (api.accounts.check_principal): one primary-key lookup per request.
+    version (api.users.check_principal): one primary-key lookup per request.
 
     It runs on the request's own connection when :func:`get_conn` already gave it one, else
     on a connection borrowed for the lookup alone, so a request never holds two at a time.
@@ -154,19 +154,19 @@ async def check_user(request: Request, st: AppState, token: str, principal: Prin
         return
     conn = state.get(CONN_KEY)
     if conn is not None:
-        await accounts.check_principal(conn, principal)
+        await users.check_principal(conn, principal)
         return
     await check_on_own_connection(st, principal)
 
 
 async def check_on_own_connection(st: AppState, principal: Principal) -> None:
-    """:func:`api.accounts.check_principal` on a connection borrowed for the lookup alone
+    """:func:`api.users.check_principal` on a connection borrowed for the lookup alone
     (in autocommit: no BEGIN/COMMIT round trips)."""
     assert st.pool is not None, "the database pool is not open"
     async with st.pool.connection() as own:
         await own.set_autocommit(True)
         try:
-            await accounts.check_principal(own, principal)
+            await users.check_principal(own, principal)
         finally:
             await own.set_autocommit(False)
 
@@ -193,12 +193,6 @@ def require(*groups: Iterable[Role] | Role) -> Callable[..., Awaitable[Principal
     return dependency
 
 
-@dataclass(frozen=True)
-class Page:
-    limit: int
-    offset: int
-
-
 def page(
     limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000_000, description="rows to skip")] = 0,
@@ -209,49 +203,5 @@ def page(
 Paging = Annotated[Page, Depends(page)]
 
 
-def paged(items: list[dict[str, Any]], total: int, p: Page) -> dict[str, Any]:
-    return {"items": items, "total": total, "limit": p.limit, "offset": p.offset}
-
-
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None:
-        return None
-    return json.loads(json.dumps(value, default=str))
-
-
-async def write_audit(
-    conn: AsyncConnection[Any],
-    request: Request,
-    who: Principal | None,
-    *,
-    action: str,
-    entity: str,
-    entity_id: object,
-    before: Any = None,
-    after: Any = None,
-) -> None:
-    """Add one row to the audit log, in the caller's transaction (so it commits with the change)."""
-    st = get_state(request)
-    from psycopg.types.json import Jsonb
-
-    await conn.execute(
-        """INSERT INTO audit_log (ts, actor_id, actor, role, action, entity, entity_id,
-                                  before, after, ip)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (
-            st.clock(),
-            who.user_id if who else None,
-            who.username if who else "anonymous",
-            who.role.value if who else "none",
-            action,
-            entity,
-            None if entity_id is None else str(entity_id),
-            None if before is None else Jsonb(_jsonable(before)),
-            None if after is None else Jsonb(_jsonable(after)),
-            client_ip(request),
-        ),
-    )

@@ -9,8 +9,8 @@ from psycopg import AsyncConnection
 
 from api.deps import AppState
 from api.errors import NotFoundError, UnavailableError
-from api.sql import fetch_one
 from api.syncdb import run_sync
+from suvnet.listing import fetch_one
 
 
 def _render(conn: Any, account_id: int, period: Any, kind: str, lang: str) -> bytes:

@@ -223,7 +223,7 @@ class Principal:
     """The authenticated caller.
 
     ``token_version`` is the user's version when the token was made; the API compares it
-    with ``api_users.token_version`` on every request (api.accounts.check_principal).
+    with ``api_users.token_version`` on every request (api.users.check_principal).
     """
 
     user_id: int

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import Paging, client_ip, get_state, paged, require
+from api.deps import Paging, client_ip, get_state, require
 from api.errors import InvalidError, NotFoundError
 from api.payments.common import (
     STATEMENTS,
@@ -23,6 +23,7 @@ from billing.payments import importer
 from billing.payments.errors import AllocationError, StatementError, StatementUnbalancedError
 from billing.payments.money import som_to_tiyin
 from billing.payments.statements import parse_statement
+from suvnet.listing import paged
 
 router = APIRouter(prefix="/api/v1/payments", tags=["bank statements"])
 Clerk = Annotated[Principal, Depends(require(STATEMENTS))]

@@ -14,11 +14,12 @@ from pydantic import BaseModel, Field
 import alarms  # noqa: F401 - the router is only mounted when alarms is installed
 from alarms.actions import Action
 from alarms.store import PositionIn, RuleIn
-from api.deps import Conn, Paging, State, require, write_audit
+from api.audit import write_audit
+from api.deps import Conn, Paging, State, require
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
-from api.sql import Where, fetch_one, fetch_page
 from api.syncdb import run_sync
+from suvnet.listing import Where, fetch_one, fetch_page
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 Reader = Annotated[Principal, Depends(require(ALARMS_READ))]

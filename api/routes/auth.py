@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from api import accounts
-from api.deps import Conn, Paging, State, client_ip, paged, require, write_audit
+from api import users
+from api.audit import list_audit, write_audit
+from api.deps import Conn, Paging, State, client_ip, require
 from api.security import (
     ISSUE_CUSTOMER_CODES,
     MANAGE_USERS,
@@ -87,7 +87,7 @@ async def token(
     passwords for one name from one address within 15 minutes block that name from that
     address for the rest of the window; 30 failures block the address; 100 failures for one
     name from anywhere block it except from addresses where that user logged in before."""
-    pair = await accounts.login(
+    pair = await users.login(
         conn,
         username=form.username,
         password=form.password,
@@ -104,7 +104,7 @@ async def refresh_tokens(body: RefreshIn, conn: Conn, st: State) -> dict[str, An
     """Each refresh token works once: it is revoked and a new pair is returned. A refresh
     token used a second time (more than 20 seconds after its first use) ends its whole
     session, the newest refresh token included: someone else holds a copy."""
-    pair = await accounts.refresh(conn, body.refresh_token, st.secret, st.clock())
+    pair = await users.refresh(conn, body.refresh_token, st.secret, st.clock())
     return pair.as_json()
 
 
@@ -112,12 +112,12 @@ async def refresh_tokens(body: RefreshIn, conn: Conn, st: State) -> dict[str, An
 async def logout(body: RefreshIn, conn: Conn, st: State) -> None:
     """Ends the session of this refresh token, and every access token of the user stops
     working (other sessions get a new one from their own refresh token)."""
-    await accounts.revoke(conn, body.refresh_token, st.secret, st.clock())
+    await users.revoke(conn, body.refresh_token, st.secret, st.clock())
 
 
 @router.get("/auth/me", response_model=UserOut, summary="The logged-in user")
 async def me(*, who: Annotated[Principal, Depends(require(*Role))], conn: Conn) -> dict[str, Any]:
-    return await accounts.get_user(conn, who.user_id)
+    return await users.get_user(conn, who.user_id)
 
 
 @router.get("/users", tags=["users"], summary="List users")
@@ -129,25 +129,7 @@ async def list_users(
     role: Role | None = None,
     q: Annotated[str | None, Query(max_length=64, description="part of the name")] = None,
 ) -> dict[str, Any]:
-    where = ["true"]
-    args: list[Any] = []
-    if role is not None:
-        where.append("role = %s")
-        args.append(role.value)
-    if q:
-        where.append("(username ILIKE %s OR full_name ILIKE %s)")
-        args += [f"%{q}%", f"%{q}%"]
-    w = " AND ".join(where)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT count(*) AS n FROM api_users WHERE {w}", args)
-        total = (await cur.fetchone() or {"n": 0})["n"]
-        await cur.execute(
-            f"SELECT {accounts.USER_COLUMNS} FROM api_users WHERE {w} ORDER BY id "
-            "LIMIT %s OFFSET %s",
-            [*args, pg.limit, pg.offset],
-        )
-        rows = await cur.fetchall()
-    return paged(rows, total, pg)
+    return await users.list_users(conn, pg, role=role, q=q)
 
 
 @router.post("/users", tags=["users"], status_code=201, response_model=UserOut)
@@ -158,7 +140,7 @@ async def add_user(
     who: Annotated[Principal, Depends(require(MANAGE_USERS))],
     conn: Conn,
 ) -> dict[str, Any]:
-    row = await accounts.create_user(
+    row = await users.create_user(
         conn,
         username=body.username,
         password=body.password,
@@ -192,7 +174,7 @@ async def change_user(
     """A new role, disabling and a new password take effect at once: the user's current
     access tokens are refused from the next request on. Disabling and a new password also
     revoke the user's refresh tokens (logged out everywhere)."""
-    before, after = await accounts.update_user(
+    before, after = await users.update_user(
         conn,
         user_id,
         now=st.clock(),
@@ -236,7 +218,7 @@ async def customer_code(
 ) -> dict[str, Any]:
     """The code is shown once (give it to the customer on paper); it works for 7 days and
     replaces any earlier unused code of the account."""
-    code, expires = await accounts.issue_customer_code(conn, account_no, who.user_id, st.clock())
+    code, expires = await users.issue_customer_code(conn, account_no, who.user_id, st.clock())
     await write_audit(
         conn,
         request,
@@ -257,7 +239,7 @@ async def customer_code(
     summary="Set a customer's password with the one-time code",
 )
 async def activate(*, request: Request, body: ActivateIn, conn: Conn, st: State) -> dict[str, Any]:
-    user = await accounts.activate_customer(
+    user = await users.activate_customer(
         conn,
         account_no=body.account_no,
         code=body.code,
@@ -275,7 +257,7 @@ async def activate(*, request: Request, body: ActivateIn, conn: Conn, st: State)
         entity="customer",
         entity_id=user["account_no"],
     )
-    return (await accounts.issue_tokens(conn, p, st.secret, st.clock())).as_json()
+    return (await users.issue_tokens(conn, p, st.secret, st.clock())).as_json()
 
 
 @router.get("/audit", tags=["audit"], summary="The audit log (newest first)")
@@ -290,25 +272,6 @@ async def audit_log(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    where = ["true"]
-    args: list[Any] = []
-    for col, val in (("entity", entity), ("entity_id", entity_id), ("actor", actor)):
-        if val is not None:
-            where.append(f"{col} = %s")
-            args.append(val)
-    if since is not None:
-        where.append("ts >= %s")
-        args.append(since)
-    if until is not None:
-        where.append("ts < %s")
-        args.append(until)
-    w = " AND ".join(where)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT count(*) AS n FROM audit_log WHERE {w}", args)
-        total = (await cur.fetchone() or {"n": 0})["n"]
-        await cur.execute(
-            f"SELECT * FROM audit_log WHERE {w} ORDER BY id DESC LIMIT %s OFFSET %s",
-            [*args, pg.limit, pg.offset],
-        )
-        rows = await cur.fetchall()
-    return paged(rows, total, pg)
+    return await list_audit(
+        conn, pg, entity=entity, entity_id=entity_id, actor=actor, since=since, until=until
+    )

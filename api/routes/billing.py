@@ -15,14 +15,16 @@ from pydantic import BaseModel, Field
 
 import billing  # noqa: F401 - the router is only mounted when billing is installed
 from api import billing_data
-from api.deps import AppState, Conn, Paging, State, client_ip, paged, require, write_audit
+from api.audit import write_audit
+from api.deps import AppState, Conn, Paging, State, client_ip, require
 from api.documents import invoice_pdf_response
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.payments.common import CASHIER_DESK
+from api.responses import json_response
 from api.security import CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
-from api.sql import Where, fetch_one, fetch_page, json_response
 from api.syncdb import run_sync
 from billing.payments.cashier import Receipt
+from suvnet.listing import Where, fetch_one, fetch_page, paged
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["billing"])

@@ -1,18 +1,21 @@
-"""Gateway commands: a PRV setpoint or a schedule, sent over MQTT and answered or timed out."""
+"""Gateway commands: a PRV setpoint or a schedule, sent over MQTT and answered or timed out.
+The commands are kept by :mod:`suvnet.registry_queries`; the sending is :mod:`api.commands`."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field, field_validator
 
+from api.audit import write_audit
 from api.commands import command_problem, new_command_id, send_command
-from api.deps import Conn, Paging, State, require, write_audit
+from api.deps import Conn, Paging, State, require
 from api.errors import GatewayTimeoutError, InvalidError, NotFoundError, UnavailableError
 from api.security import READ_REGISTRY, SEND_COMMANDS, Principal
-from api.sql import Where, fetch_one, fetch_page
+from suvnet import registry_queries as rq
 from suvnet.protocol import Command
 
 router = APIRouter(prefix="/api/v1", tags=["commands"])
@@ -31,9 +34,6 @@ class CommandIn(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _steps(cls, v: list[tuple[str, float]]) -> list[tuple[str, float]]:
-        import math
-        import re
-
         for hhmm, val in v:
             if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", hhmm):
                 raise ValueError(f"bad time {hhmm!r}: use HH:MM")
@@ -58,23 +58,10 @@ async def post_command(
     """Answers 200 with ``status`` ``ok`` or ``refused`` (the gateway's reason) when the
     gateway answered, 504 when it did not answer within ``timeout_s``. Every command is
     logged in ``gateway_commands`` and in the audit log."""
-    row = await fetch_one(
-        conn,
-        "SELECT g.id AS gateway_id, d.id AS device_id FROM gateways g "
-        "JOIN devices d ON d.gateway_id = g.id WHERE g.code = %s AND d.code = %s",
-        (code, body.device),
-    )
-    if row is None:
+    target = await rq.command_target(conn, code, body.device, body.point)
+    if target is None:
         raise NotFoundError(f"no device {body.device!r} behind gateway {code!r}")
-    point_kind = None
-    if body.point is not None:
-        pk = await fetch_one(
-            conn,
-            "SELECT kind FROM points WHERE device_id = %s AND name = %s",
-            (row["device_id"], body.point),
-        )
-        point_kind = pk["kind"] if pk else None
-    problem = command_problem(body.op, point_kind, body.value, body.schedule)
+    problem = command_problem(body.op, target.point_kind, body.value, body.schedule)
     if problem:
         raise InvalidError(problem)
     if not st.settings.mqtt_url:
@@ -92,10 +79,14 @@ async def post_command(
         expires_ms=now_ms + int(body.timeout_s * 1000),
     )
     payload = body.model_dump(exclude={"timeout_s"})
-    await conn.execute(
-        "INSERT INTO gateway_commands (id, gateway_id, device_id, op, payload, requested_by, "
-        "sent_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, 'sent')",
-        (cmd.id, row["gateway_id"], row["device_id"], body.op, Jsonb(payload), who.user_id, now),
+    await rq.record_command(
+        conn,
+        command_id=cmd.id,
+        target=target,
+        op=body.op,
+        payload=payload,
+        requested_by=who.user_id,
+        sent_at=now,
     )
     await write_audit(
         conn,
@@ -112,16 +103,13 @@ async def post_command(
         st.settings.mqtt_url, st.topics, code, cmd, min(body.timeout_s, st.command_timeout_s)
     )
     status = "timeout" if result is None else ("ok" if result.ok else "refused")
-    await conn.execute(
-        "UPDATE gateway_commands SET status = %s, reason = %s, readback = %s, finished_at = %s "
-        "WHERE id = %s",
-        (
-            status,
-            None if result is None else result.reason,
-            None if result is None or result.readback is None else Jsonb(result.readback),
-            st.clock(),
-            cmd.id,
-        ),
+    await rq.finish_command(
+        conn,
+        cmd.id,
+        status=status,
+        reason=None if result is None else result.reason,
+        readback=None if result is None else result.readback,
+        finished_at=st.clock(),
     )
     await conn.commit()
     if result is None:
@@ -146,14 +134,4 @@ async def list_commands(
     code: Code,
     status: Literal["sent", "ok", "refused", "timeout", "error"] | None = None,
 ) -> dict[str, Any]:
-    w = Where().add("g.code = %s", code).eq("c.status", status)
-    return await fetch_page(
-        conn,
-        "SELECT c.id, d.code AS device, c.op, c.payload, u.username AS requested_by, c.sent_at, "
-        "c.status, c.reason, c.readback, c.finished_at FROM gateway_commands c "
-        "JOIN gateways g ON g.id = c.gateway_id JOIN devices d ON d.id = c.device_id "
-        "LEFT JOIN api_users u ON u.id = c.requested_by",
-        w,
-        "c.sent_at DESC",
-        pg,
-    )
+    return await rq.list_commands(conn, pg, code, status=status)

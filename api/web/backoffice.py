@@ -9,8 +9,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api import accounts, billing_data
-from api.deps import REFRESH_COOKIE, Conn, State, require, write_audit
+from api import billing_data, users
+from api.audit import write_audit
+from api.deps import REFRESH_COOKIE, Conn, State, require
 from api.payments.common import CASHIER_DESK, STATEMENTS
 from api.security import (
     ALARMS_READ,
@@ -20,8 +21,8 @@ from api.security import (
     STAFF,
     Principal,
 )
-from api.sql import fetch_all
 from api.web.common import clear_session, login_form, render
+from suvnet.listing import fetch_all
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 Staff = Annotated[Principal, Depends(require(STAFF))]
@@ -62,7 +63,7 @@ async def login_submit(
 async def logout(*, request: Request, who: Staff, conn: Conn, st: State) -> Response:
     token = request.cookies.get(REFRESH_COOKIE)
     if token:
-        await accounts.revoke(conn, token, st.secret, st.clock())
+        await users.revoke(conn, token, st.secret, st.clock())
     resp = RedirectResponse("/staff/login", status_code=303)
     clear_session(resp)
     return resp
@@ -187,7 +188,7 @@ async def issue_code(
 ) -> Response:
     """A one-time code for the customer's first cabinet password, shown once on the card."""
     account = await billing_data.account_by_number(conn, number)
-    code, expires = await accounts.issue_customer_code(
+    code, expires = await users.issue_customer_code(
         conn, account["number"], who.user_id, st.clock()
     )
     await write_audit(

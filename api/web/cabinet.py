@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from api import accounts, billing_data
-from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require, write_audit
+from api import billing_data, users
+from api.audit import write_audit
+from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import format_som
 from api.security import CUSTOMER_SELF, Principal
@@ -89,7 +90,7 @@ async def activate_submit(
     if password != password2:
         return again(422, "mismatch")
     try:
-        user = await accounts.activate_customer(
+        user = await users.activate_customer(
             conn,
             account_no=account_no,
             code=code,
@@ -108,7 +109,7 @@ async def activate_submit(
     await write_audit(
         conn, request, p, action="set_password", entity="customer", entity_id=user["account_no"]
     )
-    pair = await accounts.issue_tokens(conn, p, st.secret, st.clock())
+    pair = await users.issue_tokens(conn, p, st.secret, st.clock())
     resp = RedirectResponse("/cabinet/", status_code=303)
     set_session(resp, request, pair.access_token, pair.refresh_token)
     return resp
@@ -118,7 +119,7 @@ async def activate_submit(
 async def logout(*, request: Request, who: Customer, conn: Conn, st: State) -> Response:
     token = request.cookies.get(REFRESH_COOKIE)
     if token:
-        await accounts.revoke(conn, token, st.secret, st.clock())
+        await users.revoke(conn, token, st.secret, st.clock())
     resp = RedirectResponse("/cabinet/login", status_code=303)
     clear_session(resp)
     return resp

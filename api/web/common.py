@@ -10,10 +10,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.deps import CSRF_COOKIE, CSRF_FIELD, REFRESH_COOKIE, SESSION_COOKIE, get_state
+from api import users
+from api.deps import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    REFRESH_COOKIE,
+    SESSION_COOKIE,
+    client_ip,
+    get_state,
+)
+from api.errors import NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import LANGUAGES, format_som, gettext_for, pick_language
 from api.security import ACCESS_TTL, csrf_ok, make_csrf_token
 
@@ -176,17 +185,11 @@ async def login_form(
     """The shared login form handler of the back office and the customer cabinet: CSRF check,
     rate-limited login, then the session cookies and a redirect (or the form again with the
     reason). ``field`` is the template variable that re-fills the login box."""
-    from fastapi.responses import RedirectResponse
-
-    from api import accounts
-    from api.deps import client_ip
-    from api.errors import NotAuthenticatedError, TooManyAttemptsError
-
     if not form_csrf_ok(request, csrf_token):
         return render(request, template, 403, error="csrf", **{field: login})
     st = get_state(request)
     try:
-        pair = await accounts.login(
+        pair = await users.login(
             conn,
             username=login,
             password=password,

@@ -19,7 +19,7 @@ from http.cookies import SimpleCookie
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import accounts
+from api import users
 from api.deps import (
     CHECKED_KEY,
     REFRESH_COOKIE,
@@ -110,7 +110,7 @@ class WebMiddleware:
                 pass
         try:
             async with st.pool.connection() as conn:
-                pair = await accounts.refresh(conn, refresh, st.secret, st.clock())
+                pair = await users.refresh(conn, refresh, st.secret, st.clock())
         except NotAuthenticatedError:
             return None  # the page sends the visitor to its login
         scope.setdefault("state", {})[CHECKED_KEY] = (pair.access_token, pair.principal)

@@ -19,8 +19,8 @@ from api.security import (
     RUN_BILLING,
     Principal,
 )
-from api.sql import fetch_all
 from api.web.common import render
+from suvnet.listing import fetch_all
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 AlarmReader = Annotated[Principal, Depends(require(ALARMS_READ))]

@@ -9,7 +9,6 @@ import pytest
 from api.commands import command_problem, parse_mqtt_url
 from api.errors import NotAuthenticatedError
 from api.i18n import format_som, pick_language
-from api.readings import choose_resolution
 from api.security import (
     LoginFailures,
     Principal,
@@ -29,6 +28,7 @@ from api.security import (
     token_problem,
     verify_password,
 )
+from suvnet.registry_queries import choose_resolution
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = "k" * 40
