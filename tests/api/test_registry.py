@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import psycopg.types.json
 import pytest
 
 from api.security import Role
@@ -157,6 +158,46 @@ async def test_network_geojson(
     assert {f["properties"]["code"] for f in only_nodes["features"]} == {"J1", "J2", "J3"}
     r = await client.get("/api/v1/network.geojson", params={"zone": "nope"}, headers=bearer(v))
     assert r.status_code == 404
+
+
+async def test_network_geojson_whole_network_from_the_registry(
+    client: httpx.AsyncClient, users: dict[Role, User], registry: dict[str, Any], db_url: str
+) -> None:
+    """Without a filter the map comes from the same registry tables as with one (one
+    implementation, on the API's pool): every node with coordinates and every link, also those
+    that belong to no imported network; a pump is a layer of its own and draws its own line."""
+    v = users[Role.VIEWER]
+    doc = await get(client, v, "/api/v1/network.geojson")
+    layers = sorted((f["properties"]["layer"], f["properties"]["code"]) for f in doc["features"])
+    assert layers == [
+        ("node", "J1"),
+        ("node", "J2"),
+        ("node", "J3"),
+        ("pipe", "P1"),
+        ("pipe", "P2"),
+        ("zone", "DMA-1"),
+    ]
+    line = {"type": "LineString", "coordinates": [[66.01, 39.01], [66.015, 39.0], [66.02, 39.02]]}
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute(
+            "INSERT INTO pumps (code, from_node_id, to_node_id, kind, power_kw, geometry) "
+            "SELECT 'U1', a.id, b.id, 'power', 7.5, %s FROM nodes a, nodes b "
+            "WHERE a.code = 'J1' AND b.code = 'J2'",
+            (psycopg.types.json.Jsonb(line),),
+        )
+    try:
+        pumps = await get(client, v, "/api/v1/network.geojson", zone="DMA-1", layers="pumps")
+        assert [(f["properties"], f["geometry"]) for f in pumps["features"]] == [
+            (
+                {"layer": "pump", "code": "U1", "kind": "power", "power_kw": 7.5, "status": "open"},
+                line,
+            )
+        ]
+        elsewhere = await get(client, v, "/api/v1/network.geojson", zone="PZ-2", layers="pumps")
+        assert elsewhere["features"] == []
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as c:
+            c.execute("DELETE FROM pumps WHERE code = 'U1'")
 
 
 async def test_gateways_and_devices_filters(
