@@ -217,7 +217,7 @@ def seed_accounts(
 
 async def ensure_logins(url: str, account_no: str) -> None:
     """The cabinet login of the demo customer and an admin for the back office."""
-    from api import accounts
+    from api import users
     from api.security import Role
 
     async with await psycopg.AsyncConnection.connect(url) as conn:
@@ -228,7 +228,7 @@ async def ensure_logins(url: str, account_no: str) -> None:
             cur = await conn.execute("SELECT 1 FROM api_users WHERE username = %s", (username,))
             if await cur.fetchone() is not None:
                 continue
-            await accounts.create_user(
+            await users.create_user(
                 conn,
                 username=username,
                 password=password,
