@@ -368,9 +368,10 @@ class SlotProfile:
     ``values`` holds (day type, slot, value) of the last ``keep`` learned buckets, oldest
     first. The usual value of a bucket is the median of its day type and slot (no verdict
     while that day type has not been seen). Its sigma is the larger of the slot's robust
-    sigma (1.4826·MAD of the residuals against each slot's median), the robust sigma pooled
-    over every slot, 2 % of the usual value and ``min_sigma``; doubled while the day type has
-    fewer than ``min_same`` days.
+    sigma (1.4826·MAD of the residuals against the slot's median), the relative robust sigma
+    pooled over every slot times the usual value, 2 % of the usual value and ``min_sigma``;
+    doubled while the day type has fewer than ``min_same`` days, and widened for a short
+    history.
     """
 
     values: list[tuple[int, int, float]] = field(default_factory=list)
@@ -403,9 +404,19 @@ class SlotProfile:
         return got
 
     def expect(
-        self, day_type: int, slot: int, *, min_sigma: float, min_same: int = 3
+        self,
+        day_type: int,
+        slot: int,
+        *,
+        min_sigma: float,
+        min_same: int = 3,
+        pooled: bool = True,
     ) -> tuple[float, float]:
-        """(usual value, sigma) of a bucket; NaN when the slot has fewer than 3 values."""
+        """(usual value, sigma) of a bucket; NaN when the slot has fewer than 3 values.
+
+        ``pooled``: the sigma is at least the slot's median times the relative robust sigma
+        pooled over every slot (for a series of positive flows; off for a series of
+        changes, whose slots have no common scale)."""
         dts, v, res = self._slot(slot)
         if v.size < 3:
             return math.nan, math.nan
@@ -417,9 +428,18 @@ class SlotProfile:
         # few days of this type: less sure (a sigma from a handful of values is too small)
         widen = (1.0 if n_same >= min_same else 2.0) * (1 + 2.5 / v.size)
         own = 1.4826 * float(np.median(res))
-        slots = {sl for _, sl, _ in self.values}
-        pooled = 1.4826 * float(np.median(np.concatenate([self._slot(sl)[2] for sl in slots])))
-        return med, widen * max(own, pooled, 0.02 * abs(med), min_sigma)
+        floor = 0.0
+        if pooled:
+            rel = []
+            for sl in {sl for _, sl, _ in self.values}:
+                _, vs, rs = self._slot(sl)
+                scale = abs(float(np.median(vs))) if vs.size else 0.0
+                if scale > 0:
+                    rel.append(rs / scale)
+            if rel:
+                floor = 1.4826 * float(np.median(np.concatenate(rel))) * abs(med)
+            floor = max(floor, 0.02 * abs(med))
+        return med, widen * max(own, floor, min_sigma)
 
     def to_json(self) -> list[list[float]]:
         return [[float(a), float(b), c] for a, b, c in self.values]

@@ -21,6 +21,7 @@ import psycopg
 
 from alarms import analytics as an
 from alarms import lifecycle as lc
+from alarms import apply as zc
 from alarms import zone as zn
 from alarms.apply import Ctx, PassResult, apply_signal, set_health
 from alarms.errors import AlarmsError
@@ -188,11 +189,11 @@ def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    zn.anchor(st, start)
+    zc.anchor(st, start)
     tz = ZoneInfo(p.tz)
     pts = zn.flow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
-    zn.check_data(ctx, rule, st, pts, hz)
+    zc.check_data(ctx, rule, st, pts, hz)
     if hz is None:
         return
     wm = st.watermark or start
@@ -200,12 +201,12 @@ def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     night_a, night_b = p.night(rule.kind)
     days = [
         d
-        for d in zn.local_days(wm - timedelta(days=1), hz, tz)
-        if wm < zn.at_local(d, night_b, tz) <= hz
+        for d in zc.local_days(wm - timedelta(days=1), hz, tz)
+        if wm < zc.at_local(d, night_b, tz) <= hz
     ]
-    unmetered = zn.unmetered_m3(conn, rule, days) if p.unmetered_from_billing else {}
+    unmetered = zc.unmetered_m3(conn, rule, days) if p.unmetered_from_billing else {}
     for d in days:
-        n0, n1 = zn.at_local(d, night_a, tz), zn.at_local(d, night_b, tz)
+        n0, n1 = zc.at_local(d, night_a, tz), zc.at_local(d, night_b, tz)
         n = max(1, round((n1 - n0).total_seconds() / p.bucket_s))
         data = _series(conn, pts, n0, n1)
         flow = _net_flow(pts, data, to_epoch(n0), p.bucket_s, n)
@@ -232,12 +233,12 @@ def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             )
             if r.alarm:
                 sigma = r.threshold_lps / p.k_sigma
-                zn.set_leak_size(conn, st, Size.of(r.excess_lps, sigma))
+                zc.set_leak_size(conn, st, Size.of(r.excess_lps, sigma))
             else:
                 st.extra["_hist"] = [*st.extra.get("_hist", []), [n1.timestamp(), mnf]][
                     -p.baseline_days :
                 ]
-        zn.daily_row(
+        zc.daily_row(
             conn,
             rule.zone_id,
             d,
@@ -266,23 +267,23 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    zn.anchor(st, start)
+    zc.anchor(st, start)
     tz = ZoneInfo(p.tz)
     pts = zn.flow_points(conn, rule.zone_id, p.flow_point)
     cust = zn.customer_points(conn, rule.zone_id, p.volume_point)
     hz = _horizon(conn, pts, until)
-    zn.check_data(ctx, rule, st, pts, hz)
+    zc.check_data(ctx, rule, st, pts, hz)
     if hz is None:
         return
     wm = st.watermark or start
     days = [
         d
-        for d in zn.local_days(wm, hz, tz)
-        if zn.at_local(d, 0, tz) >= wm and zn.at_local(d, 24, tz) <= hz
+        for d in zc.local_days(wm, hz, tz)
+        if zc.at_local(d, 0, tz) >= wm and zc.at_local(d, 24, tz) <= hz
     ]
-    unmetered = zn.unmetered_m3(conn, rule, days)
+    unmetered = zc.unmetered_m3(conn, rule, days)
     for d in days:
-        d0, d1 = zn.at_local(d, 0, tz), zn.at_local(d, 24, tz)
+        d0, d1 = zc.at_local(d, 0, tz), zc.at_local(d, 24, tz)
         n = round(86400 / p.bucket_s)
         flow = _net_flow(pts, _series(conn, pts, d0, d1), d0.timestamp(), p.bucket_s, n)
         ok = np.isfinite(flow)
@@ -312,12 +313,12 @@ def _eval_balance(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
                 extra_lps = (bal.nrw_pct - usual) / 100 * bal.inflow_m3 / 86.4
                 spread = an.robust_sigma(hist)
                 sigma = (spread if math.isfinite(spread) else p.nrw_rise_pct / 3) / 100
-                zn.set_leak_size(conn, st, Size.of(extra_lps, sigma * bal.inflow_m3 / 86.4))
+                zc.set_leak_size(conn, st, Size.of(extra_lps, sigma * bal.inflow_m3 / 86.4))
             if not alarm:
                 st.extra["_hist"] = [*st.extra.get("_hist", []), [d1.timestamp(), bal.nrw_pct]][
                     -p.baseline_days :
                 ]
-        zn.daily_row(
+        zc.daily_row(
             conn,
             rule.zone_id,
             d,
@@ -336,11 +337,11 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    zn.anchor(st, start)
+    zc.anchor(st, start)
     tz = ZoneInfo(p.tz)
     pts = zn.flow_points(conn, rule.zone_id, p.flow_point)
     hz = _horizon(conn, pts, until)
-    zn.check_data(ctx, rule, st, pts, hz)
+    zc.check_data(ctx, rule, st, pts, hz)
     cust = zn.customer_points(conn, rule.zone_id, p.volume_point, required=p.net_of_consumption)
     if p.net_of_consumption:
         hc = _horizon(conn, cust, until)
@@ -396,7 +397,7 @@ def _eval_burst(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         apply_signal(conn, rule, st, Signal("condition", sig.on, t_end, sig.value, msg), res)
         if sig.on:
             sigma = max(bp.min_sigma, 0.02 * abs(sig.usual))
-            zn.set_leak_size(conn, st, Size.of(sig.shift, sigma))
+            zc.set_leak_size(conn, st, Size.of(sig.shift, sigma))
     st.extra.update(state.to_json())
     st.watermark = to_ts(t0 + n * step_s)
 
@@ -405,17 +406,17 @@ def _eval_customer_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, start, until, res = ctx.conn, ctx.start, ctx.until, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    zn.anchor(st, start)
+    zc.anchor(st, start)
     tz = ZoneInfo(p.tz)
     cust = zn.customer_points(conn, rule.zone_id, p.volume_point, required=True)
     hz = _horizon(conn, cust, until)
-    zn.check_data(ctx, rule, st, cust, hz)
+    zc.check_data(ctx, rule, st, cust, hz)
     if hz is None:
         return
     wm = st.watermark or start
     first_ok = float(st.extra.get("_anchor", start.timestamp()))  # no window before the anchor
-    for d in zn.local_days(wm, hz, tz):
-        d1 = zn.at_local(d, 24, tz)
+    for d in zc.local_days(wm, hz, tz):
+        d1 = zc.at_local(d, 24, tz)
         d0 = d1 - timedelta(hours=p.leak_hours)
         if d1 <= wm or d1 > hz or d0.timestamp() < first_ok:
             continue

@@ -23,12 +23,16 @@ class RefusedError(AlarmsError):
 class RuleConfigError(AlarmsError):
     """An alarm rule is configured inconsistently (missing limit, unknown unit, ...).
 
-    ``field`` names the rule setting at fault (``limit``, ``point``, ...) when it is known.
+    ``field`` names the rule setting at fault (``limit``, ``point``, ``params``, ...) when
+    it is known; ``path`` the same more precisely (``("params", "flow_point")``).
     """
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, path: tuple[str, ...] | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.path = path if path is not None else ((field,) if field else None)
 
 
 class NotFoundError(AlarmsError):

@@ -50,6 +50,7 @@ from alarms.analytics import (
 )
 
 Z90 = 1.6449  # two-sided 90 % interval of a normal estimate
+DF_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class LeakSettings:
     burst_z: float = 6.0  # the step, standardised by its own history at this hour
     burst_hours: int = 2  # for this many buckets in a row
     burst_level_z: float = 2.0  # and the level is this many sigmas above the usual
+    step_candidate_z: float = 3.5  # a smaller step, confirmed by the next night ...
+    confirm_z: float = 2.0  # ... when the night is this many sigmas above its usual ...
+    confirm_ratio: tuple[float, float] = (0.5, 2.5)  # ... by about the same (night / step)
     min_burst_lps: float = 1.0
     trend_days: int = 7
     trend_z: float = 2.5
@@ -169,9 +173,11 @@ class LeakState:
 
     profile: SlotProfile = field(default_factory=SlotProfile)
     neighbours: dict[str, SlotProfile] = field(default_factory=dict)
+    transfers: dict[str, float] = field(default_factory=dict)  # L/s moved last bucket
     resid: list[float] = field(default_factory=list)  # the last residuals (NaN: none)
     steps: SlotProfile = field(default_factory=SlotProfile)  # learned steps per hour
     burst_hits: int = 0
+    candidate: tuple[float, float, float] | None = None  # (time, L/s, sigma) of a step
     night: Detector = field(default_factory=Detector)
     balance: Detector = field(default_factory=Detector)
     balance_idx: Detector = field(default_factory=Detector)
@@ -188,9 +194,11 @@ class LeakState:
         return {
             "profile": self.profile.to_json(),
             "neighbours": {k: v.to_json() for k, v in self.neighbours.items()},
+            "transfers": self.transfers,
             "resid": [r if math.isfinite(r) else None for r in self.resid],
             "steps": self.steps.to_json(),
             "burst_hits": self.burst_hits,
+            "candidate": None if self.candidate is None else list(self.candidate),
             "night": self.night.to_json(),
             "balance": self.balance.to_json(),
             "balance_idx": self.balance_idx.to_json(),
@@ -222,9 +230,13 @@ class LeakState:
         return cls(
             profile=SlotProfile.from_json(d.get("profile")),
             neighbours={k: SlotProfile.from_json(v) for k, v in d.get("neighbours", {}).items()},
+            transfers={k: float(v) for k, v in d.get("transfers", {}).items()},
             resid=[math.nan if r is None else float(r) for r in d.get("resid", [])],
             steps=SlotProfile.from_json(d.get("steps")),
             burst_hits=int(d.get("burst_hits", 0)),
+            candidate=None
+            if d.get("candidate") is None
+            else (float(d["candidate"][0]), float(d["candidate"][1]), float(d["candidate"][2])),
             night=Detector.from_json(d.get("night")),
             balance=Detector.from_json(d.get("balance")),
             balance_idx=Detector.from_json(d.get("balance_idx")),
@@ -344,7 +356,7 @@ def _quiet_day(st: LeakState, cfg: LeakSettings, ts: float, z: float) -> list[Le
 
 def _reset(st: LeakState, ts: float) -> None:
     st.event = None
-    st.resid, st.burst_hits = [], 0
+    st.resid, st.burst_hits, st.candidate = [], 0, None
     for d in (st.night, st.balance, st.balance_idx):
         d.s, d.recent = 0.0, []
     st.evidence = {}
@@ -362,34 +374,31 @@ def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float
     sig = max(sig, cfg.min_sigma_lps, cfg.min_sigma_pct / 100 * abs(base))
     # the next value scatters around an estimated median (x sqrt(1 + 1/n)); a MAD from n
     # values is about as sure as a standard deviation from 0.4 n
-    return base, sig * math.sqrt(1 + 1 / h.size), max(2.0, 0.4 * h.size)
+    return base, sig * math.sqrt(1 + 1 / h.size), max(2.0, DF_SHARE * h.size)
 
 
-def _daily(
-    st: LeakState,
-    cfg: LeakSettings,
-    det: Detector,
-    name: str,
-    value: float,
-    ts: float,
-    *,
-    learn: bool = True,
-) -> tuple[list[LeakSignal], float]:
-    """One value of a daily detector (night or balance, in L/s): CUSUM, trend, event.
+@dataclass(frozen=True)
+class Judgement:
+    """A daily detector's verdict on one value."""
 
-    Returns the signals and the value's z-score (NaN while still learning)."""
+    excess: float  # L/s above the baseline
+    sigma: float
+    z: float
+    trending: bool
+    slope: float  # L/s a day over the trend window
+
+
+def _judge(cfg: LeakSettings, det: Detector, value: float) -> Judgement | None:
+    """Judge one value of a daily detector (night or balance, in L/s) against its baseline;
+    updates its CUSUM and trend window. None while it is still learning."""
     if not math.isfinite(value) or len(det.hist) < cfg.min_history_days:
-        if math.isfinite(value) and st.event is None and learn:
-            det.hist = (det.hist + [value])[-cfg.baseline_days :]
-        return [], math.nan
+        return None
     base, sigma, df = _baseline(det.hist, cfg)
     excess = value - base
     z = t_to_z(excess / sigma, df)
-    st.evidence[name] = Evidence(excess, sigma, ts)
     det.s = max(0.0, det.s + _clip(z, cfg.z_clip) - cfg.k)
-    det.recent = (det.recent + [value])[-cfg.trend_days :]
-    out: list[LeakSignal] = []
-    trending = False
+    det.recent = [*det.recent, value][-cfg.trend_days :]
+    trending, slope = False, math.nan
     if len(det.recent) >= cfg.trend_days:
         y = np.array(det.recent, dtype=np.float64)
         slope, last = theil_sen(y)
@@ -400,24 +409,41 @@ def _daily(
             and rise > max(cfg.min_leak_lps, 3 * sigma)
             and last - base > max(cfg.min_leak_lps, 2 * sigma)
         )
-    if st.event is None:
-        if det.s > cfg.h and excess >= cfg.min_leak_lps:
-            out += _open(
-                st, cfg, ts, name,
-                f"{name}: {excess:.2f} L/s above its usual level (CUSUM {det.s:.1f} > {cfg.h:g})",
-            )  # fmt: skip
-        elif trending:
-            slope, _ = theil_sen(np.array(det.recent, dtype=np.float64))
-            out += _open(
-                st, cfg, ts, f"{name}_trend",
-                f"{name}: rising {slope:.2f} L/s a day for {cfg.trend_days} days, now "
-                f"{excess:.2f} L/s above its usual level",
-            )  # fmt: skip
-        elif learn and det.s <= cfg.h / 2:
-            det.hist = (det.hist + [value])[-cfg.baseline_days :]
-    else:
-        out += _update(st, cfg, ts, name)
-    return out, z
+    return Judgement(excess, sigma, z, trending, slope)
+
+
+def _learn(cfg: LeakSettings, det: Detector, value: float) -> None:
+    if math.isfinite(value):
+        det.hist = [*det.hist, value][-cfg.baseline_days :]
+
+
+def _act(
+    st: LeakState,
+    cfg: LeakSettings,
+    name: str,
+    j: Judgement | None,
+    ts: float,
+    det: Detector,
+) -> tuple[list[LeakSignal], bool]:
+    """What a daily verdict does: open the event, update it, or nothing. Returns the
+    signals and whether the value may be learned (no event, nothing suspicious)."""
+    if j is None:
+        return [], st.event is None
+    st.evidence[name] = Evidence(j.excess, j.sigma, ts)
+    if st.event is not None:
+        return _update(st, cfg, ts, name), False
+    if det.s > cfg.h and j.excess >= cfg.min_leak_lps:
+        return _open(
+            st, cfg, ts, name,
+            f"{name}: {j.excess:.2f} L/s above its usual level (CUSUM {det.s:.1f} > {cfg.h:g})",
+        ), False  # fmt: skip
+    if j.trending:
+        return _open(
+            st, cfg, ts, f"{name}_trend",
+            f"{name}: rising {j.slope:.2f} L/s a day for {cfg.trend_days} days, now "
+            f"{j.excess:.2f} L/s above its usual level",
+        ), False  # fmt: skip
+    return [], det.s <= cfg.h / 2
 
 
 def _mean_last(resid: list[float], n: int) -> float:
@@ -457,12 +483,16 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
         if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
             prof.add(hr.day_type, hr.slot, xb, keep)
-        if not (math.isfinite(x) and math.isfinite(med)) or zb > -cfg.transfer_z:
-            continue
-        ra, rb = x - med - transfer, xb - mb
-        tol = 0.35 * max(ra, -rb) + 2 * math.sqrt(sig**2 + sb**2)
-        if ra > 0 and abs(ra + rb) <= tol:
-            transfer += min(ra, -rb)
+        # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
+        z_need = cfg.transfer_z / 2 if st.transfers.get(code, 0.0) > 0 else cfg.transfer_z
+        moved = 0.0
+        if math.isfinite(x) and math.isfinite(med) and zb <= -z_need:
+            ra, rb = x - med - transfer, xb - mb
+            tol = 0.35 * max(ra, -rb) + 2 * math.sqrt(sig**2 + sb**2)
+            if ra > 0 and abs(ra + rb) <= tol:
+                moved = min(ra, -rb)
+        st.transfers[code] = moved
+        transfer += moved
     acc = st.days.setdefault(hr.day, DayAcc())
     acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
     if not math.isfinite(x):
@@ -479,7 +509,9 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     st.resid = (st.resid + [r])[-(cfg.burst_before_h + cfg.burst_after_h) :]
     step = _step(st.resid, cfg)
     if math.isfinite(step):
-        ms, ss = st.steps.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
+        ms, ss = st.steps.expect(
+            hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps, pooled=False
+        )
         z = (step - ms) / ss if math.isfinite(ms) else math.nan
         level = _mean_last(st.resid, cfg.burst_after_h)
         # a step up to a level above the usual (not back up after a dip, e.g. a transfer)
@@ -489,6 +521,17 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
             and min(step, level) >= max(cfg.min_burst_lps, cfg.burst_level_z * sig)
         )
         st.burst_hits = st.burst_hits + 1 if big else 0
+        if (
+            math.isfinite(z)
+            and z > cfg.step_candidate_z
+            and min(step, level) >= max(cfg.min_burst_lps, cfg.burst_level_z * sig)
+        ):
+            # a smaller step: a leak if the next night confirms it (night_step)
+            size = min(step, level)
+            if st.candidate is None or hr.t_end - st.candidate[0] > 30 * 3600 or (
+                size > st.candidate[1]
+            ):
+                st.candidate = (hr.t_end, size, ss)
         if big:
             st.evidence["burst"] = Evidence(min(step, level), ss, hr.t_end)
         if st.event is None and st.burst_hits >= cfg.burst_hours:
@@ -514,9 +557,25 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
         return []
     value = acc.night_sum / acc.night_n
     acc.night_lps = value
-    out, z = _daily(st, cfg, st.night, "night", value, ts)
-    if st.event is not None and math.isfinite(z) and "balance" not in st.evidence:
-        out += _quiet_day(st, cfg, ts, z)
+    was_open = st.event is not None
+    j = _judge(cfg, st.night, value)
+    out, learn = _act(st, cfg, "night", j, ts, st.night)
+    cand = st.candidate
+    if st.event is None and j is not None and cand is not None and ts - cand[0] <= 30 * 3600:
+        ratio = j.excess / cand[1]
+        lo, hi = cfg.confirm_ratio
+        if j.z >= cfg.confirm_z and lo <= ratio <= hi and j.excess >= cfg.min_leak_lps:
+            st.evidence["burst"] = Evidence(cand[1], cand[2], ts)
+            out += _open(
+                st, cfg, ts, "step+night",
+                f"demand stepped up {cand[1]:.2f} L/s and the night after stayed "
+                f"{j.excess:.2f} L/s above its usual level",
+            )  # fmt: skip
+            learn = False
+    if learn:
+        _learn(cfg, st.night, value)
+    if was_open and j is not None and "balance" not in st.evidence:
+        out += _quiet_day(st, cfg, ts, j.z)
     return out
 
 
@@ -555,16 +614,18 @@ def balance_step(
         s_plain = diff_sigma(np.array(st.balance.hist[-cfg.baseline_days :]))
         s_idx = diff_sigma(np.array(st.balance_idx.hist[-cfg.baseline_days :]))
         use_idx = math.isfinite(s_idx) and (not math.isfinite(s_plain) or s_idx < s_plain)
-    main, other = (st.balance_idx, st.balance) if use_idx else (st.balance, st.balance_idx)
-    main_val, other_val = (losses_idx, losses) if use_idx else (losses, losses_idx)
-    learn = st.event is None and main.s <= cfg.h / 2
-    out, z = _daily(st, cfg, main, "balance", main_val, ts)
-    if math.isfinite(other_val) and learn and st.event is None:
-        other.hist = (other.hist + [other_val])[-cfg.baseline_days :]
-    if meters > 0 and learn and st.event is None:
-        st.per_meter = (st.per_meter + [metered_m3 / meters])[-cfg.baseline_days :]
-    if st.event is not None and math.isfinite(z) and not any(s.kind == "open" for s in out):
-        out += _quiet_day(st, cfg, ts, z)
+    j_plain = _judge(cfg, st.balance, losses)
+    j_idx = _judge(cfg, st.balance_idx, losses_idx)
+    main_det, j = (st.balance_idx, j_idx) if use_idx else (st.balance, j_plain)
+    was_open = st.event is not None
+    out, learn = _act(st, cfg, "balance", j, ts, main_det)
+    if learn:
+        _learn(cfg, st.balance, losses)
+        _learn(cfg, st.balance_idx, losses_idx)
+        if meters > 0:
+            st.per_meter = [*st.per_meter, metered_m3 / meters][-cfg.baseline_days :]
+    if was_open and j is not None:
+        out += _quiet_day(st, cfg, ts, j.z)
     return out
 
 

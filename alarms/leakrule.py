@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 
 from alarms import leak as lk
 from alarms import lifecycle as lc
+from alarms import apply as zc
 from alarms import zone as zn
 from alarms.apply import Ctx, apply_signal
 from alarms.errors import RefusedError
@@ -122,11 +123,11 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     conn, res = ctx.conn, ctx.res
     p = rule.params
     assert rule.zone_id is not None
-    zn.anchor(st, ctx.start)
+    zc.anchor(st, ctx.start)
     su = setup(conn, rule)
     pts = su.inflow_points()
     hz = zn.horizon(conn, [x.point_id for x in pts], ctx.until, timedelta(hours=p.max_lag_h))
-    zn.check_data(ctx, rule, st, pts, hz)
+    zc.check_data(ctx, rule, st, pts, hz)
     if hz is None:
         return
     step = p.bucket_s
@@ -151,18 +152,18 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     }
     night_a, night_b = p.night(Kind.LEAK)
     t_last = t0 + n * step
-    days = zn.local_days(to_ts(t0) - timedelta(days=3), to_ts(t_last), tz)
+    days = zc.local_days(to_ts(t0) - timedelta(days=3), to_ts(t_last), tz)
     nights: dict[float, date] = {}
     balances: dict[float, date] = {}
     for d in days:
-        tn = _grid(zn.at_local(d, night_b, tz).timestamp(), step)
+        tn = _grid(zc.at_local(d, night_b, tz).timestamp(), step)
         if t0 < tn <= t_last:
             nights[tn] = d
-        tb = _grid((zn.at_local(d, 24, tz) + timedelta(hours=su.delay_h)).timestamp(), step)
+        tb = _grid((zc.at_local(d, 24, tz) + timedelta(hours=su.delay_h)).timestamp(), step)
         if t0 < tb <= t_last:
             balances[tb] = d
     metered = _metered(conn, su, sorted(balances.values()), tz, p.read_gap_h)
-    unmetered = zn.unmetered_m3(conn, rule, sorted(balances.values()))
+    unmetered = zc.unmetered_m3(conn, rule, sorted(balances.values()))
     state = lk.LeakState.from_json(st.extra.get(STATE_KEY))
     for i in range(n):
         t_start = t0 + i * step
@@ -209,7 +210,7 @@ def _metered(
         return {d: (0.0, 0) for d in days}  # already taken out hour by hour / nothing to read
     out: dict[date, tuple[float, int]] = {}
     for d in days:
-        edges = np.array([zn.at_local(d, 0, tz).timestamp(), zn.at_local(d, 24, tz).timestamp()])
+        edges = np.array([zc.at_local(d, 0, tz).timestamp(), zc.at_local(d, 24, tz).timestamp()])
         use = zn.counter_use(conn, su.customers, edges, read_gap_h * 3600)[:, 0]
         ok = np.isfinite(use)
         k = len(su.customers)
@@ -230,7 +231,7 @@ def _daily_row(
     assert rule.zone_id is not None
     consumption = metered_m3 + unmetered_m3
     nrw = 100 * fig.losses_m3 / fig.inflow_m3 if fig.inflow_m3 > 0 else math.nan
-    zn.daily_row(
+    zc.daily_row(
         conn,
         rule.zone_id,
         d,
@@ -260,7 +261,7 @@ def _signal(ctx: Ctx, rule: RuleConfig, st: StateRow, s: lk.LeakSignal) -> None:
     if s.kind == "open":
         msg = f"leak {_describe(size)}; found by {s.detector}: {s.detail}"
         apply_signal(conn, rule, st, Signal("condition", True, s.ts, size.lps, msg), ctx.res)
-        zn.set_leak_size(conn, st, size)
+        zc.set_leak_size(conn, st, size)
         conn.execute(
             "INSERT INTO leak_events (rule_id, run_id, zone_id, alarm_id, opened_at, detector, "
             "size_lps, size_low_lps, size_high_lps, alarmed_lps, series, updated_at) "
@@ -272,7 +273,7 @@ def _signal(ctx: Ctx, rule: RuleConfig, st: StateRow, s: lk.LeakSignal) -> None:
             ),
         )  # fmt: skip
     elif s.kind in ("update", "regrow"):
-        zn.set_leak_size(conn, st, size)
+        zc.set_leak_size(conn, st, size)
         conn.execute(
             "UPDATE leak_events SET size_lps = %s, size_low_lps = %s, size_high_lps = %s, "
             "series = series || %s, updated_at = %s, alarm_id = coalesce(%s, alarm_id), "

@@ -71,9 +71,34 @@ def apply_section(conn: Conn, data: Any, ctx: SectionContext, dry_run: bool) -> 
             )
     for p in section.positions:
         ctx.log.add("alarm positions", p.code, save_position(conn, p))
+    _check_zone_signs(conn, ctx)
     for i, rule in enumerate(section.rules):
         try:
             change, _ = save_rule(conn, rule)
         except RuleConfigError as exc:
-            raise ctx.error(("rules", i, exc.field or "code"), str(exc)) from exc
+            raise ctx.error(("rules", i, *(exc.path or ("code",))), str(exc)) from exc
         ctx.log.add("alarm rules", rule.code, change)
+
+
+def _check_zone_signs(conn: Conn, ctx: SectionContext) -> None:
+    """A boundary meter's ``attrs.zone_signs`` names zones by code (a zone id as text is
+    still understood), each with 1 (its forward flow goes into the zone) or -1."""
+    codes = {str(r[0]) for r in conn.execute("SELECT code FROM zones").fetchall()}
+    ids = {str(r[0]) for r in conn.execute("SELECT id FROM zones").fetchall()}
+    for g, gw in enumerate(ctx.site.spec.gateways):
+        for d, dev in enumerate(gw.devices):
+            signs = dev.attrs.get("zone_signs")
+            if signs is None:
+                continue
+            loc: tuple[str | int, ...] = ("gateways", g, "devices", d, "attrs", "zone_signs")
+            if not isinstance(signs, dict) or not signs:
+                raise ctx.site.error(loc, "zone_signs: give {zone code: 1 or -1, ...}")
+            for key, sign in signs.items():
+                if str(key) not in codes and str(key) not in ids:
+                    raise ctx.site.error(
+                        (*loc, str(key)), f"zone_signs: no zone {key!r} (name zones by code)"
+                    )
+                if sign not in (1, -1):
+                    raise ctx.site.error(
+                        (*loc, str(key)), f"zone_signs: {key}: {sign!r} is neither 1 nor -1"
+                    )

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from alarms import zone
 from alarms.errors import NotFoundError, RuleConfigError
 from alarms.lifecycle import AlarmPoint, Priority, Transition
 from alarms.rules import EvalState, Kind, RuleConfig
@@ -360,8 +361,10 @@ def _ref_id(conn: Conn, rule: RuleIn, key: str) -> int | None:
 def save_rule(conn: Conn, rule: RuleIn) -> tuple[Change, RuleConfig]:
     """Validate a rule and create or update it (matched by code).
 
-    Raises RuleConfigError (with ``field``) for a bad rule or an unknown point, zone, device
-    or position. A rule whose stored settings already equal these is left untouched.
+    Raises RuleConfigError (with ``field``) for a bad rule, an unknown point, zone, device
+    or position, or an enabled zone rule that would watch nothing (no district meter, no
+    flow point, no customer meter it needs: alarms.zone). A rule whose stored settings
+    already equal these is left untouched.
     """
     ids = {f"{k}_id": _ref_id(conn, rule, k) for k in ("point", "zone", "device", "position")}
     try:
@@ -381,6 +384,12 @@ def save_rule(conn: Conn, rule: RuleIn) -> tuple[Change, RuleConfig]:
         )
     except (ValueError, TypeError) as exc:
         raise RuleConfigError(f"rule {rule.code}: {exc}") from exc
+    if rule.enabled:
+        # a zone rule that would watch nothing is refused now, not found out months later
+        try:
+            zone.check_rule(conn, cfg.kind.value, cfg.zone_id, cfg.params)
+        except zone.ZoneSetupError as exc:
+            raise RuleConfigError(f"rule {rule.code}: {exc}", exc.field, exc.path) from exc
     row = conn.execute(
         "INSERT INTO alarm_rules AS r (code, name, kind, point_id, zone_id, device_id, "
         "position_id, priority, unit, limit_value, deadband, on_delay_s, off_delay_s, "

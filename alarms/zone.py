@@ -31,19 +31,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
+import psycopg
+
 from alarms import analytics as an
-from alarms.apply import Ctx, set_health
 from alarms.errors import RuleConfigError
-from alarms.leak import Size, storage_lps
-from alarms.rules import RuleConfig
-from alarms.store import Conn, StateRow, to_ts
-from billing import zone_usage
+from alarms.leak import storage_lps
+
+Conn = psycopg.Connection[Any]
+
+
+def to_ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 FLOW_TO_LPS = {
     "l/s": 1.0,
@@ -65,7 +68,12 @@ PUMP_NAMES = ("running", "run", "pump_on", "state")
 
 
 class ZoneSetupError(RuleConfigError):
-    """A zone rule cannot find the points it needs (``field`` names the setting at fault)."""
+    """A zone rule cannot find the points it needs (``field`` names the setting at fault:
+    ``zone`` or ``params``; ``path`` e.g. ``("params", "flow_point")``)."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        parts = tuple(setting.split("."))
+        super().__init__(message, parts[0], parts)
 
 
 @dataclass(frozen=True)
@@ -498,94 +506,24 @@ def counter_use(conn: Conn, pts: Sequence[ZonePoint], edges: Any, max_gap_s: flo
     return out
 
 
-# ------------------------------------------------------------------ shared by the zone rules
-def local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
-    d = start.astimezone(tz).date()
-    out = []
-    while datetime.combine(d, time(0), tz) <= end:
-        out.append(d)
-        d += timedelta(days=1)
-    return out
 
-
-def at_local(d: date, hours: float, tz: ZoneInfo) -> datetime:
-    return datetime.combine(d, time(0), tz) + timedelta(hours=hours)
-
-
-def daily_row(conn: Conn, zone_id: int, day: date, run_id: int, **vals: float | None) -> None:
-    cols = list(vals)
-    conn.execute(
-        f"INSERT INTO zone_leak_daily (zone_id, day, run_id, {', '.join(cols)}) "
-        f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(cols))}) "
-        f"ON CONFLICT (zone_id, day, run_id) DO UPDATE SET "
-        + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
-        + ", computed_at = now()",
-        [
-            zone_id,
-            day,
-            run_id,
-            *[None if v is None or not math.isfinite(v) else v for v in vals.values()],
-        ],
-    )
-
-
-def _nan(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def anchor(st: StateRow, start: datetime) -> None:
-    """A zone rule seen for the first time starts at ``start`` for good: its watermark is
-    set even before anything could be evaluated, so a sliding look-back never skips a day."""
-    if st.watermark is None:
-        st.watermark = start
-        st.extra["_anchor"] = start.timestamp()
-
-
-def check_data(
-    ctx: Ctx, rule: RuleConfig, st: StateRow, pts: list[ZonePoint], hz: datetime | None
-) -> None:
-    """A rule whose points send nothing raises its health alarm (live) or, in a replay, an
-    error naming them; it clears when readings come again."""
-    polls = max((p.poll_s for p in pts), default=0.0)
-    stale = max(timedelta(hours=rule.params.stale_after_h(rule.kind)), timedelta(seconds=3 * polls))
-    ref = ctx.until if ctx.until is not None else ctx.now
-    names = ", ".join(f"{p.device_code}/{p.name}" for p in pts[:5])
-    if hz is None or hz < ctx.start:
-        if ctx.until is not None and not ctx.live:
-            ctx.res.errors.append(
-                f"rule {rule.code}: no readings from {names} between "
-                f"{ctx.start:%Y-%m-%d %H:%M} and {ctx.until:%Y-%m-%d %H:%M} UTC"
-            )
-    last = hz if hz is not None else ctx.start
-    if ref - last > stale:
-        set_health(
-            ctx, rule, st, True, last + stale,
-            f"no readings from {names} for more than {stale.total_seconds() / 3600:g} h",
-        )  # fmt: skip
-    elif hz is not None:
-        set_health(ctx, rule, st, False, hz, "")
-
-
-def unmetered_m3(conn: Conn, rule: RuleConfig, days: list[date]) -> dict[date, tuple[float, int]]:
-    """(m³, accounts) a day of the zone's use that no telemetered meter reports: the rule's
-    ``unmetered_m3_per_day`` when given, else the estimate from billing (norm bills)."""
-    p = rule.params
-    assert rule.zone_id is not None
-    if not days:
-        return {}
-    if p.unmetered_m3_per_day > 0 or not p.unmetered_from_billing:
-        return {d: (p.unmetered_m3_per_day, 0) for d in days}
-    use = zone_usage.unmetered_use(conn, rule.zone_id, min(days), max(days), p.tz)
-    return {u.day: (u.estimated_m3, u.norm_accounts + u.manual_accounts) for u in use}
-
-
-def set_leak_size(conn: Conn, st: StateRow, size: Size) -> None:
-    """Put a leak-size estimate (L/s, 90 % interval) on the rule's open alarm."""
-    if st.alarm_id is None or not math.isfinite(size.lps):
+def check_rule(conn: Conn, kind: str, zone_id: int | None, params: Any) -> None:
+    """A zone rule must find what it watches: raise ZoneSetupError (naming the setting at
+    fault) when it would watch nothing. ``params``: the rule's RuleParams."""
+    if zone_id is None or kind not in ("mnf", "water_balance", "burst", "customer_leak", "leak"):
         return
-    conn.execute(
-        "UPDATE alarms SET leak_lps = %s, leak_low_lps = %s, leak_high_lps = %s WHERE id = %s",
-        (size.lps, size.low, size.high, st.alarm_id),
-    )
-
-
+    if kind == "customer_leak":
+        customer_points(conn, zone_id, params.volume_point, required=True)
+        return
+    meters = inflow_meters(
+        conn, zone_id, flow_point=params.flow_point, counters=kind == "leak" and params.use_counters,
+        counter_point=params.counter_point,
+    )  # fmt: skip
+    if kind != "leak" and not any(m.flow for m in meters):
+        raise ZoneSetupError("no district meter of the zone has a flow point", "params.flow_point")
+    if kind == "burst" and params.net_of_consumption:
+        customer_points(conn, zone_id, params.volume_point, required=True)
+    if kind == "leak":
+        tanks(conn, zone_id, params.level_point)
+        pumps(conn, zone_id, params.pump_point)
+        neighbours(conn, zone_id, params.neighbours)

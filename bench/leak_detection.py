@@ -1,25 +1,43 @@
-"""Leak detection benchmark: WNTR scenarios -> `suvnet readings import` -> `suvnet alarms replay`.
+"""Leak detection benchmark: scenario families -> `suvnet readings import` -> `suvnet alarms replay`.
 
-For every scenario (simulator/leak_scenarios.py: Net3 split into DMAs, one leak of 0.5-10 L/s,
-abrupt or incipient, demand and sensor noise, missing data) a fresh database is made from a
-migrated template, the zones and meters are registered, the readings are imported with the
-real CLI (`suvnet readings import`) and the alarm rules are evaluated with the real CLI
-(`suvnet alarms replay`), which runs the same code path as the live worker.
+Every scenario gets a fresh database made from a migrated template: its zones, network
+elements, meters, tanks, pumps and (for the rural families) its households as billing accounts
+are registered, the readings are imported with the real CLI (`suvnet readings import`) and the
+alarm rules are evaluated with the real CLI (`suvnet alarms replay`), which runs the same code
+path as the live worker.
 
-Scoring, like LeakDB:
-* detection_rate: share of leaks of at least 2 L/s with a leak alarm (mnf, burst or
-  water_balance) in their DMA within 24 h of the time the leak reached 2 L/s (its start for
-  abrupt leaks);
-* false_alarms_per_dma_month: leak alarm activations in a DMA while it had no leak, per DMA
-  per 30 days of leak-free time after the learning period;
-* mean_time_to_detect_h: mean time from leak start to the first alarm (leaks >= 2 L/s).
-The baseline is the plain minimum-night-flow rule (daily MNF minus the minimum of the previous
-10 leak-free days > gamma x that minimum) on the same meter data in the same run.
+Families (each reported on its own, with the plain MNF baseline on the same data):
 
-alarm_latency_p99_s: a live worker (`alarms.worker.run_worker`) polls; a reading that breaks a
-limit is committed and the time until its alarm row is visible is measured, 60 times.
+* ``hourly``: WNTR on Net3 split into three DMAs, every household metered hourly, one leak of
+  0.5-10 L/s (simulator/leak_scenarios.py);
+* ``sparse``, ``growing``, ``small``, ``tank``: rural DMAs (simulator/leak_families.py): 10-30 %
+  of the households metered and read once a day, the rest billed by the norm; leaks of
+  1-8 L/s, leaks that grow over 3-10 days, leaks of 1-3 L/s, DMAs fed from a tank.
 
-Usage: python bench/leak_detection.py [--quick] [--scenarios N] [--days D] [--gamma G]
+Each family runs on the benchmark's seeds and, as ``heldout_<family>``, on other seeds with
+the harder ``heldout`` noise (stronger weather and household variation, larger meter bias,
+more lost readings, metered households that are not representative, fewer volume registers).
+
+Scoring per family (docs/alarms.md, "Measured detection quality"):
+
+* ``detection_72h``: share of leaks of at least 2 L/s with a leak alarm in their DMA within
+  72 h of the moment the leak reached 2 L/s;
+* ``abrupt_detection_24h``: the same for abrupt leaks, within 24 h of their start;
+* ``false_per_dma_month``: leak-alarm activations in a DMA while it had no leak, after the
+  14-day learning period, per DMA per 30 days of such leak-free time;
+* ``events_per_leak``: activations in the leak's DMA from its start to the end of the
+  scenario, per detected leak (1.0 = one alarm per leak);
+* ``mean_time_to_detect_h``: from the leak's start (detected leaks >= 2 L/s);
+* ``small_detection_72h``: leaks under 2 L/s detected within 72 h of their start;
+* ``size_in_interval``: share of detected leaks whose last size estimate's 90 % interval holds
+  the leak's true size (leak rules only);
+* ``baseline_*``: the plain MNF rule (daily MNF minus the minimum of the previous 10 leak-free
+  days > gamma x that minimum; one alarm per run of alarmed days).
+
+``--rules legacy`` evaluates the rule set the docs used before the ``leak`` rule (mnf, burst
+on the losses, water_balance), for a before/after comparison.
+
+Usage: python -m bench.leak_detection [--quick] [--scenarios N] [--heldout N] [--families F,..]
 The last line printed is one JSON object with the figures.
 """
 
@@ -36,6 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,12 +68,31 @@ sys.path.insert(0, str(ROOT))
 
 from alarms import analytics as an  # noqa: E402
 from bench.common import server_url, with_db  # noqa: E402
-from simulator.leak_scenarios import Scenario, generate, write_csv, write_registry_sql  # noqa: E402
+from simulator import leak_families as lf  # noqa: E402
+from simulator.leak_scenarios import Leak, Scenario, generate, write_csv, write_registry_sql  # noqa: E402
 from suvnet.migrate import load_migrations, migrate  # noqa: E402
 
 TZ = ZoneInfo("Asia/Tashkent")
 WARMUP_DAYS = 14
-LEAK_KINDS = ("mnf", "burst", "water_balance")
+DAY = 86400.0
+LEAK_KINDS = ("leak", "mnf", "burst", "water_balance")
+FAMILIES = ("hourly", "sparse", "growing", "small", "tank")
+BENCH_SEED = 1000
+HELDOUT_SEED = 7000
+
+# the rule set of each mode: kind -> params (every DMA gets one rule of each kind)
+RULES: dict[str, dict[str, dict[str, Any]]] = {
+    # one leak rule per DMA, with its defaults (docs/alarms.md)
+    "leak": {"leak": {}},
+    # the rules as the docs set them up before the leak rule: the burst rule on the losses
+    "legacy": {
+        "mnf": {"min_excess_lps": 1.0, "k_sigma": 5.0, "allowance_lps_per_connection": 0.0},
+        "burst": {
+            "net_of_consumption": True, "cusum_k": 0.5, "cusum_h": 10.0, "min_excess_lps": 1.0,
+        },
+        "water_balance": {"nrw_rise_pct": 3.0},
+    },
+}  # fmt: skip
 
 
 def template(server: str) -> str:
@@ -90,103 +128,149 @@ def drop_db(server: str, name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-RULE_PARAMS = {
-    "mnf": {"min_excess_lps": 1.0, "k_sigma": 5.0, "allowance_lps_per_connection": 0.0},
-    "burst": {"net_of_consumption": True, "cusum_k": 0.5, "cusum_h": 10.0, "min_excess_lps": 1.0},
-    "water_balance": {"nrw_rise_pct": 3.0},
-}
-
-
-def cli(args: list[str], url: str) -> float:
+def cli(args: list[str], url: str, *, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, str]:
     exe = Path(sys.executable).parent / "suvnet"
-    env = dict(os.environ, SUVNET_DATABASE_URL=url, SUVNET_LOG_LEVEL="WARNING")
+    env = dict(os.environ, SUVNET_DATABASE_URL=url, SUVNET_LOG_LEVEL="WARNING", COLUMNS="200")
     t0 = time.perf_counter()
     r = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, check=False)
-    if r.returncode != 0:
+    if r.returncode not in ok_codes:
         raise RuntimeError(f"suvnet {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, r.stdout
 
 
-def run_scenario(sc: Scenario, url: str, workdir: Path) -> dict[str, Any]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        with conn.transaction():
+@dataclass
+class Case:
+    """One scenario, whatever its family, as the scoring sees it."""
+
+    family: str
+    name: str
+    days: int
+    start: datetime
+    dmas: list[str]
+    leak: Leak | None
+    inflow: dict[str, Any] = field(repr=False)  # what the MNF baseline sees, per DMA (15 min)
+    times_s: Any = field(repr=False)
+
+
+@dataclass
+class Outcome:
+    alarms: list[tuple[str, str, float]]  # (zone, kind, seconds after start)
+    sizes: dict[str, tuple[float, float, float, float]]  # zone -> (t, lps, low, high), last
+    rows: int = 0
+    t_import: float = 0.0
+    t_replay: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+def make_case(family: str, seed: int, noise: str, days: int) -> tuple[Case, Any]:
+    if family == "hourly":
+        sc = generate(seed, days=days, warmup_days=WARMUP_DAYS)
+        inflow = {z: sc.dma_inflow_lps(z) for z in sc.dmas}
+        case = Case(family, sc.name, days, sc.start, sorted(sc.dmas),
+                    sc.leaks[0] if sc.leaks else None, inflow, sc.times_s)  # fmt: skip
+        return case, sc
+    fs = lf.generate(family, seed, noise="heldout" if noise == "heldout" else "bench", days=days)
+    inflow = {z: fs.dma_demand_seen_lps(z) for z in fs.dmas}
+    case = Case(family, fs.name, days, fs.start, list(fs.dmas),
+                fs.leaks[0] if fs.leaks else None, inflow, fs.times_s)  # fmt: skip
+    return case, fs
+
+
+def register(conn: psycopg.Connection[Any], sc: Any) -> None:
+    with conn.transaction():
+        if isinstance(sc, Scenario):
             for sql, args in write_registry_sql(sc):
                 conn.execute(sql, args)
-            for z in sorted(sc.dmas):
-                for kind in LEAK_KINDS:
-                    conn.execute(
-                        "INSERT INTO alarm_rules (code, kind, zone_id, priority, params) "
-                        "SELECT %s, %s, id, 'high', %s FROM zones WHERE code = %s",
-                        (f"{z}-{kind}", kind, json.dumps(RULE_PARAMS[kind]), z),
-                    )
-        csv_path = workdir / f"{sc.name}.csv"
-        rows = write_csv(sc, csv_path)
-        path = "cli"
-        try:
-            t_import = cli(["readings", "import", str(csv_path)], url)
-        except RuntimeError as exc:
-            # the ingest CLI is not usable in this checkout: write the same rows directly
-            path = "copy (suvnet readings import failed: " + str(exc).strip().splitlines()[-1] + ")"
-            t_import = copy_readings(conn, csv_path)
-        end = sc.start + timedelta(days=sc.days)
-        t_replay = cli(
-            ["alarms", "replay", "--from", sc.start.isoformat(), "--to", end.isoformat()], url
+        else:
+            with conn.cursor() as cur:
+                for sql, rows in lf.registry_rows(sc):
+                    cur.executemany(sql, rows)
+
+
+def run_case(case: Case, sc: Any, url: str, workdir: Path, mode: str) -> Outcome:
+    with psycopg.connect(url, autocommit=True) as conn:
+        register(conn, sc)
+        if mode == "legacy":
+            # before issue 19 a shared meter named its zones by database id
+            conn.execute(
+                "UPDATE devices d SET attrs = jsonb_set(d.attrs, '{zone_signs}', ("
+                "SELECT jsonb_object_agg(z.id::text, s.value) FROM jsonb_each(d.attrs->'zone_signs') s "
+                "JOIN zones z ON z.code = s.key)) WHERE d.attrs ? 'zone_signs' "
+                "AND EXISTS (SELECT 1 FROM jsonb_each(d.attrs->'zone_signs') s "
+                "JOIN zones z ON z.code = s.key)"
+            )
+        for z in case.dmas:
+            for kind, params in RULES[mode].items():
+                p = dict(params)
+                if mode == "legacy" and case.family != "hourly":
+                    p.update(flow_point="flow_m3h", volume_point="volume_m3")
+                conn.execute(
+                    "INSERT INTO alarm_rules (code, kind, zone_id, priority, params) "
+                    "SELECT %s, %s, id, 'high', %s FROM zones WHERE code = %s",
+                    (f"{z}-{kind}", kind, json.dumps(p), z),
+                )
+        csv_path = workdir / f"{case.name}.csv"
+        rows = write_csv(sc, csv_path) if isinstance(sc, Scenario) else lf.write_csv(sc, csv_path)
+        t_import, _ = cli(["readings", "import", str(csv_path)], url)
+        end = case.start + timedelta(days=case.days)
+        t_replay, _ = cli(
+            ["alarms", "replay", "--from", case.start.isoformat(), "--to", end.isoformat()],
+            url,
+            ok_codes=(0, 1),
         )
-        # every activation counts (nobody acknowledges in a replay, so a rule that returned to
-        # normal and fires again stays in the same unacknowledged occurrence)
+        run = conn.execute("SELECT max(id) FROM alarm_replay_runs").fetchone()
+        problems = list(
+            conn.execute(
+                "SELECT problems FROM alarm_replay_runs WHERE id = %s", (run[0] if run else 0,)
+            ).fetchone()[0]  # type: ignore[index]
+        )
+        # every activation counts: a leak alarm raised again (it grew, or the burst rule
+        # fired again) is another alarm for the dispatcher
         alarms = conn.execute(
             "SELECT z.code, r.kind, extract(epoch FROM e.ts) FROM alarm_events e "
             "JOIN alarm_rules r ON r.id = e.rule_id JOIN zones z ON z.id = r.zone_id "
-            "WHERE e.run_id > 0 AND e.event = 'activate' AND r.kind = ANY(%s) ORDER BY e.ts",
+            "WHERE e.run_id > 0 AND e.event = 'activate' AND e.subject = '' "
+            "AND r.kind = ANY(%s) ORDER BY e.ts",
             (list(LEAK_KINDS),),
         ).fetchall()
+        sizes: dict[str, tuple[float, float, float, float]] = {}
+        try:
+            for code, series in conn.execute(
+                "SELECT z.code, e.series FROM leak_events e JOIN zones z ON z.id = e.zone_id "
+                "WHERE e.run_id > 0 ORDER BY e.opened_at"
+            ).fetchall():
+                if series:
+                    last = series[-1]
+                    sizes[str(code)] = (float(last[0]), float(last[1]), float(last[2]),
+                                        float(last[3]))  # fmt: skip
+        except psycopg.errors.UndefinedTable:
+            pass  # a database without leak events (an older schema)
     csv_path.unlink()
-    return {
-        "alarms": [(str(z), str(k), float(t) - sc.start.timestamp()) for z, k, t in alarms],
-        "rows": rows,
-        "t_import": t_import,
-        "t_replay": t_replay,
-        "import_path": path,
-    }
+    t0 = case.start.timestamp()
+    return Outcome(
+        [(str(z), str(k), float(t) - t0) for z, k, t in alarms], sizes, rows, t_import,
+        t_replay, problems,
+    )  # fmt: skip
 
 
-def copy_readings(conn: psycopg.Connection[Any], csv_path: Path) -> float:
-    """Fallback: COPY the CSV rows straight into readings (same rows, no ingest checks)."""
-    t0 = time.perf_counter()
-    ids = {
-        (str(d), str(p)): int(i)
-        for d, p, i in conn.execute(
-            "SELECT d.code, p.name, p.id FROM points p JOIN devices d ON d.id = p.device_id"
-        ).fetchall()
-    }
-    with csv_path.open(encoding="utf-8") as fh, conn.cursor() as cur:
-        next(fh)
-        with cur.copy("COPY readings (ts, point_id, value) FROM STDIN") as cp:
-            for line in fh:
-                ts_ms, dev, point, value = line.rstrip("\n").split(",")
-                ts = datetime.fromtimestamp(int(ts_ms) / 1000, UTC)
-                cp.write_row((ts, ids[(dev, point)], float(value)))
-    return time.perf_counter() - t0
-
-
-def baseline_alarms(sc: Scenario, gamma: float) -> list[tuple[str, str, float]]:
+def baseline_alarms(case: Case, gamma: float) -> list[tuple[str, str, float]]:
     """The plain MNF rule on the same meter data: one alarm per run of alarmed days."""
     out: list[tuple[str, str, float]] = []
-    t0 = sc.start.timestamp()
-    first_day = sc.start.astimezone(TZ).date()
-    for z in sorted(sc.dmas):
-        flow = sc.dma_inflow_lps(z)
-        mnf = np.full(sc.days, np.nan)
-        for d in range(sc.days):
+    t0 = case.start.timestamp()
+    first_day = case.start.astimezone(TZ).date()
+    for z in case.dmas:
+        flow = case.inflow[z]
+        mnf = np.full(case.days, np.nan)
+        for d in range(case.days):
             day = first_day + timedelta(days=d)
             n0 = datetime.combine(day, datetime.min.time(), TZ) + timedelta(hours=2)
-            b = an.bucket_mean(sc.times_s + t0, flow, n0.timestamp(), 3600.0, 2)
+            b = an.bucket_mean(case.times_s + t0, flow, n0.timestamp(), 3600.0, 2)
             mnf[d] = an.night_minimum(b)
         alarm = an.baseline_mnf_alarms(mnf, gamma, 10)
-        for d in range(sc.days):
+        for d in range(case.days):
             if alarm[d]:
                 # every alarmed day can detect a leak; only the first of a run of alarmed days
-                # counts as a (false) alarm
+                # counts as an alarm
                 kind = "baseline_mnf" if d == 0 or not alarm[d - 1] else "baseline_mnf_cont"
                 day = first_day + timedelta(days=d)
                 n1 = datetime.combine(day, datetime.min.time(), TZ) + timedelta(hours=4)
@@ -194,48 +278,68 @@ def baseline_alarms(sc: Scenario, gamma: float) -> list[tuple[str, str, float]]:
     return out
 
 
-def score(scenarios: list[Scenario], alarms: list[list[tuple[str, str, float]]]) -> dict[str, Any]:
-    detected, total, ttd, fa = 0, 0, [], 0
-    small_det, small_total = 0, 0
+def score(
+    cases: list[Case],
+    alarms: list[list[tuple[str, str, float]]],
+    sizes: list[dict[str, tuple[float, float, float, float]]] | None = None,
+) -> dict[str, Any]:
+    det72 = tot72 = det24 = tot24 = fa = small_det = small_tot = 0
+    ttd: list[float] = []
+    events: list[int] = []
+    in_interval: list[bool] = []
+    size_err: list[float] = []
     fa_kinds: dict[str, int] = {}
     free_days = 0.0
-    warm = WARMUP_DAYS * 86400.0
-    for sc, al in zip(scenarios, alarms, strict=True):
-        leak = sc.leaks[0] if sc.leaks else None
-        for z in sc.dmas:
-            leak_here = leak if leak is not None and leak.dma == z else None
-            end_free = leak_here.start_s if leak_here else sc.days * 86400.0
-            free_days += max(0.0, end_free - warm) / 86400.0
+    warm = WARMUP_DAYS * DAY
+    for i, (case, al) in enumerate(zip(cases, alarms, strict=True)):
+        leak = case.leak
+        for z in case.dmas:
+            here = leak if leak is not None and leak.dma == z else None
+            end_free = here.start_s if here else case.days * DAY
+            free_days += max(0.0, end_free - warm) / DAY
             for dz, kind, t in al:
                 if dz == z and warm <= t < end_free and not kind.endswith("_cont"):
                     fa += 1
                     fa_kinds[kind] = fa_kinds.get(kind, 0) + 1
                     if os.environ.get("BENCH_VERBOSE"):
-                        mean = float(np.nanmean(sc.dma_inflow_lps(z)))
-                        print(
-                            f"  false alarm {sc.name} {z} ({mean:.0f} L/s) {kind} "
-                            f"day {t / 86400:.2f}"
-                        )
+                        print(f"  false alarm {case.name} {z} {kind} day {t / DAY:.2f}")
         if leak is None:
             continue
-        after = [t for dz, _, t in al if dz == leak.dma and t >= leak.start_s]
+        after = [t for dz, k, t in al if dz == leak.dma and t >= leak.start_s]
+        counted = [t for dz, k, t in al if dz == leak.dma and t >= leak.start_s
+                   and not k.endswith("_cont")]  # fmt: skip
         first = min(after) if after else math.inf
         if leak.peak_lps >= 2.0:
-            total += 1
-            t_ref = leak.time_reaching(2.0)
-            if first <= t_ref + 86400.0:
-                detected += 1
+            tot72 += 1
+            if first <= leak.time_reaching(2.0) + 3 * DAY:
+                det72 += 1
                 ttd.append((first - leak.start_s) / 3600.0)
+                events.append(len(counted))
+                got = (sizes[i] if sizes else {}).get(leak.dma)
+                if got is not None:
+                    t, lps, low, high = got
+                    true = float(leak.rate_lps(np.array([t - case.start.timestamp()]))[0])
+                    in_interval.append(low <= true <= high)
+                    size_err.append(abs(lps - true) / true)
+            if leak.kind == "abrupt":
+                tot24 += 1
+                det24 += int(first <= leak.start_s + DAY)
         else:
-            small_total += 1
-            small_det += int(first <= leak.start_s + 86400.0 * 3)
+            small_tot += 1
+            small_det += int(first <= leak.start_s + 3 * DAY)
+    nan = float("nan")
     return {
-        "detection_rate": detected / total if total else float("nan"),
-        "false_alarms_per_dma_month": fa / (free_days / 30.0) if free_days else float("nan"),
-        "mean_time_to_detect_h": float(np.mean(ttd)) if ttd else float("nan"),
-        "leaks_ge_2lps": total,
-        "small_leaks_detected_3d": small_det,
-        "small_leaks": small_total,
+        "detection_72h": det72 / tot72 if tot72 else nan,
+        "abrupt_detection_24h": det24 / tot24 if tot24 else nan,
+        "false_per_dma_month": fa / (free_days / 30.0) if free_days else nan,
+        "events_per_leak": float(np.mean(events)) if events else nan,
+        "mean_time_to_detect_h": float(np.mean(ttd)) if ttd else nan,
+        "small_detection_72h": small_det / small_tot if small_tot else nan,
+        "size_in_interval": float(np.mean(in_interval)) if in_interval else nan,
+        "size_error_median": float(np.median(size_err)) if size_err else nan,
+        "leaks_ge_2lps": tot72,
+        "abrupt_ge_2lps": tot24,
+        "small_leaks": small_tot,
         "false_alarms": fa,
         "false_alarms_by_kind": fa_kinds,
         "leak_free_dma_days": free_days,
@@ -302,105 +406,114 @@ def latency(server: str, tpl: str, trials: int) -> list[float]:
     return out
 
 
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a few short scenarios (< 1 min)")
-    ap.add_argument("--scenarios", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="one short scenario per family (< 1 min)")
+    ap.add_argument("--scenarios", type=int, default=None, help="benchmark seeds per family")
+    ap.add_argument("--heldout", type=int, default=None, help="held-out seeds per family")
     ap.add_argument("--days", type=int, default=None)
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--rules", choices=sorted(RULES), default="leak")
     ap.add_argument("--gamma", type=float, default=0.1, help="baseline MNF rule gamma")
-    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--no-latency", action="store_true")
     args = ap.parse_args()
-    n = args.scenarios or (3 if args.quick else 24)
-    days = args.days or (22 if args.quick else 35)
+    n = args.scenarios if args.scenarios is not None else (1 if args.quick else 12)
+    n_held = args.heldout if args.heldout is not None else (0 if args.quick else 8)
+    days = args.days or (24 if args.quick else 35)
+    families = [f for f in args.families.split(",") if f]
     server = server_url()
     tpl = template(server)
-    scenarios: list[Scenario] = []
-    ours: list[list[tuple[str, str, float]]] = []
-    base: list[list[tuple[str, str, float]]] = []
     t_all = time.perf_counter()
-    timings = {"generate": 0.0, "import": 0.0, "replay": 0.0, "rows": 0}
-    import_paths: set[str] = set()
+    figures: dict[str, Any] = {}
+    timing = {"generate": 0.0, "import": 0.0, "replay": 0.0, "rows": 0}
+    problems: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(n):
-            t0 = time.perf_counter()
-            sc = generate(args.seed + i, days=days, warmup_days=WARMUP_DAYS, workdir=tmp)
-            timings["generate"] += time.perf_counter() - t0
-            name = fresh_db(server, tpl)
-            try:
-                r = run_scenario(sc, with_db(server, name), Path(tmp))
-            finally:
-                drop_db(server, name)
-            timings["import"] += r["t_import"]
-            timings["replay"] += r["t_replay"]
-            timings["rows"] += r["rows"]
-            scenarios.append(sc)
-            ours.append(r["alarms"])
-            base.append(baseline_alarms(sc, args.gamma))
-            lk = sc.leaks[0]
-            if r["import_path"] != "cli":
-                import_paths.add(r["import_path"])
-            print(
-                f"{sc.name}: leak {lk.peak_lps:5.2f} L/s {lk.kind:9s} in {lk.dma} at day "
-                f"{lk.start_s / 86400:5.2f}; alarms {len(r['alarms'])} (ours), "
-                f"{len(base[-1])} (baseline); import {r['t_import']:.1f} s, replay "
-                f"{r['t_replay']:.1f} s",
-                flush=True,
-            )
-    s_ours = score(scenarios, ours)
-    s_base = score(scenarios, base)
-    lat = latency(server, tpl, 20 if args.quick else 60)
-    p99 = float(np.percentile(lat, 99))
+        for label, seed0, count in (("", BENCH_SEED, n), ("heldout_", HELDOUT_SEED, n_held)):
+            for fam in families:
+                if count <= 0:
+                    continue
+                cases: list[Case] = []
+                ours: list[list[tuple[str, str, float]]] = []
+                sizes: list[dict[str, tuple[float, float, float, float]]] = []
+                base: list[list[tuple[str, str, float]]] = []
+                for i in range(count):
+                    t0 = time.perf_counter()
+                    case, sc = make_case(fam, seed0 + i, "heldout" if label else "bench", days)
+                    timing["generate"] += time.perf_counter() - t0
+                    name = fresh_db(server, tpl)
+                    try:
+                        out = run_case(case, sc, with_db(server, name), Path(tmp), args.rules)
+                    finally:
+                        if not os.environ.get("BENCH_KEEP_DB"):
+                            drop_db(server, name)
+                        else:
+                            print(f"kept database {name}")
+                    timing["import"] += out.t_import
+                    timing["replay"] += out.t_replay
+                    timing["rows"] += out.rows
+                    problems.update(out.problems)
+                    cases.append(case)
+                    ours.append(out.alarms)
+                    sizes.append(out.sizes)
+                    base.append(baseline_alarms(case, args.gamma))
+                    lk = case.leak
+                    desc = (
+                        f"leak {lk.peak_lps:5.2f} L/s {lk.kind:9s} in {lk.dma} at day "
+                        f"{lk.start_s / DAY:5.2f}" if lk else "no leak"
+                    )
+                    print(
+                        f"{case.name}: {desc}; alarms {len(out.alarms)} (ours), "
+                        f"{len(base[-1])} (baseline); import {out.t_import:.1f} s, replay "
+                        f"{out.t_replay:.1f} s",
+                        flush=True,
+                    )
+                s_ours = score(cases, ours, sizes)
+                s_base = score(cases, base)
+                key = f"{label}{fam}"
+                print(f"\n{key}: {count} scenarios x {days} days, 3 DMAs each")
+                print(f"{'':24s}{'suvnet':>10s}{'MNF baseline':>14s}")
+                for k in ("detection_72h", "abrupt_detection_24h", "false_per_dma_month",
+                          "events_per_leak", "mean_time_to_detect_h", "small_detection_72h"):  # fmt: skip
+                    print(f"{k:24s}{_fmt(s_ours[k]):>10s}{_fmt(s_base[k]):>14s}")
+                print(
+                    f"leaks >= 2 L/s: {s_ours['leaks_ge_2lps']} ({s_ours['abrupt_ge_2lps']} "
+                    f"abrupt), smaller: {s_ours['small_leaks']}; false alarms "
+                    f"{s_ours['false_alarms']} vs {s_base['false_alarms']} over "
+                    f"{s_ours['leak_free_dma_days']:.0f} leak-free DMA-days; ours by rule: "
+                    f"{s_ours['false_alarms_by_kind']}; size in its 90 % interval: "
+                    f"{_fmt(s_ours['size_in_interval'])}, median error "
+                    f"{_fmt(s_ours['size_error_median'])}\n",
+                    flush=True,
+                )
+                for k in ("detection_72h", "abrupt_detection_24h", "false_per_dma_month",
+                          "events_per_leak", "mean_time_to_detect_h", "small_detection_72h",
+                          "size_in_interval"):  # fmt: skip
+                    figures[f"{key}_{k}"] = round(s_ours[k], 4)
+                for k in ("detection_72h", "false_per_dma_month", "events_per_leak"):
+                    figures[f"{key}_baseline_{k}"] = round(s_base[k], 4)
+                figures[f"{key}_scenarios"] = count
+    if problems:
+        print("rules that watched nothing:\n  " + "\n  ".join(sorted(problems)))
+    if not args.no_latency:
+        lat = latency(server, tpl, 20 if args.quick else 60)
+        p99 = float(np.percentile(lat, 99))
+        figures["alarm_latency_p99_s"] = round(p99, 4)
+        print(
+            f"alarm latency commit->alarm: p50 {np.percentile(lat, 50):.3f} s, p99 {p99:.3f} s "
+            f"({len(lat)} alarms, worker poll 0.1 s)"
+        )
     wall = time.perf_counter() - t_all
-    print()
-    print(f"scenarios: {n} x {days} days on Net3 (3 DMAs each), learning period {WARMUP_DAYS} d")
-    print(f"{'':28s}{'suvnet':>12s}{'MNF baseline':>14s}{'ratio':>8s}")
-    for key in ("detection_rate", "false_alarms_per_dma_month", "mean_time_to_detect_h"):
-        a, b = s_ours[key], s_base[key]
-        ratio = a / b if b and not math.isnan(b) and b != 0 else float("nan")
-        print(f"{key:28s}{a:12.3f}{b:14.3f}{ratio:8.2f}")
     print(
-        f"leaks >= 2 L/s: {s_ours['leaks_ge_2lps']}; small leaks detected within 3 d: "
-        f"{s_ours['small_leaks_detected_3d']}/{s_ours['small_leaks']} (baseline "
-        f"{s_base['small_leaks_detected_3d']}/{s_base['small_leaks']}); false alarms "
-        f"{s_ours['false_alarms']} vs {s_base['false_alarms']} over "
-        f"{s_ours['leak_free_dma_days']:.0f} leak-free DMA-days; ours by rule: "
-        f"{s_ours['false_alarms_by_kind']}"
+        f"pipeline ({args.rules} rules): {timing['rows']} readings; generate "
+        f"{timing['generate']:.1f} s, import {timing['import']:.1f} s, replay "
+        f"{timing['replay']:.1f} s; wall {wall:.1f} s"
     )
-    sweep = []
-    for g in (0.05, 0.1, 0.2, 0.3, 0.5):
-        sg = score(scenarios, [baseline_alarms(sc, g) for sc in scenarios])
-        sweep.append(
-            f"gamma {g:g}: detection {sg['detection_rate']:.2f}, false alarms "
-            f"{sg['false_alarms_per_dma_month']:.2f}/DMA-month"
-        )
-    print("baseline MNF rule at other gammas: " + "; ".join(sweep))
-    print(
-        f"pipeline: {timings['rows']} readings; generate {timings['generate']:.1f} s, import "
-        f"{timings['import']:.1f} s ({timings['rows'] / max(timings['import'], 1e-9):.0f} rows/s),"
-        f" replay {timings['replay']:.1f} s; wall {wall:.1f} s"
-    )
-    print(
-        "readings written with: "
-        + ("suvnet readings import (CLI)" if not import_paths else "; ".join(sorted(import_paths)))
-    )
-    print(
-        f"alarm latency commit->alarm: p50 {np.percentile(lat, 50):.3f} s, p99 {p99:.3f} s "
-        f"({len(lat)} alarms, worker poll 0.1 s)"
-    )
-    print(
-        json.dumps(
-            {
-                "detection_rate": round(s_ours["detection_rate"], 4),
-                "false_alarms_per_dma_month": round(s_ours["false_alarms_per_dma_month"], 4),
-                "mean_time_to_detect_h": round(s_ours["mean_time_to_detect_h"], 3),
-                "baseline_detection_rate": round(s_base["detection_rate"], 4),
-                "baseline_false_alarms_per_dma_month": round(
-                    s_base["false_alarms_per_dma_month"], 4
-                ),
-                "alarm_latency_p99_s": round(p99, 4),
-            }
-        )
-    )
+    figures["rules"] = args.rules
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

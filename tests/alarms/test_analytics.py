@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -102,3 +103,83 @@ def test_plain_mnf_baseline() -> None:
     mnf = np.array([2.0] * 12 + [2.1, 3.0, 3.0, 2.0])
     alarm = an.baseline_mnf_alarms(mnf, gamma=0.2, history=10)
     assert alarm.tolist() == [False] * 13 + [True, True, False]
+
+
+def _hours(days: int, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    slot = np.tile(np.arange(24), days)
+    base = 10 + 5 * np.sin(slot / 24 * 2 * np.pi)
+    return slot, base + rng.normal(0, 0.3, slot.size)
+
+
+def test_burst_step_raises_then_accepts_a_lasting_level() -> None:
+    """The burst detector alone, one bucket at a time, its state a typed BurstState."""
+    p = an.BurstParams(accept_after_h=12)
+    slot, x = _hours(12)
+    x[10 * 24 + 5 :] += 3.0  # a burst at 05:00 on day 10, never repaired
+    st = an.BurstState()
+    sigs = []
+    for i in range(x.size):
+        st, sig = an.burst_step(st, p, (i + 1) * 3600.0, int(slot[i]), float(x[i]))
+        if sig is not None:
+            sigs.append(sig)
+    assert [s.why for s in sigs] == ["raise", "accept"]
+    assert 10 * 24 + 5 < sigs[0].ts / 3600 <= 10 * 24 + 9
+    assert sigs[1].ts - sigs[0].ts == 12 * 3600
+    assert 2.5 < sigs[1].shift < 3.5  # the level change it accepted
+    assert not st.active and st.s == 0.0
+
+
+def test_burst_state_is_stored_and_restored_explicitly() -> None:
+    p = an.BurstParams()
+    slot, x = _hours(9)
+    st = an.BurstState()
+    for i in range(x.size):
+        st, _ = an.burst_step(st, p, (i + 1) * 3600.0, int(slot[i]), float(x[i]))
+    doc = json.loads(json.dumps(st.to_json()))
+    assert set(doc) == {"_hist", "_S", "_since", "_shift"}  # the stored keys stay the same
+    back = an.BurstState.from_json(doc, active=st.active)
+    assert back == st
+    # missing value: no step, the state is untouched
+    same, sig = an.burst_step(back, p, 1e9, 3, math.nan)
+    assert same is back and sig is None
+
+
+def test_slot_profile_per_day_type() -> None:
+    prof = an.SlotProfile()
+    for day in range(21):
+        sunday = day % 7 == 6
+        for s in range(24):
+            prof.add(int(sunday), s, (20.0 if sunday else 10.0) + 0.1 * (day % 3), keep=28 * 24)
+    med_w, sig_w = prof.expect(0, 5, min_sigma=0.05)
+    med_s, sig_s = prof.expect(1, 5, min_sigma=0.05)
+    assert abs(med_w - 10.1) < 0.11 and abs(med_s - 20.1) < 0.11
+    assert sig_w >= 0.05 and sig_s >= 0.05
+    assert math.isnan(prof.expect(2, 5, min_sigma=0.05)[0])  # a day type not seen: no verdict
+    again = an.SlotProfile.from_json(json.loads(json.dumps(prof.to_json())))
+    assert again.expect(0, 5, min_sigma=0.05) == (med_w, sig_w)
+
+
+def test_trend_tests_see_a_steady_rise_and_not_noise() -> None:
+    rng = np.random.default_rng(5)
+    rise = 0.5 * np.arange(7) + rng.normal(0, 0.2, 7)
+    slope, last = an.theil_sen(rise)
+    assert 0.35 < slope < 0.65 and abs(last - 3.0) < 0.6
+    assert an.mann_kendall_z(rise) > 2.5
+    noise = rng.normal(0, 1.0, 7)
+    assert abs(an.mann_kendall_z(noise)) < 2.5
+    assert math.isnan(an.theil_sen(np.array([1.0, np.nan]))[0])
+
+
+def test_t_to_z_counts_a_sigma_from_few_days_for_less() -> None:
+    assert abs(an.t_to_z(3.0, 1000.0) - 3.0) < 0.01
+    assert 2.2 < an.t_to_z(3.0, 6.0) < 2.3  # Student t with 6 df: about z 2.26
+    assert an.t_to_z(-3.0, 6.0) == -an.t_to_z(3.0, 6.0)
+
+
+def test_interp_at_levels_and_gaps() -> None:
+    ts = np.array([0.0, 3600, 7200, 30000])
+    v = np.array([2.0, 1.0, 1.5, 3.0])
+    out = an.interp_at(ts, v, np.array([0.0, 1800, 5400, 20000]), max_gap_s=7200)
+    assert out[0] == 2.0 and out[1] == 1.5 and out[2] == 1.25  # falls are fine (a level)
+    assert math.isnan(out[3])  # readings 22800 s apart: unknown
