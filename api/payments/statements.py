@@ -19,6 +19,7 @@ from api.payments.common import (
 )
 from api.security import Principal
 from api.syncdb import run_sync
+from billing import queries as bq
 from billing.payments import importer
 from billing.payments.errors import AllocationError, StatementError, StatementUnbalancedError
 from billing.payments.money import som_to_tiyin
@@ -76,11 +77,7 @@ async def review(request: Request, who: Clerk, p: Paging) -> dict[str, Any]:
 
     def work(conn: Any) -> tuple[list[dict[str, Any]], int, int]:
         items = importer.review_queue(conn, limit=p.limit, offset=p.offset)
-        row = conn.execute(
-            "SELECT count(*) FROM bank_statement_lines WHERE credit "
-            "AND status IN ('review', 'partial', 'suspense')"
-        ).fetchone()
-        return items, int(row[0]), importer.suspense_total(conn)
+        return items, bq.review_total(conn), importer.suspense_total(conn)
 
     items, total, suspense = await run_sync(st, work)
     for it in items:

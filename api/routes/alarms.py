@@ -11,26 +11,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-import alarms  # noqa: F401 - the router is only mounted when alarms is installed
-from alarms.actions import Action
-from alarms.store import PositionIn, RuleIn
+from alarms import queries as aq
+from alarms.actions import Action, act
+from alarms.errors import AlarmsError, RefusedError, RuleConfigError
+from alarms.errors import NotFoundError as AlarmNotFoundError
+from alarms.store import PositionIn, RuleIn, save_position, save_rule, set_rule_enabled
 from api.audit import write_audit
 from api.deps import Conn, Paging, State, require
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
 from api.syncdb import run_sync
-from suvnet.listing import Where, fetch_one, fetch_page
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 Reader = Annotated[Principal, Depends(require(ALARMS_READ))]
 Handler = Annotated[Principal, Depends(require(ALARMS_HANDLE))]
 AlarmId = Annotated[int, Path(ge=1, le=2**62)]
-
-ALARM_SELECT = """
-SELECT a.id, r.code AS rule, r.name AS rule_name, a.kind, a.priority, a.state, a.subject,
-       z.code AS zone, a.point_id, a.device_id, a.raised_at, a.cleared_at, a.acked_at,
-       a.acked_by, a.ack_comment, a.closed_at, a.value, a.message, a.chattering
-FROM alarms a JOIN alarm_rules r ON r.id = a.rule_id LEFT JOIN zones z ON z.id = a.zone_id"""
 
 
 class AckIn(BaseModel):
@@ -55,24 +50,20 @@ async def list_alarms(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    w = (
-        Where()
-        .add("a.run_id = 0")
-        .eq("a.priority", priority)
-        .eq("z.code", zone)
-        .eq("a.state", state)
+    return await aq.list_alarms(
+        conn,
+        pg,
+        open_only=open_only,
+        state=state,
+        priority=priority,
+        zone=zone,
+        since=since,
+        until=until,
     )
-    if open_only:
-        w.add("a.closed_at IS NULL")
-    if since is not None:
-        w.add("a.raised_at >= %s", since)
-    if until is not None:
-        w.add("a.raised_at < %s", until)
-    return await fetch_page(conn, ALARM_SELECT, w, "a.raised_at DESC, a.id DESC", pg)
 
 
 async def _alarm(conn: Conn, alarm_id: int) -> dict[str, Any]:
-    row = await fetch_one(conn, ALARM_SELECT + " WHERE a.id = %s", (alarm_id,))
+    row = await aq.alarm(conn, alarm_id)
     if row is None:
         raise NotFoundError(f"no alarm number {alarm_id}")
     return row
@@ -86,14 +77,7 @@ async def get_alarm(*, _: Reader, conn: Conn, alarm_id: AlarmId) -> dict[str, An
 @router.get("/alarms/{alarm_id}/events", summary="The journal of one alarm")
 async def alarm_events(*, _: Reader, conn: Conn, pg: Paging, alarm_id: AlarmId) -> dict[str, Any]:
     await _alarm(conn, alarm_id)
-    return await fetch_page(
-        conn,
-        "SELECT ts, event, from_state, to_state, user_name, comment, value, message "
-        "FROM alarm_events",
-        Where().add("alarm_id = %s", alarm_id),
-        "ts DESC, id DESC",
-        pg,
-    )
+    return await aq.alarm_events(conn, pg, alarm_id)
 
 
 @dataclass(frozen=True)
@@ -107,8 +91,6 @@ class OperatorAction:
 
 
 def _act(conn: Any, op: OperatorAction) -> dict[str, str]:
-    from alarms.actions import act
-
     tr = act(
         conn,
         str(op.alarm_id),
@@ -124,9 +106,6 @@ def _act(conn: Any, op: OperatorAction) -> dict[str, str]:
 async def _operator_action(
     request: Request, who: Principal, conn: Conn, st: State, op: OperatorAction
 ) -> dict[str, Any]:
-    from alarms.errors import AlarmsError, RefusedError
-    from alarms.errors import NotFoundError as AlarmNotFoundError
-
     before = await _alarm(conn, op.alarm_id)
     try:
         result = await run_sync(st, _act, op)
@@ -183,12 +162,6 @@ async def unshelve(
 RuleCodePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 
 
-async def _rule(conn: Conn, code: str) -> dict[str, Any] | None:
-    from alarms.store import RULE_LIST_SQL
-
-    return await fetch_one(conn, RULE_LIST_SQL + " WHERE r.code = %s", (code,))
-
-
 @router.get("/alarm-rules", summary="Alarm rules, by code")
 async def list_rules(
     *,
@@ -199,15 +172,12 @@ async def list_rules(
     zone: Annotated[str | None, Query(max_length=200)] = None,
     enabled: bool | None = None,
 ) -> dict[str, Any]:
-    from alarms.store import RULE_LIST_SQL
-
-    w = Where().eq("r.kind", kind).eq("z.code", zone).eq("r.enabled", enabled)
-    return await fetch_page(conn, RULE_LIST_SQL, w, "r.code", pg)
+    return await aq.list_rules(conn, pg, kind=kind, zone=zone, enabled=enabled)
 
 
 @router.get("/alarm-rules/{code}", summary="One alarm rule")
 async def get_rule(*, _: Reader, conn: Conn, code: RuleCodePath) -> dict[str, Any]:
-    row = await _rule(conn, code)
+    row = await aq.rule(conn, code)
     if row is None:
         raise NotFoundError(f"no alarm rule '{code}'")
     return row
@@ -217,20 +187,7 @@ async def get_rule(*, _: Reader, conn: Conn, code: RuleCodePath) -> dict[str, An
 async def list_positions(*, _: Reader, conn: Conn, pg: Paging) -> dict[str, Any]:
     """Each rule names its position (default: ``default``); floods and the alarm KPIs are
     counted per position."""
-    return await fetch_page(
-        conn,
-        "SELECT ap.code, ap.name, (SELECT count(*) FROM alarm_rules r "
-        "WHERE r.position_id = ap.id) AS rules FROM alarm_positions ap",
-        Where(),
-        "ap.code",
-        pg,
-    )
-
-
-def _save_position(conn: Any, pos: PositionIn) -> str:
-    from alarms.store import save_position
-
-    return save_position(conn, pos)
+    return await aq.list_positions(conn, pg)
 
 
 @router.post(
@@ -241,7 +198,7 @@ def _save_position(conn: Any, pos: PositionIn) -> str:
 async def save_position_endpoint(
     *, request: Request, who: Handler, conn: Conn, st: State, body: PositionIn
 ) -> dict[str, Any]:
-    change = await run_sync(st, _save_position, body)
+    change = await run_sync(st, save_position, body)
     if change != "unchanged":
         await write_audit(
             conn,
@@ -256,8 +213,6 @@ async def save_position_endpoint(
 
 
 def _save_rule(conn: Any, rule: RuleIn) -> str:
-    from alarms.store import save_rule
-
     change, _ = save_rule(conn, rule)
     return change
 
@@ -271,9 +226,7 @@ def _save_rule(conn: Any, rule: RuleIn) -> str:
 async def save_rule_endpoint(
     *, request: Request, who: Handler, conn: Conn, st: State, body: RuleIn
 ) -> dict[str, Any]:
-    from alarms.errors import RuleConfigError
-
-    before = await _rule(conn, body.code)
+    before = await aq.rule(conn, body.code)
     try:
         change = await run_sync(st, _save_rule, body)
     except RuleConfigError as exc:
@@ -292,19 +245,11 @@ async def save_rule_endpoint(
     return {"rule": body.code, "change": change}
 
 
-def _set_enabled(conn: Any, code: str, enabled: bool) -> str:
-    from alarms.store import set_rule_enabled
-
-    return set_rule_enabled(conn, code, enabled)
-
-
 async def _enable(
     request: Request, who: Principal, conn: Conn, st: State, code: str, *, enabled: bool
 ) -> dict[str, Any]:
-    from alarms.errors import NotFoundError as AlarmNotFoundError
-
     try:
-        change = await run_sync(st, _set_enabled, code, enabled)
+        change = await run_sync(st, set_rule_enabled, code, enabled)
     except AlarmNotFoundError as exc:
         raise NotFoundError(str(exc)) from exc
     if change != "unchanged":

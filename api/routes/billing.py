@@ -8,23 +8,35 @@ import logging
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-import billing  # noqa: F401 - the router is only mounted when billing is installed
-from api import billing_data
-from api.audit import write_audit
+from api.audit import audit_sync, write_audit
+from api.customer_accounts import (
+    account_or_404,
+    account_with_balance,
+    balance_or_404,
+    invoice_pdf_response,
+)
 from api.deps import AppState, Conn, Paging, State, client_ip, require
-from api.documents import invoice_pdf_response
 from api.errors import ConflictError, InvalidError, NotFoundError
-from api.payments.common import CASHIER_DESK
+from api.payments.common import CASHIER_DESK, take_payment_audited
 from api.responses import json_response
 from api.security import CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
 from api.syncdb import run_sync
+from billing import queries as bq
+from billing.accounts import months_billed_since, set_status
+from billing.balances import BUCKETS, balances_by
+from billing.config import get_billing_config
+from billing.errors import AccountDataError, AccountNumberError, BillingError, LedgerError
+from billing.ledger import account_id_for_number
 from billing.payments.cashier import Receipt
-from suvnet.listing import Where, fetch_one, fetch_page, paged
+from billing.payments.errors import CashierError, RequestKeyReusedError
+from billing.run import run_billing
+from suvnet.listing import paged
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["billing"])
@@ -61,34 +73,27 @@ async def list_accounts(
     mahalla_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     street_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> dict[str, Any]:
-    w = (
-        Where()
-        .eq("a.status", status)
-        .eq("a.kind", kind)
-        .eq("ad.district_id", district_id)
-        .eq("ad.mahalla_id", mahalla_id)
-        .eq("ad.street_id", street_id)
+    return await bq.list_accounts(
+        conn,
+        pg,
+        q=q,
+        status=status,
+        kind=kind,
+        district_id=district_id,
+        mahalla_id=mahalla_id,
+        street_id=street_id,
     )
-    if q:
-        digits = "".join(c for c in q if c.isdigit())
-        w.like(["a.number", "a.name", "ad.street_uz", "ad.mahalla_uz", "ad.street_ru"], q)
-        if len(digits) >= 5:
-            w.parts[-1] = w.parts[-1][:-1] + " OR a.phone LIKE %s)"
-            w.args.append(f"%{digits}%")
-    return await fetch_page(conn, billing_data.ACCOUNT_SELECT, w, "a.number", pg)
 
 
 @router.get("/accounts/{number}", summary="One account with its balance")
 async def get_account(*, _: Reader, conn: Conn, number: Number) -> dict[str, Any]:
-    acc = await billing_data.account_by_number(conn, number)
-    acc["balance_tiyin"] = await billing_data.balance_tiyin(conn, number)
-    return acc
+    return await account_with_balance(conn, number)
 
 
 @router.get("/accounts/{number}/balance", summary="Balance of an account (tiyin)")
 async def account_balance(*, _: Reader, conn: Conn, number: Number) -> Response:
     """Positive: the customer owes; negative: prepaid."""
-    bal = await billing_data.balance_tiyin(conn, number)
+    bal = await balance_or_404(conn, number)
     return json_response({"account": number, "balance_tiyin": bal})
 
 
@@ -104,34 +109,16 @@ async def account_ledger(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> dict[str, Any]:
-    acc = await billing_data.account_by_number(conn, number)
-    w = Where().add("account_id = %s", acc["id"]).eq("kind", kind)
-    if date_from is not None:
-        w.add("value_date >= %s", date_from)
-    if date_to is not None:
-        w.add("value_date <= %s", date_to)
-    return await fetch_page(
-        conn,
-        "SELECT id, kind, amount_tiyin, vat_tiyin, value_date, period, posted_at, source, "
-        "external_ref, invoice_id, reverses_id, memo, created_by FROM ledger",
-        w,
-        "value_date DESC, id DESC",
-        pg,
+    acc = await account_or_404(conn, number)
+    return await bq.ledger_page(
+        conn, pg, acc["id"], kind=kind, date_from=date_from, date_to=date_to
     )
 
 
 @router.get("/accounts/{number}/meters", summary="Meters of an account (current and past)")
 async def account_meters(*, _: Reader, conn: Conn, pg: Paging, number: Number) -> dict[str, Any]:
-    acc = await billing_data.account_by_number(conn, number)
-    return await fetch_page(
-        conn,
-        "SELECT m.id, m.serial_no, m.model, m.digits, m.point_id, c.installed_at, c.removed_at, "
-        "c.initial_reading, c.final_reading FROM service_connections c "
-        "JOIN meters m ON m.id = c.meter_id",
-        Where().add("c.account_id = %s", acc["id"]),
-        "c.installed_at DESC",
-        pg,
-    )
+    acc = await account_or_404(conn, number)
+    return await bq.account_meters(conn, pg, acc["id"])
 
 
 @router.get("/meters/{meter_id}/readings", summary="Register readings of a meter")
@@ -145,22 +132,10 @@ async def meter_readings(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    w = Where().add("meter_id = %s", meter_id).eq("source", source)
-    if since is not None:
-        w.add("ts >= %s", since)
-    if until is not None:
-        w.add("ts < %s", until)
-    return await fetch_page(
-        conn, "SELECT ts, value_m3, source, entered_by FROM meter_readings", w, "ts DESC", pg
-    )
+    return await bq.meter_readings(conn, pg, meter_id, source=source, since=since, until=until)
 
 
 # ---------------------------------------------------------------------------------- invoices
-
-INVOICE_SELECT = """
-SELECT i.id, i.number, a.number AS account, i.period, i.kind, i.issued_at, i.amount_tiyin,
-       i.vat_tiyin, i.volume_m3, i.estimated, i.run_id
-FROM invoices i JOIN accounts a ON a.id = i.account_id"""
 
 
 @router.get("/invoices", summary="Invoices")
@@ -174,14 +149,14 @@ async def list_invoices(
     kind: Literal["regular", "correction"] | None = None,
     estimated: bool | None = None,
 ) -> dict[str, Any]:
-    w = (
-        Where()
-        .eq("a.number", account)
-        .eq("i.period", None if period is None else _period(period))
-        .eq("i.kind", kind)
-        .eq("i.estimated", estimated)
+    return await bq.list_invoices(
+        conn,
+        pg,
+        account=account,
+        period=None if period is None else _period(period),
+        kind=kind,
+        estimated=estimated,
     )
-    return await fetch_page(conn, INVOICE_SELECT, w, "i.period DESC, i.number", pg)
 
 
 @router.get(
@@ -226,19 +201,8 @@ async def list_payments(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> dict[str, Any]:
-    w = Where().add("l.kind = 'payment'").eq("l.source", source).eq("a.number", account)
-    if date_from is not None:
-        w.add("l.value_date >= %s", date_from)
-    if date_to is not None:
-        w.add("l.value_date <= %s", date_to)
-    return await fetch_page(
-        conn,
-        "SELECT l.id, a.number AS account, -l.amount_tiyin AS amount_tiyin, l.value_date, "
-        "l.posted_at, l.source, l.external_ref, l.created_by FROM ledger l "
-        "JOIN accounts a ON a.id = l.account_id",
-        w,
-        "l.posted_at DESC, l.id DESC",
-        pg,
+    return await bq.list_payments(
+        conn, pg, source=source, account=account, date_from=date_from, date_to=date_to
     )
 
 
@@ -253,10 +217,7 @@ async def take_cash(
     be voided there. Idempotent on ``receipt``: sent twice, one payment is taken (the answer
     says ``created: false`` the second time); the same ``receipt`` with another amount is
     refused with 409."""
-    from api.payments.common import take_payment_audited
-    from billing.payments.errors import CashierError, RequestKeyReusedError
-
-    await billing_data.account_by_number(conn, number)
+    await account_or_404(conn, number)
     now = st.clock()
 
     def work(sync_conn: Any) -> Receipt:
@@ -285,7 +246,7 @@ async def take_cash(
         "created": r.created,
         "receipt_no": r.receipt_no,
         "receipt_url": f"/api/v1/payments/cashier/receipts/{r.receipt_no}.pdf",
-        "balance_tiyin": await billing_data.balance_tiyin(conn, number),
+        "balance_tiyin": await balance_or_404(conn, number),
     }
 
 
@@ -311,13 +272,6 @@ async def change_status(
     status the account already has changes nothing (``changed: false``). The answer
     lists the months already billed from then on (``months_to_correct``): run
     ``suvnet billing correct`` for them so that their bills follow the new days of service."""
-    from zoneinfo import ZoneInfo
-
-    from billing.accounts import months_billed_since, set_status
-    from billing.config import get_billing_config
-    from billing.errors import AccountDataError, AccountNumberError, LedgerError
-    from billing.ledger import account_id_for_number
-
     tz = get_billing_config().timezone
     now = st.clock()
     when = body.at or now
@@ -327,8 +281,6 @@ async def change_status(
         raise InvalidError(f"at {when.isoformat()} is in the future")
 
     def work(conn: Any) -> tuple[bool, list[str]]:
-        from api.payments.common import audit_sync
-
         acc = account_id_for_number(conn, number)
         if not set_status(conn, acc, body.status, now=when, reason=body.reason):
             return False, []
@@ -365,8 +317,6 @@ async def change_status(
 
 
 def _balances(conn: Any, by: str, as_of: date) -> list[dict[str, Any]]:
-    from billing.balances import BUCKETS, balances_by
-
     out = []
     for g in balances_by(conn, by, as_of):  # type: ignore[arg-type]
         d = asdict(g)
@@ -397,9 +347,6 @@ async def balances(
 
 # ------------------------------------------------------------------------------ billing runs
 
-RUN_SELECT = """SELECT id, to_char(period, 'YYYY-MM') AS period, state, started_at, finished_at,
-       accounts_total, accounts_done, charged_tiyin, attempts, last_error FROM billing_runs"""
-
 
 class RunIn(BaseModel):
     period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
@@ -407,9 +354,6 @@ class RunIn(BaseModel):
 
 
 def _run(conn: Any, period: date, now: datetime, dry_run: bool) -> dict[str, Any]:
-    from billing.config import get_billing_config
-    from billing.run import run_billing
-
     summary = run_billing(conn, period, get_billing_config(), now=now, dry_run=dry_run)
     return asdict(summary)
 
@@ -447,12 +391,12 @@ async def list_runs(
     pg: Paging,
     state: Literal["running", "completed", "failed"] | None = None,
 ) -> dict[str, Any]:
-    return await fetch_page(conn, RUN_SELECT, Where().eq("state", state), "period DESC", pg)
+    return await bq.list_runs(conn, pg, state=state)
 
 
 @router.get("/billing-runs/{period}", summary="One billing run (progress and summary)")
 async def get_run(*, _: Reader, conn: Conn, period: Period) -> dict[str, Any]:
-    row = await fetch_one(conn, RUN_SELECT + " WHERE period = %s", (_period(period),))
+    row = await bq.billing_run(conn, _period(period))
     if row is None:
         raise NotFoundError(f"no billing run for {period}")
     return row
@@ -467,8 +411,6 @@ async def start_run(
     the accounts not billed yet."""
     period = _period(body.period)
     if body.dry_run:
-        from billing.errors import BillingError
-
         try:
             return await run_sync(st, _run, period, st.clock(), True)
         except BillingError as exc:
@@ -493,28 +435,18 @@ async def start_run(
 @router.get("/me/account", tags=["cabinet"], summary="The customer's own account and balance")
 async def my_account(*, who: Customer, conn: Conn) -> dict[str, Any]:
     assert who.account_no is not None
-    acc = await billing_data.account_by_number(conn, who.account_no)
-    acc["balance_tiyin"] = await billing_data.balance_tiyin(conn, who.account_no)
-    return acc
+    return await account_with_balance(conn, who.account_no)
 
 
 @router.get("/me/invoices", tags=["cabinet"], summary="The customer's own invoices")
 async def my_invoices(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
-    w = Where().eq("a.number", who.account_no)
-    return await fetch_page(conn, INVOICE_SELECT, w, "i.period DESC", pg)
+    return await bq.list_invoices(conn, pg, account=who.account_no, order="i.period DESC")
 
 
 @router.get("/me/payments", tags=["cabinet"], summary="The customer's own payments")
 async def my_payments(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
-    w = Where().add("l.kind = 'payment'").eq("a.number", who.account_no)
-    return await fetch_page(
-        conn,
-        "SELECT l.id, -l.amount_tiyin AS amount_tiyin, l.value_date, l.source "
-        "FROM ledger l JOIN accounts a ON a.id = l.account_id",
-        w,
-        "l.value_date DESC, l.id DESC",
-        pg,
-    )
+    assert who.account_no is not None
+    return await bq.account_payments(conn, pg, who.account_no)
 
 
 @router.get("/me/consumption", tags=["cabinet"], summary="The customer's billed m³ by month")
@@ -522,8 +454,8 @@ async def my_consumption(
     *, who: Customer, conn: Conn, months: Annotated[int, Query(ge=1, le=120)] = 12
 ) -> dict[str, Any]:
     assert who.account_no is not None
-    acc = await billing_data.account_by_number(conn, who.account_no)
-    rows = await billing_data.monthly_consumption(conn, acc["id"], months)
+    acc = await account_or_404(conn, who.account_no)
+    rows = await bq.monthly_consumption(conn, acc["id"], months)
     return {"account": who.account_no, "items": rows}
 
 

@@ -9,8 +9,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api import billing_data, users
+from api import users
 from api.audit import write_audit
+from api.customer_accounts import account_or_404, balance_or_404
 from api.deps import REFRESH_COOKIE, Conn, State, require
 from api.payments.common import CASHIER_DESK, STATEMENTS
 from api.security import (
@@ -22,7 +23,7 @@ from api.security import (
     Principal,
 )
 from api.web.common import clear_session, login_form, render
-from suvnet.listing import fetch_all
+from billing import queries as bq
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 Staff = Annotated[Principal, Depends(require(STAFF))]
@@ -79,7 +80,7 @@ async def home(
 ) -> Response:
     results: list[dict[str, Any]] = []
     if q.strip() and who.role in READ_BILLING:
-        results = await search_accounts(conn, q.strip(), 50)
+        results = await bq.search_accounts(conn, q.strip(), 50)
     return render(
         request,
         "staff_home.html",
@@ -95,22 +96,6 @@ async def home(
     )
 
 
-async def search_accounts(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
-    """Accounts by number, name, address (street, mahalla, house) or phone."""
-    digits = "".join(c for c in q if c.isdigit())
-    pat = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return await fetch_all(
-        conn,
-        billing_data.ACCOUNT_SELECT
-        + """ WHERE a.number = %(q)s OR a.name ILIKE %(pat)s
-              OR (ad.street_uz || ' ' || ad.house_number) ILIKE %(pat)s
-              OR ad.mahalla_uz ILIKE %(pat)s OR ad.street_ru ILIKE %(pat)s
-              OR (length(%(digits)s) >= 5 AND a.phone LIKE '%%' || %(digits)s || '%%')
-            ORDER BY a.number LIMIT %(limit)s""",
-        {"q": q, "pat": pat, "digits": digits, "limit": limit},
-    )
-
-
 @router.get("/accounts/{number}")
 async def account_card(
     *, request: Request, who: BillingReader, conn: Conn, number: str
@@ -121,33 +106,10 @@ async def account_card(
 async def _card(
     request: Request, who: Principal, conn: Conn, number: str, code: dict[str, Any] | None
 ) -> Response:
-    account = await billing_data.account_by_number(conn, number)
-    ledger = await fetch_all(
-        conn,
-        "SELECT id, kind, amount_tiyin, value_date, period, source, external_ref, memo, "
-        "reverses_id FROM ledger WHERE account_id = %s ORDER BY value_date DESC, id DESC "
-        "LIMIT 200",
-        (account["id"],),
-    )
-    meters = await fetch_all(
-        conn,
-        "SELECT m.id, m.serial_no, m.model, c.installed_at, c.removed_at, c.initial_reading, "
-        "(SELECT r.value_m3 FROM meter_readings r WHERE r.meter_id = m.id "
-        " ORDER BY r.ts DESC LIMIT 1) AS last_m3, "
-        "(SELECT r.ts FROM meter_readings r WHERE r.meter_id = m.id "
-        " ORDER BY r.ts DESC LIMIT 1) AS last_ts "
-        "FROM service_connections c JOIN meters m ON m.id = c.meter_id "
-        "WHERE c.account_id = %s ORDER BY c.installed_at DESC",
-        (account["id"],),
-    )
-    readings = await fetch_all(
-        conn,
-        "SELECT m.serial_no, r.ts, r.value_m3, r.source FROM meter_readings r "
-        "JOIN service_connections c ON c.meter_id = r.meter_id AND c.account_id = %s "
-        "AND r.ts >= c.installed_at AND (c.removed_at IS NULL OR r.ts <= c.removed_at) "
-        "JOIN meters m ON m.id = r.meter_id ORDER BY r.ts DESC LIMIT 50",
-        (account["id"],),
-    )
+    account = await account_or_404(conn, number)
+    ledger = await bq.recent_ledger(conn, account["id"], 200)
+    meters = await bq.meters_with_last_reading(conn, account["id"])
+    readings = await bq.account_readings(conn, account["id"], 50)
     return render(
         request,
         "staff_account.html",
@@ -155,11 +117,11 @@ async def _card(
         can_issue_code=who.role in ISSUE_CUSTOMER_CODES,
         code=code,
         account=account,
-        balance=await billing_data.balance_tiyin(conn, number),
+        balance=await balance_or_404(conn, number),
         ledger=ledger,
         meters=meters,
         readings=readings,
-        invoices=await billing_data.invoices(conn, account["id"], 36),
+        invoices=await bq.invoices(conn, account["id"], 36),
     )
 
 
@@ -187,7 +149,7 @@ async def issue_code(
     number: str,
 ) -> Response:
     """A one-time code for the customer's first cabinet password, shown once on the card."""
-    account = await billing_data.account_by_number(conn, number)
+    account = await account_or_404(conn, number)
     code, expires = await users.issue_customer_code(
         conn, account["number"], who.user_id, st.clock()
     )

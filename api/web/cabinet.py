@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from api import billing_data, users
+from api import users
 from api.audit import write_audit
+from api.customer_accounts import account_or_404, balance_or_404, invoice_pdf_response
 from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import format_som
@@ -23,6 +24,10 @@ from api.web.common import (
     render,
     set_session,
 )
+from billing import paylinks
+from billing import queries as bq
+from billing.config import get_billing_config
+from billing.errors import BillingError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
@@ -127,12 +132,6 @@ async def logout(*, request: Request, who: Customer, conn: Conn, st: State) -> R
 
 def _pay_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
     """Payme and Click links made by billing (only the configured providers)."""
-    try:
-        from billing import paylinks
-        from billing.config import get_billing_config
-        from billing.errors import BillingError
-    except ImportError:
-        return {}
     cfg = get_billing_config()
     out: dict[str, str] = {}
     for name, fn in (("payme", paylinks.payme_link), ("click", paylinks.click_link)):
@@ -146,9 +145,9 @@ def _pay_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
 @router.get("/")
 async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
     assert who.account_no is not None
-    account = await billing_data.account_by_number(conn, who.account_no)
-    balance = await billing_data.balance_tiyin(conn, who.account_no)
-    series = await billing_data.monthly_consumption(conn, account["id"])
+    account = await account_or_404(conn, who.account_no)
+    balance = await balance_or_404(conn, who.account_no)
+    series = await bq.monthly_consumption(conn, account["id"])
     peak = max((float(r["volume_m3"] or 0) for r in series), default=0.0) or 1.0
     bars = [
         {
@@ -165,8 +164,8 @@ async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
         "cabinet_home.html",
         account=account,
         balance=balance,
-        invoices=await billing_data.invoices(conn, account["id"]),
-        payments=await billing_data.payments(conn, account["id"]),
+        invoices=await bq.invoices(conn, account["id"]),
+        payments=await bq.payments(conn, account["id"]),
         bars=bars,
         pay=_pay_links(who.account_no, balance),
     )
@@ -177,7 +176,7 @@ async def balance_json(*, who: Customer, conn: Conn) -> Response:
     """The live balance: api/static/cabinet.js on the cabinet page asks every 30 seconds.
     ``balance_som`` is the amount as the page shows it (without sign: the heading says which)."""
     assert who.account_no is not None
-    bal = await billing_data.balance_tiyin(conn, who.account_no)
+    bal = await balance_or_404(conn, who.account_no)
     return JSONResponse(
         {"account": who.account_no, "balance_tiyin": bal, "balance_som": format_som(abs(bal))}
     )
@@ -188,8 +187,6 @@ async def invoice_pdf(
     *, request: Request, who: Customer, conn: Conn, st: State, invoice_id: int
 ) -> Response:
     assert who.account_no is not None
-    from api.documents import invoice_pdf_response
-
     return await invoice_pdf_response(
         conn, st, invoice_id, account_no=who.account_no, lang=language(request)
     )

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from alarms import queries as aq
 from api.deps import Conn, State, require
 from api.errors import ApiError, InvalidError
 from api.security import (
@@ -20,7 +21,8 @@ from api.security import (
     Principal,
 )
 from api.web.common import render
-from suvnet.listing import fetch_all
+from billing import queries as bq
+from suvnet import registry_queries as rq
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 AlarmReader = Annotated[Principal, Depends(require(ALARMS_READ))]
@@ -41,15 +43,7 @@ async def alarms_page(
     conn: Conn,
     error: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
-    rows = await fetch_all(
-        conn,
-        "SELECT a.id, r.code AS rule, r.name AS rule_name, a.priority, a.state, z.code AS zone,"
-        " a.raised_at, a.acked_by, a.value, a.message FROM alarms a "
-        "JOIN alarm_rules r ON r.id = a.rule_id LEFT JOIN zones z ON z.id = a.zone_id "
-        "WHERE a.closed_at IS NULL AND a.run_id = 0 "
-        "ORDER BY CASE a.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
-        "ELSE 3 END, a.raised_at DESC LIMIT 500",
-    )
+    rows = await aq.open_alarms_board(conn, 500)
     return render(
         request,
         "staff_alarms.html",
@@ -134,12 +128,7 @@ async def billing_page(
     st: State,
     error: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
-    runs = await fetch_all(
-        conn,
-        "SELECT to_char(period, 'YYYY-MM') AS period, state, started_at, finished_at, "
-        "accounts_total, accounts_done, charged_tiyin, attempts, last_error "
-        "FROM billing_runs ORDER BY period DESC LIMIT 36",
-    )
+    runs = await bq.recent_runs(conn, 36)
     running = any(r["state"] == "running" for r in runs)
     last_month = (st.clock().date().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     return render(
@@ -174,12 +163,7 @@ async def billing_run(
     except ApiError as exc:
         return RedirectResponse("/staff/billing?" + urlencode({"error": exc.message}), 303)
     if dry_run:
-        runs = await fetch_all(
-            conn,
-            "SELECT to_char(period, 'YYYY-MM') AS period, state, started_at, finished_at, "
-            "accounts_total, accounts_done, charged_tiyin, attempts, last_error "
-            "FROM billing_runs ORDER BY period DESC LIMIT 36",
-        )
+        runs = await bq.recent_runs(conn, 36)
         return render(
             request,
             "staff_billing.html",
@@ -204,12 +188,7 @@ async def reports_page(*, request: Request, who: ReportReader, conn: Conn, st: S
     allowed = [name for name, roles in REPORT_ROLES.items() if who.role in roles]
     today = st.clock().date()
     first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    places = await fetch_all(
-        conn,
-        "SELECT 'district' AS level, d.id, d.name_uz AS name FROM districts d "
-        "UNION ALL SELECT 'mahalla', m.id, m.name_uz FROM mahallas m "
-        "ORDER BY 1, 3 LIMIT 2000",
-    )
+    places = await rq.districts_and_mahallas(conn)
     return render(
         request,
         "staff_reports.html",

@@ -1,4 +1,6 @@
-"""Invoice PDFs: made by billing.documents, served by the API."""
+"""A customer's billing account as the API and the pages show it: the account and its
+balance (404 when there is no such account) and its invoices as PDF. The reads are
+:mod:`billing.queries`; the PDFs are made by :mod:`billing.documents`."""
 
 from __future__ import annotations
 
@@ -10,14 +12,36 @@ from psycopg import AsyncConnection
 from api.deps import AppState
 from api.errors import NotFoundError, UnavailableError
 from api.syncdb import run_sync
-from suvnet.listing import fetch_one
+from billing import documents
+from billing import queries as bq
+from billing.config import get_billing_config
+from billing.errors import BillingError
+
+
+async def account_or_404(conn: AsyncConnection[Any], number: str) -> dict[str, Any]:
+    """The account (:data:`billing.queries.ACCOUNT_SELECT`), or 404."""
+    row = await bq.account_by_number(conn, number)
+    if row is None:
+        raise NotFoundError(f"no account with number {number!r}")
+    return row
+
+
+async def balance_or_404(conn: AsyncConnection[Any], number: str) -> int:
+    """The account's balance in tiyin (positive: owes), or 404."""
+    bal = await bq.balance_tiyin(conn, number)
+    if bal is None:
+        raise NotFoundError(f"no account with number {number!r}")
+    return bal
+
+
+async def account_with_balance(conn: AsyncConnection[Any], number: str) -> dict[str, Any]:
+    """The account and its ``balance_tiyin``, or 404."""
+    acc = await account_or_404(conn, number)
+    acc["balance_tiyin"] = await balance_or_404(conn, number)
+    return acc
 
 
 def _render(conn: Any, account_id: int, period: Any, kind: str, lang: str) -> bytes:
-    from billing import documents
-    from billing.config import get_billing_config
-    from billing.errors import BillingError
-
     cfg = get_billing_config()
     language: Any = "ru" if lang == "ru" else "uz"
     try:
@@ -39,12 +63,7 @@ async def invoice_pdf_response(
 ) -> Response:
     """The PDF of one invoice; with ``account_no`` only when the invoice is that account's.
     Households get their payment slip, legal entities and budget bodies the hisob-faktura."""
-    row = await fetch_one(
-        conn,
-        "SELECT i.number, i.period, a.id AS account_id, a.number AS account, a.kind "
-        "FROM invoices i JOIN accounts a ON a.id = i.account_id WHERE i.id = %s",
-        (invoice_id,),
-    )
+    row = await bq.invoice_owner(conn, invoice_id)
     if row is None or (account_no is not None and row["account"] != account_no):
         raise NotFoundError(f"no invoice with id {invoice_id}")
     pdf = await run_sync(st, _render, row["account_id"], row["period"], row["kind"], lang)
