@@ -12,10 +12,12 @@ from psycopg import AsyncConnection
 from api.deps import AppState
 from api.errors import NotFoundError, UnavailableError
 from api.syncdb import run_sync
-from billing import documents
 from billing import queries as bq
 from billing.config import get_billing_config
 from billing.errors import BillingError
+
+# billing.documents (ReportLab) is imported on the first invoice PDF, not at start-up: every
+# API worker starts faster and smaller without it (start-up time).
 
 
 async def account_or_404(conn: AsyncConnection[Any], number: str) -> dict[str, Any]:
@@ -42,6 +44,8 @@ async def account_with_balance(conn: AsyncConnection[Any], number: str) -> dict[
 
 
 def _render(conn: Any, account_id: int, period: Any, kind: str, lang: str) -> bytes:
+    from billing import documents
+
     cfg = get_billing_config()
     language: Any = "ru" if lang == "ru" else "uz"
     try:
