@@ -1,4 +1,14 @@
-"""The monthly billing run: fetch (SQL) -> compute (kernels, tariff maths) -> post (SQL).
+"""The monthly billing run: fetch (SQL) -> build (pure) -> post (SQL), batch by batch.
+
+* :func:`fetch_inputs` reads everything the bills of some accounts need into
+  :class:`BillInputs` (frozen dataclasses and numpy arrays);
+* :func:`build_bills` turns them into :class:`AccountBill` s: consumption from the register
+  readings (the kernels of :mod:`billing.consumption`), the volume (metered or by the norm),
+  the days of service (:mod:`billing.proration`) and the charge lines in tiyin
+  (:mod:`billing.tariffs`). It is pure: no database, no clock;
+* :func:`post_bills` writes invoices, consumption rows and ledger charges.
+
+The run:
 
 * Idempotent: every active account gets exactly one regular invoice per month (a unique index
   says so) and its charge carries the idempotency key ``charge:<YYYY-MM>:<account id>``; a
@@ -16,17 +26,19 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from billing import consumption as cons
-from billing.config import BillingConfig
+from billing.config import BillingConfig, ConsumptionParams
 from billing.errors import BillingRunError
 from billing.ledger import post_entry, reverse_entry
 from billing.proration import Service, fetch_services
@@ -118,6 +130,82 @@ class PeriodWindow:
         return cls(first, start, end)
 
 
+# ------------------------------------------------------------------ inputs (what the fetch reads)
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class AccountIn:
+    """An account to bill, as the fetch reads it."""
+
+    id: int
+    number: str
+    kind: str  # household | legal | budget
+    category: str  # the tariff category
+    metered: bool
+    residents: int
+
+
+@dataclass(frozen=True)
+class MeterLink:
+    """A service connection (an account's meter) that overlaps the period."""
+
+    account_id: int
+    meter_id: int
+    serial_no: str
+    digits: int  # register digits: the register rolls over at 10**digits m³
+    point_id: int | None  # the meter's telemetry point, if it reports
+    installed_at: datetime
+    removed_at: datetime | None
+    initial_m3: float  # register at the installation
+    final_m3: float | None  # register at the removal (set exactly when removed_at is)
+
+
+@dataclass(frozen=True, eq=False)
+class Readings:
+    """Register readings as parallel arrays, in any order; a meter may have several readings
+    at the same time (from different sources): the lowest ``priority`` wins
+    (:data:`SOURCE_PRIORITY`)."""
+
+    meter: I64
+    ts: I64  # unix seconds
+    value: F64  # m³ on the register
+    priority: I64
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, int, float, int]]) -> Readings:
+        """From (meter id, unix seconds, m³, priority) rows."""
+        if not rows:
+            return cls.empty()
+        arr = np.array(rows, dtype=np.float64)
+        return cls(
+            arr[:, 0].astype(np.int64),
+            arr[:, 1].astype(np.int64),
+            arr[:, 2],
+            arr[:, 3].astype(np.int64),
+        )
+
+    @classmethod
+    def empty(cls) -> Readings:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, np.zeros(0, dtype=np.float64), z)
+
+
+@dataclass(frozen=True)
+class BillInputs:
+    """Everything the bills of some accounts for one period are computed from."""
+
+    window: PeriodWindow
+    accounts: tuple[AccountIn, ...]  # the bills come out in this order
+    links: tuple[MeterLink, ...]  # ordered by account, installation
+    readings: Readings  # of the linked meters, LOOKAHEAD past the period end
+    services: Mapping[int, Service]  # days of service by account id (missing: every day)
+    tariffs: tuple[Tariff, ...]
+    norms: tuple[Norm, ...]
+
+
+# ------------------------------------------------------------------ fetch (SQL -> inputs)
 def load_tariffs(conn: psycopg.Connection[Any]) -> list[Tariff]:
     rows = conn.execute(
         "SELECT category, valid_from, price_tiyin_per_m3, vat_rate_bp FROM tariffs"
@@ -130,32 +218,45 @@ def load_norms(conn: psycopg.Connection[Any]) -> list[Norm]:
     return [Norm(r[0], float(r[1])) for r in rows]
 
 
-def _epoch(dt: datetime) -> int:
-    return int(dt.timestamp())
-
-
-def _from_epoch(s: int) -> datetime:
-    return datetime.fromtimestamp(s, UTC)
-
-
-def compute_bills(  # noqa: PLR0917
+def fetch_inputs(  # noqa: PLR0917
     conn: psycopg.Connection[Any],
     account_ids: Sequence[int],
     win: PeriodWindow,
     cfg: BillingConfig,
-    tariffs: list[Tariff],
-    norms: list[Norm],
-) -> list[AccountBill]:
-    """Fetch the data of some accounts and compute their bills (no writes)."""
+    tariffs: Sequence[Tariff],
+    norms: Sequence[Norm],
+) -> BillInputs:
+    """Read what the bills of ``account_ids`` for the period need (no writes)."""
     ids = list(account_ids)
     p_first, p_last = period_bounds(win.period)
-    services = fetch_services(conn, ids, p_first, p_last, cfg.timezone)
-    accs = conn.execute(
-        "SELECT id, number, kind, category, metered, residents, status FROM accounts "
+    links = _fetch_links(conn, ids, win)
+    lo_ts = win.start - timedelta(days=cfg.consumption.history_days)
+    return BillInputs(
+        window=win,
+        accounts=_fetch_accounts(conn, ids),
+        links=links,
+        readings=_fetch_readings(conn, links, lo_ts, win.end + LOOKAHEAD),
+        services=fetch_services(conn, ids, p_first, p_last, cfg.timezone),
+        tariffs=tuple(tariffs),
+        norms=tuple(norms),
+    )
+
+
+def _fetch_accounts(conn: psycopg.Connection[Any], ids: list[int]) -> tuple[AccountIn, ...]:
+    rows = conn.execute(
+        "SELECT id, number, kind, category, metered, residents FROM accounts "
         "WHERE id = ANY(%s) ORDER BY id",
         (ids,),
     ).fetchall()
-    conns = conn.execute(
+    return tuple(
+        AccountIn(int(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), int(r[5])) for r in rows
+    )
+
+
+def _fetch_links(
+    conn: psycopg.Connection[Any], ids: list[int], win: PeriodWindow
+) -> tuple[MeterLink, ...]:
+    rows = conn.execute(
         """SELECT sc.account_id, sc.meter_id, m.serial_no, m.digits, m.point_id,
                   sc.installed_at, sc.removed_at, sc.initial_reading, sc.final_reading
            FROM service_connections sc JOIN meters m ON m.id = sc.meter_id
@@ -164,10 +265,29 @@ def compute_bills(  # noqa: PLR0917
            ORDER BY sc.account_id, sc.installed_at, sc.id""",
         (ids, win.end, win.start),
     ).fetchall()
-    meter_ids = sorted({int(c[1]) for c in conns})
-    point_ids = sorted({int(c[4]) for c in conns if c[4] is not None})
-    lo_ts = win.start - timedelta(days=cfg.consumption.history_days)
-    hi_ts = win.end + LOOKAHEAD
+    return tuple(
+        MeterLink(
+            account_id=int(r[0]),
+            meter_id=int(r[1]),
+            serial_no=str(r[2]),
+            digits=int(r[3]),
+            point_id=None if r[4] is None else int(r[4]),
+            installed_at=r[5],
+            removed_at=r[6],
+            initial_m3=float(r[7]),
+            final_m3=None if r[8] is None else float(r[8]),
+        )
+        for r in rows
+    )
+
+
+def _fetch_readings(
+    conn: psycopg.Connection[Any], links: Sequence[MeterLink], lo: datetime, hi: datetime
+) -> Readings:
+    """Entered readings (``meter_readings``) and good telemetry of the meters' points
+    (``readings``) in [lo, hi)."""
+    meter_ids = sorted({ln.meter_id for ln in links})
+    point_ids = sorted({ln.point_id for ln in links if ln.point_id is not None})
     rows: list[tuple[int, int, float, int]] = []
     if meter_ids:
         cur = conn.execute(
@@ -175,7 +295,7 @@ def compute_bills(  # noqa: PLR0917
                       CASE source WHEN 'telemetry' THEN 0 WHEN 'inspector' THEN 1
                                   WHEN 'manual' THEN 2 ELSE 3 END
                FROM meter_readings WHERE meter_id = ANY(%s) AND ts >= %s AND ts < %s""",
-            (meter_ids, lo_ts, hi_ts),
+            (meter_ids, lo, hi),
         )
         rows.extend(cur.fetchall())
     if point_ids:
@@ -184,69 +304,134 @@ def compute_bills(  # noqa: PLR0917
                FROM readings r JOIN meters m ON m.point_id = r.point_id
                WHERE r.point_id = ANY(%s) AND r.ts >= %s AND r.ts < %s AND r.quality = 0
                  AND r.value IS NOT NULL""",
-            (point_ids, lo_ts, hi_ts),
+            (point_ids, lo, hi),
         )
         rows.extend(cur.fetchall())
-    for c in conns:
-        rows.append((int(c[1]), _epoch(c[5]), float(c[7]), SOURCE_PRIORITY["install"]))
-        if c[6] is not None:
-            rows.append((int(c[1]), _epoch(c[6]), float(c[8]), SOURCE_PRIORITY["install"]))
-    if rows:
-        arr = np.array(rows, dtype=np.float64)
-        r_meter = arr[:, 0].astype(np.int64)
-        r_ts = arr[:, 1].astype(np.int64)
-        r_val = arr[:, 2]
-        r_pri = arr[:, 3].astype(np.int64)
-        order = np.lexsort((r_pri, r_ts, r_meter))
-        r_meter, r_ts, r_val = r_meter[order], r_ts[order], r_val[order]
-        keep = np.ones(r_meter.shape[0], dtype=bool)
-        keep[1:] = (r_meter[1:] != r_meter[:-1]) | (r_ts[1:] != r_ts[:-1])
-        r_meter, r_ts, r_val = r_meter[keep], r_ts[keep], r_val[keep]
-    else:
-        r_meter = np.zeros(0, np.int64)
-        r_ts = np.zeros(0, np.int64)
-        r_val = np.zeros(0, np.float64)
-    # one kernel slot per connection: its readings within the connection's life
-    ns = len(conns)
+    return Readings.of(rows)
+
+
+# ------------------------------------------------------------------ build (pure: inputs -> bills)
+def _epoch(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+def _from_epoch(s: int) -> datetime:
+    return datetime.fromtimestamp(s, UTC)
+
+
+def build_bills(inp: BillInputs, params: ConsumptionParams) -> list[AccountBill]:
+    """The bills of the accounts of ``inp``, in their order: consumption from the register
+    readings (kernels), the volume (metered or by the norm) and the charge lines in tiyin.
+
+    Pure: no database, no clock; the same inputs give the same bills."""
+    readings = merge_readings(inp.readings, inp.links)
+    lines = meter_lines(inp.links, readings, inp.window, inp.services, params)
+    tariffs, norms = list(inp.tariffs), list(inp.norms)
+    return [
+        account_bill(
+            acc, lines.get(acc.id, []), inp.services.get(acc.id), inp.window, tariffs, norms
+        )
+        for acc in inp.accounts
+    ]
+
+
+def merge_readings(readings: Readings, links: Sequence[MeterLink]) -> Readings:
+    """The readings plus each link's installation and removal register, sorted by (meter,
+    time), one per meter and time: the installation/removal reading wins, then the lowest
+    priority, then the first given."""
+    install = SOURCE_PRIORITY["install"]
+    extra: list[tuple[int, int, float, int]] = []
+    for ln in links:  # link by link: a meter moved at T keeps the first link's final reading
+        extra.append((ln.meter_id, _epoch(ln.installed_at), ln.initial_m3, install))
+        if ln.removed_at is not None and ln.final_m3 is not None:
+            extra.append((ln.meter_id, _epoch(ln.removed_at), ln.final_m3, install))
+    both = Readings.of(extra)
+    meter = np.concatenate((readings.meter, both.meter))
+    ts = np.concatenate((readings.ts, both.ts))
+    value = np.concatenate((readings.value, both.value))
+    pri = np.concatenate((readings.priority, both.priority))
+    order = np.lexsort((pri, ts, meter))  # stable: equal keys keep their given order
+    meter, ts, value, pri = meter[order], ts[order], value[order], pri[order]
+    keep = np.ones(meter.shape[0], dtype=bool)
+    keep[1:] = (meter[1:] != meter[:-1]) | (ts[1:] != ts[:-1])
+    return Readings(meter[keep], ts[keep], value[keep], pri[keep])
+
+
+@dataclass(frozen=True, eq=False)
+class _Slots:
+    """The kernel's input: one slot per link, its readings in CSR layout and its window."""
+
+    offsets: I64
+    index: I64  # positions in the merged readings
+    win_start: I64
+    win_end: I64
+    capacity: F64
+
+
+def _slots(
+    links: Sequence[MeterLink], r: Readings, win: PeriodWindow, services: Mapping[int, Service]
+) -> _Slots:
+    """Each link's readings within its life and its window: the period clipped to the
+    connection and to the account's service (nothing before it opened, nothing after it was
+    closed; readings after the closing moment are not used either)."""
+    ns = len(links)
     offsets = np.zeros(ns + 1, dtype=np.int64)
-    pieces: list[np.ndarray] = []
+    pieces: list[I64] = []
     win_s = np.zeros(ns, dtype=np.int64)
     win_e = np.zeros(ns, dtype=np.int64)
     capacity = np.zeros(ns, dtype=np.float64)
     ps, pe = _epoch(win.start), _epoch(win.end)
-    for k, c in enumerate(conns):
-        mid = int(c[1])
-        a = int(np.searchsorted(r_meter, mid, "left"))
-        b = int(np.searchsorted(r_meter, mid, "right"))
-        inst = _epoch(c[5])
-        rem = _epoch(c[6]) if c[6] is not None else None
-        # the account's service within the period: nothing before it opened, nothing after
-        # it was closed (readings after the closing moment are not used either)
-        svc = services.get(int(c[0]))
+    for k, ln in enumerate(links):
+        a = int(np.searchsorted(r.meter, ln.meter_id, "left"))
+        b = int(np.searchsorted(r.meter, ln.meter_id, "right"))
+        inst = _epoch(ln.installed_at)
+        rem = _epoch(ln.removed_at) if ln.removed_at is not None else None
+        svc = services.get(ln.account_id)
         svc_s = ps if svc is None else (pe if svc.start is None else _epoch(svc.start))
         svc_e = pe if svc is None else (ps if svc.end is None else _epoch(svc.end))
         cut = rem
         if svc_e < pe:
             cut = svc_e if cut is None else min(cut, svc_e)
-        a2 = a + int(np.searchsorted(r_ts[a:b], inst, "left"))
-        b2 = b if cut is None else a + int(np.searchsorted(r_ts[a:b], cut, "right"))
+        a2 = a + int(np.searchsorted(r.ts[a:b], inst, "left"))
+        b2 = b if cut is None else a + int(np.searchsorted(r.ts[a:b], cut, "right"))
         b2 = max(a2, b2)
         pieces.append(np.arange(a2, b2, dtype=np.int64))
         offsets[k + 1] = offsets[k] + (b2 - a2)
         win_s[k] = max(ps, inst, svc_s)
         win_e[k] = max(win_s[k], min(pe, svc_e) if rem is None else min(pe, rem, svc_e))
-        capacity[k] = 10.0 ** int(c[3])
+        capacity[k] = 10.0**ln.digits
     idx = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    res = cons.compute(offsets, r_ts[idx], r_val[idx], capacity, win_s, win_e, cfg.consumption)
+    return _Slots(offsets, idx, win_s, win_e, capacity)
+
+
+def meter_lines(
+    links: Sequence[MeterLink],
+    readings: Readings,
+    win: PeriodWindow,
+    services: Mapping[int, Service],
+    params: ConsumptionParams,
+) -> dict[int, list[MeterLine]]:
+    """Each link's consumption in the period (the kernels), by account id, in link order.
+    ``readings`` are merged (:func:`merge_readings`)."""
+    sl = _slots(links, readings, win, services)
+    res = cons.compute(
+        sl.offsets,
+        readings.ts[sl.index],
+        readings.value[sl.index],
+        sl.capacity,
+        sl.win_start,
+        sl.win_end,
+        params,
+    )
     by_acc: dict[int, list[MeterLine]] = {}
-    for k, c in enumerate(conns):
+    for k, ln in enumerate(links):
         sv, ev = float(res.start_value[k]), float(res.end_value[k])
-        by_acc.setdefault(int(c[0]), []).append(
+        by_acc.setdefault(ln.account_id, []).append(
             MeterLine(
-                meter_id=int(c[1]),
-                serial_no=str(c[2]),
-                start_ts=_from_epoch(int(win_s[k])),
-                end_ts=_from_epoch(int(win_e[k])),
+                meter_id=ln.meter_id,
+                serial_no=ln.serial_no,
+                start_ts=_from_epoch(int(sl.win_start[k])),
+                end_ts=_from_epoch(int(sl.win_end[k])),
                 start_m3=None if np.isnan(sv) else sv,
                 end_m3=None if np.isnan(ev) else ev,
                 volume_m3=float(res.volume[k]),
@@ -254,48 +439,67 @@ def compute_bills(  # noqa: PLR0917
                 flags=int(res.flags[k]),
             )
         )
-    out: list[AccountBill] = []
-    for acc_id, number, kind, category, metered, residents, _status in accs:
-        lines = by_acc.get(int(acc_id), [])
-        svc = services.get(int(acc_id))
-        if metered and lines:
-            vol = sum(m.volume_m3 for m in lines)
-            flags = 0
-            for m in lines:
-                flags |= m.flags
-            litres = max(0, round(vol * 1000))
-            # the tariff split runs over the days the account was not closed
-            rng = svc.open_range() if svc is not None and not svc.full else None
-            first, last = rng if rng is not None else (None, None)
-            charge = metered_charge(litres, category, win.period, tariffs, first=first, last=last)
-            basis = "metered"
-        else:
-            flags = 0
-            # the norm is charged for the active days only: no water on suspended days, none
-            # before the account was opened or after it was closed
-            mask = svc.active_mask if svc is not None and not svc.full else None
-            charge = norm_charge(int(residents), category, win.period, tariffs, norms, service=mask)
-            litres = charge.litres
-            vol = litres / 1000
-            basis = "norm"
-        out.append(
-            AccountBill(
-                account_id=int(acc_id),
-                number=str(number),
-                kind=str(kind),
-                basis=basis,
-                volume_m3=vol,
-                litres=litres,
-                estimated=bool(flags & cons.ESTIMATED_MASK),
-                flags=flags,
-                charge=charge,
-                meters=tuple(lines),
-                service=svc,
-            )
-        )
-    return out
+    return by_acc
 
 
+def account_bill(  # noqa: PLR0917
+    acc: AccountIn,
+    lines: Sequence[MeterLine],
+    svc: Service | None,
+    win: PeriodWindow,
+    tariffs: list[Tariff],
+    norms: list[Norm],
+) -> AccountBill:
+    """One account's bill: metered when it has a meter connected in the period, else by the
+    norm. ``svc`` None means in service every day."""
+    if acc.metered and lines:
+        vol = sum(m.volume_m3 for m in lines)
+        flags = 0
+        for m in lines:
+            flags |= m.flags
+        litres = max(0, round(vol * 1000))
+        # the tariff split runs over the days the account was not closed
+        rng = svc.open_range() if svc is not None and not svc.full else None
+        first, last = rng if rng is not None else (None, None)
+        charge = metered_charge(litres, acc.category, win.period, tariffs, first=first, last=last)
+        basis = "metered"
+    else:
+        flags = 0
+        # the norm is charged for the active days only: no water on suspended days, none
+        # before the account was opened or after it was closed
+        mask = svc.active_mask if svc is not None and not svc.full else None
+        charge = norm_charge(acc.residents, acc.category, win.period, tariffs, norms, service=mask)
+        litres = charge.litres
+        vol = litres / 1000
+        basis = "norm"
+    return AccountBill(
+        account_id=acc.id,
+        number=acc.number,
+        kind=acc.kind,
+        basis=basis,
+        volume_m3=vol,
+        litres=litres,
+        estimated=bool(flags & cons.ESTIMATED_MASK),
+        flags=flags,
+        charge=charge,
+        meters=tuple(lines),
+        service=svc,
+    )
+
+
+def compute_bills(  # noqa: PLR0917
+    conn: psycopg.Connection[Any],
+    account_ids: Sequence[int],
+    win: PeriodWindow,
+    cfg: BillingConfig,
+    tariffs: Sequence[Tariff],
+    norms: Sequence[Norm],
+) -> list[AccountBill]:
+    """Fetch the data of some accounts and compute their bills (no writes)."""
+    return build_bills(fetch_inputs(conn, account_ids, win, cfg, tariffs, norms), cfg.consumption)
+
+
+# ------------------------------------------------------------------ write (bills -> SQL)
 def _accumulate(summary: RunSummary, bills: list[AccountBill]) -> None:
     for b in bills:
         summary.accounts_billed += 1
@@ -363,14 +567,31 @@ def post_bills(
     run_id: int | None,
     kind: str = "regular",
 ) -> dict[int, int]:
-    """Insert invoices, consumption rows and ledger charges (caller's transaction).
+    """Insert invoices, consumption rows and ledger charges (caller's transaction). A
+    correction invoice (``kind="correction"``) posts no charge here: :func:`correct_account`
+    does.
 
     Returns account id -> invoice id.
     """
     if not bills:
         return {}
+    inv = _insert_invoices(conn, bills, win, now=now, run_id=run_id, kind=kind)
+    _insert_consumption(conn, bills, win, inv)
+    if kind == "regular":
+        _insert_charges(conn, bills, win, inv, now=now)
+    return inv
+
+
+def _insert_invoices(
+    conn: psycopg.Connection[Any],
+    bills: list[AccountBill],
+    win: PeriodWindow,
+    *,
+    now: datetime,
+    run_id: int | None,
+    kind: str,
+) -> dict[int, int]:
     numbers = _allocate_numbers(conn, now.year, len(bills))
-    _, last_day = period_bounds(win.period)
     rows = conn.execute(
         """INSERT INTO invoices (number, account_id, period, kind, run_id, issued_at,
                                  amount_tiyin, vat_tiyin, volume_m3, estimated, lines)
@@ -392,53 +613,72 @@ def post_bills(
             [_lines_json(b) for b in bills],
         ),
     ).fetchall()
-    inv = {int(a): int(i) for i, a in rows}
+    return {int(a): int(i) for i, a in rows}
+
+
+def _insert_consumption(
+    conn: psycopg.Connection[Any], bills: list[AccountBill], win: PeriodWindow, inv: dict[int, int]
+) -> None:
     mrows = [(b, m) for b in bills for m in b.meters]
-    if mrows:
-        conn.execute(
-            """INSERT INTO period_consumption (period, account_id, meter_id, invoice_id,
-                   start_ts, end_ts, start_m3, end_m3, volume_m3, estimated_m3, flags)
-               SELECT %s, a, m, i, s, e, sv, ev, v, est, f
-               FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[],
-                           %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[],
-                           %s::float8[], %s::int[]) AS u(a, m, i, s, e, sv, ev, v, est, f)""",
-            (
-                win.period,
-                [b.account_id for b, _ in mrows],
-                [m.meter_id for _, m in mrows],
-                [inv[b.account_id] for b, _ in mrows],
-                [m.start_ts for _, m in mrows],
-                [m.end_ts for _, m in mrows],
-                [m.start_m3 for _, m in mrows],
-                [m.end_m3 for _, m in mrows],
-                [m.volume_m3 for _, m in mrows],
-                [m.estimated_m3 for _, m in mrows],
-                [m.flags for _, m in mrows],
-            ),
-        )
+    if not mrows:
+        return
+    conn.execute(
+        """INSERT INTO period_consumption (period, account_id, meter_id, invoice_id,
+               start_ts, end_ts, start_m3, end_m3, volume_m3, estimated_m3, flags)
+           SELECT %s, a, m, i, s, e, sv, ev, v, est, f
+           FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[],
+                       %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[],
+                       %s::float8[], %s::int[]) AS u(a, m, i, s, e, sv, ev, v, est, f)""",
+        (
+            win.period,
+            [b.account_id for b, _ in mrows],
+            [m.meter_id for _, m in mrows],
+            [inv[b.account_id] for b, _ in mrows],
+            [m.start_ts for _, m in mrows],
+            [m.end_ts for _, m in mrows],
+            [m.start_m3 for _, m in mrows],
+            [m.end_m3 for _, m in mrows],
+            [m.volume_m3 for _, m in mrows],
+            [m.estimated_m3 for _, m in mrows],
+            [m.flags for _, m in mrows],
+        ),
+    )
+
+
+def _insert_charges(
+    conn: psycopg.Connection[Any],
+    bills: list[AccountBill],
+    win: PeriodWindow,
+    inv: dict[int, int],
+    *,
+    now: datetime,
+) -> None:
+    """One ledger charge per bill with an amount, dated the last day of the period, with the
+    idempotency key ``charge:<YYYY-MM>:<account id>``."""
     charged = [b for b in bills if b.charge.total_tiyin > 0]
-    if charged and kind == "regular":
-        ym = win.period.strftime("%Y-%m")
-        conn.execute(
-            """INSERT INTO ledger (account_id, kind, amount_tiyin, vat_tiyin, value_date, period,
-                                   posted_at, source, idem_key, invoice_id, memo)
-               SELECT a, 'charge', amt, vat, %s, %s, %s, 'billing', k, i, %s
-               FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
-                    AS u(a, amt, vat, k, i)
-               ON CONFLICT (idem_key) DO NOTHING""",
-            (
-                last_day,
-                win.period,
-                now,
-                f"water {ym}",
-                [b.account_id for b in charged],
-                [b.charge.total_tiyin for b in charged],
-                [b.charge.vat_tiyin for b in charged],
-                [f"charge:{ym}:{b.account_id}" for b in charged],
-                [inv[b.account_id] for b in charged],
-            ),
-        )
-    return inv
+    if not charged:
+        return
+    _, last_day = period_bounds(win.period)
+    ym = win.period.strftime("%Y-%m")
+    conn.execute(
+        """INSERT INTO ledger (account_id, kind, amount_tiyin, vat_tiyin, value_date, period,
+                               posted_at, source, idem_key, invoice_id, memo)
+           SELECT a, 'charge', amt, vat, %s, %s, %s, 'billing', k, i, %s
+           FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
+                AS u(a, amt, vat, k, i)
+           ON CONFLICT (idem_key) DO NOTHING""",
+        (
+            last_day,
+            win.period,
+            now,
+            f"water {ym}",
+            [b.account_id for b in charged],
+            [b.charge.total_tiyin for b in charged],
+            [b.charge.vat_tiyin for b in charged],
+            [f"charge:{ym}:{b.account_id}" for b in charged],
+            [inv[b.account_id] for b in charged],
+        ),
+    )
 
 
 def _unbilled(conn: psycopg.Connection[Any], win: PeriodWindow, tz: str) -> tuple[list[int], int]:
@@ -486,89 +726,134 @@ def run_billing(
         raise BillingRunError("run_billing needs a connection with autocommit off")
     win = PeriodWindow.of(period, cfg.timezone)
     summary = RunSummary(period=win.period, dry_run=dry_run)
-    lock_key = zlib.crc32(f"billing-run:{win.period}".encode())
-    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()
-    conn.commit()
-    if not got or not got[0]:
-        raise BillingRunError(
-            f"another billing run for {win.period:%Y-%m} is in progress; try again later"
-        )
-    try:
+    with _period_lock(conn, win.period):
         tariffs = load_tariffs(conn)
         norms = load_norms(conn)
-        todo, done_before = _unbilled(conn, win, cfg.timezone)
-        summary.accounts_skipped_done = done_before
+        todo, summary.accounts_skipped_done = _unbilled(conn, win, cfg.timezone)
         total = len(todo)
-        run_id: int | None = None
-        if not dry_run:
-            row = conn.execute(
-                """INSERT INTO billing_runs (period, state, started_at, accounts_total)
-                   VALUES (%s, 'running', %s, %s)
-                   ON CONFLICT (period) DO UPDATE SET state = 'running',
-                       attempts = billing_runs.attempts + 1, last_error = NULL,
-                       accounts_total = billing_runs.accounts_done + EXCLUDED.accounts_total,
-                       finished_at = NULL
-                   RETURNING id""",
-                (win.period, now, total),
-            ).fetchone()
-            assert row is not None
-            run_id = int(row[0])
-            conn.commit()
-            if total:
-                log.info("billing run %s started: %d accounts to bill", f"{period:%Y-%m}", total)
+        run_id = None if dry_run else _start_run(conn, win, now=now, total=total)
         if progress:
             progress(0, total)
         done = 0
         for bno, start in enumerate(range(0, total, batch_size)):
             chunk = todo[start : start + batch_size]
-            try:
-                bills = compute_bills(conn, chunk, win, cfg, tariffs, norms)
-                _accumulate(summary, bills)
-                if not dry_run:
-                    inv = post_bills(conn, bills, win, now=now, run_id=run_id)
-                    summary.invoices_created += len(inv)
-                    conn.execute(
-                        """UPDATE billing_runs SET accounts_done = accounts_done + %s,
-                               charged_tiyin = charged_tiyin + %s WHERE id = %s""",
-                        (len(bills), sum(b.charge.total_tiyin for b in bills), run_id),
-                    )
-                conn.commit()
-            except BaseException as exc:
-                conn.rollback()
-                if run_id is not None and not isinstance(exc, KeyboardInterrupt):
-                    conn.execute(
-                        "UPDATE billing_runs SET state = 'failed', last_error = %s WHERE id = %s",
-                        (f"{type(exc).__name__}: {exc}"[:500], run_id),
-                    )
-                    conn.commit()
-                raise
+            bills, invoices = _bill_batch(
+                conn, chunk, win, cfg, tariffs, norms, now=now, run_id=run_id
+            )
+            _accumulate(summary, bills)
+            summary.invoices_created += invoices
             done += len(chunk)
             if progress:
                 progress(done, total)
             if after_batch:
                 after_batch(bno)
-        if not dry_run:
-            conn.execute(
-                "UPDATE billing_runs SET state = 'completed', finished_at = %s WHERE id = %s",
-                (now, run_id),
-            )
-            conn.commit()
-            summary.state = "completed"
-            if total:
-                log.info(
-                    "billing run %s completed: %d invoices, %d tiyin",
-                    f"{period:%Y-%m}",
-                    summary.invoices_created,
-                    summary.total_tiyin,
-                )
-        else:
-            conn.rollback()
-            summary.state = "dry-run"
-        return summary
+        _finish_run(conn, summary, run_id, now=now, total=total)
+    return summary
+
+
+@contextmanager
+def _period_lock(conn: psycopg.Connection[Any], period: date) -> Iterator[None]:
+    """Hold the month's advisory lock: a second run of the same month at the same time is
+    refused. Whatever happens inside, the transaction is rolled back and the lock released."""
+    lock_key = zlib.crc32(f"billing-run:{period}".encode())
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()
+    conn.commit()
+    if not got or not got[0]:
+        raise BillingRunError(
+            f"another billing run for {period:%Y-%m} is in progress; try again later"
+        )
+    try:
+        yield
     finally:
         conn.rollback()
         conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
         conn.commit()
+
+
+def _start_run(
+    conn: psycopg.Connection[Any], win: PeriodWindow, *, now: datetime, total: int
+) -> int:
+    """The run's row in ``billing_runs`` (a new one, or the month's earlier one resumed)."""
+    row = conn.execute(
+        """INSERT INTO billing_runs (period, state, started_at, accounts_total)
+           VALUES (%s, 'running', %s, %s)
+           ON CONFLICT (period) DO UPDATE SET state = 'running',
+               attempts = billing_runs.attempts + 1, last_error = NULL,
+               accounts_total = billing_runs.accounts_done + EXCLUDED.accounts_total,
+               finished_at = NULL
+           RETURNING id""",
+        (win.period, now, total),
+    ).fetchone()
+    assert row is not None
+    conn.commit()
+    if total:
+        log.info("billing run %s started: %d accounts to bill", f"{win.period:%Y-%m}", total)
+    return int(row[0])
+
+
+def _bill_batch(  # noqa: PLR0917
+    conn: psycopg.Connection[Any],
+    chunk: list[int],
+    win: PeriodWindow,
+    cfg: BillingConfig,
+    tariffs: list[Tariff],
+    norms: list[Norm],
+    *,
+    now: datetime,
+    run_id: int | None,
+) -> tuple[list[AccountBill], int]:
+    """Bill a batch of accounts in one transaction: fetch, build, and (unless a dry run,
+    ``run_id`` None) post and count the progress. Returns the bills and the number of
+    invoices created. On any failure the batch is rolled back and the run marked failed (not
+    on Ctrl-C: the next run resumes it)."""
+    invoices = 0
+    try:
+        bills = compute_bills(conn, chunk, win, cfg, tariffs, norms)
+        if run_id is not None:
+            invoices = len(post_bills(conn, bills, win, now=now, run_id=run_id))
+            conn.execute(
+                """UPDATE billing_runs SET accounts_done = accounts_done + %s,
+                       charged_tiyin = charged_tiyin + %s WHERE id = %s""",
+                (len(bills), sum(b.charge.total_tiyin for b in bills), run_id),
+            )
+        conn.commit()
+    except BaseException as exc:
+        conn.rollback()
+        if run_id is not None and not isinstance(exc, KeyboardInterrupt):
+            conn.execute(
+                "UPDATE billing_runs SET state = 'failed', last_error = %s WHERE id = %s",
+                (f"{type(exc).__name__}: {exc}"[:500], run_id),
+            )
+            conn.commit()
+        raise
+    return bills, invoices
+
+
+def _finish_run(
+    conn: psycopg.Connection[Any],
+    summary: RunSummary,
+    run_id: int | None,
+    *,
+    now: datetime,
+    total: int,
+) -> None:
+    if run_id is None:  # a dry run
+        conn.rollback()
+        summary.state = "dry-run"
+        return
+    conn.execute(
+        "UPDATE billing_runs SET state = 'completed', finished_at = %s WHERE id = %s",
+        (now, run_id),
+    )
+    conn.commit()
+    summary.state = "completed"
+    if total:
+        log.info(
+            "billing run %s completed: %d invoices, %d tiyin",
+            f"{summary.period:%Y-%m}",
+            summary.invoices_created,
+            summary.total_tiyin,
+        )
 
 
 @dataclass(frozen=True)
