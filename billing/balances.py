@@ -6,23 +6,26 @@
 * Aging: debits (charges, penalties, positive adjustments and opening balances) are aged from
   their value date; credits (payments, negative adjustments) pay the oldest debt first (FIFO).
   A reversal cancels the very entry it names before FIFO is applied.
+
+The balance here is the closing balance of :mod:`billing.figures` (the sum of the entries up
+to the as-of date); its debit part is the debt, its credit part the prepayment.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 
 from billing.config import BillingConfig
+from billing.figures import GROUP_COLUMNS, GroupBy
 from billing.ledger import post_entry
 from billing.tariffs import div_round
 
-GroupBy = Literal["account", "street", "mahalla", "district"]
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
 
 
@@ -94,19 +97,27 @@ def age_entries(entries: Iterable[Entry], as_of: date) -> Aging:
     return out
 
 
+ENTRIES_SQL = """SELECT account_id, id, kind, amount_tiyin, value_date, reverses_id FROM ledger
+   WHERE value_date <= %(as_of)s
+     AND (%(ids)s::bigint[] IS NULL OR account_id = ANY(%(ids)s::bigint[]))
+   ORDER BY account_id, value_date, id"""
+"""The entries that :func:`entries_by_account` turns into aging input (parameters ``as_of``
+and ``ids``, None for every account); the async report queries run the same text."""
+
+
+def entries_by_account(rows: Iterable[Sequence[Any]]) -> dict[int, list[Entry]]:
+    """Rows of :data:`ENTRIES_SQL` grouped per account (pure)."""
+    out: dict[int, list[Entry]] = defaultdict(list)
+    for acc, entry_id, kind, amount, value_date, reverses_id in rows:
+        out[int(acc)].append(Entry(int(entry_id), kind, int(amount), value_date, reverses_id))
+    return out
+
+
 def load_entries(
     conn: psycopg.Connection[Any], as_of: date, account_ids: list[int] | None = None
 ) -> dict[int, list[Entry]]:
-    rows = conn.execute(
-        """SELECT account_id, id, kind, amount_tiyin, value_date, reverses_id FROM ledger
-           WHERE value_date <= %s AND (%s::bigint[] IS NULL OR account_id = ANY(%s::bigint[]))
-           ORDER BY account_id, value_date, id""",
-        (as_of, account_ids, account_ids),
-    ).fetchall()
-    out: dict[int, list[Entry]] = defaultdict(list)
-    for acc, *rest in rows:
-        out[int(acc)].append(Entry(int(rest[0]), rest[1], int(rest[2]), rest[3], rest[4]))
-    return out
+    rows = conn.execute(ENTRIES_SQL, {"as_of": as_of, "ids": account_ids}).fetchall()
+    return entries_by_account(rows)
 
 
 def aging_by_account(
@@ -128,19 +139,11 @@ class GroupBalance:
     aging: Aging = field(default_factory=Aging)
 
 
-_GROUP_COLS = {
-    "account": ("account_id", "number"),
-    "street": ("street_id", "street_uz"),
-    "mahalla": ("mahalla_id", "mahalla_uz"),
-    "district": ("district_id", "district_uz"),
-}
-
-
 def balances_by(conn: psycopg.Connection[Any], by: GroupBy, as_of: date) -> list[GroupBalance]:
     """Balances rolled up per account, street, mahalla or district (with FIFO aging)."""
-    key_col, name_col = _GROUP_COLS[by]
+    key_col, name_col = GROUP_COLUMNS[by]
     groups = conn.execute(
-        f"SELECT account_id, {key_col}, {name_col} FROM account_addresses ORDER BY 2, 1"
+        f"SELECT account_id, {key_col}, {name_col} FROM account_addresses ORDER BY 2, 1"  # noqa: S608 - fixed column names from GROUP_COLUMNS
     ).fetchall()
     ages = aging_by_account(conn, as_of)
     out: dict[int, GroupBalance] = {}

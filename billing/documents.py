@@ -2,7 +2,9 @@
 statements (akt sverki) and dunning letters, in Uzbek (Latin, default) or Russian.
 
 Data gathering (SQL) is separate from rendering: ``*_data`` functions read the database and
-return plain dataclasses; ``render_*`` functions turn them into PDF bytes.
+return plain dataclasses; ``render_*`` functions turn them into PDF bytes. The money figures
+(opening balance, charged, paid, closing balance and its debit/credit parts) follow the one
+definition of :mod:`billing.figures`, the same as the reports and the dashboards.
 
 Every value that comes from data (names, addresses, numbers, references, the utility's own
 settings) goes into a ``Paragraph`` through :func:`suvnet.textsafe.rl_text`, so ReportLab's
@@ -43,6 +45,7 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
 from billing import consumption as cons
 from billing.config import BillingConfig
 from billing.errors import DocumentError
+from billing.figures import Figures, account_figures
 from billing.paylinks import best_link
 from billing.tariffs import period_bounds
 from suvnet.textsafe import rl_text
@@ -416,18 +419,7 @@ def slip_data(
             meters.append(  # noqa: PERF401
                 MeterRow(m[0], m[1], m[2], float(m[3]), bool(int(m[4]) & cons.ESTIMATED_MASK))
             )
-    sums = conn.execute(
-        """SELECT coalesce(sum(amount_tiyin) FILTER (WHERE value_date < %s), 0),
-                  coalesce(sum(amount_tiyin) FILTER (WHERE value_date BETWEEN %s AND %s
-                                                     AND kind <> 'payment'), 0),
-                  coalesce(-sum(amount_tiyin) FILTER (WHERE value_date BETWEEN %s AND %s
-                                                      AND kind = 'payment'), 0)
-           FROM ledger WHERE account_id = %s""",
-        (first, first, last, first, last, account_id),
-    ).fetchone()
-    assert sums is not None
-    opening, charges, payments = int(sums[0]), int(sums[1]), int(sums[2])
-    closing = opening + charges - payments
+    fig = account_figures(conn, account_id, first, last)
     return SlipData(
         account_id=account_id,
         number=acc[1],
@@ -447,12 +439,12 @@ def slip_data(
         invoice_number=inv[0] if inv else None,
         volume_m3=float(inv[2]) if inv else 0.0,
         estimated=bool(inv[3]) if inv else False,
-        opening_tiyin=opening,
-        charges_tiyin=charges,
-        payments_tiyin=payments,
-        closing_tiyin=closing,
+        opening_tiyin=fig.opening,
+        charges_tiyin=fig.charged,
+        payments_tiyin=fig.paid,
+        closing_tiyin=fig.closing,
         vat_tiyin=int(inv[4]) if inv else 0,
-        pay_link=best_link(cfg, acc[1], max(closing, 0)),
+        pay_link=best_link(cfg, acc[1], fig.closing_debit),
         service_days=int(service["days"]) if service else None,
         period_days=int(service["period_days"]) if service else None,
         suspended_days=int(service.get("suspended_days", 0)) if service else 0,
@@ -645,6 +637,10 @@ def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
 
 @dataclass(frozen=True)
 class StatementLine:
+    """One ledger entry on a statement: ``debit`` is its part of "charged", ``credit`` its
+    part of "paid" (billing.figures). A reversal stays in the column of the entry it
+    cancels, with the opposite sign (storno), so the columns' sums are charged and paid."""
+
     value_date: date
     document: str
     debit: int
@@ -663,15 +659,21 @@ class StatementData:
 
     @property
     def debit(self) -> int:
+        """Debit turnover: what was charged in the period."""
         return sum(ln.debit for ln in self.lines)
 
     @property
     def credit(self) -> int:
+        """Credit turnover: what was paid in the period."""
         return sum(ln.credit for ln in self.lines)
 
     @property
+    def figures(self) -> Figures:
+        return Figures(self.opening_tiyin, self.debit, self.credit)
+
+    @property
     def closing_tiyin(self) -> int:
-        return self.opening_tiyin + self.debit - self.credit
+        return self.figures.closing
 
 
 def statement_data(
@@ -685,34 +687,38 @@ def statement_data(
     ).fetchone()
     if acc is None:
         raise DocumentError(f"no account {account_id}")
-    row = conn.execute(
-        "SELECT coalesce(sum(amount_tiyin), 0) FROM ledger WHERE account_id = %s "
-        "AND value_date < %s",
-        (account_id, date_from),
-    ).fetchone()
-    assert row is not None
+    fig = account_figures(conn, account_id, date_from, date_to)
     rows = conn.execute(
-        """SELECT l.value_date, l.kind, l.amount_tiyin, i.number, l.external_ref
-           FROM ledger l LEFT JOIN invoices i ON i.id = l.invoice_id
-           WHERE l.account_id = %s AND l.value_date BETWEEN %s AND %s
-           ORDER BY l.value_date, l.id""",
+        """SELECT t.value_date, t.kind, t.counts_as, t.charged_tiyin, t.paid_tiyin, i.number,
+                  t.external_ref
+           FROM ledger_turnover t LEFT JOIN invoices i ON i.id = t.invoice_id
+           WHERE t.account_id = %s AND t.value_date BETWEEN %s AND %s
+           ORDER BY t.value_date, t.id""",
         (account_id, date_from, date_to),
     ).fetchall()
+    t = T[lang]
     lines = []
-    for vd, kind, amount, inv_no, ext in rows:
-        doc = T[lang][kind] + (f" № {inv_no}" if inv_no else "") + (f" ({ext})" if ext else "")
-        amt = int(amount)
-        lines.append(StatementLine(vd, doc, amt if amt > 0 else 0, -amt if amt < 0 else 0))
-    return StatementData(acc[0], acc[1], acc[2], date_from, date_to, int(row[0]), tuple(lines))
+    for vd, kind, counts_as, charged, paid, inv_no, ext in rows:
+        doc = t[kind] if kind == counts_as else f"{t[kind]}: {t[counts_as]}"
+        doc += (f" № {inv_no}" if inv_no else "") + (f" ({ext})" if ext else "")
+        lines.append(StatementLine(vd, doc, int(charged), int(paid)))
+    return StatementData(acc[0], acc[1], acc[2], date_from, date_to, fig.opening, tuple(lines))
 
 
 def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
     """Reconciliation statement (akt sverki) with signature fields for both sides."""
     t = T[lang]
     st = _Styles(cfg)
-    ob, cb = sd.opening_tiyin, sd.closing_tiyin
+    fig = sd.figures
     rows: list[list[Any]] = [[t["date"], t["document"], t["debit"], t["credit"]]]
-    rows.append([sd.date_from.isoformat(), t["opening_bal"], money(max(ob, 0)), money(max(-ob, 0))])
+    rows.append(
+        [
+            sd.date_from.isoformat(),
+            t["opening_bal"],
+            money(fig.opening_debit),
+            money(fig.opening_credit),
+        ]
+    )
     for ln in sd.lines:
         rows.append(  # noqa: PERF401
             [
@@ -723,7 +729,14 @@ def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -
             ]
         )
     rows.append(["", t["turnover"], money(sd.debit), money(sd.credit)])
-    rows.append([sd.date_to.isoformat(), t["closing_bal"], money(max(cb, 0)), money(max(-cb, 0))])
+    rows.append(
+        [
+            sd.date_to.isoformat(),
+            t["closing_bal"],
+            money(fig.closing_debit),
+            money(fig.closing_credit),
+        ]
+    )
     story: list[Flowable] = [
         Paragraph(t["statement"], st.title),
         Paragraph(f"{sd.date_from.isoformat()} – {sd.date_to.isoformat()}", st.body),

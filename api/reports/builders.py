@@ -1,7 +1,9 @@
-"""The five department reports, built from billing's, alarms' and the telemetry tables.
+"""The five department reports: the figures come from billing's and alarms' query modules
+(``billing.report_queries``, ``alarms.report_queries``); this module only shapes their rows
+into report tables (columns, subtotals, totals). It holds no SQL.
 
-Figures come from the ledger (sums of entries) and billing's own functions (FIFO aging);
-nothing is recomputed differently here.
+Money figures follow the one definition of :mod:`billing.figures` (docs/billing.md, "Money
+figures"): closing = opening + charged - paid, to the tiyin.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
-from api.deps import AppState
+from alarms import report_queries as network
 from api.reports.model import Column, Report, Row, Table, total_row, with_subtotals
-from api.sql import fetch_all
-from api.syncdb import run_sync
+from billing import report_queries as billing
+from billing.figures import AddressScope, collection_rate
 
 ReportName = Literal["accounting", "finance", "legal", "customer_service", "technical"]
 TZ = ZoneInfo("Asia/Tashkent")
@@ -39,19 +41,9 @@ class Filters:
                 p[k] = str(v)
         return p
 
-    def address_sql(self, alias: str = "ad") -> tuple[str, dict[str, Any]]:
-        conds = [
-            f"{alias}.{k} = %({k})s"
-            for k in ("district_id", "mahalla_id", "street_id")
-            if getattr(self, k) is not None
-        ]
-        return (" AND ".join(conds) or "true"), {
-            "district_id": self.district_id,
-            "mahalla_id": self.mahalla_id,
-            "street_id": self.street_id,
-            "from": self.date_from,
-            "to": self.date_to,
-        }
+    @property
+    def scope(self) -> AddressScope:
+        return AddressScope(self.district_id, self.mahalla_id, self.street_id)
 
     @property
     def ts_from(self) -> datetime:
@@ -71,44 +63,26 @@ ADDRESS_GROUPS = [
 
 # -------------------------------------------------------------------------------- accounting
 
+TURNOVER_SUMS = [
+    "opening",
+    "opening_debit",
+    "opening_credit",
+    "charged",
+    "paid",
+    "closing",
+    "closing_debit",
+    "closing_credit",
+]
+
 
 async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
-    """Turnover statement per account: opening, charged, paid, adjusted, closing; subtotals
-    per street, mahalla and district. closing = opening + charged - paid + adjusted."""
-    where, args = f.address_sql()
-    rows = await fetch_all(
-        conn,
-        f"""WITH e AS (
-              SELECT account_id,
-                coalesce(sum(amount_tiyin) FILTER (WHERE value_date < %(from)s), 0) AS opening,
-                coalesce(sum(amount_tiyin) FILTER (WHERE value_date >= %(from)s
-                         AND kind IN ('charge', 'penalty')), 0) AS charged,
-                coalesce(-sum(amount_tiyin) FILTER (WHERE value_date >= %(from)s
-                         AND kind = 'payment'), 0) AS paid,
-                coalesce(sum(amount_tiyin) FILTER (WHERE value_date >= %(from)s
-                         AND kind IN ('adjustment', 'reversal', 'opening_balance')), 0)
-                         AS adjusted
-              FROM ledger WHERE value_date <= %(to)s GROUP BY account_id)
-            SELECT ad.district_id, ad.district_uz AS district, ad.mahalla_id,
-                   ad.mahalla_uz AS mahalla, ad.street_id, ad.street_uz AS street,
-                   a.number, a.name, a.kind,
-                   coalesce(e.opening, 0)::bigint AS opening,
-                   coalesce(e.charged, 0)::bigint AS charged,
-                   coalesce(e.paid, 0)::bigint AS paid,
-                   coalesce(e.adjusted, 0)::bigint AS adjusted,
-                   (coalesce(e.opening, 0) + coalesce(e.charged, 0) - coalesce(e.paid, 0)
-                    + coalesce(e.adjusted, 0))::bigint AS closing
-            FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id
-            LEFT JOIN e ON e.account_id = a.id
-            WHERE {where}
-            ORDER BY ad.district_uz, ad.district_id, ad.mahalla_uz, ad.mahalla_id,
-                     ad.street_uz, ad.street_id, a.number""",
-        args,
-    )
+    """Turnover statement per account: opening balance (debit, credit), charged, paid,
+    closing balance (debit, credit); subtotals per street, mahalla and district. The JSON
+    rows also carry the net ``opening`` and ``closing`` balances."""
+    rows = await billing.turnover(conn, f.date_from, f.date_to, f.scope)
     for r in rows:
         r["label"] = r["number"]
-    money = ["opening", "charged", "paid", "adjusted", "closing"]
-    table_rows = with_subtotals(rows, ADDRESS_GROUPS, money, "label")
+    table_rows = with_subtotals(rows, ADDRESS_GROUPS, TURNOVER_SUMS, "label")
     for row in table_rows:  # subtotal rows name their group
         if row.level:
             row.values["number"] = row.values["label"]
@@ -118,11 +92,12 @@ async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
         Column("district", "District"),
         Column("mahalla", "Mahalla"),
         Column("street", "Street"),
-        Column("opening", "Opening", "money"),
+        Column("opening_debit", "Opening debit", "money"),
+        Column("opening_credit", "Opening credit", "money"),
         Column("charged", "Charged", "money"),
         Column("paid", "Paid", "money"),
-        Column("adjusted", "Adjusted", "money"),
-        Column("closing", "Closing", "money"),
+        Column("closing_debit", "Closing debit", "money"),
+        Column("closing_credit", "Closing credit", "money"),
     ]
     return Report(
         "accounting",
@@ -136,29 +111,12 @@ async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
 
 
 def _rate(vals: dict[str, Any]) -> None:
-    ch = vals.get("charged") or 0
-    vals["rate"] = round(100.0 * (vals.get("paid") or 0) / ch, 2) if ch else None
+    vals["rate"] = collection_rate(vals.get("charged") or 0, vals.get("paid") or 0)
 
 
 async def finance(conn: AsyncConnection[Any], f: Filters) -> Report:
     """Collections against charges (collection rate) by mahalla and customer category."""
-    where, args = f.address_sql()
-    rows = await fetch_all(
-        conn,
-        f"""SELECT ad.mahalla_id, ad.mahalla_uz AS mahalla, a.category,
-                   count(DISTINCT a.id) AS accounts,
-                   coalesce(sum(l.amount_tiyin) FILTER (WHERE l.kind IN ('charge', 'penalty')),
-                            0)::bigint AS charged,
-                   coalesce(-sum(l.amount_tiyin) FILTER (WHERE l.kind = 'payment'), 0)::bigint
-                            AS paid
-            FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id
-            LEFT JOIN ledger l ON l.account_id = a.id
-                 AND l.value_date BETWEEN %(from)s AND %(to)s
-            WHERE {where}
-            GROUP BY ad.mahalla_id, ad.mahalla_uz, a.category
-            ORDER BY ad.mahalla_uz, ad.mahalla_id, a.category""",
-        args,
-    )
+    rows = await billing.collections(conn, f.date_from, f.date_to, f.scope)
     for r in rows:
         _rate(r)
     table_rows = with_subtotals(
@@ -209,42 +167,10 @@ async def finance(conn: AsyncConnection[Any], f: Filters) -> Report:
 # ------------------------------------------------------------------------------------- legal
 
 
-def _aging(conn: Any, as_of: date) -> dict[int, dict[str, Any]]:
-    from billing.balances import aging_by_account
-
-    out = {}
-    for acc, a in aging_by_account(conn, as_of).items():
-        out[acc] = {
-            "b0": a.buckets[0],
-            "b1": a.buckets[1],
-            "b2": a.buckets[2],
-            "b3": a.buckets[3],
-            "debt": a.debt,
-            "oldest": a.oldest_unpaid,
-        }
-    return out
-
-
-async def legal(conn: AsyncConnection[Any], f: Filters, st: AppState) -> Report:
+async def legal(conn: AsyncConnection[Any], f: Filters) -> Report:
     """Debtors above a threshold with FIFO aging buckets (from billing) and contact data;
     legal entities and budget bodies apart from households."""
-    ages = await run_sync(st, _aging, f.date_to)
-    where, args = f.address_sql()
-    debtors = [a for a, v in ages.items() if v["debt"] > 0 and v["debt"] >= f.threshold_tiyin]
-    args["ids"] = debtors
-    rows = await fetch_all(
-        conn,
-        f"""SELECT a.id, a.number, a.name, a.kind, a.inn, a.phone,
-                   concat_ws(', ', ad.district_uz, ad.mahalla_uz,
-                             ad.street_uz || ' ' || ad.house_number,
-                             ad.apartment_number) AS address
-            FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id
-            WHERE a.id = ANY(%(ids)s) AND {where}""",
-        args,
-    )
-    for r in rows:
-        r.update(ages[r["id"]])
-    rows.sort(key=lambda r: (-r["debt"], r["number"]))
+    rows = await billing.debtors(conn, f.date_to, f.scope, f.threshold_tiyin)
     money = ["b0", "b1", "b2", "b3", "debt"]
     cols = [
         Column("number", "Account"),
@@ -287,61 +213,15 @@ async def legal(conn: AsyncConnection[Any], f: Filters, st: AppState) -> Report:
 
 async def customer_service(conn: AsyncConnection[Any], f: Filters) -> Report:
     """Estimated or implausible consumption, stopped meters, accounts without a meter."""
-    from billing import consumption as cons
-
-    where, args = f.address_sql()
-    implausible = (
-        cons.ESTIMATED_MASK
-        | cons.SPIKE
-        | cons.NEGATIVE
-        | cons.REVERSE
-        | (cons.ROLLOVER | cons.PROLONGED_ESTIMATE)
+    flagged = await billing.flagged_consumption(
+        conn, f.date_from, f.date_to, f.scope, billing.IMPLAUSIBLE
     )
-    args.update(mask=implausible, stopped=cons.LONG_ZERO)
-    flagged = await fetch_all(
-        conn,
-        f"""SELECT a.number, a.name, a.phone,
-                   concat_ws(', ', ad.mahalla_uz, ad.street_uz || ' ' || ad.house_number)
-                       AS address,
-                   m.serial_no AS meter, to_char(pc.period, 'YYYY-MM') AS period,
-                   pc.volume_m3, pc.estimated_m3, pc.flags
-            FROM period_consumption pc JOIN accounts a ON a.id = pc.account_id
-            JOIN account_addresses ad ON ad.account_id = a.id
-            JOIN meters m ON m.id = pc.meter_id
-            WHERE pc.period BETWEEN date_trunc('month', %(from)s::date) AND %(to)s
-              AND {where} AND (pc.flags & %(mask)s) <> 0
-            ORDER BY a.number, pc.period""",
-        args,
-    )
-    stopped = await fetch_all(
-        conn,
-        f"""SELECT a.number, a.name, a.phone,
-                   concat_ws(', ', ad.mahalla_uz, ad.street_uz || ' ' || ad.house_number)
-                       AS address,
-                   m.serial_no AS meter, to_char(pc.period, 'YYYY-MM') AS period,
-                   pc.volume_m3, pc.estimated_m3, pc.flags
-            FROM period_consumption pc JOIN accounts a ON a.id = pc.account_id
-            JOIN account_addresses ad ON ad.account_id = a.id
-            JOIN meters m ON m.id = pc.meter_id
-            WHERE pc.period BETWEEN date_trunc('month', %(from)s::date) AND %(to)s
-              AND {where} AND (pc.flags & %(stopped)s) <> 0
-            ORDER BY a.number, pc.period""",
-        args,
+    stopped = await billing.flagged_consumption(
+        conn, f.date_from, f.date_to, f.scope, billing.STOPPED
     )
     for r in flagged + stopped:
-        r["flags"] = ", ".join(cons.flag_names(int(r["flags"])))
-    no_meter = await fetch_all(
-        conn,
-        f"""SELECT a.number, a.name, a.phone, a.status,
-                   concat_ws(', ', ad.mahalla_uz, ad.street_uz || ' ' || ad.house_number)
-                       AS address
-            FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id
-            WHERE a.metered AND a.status = 'active' AND {where}
-              AND NOT EXISTS (SELECT 1 FROM service_connections c
-                              WHERE c.account_id = a.id AND c.removed_at IS NULL)
-            ORDER BY a.number""",
-        args,
-    )
+        r["flags"] = ", ".join(r["flags"])
+    no_meter = await billing.metered_without_meter(conn, f.scope)
     flag_cols = [
         Column("number", "Account"),
         Column("name", "Name"),
@@ -378,70 +258,10 @@ async def customer_service(conn: AsyncConnection[Any], f: Filters) -> Report:
 async def technical(conn: AsyncConnection[Any], f: Filters) -> Report:
     """Consumption and water balance per zone, pressure compliance, alarm summary, gateway
     availability."""
-    args = {"from": f.date_from, "to": f.date_to, "tsf": f.ts_from, "tst": f.ts_to}
-    balance = await fetch_all(
-        conn,
-        """SELECT z.code AS zone, z.name,
-                  (SELECT coalesce(sum(i.volume_m3), 0) FROM invoices i
-                     JOIN accounts a ON a.id = i.account_id
-                    WHERE a.zone_id = z.id AND i.period BETWEEN
-                          date_trunc('month', %(from)s::date) AND %(to)s) AS billed_m3,
-                  sum(d.inflow_m3) AS inflow_m3, sum(d.consumption_m3) AS consumption_m3,
-                  sum(d.losses_m3) AS losses_m3,
-                  (CASE WHEN sum(d.inflow_m3) > 0
-                        THEN 100.0 * sum(d.losses_m3) / sum(d.inflow_m3) END)::float8 AS nrw_pct
-           FROM zones z LEFT JOIN zone_leak_daily d ON d.zone_id = z.id AND d.run_id = 0
-                AND d.day BETWEEN %(from)s AND %(to)s
-           GROUP BY z.id, z.code, z.name ORDER BY z.code""",
-        args,
-    )
-    pressure = await fetch_all(
-        conn,
-        """SELECT z.code AS zone, z.min_service_pressure_bar AS min_bar,
-                  z.max_service_pressure_bar AS max_bar, count(r.*) AS hours,
-                  count(r.*) FILTER (WHERE r.avg >= coalesce(z.min_service_pressure_bar,
-                                                             '-infinity')
-                                       AND r.avg <= coalesce(z.max_service_pressure_bar,
-                                                             'infinity')) AS ok_hours,
-                  min(r.min) AS lowest_bar
-           FROM zones z JOIN devices d ON d.zone_id = z.id AND d.kind = 'pressure_sensor'
-           JOIN points p ON p.device_id = d.id AND p.unit = 'bar'
-           JOIN readings_1h r ON r.point_id = p.id AND r.bucket >= %(tsf)s
-                AND r.bucket < %(tst)s
-           GROUP BY z.id ORDER BY z.code""",
-        args,
-    )
-    for r in pressure:
-        r["compliance"] = round(100.0 * r["ok_hours"] / r["hours"], 2) if r["hours"] else None
-    alarms = await fetch_all(
-        conn,
-        """SELECT a.priority, a.kind, count(*) AS raised,
-                  count(*) FILTER (WHERE a.acked_at IS NOT NULL) AS acked,
-                  (avg(extract(epoch FROM a.acked_at - a.raised_at) / 60.0)
-                      FILTER (WHERE a.acked_at IS NOT NULL))::float8 AS minutes_to_ack
-           FROM alarms a WHERE a.run_id = 0 AND a.raised_at >= %(tsf)s AND a.raised_at < %(tst)s
-           GROUP BY a.priority, a.kind ORDER BY a.priority, a.kind""",
-        args,
-    )
-    avail = await fetch_all(
-        conn,
-        """WITH h AS (
-             SELECT gateway_id, ts, state,
-                    lead(ts, 1, %(tst)s::timestamptz) OVER (PARTITION BY gateway_id ORDER BY ts)
-                        AS next_ts
-             FROM gateway_state_history WHERE ts < %(tst)s)
-           SELECT g.code AS gateway, count(DISTINCT d.id) AS devices,
-                  count(DISTINCT d.id) FILTER (WHERE ds.state = 'offline') AS devices_offline,
-                  (100.0 - 100.0 * coalesce((SELECT sum(greatest(0, extract(epoch FROM
-                              least(h.next_ts, %(tst)s) - greatest(h.ts, %(tsf)s))))
-                           FROM h WHERE h.gateway_id = g.id AND h.state = 'offline'), 0)
-                        / extract(epoch FROM %(tst)s::timestamptz - %(tsf)s::timestamptz)
-                  )::float8 AS availability
-           FROM gateways g LEFT JOIN devices d ON d.gateway_id = g.id
-           LEFT JOIN device_state ds ON ds.device_id = d.id
-           GROUP BY g.id ORDER BY g.code""",
-        args,
-    )
+    balance = await network.water_balance(conn, f.date_from, f.date_to)
+    pressure = await network.pressure_compliance(conn, f.ts_from, f.ts_to)
+    alarms = await network.alarm_summary(conn, f.ts_from, f.ts_to)
+    avail = await network.gateway_availability(conn, f.ts_from, f.ts_to)
     return Report(
         "technical",
         "Network report (technical)",

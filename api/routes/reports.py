@@ -4,19 +4,17 @@ mahalla or street. Each report has its own reader roles."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-import billing  # noqa: F401 - the reports need the billing tables and functions
-from api.deps import AppState, Conn, State, require
+from api.deps import Conn, require
 from api.errors import InvalidError
 from api.reports import builders
 from api.reports.model import Report
-from api.reports.render import to_csv, to_pdf, to_xlsx
+from api.reports.render import to_csv, to_json, to_pdf, to_xlsx
 from api.security import Role
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -61,19 +59,7 @@ FiltersDep = Annotated[builders.Filters, Depends(filters)]
 
 def render(report: Report, fmt: str) -> Any:
     if fmt == "json":
-        return {
-            "name": report.name,
-            "title": report.title,
-            "params": report.params,
-            "tables": [
-                {
-                    "title": t.title,
-                    "columns": [asdict(c) for c in t.columns],
-                    "rows": [{"level": r.level, **r.values} for r in t.rows],
-                }
-                for t in report.tables
-            ],
-        }
+        return to_json(report)
     body = {"csv": to_csv, "xlsx": to_xlsx, "pdf": to_pdf}[fmt](report)
     filename = f"{report.name}-{report.params['from']}-{report.params['to']}.{fmt}"
     return Response(
@@ -83,51 +69,30 @@ def render(report: Report, fmt: str) -> Any:
     )
 
 
-Builder = Callable[[Conn, builders.Filters, AppState], Awaitable[Report]]
-
-
-async def _accounting(conn: Conn, f: builders.Filters, st: AppState) -> Report:
-    return await builders.accounting(conn, f)
-
-
-async def _finance(conn: Conn, f: builders.Filters, st: AppState) -> Report:
-    return await builders.finance(conn, f)
-
-
-async def _legal(conn: Conn, f: builders.Filters, st: AppState) -> Report:
-    return await builders.legal(conn, f, st)
-
-
-async def _customer_service(conn: Conn, f: builders.Filters, st: AppState) -> Report:
-    return await builders.customer_service(conn, f)
-
-
-async def _technical(conn: Conn, f: builders.Filters, st: AppState) -> Report:
-    return await builders.technical(conn, f)
-
+Builder = Callable[[Conn, builders.Filters], Awaitable[Report]]
 
 BUILDERS: dict[str, tuple[Builder, str]] = {
     "accounting": (
-        _accounting,
+        builders.accounting,
         (
-            "Turnover statement per account (opening, charged, paid, adjusted, closing), "
-            "summed by street, mahalla, district"
+            "Turnover statement per account (opening balance, charged, paid, closing balance, "
+            "balances split into debit and credit), summed by street, mahalla, district"
         ),
     ),
     "finance": (
-        _finance,
+        builders.finance,
         "Collections against charges (collection rate) by mahalla and customer category",
     ),
     "legal": (
-        _legal,
+        builders.legal,
         "Debtors above a threshold with aging buckets and contact data, legal entities apart",
     ),
     "customer_service": (
-        _customer_service,
+        builders.customer_service,
         "Estimated or implausible readings, stopped meters, accounts without a meter",
     ),
     "technical": (
-        _technical,
+        builders.technical,
         "Water balance and NRW per zone, pressure compliance, alarm summary, gateway availability",
     ),
 }
@@ -137,11 +102,10 @@ def _add_route(name: str, build: Builder, summary: str) -> None:
     async def endpoint(
         *,
         conn: Conn,
-        st: State,
         f: FiltersDep,
         format: Format = "json",  # noqa: A002 - the query parameter is called format
     ) -> Any:
-        return render(await build(conn, f, st), format)
+        return render(await build(conn, f), format)
 
     endpoint.__name__ = f"report_{name}"
     router.add_api_route(
@@ -151,7 +115,8 @@ def _add_route(name: str, build: Builder, summary: str) -> None:
         dependencies=[Depends(require(REPORT_ROLES[name]))],
         summary=summary,
         description=f"{summary}. `format`: json (default), csv, xlsx or pdf. Money in JSON is "
-        "integer tiyin; in CSV, XLSX and PDF it is so'm.",
+        "integer tiyin; in CSV, XLSX and PDF it is so'm. The money figures follow one "
+        "definition (docs/billing.md, Money figures): closing = opening + charged - paid.",
         name=f"report_{name}",
     )
 

@@ -1,9 +1,14 @@
 """Billing for managers: charges, collections, collection rate, debt by mahalla.
 
-Reads the billing package's tables (``suvnet/migrations/02xx``): ``ledger``, ``accounts``,
-``invoices`` and the views ``account_addresses`` and ``account_balances``. Ledger amounts are
-integer tiyin, positive = the customer owes more (charge, penalty), negative = paid; a reversal
-counts as the kind of the entry it reverses. Figures are shown in so'm (tiyin / 100).
+Reads the billing package's tables (``suvnet/migrations/02xx``): ``accounts``, ``invoices``,
+the view ``account_addresses``, and the money figures of migration 0202: the view
+``ledger_turnover`` (each ledger entry with the figure it counts in) and the function
+``account_figures(from, to)`` (opening, charged, paid and closing balance per account). The
+figures therefore follow the one definition that the reports and documents use
+(docs/billing.md, "Money figures"): a reversal counts as the kind of the entry it reverses;
+paid is the payments (and their reversals), charged everything else; closing = opening +
+charged - paid; debt and prepayment are the debit and credit parts of each account's closing
+balance, never netted. Figures are shown in so'm (tiyin / 100), as of the end of the range.
 """
 
 from __future__ import annotations
@@ -11,34 +16,41 @@ from __future__ import annotations
 from dashboards.boards.common import LINK_ALL, ZONE
 from dashboards.model import Dashboard, Panel, Row, SqlTarget, Threshold
 
-BILLING_TABLES = ("ledger", "accounts")
+# ledger_turnover and account_figures come with the same migration (0202): needing the view
+# means having both.
+BILLING_TABLES = ("ledger", "accounts", "ledger_turnover")
 SOM = "suffix: so'm"
 
 _IN_ZONE = "(a.zone_id IS NULL OR a.zone_id IN (SELECT id FROM zones WHERE code IN ($zone)))"
 
 _ENTRIES = f"""
-SELECT l.value_date, l.amount_tiyin, l.source, coalesce(o.kind, l.kind) AS kind
-FROM ledger l
-LEFT JOIN ledger o ON o.id = l.reverses_id
-JOIN accounts a ON a.id = l.account_id
-WHERE l.value_date BETWEEN $__timeFrom()::date AND $__timeTo()::date AND {_IN_ZONE}
-"""
+SELECT t.value_date, t.source, t.counts_as, t.charged_tiyin, t.paid_tiyin
+FROM ledger_turnover t
+JOIN accounts a ON a.id = t.account_id
+WHERE t.value_date BETWEEN $__timeFrom()::date AND $__timeTo()::date AND {_IN_ZONE}
+"""  # noqa: S608 - Grafana query text from fixed fragments; Grafana fills in the macros
+"""The ledger entries of the time range with their charged and paid parts."""
+
+_FIGURES = "account_figures($__timeFrom()::date, $__timeTo()::date) f"
+"""The figures of every account over the time range (closing: as of its end)."""
 
 MONTHLY = Panel(
     type="timeseries",
     title="Charges and collections per month",
+    description="Charged (charges, penalties, adjustments, carried-in balances, net of "
+    "reversals) and paid (payments net of cancelled ones), by value date.",
     targets=(
         SqlTarget(
             format="time_series",
             requires=BILLING_TABLES,
             sql=f"""
 SELECT date_trunc('month', e.value_date)::timestamp AT TIME ZONE 'UTC' AS "time",
-       sum(e.amount_tiyin) FILTER (WHERE e.kind IN ('charge', 'penalty')) / 100.0 AS charged,
-       -sum(e.amount_tiyin) FILTER (WHERE e.kind = 'payment') / 100.0 AS collected
+       sum(e.charged_tiyin) / 100.0 AS charged,
+       sum(e.paid_tiyin) / 100.0 AS collected
 FROM ({_ENTRIES}) e
 GROUP BY 1
 ORDER BY 1
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=16,
@@ -50,16 +62,15 @@ ORDER BY 1
 COLLECTION_RATE = Panel(
     type="stat",
     title="Collection rate in the range",
-    description="Payments received ÷ charges issued for value dates in the time range.",
+    description="Paid ÷ charged for value dates in the time range.",
     targets=(
         SqlTarget(
             requires=BILLING_TABLES,
             sql=f"""
-SELECT 100.0 * -coalesce(sum(e.amount_tiyin) FILTER (WHERE e.kind = 'payment'), 0)
-       / nullif(sum(e.amount_tiyin) FILTER (WHERE e.kind IN ('charge', 'penalty')), 0)
+SELECT 100.0 * coalesce(sum(e.paid_tiyin), 0) / nullif(sum(e.charged_tiyin), 0)
        AS collection_pct
 FROM ({_ENTRIES}) e
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=8,
@@ -71,19 +82,19 @@ FROM ({_ENTRIES}) e
 
 TOTALS = Panel(
     type="stat",
-    title="Debt and prepayments now",
+    title="Debt and prepayments at the end of the range",
+    description="The debit and credit parts of each account's closing balance, summed.",
     targets=(
         SqlTarget(
-            requires=(*BILLING_TABLES, "account_balances"),
+            requires=BILLING_TABLES,
             sql=f"""
-SELECT coalesce(sum(b.balance_tiyin) FILTER (WHERE b.balance_tiyin > 0), 0) / 100.0 AS debt,
-       -coalesce(sum(b.balance_tiyin) FILTER (WHERE b.balance_tiyin < 0), 0) / 100.0
-           AS prepaid,
-       count(*) FILTER (WHERE b.balance_tiyin > 0) AS debtors
-FROM account_balances b
-JOIN accounts a ON a.id = b.account_id
+SELECT coalesce(sum(f.closing_debit_tiyin), 0) / 100.0 AS debt,
+       coalesce(sum(f.closing_credit_tiyin), 0) / 100.0 AS prepaid,
+       count(*) FILTER (WHERE f.closing_debit_tiyin > 0) AS debtors
+FROM {_FIGURES}
+JOIN accounts a ON a.id = f.account_id
 WHERE {_IN_ZONE}
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=24,
@@ -94,24 +105,25 @@ WHERE {_IN_ZONE}
 DEBT_BY_MAHALLA = Panel(
     type="table",
     title="Debt by mahalla",
+    description="Closing balances at the end of the range; closed accounts' debts count, "
+    "'accounts' counts the accounts that are not closed.",
     targets=(
         SqlTarget(
-            requires=(*BILLING_TABLES, "account_balances", "account_addresses"),
+            requires=(*BILLING_TABLES, "account_addresses"),
             sql=f"""
 SELECT ad.mahalla_uz AS mahalla, ad.district_uz AS district,
-       count(*) AS accounts,
-       count(*) FILTER (WHERE b.balance_tiyin > 0) AS debtors,
-       coalesce(sum(b.balance_tiyin) FILTER (WHERE b.balance_tiyin > 0), 0) / 100.0 AS debt,
-       -coalesce(sum(b.balance_tiyin) FILTER (WHERE b.balance_tiyin < 0), 0) / 100.0
-           AS prepaid,
-       sum(b.balance_tiyin) / 100.0 AS net_balance
-FROM account_balances b
-JOIN accounts a ON a.id = b.account_id
-JOIN account_addresses ad ON ad.account_id = b.account_id
-WHERE a.status <> 'closed' AND {_IN_ZONE}
+       count(*) FILTER (WHERE a.status <> 'closed') AS accounts,
+       count(*) FILTER (WHERE f.closing_debit_tiyin > 0) AS debtors,
+       sum(f.closing_debit_tiyin) / 100.0 AS debt,
+       sum(f.closing_credit_tiyin) / 100.0 AS prepaid,
+       sum(f.closing_tiyin) / 100.0 AS net_balance
+FROM {_FIGURES}
+JOIN accounts a ON a.id = f.account_id
+JOIN account_addresses ad ON ad.account_id = f.account_id
+WHERE {_IN_ZONE}
 GROUP BY ad.mahalla_uz, ad.district_uz
 ORDER BY debt DESC
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=14,
@@ -125,18 +137,17 @@ DEBT_BAR = Panel(
     title="Debt by mahalla (so'm)",
     targets=(
         SqlTarget(
-            requires=(*BILLING_TABLES, "account_balances", "account_addresses"),
+            requires=(*BILLING_TABLES, "account_addresses"),
             sql=f"""
-SELECT ad.mahalla_uz AS mahalla,
-       coalesce(sum(b.balance_tiyin) FILTER (WHERE b.balance_tiyin > 0), 0) / 100.0 AS debt
-FROM account_balances b
-JOIN accounts a ON a.id = b.account_id
-JOIN account_addresses ad ON ad.account_id = b.account_id
+SELECT ad.mahalla_uz AS mahalla, sum(f.closing_debit_tiyin) / 100.0 AS debt
+FROM {_FIGURES}
+JOIN accounts a ON a.id = f.account_id
+JOIN account_addresses ad ON ad.account_id = f.account_id
 WHERE {_IN_ZONE}
 GROUP BY ad.mahalla_uz
 ORDER BY debt DESC
 LIMIT 20
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=10,
@@ -148,16 +159,17 @@ LIMIT 20
 PAYMENTS_BY_CHANNEL = Panel(
     type="piechart",
     title="Collections by channel",
+    description="Paid per channel in the time range, net of cancelled payments.",
     targets=(
         SqlTarget(
             requires=BILLING_TABLES,
             sql=f"""
-SELECT e.source AS channel, -sum(e.amount_tiyin) / 100.0 AS collected
+SELECT e.source AS channel, sum(e.paid_tiyin) / 100.0 AS collected
 FROM ({_ENTRIES}) e
-WHERE e.kind = 'payment'
+WHERE e.counts_as = 'payment'
 GROUP BY e.source
 ORDER BY 2 DESC
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=8,
@@ -171,20 +183,21 @@ TOP_DEBTORS = Panel(
     title="Largest debtors",
     targets=(
         SqlTarget(
-            requires=(*BILLING_TABLES, "account_balances", "account_addresses"),
+            requires=(*BILLING_TABLES, "account_addresses"),
             sql=f"""
 SELECT a.number AS account, a.name, a.kind, ad.mahalla_uz AS mahalla,
        ad.street_uz AS street, ad.house_number AS house,
-       b.balance_tiyin / 100.0 AS debt,
+       f.closing_debit_tiyin / 100.0 AS debt,
        (SELECT max(l.value_date) FROM ledger l
-         WHERE l.account_id = a.id AND l.kind = 'payment') AS last_payment
-FROM account_balances b
-JOIN accounts a ON a.id = b.account_id
+         WHERE l.account_id = a.id AND l.kind = 'payment'
+           AND l.value_date <= $__timeTo()::date) AS last_payment
+FROM {_FIGURES}
+JOIN accounts a ON a.id = f.account_id
 JOIN account_addresses ad ON ad.account_id = a.id
-WHERE b.balance_tiyin > 0 AND {_IN_ZONE}
-ORDER BY b.balance_tiyin DESC
+WHERE f.closing_debit_tiyin > 0 AND {_IN_ZONE}
+ORDER BY f.closing_debit_tiyin DESC
 LIMIT 25
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=16,
@@ -208,7 +221,7 @@ WHERE i.period BETWEEN date_trunc('month', $__timeFrom()::timestamptz)::date
   AND {_IN_ZONE}
 GROUP BY 1
 ORDER BY 1
-""",
+""",  # noqa: S608 - Grafana query text from fixed fragments
         ),
     ),
     w=24,

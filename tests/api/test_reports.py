@@ -128,13 +128,29 @@ async def test_accounting_matches_ledger(
         r = detail[n]
         assert r["opening"] == ledger(db_url, n, before=FROM), key
         assert r["closing"] == ledger(db_url, n, upto=TO), key
-        assert r["closing"] == r["opening"] + r["charged"] - r["paid"] + r["adjusted"]
+        assert r["closing"] == r["opening"] + r["charged"] - r["paid"], key
+        assert (r["opening_debit"], r["opening_credit"]) == (
+            max(r["opening"], 0),
+            max(-r["opening"], 0),
+        )
+        assert (r["closing_debit"], r["closing_credit"]) == (
+            max(r["closing"], 0),
+            max(-r["closing"], 0),
+        )
+    # The money figures (docs/billing.md): a reversal counts as the kind it reverses and an
+    # adjustment is charged. Until issue 14 the report had a fourth figure "adjusted" (every
+    # adjustment, reversal and opening balance) and counted the reversed bank payment as paid.
     a1 = detail[data["a1"]]
-    # the bank payment was reversed: paid 25 000, adjusted +25 000
-    assert (a1["charged"], a1["paid"], a1["adjusted"]) == (4_000_000, 2_500_000, 2_500_000)
-    assert detail[data["a3"]]["adjusted"] == -500_000  # November's payment is outside
+    # the bank payment of 25 000 was reversed in October: paid 25 000 - 25 000 = 0
+    assert (a1["charged"], a1["paid"]) == (4_000_000, 0)
+    a3 = detail[data["a3"]]
+    # charge 20 000, goodwill adjustment -5 000; November's payment is outside
+    assert (a3["charged"], a3["paid"]) == (1_500_000, 0)
+    a2 = detail[data["a2"]]
+    assert (a2["opening"], a2["charged"], a2["paid"], a2["closing"]) == (1_000_000, 0, 1_000_000, 0)
     total = next(r for r in rows if r["level"] == 9)
-    assert total["closing"] == sum(r["closing"] for r in detail.values())
+    for k in ("opening", "charged", "paid", "closing", "closing_debit", "closing_credit"):
+        assert total[k] == sum(r[k] for r in detail.values()), k
     street = [r for r in rows if r["level"] == 1 and r["number"] == "Navoiy"]
     assert (
         street
@@ -158,10 +174,12 @@ async def test_finance_collection_rate(
 ) -> None:
     doc = await report(client, users[Role.ACCOUNTANT], "finance")
     cats = {r["category"]: r for r in doc["tables"][1]["rows"] if r["level"] == 0}
-    # households in October: charged 40 000 + 20 000, collected 25 000 + 10 000
+    # households in October: charged 40 000 + 20 000 - 5 000 (goodwill), paid 10 000 (a1's
+    # 25 000 was reversed). Until issue 14 the finance report left out the adjustment and the
+    # reversal: 60 000 charged, 35 000 collected, 58.33 %.
     hh = cats["household"]
-    assert (hh["charged"], hh["paid"]) == (6_000_000, 3_500_000)
-    assert hh["rate"] == pytest.approx(58.33, abs=0.01)
+    assert (hh["charged"], hh["paid"]) == (5_500_000, 1_000_000)
+    assert hh["rate"] == pytest.approx(18.18, abs=0.01)
     assert cats["legal"]["charged"] == 0 and cats["legal"]["rate"] is None
 
 
@@ -246,13 +264,20 @@ async def test_formats(
     wb = load_workbook(io.BytesIO(x.content))
     ws = wb.active
     values = [[c.value for c in row] for row in ws.iter_rows()]
-    a1 = next(v for v in values if v[0] == data["a1"])
-    # so'm in the spreadsheet: closing 30 000 + 40 000 - 25 000 + 25 000 = 70 000
-    assert a1[9] == 70000.0
+    header = next(v for v in values if v[0] == "Account")
+    a1 = dict(zip(header, next(v for v in values if v[0] == data["a1"]), strict=True))
+    # so'm in the spreadsheet: closing 30 000 + 40 000 - (25 000 - 25 000) = 70 000, a debt
+    assert (a1["Opening debit (so'm)"], a1["Charged (so'm)"], a1["Paid (so'm)"]) == (
+        30000.0,
+        40000.0,
+        0.0,
+    )
+    assert (a1["Closing debit (so'm)"], a1["Closing credit (so'm)"]) == (70000.0, 0.0)
     c = await report(client, acc, "accounting", format="csv")
     rows = list(csv.reader(io.StringIO(c.content.decode("utf-8-sig"))))
-    a1c = next(r for r in rows if len(r) > 1 and r[1] == data["a1"])
-    assert a1c[10] == "70000.00"
+    head = next(r for r in rows if len(r) > 1 and r[1] == "Account")
+    a1c = dict(zip(head, next(r for r in rows if len(r) > 1 and r[1] == data["a1"]), strict=True))
+    assert a1c["Closing debit (so'm)"] == "70000.00"
     p = await report(client, acc, "accounting", format="pdf")
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(p.content)).pages)
     assert data["a1"] in text and "Qodirova Lola" in text

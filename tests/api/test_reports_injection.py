@@ -43,7 +43,7 @@ def hostile(db_url: str) -> dict[str, str]:
             conn,
             account_id=a1,
             kind="adjustment",
-            amount_tiyin=-150_000,  # -1 500 so'm
+            amount_tiyin=-2_150_000,  # October's 20 000 so'm charge and 1 500 more back
             posted_at=datetime(2026, 10, 15, tzinfo=UTC),
             memo="goodwill",
         )
@@ -79,10 +79,11 @@ async def test_xlsx_has_no_formula_and_numbers_stay_numbers(
         cell = by_value[text]  # the text itself, no quote added
         assert cell.data_type == "s" and cell.quotePrefix, text
     ws = wb.active
+    header = [c.value for c in next(r for r in ws.iter_rows() if r[0].value == "Account")]
     row = next(r for r in ws.iter_rows() if r[0].value == hostile["a1"])
     assert row[1].value == FORMULA_NAME
-    adjusted = row[8]
-    assert adjusted.value == -1500 and adjusted.data_type == "n"
+    charged = row[header.index("Charged (so'm)")]  # 20 000 - 21 500: a negative amount
+    assert charged.value == -1500 and charged.data_type == "n"
 
 
 async def test_csv_text_is_quoted_and_amounts_are_plain(
@@ -92,9 +93,10 @@ async def test_csv_text_is_quoted_and_amounts_are_plain(
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     cells = [c for r in rows for c in r]
     assert not [c for c in cells if is_formula_like(c)]
+    header = next(r for r in rows if len(r) > 1 and r[1] == "Account")
     a1 = next(r for r in rows if len(r) > 1 and r[1] == hostile["a1"])
     assert a1[2] == "'" + FORMULA_NAME and a1[5] == "'" + FORMULA_STREET
-    assert a1[9] == "-1500.00"  # adjusted: a plain negative number
+    assert a1[header.index("Charged (so'm)")] == "-1500.00"  # a plain negative number
     a4 = next(r for r in rows if len(r) > 1 and r[1] == hostile["a4"])
     assert a4[2] == "'-1+2" and a4[5] == "'+Navoiy"
     assert "Street total: @SUM(1+1)*cmd|' /C calc'!A0" in cells  # starts with a letter
