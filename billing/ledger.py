@@ -5,12 +5,17 @@ positive adjustment), ``amount_tiyin < 0`` decreases it (payment, negative adjus
 balance of an account is the sum of its entries: positive = debtor, negative = prepaid.
 
 Every function here runs inside the caller's transaction and never commits, so a payment
-provider's state change and its ledger entry commit (or roll back) together::
+provider's state change (table ``provider_transactions``) and its ledger entry commit (or roll
+back) together, as :func:`billing.payments.provider_transactions.perform` does::
 
     with conn.transaction():
-        conn.execute("UPDATE payme_transactions SET state = 2 ... WHERE id = %s", (tx_id,))
-        post_payment(conn, account_id=acc, amount_tiyin=amount, paid_at=now,
-                     source="payme", external_ref=tx_id)
+        entry = post_payment(conn, account_id=acc, amount_tiyin=amount, paid_at=now,
+                             source="payme", external_ref=ext_id)
+        conn.execute(
+            "UPDATE provider_transactions SET state = 2, perform_time = %s, ledger_id = %s"
+            " WHERE provider = 'payme' AND ext_id = %s",
+            (now, entry.id, ext_id),
+        )
 
 Postings are idempotent through ``idem_key``: posting the same key twice returns the first
 entry (``created=False``) and adds nothing. A key reused for a different amount or account is
@@ -67,6 +72,7 @@ class LedgerEntry:
     memo: str
 
 
+# the column list of the entry queries: a constant, no outside text goes into the SQL
 _COLS = (
     "id, account_id, kind, amount_tiyin, vat_tiyin, value_date, period, posted_at, source, "
     "external_ref, invoice_id, reverses_id, memo"
@@ -213,7 +219,8 @@ def post_payment(
 
 
 def get_entry(conn: psycopg.Connection[Any], entry_id: int) -> LedgerEntry:
-    row = conn.execute(f"SELECT {_COLS} FROM ledger WHERE id = %s", (entry_id,)).fetchone()
+    sql = f"SELECT {_COLS} FROM ledger WHERE id = %s"  # noqa: S608 - _COLS is a constant
+    row = conn.execute(sql, (entry_id,)).fetchone()
     if row is None:
         raise LedgerError(f"no ledger entry {entry_id}")
     return LedgerEntry(*row)
@@ -282,7 +289,7 @@ def entries(
         f"""SELECT {_COLS} FROM ledger WHERE account_id = %s
               AND (%s::date IS NULL OR value_date >= %s::date)
               AND (%s::date IS NULL OR value_date <= %s::date)
-            ORDER BY value_date, id""",
+            ORDER BY value_date, id""",  # noqa: S608 - _COLS is a constant column list
         (account_id, date_from, date_from, date_to, date_to),
     ).fetchall()
     return [LedgerEntry(*r) for r in rows]
