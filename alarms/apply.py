@@ -73,7 +73,7 @@ def apply_signal(conn: Conn, rule: RuleConfig, st: StateRow, sig: Signal, res: P
 
 
 def set_health(
-    ctx: Ctx, rule: RuleConfig, st: StateRow, bad: bool, ts: datetime, message: str
+    ctx: Ctx, rule: RuleConfig, st: StateRow, bad: bool, *, ts: datetime, message: str
 ) -> None:
     """Raise or clear the rule's health alarm (``<rule>:health``), live only.
 
@@ -141,20 +141,18 @@ def check_data(
     stale = max(timedelta(hours=rule.params.stale_after_h(rule.kind)), timedelta(seconds=3 * polls))
     ref = ctx.until if ctx.until is not None else ctx.now
     names = ", ".join(f"{p.device_code}/{p.name}" for p in pts[:5])
-    if hz is None or hz < ctx.start:
-        if ctx.until is not None and not ctx.live:
-            ctx.res.errors.append(
-                f"rule {rule.code}: no readings from {names} between "
-                f"{ctx.start:%Y-%m-%d %H:%M} and {ctx.until:%Y-%m-%d %H:%M} UTC"
-            )
+    if (hz is None or hz < ctx.start) and ctx.until is not None and not ctx.live:
+        ctx.res.errors.append(
+            f"rule {rule.code}: no readings from {names} between "
+            f"{ctx.start:%Y-%m-%d %H:%M} and {ctx.until:%Y-%m-%d %H:%M} UTC"
+        )
     last = hz if hz is not None else ctx.start
     if ref - last > stale:
-        set_health(
-            ctx, rule, st, True, last + stale,
-            f"no readings from {names} for more than {stale.total_seconds() / 3600:g} h",
-        )  # fmt: skip
+        hours = stale.total_seconds() / 3600
+        msg = f"no readings from {names} for more than {hours:g} h"
+        set_health(ctx, rule, st, True, ts=last + stale, message=msg)
     elif hz is not None:
-        set_health(ctx, rule, st, False, hz, "")
+        set_health(ctx, rule, st, False, ts=hz, message="")
 
 
 def unmetered_m3(conn: Conn, rule: RuleConfig, days: list[date]) -> dict[date, tuple[float, int]]:
@@ -165,7 +163,7 @@ def unmetered_m3(conn: Conn, rule: RuleConfig, days: list[date]) -> dict[date, t
     if not days:
         return {}
     if p.unmetered_m3_per_day > 0 or not p.unmetered_from_billing:
-        return {d: (p.unmetered_m3_per_day, 0) for d in days}
+        return dict.fromkeys(days, (p.unmetered_m3_per_day, 0))
     use = zone_usage.unmetered_use(conn, rule.zone_id, min(days), max(days), p.tz)
     return {u.day: (u.estimated_m3, u.norm_accounts + u.manual_accounts) for u in use}
 
@@ -178,5 +176,3 @@ def set_leak_size(conn: Conn, st: StateRow, size: Size) -> None:
         "UPDATE alarms SET leak_lps = %s, leak_low_lps = %s, leak_high_lps = %s WHERE id = %s",
         (size.lps, size.low, size.high, st.alarm_id),
     )
-
-

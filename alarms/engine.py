@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +20,8 @@ import numpy as np
 import psycopg
 
 from alarms import analytics as an
-from alarms import lifecycle as lc
 from alarms import apply as zc
+from alarms import lifecycle as lc
 from alarms import zone as zn
 from alarms.apply import Ctx, PassResult, apply_signal, set_health
 from alarms.errors import AlarmsError
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 FLOOD_WINDOW_S = 600.0
 FLOOD_THRESHOLD = 10
+
 
 # ------------------------------------------------------------------ point rules
 def _zone_min_bar(conn: Conn, rule: RuleConfig) -> float | None:
@@ -111,12 +112,10 @@ def _point_health(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     stale = max(base, timedelta(seconds=3 * float(row[1])))
     if st.watermark is None and ctx.now - ctx.start > stale:
         hours = stale.total_seconds() / 3600
-        set_health(
-            ctx, rule, st, True, ctx.start + stale,
-            f"no reading from {row[0]} since the rule started watching it ({hours:g} h)",
-        )  # fmt: skip
+        msg = f"no reading from {row[0]} since the rule started watching it ({hours:g} h)"
+        set_health(ctx, rule, st, True, ts=ctx.start + stale, message=msg)
     elif st.watermark is not None:
-        set_health(ctx, rule, st, False, st.watermark, "")
+        set_health(ctx, rule, st, False, ts=st.watermark, message="")
 
 
 def _eval_offline(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
@@ -603,7 +602,7 @@ def _eval_rule(ctx: Ctx, rule: RuleConfig, run_id: int) -> None:
         except zn.ZoneSetupError as exc:
             # the rule cannot find what it watches: said loudly, never silently nothing
             res.errors.append(f"rule {rule.code}: {exc}")
-            set_health(ctx, rule, st, True, now, f"the rule watches nothing: {exc}")
+            set_health(ctx, rule, st, True, ts=now, message=f"the rule watches nothing: {exc}")
         save_state(conn, st, now)
 
 

@@ -205,7 +205,12 @@ class LeakState:
             "per_meter": self.per_meter,
             "days": {
                 str(k): [
-                    d.sum_lps, d.n, d.night_sum, d.night_n, d.transfer_m3, d.start,
+                    d.sum_lps,
+                    d.n,
+                    d.night_sum,
+                    d.night_n,
+                    d.transfer_m3,
+                    d.start,
                     d.night_lps if math.isfinite(d.night_lps) else None,
                 ]
                 for k, d in self.days.items()
@@ -422,6 +427,7 @@ def _act(
     cfg: LeakSettings,
     name: str,
     j: Judgement | None,
+    *,
     ts: float,
     det: Detector,
 ) -> tuple[list[LeakSignal], bool]:
@@ -506,12 +512,10 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         acc.night_n += 1
     settled = hr.t_end > st.quiet_until
     r = xa - med if ready and math.isfinite(med) and not hr.transient and settled else math.nan
-    st.resid = (st.resid + [r])[-(cfg.burst_before_h + cfg.burst_after_h) :]
+    st.resid = [*st.resid, r][-(cfg.burst_before_h + cfg.burst_after_h) :]
     step = _step(st.resid, cfg)
     if math.isfinite(step):
-        ms, ss = st.steps.expect(
-            hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps, pooled=False
-        )
+        ms, ss = st.steps.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps, pooled=False)
         z = (step - ms) / ss if math.isfinite(ms) else math.nan
         level = _mean_last(st.resid, cfg.burst_after_h)
         # a step up to a level above the usual (not back up after a dip, e.g. a transfer)
@@ -528,8 +532,10 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         ):
             # a smaller step: a leak if the next night confirms it (night_step)
             size = min(step, level)
-            if st.candidate is None or hr.t_end - st.candidate[0] > 30 * 3600 or (
-                size > st.candidate[1]
+            if (
+                st.candidate is None
+                or hr.t_end - st.candidate[0] > 30 * 3600
+                or (size > st.candidate[1])
             ):
                 st.candidate = (hr.t_end, size, ss)
         if big:
@@ -559,7 +565,7 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
     acc.night_lps = value
     was_open = st.event is not None
     j = _judge(cfg, st.night, value)
-    out, learn = _act(st, cfg, "night", j, ts, st.night)
+    out, learn = _act(st, cfg, "night", j, ts=ts, det=st.night)
     cand = st.candidate
     if st.event is None and j is not None and cand is not None and ts - cand[0] <= 30 * 3600:
         ratio = j.excess / cand[1]
@@ -618,7 +624,7 @@ def balance_step(
     j_idx = _judge(cfg, st.balance_idx, losses_idx)
     main_det, j = (st.balance_idx, j_idx) if use_idx else (st.balance, j_plain)
     was_open = st.event is not None
-    out, learn = _act(st, cfg, "balance", j, ts, main_det)
+    out, learn = _act(st, cfg, "balance", j, ts=ts, det=main_det)
     if learn:
         _learn(cfg, st.balance, losses)
         _learn(cfg, st.balance_idx, losses_idx)

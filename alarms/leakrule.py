@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from psycopg.types.json import Jsonb
 
+from alarms import apply as zc
 from alarms import leak as lk
 from alarms import lifecycle as lc
-from alarms import apply as zc
 from alarms import zone as zn
 from alarms.apply import Ctx, apply_signal
 from alarms.errors import RefusedError
@@ -140,14 +140,14 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         n, res.more = MAX_BUCKETS, True
     cfg = settings(rule)
     tz = ZoneInfo(p.tz)
-    demand = zn.zone_demand(conn, su.meters, su.tanks, su.pumps, t0, step, n)
+    demand = zn.zone_demand(conn, su.meters, su.tanks, su.pumps, t0=t0, step_s=step, n=n)
     lps = np.asarray(demand.lps, dtype=np.float64)
     edges = t0 + step * np.arange(n + 1, dtype=np.float64)
     if su.hourly_net:
         use = zn.counter_use(conn, su.customers, edges, 3 * 3600.0)
         lps = lps - use.sum(axis=0) * 1000.0 / step  # NaN where any meter is unknown
     neigh = {
-        code: np.asarray(zn.zone_demand(conn, m, t, [], t0, step, n).lps, dtype=np.float64)
+        code: np.asarray(zn.zone_demand(conn, m, t, [], t0=t0, step_s=step, n=n).lps)
         for code, m, t in su.neighbours
     }
     night_a, night_b = p.night(Kind.LEAK)
@@ -192,7 +192,10 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             )  # fmt: skip
             fig = state.figures.pop(d.toordinal(), None)
             if fig is not None:
-                _daily_row(conn, rule, st, d, fig, m3, unmetered.get(d, (0.0, 0))[0], state)
+                _daily_row(
+                    conn, rule, st, d, fig=fig, metered_m3=m3,
+                    unmetered_m3=unmetered.get(d, (0.0, 0))[0], state=state,
+                )  # fmt: skip
         for s in sigs:
             _signal(ctx, rule, st, s)
         res.samples += 1
@@ -207,7 +210,7 @@ def _metered(
     interpolated at local midnight (reads at most ``read_gap_h`` apart); meters without a
     verdict count as the average of the others (none when fewer than half have one)."""
     if su.hourly_net or not su.customers:
-        return {d: (0.0, 0) for d in days}  # already taken out hour by hour / nothing to read
+        return dict.fromkeys(days, (0.0, 0))  # already taken out hour by hour / nothing to read
     out: dict[date, tuple[float, int]] = {}
     for d in days:
         edges = np.array([zc.at_local(d, 0, tz).timestamp(), zc.at_local(d, 24, tz).timestamp()])
@@ -223,6 +226,7 @@ def _daily_row(
     rule: RuleConfig,
     st: StateRow,
     d: date,
+    *,
     fig: lk.DayFigures,
     metered_m3: float,
     unmetered_m3: float,
@@ -295,7 +299,7 @@ def _signal(ctx: Ctx, rule: RuleConfig, st: StateRow, s: lk.LeakSignal) -> None:
     elif s.kind == "close":
         msg = f"leak no longer seen ({s.detail}); last estimate {_describe(size)}"
         apply_signal(conn, rule, st, Signal("condition", False, s.ts, None, msg), ctx.res)
-        _close_event(conn, rule, st.run_id, s.ts, "gone", None, s.detail)
+        _close_event(conn, rule, st.run_id, s.ts, reason="gone", user=None, comment=s.detail)
 
 
 def reannunciate(point: lc.AlarmPoint, now: datetime) -> lc.Transition | None:
@@ -310,6 +314,7 @@ def _close_event(
     rule: RuleConfig,
     run_id: int,
     ts: float,
+    *,
     reason: str,
     user: str | None,
     comment: str | None,
@@ -356,7 +361,8 @@ def repair(
         ack = lc.acknowledge(st.point, user, comment or "repaired", at)
         write_transition(conn, rule, st, ack, message=f"leak {words}")
         out.append(ack)
-    _close_event(conn, rule, st.run_id, at.timestamp(), "repaired", user, comment)
+    _close_event(
+        conn, rule, st.run_id, at.timestamp(), reason="repaired", user=user, comment=comment
+    )
     st.extra[STATE_KEY] = state.to_json()
     return out
-

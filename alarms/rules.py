@@ -52,9 +52,7 @@ POINT_KINDS = frozenset(
         Kind.SERVICE_MIN,
     }
 )
-ZONE_KINDS = frozenset(
-    {Kind.MNF, Kind.WATER_BALANCE, Kind.BURST, Kind.CUSTOMER_LEAK, Kind.LEAK}
-)
+ZONE_KINDS = frozenset({Kind.MNF, Kind.WATER_BALANCE, Kind.BURST, Kind.CUSTOMER_LEAK, Kind.LEAK})
 LEAK_KINDS = frozenset({Kind.MNF, Kind.WATER_BALANCE, Kind.BURST, Kind.LEAK})
 
 

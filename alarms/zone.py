@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-
 import psycopg
 
 from alarms import analytics as an
@@ -47,6 +46,7 @@ Conn = psycopg.Connection[Any]
 
 def to_ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
 
 FLOW_TO_LPS = {
     "l/s": 1.0,
@@ -134,7 +134,7 @@ def _devices(conn: Conn, where: str, args: dict[str, Any]) -> list[Device]:
     rows = conn.execute(
         "SELECT d.id, d.code, d.sign, d.attrs, p.id, p.name, p.unit, p.kind, p.poll_period_s "
         "FROM (SELECT d.*, " + SIGN_SQL + " AS sign FROM devices d WHERE d.enabled AND "
-        f"{where}) d LEFT JOIN points p ON p.device_id = d.id ORDER BY d.code, p.id",  # noqa: S608 (fixed fragments)
+        f"{where}) d LEFT JOIN points p ON p.device_id = d.id ORDER BY d.code, p.id",
         args,
     ).fetchall()
     out: dict[int, Device] = {}
@@ -174,9 +174,9 @@ def _pick(
     named: str | None,
     names: Sequence[str],
     ok: Any,
+    *,
     what: str,
     setting: str,
-    *,
     required: bool = True,
 ) -> Point | None:
     """The point of device ``d`` a rule uses: the one ``named`` by the rule, else the first of
@@ -256,14 +256,14 @@ def inflow_meters(
     for d in devs:
         fwd = rev = None
         if counters:
-            p = _pick(d, counter_point, COUNTER_NAMES, _volume_ok, "volume register",
-                      "counter_point", required=False)  # fmt: skip
+            p = _pick(d, counter_point, COUNTER_NAMES, _volume_ok, what="volume register",
+                      setting="counter_point", required=False)  # fmt: skip
             if p is not None:
                 fwd = _vol_point(d, p, d.sign)
                 r = next((q for q in d.points if q.name in REVERSE_NAMES), None)
                 if r is not None:
                     rev = _vol_point(d, r, -d.sign)
-        flow = _pick(d, flow_point, FLOW_NAMES, _flow_ok, "flow", "flow_point",
+        flow = _pick(d, flow_point, FLOW_NAMES, _flow_ok, what="flow", setting="flow_point",
                      required=fwd is None)  # fmt: skip
         out.append(InflowMeter(d.code, d.sign, None if flow is None else _flow_point(d, flow),
                                fwd, rev))  # fmt: skip
@@ -284,8 +284,8 @@ def customer_points(
     devs = _devices(conn, "d.kind = 'customer_meter' AND d.zone_id = %(zid)s", args)
     out: list[ZonePoint] = []
     for d in devs:
-        p = _pick(d, volume_point, VOLUME_NAMES, _volume_ok, "volume register", "volume_point",
-                  required=False)  # fmt: skip
+        p = _pick(d, volume_point, VOLUME_NAMES, _volume_ok, what="volume register",
+                  setting="volume_point", required=False)  # fmt: skip
         if p is not None:
             out.append(_vol_point(d, p))
     if required and not out:
@@ -314,7 +314,7 @@ def tanks(conn: Conn, zone_id: int, level_point: str | None) -> list[Tank]:
         p = _pick(
             d, level_point, LEVEL_NAMES,
             lambda q: q.kind == "analog" and q.unit.strip().lower() in LEVEL_TO_M,
-            "level", "level_point",
+            what="level", setting="level_point",
         )  # fmt: skip
         assert p is not None
         area = d.attrs.get("tank_area_m2")
@@ -341,8 +341,8 @@ def pumps(conn: Conn, zone_id: int, pump_point: str | None) -> list[Pump]:
     )
     out: list[Pump] = []
     for d in devs:
-        p = _pick(d, pump_point, PUMP_NAMES, lambda q: q.kind == "status", "run state",
-                  "pump_point")  # fmt: skip
+        p = _pick(d, pump_point, PUMP_NAMES, lambda q: q.kind == "status", what="run state",
+                  setting="pump_point")  # fmt: skip
         assert p is not None
         out.append(Pump(d.code, str(d.attrs["pump"]), ZonePoint(p.id, 1.0, 1.0, d.code, p.name)))
     return out
@@ -445,6 +445,7 @@ def zone_demand(
     meters: Sequence[InflowMeter],
     zone_tanks: Sequence[Tank],
     zone_pumps: Sequence[Pump],
+    *,
     t0: float,
     step_s: float,
     n: int,
@@ -506,7 +507,6 @@ def counter_use(conn: Conn, pts: Sequence[ZonePoint], edges: Any, max_gap_s: flo
     return out
 
 
-
 def check_rule(conn: Conn, kind: str, zone_id: int | None, params: Any) -> None:
     """A zone rule must find what it watches: raise ZoneSetupError (naming the setting at
     fault) when it would watch nothing. ``params``: the rule's RuleParams."""
@@ -515,8 +515,9 @@ def check_rule(conn: Conn, kind: str, zone_id: int | None, params: Any) -> None:
     if kind == "customer_leak":
         customer_points(conn, zone_id, params.volume_point, required=True)
         return
+    counters = kind == "leak" and params.use_counters
     meters = inflow_meters(
-        conn, zone_id, flow_point=params.flow_point, counters=kind == "leak" and params.use_counters,
+        conn, zone_id, flow_point=params.flow_point, counters=counters,
         counter_point=params.counter_point,
     )  # fmt: skip
     if kind != "leak" and not any(m.flow for m in meters):

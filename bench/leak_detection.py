@@ -1,4 +1,4 @@
-"""Leak detection benchmark: scenario families -> `suvnet readings import` -> `suvnet alarms replay`.
+"""Leak detection benchmark: scenario families -> readings import -> `suvnet alarms replay`.
 
 Every scenario gets a fresh database made from a migrated template: its zones, network
 elements, meters, tanks, pumps and (for the rural families) its households as billing accounts
@@ -69,7 +69,13 @@ sys.path.insert(0, str(ROOT))
 from alarms import analytics as an  # noqa: E402
 from bench.common import server_url, with_db  # noqa: E402
 from simulator import leak_families as lf  # noqa: E402
-from simulator.leak_scenarios import Leak, Scenario, generate, write_csv, write_registry_sql  # noqa: E402
+from simulator.leak_scenarios import (  # noqa: E402
+    Leak,
+    Scenario,
+    generate,
+    write_csv,
+    write_registry_sql,
+)
 from suvnet.migrate import load_migrations, migrate  # noqa: E402
 
 TZ = ZoneInfo("Asia/Tashkent")
@@ -77,6 +83,14 @@ WARMUP_DAYS = 14
 DAY = 86400.0
 LEAK_KINDS = ("leak", "mnf", "burst", "water_balance")
 FAMILIES = ("hourly", "sparse", "growing", "small", "tank")
+TABLE_KEYS = (
+    "detection_72h",
+    "abrupt_detection_24h",
+    "false_per_dma_month",
+    "events_per_leak",
+    "mean_time_to_detect_h",
+    "small_detection_72h",
+)
 BENCH_SEED = 1000
 HELDOUT_SEED = 7000
 
@@ -194,7 +208,8 @@ def run_case(case: Case, sc: Any, url: str, workdir: Path, mode: str) -> Outcome
             # before issue 19 a shared meter named its zones by database id
             conn.execute(
                 "UPDATE devices d SET attrs = jsonb_set(d.attrs, '{zone_signs}', ("
-                "SELECT jsonb_object_agg(z.id::text, s.value) FROM jsonb_each(d.attrs->'zone_signs') s "
+                "SELECT jsonb_object_agg(z.id::text, s.value) "
+                "FROM jsonb_each(d.attrs->'zone_signs') s "
                 "JOIN zones z ON z.code = s.key)) WHERE d.attrs ? 'zone_signs' "
                 "AND EXISTS (SELECT 1 FROM jsonb_each(d.attrs->'zone_signs') s "
                 "JOIN zones z ON z.code = s.key)"
@@ -463,7 +478,9 @@ def main() -> None:
                     lk = case.leak
                     desc = (
                         f"leak {lk.peak_lps:5.2f} L/s {lk.kind:9s} in {lk.dma} at day "
-                        f"{lk.start_s / DAY:5.2f}" if lk else "no leak"
+                        f"{lk.start_s / DAY:5.2f}"
+                        if lk
+                        else "no leak"
                     )
                     print(
                         f"{case.name}: {desc}; alarms {len(out.alarms)} (ours), "
@@ -476,8 +493,7 @@ def main() -> None:
                 key = f"{label}{fam}"
                 print(f"\n{key}: {count} scenarios x {days} days, 3 DMAs each")
                 print(f"{'':24s}{'suvnet':>10s}{'MNF baseline':>14s}")
-                for k in ("detection_72h", "abrupt_detection_24h", "false_per_dma_month",
-                          "events_per_leak", "mean_time_to_detect_h", "small_detection_72h"):  # fmt: skip
+                for k in TABLE_KEYS:
                     print(f"{k:24s}{_fmt(s_ours[k]):>10s}{_fmt(s_base[k]):>14s}")
                 print(
                     f"leaks >= 2 L/s: {s_ours['leaks_ge_2lps']} ({s_ours['abrupt_ge_2lps']} "
@@ -489,9 +505,7 @@ def main() -> None:
                     f"{_fmt(s_ours['size_error_median'])}\n",
                     flush=True,
                 )
-                for k in ("detection_72h", "abrupt_detection_24h", "false_per_dma_month",
-                          "events_per_leak", "mean_time_to_detect_h", "small_detection_72h",
-                          "size_in_interval"):  # fmt: skip
+                for k in (*TABLE_KEYS, "size_in_interval"):
                     figures[f"{key}_{k}"] = round(s_ours[k], 4)
                 for k in ("detection_72h", "false_per_dma_month", "events_per_leak"):
                     figures[f"{key}_baseline_{k}"] = round(s_base[k], 4)

@@ -93,7 +93,7 @@ FAMILIES: dict[str, FamilySpec] = {
         (1.0, 4.0),
         tank_fed=True,
         transfers=False,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -554,18 +554,22 @@ def registry_rows(sc: FamilyScenario) -> list[tuple[str, list[tuple[Any, ...]]]]
     out.append((node, nodes))
     out.append(
         (
-            "INSERT INTO valves (code, kind, from_node_id, to_node_id, status) "
-            "SELECT 'V-23', 'isolation', a.id, b.id, 'closed' FROM nodes a, nodes b "
-            "WHERE a.code = %s AND b.code = %s",
+            (
+                "INSERT INTO valves (code, kind, from_node_id, to_node_id, status) "
+                "SELECT 'V-23', 'isolation', a.id, b.id, 'closed' FROM nodes a, nodes b "
+                "WHERE a.code = %s AND b.code = %s"
+            ),
             [("N-23a", "N-23b")],
         )
     )
     if sc.tanks:
         out.append(
             (
-                "INSERT INTO pumps (code, from_node_id, to_node_id, zone_id) "
-                "SELECT %s, a.id, b.id, a.zone_id FROM nodes a, nodes b "
-                "WHERE a.code = %s AND b.code = %s",
+                (
+                    "INSERT INTO pumps (code, from_node_id, to_node_id, zone_id) "
+                    "SELECT %s, a.id, b.id, a.zone_id FROM nodes a, nodes b "
+                    "WHERE a.code = %s AND b.code = %s"
+                ),
                 [(tk.pump, f"W-{tk.pump}", tk.code) for tk in sc.tanks],
             )
         )
@@ -672,26 +676,32 @@ def registry_rows(sc: FamilyScenario) -> list[tuple[str, list[tuple[Any, ...]]]]
     )
     out.append(
         (
-            "INSERT INTO accounts (number, kind, category, name, house_id, zone_id, residents, "
-            "metered, opened_on, status_since) SELECT %s, 'household', 'household', %s, h.id, "
-            "(SELECT id FROM zones WHERE code = %s), %s, %s, %s, %s FROM houses h "
-            "JOIN streets s ON s.id = h.street_id WHERE s.name_uz = %s AND h.number = %s",
+            (
+                "INSERT INTO accounts (number, kind, category, name, house_id, zone_id, residents, "
+                "metered, opened_on, status_since) SELECT %s, 'household', 'household', %s, h.id, "
+                "(SELECT id FROM zones WHERE code = %s), %s, %s, %s, %s FROM houses h "
+                "JOIN streets s ON s.id = h.street_id WHERE s.name_uz = %s AND h.number = %s"
+            ),
             [(a[0], a[1], a[4], a[5], a[6], a[7], a[8], a[2], a[3]) for a in accounts],
         )
     )
     out.append(
         (
-            "INSERT INTO meters (serial_no, device_id, point_id, zone_id) "
-            "SELECT %s, d.id, p.id, d.zone_id FROM devices d JOIN points p ON p.device_id = d.id "
-            "WHERE d.code = %s AND p.name = 'volume_m3'",
+            (
+                "INSERT INTO meters (serial_no, device_id, point_id, zone_id) "
+                "SELECT %s, d.id, p.id, d.zone_id FROM devices d "
+                "JOIN points p ON p.device_id = d.id WHERE d.code = %s AND p.name = 'volume_m3'"
+            ),
             meters,
         )
     )
     out.append(
         (
-            "INSERT INTO service_connections (account_id, meter_id, installed_at) "
-            "SELECT a.id, m.id, %s FROM accounts a, meters m WHERE a.number = %s "
-            "AND m.serial_no = %s",
+            (
+                "INSERT INTO service_connections (account_id, meter_id, installed_at) "
+                "SELECT a.id, m.id, %s FROM accounts a, meters m WHERE a.number = %s "
+                "AND m.serial_no = %s"
+            ),
             [(c[2], c[0], c[1]) for c in conns],
         )
     )
@@ -710,7 +720,7 @@ def write_csv(sc: FamilyScenario, path: Path) -> int:
             nonlocal n
             for t, v in zip(times, values, strict=True):
                 if np.isfinite(v) and np.isfinite(t):
-                    w.writerow([int(round((t0 + t) * 1000)), device, point, format(v, fmt)])
+                    w.writerow([round((t0 + t) * 1000), device, point, format(v, fmt)])
                     n += 1
 
         for m in sc.meters:

@@ -7,6 +7,7 @@ households whose daily use follows the weather.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alarms import analytics as an
 from alarms import leak as lk
 
 T0 = 1_750_000_000.0 - (1_750_000_000.0 % 86400)  # a midnight (the tests use local = UTC)
@@ -127,7 +129,7 @@ def test_a_growing_leak_is_raised_again_only_when_it_has_doubled() -> None:
     assert len(opened) == 1
     assert 1 <= len(regrown) <= 2  # re-raised because it grew, not every day
     sizes = [opened[0].size.lps] + [r.size.lps for r in regrown]
-    assert all(b > 2 * a for a, b in zip(sizes, sizes[1:], strict=False))
+    assert all(b > 2 * a for a, b in itertools.pairwise(sizes))
     assert kinds(sigs, "close") == []
 
 
@@ -138,7 +140,8 @@ def test_repaired_closes_the_event_and_the_zone_is_learned_afresh() -> None:
     assert len(kinds(before, "open")) == 1 and st.event is not None
     ev = lk.repaired(st, CFG, T0 + fixed * 3600.0)
     assert ev is not None and ev.size.lps > 2.0
-    assert st.event is None and lk.repaired(st, CFG, T0 + fixed * 3600.0) is None
+    assert lk.LeakState.to_json(st)["event"] is None  # closed
+    assert lk.repaired(st, CFG, T0 + fixed * 3600.0) is None  # nothing left to repair
     # the leak is gone from the repair on: no new alarm
     _, after = run(
         w, extra=lambda i: 4.0 if start <= i < fixed else 0.0, state=st,
@@ -203,8 +206,8 @@ def test_the_balance_uses_the_demand_index_of_the_metered_households() -> None:
     households do. Scaled by them, the balance is steadier and a small leak stands out."""
     w = world(days=40, seed=4, weather_sigma=0.06)
     st, _ = run(w)
-    plain = lk.diff_sigma(np.array(st.balance.hist))
-    scaled = lk.diff_sigma(np.array(st.balance_idx.hist))
+    plain = an.diff_sigma(np.array(st.balance.hist))
+    scaled = an.diff_sigma(np.array(st.balance_idx.hist))
     assert scaled < plain / 2
     # a 2 L/s leak from day 25 on: the balance finds it
     _, sigs = run(w, extra=lambda i: 2.0 if i >= 25 * 24 else 0.0)

@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from alarms.actions import act, replay, repaired
+from alarms.actions import act, repaired, replay
 from alarms.engine import run_pass
 from alarms.errors import RefusedError
 from billing.accountno import make_number
@@ -37,7 +37,8 @@ def _billing(db: psycopg.Connection[Any], zone: int, meter_points: list[int]) ->
     telemetry), one more with a meter read by hand, the others billed by the norm."""
     db.execute("INSERT INTO regions (name_uz) VALUES ('R') ON CONFLICT DO NOTHING")
     db.execute(
-        "INSERT INTO districts (region_id, name_uz) SELECT id, 'D' FROM regions WHERE name_uz = 'R' "
+        "INSERT INTO districts (region_id, name_uz) SELECT id, 'D' FROM regions "
+        "WHERE name_uz = 'R' "
         "ON CONFLICT DO NOTHING"
     )
     db.execute(
