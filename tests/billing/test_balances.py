@@ -9,9 +9,9 @@ import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billing.accounts import Address, create_account
 from billing.balances import (
     Entry,
-    GroupBy,
     age_entries,
     assess_penalties,
     balances_by,
@@ -19,6 +19,7 @@ from billing.balances import (
 )
 from billing.config import BillingConfig, load_billing_config
 from billing.demo import generate
+from billing.figures import GroupBy
 from billing.ledger import balance, post_entry, post_payment
 from billing.run import run_billing
 from tests.billing.conftest import NOW
@@ -132,8 +133,6 @@ def _check_rollups(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_adjustment_changes_balance(db_url: str) -> None:
-    from billing.accounts import Address, create_account
-
     with psycopg.connect(db_url) as conn:
         acc, _ = create_account(
             conn,
