@@ -30,6 +30,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+import mt940
+
 from billing.payments.errors import PaymentsError, StatementError, StatementUnbalancedError
 from billing.payments.money import som_to_tiyin, tiyin_to_som
 from suvnet.textfile import FileEncodingError, bom_encoding, decode_text
@@ -184,35 +186,36 @@ def _mt940_where(text: str, tag: str, occurrence: int, movements: int) -> str:
     return f"MT940 {f'line {line}, ' if line else ''}field :{tag}: ({name})"
 
 
+class _Located(mt940.models.Transactions):
+    """MT940 transactions that remember the field being parsed, to name it in an error (if a
+    future version of the library renames the method, only the line and field are lost from
+    the message)."""
+
+    tag = ""
+    value = ""
+    occurrence = 0
+    movements = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, int] = {}
+
+    def _process_match(self, match: Any, i: int, valid: Any, data: str) -> None:
+        tag = str(match.group("full_tag"))
+        self.tag, self.occurrence = tag, self.seen.get(tag, 0)
+        self.seen[tag] = self.occurrence + 1
+        nxt = valid[i + 1].start() if i + 1 < len(valid) else len(data)
+        self.value = data[match.end() : nxt].strip()
+        self.movements += tag == "61"
+        super()._process_match(match, i, valid, data)
+
+
 def _mt940_parse(text: str) -> Any:
     """Parse with the ``mt-940`` library; its errors become a :class:`StatementError` naming
     the line, the field and the text that could not be read (never a Python object)."""
-    import mt940
-
     # the library logs its own errors with its regular expressions: the StatementError says it
     logging.getLogger("mt940").setLevel(logging.CRITICAL)
-
-    class Located(mt940.models.Transactions):
-        """Remembers the field being parsed (if a future version of the library renames
-        the method, only the line and field are lost from the message)."""
-
-        tag = ""
-        value = ""
-        occurrence = 0
-        movements = 0
-        seen: dict[str, int]
-
-        def _process_match(self, match: Any, i: int, valid: Any, data: str) -> None:
-            tag = str(match.group("full_tag"))
-            self.tag, self.occurrence = tag, self.seen.get(tag, 0)
-            self.seen[tag] = self.occurrence + 1
-            nxt = valid[i + 1].start() if i + 1 < len(valid) else len(data)
-            self.value = data[match.end() : nxt].strip()
-            self.movements += tag == "61"
-            super()._process_match(match, i, valid, data)
-
-    trs = Located()
-    trs.seen = {}
+    trs = _Located()
     try:
         trs.parse(text)
     except Exception as exc:  # the library raises RuntimeError, ValueError, KeyError...
