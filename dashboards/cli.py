@@ -176,10 +176,17 @@ def push_cmd(
 _ACL_HELP = (
     "Write Mosquitto's password and ACL files from the gateway registry.\n\n"
     "Each allowed gateway may publish only under its own topics and read only its own "
-    "commands and acks. Existing users keep their passwords; new users get a random one, "
-    "listed once in new-credentials.txt. Service passwords come from "
-    "SUVNET_MQTT_INGEST_PASSWORD, SUVNET_MQTT_API_PASSWORD and SUVNET_MQTT_OFFICE_PASSWORD "
-    "when set."
+    "commands and acks. Gateways go into 'gateways.passwd' (the gateway listener, where the "
+    "broker uses each user name as the client id, so no gateway can take over another "
+    "client's session), the office services into 'passwd' (the office listener). Existing "
+    "users keep their passwords; new users get a random one, listed once in "
+    "new-credentials.txt. Service passwords come from SUVNET_MQTT_INGEST_PASSWORD, "
+    "SUVNET_MQTT_API_PASSWORD and SUVNET_MQTT_OFFICE_PASSWORD when set."
+)
+_CHECK_HELP = (
+    "Check a mosquitto.conf against the suvnet broker rules: per-listener password files, "
+    "gateways only on a listener with use_username_as_clientid true, the office services "
+    "only on another, no anonymous access. Exits 1 and lists the problems if any."
 )
 
 
@@ -212,7 +219,10 @@ def acl_cmd(
         if os.environ.get(env)
     }
     res = write_files(out, gateways, root=root or s.topic_root, fixed=fixed)
-    console.print(f"wrote {res.acl} and {res.passwd}: {len(gateways)} gateway(s) + 3 services")
+    console.print(
+        f"wrote {res.acl}, {res.passwd} (3 office services) and {res.gateway_passwd} "
+        f"({len(gateways)} gateway(s))"
+    )
     if res.created:
         console.print(
             f"[yellow]{len(res.created)} new user(s): their passwords are in {res.credentials}"
@@ -222,5 +232,25 @@ def acl_cmd(
         console.print(f"removed users: {', '.join(res.removed)}")
     console.print(
         "Reload the broker to apply: docker compose kill -s HUP mosquitto "
-        "(or systemctl reload mosquitto)"
+        "(or systemctl reload mosquitto). The broker's mosquitto.conf must use both files "
+        "(see deploy/mosquitto/mosquitto.conf; check it with `suvnet mqtt check-conf`)."
     )
+
+
+@mqtt_app.command("check-conf", help=_CHECK_HELP)
+def check_conf_cmd(
+    conf: Annotated[Path, typer.Argument(help="The mosquitto.conf to check.")],
+) -> None:
+    from dashboards.mqtt_acl import check_broker_conf
+
+    try:
+        text = conf.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]cannot read {conf}: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    problems = check_broker_conf(text)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    console.print(f"{conf}: gateways and office services are kept apart; client ids are tied")

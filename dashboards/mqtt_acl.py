@@ -10,11 +10,31 @@ publishes acks, ``suvnet-api`` publishes commands and reads their results and th
 ``suvnet-office`` (alarms, diagnostics, the demo) may read and write everything under the
 topic root. Anonymous clients get nothing (``allow_anonymous false`` in mosquitto.conf).
 
-Passwords: a user already in the existing password file keeps its hash, so running the
-command again changes nothing for gateways already installed. New users get a random
-password, written once to ``new-credentials.txt`` (mode 0600) for the technician. Users no
-longer in the registry (a gateway removed or not allowed) are dropped. Hashes use Mosquitto
-2's PBKDF2-SHA512 format (``$7$``), the same as ``mosquitto_passwd`` writes.
+Client ids are tied to users (no session takeover). MQTT lets a new connection with a
+client id that is already connected throw the old one off; a broker that only checks the
+password would let gw-north's credentials connect as ``gw-south`` (or as an ingest worker)
+and disconnect it, again and again. Mosquitto has no per-user client-id rule, so:
+
+* the gateways have a listener of their own (8883, TLS) with ``use_username_as_clientid
+  true``: whatever client id a gateway sends, the broker uses its user name, so a gateway's
+  credentials can only ever hold or replace that gateway's own session;
+* the office services have another listener (1883, inside the office network) where several
+  processes share one user (ingest workers, API workers, health checks) and keep client ids
+  of their own, all starting with ``suvnet-`` (:data:`OFFICE_ID_PREFIX`), a prefix no gateway
+  code may have, so no gateway's forced id can equal an office client's id;
+* ``per_listener_settings true`` gives each listener its own password file: gateways are in
+  ``gateways.passwd`` (8883 only), the services in ``passwd`` (1883 only). A gateway password
+  does not open the office listener, where client ids are free.
+
+:func:`check_broker_conf` finds a mosquitto.conf that breaks these rules.
+
+Passwords: a user already in an existing password file keeps its hash, so running the
+command again changes nothing for gateways already installed (a ``passwd`` of the older
+layout, which held gateways too, is read as well: its gateways move to ``gateways.passwd``
+with their hashes). New users get a random password, written once to
+``new-credentials.txt`` (mode 0600) for the technician. Users no longer in the registry (a
+gateway removed or not allowed) are dropped. Hashes use Mosquitto 2's PBKDF2-SHA512 format
+(``$7$``), the same as ``mosquitto_passwd`` writes.
 """
 
 from __future__ import annotations
@@ -37,7 +57,16 @@ PBKDF2_ITERATIONS = 101
 SALT_BYTES = 12
 _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
+OFFICE_ID_PREFIX = "suvnet-"
+"""Office users and office client ids start with this; gateway codes may not."""
+ACL_FILE = "acl"
+OFFICE_USERS_FILE = "passwd"
+"""Office services' password file: the office listener (1883) only."""
+GATEWAY_USERS_FILE = "gateways.passwd"
+"""Gateways' password file: the gateway listener (8883, ``use_username_as_clientid``) only."""
+
 Access = Literal["read", "write", "readwrite"]
+Kind = Literal["gateway", "office"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,7 @@ class BrokerUser:
     name: str
     rules: tuple[Rule, ...]
     comment: str = ""
+    kind: Kind = "office"
 
 
 def hash_password(
@@ -76,6 +106,12 @@ def check_password(password: str, hashed: str) -> bool:
 def gateway_user(code: str, root: str = "suvnet") -> BrokerUser:
     if not _USER_RE.match(code):
         raise AclError(f"gateway code {code!r} cannot be a broker user name")
+    if code.lower().startswith(OFFICE_ID_PREFIX):
+        # its forced client id could then equal an office client's id (e.g. an ingest worker)
+        raise AclError(
+            f"gateway code {code!r} starts with {OFFICE_ID_PREFIX!r}, which is kept for the "
+            "office services' MQTT client ids: rename the gateway"
+        )
     base = f"{root}/v1/{code}"
     return BrokerUser(
         code,
@@ -87,6 +123,7 @@ def gateway_user(code: str, root: str = "suvnet") -> BrokerUser:
             Rule("read", f"{base}/ack"),
         ),
         comment=f"gateway {code}",
+        kind="gateway",
     )
 
 
@@ -211,9 +248,22 @@ def all_users(gateways: Iterable[str], root: str) -> list[BrokerUser]:
 class AclFiles:
     acl: Path
     passwd: Path
+    """The office services' password file (office listener)."""
+    gateway_passwd: Path
+    """The gateways' password file (gateway listener)."""
     credentials: Path | None
     created: tuple[str, ...]
     removed: tuple[str, ...]
+
+
+def _read_passwords(*paths: Path) -> dict[str, str]:
+    """Every user:hash of the existing files (a user in several keeps its first hash)."""
+    out: dict[str, str] = {}
+    for path in paths:
+        if path.exists():
+            for user, hashed in parse_password_file(path.read_text()).items():
+                out.setdefault(user, hashed)
+    return out
 
 
 def write_files(
@@ -223,32 +273,45 @@ def write_files(
     root: str = "suvnet",
     fixed: Mapping[str, str] | None = None,
 ) -> AclFiles:
-    """Write ``out/acl`` and ``out/passwd`` (and ``out/new-credentials.txt`` if users are new)."""
+    """Write ``out/acl``, ``out/passwd`` (office services) and ``out/gateways.passwd`` (and
+    ``out/new-credentials.txt`` if users are new). Nothing is written if a gateway code is
+    unusable (:class:`AclError` names it)."""
     users = all_users(gateways, root)
-    acl_path, pw_path, cred_path = out / "acl", out / "passwd", out / "new-credentials.txt"
+    acl_text = render_acl(users)
+    office = [u for u in users if u.kind == "office"]
+    gws = [u for u in users if u.kind == "gateway"]
+    acl_path, cred_path = out / ACL_FILE, out / "new-credentials.txt"
+    pw_path, gw_path = out / OFFICE_USERS_FILE, out / GATEWAY_USERS_FILE
     try:
         out.mkdir(parents=True, exist_ok=True)
-        existing = parse_password_file(pw_path.read_text()) if pw_path.exists() else {}
-        plan = plan_passwords(users, existing, fixed=fixed)
-        _write_private(acl_path, render_acl(users), 0o644)
-        _write_private(pw_path, plan.text, 0o600)
-        if plan.new_credentials:
-            body = "".join(f"{u} {pw}\n" for u, pw in sorted(plan.new_credentials.items()))
+        # gateways.passwd first: an office user of that name would be an error anyway, and
+        # a ``passwd`` of the older layout still holds the gateways' hashes
+        existing = _read_passwords(gw_path, pw_path)
+        office_plan = plan_passwords(office, existing, fixed=fixed)
+        gw_plan = plan_passwords(gws, existing, fixed=fixed)
+        created = {**office_plan.new_credentials, **gw_plan.new_credentials}
+        _write_private(acl_path, acl_text, 0o644)
+        _write_private(pw_path, office_plan.text, 0o600)
+        _write_private(gw_path, gw_plan.text, 0o600)
+        if created:
+            body = "".join(f"{u} {pw}\n" for u, pw in sorted(created.items()))
             header = (
                 "# New MQTT users and their passwords (user password), written once.\n"
-                "# Put each on its gateway (SUVNET_MQTT_URL=mqtts://user:password@broker...),\n"
+                "# Put each on its gateway (SUVNET_MQTT_URL=mqtts://user:password@broker:8883),\n"
                 "# then delete this file.\n"
             )
             old = cred_path.read_text() if cred_path.exists() else header
             _write_private(cred_path, old + body, 0o600)
     except OSError as exc:
         raise AclError(f"cannot write the broker files in {out}: {exc}") from exc
+    names = {u.name for u in users}
     return AclFiles(
         acl_path,
         pw_path,
-        cred_path if plan.new_credentials else None,
-        tuple(sorted(plan.new_credentials)),
-        plan.removed,
+        gw_path,
+        cred_path if created else None,
+        tuple(sorted(created)),
+        tuple(sorted(n for n in existing if n not in names)),
     )
 
 
@@ -259,3 +322,78 @@ def _write_private(path: Path, text: str, mode: int) -> None:
         f.write(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ mosquitto.conf check
+@dataclass
+class _Listener:
+    where: str
+    options: dict[str, str]
+
+
+def _listeners(text: str) -> tuple[dict[str, str], list[_Listener]]:
+    """Global options and the listener blocks of a mosquitto.conf (``include_dir`` is not
+    followed: check the included files too)."""
+    glob: dict[str, str] = {}
+    blocks: list[_Listener] = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        value = value.strip()
+        if key == "listener":
+            blocks.append(_Listener(f"line {n} (listener {value})", {}))
+        elif blocks:
+            blocks[-1].options[key] = value
+        else:
+            glob[key] = value
+    return glob, blocks
+
+
+def check_broker_conf(text: str) -> list[str]:
+    """The problems of a mosquitto.conf against the rules above (empty: none).
+
+    * ``per_listener_settings true`` (each listener its own password file);
+    * no listener lets anonymous clients in;
+    * the gateways' password file is used only on listeners with
+      ``use_username_as_clientid true`` (no session takeover);
+    * the office password file is never on such a listener (several office processes share
+      one user and would throw each other off), nor on the same listener as the gateways'.
+    """
+    glob, blocks = _listeners(text)
+    problems: list[str] = []
+    if glob.get("per_listener_settings", "false").lower() != "true":
+        problems.append(
+            "per_listener_settings is not true: the password files would apply to every "
+            "listener, so a gateway's password would open the office listener, where client "
+            "ids are not tied to users"
+        )
+    if not blocks:
+        problems.append("no listener is configured")
+    for b in blocks:
+        o = b.options
+        pw = Path(o.get("password_file", "")).name
+        forced = o.get("use_username_as_clientid", "false").lower() == "true"
+        if o.get("allow_anonymous", "false").lower() == "true":
+            problems.append(f"{b.where}: allow_anonymous true lets anyone in")
+        if not pw and o.get("allow_anonymous", "false").lower() != "false":
+            problems.append(f"{b.where}: no password_file")
+        if pw and "acl_file" not in o:
+            problems.append(f"{b.where}: a password_file but no acl_file (every topic open)")
+        if pw == GATEWAY_USERS_FILE and not forced:
+            problems.append(
+                f"{b.where}: gateways log in here without use_username_as_clientid true, so one "
+                "gateway's password can take over another client's session"
+            )
+        if pw == OFFICE_USERS_FILE and forced:
+            problems.append(
+                f"{b.where}: use_username_as_clientid true on the office listener: ingest "
+                "workers and other services sharing a user would throw each other off"
+            )
+        if pw and pw not in (GATEWAY_USERS_FILE, OFFICE_USERS_FILE):
+            problems.append(
+                f"{b.where}: password_file {pw!r} is not one written by `suvnet mqtt acl` "
+                f"({OFFICE_USERS_FILE!r} for the office, {GATEWAY_USERS_FILE!r} for gateways)"
+            )
+    return problems

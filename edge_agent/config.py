@@ -90,6 +90,14 @@ class MqttConfig(BaseModel):
     ca_file: Path | None = Field(None, description="CA certificate for mqtts://")
     cert_file: Path | None = None
     key_file: Path | None = None
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="MQTT client id; default: the broker user name, else the gateway id. The "
+        "office broker ties client ids to users (use_username_as_clientid on the gateway "
+        "listener) and uses the user name whatever is sent here",
+    )
     topic_root: str = "suvnet"
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_max_s: float = Field(60.0, gt=0)
@@ -160,6 +168,14 @@ class GatewayConfig(BaseModel):
         if not valid_id(v):
             raise ValueError(f"{v!r} is not a valid gateway id (1-64 of A-Z a-z 0-9 _ . -)")
         return v
+
+    @property
+    def mqtt_client_id(self) -> str:
+        """The client id the agent connects with: ``mqtt.client_id``, else the broker user
+        name, else the gateway id. On the office broker a gateway's user is its gateway id
+        (``suvnet mqtt acl``) and the broker replaces any client id by the user name, so the
+        default is the id the broker uses anyway, in the agent's log and the broker's."""
+        return self.mqtt.client_id or self.mqtt.user() or self.gateway
 
     @model_validator(mode="after")
     def _unique(self) -> GatewayConfig:

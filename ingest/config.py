@@ -10,9 +10,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from suvnet.errors import ConfigError
 
+CLIENT_ID_PREFIX = "suvnet-ingest-"
+"""Default client ids start with it. Ingest connects to the broker's office listener, where
+the workers share the user ``suvnet-ingest`` and keep client ids of their own; ``suvnet-`` is
+a prefix no gateway code may have (``suvnet mqtt acl`` refuses it), and on the gateway
+listener a gateway's client id is always its own code, so no gateway can take over a
+worker's session (see docs/operations.md, "The broker")."""
+
 
 def _default_client_id() -> str:
-    return f"suvnet-ingest-{socket.gethostname()}"[:64]
+    return f"{CLIENT_ID_PREFIX}{socket.gethostname()}"[:64]
 
 
 class IngestConfig(BaseSettings):
@@ -23,7 +30,8 @@ class IngestConfig(BaseSettings):
     client_id: str = Field(
         default_factory=_default_client_id,
         description="MQTT client id; must be unique per worker and stable across restarts "
-        "(the broker keeps the worker's unacknowledged messages under it)",
+        "(the broker keeps the worker's unacknowledged messages under it). Default "
+        "suvnet-ingest-<hostname>; keep the suvnet- prefix, which no gateway can hold",
     )
     group: str = Field("ingest", description="shared-subscription group name")
     shared_subscription: bool = Field(
@@ -104,4 +112,4 @@ def load_ingest_config(**overrides: object) -> IngestConfig:
         raise ConfigError(f"invalid ingest settings: {problems}") from exc
 
 
-__all__ = ["IngestConfig", "load_ingest_config"]
+__all__ = ["CLIENT_ID_PREFIX", "IngestConfig", "load_ingest_config"]
