@@ -283,7 +283,7 @@ class Agent:
             m.port,
             username=m.user(),
             password=m.secret(),
-            identifier=f"suvnet-edge-{self.cfg.gateway}",
+            identifier=self.cfg.mqtt_client_id,
             will=aiomqtt.Will(
                 self.topics.state(self.cfg.gateway), self.state("offline"), qos=1, retain=True
             ),
