@@ -31,11 +31,15 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import errors as pg_errors
 
-from billing.accounts import Address, create_account, install_meter
+from billing.accountno import normalize
+from billing.accounts import READING_SOURCES, Address, add_reading, create_account, install_meter
 from billing.errors import BillingError, ImportRejectedError
 from billing.ledger import post_entry
 from suvnet.textfile import FileEncodingError, decode_text
 from suvnet.textsafe import csv_row
+
+# Start-up time: openpyxl (about 0.2 s to import) is imported inside read_rows, only when the
+# file is XLSX, so that importing a CSV file does not wait for it.
 
 KIND_ALIASES = {
     "household": "household",
@@ -306,9 +310,6 @@ def import_readings(
     comma accepted) and optionally ``source`` (inspector, manual, customer). Bad rows are
     reported and skipped; the others are committed together.
     """
-    from billing.accountno import normalize
-    from billing.accounts import READING_SOURCES, add_reading
-
     report = ImportReport()
     rows = list(read_rows(path, encoding))
     with conn.transaction():

@@ -22,11 +22,15 @@ import psycopg
 
 from billing.accountno import clean
 from billing.accounts import find_account
+from billing.config import get_billing_config
 from billing.errors import LedgerError
 from billing.ledger import balance, post_payment, reverse_entry
 from billing.payments.errors import CashierError, RequestKeyReusedError, VoidRefusedError
 from billing.payments.money import format_som
 
+# Start-up time: the receipt PDF's imports (reportlab, and billing.documents, which loads numba
+# and its compiled kernels) are inside _wrap and render_receipt, because the web app imports
+# this module when it starts and most requests never print a receipt.
 log = logging.getLogger(__name__)
 Method = Literal["cash", "card"]
 MAX_PAYMENT_TIYIN = 10**13
@@ -347,7 +351,6 @@ def render_receipt(r: Receipt, utility_name: str, tz: str = "Asia/Tashkent") -> 
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
     from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
 
-    from billing.config import get_billing_config
     from billing.documents import fonts
 
     reg, bold = fonts(get_billing_config())

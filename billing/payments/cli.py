@@ -17,7 +17,12 @@ from rich.table import Table
 
 from billing.payments.config import get_payments_config
 from billing.payments.errors import PaymentsError, StatementError, StatementUnbalancedError
+from billing.payments.importer import import_statement, rematch, review_queue, suspense_total
 from billing.payments.money import format_som
+from billing.payments.statements import parse_statement
+from suvnet.db import connect
+from suvnet.db import database_url as settings_url
+from suvnet.settings import get_settings
 
 console = Console()
 app = typer.Typer(
@@ -29,10 +34,6 @@ app = typer.Typer(
 
 @contextmanager
 def _connect(database_url: str | None) -> Iterator[psycopg.Connection[Any]]:
-    from suvnet.db import connect
-    from suvnet.db import database_url as settings_url
-    from suvnet.settings import get_settings
-
     conn = connect(database_url or settings_url(get_settings()))
     try:
         yield conn
@@ -72,9 +73,6 @@ def import_statement_cmd(
     ] = None,
     database_url: DbOpt = None,
 ) -> None:
-    from billing.payments.importer import import_statement
-    from billing.payments.statements import parse_statement
-
     if fmt is not None and fmt not in ("mt940", "csv", "1c"):
         raise typer.BadParameter("--format must be mt940, csv or 1c")
     try:
@@ -135,8 +133,6 @@ def import_statement_cmd(
     "accounts or INNs were entered.",
 )
 def rematch_cmd(database_url: DbOpt = None) -> None:
-    from billing.payments.importer import rematch
-
     cfg = get_payments_config()
     with _connect(database_url) as conn, conn.transaction():
         counts = rematch(conn, now=datetime.now(UTC), by="cli", fuzzy_min_score=cfg.fuzzy_min_score)
@@ -151,8 +147,6 @@ def review_cmd(
     limit: Annotated[int, typer.Option(help="How many lines to show.")] = 50,
     database_url: DbOpt = None,
 ) -> None:
-    from billing.payments.importer import review_queue, suspense_total
-
     with _connect(database_url) as conn:
         rows = review_queue(conn, limit=limit)
         total = suspense_total(conn)
