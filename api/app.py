@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from api.deps import AppState, current_principal, utcnow
 from api.errors import ApiError, ForbiddenError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import CODES as LANGUAGE_CODES
 from api.limits import BodyLimitMiddleware, BodyLimits, BodyTooLargeError, clip_echo
+from api.routes import (
+    auth,
+    billing,
+    cashier,
+    commands,
+    payment_callbacks,
+    registry,
+    reports,
+    statements,
+)
 from api.security import STAFF, Principal, RateLimitPolicy
+from api.web import cabinet, staff, staff_billing, staff_payments, staff_reports
+from api.web.session import WebMiddleware
 from suvnet.db import database_url, make_async_pool
 from suvnet.errors import ConfigError
 from suvnet.protocol import Topics
@@ -67,6 +82,93 @@ def create_app(
         body_limits=BodyLimits(settings.max_body_bytes, settings.max_upload_bytes),
     )
 
+    app = FastAPI(
+        title="suvnet API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=_lifespan(state, pool_size),
+        docs_url=None,  # served below from local files: the office may have no internet
+        redoc_url=None,
+        # public docs: FastAPI serves the description; staff-only: _mount_api_docs does
+        openapi_url="/api/openapi.json" if settings.api_docs_access == "public" else None,
+    )
+    app.state.suvnet = state
+
+    _add_error_handlers(app)
+    app.add_middleware(WebMiddleware, state=state)
+    # outermost: nothing reads a body before its size is checked
+    app.add_middleware(BodyLimitMiddleware, limits=state.body_limits)
+
+    @app.get("/health", tags=["health"], summary="Liveness and database check (no login)")
+    async def health() -> dict[str, Any]:
+        ok = False
+        if state.pool is not None:
+            try:
+                async with state.pool.connection(timeout=5) as conn:
+                    await conn.execute("SELECT 1")
+                ok = True
+            except Exception:  # noqa: BLE001 - health reports, it does not raise
+                ok = False
+        return {"status": "ok" if ok else "degraded", "database": ok}
+
+    _add_routers(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _mount_api_docs(app, settings.api_docs_access)
+    return app
+
+
+Optional = tuple[str, str]
+"""A router that needs a package an install may leave out: (module, package)."""
+ROUTERS: tuple[APIRouter | Optional, ...] = (
+    # the JSON API for programs (api/routes); matched in order: the busiest (balances,
+    # readings) come first
+    billing.router,
+    registry.router,
+    auth.router,
+    commands.router,
+    ("api.routes.alarms", "alarms"),
+    reports.router,
+    # the web pages for people (api/web)
+    cabinet.router,
+    staff.router,
+    ("api.web.staff_alarms", "alarms"),
+    staff_billing.router,
+    staff_reports.router,
+    # the payment providers' callbacks, the cashier desk and bank statements, then their pages
+    payment_callbacks.router,
+    cashier.router,
+    statements.router,
+    staff_payments.router,
+)
+
+
+def _add_routers(app: FastAPI) -> None:
+    for router in ROUTERS:
+        if isinstance(router, tuple):
+            _include_optional(app, *router)
+        else:
+            app.include_router(router)
+
+
+def _include_optional(app: FastAPI, module: str, package: str) -> None:
+    """The router of ``module``, when ``package`` is installed."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == package or exc.name.startswith(f"{package}.")):
+            log.info("%s: off, the %s package is not available", module, package)
+            return
+        raise
+    app.include_router(mod.router)
+
+
+def _lifespan(
+    state: AppState, pool_size: int | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Opens the database pool when the app starts, closes it (and the background jobs)
+    when it stops."""
+    settings = state.settings
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = state.db_url or database_url(settings)
@@ -96,17 +198,12 @@ def create_app(
                 state.sync_pool = None
             log.info("api stopped")
 
-    app = FastAPI(
-        title="suvnet API",
-        version="1",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url=None,  # served below from local files: the office may have no internet
-        redoc_url=None,
-        # public docs: FastAPI serves the description; staff-only: _mount_api_docs does
-        openapi_url="/api/openapi.json" if settings.api_docs_access == "public" else None,
-    )
-    app.state.suvnet = state
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"error": code, "detail": ...}``; a page (not /api/) that needs
+    a login redirects to its login form instead."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -154,65 +251,6 @@ def create_app(
             headers={"Connection": "close"},  # the rest of the body is not read
         )
 
-    from api.web.session import WebMiddleware
-
-    app.add_middleware(WebMiddleware, state=state)
-    # outermost: nothing reads a body before its size is checked
-    app.add_middleware(BodyLimitMiddleware, limits=state.body_limits)
-
-    @app.get("/health", tags=["health"], summary="Liveness and database check (no login)")
-    async def health() -> dict[str, Any]:
-        ok = False
-        if state.pool is not None:
-            try:
-                async with state.pool.connection(timeout=5) as conn:
-                    await conn.execute("SELECT 1")
-                ok = True
-            except Exception:  # noqa: BLE001 - health reports, it does not raise
-                ok = False
-        return {"status": "ok" if ok else "degraded", "database": ok}
-
-    from api.routes import auth, commands, registry
-
-    # routes are matched in order: the busiest (balances, readings) come first
-    _include_optional(app, "billing")
-    app.include_router(registry.router)
-    app.include_router(auth.router)
-    app.include_router(commands.router)
-    for name in ("alarms", "reports"):
-        _include_optional(app, name)
-    _include_web(app)
-    from api.payments import router as payments_router  # Payme, Click, cashier, statements
-
-    app.include_router(payments_router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    _mount_api_docs(app, settings.api_docs_access)
-    return app
-
-
-def _include_optional(app: FastAPI, name: str) -> None:
-    """Routers that need another package (billing, alarms) are added when it is installed."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"api.routes.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == name or exc.name.startswith(f"{name}.")):
-            log.info("%s endpoints are off: the %s package is not available", name, name)
-            return
-        if exc.name == f"api.routes.{name}":
-            return
-        raise
-    app.include_router(mod.router)
-
-
-def _include_web(app: FastAPI) -> None:
-    from api.web import backoffice, cabinet, staff_pages
-
-    app.include_router(cabinet.router)
-    app.include_router(backoffice.router)
-    app.include_router(staff_pages.router)
-
 
 async def _staff_for_docs(request: Request) -> Principal:
     """The API docs in ``staff`` mode: any staff login (Bearer token or the back-office
@@ -230,9 +268,6 @@ def _mount_api_docs(app: FastAPI, access: str) -> None:
     ``access`` (SUVNET_API_DOCS, resolved): ``public`` serves /api/docs and
     /api/openapi.json to anyone, ``staff`` to staff logins only, ``off`` not at all.
     """
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
-
     if access == "off":
         return
     app.mount("/api/docs-static", StaticFiles(directory=swagger_ui_path), name="api-docs-static")

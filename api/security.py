@@ -66,6 +66,20 @@ REPORTS = frozenset(
 )
 ALARMS_READ = STAFF
 ALARMS_HANDLE = frozenset({Role.ADMIN, Role.DISPATCHER, Role.TECHNICIAN})
+CASHIER_DESK = frozenset({Role.CASHIER, Role.ACCOUNTANT, Role.ADMIN})
+"""Take desk payments, print receipts, void one's own payments of the day, one's shift."""
+VOID_ANY = frozenset({Role.ACCOUNTANT, Role.ADMIN})
+"""Void any desk payment; see any cashier's shift."""
+STATEMENTS = frozenset({Role.ACCOUNTANT, Role.ADMIN, Role.BILLING_CLERK})
+"""Upload bank statements, work the review queue."""
+REPORT_ROLES: dict[str, frozenset[Role]] = {
+    "accounting": frozenset({Role.ADMIN, Role.ACCOUNTANT, Role.BILLING_CLERK, Role.VIEWER}),
+    "finance": frozenset({Role.ADMIN, Role.ACCOUNTANT, Role.VIEWER}),
+    "legal": frozenset({Role.ADMIN, Role.LAWYER, Role.ACCOUNTANT}),
+    "customer_service": frozenset({Role.ADMIN, Role.BILLING_CLERK, Role.VIEWER}),
+    "technical": frozenset({Role.ADMIN, Role.DISPATCHER, Role.TECHNICIAN, Role.VIEWER}),
+}
+"""Each department report and the roles that may read it (the report API and its page)."""
 
 # --------------------------------------------------------------------------------- passwords
 

@@ -4,22 +4,21 @@ create/update, disable/enable)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from alarms import queries as aq
-from alarms.actions import Action, act
-from alarms.errors import AlarmsError, RefusedError, RuleConfigError
 from alarms.errors import NotFoundError as AlarmNotFoundError
+from alarms.errors import RuleConfigError
 from alarms.store import PositionIn, RuleIn, save_position, save_rule, set_rule_enabled
 from api.audit import write_audit
 from api.deps import Conn, Paging, State, require
-from api.errors import ConflictError, InvalidError, NotFoundError
+from api.errors import InvalidError, NotFoundError
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
+from api.services.alarms import OperatorAction, alarm_or_404, operator_action
 from api.syncdb import run_sync
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
@@ -62,97 +61,41 @@ async def list_alarms(
     )
 
 
-async def _alarm(conn: Conn, alarm_id: int) -> dict[str, Any]:
-    row = await aq.alarm(conn, alarm_id)
-    if row is None:
-        raise NotFoundError(f"no alarm number {alarm_id}")
-    return row
-
-
 @router.get("/alarms/{alarm_id}", summary="One alarm")
 async def get_alarm(*, _: Reader, conn: Conn, alarm_id: AlarmId) -> dict[str, Any]:
-    return await _alarm(conn, alarm_id)
+    return await alarm_or_404(conn, alarm_id)
 
 
 @router.get("/alarms/{alarm_id}/events", summary="The journal of one alarm")
 async def alarm_events(*, _: Reader, conn: Conn, pg: Paging, alarm_id: AlarmId) -> dict[str, Any]:
-    await _alarm(conn, alarm_id)
+    await alarm_or_404(conn, alarm_id)
     return await aq.alarm_events(conn, pg, alarm_id)
-
-
-@dataclass(frozen=True)
-class OperatorAction:
-    alarm_id: int
-    action: Action
-    user: str
-    comment: str | None
-    now: datetime
-    until: datetime | None = None
-
-
-def _act(conn: Any, op: OperatorAction) -> dict[str, str]:
-    tr = act(
-        conn,
-        str(op.alarm_id),
-        op.action,
-        user=op.user,
-        comment=op.comment,
-        now=op.now,
-        until=op.until,
-    )
-    return {"event": tr.event, "from_state": tr.from_state.value, "to_state": tr.to_state.value}
-
-
-async def _operator_action(
-    request: Request, who: Principal, conn: Conn, st: State, op: OperatorAction
-) -> dict[str, Any]:
-    before = await _alarm(conn, op.alarm_id)
-    try:
-        result = await run_sync(st, _act, op)
-    except RefusedError as exc:
-        raise ConflictError(str(exc), code=exc.reason) from exc
-    except AlarmNotFoundError as exc:
-        raise NotFoundError(str(exc)) from exc
-    except AlarmsError as exc:
-        raise ConflictError(str(exc)) from exc
-    await write_audit(
-        conn,
-        request,
-        who,
-        action=op.action,
-        entity="alarm",
-        entity_id=op.alarm_id,
-        before={"state": before["state"]},
-        after={**result, "comment": op.comment, "until": op.until},
-    )
-    return {"alarm": op.alarm_id, **result}
 
 
 @router.post("/alarms/{alarm_id}/ack", summary="Acknowledge an alarm")
 async def ack(
     *, request: Request, who: Handler, conn: Conn, st: State, alarm_id: AlarmId, body: AckIn
 ) -> dict[str, Any]:
-    op = OperatorAction(alarm_id, "ack", who.username, body.comment, st.clock())
-    return await _operator_action(request, who, conn, st, op)
+    op = OperatorAction.of(alarm_id, "ack", who, body.comment, now=st.clock())
+    return await operator_action(conn, request, who, st, op)
 
 
 @router.post("/alarms/{alarm_id}/shelve", summary="Shelve an alarm for a while")
 async def shelve(
     *, request: Request, who: Handler, conn: Conn, st: State, alarm_id: AlarmId, body: ShelveIn
 ) -> dict[str, Any]:
-    now = st.clock()
-    op = OperatorAction(
-        alarm_id, "shelve", who.username, body.comment, now, now + timedelta(minutes=body.minutes)
+    op = OperatorAction.of(
+        alarm_id, "shelve", who, body.comment, now=st.clock(), minutes=body.minutes
     )
-    return await _operator_action(request, who, conn, st, op)
+    return await operator_action(conn, request, who, st, op)
 
 
 @router.post("/alarms/{alarm_id}/unshelve", summary="Take an alarm off the shelf")
 async def unshelve(
     *, request: Request, who: Handler, conn: Conn, st: State, alarm_id: AlarmId
 ) -> dict[str, Any]:
-    op = OperatorAction(alarm_id, "unshelve", who.username, None, st.clock())
-    return await _operator_action(request, who, conn, st, op)
+    op = OperatorAction.of(alarm_id, "unshelve", who, None, now=st.clock())
+    return await operator_action(conn, request, who, st, op)
 
 
 # ------------------------------------------------------------------ rules

@@ -3,7 +3,6 @@ payments, billing runs. The rules live in the billing package; this module calls
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import asdict
 from datetime import date, datetime
@@ -14,28 +13,25 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.audit import audit_sync, write_audit
-from api.customer_accounts import (
+from api.deps import Conn, Paging, State, client_ip, require
+from api.errors import ConflictError, InvalidError, NotFoundError
+from api.responses import json_response
+from api.security import CASHIER_DESK, CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
+from api.services import payments
+from api.services.billing import (
     account_or_404,
     account_with_balance,
     balance_or_404,
     invoice_pdf_response,
+    set_account_status,
 )
-from api.deps import AppState, Conn, Paging, State, client_ip, require
-from api.errors import ConflictError, InvalidError, NotFoundError
-from api.payments.common import CASHIER_DESK, take_payment_audited
-from api.responses import json_response
-from api.security import CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
+from api.services.billing import start_run as start_billing_run
 from api.syncdb import run_sync
 from billing import queries as bq
-from billing.accounts import months_billed_since, set_status
 from billing.balances import BUCKETS, balances_by
 from billing.config import get_billing_config
-from billing.errors import AccountDataError, AccountNumberError, BillingError, LedgerError
-from billing.ledger import account_id_for_number
-from billing.payments.cashier import Receipt
+from billing.errors import AccountDataError, AccountNumberError, LedgerError
 from billing.payments.errors import CashierError, RequestKeyReusedError
-from billing.run import run_billing
 from suvnet.listing import paged
 
 log = logging.getLogger(__name__)
@@ -218,22 +214,15 @@ async def take_cash(
     says ``created: false`` the second time); the same ``receipt`` with another amount is
     refused with 409."""
     await account_or_404(conn, number)
-    now = st.clock()
-
-    def work(sync_conn: Any) -> Receipt:
-        return take_payment_audited(
-            sync_conn,
-            who=who,
-            ip=client_ip(request),
-            now=now,
+    try:
+        r = await payments.take_payment(
+            request,
+            who,
             account_number=number,
             amount_tiyin=body.amount_tiyin,
             method=body.method,
             request_key=f"api:{body.receipt}",
         )
-
-    try:
-        r = await run_sync(st, work)
     except RequestKeyReusedError as exc:
         raise ConflictError(
             f"receipt {body.receipt!r} was already used for another payment (desk receipt "
@@ -280,29 +269,15 @@ async def change_status(
     if when > now:
         raise InvalidError(f"at {when.isoformat()} is in the future")
 
-    def work(conn: Any) -> tuple[bool, list[str]]:
-        acc = account_id_for_number(conn, number)
-        if not set_status(conn, acc, body.status, now=when, reason=body.reason):
-            return False, []
-        audit_sync(
-            conn,
-            who=who,
-            ip=client_ip(request),
-            now=now,
-            action="status",
-            entity="account",
-            entity_id=number,
-            after={"status": body.status, "since": when.isoformat(), "reason": body.reason},
-        )
-        return True, months_billed_since(conn, acc, when, tz)
-
     try:
-        changed, months = await run_sync(st, work)
+        months = await set_account_status(
+            st, who, client_ip(request), number, body.status, when=when, reason=body.reason
+        )
     except (LedgerError, AccountNumberError) as exc:  # no such account, a mistyped number
         raise NotFoundError(str(exc)) from exc
     except AccountDataError as exc:
         raise ConflictError(str(exc)) from exc
-    if not changed:
+    if months is None:
         return {"account": number, "status": body.status, "changed": False}
     return {
         "account": number,
@@ -353,36 +328,6 @@ class RunIn(BaseModel):
     dry_run: bool = Field(False, description="compute and summarise, post nothing")
 
 
-def _run(conn: Any, period: date, now: datetime, dry_run: bool) -> dict[str, Any]:
-    summary = run_billing(conn, period, get_billing_config(), now=now, dry_run=dry_run)
-    return asdict(summary)
-
-
-def _start_background(st: AppState, period: date, who: Principal) -> None:
-    name = f"billing-run-{period:%Y-%m}"
-
-    async def job() -> None:
-        try:
-            summary = await run_sync(st, _run, period, st.clock(), False)
-            log.info(
-                "billing run finished",
-                extra={
-                    "period": f"{period:%Y-%m}",
-                    "by": who.username,
-                    "invoices": summary["invoices_created"],
-                },
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # the state and the error are in billing_runs (billing writes them)
-            log.exception("billing run %s failed", f"{period:%Y-%m}")
-
-    task = asyncio.create_task(job(), name=name)
-    st.tasks.add(task)
-    task.add_done_callback(st.tasks.discard)
-
-
 @router.get("/billing-runs", summary="Billing runs with progress")
 async def list_runs(
     *,
@@ -409,24 +354,9 @@ async def start_run(
     """A dry run answers with the summary at once. A real run starts in the background and
     answers 202; follow it with GET /billing-runs/{period}. Running a month again bills only
     the accounts not billed yet."""
-    period = _period(body.period)
-    if body.dry_run:
-        try:
-            return await run_sync(st, _run, period, st.clock(), True)
-        except BillingError as exc:
-            raise ConflictError(str(exc)) from exc
-    await write_audit(
-        conn,
-        request,
-        who,
-        action="start",
-        entity="billing_run",
-        entity_id=body.period,
-        after={"period": body.period},
+    return await start_billing_run(
+        conn, request, who, st, _period(body.period), dry_run=body.dry_run
     )
-    await conn.commit()
-    _start_background(st, period, who)
-    return {"period": body.period, "state": "started"}
 
 
 # --------------------------------------------------------------------------- customer (self)

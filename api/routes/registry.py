@@ -4,6 +4,7 @@ checks the role, calls them and shapes the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,60 @@ Code = Annotated[str, Path(pattern=ID_PATTERN, description="gateway or device co
 Text = Annotated[str | None, Query(max_length=64, description="part of the code or name")]
 DbId = Annotated[int, Path(ge=1, le=2**62)]
 State = Literal["online", "offline", "unknown"]
+Entity = Literal["gateway", "device"]
+
+
+async def _create(
+    request: Request,
+    who: Principal,
+    conn: Conn,
+    *,
+    entity: Entity,
+    code: str,
+    write: Awaitable[dict[str, Any]],
+) -> dict[str, Any]:
+    """Await ``write`` (an ``rq.add_*`` call) and audit the new row."""
+    try:
+        after = await write
+    except rq.MissingReferenceError as exc:
+        raise InvalidError(str(exc)) from exc
+    except rq.DuplicateCodeError as exc:
+        raise ConflictError(str(exc)) from exc
+    await write_audit(
+        conn, request, who, action="create", entity=entity, entity_id=code, after=after
+    )
+    return after
+
+
+async def _change(
+    request: Request,
+    who: Principal,
+    conn: Conn,
+    *,
+    entity: Entity,
+    code: str,
+    write: Awaitable[tuple[dict[str, Any], dict[str, Any]] | None],
+) -> dict[str, Any]:
+    """Await ``write`` (an ``rq.change_*`` call) and audit the row before and after."""
+    try:
+        changed = await write
+    except rq.MissingReferenceError as exc:
+        raise InvalidError(str(exc)) from exc
+    if changed is None:
+        raise NotFoundError(f"no {entity} with code {code!r}")
+    before, after = changed
+    await write_audit(
+        conn,
+        request,
+        who,
+        action="update",
+        entity=entity,
+        entity_id=code,
+        before=before,
+        after=after,
+    )
+    return after
+
 
 # ------------------------------------------------------------------------------------ zones
 
@@ -106,40 +161,16 @@ async def get_gateway(_: Reader, conn: Conn, code: Code) -> dict[str, Any]:
 
 @router.post("/gateways", status_code=201, summary="Register a gateway")
 async def add_gateway(request: Request, body: GatewayIn, who: Writer, conn: Conn) -> dict[str, Any]:
-    try:
-        after = await rq.add_gateway(conn, **body.model_dump())
-    except rq.MissingReferenceError as exc:
-        raise InvalidError(str(exc)) from exc
-    except rq.DuplicateCodeError as exc:
-        raise ConflictError(str(exc)) from exc
-    await write_audit(
-        conn, request, who, action="create", entity="gateway", entity_id=body.code, after=after
-    )
-    return after
+    write = rq.add_gateway(conn, **body.model_dump())
+    return await _create(request, who, conn, entity="gateway", code=body.code, write=write)
 
 
 @router.patch("/gateways/{code}", summary="Change a gateway (name, zone, allowed)")
 async def change_gateway(
     request: Request, code: Code, body: GatewayPatch, who: Writer, conn: Conn
 ) -> dict[str, Any]:
-    try:
-        changed = await rq.change_gateway(conn, code, body.model_dump(exclude_unset=True))
-    except rq.MissingReferenceError as exc:
-        raise InvalidError(str(exc)) from exc
-    if changed is None:
-        raise NotFoundError(f"no gateway with code {code!r}")
-    before, after = changed
-    await write_audit(
-        conn,
-        request,
-        who,
-        action="update",
-        entity="gateway",
-        entity_id=code,
-        before=before,
-        after=after,
-    )
-    return after
+    write = rq.change_gateway(conn, code, body.model_dump(exclude_unset=True))
+    return await _change(request, who, conn, entity="gateway", code=code, write=write)
 
 
 # ---------------------------------------------------------------------------------- devices
@@ -198,40 +229,16 @@ async def get_device(_: Reader, conn: Conn, code: Code) -> dict[str, Any]:
 
 @router.post("/devices", status_code=201, summary="Register a device")
 async def add_device(request: Request, body: DeviceIn, who: Writer, conn: Conn) -> dict[str, Any]:
-    try:
-        after = await rq.add_device(conn, **body.model_dump())
-    except rq.MissingReferenceError as exc:
-        raise InvalidError(str(exc)) from exc
-    except rq.DuplicateCodeError as exc:
-        raise ConflictError(str(exc)) from exc
-    await write_audit(
-        conn, request, who, action="create", entity="device", entity_id=body.code, after=after
-    )
-    return after
+    write = rq.add_device(conn, **body.model_dump())
+    return await _create(request, who, conn, entity="device", code=body.code, write=write)
 
 
 @router.patch("/devices/{code}", summary="Change a device")
 async def change_device(
     *, request: Request, code: Code, body: DevicePatch, who: Writer, conn: Conn
 ) -> dict[str, Any]:
-    try:
-        changed = await rq.change_device(conn, code, body.model_dump(exclude_unset=True))
-    except rq.MissingReferenceError as exc:
-        raise InvalidError(str(exc)) from exc
-    if changed is None:
-        raise NotFoundError(f"no device with code {code!r}")
-    before, after = changed
-    await write_audit(
-        conn,
-        request,
-        who,
-        action="update",
-        entity="device",
-        entity_id=code,
-        before=before,
-        after=after,
-    )
-    return after
+    write = rq.change_device(conn, code, body.model_dump(exclude_unset=True))
+    return await _change(request, who, conn, entity="device", code=code, write=write)
 
 
 @router.get("/devices/{code}/state-history", summary="State changes of a device")

@@ -11,19 +11,18 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api import users
 from api.audit import write_audit
-from api.customer_accounts import account_or_404, balance_or_404, invoice_pdf_response
-from api.deps import REFRESH_COOKIE, Conn, State, client_ip, require
+from api.deps import Conn, State, client_ip, require
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import format_som
 from api.security import CUSTOMER_SELF, Principal
+from api.services.billing import account_or_404, balance_or_404, invoice_pdf_response
 from api.web.common import (
-    clear_session,
     form_csrf_ok,
     language,
-    login_form,
     render,
     set_session,
 )
+from api.web.login import LoginPages, add_login_routes
 from billing import paylinks
 from billing import queries as bq
 from billing.config import get_billing_config
@@ -32,6 +31,16 @@ from billing.errors import BillingError
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
 Customer = Annotated[Principal, Depends(require(CUSTOMER_SELF))]
+CUSTOMER_ROLE = next(iter(CUSTOMER_SELF))
+LOGIN = LoginPages(
+    prefix="/cabinet",
+    template="cabinet_login.html",
+    field="account_no",
+    field_max=32,
+    customer=True,
+    roles=CUSTOMER_SELF,
+)
+add_login_routes(router, LOGIN)
 
 PASSWORD_ERRORS = {
     "password_too_common": "common",
@@ -39,35 +48,6 @@ PASSWORD_ERRORS = {
     "password_contains_username": "simple",
 }
 """api.security.password_check codes -> the activation page's messages (else "weak")."""
-
-
-@router.get("/login")
-async def login_page(request: Request) -> Response:
-    return render(request, "cabinet_login.html", error=None, account_no="")
-
-
-@router.post("/login")
-async def login_submit(
-    *,
-    request: Request,
-    conn: Conn,
-    account_no: Annotated[str, Form(max_length=32)],
-    password: Annotated[str, Form(max_length=256)],
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next_url: Annotated[str, Form(alias="next", max_length=500)] = "",
-) -> Response:
-    return await login_form(
-        request,
-        conn,
-        template="cabinet_login.html",
-        field="account_no",
-        login=account_no,
-        password=password,
-        csrf_token=csrf_token,
-        next_url=next_url,
-        home="/cabinet/",
-        customer=True,
-    )
 
 
 @router.get("/activate")
@@ -117,16 +97,6 @@ async def activate_submit(
     pair = await users.issue_tokens(conn, p, st.secret, st.clock())
     resp = RedirectResponse("/cabinet/", status_code=303)
     set_session(resp, request, pair.access_token, pair.refresh_token)
-    return resp
-
-
-@router.post("/logout")
-async def logout(*, request: Request, who: Customer, conn: Conn, st: State) -> Response:
-    token = request.cookies.get(REFRESH_COOKIE)
-    if token:
-        await users.revoke(conn, token, st.secret, st.clock())
-    resp = RedirectResponse("/cabinet/login", status_code=303)
-    clear_session(resp)
     return resp
 
 
@@ -190,6 +160,3 @@ async def invoice_pdf(
     return await invoice_pdf_response(
         conn, st, invoice_id, account_no=who.account_no, lang=language(request)
     )
-
-
-CUSTOMER_ROLE = next(iter(CUSTOMER_SELF))

@@ -1,4 +1,5 @@
-"""Shared pieces of the server-rendered pages: templates, language, cookies, CSRF."""
+"""Shared pieces of the server-rendered pages: templates, language, cookies, CSRF. (The login
+pages are :mod:`api.web.login`.)"""
 
 from __future__ import annotations
 
@@ -10,19 +11,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api import users
 from api.deps import (
     CSRF_COOKIE,
     CSRF_FIELD,
     REFRESH_COOKIE,
     SESSION_COOKIE,
-    client_ip,
     get_state,
 )
-from api.errors import NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import LANGUAGES, format_som, gettext_for, pick_language
 from api.security import ACCESS_TTL, csrf_ok, make_csrf_token
 
@@ -167,42 +165,3 @@ def safe_next(value: str | None, default: str) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
     return default
-
-
-async def login_form(
-    request: Request,
-    conn: Any,
-    *,
-    template: str,
-    field: str,
-    login: str,
-    password: str,
-    csrf_token: str,
-    next_url: str,
-    home: str,
-    customer: bool,
-) -> Response:
-    """The shared login form handler of the back office and the customer cabinet: CSRF check,
-    rate-limited login, then the session cookies and a redirect (or the form again with the
-    reason). ``field`` is the template variable that re-fills the login box."""
-    if not form_csrf_ok(request, csrf_token):
-        return render(request, template, 403, error="csrf", **{field: login})
-    st = get_state(request)
-    try:
-        pair = await users.login(
-            conn,
-            username=login,
-            password=password,
-            ip=client_ip(request),
-            secret=st.secret,
-            now=st.clock(),
-            policy=st.rate_limit,
-            customer=customer,
-        )
-    except TooManyAttemptsError:
-        return render(request, template, 429, error="locked", **{field: login})
-    except NotAuthenticatedError:
-        return render(request, template, 401, error="wrong", **{field: login})
-    resp = RedirectResponse(safe_next(next_url, home), status_code=303)
-    set_session(resp, request, pair.access_token, pair.refresh_token)
-    return resp

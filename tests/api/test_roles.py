@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.security import Role
+from api.routes import reports
+from api.security import REPORT_ROLES, Role
+from api.web import staff_reports
 from tests.api.conftest import User, bearer
 
 ALL = {r.value for r in Role}
@@ -149,3 +151,10 @@ async def test_garbage_token_is_401(client: httpx.AsyncClient) -> None:
     assert r.status_code == 401
     r = await client.get("/api/v1/gateways", headers={"Authorization": "Basic Zm9vOmJhcg=="})
     assert r.status_code == 401
+
+
+def test_report_roles_have_one_definition() -> None:
+    """The report page (api.web.staff_reports) and the report API (api.routes.reports) read
+    the same table of who may read which report: api.security.REPORT_ROLES."""
+    assert staff_reports.REPORT_ROLES is REPORT_ROLES
+    assert reports.REPORT_ROLES == REPORT_ROLES

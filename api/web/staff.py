@@ -1,73 +1,46 @@
-"""The staff back office: login, account search, the account card. The cashier desk is
-api.payments.web (/staff/payments/desk); /staff/cashier only redirects there."""
+"""The staff back office: login, the home page with the account search, the account card
+and its one-time cabinet codes. The cashier desk is :mod:`api.web.staff_payments`
+(/staff/payments/desk); /staff/cashier only redirects there."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api import users
 from api.audit import write_audit
-from api.customer_accounts import account_or_404, balance_or_404
-from api.deps import REFRESH_COOKIE, Conn, State, require
-from api.payments.common import CASHIER_DESK, STATEMENTS
+from api.deps import Conn, State, require
 from api.security import (
     ALARMS_READ,
+    CASHIER_DESK,
     ISSUE_CUSTOMER_CODES,
     READ_BILLING,
     REPORTS,
     STAFF,
+    STATEMENTS,
     Principal,
 )
-from api.web.common import clear_session, login_form, render
+from api.services.billing import account_or_404, balance_or_404
+from api.web.common import render
+from api.web.login import LoginPages, add_login_routes
 from billing import queries as bq
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 Staff = Annotated[Principal, Depends(require(STAFF))]
 BillingReader = Annotated[Principal, Depends(require(READ_BILLING))]
 DESK = "/staff/payments/desk"
-
-
-@router.get("/login")
-async def login_page(request: Request) -> Response:
-    return render(request, "staff_login.html", error=None, username="")
-
-
-@router.post("/login")
-async def login_submit(
-    *,
-    request: Request,
-    conn: Conn,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next_url: Annotated[str, Form(alias="next", max_length=500)] = "",
-) -> Response:
-    return await login_form(
-        request,
-        conn,
-        template="staff_login.html",
-        field="username",
-        login=username,
-        password=password,
-        csrf_token=csrf_token,
-        next_url=next_url,
-        home="/staff/",
-        customer=False,
-    )
-
-
-@router.post("/logout")
-async def logout(*, request: Request, who: Staff, conn: Conn, st: State) -> Response:
-    token = request.cookies.get(REFRESH_COOKIE)
-    if token:
-        await users.revoke(conn, token, st.secret, st.clock())
-    resp = RedirectResponse("/staff/login", status_code=303)
-    clear_session(resp)
-    return resp
+LOGIN = LoginPages(
+    prefix="/staff",
+    template="staff_login.html",
+    field="username",
+    field_max=64,
+    customer=False,
+    roles=STAFF,
+)
+add_login_routes(router, LOGIN)
 
 
 @router.get("/")
@@ -127,7 +100,7 @@ async def _card(
 
 @router.api_route("/cashier", methods=["GET", "HEAD", "POST"])
 async def old_cashier_desk(request: Request) -> Response:
-    """The old cashier desk address. The one desk is /staff/payments/desk (api.payments.web):
+    """The old cashier desk address. The one desk is /staff/payments/desk (api.web.staff_payments):
     a bookmark is sent there for good (308, query kept). A form sent from a page of the old
     desk left open is not re-posted (its fields differ): the desk says that nothing was taken.
     The desk checks the login and the role itself."""

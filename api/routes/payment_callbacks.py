@@ -1,6 +1,8 @@
-"""Payme (``POST /api/payme``) and Click (``POST /api/click/prepare``,
-``POST /api/click/complete``) callbacks. No staff login: Payme sends Basic auth with the
-cash-desk key, Click signs every call. Each callback runs in one database transaction."""
+"""The payment providers' callbacks: Payme (``POST /api/payme``) and Click
+(``POST /api/click/prepare``, ``POST /api/click/complete``, ``POST /api/click``). No staff
+login: Payme sends Basic auth with the cash-desk key, Click signs every call. Each callback
+runs in one database transaction. The providers' own state (their transactions) is kept by
+the billing package (:mod:`billing.payments`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import get_state
-from api.payments.common import payments_config
+from api.services.payments import payments_config
 from api.syncdb import run_sync
 from billing.errors import BillingError
 from billing.payments import click, payme

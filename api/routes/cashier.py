@@ -10,17 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import client_ip, get_state, require
+from api.deps import get_state, require
 from api.errors import ForbiddenError, InvalidError, NotFoundError
-from api.payments.common import (
-    CASHIER_DESK,
-    VOID_ANY,
-    audit_sync,
-    payments_config,
-    take_payment_audited,
-)
-from api.security import Principal
+from api.security import CASHIER_DESK, VOID_ANY, Principal
+from api.services import payments
 from api.syncdb import run_sync
+from billing.config import get_billing_config
 from billing.payments import cashier as desk
 from billing.payments.errors import CashierError, PaymentsError, VoidRefusedError
 from billing.payments.money import som_to_tiyin
@@ -63,27 +58,19 @@ def _receipt_json(r: desk.Receipt) -> dict[str, Any]:
 
 @router.post("", summary="Take a cash or card payment (posted to the ledger at once)")
 async def take(body: PaymentIn, request: Request, who: Desk) -> dict[str, Any]:
-    st = get_state(request)
     try:
         tiyin = som_to_tiyin(body.amount)
     except PaymentsError as exc:
         raise InvalidError(str(exc)) from exc
-    now = st.clock()
-
-    def work(conn: Any) -> desk.Receipt:
-        return take_payment_audited(
-            conn,
-            who=who,
-            ip=client_ip(request),
-            now=now,
+    try:
+        receipt = await payments.take_payment(
+            request,
+            who,
             account_number=body.account,
             amount_tiyin=tiyin,
             method=body.method,
             request_key=body.request_key,
         )
-
-    try:
-        receipt = await run_sync(st, work)
     except CashierError as exc:
         raise InvalidError(str(exc)) from exc
     return _receipt_json(receipt)
@@ -92,13 +79,11 @@ async def take(body: PaymentIn, request: Request, who: Desk) -> dict[str, Any]:
 @router.get("/receipts/{receipt_no}.pdf", summary="The printable receipt (PDF)")
 async def receipt_pdf(receipt_no: str, request: Request, who: Desk) -> Response:
     st = get_state(request)
-    cfg = payments_config(request)
+    cfg = payments.payments_config(request)
     try:
         r = await run_sync(st, desk.get_receipt, receipt_no)
     except CashierError as exc:
         raise NotFoundError(str(exc)) from exc
-    from billing.config import get_billing_config
-
     pdf = desk.render_receipt(r, get_billing_config().utility_name, cfg.timezone)
     return Response(
         pdf,
@@ -122,34 +107,8 @@ async def receipt_json(receipt_no: str, request: Request, who: Desk) -> dict[str
     summary="Void a payment with a reversal (cashier: own, same day; accountant/admin: any)",
 )
 async def void(receipt_no: str, body: VoidIn, request: Request, who: Desk) -> dict[str, Any]:
-    st = get_state(request)
-    cfg = payments_config(request)
-    now = st.clock()
-
-    def work(conn: Any) -> desk.Receipt:
-        r = desk.void_payment(
-            conn,
-            receipt_no,
-            by=who.username,
-            may_void_any=who.role in VOID_ANY,
-            reason=body.reason,
-            now=now,
-            tz=cfg.timezone,
-        )
-        audit_sync(
-            conn,
-            who=who,
-            ip=client_ip(request),
-            now=now,
-            action="void",
-            entity="cashier_receipt",
-            entity_id=receipt_no,
-            after={"reason": body.reason, "amount_tiyin": r.amount_tiyin},
-        )
-        return r
-
     try:
-        r = await run_sync(st, work)
+        r = await payments.void_payment(request, who, receipt_no, reason=body.reason)
     except VoidRefusedError as exc:
         raise ForbiddenError(str(exc)) from exc
     except CashierError as exc:
@@ -167,7 +126,7 @@ async def shift(
     day: Annotated[date | None, Query(description="YYYY-MM-DD; default today")] = None,
 ) -> dict[str, Any]:
     st = get_state(request)
-    cfg = payments_config(request)
+    cfg = payments.payments_config(request)
     name = cashier or who.username
     if name != who.username and who.role not in VOID_ANY:
         raise ForbiddenError("a cashier sees only their own shift")
