@@ -10,8 +10,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from openpyxl import load_workbook  # type: ignore[import-untyped]
+from pypdf import PdfReader
 
 from api.security import Role
+from billing import consumption as cons
+from billing.ledger import post_entry, post_payment, reverse_entry
 from tests.api.conftest import User, add_invoice_and_charge, bearer, make_account
 
 FROM, TO = date(2026, 10, 1), date(2026, 10, 31)
@@ -19,9 +23,6 @@ FROM, TO = date(2026, 10, 1), date(2026, 10, 31)
 
 @pytest.fixture(scope="module")
 def data(db_url: str) -> dict[str, Any]:
-    from billing import consumption as cons
-    from billing.ledger import post_entry, post_payment, reverse_entry
-
     with psycopg.connect(db_url) as conn:
         a1, n1 = make_account(conn, 601, name="Aliyev Sardor", street="Navoiy", house="1")
         a2, n2 = make_account(conn, 602, name="Qodirova Lola", street="Navoiy", house="3")
@@ -255,9 +256,6 @@ async def test_technical(client: httpx.AsyncClient, users: dict[Role, User], db_
 async def test_formats(
     client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
 ) -> None:
-    from openpyxl import load_workbook  # type: ignore[import-untyped]
-    from pypdf import PdfReader
-
     acc = users[Role.ACCOUNTANT]
     x = await report(client, acc, "accounting", format="xlsx")
     assert x.headers["content-type"].startswith("application/vnd.openxmlformats")

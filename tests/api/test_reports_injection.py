@@ -18,6 +18,7 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 from api.reports.model import Column, Report, Row, Table
 from api.reports.render import fit_widths, to_csv, to_pdf, to_xlsx
 from api.security import Role
+from billing.ledger import post_entry
 from suvnet.textsafe import is_formula_like
 from tests.api.conftest import User, add_invoice_and_charge, bearer, make_account
 from tests.pdf_safety import HOSTILE, check_pdf
@@ -30,8 +31,6 @@ MM = 72 / 25.4
 
 @pytest.fixture(scope="module")
 def hostile(db_url: str) -> dict[str, str]:
-    from billing.ledger import post_entry
-
     with psycopg.connect(db_url) as conn:
         a1, n1 = make_account(conn, 701, name=FORMULA_NAME, street=FORMULA_STREET, house="1")
         a2, n2 = make_account(conn, 702, name=HOSTILE[1], street=HOSTILE[0], house="2")
