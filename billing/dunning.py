@@ -201,6 +201,19 @@ def message_text(lang: str, number: str, debt: int, days: int, link: str | None)
     return f"{text} {link}" if link else text
 
 
+@dataclass(frozen=True)
+class _Account:
+    """An account that is not closed, as dunning needs it."""
+
+    id: int
+    number: str
+    name: str
+    kind: str
+    phone: str | None
+    telegram_chat_id: str | None
+    address: str
+
+
 def run_dunning(
     conn: psycopg.Connection[Any],
     as_of: date,
@@ -211,22 +224,60 @@ def run_dunning(
     dry_run: bool = False,
 ) -> DunningResult:
     """Carry out due dunning steps and close paid episodes (caller commits)."""
-    stages = [
+    stages = load_stages(conn)
+    ages = aging_by_account(conn, as_of)
+    done, last_stage = _open_episodes(conn)
+    res = DunningResult()
+    for acc in _accounts(conn):
+        aging = ages.get(acc.id)
+        debt = aging.debt if aging else 0
+        if debt <= 0 or aging is None or aging.balance <= 0 or aging.oldest_unpaid is None:
+            if acc.id in last_stage:
+                res.stopped += 1
+                if not dry_run:
+                    _record_stop(conn, acc, last_stage[acc.id], now=now)
+            continue
+        days = (as_of - aging.oldest_unpaid).days - cfg.payment_due_day
+        stage = pick_stage(stages, acc.kind, days, debt)
+        if stage is None or stage.code in done.get(acc.id, set()):
+            continue
+        res.actions += 1
+        statement = None
+        if acc.kind == "legal" and stage.code == "claim" and "letter" in stage.channels:
+            lang = cfg.default_language
+            sd = statement_data(conn, acc.id, aging.oldest_unpaid, as_of, lang)
+            statement = render_statement(sd, cfg, lang)
+        msg = _message(acc, stage, debt, days, as_of, cfg, statement)
+        if not dry_run:
+            _deliver(conn, msg, stage, channels, res, now=now)
+    return res
+
+
+def load_stages(conn: psycopg.Connection[Any]) -> list[Stage]:
+    """The dunning stages (table ``dunning_stages``) in order."""
+    return [
         Stage(r[0], int(r[1]), int(r[2]), int(r[3]), tuple(r[4]), tuple(r[5]), r[6], r[7])
         for r in conn.execute(
             "SELECT code, position, min_days_overdue, min_debt_tiyin, kinds, channels, "
             "title_uz, title_ru FROM dunning_stages ORDER BY position"
         ).fetchall()
     ]
-    ages = aging_by_account(conn, as_of)
-    accounts = conn.execute(
+
+
+def _accounts(conn: psycopg.Connection[Any]) -> list[_Account]:
+    rows = conn.execute(
         """SELECT a.id, a.number, a.name, a.kind, a.phone, a.telegram_chat_id,
                   concat_ws(', ', aa.mahalla_uz, aa.street_uz, aa.house_number || '-uy')
            FROM accounts a JOIN account_addresses aa ON aa.account_id = a.id
            WHERE a.status <> 'closed'"""
     ).fetchall()
-    # per account: stages already done in the open episode, and whether one is open
-    open_rows = conn.execute(
+    return [_Account(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+def _open_episodes(conn: psycopg.Connection[Any]) -> tuple[dict[int, set[str]], dict[int, str]]:
+    """Per account with an open episode (events since its last ``stopped``): the stages
+    already done (sent, or skipped on every channel), and the stage of its latest event."""
+    rows = conn.execute(
         """WITH last_stop AS (
                SELECT account_id, max(created_at) AS at FROM dunning_events
                WHERE status = 'stopped' GROUP BY account_id),
@@ -241,82 +292,90 @@ def run_dunning(
                   (array_agg(stage ORDER BY last_id DESC))[1]
            FROM per_stage GROUP BY account_id"""
     ).fetchall()
-    done: dict[int, set[str]] = {int(a): set(st or ()) for a, st, _ in open_rows}
-    last_stage: dict[int, str] = {int(a): str(ls) for a, _, ls in open_rows}
-    res = DunningResult()
+    done: dict[int, set[str]] = {int(a): set(st or ()) for a, st, _ in rows}
+    last_stage: dict[int, str] = {int(a): str(ls) for a, _, ls in rows}
+    return done, last_stage
+
+
+def _record_stop(
+    conn: psycopg.Connection[Any], acc: _Account, last_stage: str, *, now: datetime
+) -> None:
+    conn.execute(
+        "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
+        "days_overdue, created_at, status, detail) "
+        "VALUES (%s, %s, '-', 0, 0, %s, 'stopped', 'debt paid')",
+        (acc.id, last_stage, now),
+    )
+    log.info("dunning stopped for account %s: debt paid", acc.number)
+
+
+def _message(  # noqa: PLR0917
+    acc: _Account,
+    stage: Stage,
+    debt: int,
+    days: int,
+    as_of: date,
+    cfg: BillingConfig,
+    statement: bytes | None,
+) -> DunningMessage:
     lang = cfg.default_language
-    for acc_id, number, name, kind, phone, chat, address in accounts:
-        aging = ages.get(int(acc_id))
-        debt = aging.debt if aging else 0
-        if debt <= 0 or aging is None or aging.balance <= 0 or aging.oldest_unpaid is None:
-            if int(acc_id) in last_stage:
-                res.stopped += 1
-                if not dry_run:
-                    conn.execute(
-                        "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
-                        "days_overdue, created_at, status, detail) "
-                        "VALUES (%s, %s, '-', 0, 0, %s, 'stopped', 'debt paid')",
-                        (acc_id, last_stage[int(acc_id)], now),
-                    )
-                    log.info("dunning stopped for account %s: debt paid", number)
-            continue
-        days = (as_of - aging.oldest_unpaid).days - cfg.payment_due_day
-        stage = pick_stage(stages, kind, days, debt)
-        if stage is None or stage.code in done.get(int(acc_id), set()):
-            continue
-        res.actions += 1
-        statement = None
-        if kind == "legal" and stage.code == "claim" and "letter" in stage.channels:
-            sd = statement_data(conn, int(acc_id), aging.oldest_unpaid, as_of, lang)
-            statement = render_statement(sd, cfg, lang)
-        msg = DunningMessage(
-            account_id=int(acc_id),
-            number=number,
-            name=name,
-            kind=kind,
-            phone=phone,
-            telegram_chat_id=chat,
-            address=address,
-            stage=stage.code,
-            title=stage.title_uz if lang == "uz" else stage.title_ru,
-            debt_tiyin=debt,
-            days_overdue=days,
-            today=as_of,
-            text=message_text(lang, number, debt, days, best_link(cfg, number, debt)),
-            statement_pdf=statement,
-        )
-        for ch_name in stage.channels:
-            ch = channels.get(ch_name)
-            if dry_run:
-                continue
-            if ch is None:
-                status, detail = "skipped", f"channel {ch_name} is not configured"
+    return DunningMessage(
+        account_id=acc.id,
+        number=acc.number,
+        name=acc.name,
+        kind=acc.kind,
+        phone=acc.phone,
+        telegram_chat_id=acc.telegram_chat_id,
+        address=acc.address,
+        stage=stage.code,
+        title=stage.title_uz if lang == "uz" else stage.title_ru,
+        debt_tiyin=debt,
+        days_overdue=days,
+        today=as_of,
+        text=message_text(lang, acc.number, debt, days, best_link(cfg, acc.number, debt)),
+        statement_pdf=statement,
+    )
+
+
+def _deliver(
+    conn: psycopg.Connection[Any],
+    msg: DunningMessage,
+    stage: Stage,
+    channels: Mapping[str, Channel],
+    res: DunningResult,
+    *,
+    now: datetime,
+) -> None:
+    """Send the message through each channel of the stage and record every attempt."""
+    for ch_name in stage.channels:
+        ch = channels.get(ch_name)
+        if ch is None:
+            status, detail = "skipped", f"channel {ch_name} is not configured"
+            res.skipped += 1
+        else:
+            try:
+                detail = ch.send(msg)
+                status = "sent"
+                res.sent += 1
+            except NoContactError as exc:
+                status, detail = "skipped", str(exc)
                 res.skipped += 1
-            else:
-                try:
-                    detail = ch.send(msg)
-                    status = "sent"
-                    res.sent += 1
-                except NoContactError as exc:
-                    status, detail = "skipped", str(exc)
-                    res.skipped += 1
-                except ChannelError as exc:
-                    status, detail = "failed", str(exc)
-                    res.failed += 1
-            conn.execute(
-                "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
-                "days_overdue, created_at, status, detail, document) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    acc_id,
-                    stage.code,
-                    ch_name,
-                    debt,
-                    days,
-                    now,
-                    status,
-                    detail,
-                    detail if ch_name == "letter" and status == "sent" else None,
-                ),
-            )
-    return res
+            except ChannelError as exc:
+                status, detail = "failed", str(exc)
+                res.failed += 1
+        conn.execute(
+            "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
+            "days_overdue, created_at, status, detail, document) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                msg.account_id,
+                stage.code,
+                ch_name,
+                msg.debt_tiyin,
+                msg.days_overdue,
+                now,
+                status,
+                detail,
+                detail if ch_name == "letter" and status == "sent" else None,
+            ),
+        )
