@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from billing.accountno import make_number
@@ -84,11 +85,58 @@ def generate(
     rng = np.random.default_rng(seed)
     first, last = period_bounds(period)
     zone = ZoneInfo(tz)
-    p_start = datetime.combine(first, time(0), zone)
-    p_end = datetime.combine(last + timedelta(days=1), time(0), zone)
-    prev_start = datetime.combine(period_bounds(first - timedelta(days=1))[0], time(0), zone)
+    times = _Times(
+        prev_start=datetime.combine(period_bounds(first - timedelta(days=1))[0], time(0), zone),
+        start=datetime.combine(first, time(0), zone),
+        end=datetime.combine(last + timedelta(days=1), time(0), zone),
+    )
     ensure_default_tariffs(conn, date(first.year - 1, 1, 1))
+    reg = _registry(conn, n, tag=tag, seed=seed, zones=zones)
+    accs = _accounts(
+        conn, rng, n, reg, times, tag=tag, legal_share=legal_share, unmetered_share=unmetered_share
+    )
+    meter_ids = _meters(
+        conn, rng, n, reg, accs, times, tag=tag, seed=seed, missing_end_share=missing_end_share
+    )
+    return DemoInfo(
+        reg.region_id,
+        reg.district_id,
+        reg.mahalla_ids,
+        accs.ids,
+        meter_ids,
+        reg.zone_ids,
+    )
 
+
+@dataclass(frozen=True)
+class _Times:
+    prev_start: datetime  # the start of the month before the period
+    start: datetime  # the period's start
+    end: datetime  # the period's end
+
+
+@dataclass(frozen=True)
+class _Registry:
+    region_id: int
+    district_id: int
+    zone_ids: tuple[int, ...]
+    mahalla_ids: tuple[int, ...]
+    house_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class _Accounts:
+    ids: tuple[int, ...]
+    kinds: npt.NDArray[np.str_]
+    metered: npt.NDArray[np.bool_]
+    serial0: int  # the highest account serial before these
+
+
+def _registry(
+    conn: psycopg.Connection[Any], n: int, *, tag: str, seed: int, zones: int
+) -> _Registry:
+    """A region, a district, the zones (DMAs), and enough mahallas, streets and houses for
+    ``n`` accounts."""
     row = conn.execute(
         "INSERT INTO regions (name_uz, name_ru) VALUES (%s, %s) RETURNING id",
         (f"{tag} viloyati", f"{tag} область"),
@@ -109,7 +157,6 @@ def generate(
         ).fetchone()
         assert r is not None
         zone_ids.append(int(r[0]))
-
     n_houses = max(1, n)
     n_streets = -(-n_houses // HOUSES_PER_STREET)
     n_mahallas = -(-n_streets // STREETS_PER_MAHALLA)
@@ -135,12 +182,27 @@ def generate(
     with conn.cursor().copy("COPY houses (street_id, number) FROM STDIN") as cp:
         for h in range(n_houses):
             cp.write_row((street_ids[h // HOUSES_PER_STREET], str(h % HOUSES_PER_STREET + 1)))
-    house_ids = [
+    house_ids = tuple(
         int(r[0])
         for r in conn.execute(
             "SELECT id FROM houses WHERE street_id = ANY(%s) ORDER BY id", (street_ids,)
         ).fetchall()
-    ]
+    )
+    return _Registry(region_id, district_id, tuple(zone_ids), tuple(mahalla_ids), house_ids)
+
+
+def _accounts(
+    conn: psycopg.Connection[Any],
+    rng: np.random.Generator,
+    n: int,
+    reg: _Registry,
+    times: _Times,
+    *,
+    tag: str,
+    legal_share: float,
+    unmetered_share: float,
+) -> _Accounts:
+    """``n`` accounts, a share of them legal entities and a share unmetered households."""
     row = conn.execute(
         "SELECT coalesce(max(substr(number, 1, 8)::bigint), 0) FROM accounts"
     ).fetchone()
@@ -151,7 +213,8 @@ def generate(
     metered[kinds == "legal"] = True
     residents = rng.integers(1, 9, n)
     numbers = [make_number(serial0 + i + 1) for i in range(n)]
-    opened = first - timedelta(days=400)
+    opened = times.start.date() - timedelta(days=400)
+    zone_ids, house_ids = reg.zone_ids, reg.house_ids
     with conn.cursor().copy(
         "COPY accounts (number, kind, category, name, inn, phone, house_id, zone_id, residents, "
         "metered, opened_on, status_since) FROM STDIN"
@@ -171,15 +234,32 @@ def generate(
                     0 if legal else int(residents[i]),
                     bool(metered[i]),
                     opened,
-                    p_start - timedelta(days=400),
+                    times.start - timedelta(days=400),
                 )
             )
     acc_rows = conn.execute(
         "SELECT id, number FROM accounts WHERE number = ANY(%s) ORDER BY number", (numbers,)
     ).fetchall()
-    account_ids = [int(r[0]) for r in acc_rows]
-    midx = np.flatnonzero(metered)
-    serials = [f"{tag}-M{seed}-{serial0 + mi + 1:08d}" for mi in midx.tolist()]
+    return _Accounts(tuple(int(r[0]) for r in acc_rows), kinds, metered, serial0)
+
+
+def _meters(  # noqa: PLR0917
+    conn: psycopg.Connection[Any],
+    rng: np.random.Generator,
+    n: int,
+    reg: _Registry,
+    accs: _Accounts,
+    times: _Times,
+    *,
+    tag: str,
+    seed: int,
+    missing_end_share: float,
+) -> tuple[int, ...]:
+    """A meter for every metered account, installed a year before the period, with readings
+    at the start of the previous month, the start of the period and (mostly) its end."""
+    midx = np.flatnonzero(accs.metered)
+    zone_ids = reg.zone_ids
+    serials = [f"{tag}-M{seed}-{accs.serial0 + mi + 1:08d}" for mi in midx.tolist()]
     with conn.cursor().copy("COPY meters (serial_no, model, digits, zone_id) FROM STDIN") as cp:
         for j, mi in enumerate(midx.tolist()):
             cp.write_row((serials[j], "demo-15", 5, zone_ids[(mi * len(zone_ids)) // n]))
@@ -188,10 +268,12 @@ def generate(
     ).fetchall()
     meter_by_serial = {str(s): int(i) for i, s in meter_rows}
     meter_ids = [meter_by_serial[s] for s in serials]
-    installed = p_start - timedelta(days=365)
+    installed = times.start - timedelta(days=365)
     base = rng.uniform(10, 5000, len(midx))
     monthly = np.where(
-        kinds[midx] == "legal", rng.uniform(40, 400, len(midx)), rng.uniform(3, 18, len(midx))
+        accs.kinds[midx] == "legal",
+        rng.uniform(40, 400, len(midx)),
+        rng.uniform(3, 18, len(midx)),
     )
     prev_v = np.round(base, 3)
     start_v = np.round(base + monthly * rng.uniform(0.8, 1.2, len(midx)), 3)
@@ -201,20 +283,13 @@ def generate(
         "COPY service_connections (account_id, meter_id, installed_at, initial_reading) FROM STDIN"
     ) as cp:
         for j, mi in enumerate(midx.tolist()):
-            cp.write_row((account_ids[mi], meter_ids[j], installed, 0.0))
+            cp.write_row((accs.ids[mi], meter_ids[j], installed, 0.0))
     with conn.cursor().copy(
         "COPY meter_readings (meter_id, ts, value_m3, source, entered_by) FROM STDIN"
     ) as cp:
         for j in range(len(midx)):
-            cp.write_row((meter_ids[j], prev_start, float(prev_v[j]), "inspector", "demo"))
-            cp.write_row((meter_ids[j], p_start, float(start_v[j]), "inspector", "demo"))
+            cp.write_row((meter_ids[j], times.prev_start, float(prev_v[j]), "inspector", "demo"))
+            cp.write_row((meter_ids[j], times.start, float(start_v[j]), "inspector", "demo"))
             if has_end[j]:
-                cp.write_row((meter_ids[j], p_end, float(end_v[j]), "inspector", "demo"))
-    return DemoInfo(
-        region_id,
-        district_id,
-        tuple(mahalla_ids),
-        tuple(account_ids),
-        tuple(meter_ids),
-        tuple(zone_ids),
-    )
+                cp.write_row((meter_ids[j], times.end, float(end_v[j]), "inspector", "demo"))
+    return tuple(meter_ids)
