@@ -1,5 +1,5 @@
 """Department reports: JSON, CSV, XLSX or PDF, for any period, filtered by district,
-mahalla or street. Each report has its own reader roles."""
+mahalla or street. Each report has its own reader roles (api.security.REPORT_ROLES)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,10 @@ from api.errors import InvalidError
 from api.reports import builders
 from api.reports.model import Report
 from api.reports.render import to_csv, to_json, to_pdf, to_xlsx
-from api.security import Role
+from api.security import REPORT_ROLES
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
-REPORT_ROLES: dict[str, frozenset[Role]] = {
-    "accounting": frozenset({Role.ADMIN, Role.ACCOUNTANT, Role.BILLING_CLERK, Role.VIEWER}),
-    "finance": frozenset({Role.ADMIN, Role.ACCOUNTANT, Role.VIEWER}),
-    "legal": frozenset({Role.ADMIN, Role.LAWYER, Role.ACCOUNTANT}),
-    "customer_service": frozenset({Role.ADMIN, Role.BILLING_CLERK, Role.VIEWER}),
-    "technical": frozenset({Role.ADMIN, Role.DISPATCHER, Role.TECHNICIAN, Role.VIEWER}),
-}
 Format = Literal["json", "csv", "xlsx", "pdf"]
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
