@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from billing.accountno import is_valid
+from billing.accountno import clean, is_valid
 from billing.payments.errors import PaymentsError
 from billing.payments.money import som_to_tiyin
 
@@ -43,7 +43,7 @@ def find_numbers(purpose: str) -> list[NumberHit]:
     for m in _NUMBER.finditer(purpose):
         if _NOT_ACCOUNT.search(purpose[: m.start()]):
             continue
-        number = re.sub(r"[ -]", "", m.group(1))
+        number = clean(m.group(1))
         if number in seen:
             continue
         seen.add(number)

@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.accountno import make_number
+from billing.payments import payme
 from billing.payments.click import sign
 from billing.payments.errors import PaymentsError
-from billing.payments.matching import find_numbers
+from billing.payments.matching import AccountIndex, Candidate, address_in, find_numbers
 from billing.payments.money import format_som, som_to_tiyin, tiyin_to_som
 from billing.payments.payme import MESSAGES, PaymeError
 
@@ -76,8 +77,6 @@ def test_payme_error_shape() -> None:
     assert set(body["error"]["message"]) == {"ru", "uz", "en"}
     for code in MESSAGES:
         assert all(MESSAGES[code]), code
-    from billing.payments import payme
-
     for code in (payme.ACCOUNT_NOT_FOUND, payme.ACCOUNT_INVALID, payme.ACCOUNT_CLOSED):
         assert -31099 <= code <= -31050
 
@@ -91,9 +90,15 @@ def test_every_listed_number_is_found(serials: list[int]) -> None:
     assert all(h.valid for h in hits)
 
 
-def test_account_index_prefers_rare_words() -> None:
-    from billing.payments.matching import AccountIndex, Candidate, address_in
+def test_numbers_in_a_purpose_are_cleaned_like_everywhere() -> None:
+    """The groups of a number in a transfer's purpose and full-width digits are read by
+    billing.accountno.clean, like the account number at the desk, Payme and Click."""
+    wide = "".join(chr(0xFF10 + int(d)) for d in "000 000 026" if d != " ")
+    hits = find_numbers(f"To'lov 000-000 018 va {wide[:3]} {wide[3:6]} {wide[6:]} uchun")
+    assert [(h.number, h.valid) for h in hits] == [("000000018", True), ("000000026", True)]
 
+
+def test_account_index_prefers_rare_words() -> None:
     cands = [
         Candidate(i, make_number(i), f"Karimov {n}", "Navoiy", str(i))
         for i, n in enumerate(["Anvar", "Bobur", "Dilshod"] * 40, start=1)
