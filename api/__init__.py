@@ -6,6 +6,8 @@ from __future__ import annotations
 __all__ = ["create_app"]
 
 
+# ``api.create_app`` is imported on first use, not with the package: ``suvnet users`` and the
+# other commands that import api.* start without loading FastAPI and the app (start-up time).
 def __getattr__(name: str) -> object:
     if name == "create_app":
         from api.app import create_app

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from api.deps import AppState
+from suvnet.db import make_pool
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -21,8 +22,6 @@ _lock = threading.Lock()
 def _pool(st: AppState) -> Any:
     with _lock:
         if st.sync_pool is None:
-            from suvnet.db import make_pool
-
             st.sync_pool = make_pool(
                 st.pool_url,
                 min_size=1,

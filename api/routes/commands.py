@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -42,6 +43,22 @@ class CommandIn(BaseModel):
         return v
 
 
+def _command(body: CommandIn, now: datetime) -> Command:
+    """The wire command of a request, valid for ``timeout_s`` from ``now`` (pure but for
+    its new id)."""
+    now_ms = int(now.timestamp() * 1000)
+    return Command(
+        id=new_command_id(),
+        device=body.device,
+        op=body.op,
+        point=body.point if body.op == "write" else None,
+        value=body.value if body.op == "write" else None,
+        schedule=tuple((t, float(v)) for t, v in body.schedule) if body.op == "schedule" else (),
+        ts_ms=now_ms,
+        expires_ms=now_ms + int(body.timeout_s * 1000),
+    )
+
+
 @router.post(
     "/gateways/{code}/commands",
     summary="Send a setpoint or a schedule to a device behind a gateway",
@@ -67,17 +84,7 @@ async def post_command(
     if not st.settings.mqtt_url:
         raise UnavailableError("no MQTT broker is configured (SUVNET_MQTT_URL)")
     now = st.clock()
-    now_ms = int(now.timestamp() * 1000)
-    cmd = Command(
-        id=new_command_id(),
-        device=body.device,
-        op=body.op,
-        point=body.point if body.op == "write" else None,
-        value=body.value if body.op == "write" else None,
-        schedule=tuple((t, float(v)) for t, v in body.schedule) if body.op == "schedule" else (),
-        ts_ms=now_ms,
-        expires_ms=now_ms + int(body.timeout_s * 1000),
-    )
+    cmd = _command(body, now)
     payload = body.model_dump(exclude={"timeout_s"})
     await rq.record_command(
         conn,
