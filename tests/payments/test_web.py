@@ -65,6 +65,8 @@ def test_desk_take_receipt_void(
     page = c.get("/staff/payments/desk?lang=ru")
     assert page.status_code == 200
     assert "Принять оплату" in page.text
+    # rendered like every page: the chosen language is remembered for the next pages
+    assert page.cookies.get("suvnet_lang") == "ru"
     key = re.search(r'name="request_key" value="([0-9a-f]+)"', page.text)
     assert key is not None
     before = balance(db, accounts["karimov"])
@@ -141,6 +143,14 @@ def test_statements_page(
     assert a.status_code == 200
     assert f'id="line-{line[0]}"' not in a.text
     assert balance(db, accounts["bog2"]) == before - 50_000_000
+    # the page allocates through the same action as the API: the same audit row
+    audit = db.execute(
+        "SELECT after FROM audit_log WHERE entity = 'bank_statement_line' AND entity_id = %s",
+        (str(line[0]),),
+    ).fetchall()
+    assert [(row[0]["parts"], row[0]["status"]) for row in audit] == [
+        ([[accounts["bog2"], 50_000_000]], "matched")
+    ]
     rm = c.post("/staff/payments/statements/rematch", data={"csrf_token": csrf})
     assert rm.status_code == 200 and "matched 0" in rm.text
 
