@@ -19,6 +19,7 @@ from api.security import (
     Principal,
     Role,
 )
+from api.services import customer_logins
 
 # Declared so that the OpenAPI page offers the "Authorize" button for the password flow.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -214,21 +215,10 @@ async def customer_code(
     account_no: str,
     who: Annotated[Principal, Depends(require(ISSUE_CUSTOMER_CODES))],
     conn: Conn,
-    st: State,
 ) -> dict[str, Any]:
     """The code is shown once (give it to the customer on paper); it works for 7 days and
     replaces any earlier unused code of the account."""
-    code, expires = await users.issue_customer_code(conn, account_no, who.user_id, st.clock())
-    await write_audit(
-        conn,
-        request,
-        who,
-        action="issue_code",
-        entity="customer",
-        entity_id=account_no.strip(),
-        before=None,
-        after={"expires_at": expires},
-    )
+    code, expires = await customer_logins.issue_code(conn, request, who, account_no)
     return {"account_no": account_no.strip(), "code": code, "expires_at": expires}
 
 
@@ -238,26 +228,11 @@ async def customer_code(
     response_model=TokenOut,
     summary="Set a customer's password with the one-time code",
 )
-async def activate(*, request: Request, body: ActivateIn, conn: Conn, st: State) -> dict[str, Any]:
-    user = await users.activate_customer(
-        conn,
-        account_no=body.account_no,
-        code=body.code,
-        password=body.password,
-        ip=client_ip(request),
-        now=st.clock(),
-        policy=st.rate_limit,
+async def activate(*, request: Request, body: ActivateIn, conn: Conn) -> dict[str, Any]:
+    pair = await customer_logins.activate(
+        conn, request, account_no=body.account_no, code=body.code, password=body.password
     )
-    p = Principal(user["id"], user["username"], Role.CUSTOMER, user["account_no"])  # for the audit
-    await write_audit(
-        conn,
-        request,
-        p,
-        action="set_password",
-        entity="customer",
-        entity_id=user["account_no"],
-    )
-    return (await users.issue_tokens(conn, p, st.secret, st.clock())).as_json()
+    return pair.as_json()
 
 
 @router.get("/audit", tags=["audit"], summary="The audit log (newest first)")

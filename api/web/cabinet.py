@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from api import users
-from api.audit import write_audit
-from api.deps import Conn, State, client_ip, require
+from api.deps import Conn, State, require
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import format_som
 from api.security import CUSTOMER_SELF, Principal
+from api.services import customer_logins
 from api.services.billing import account_or_404, balance_or_404, invoice_pdf_response
 from api.web.common import (
     form_csrf_ok,
@@ -31,7 +30,6 @@ from billing.errors import BillingError
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
 Customer = Annotated[Principal, Depends(require(CUSTOMER_SELF))]
-CUSTOMER_ROLE = next(iter(CUSTOMER_SELF))
 LOGIN = LoginPages(
     prefix="/cabinet",
     template="cabinet_login.html",
@@ -60,7 +58,6 @@ async def activate_submit(
     *,
     request: Request,
     conn: Conn,
-    st: State,
     account_no: Annotated[str, Form(max_length=32)],
     code: Annotated[str, Form(max_length=32)],
     password: Annotated[str, Form(max_length=256)],
@@ -75,14 +72,8 @@ async def activate_submit(
     if password != password2:
         return again(422, "mismatch")
     try:
-        user = await users.activate_customer(
-            conn,
-            account_no=account_no,
-            code=code,
-            password=password,
-            ip=client_ip(request),
-            now=st.clock(),
-            policy=st.rate_limit,
+        pair = await customer_logins.activate(
+            conn, request, account_no=account_no, code=code, password=password
         )
     except TooManyAttemptsError:
         return again(429, "locked")
@@ -90,11 +81,6 @@ async def activate_submit(
         return again(401, "badcode")
     except ApiError as exc:
         return again(422, PASSWORD_ERRORS.get(exc.code, "weak"))
-    p = Principal(user["id"], user["username"], CUSTOMER_ROLE, user["account_no"])
-    await write_audit(
-        conn, request, p, action="set_password", entity="customer", entity_id=user["account_no"]
-    )
-    pair = await users.issue_tokens(conn, p, st.secret, st.clock())
     resp = RedirectResponse("/cabinet/", status_code=303)
     set_session(resp, request, pair.access_token, pair.refresh_token)
     return resp

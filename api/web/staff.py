@@ -10,9 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api import users
-from api.audit import write_audit
-from api.deps import Conn, State, require
+from api.deps import Conn, require
 from api.security import (
     ALARMS_READ,
     CASHIER_DESK,
@@ -23,6 +21,7 @@ from api.security import (
     STATEMENTS,
     Principal,
 )
+from api.services import customer_logins
 from api.services.billing import account_or_404, balance_or_404
 from api.web.common import render
 from api.web.login import LoginPages, add_login_routes
@@ -118,21 +117,9 @@ async def issue_code(
     request: Request,
     who: Annotated[Principal, Depends(require(ISSUE_CUSTOMER_CODES))],
     conn: Conn,
-    st: State,
     number: str,
 ) -> Response:
     """A one-time code for the customer's first cabinet password, shown once on the card."""
     account = await account_or_404(conn, number)
-    code, expires = await users.issue_customer_code(
-        conn, account["number"], who.user_id, st.clock()
-    )
-    await write_audit(
-        conn,
-        request,
-        who,
-        action="issue_code",
-        entity="customer",
-        entity_id=account["number"],
-        after={"expires_at": expires},
-    )
+    code, expires = await customer_logins.issue_code(conn, request, who, account["number"])
     return await _card(request, who, conn, number, {"code": code, "expires_at": expires})
