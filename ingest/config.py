@@ -17,6 +17,10 @@ a prefix no gateway code may have (``suvnet mqtt acl`` refuses it), and on the g
 listener a gateway's client id is always its own code, so no gateway can take over a
 worker's session (see docs/operations.md, "The broker")."""
 
+APP_NAME = "suvnet-ingest"
+"""application_name of the worker's database connections (``-maintenance`` appended for the
+maintenance loop's)."""
+
 
 def _default_client_id() -> str:
     return f"{CLIENT_ID_PREFIX}{socket.gethostname()}"[:64]
@@ -112,4 +116,4 @@ def load_ingest_config(**overrides: object) -> IngestConfig:
         raise ConfigError(f"invalid ingest settings: {problems}") from exc
 
 
-__all__ = ["CLIENT_ID_PREFIX", "IngestConfig", "load_ingest_config"]
+__all__ = ["APP_NAME", "CLIENT_ID_PREFIX", "IngestConfig", "load_ingest_config"]
