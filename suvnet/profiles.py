@@ -158,6 +158,30 @@ class Schedule(BaseModel):
     slots: tuple[ScheduleSlot, ...] = Field(min_length=1)
 
 
+class ControllerMap(BaseModel):
+    """Which points the gateway's PRV controller uses (docs/pressure-management.md).
+
+    A profile with a ``controller:`` section is regulated by the edge agent: it writes
+    ``setpoint``, reads ``outlet`` and ``inlet``, writes ``mode_value`` to ``mode`` before
+    its first setpoint (the device's own fixed-setpoint mode) and watches ``enable`` (false:
+    the device is on local hand control). Every device of such a profile also publishes the
+    controller's decisions (:data:`CONTROLLER_POINTS`)."""
+
+    model_config = _STRICT
+    setpoint: str = Field(description="the writable outlet setpoint point (bar)")
+    outlet: str | None = None
+    inlet: str | None = None
+    mode: str | None = Field(None, description="a point selecting the device's own mode")
+    mode_value: float | None = Field(None, description="the mode that obeys the setpoint")
+    enable: str | None = Field(None, description="a bool point: false = local hand control")
+
+    @model_validator(mode="after")
+    def _mode_pair(self) -> ControllerMap:
+        if (self.mode is None) != (self.mode_value is None):
+            raise ValueError("give mode and mode_value together")
+        return self
+
+
 class Profile(BaseModel):
     """The register map of one device model."""
 
@@ -174,6 +198,7 @@ class Profile(BaseModel):
     max_gap: int = Field(8, ge=0, le=124, description="unused registers a merged read may span")
     points: tuple[Point, ...] = Field(min_length=1)
     schedule: Schedule | None = None
+    controller: ControllerMap | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -232,7 +257,47 @@ class Profile(BaseModel):
                         raise ValueError(f"schedule refers to unknown point {ref!r}")
                     if not pt.writable:
                         raise ValueError(f"schedule point {ref!r} must be read-write")
+        if self.controller is not None:
+            self._check_controller(self.controller, {p.name: p for p in self.points})
         return self
+
+    @staticmethod
+    def _check_controller(c: ControllerMap, by_name: dict[str, Point]) -> None:
+        sp = by_name.get(c.setpoint)
+        if sp is None or not sp.writable or sp.range is None or not sp.numeric:
+            raise ValueError(
+                f"controller.setpoint {c.setpoint!r} must be a read-write number with a range"
+            )
+        for key in ("outlet", "inlet", "mode", "enable"):
+            ref = getattr(c, key)
+            if ref is None:
+                continue
+            pt = by_name.get(ref)
+            if pt is None or not pt.publish or not pt.numeric:
+                raise ValueError(f"controller.{key} {ref!r} is not a published point")
+            if key == "mode" and not pt.writable:
+                raise ValueError(f"controller.mode {ref!r} must be read-write")
+        if c.mode is not None:
+            mode_pt = by_name[c.mode]
+            assert c.mode_value is not None
+            if (
+                mode_pt.range is not None
+                and not mode_pt.range[0] <= c.mode_value <= mode_pt.range[1]
+            ):
+                raise ValueError(
+                    f"controller.mode_value {c.mode_value:g} is outside {c.mode}'s range"
+                )
+        for name in CONTROLLER_POINT_NAMES:
+            if name in by_name:
+                raise ValueError(f"point {name!r} is the controller's: rename the device's point")
+
+    @property
+    def setpoint_range(self) -> tuple[float, float] | None:
+        """The write range of the controller's setpoint point (None: no controller)."""
+        if self.controller is None:
+            return None
+        sp = self.point(self.controller.setpoint)
+        return None if sp is None else sp.range
 
     def point(self, name: str) -> Point | None:
         for p in self.points:
@@ -264,11 +329,31 @@ class PublishedPoint:
     """For a bit sub-point: the bitfield it is a bit of (its kind is ``status``, 0 or 1)."""
 
 
+CONTROL_INTERVAL_S = 300.0
+"""How often the gateway's PRV controller decides (and publishes its decision) by default."""
+
+CONTROLLER_POINTS: tuple[PublishedPoint, ...] = (
+    PublishedPoint("ctl_setpoint_bar", "bar", "setpoint", CONTROL_INTERVAL_S),
+    PublishedPoint("ctl_target_bar", "bar", "setpoint", CONTROL_INTERVAL_S),
+    PublishedPoint("ctl_cp_bar", "bar", "analog", CONTROL_INTERVAL_S),
+    PublishedPoint("ctl_reason", "", "status", CONTROL_INTERVAL_S),
+    PublishedPoint("ctl_mode", "", "status", CONTROL_INTERVAL_S),
+    PublishedPoint("ctl_auto", "", "status", CONTROL_INTERVAL_S),
+)
+"""What the gateway's PRV controller publishes for a device whose profile has a
+``controller:`` section, at each decision: the setpoint it holds, its target (the setpoint
+asked for; in critical-point mode the pressure held at the critical point), the lowest fresh
+critical-point pressure, the reason code, the mode code and 1/0 for auto/hand
+(docs/pressure-management.md lists the codes)."""
+CONTROLLER_POINT_NAMES = frozenset(p.name for p in CONTROLLER_POINTS)
+
+
 def published_points(profile: Profile) -> tuple[PublishedPoint, ...]:
     """Every point id the gateway sends readings for, in profile order: each published
     number, and for a bitfield its raw value plus one 0/1 point per named bit
-    (``alarm_flags``, ``alarm_flags.leak``, ...). Strings and ``publish: false`` points
-    send nothing."""
+    (``alarm_flags``, ``alarm_flags.leak``, ...), then, for a profile with a ``controller:``
+    section, the controller's points (:data:`CONTROLLER_POINTS`). Strings and
+    ``publish: false`` points send nothing."""
     out: list[PublishedPoint] = []
     for p in profile.points:
         if not p.publish or not p.numeric:
@@ -277,6 +362,8 @@ def published_points(profile: Profile) -> tuple[PublishedPoint, ...]:
         out.extend(
             PublishedPoint(bit_point(p.name, b), "", "status", p.poll_s, p.name) for b in p.bits
         )
+    if profile.controller is not None:
+        out.extend(CONTROLLER_POINTS)
     return tuple(out)
 
 

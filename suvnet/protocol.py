@@ -7,6 +7,10 @@ Topics (``root`` is ``suvnet`` unless configured otherwise)::
     {root}/v1/{gateway}/ack           office -> gateway   batches committed in the database
     {root}/v1/{gateway}/cmd           office -> gateway   command (setpoint, schedule, coil)
     {root}/v1/{gateway}/cmd/result    gateway -> office   result of a command
+    {root}/v1/{source}/value/{device}/{point}
+                                      source -> gateways  latest value of one point, retained
+                                                          (a critical-point pressure for the
+                                                          PRV controller of another gateway)
 
 Ingest workers subscribe to ``$share/ingest/{root}/v1/+/telemetry`` so that several of them
 split the load. Every payload is a UTF-8 JSON object with ``"v": 1``. Timestamps are integer
@@ -81,6 +85,23 @@ class Topics:
 
     def command_result(self, gateway: str) -> str:
         return f"{self._base(gateway)}/cmd/result"
+
+    def value(self, source: str, device: str, point: str) -> str:
+        """The latest value of ``device/point``, published by ``source``: the gateway that
+        polls the device, or ``suvnet-office`` for values the office relays."""
+        if not valid_id(device) or not valid_id(point):
+            raise ValueError(f"invalid device or point id {device!r}/{point!r}")
+        return f"{self._base(source)}/value/{device}/{point}"
+
+    def parse_value(self, topic: str) -> tuple[str, str, str]:
+        """``(source, device, point)`` of a value topic."""
+        prefix = f"{self.root}/v{VERSION}/"
+        parts = topic[len(prefix) :].split("/") if topic.startswith(prefix) else []
+        if len(parts) != 4 or parts[1] != "value" or not all(valid_id(x) for x in parts[::2]):
+            raise ProtocolError("bad_topic", f"{topic!r} is not a value topic")
+        if not valid_id(parts[3]):
+            raise ProtocolError("bad_topic", f"{topic!r} is not a value topic")
+        return parts[0], parts[2], parts[3]
 
     def telemetry_shared(self, group: str = "ingest") -> str:
         return f"$share/{group}/{self.root}/v{VERSION}/+/telemetry"
@@ -175,18 +196,40 @@ class Ack:
         return any(lo <= seq <= hi for lo, hi in self.ranges)
 
 
+CommandOp = Literal["write", "schedule", "control", "share"]
+COMMAND_OPS: tuple[CommandOp, ...] = ("write", "schedule", "control", "share")
+
+
 @dataclass(frozen=True)
 class Command:
-    """A command for a gateway. ``op`` is ``write`` (one point) or ``schedule``."""
+    """A command for a gateway.
+
+    ``op``: ``write`` (one point), ``schedule``, ``control`` (the PRV controller's
+    configuration of ``device``: ``control``, a JSON object, or None to stop regulating it)
+    or ``share`` (publish the latest values of ``points`` of ``device`` on their value topics;
+    none: stop)."""
 
     id: str
     device: str
-    op: Literal["write", "schedule"]
+    op: CommandOp
     point: str | None = None
     value: float | bool | None = None
     schedule: tuple[tuple[str, float], ...] = ()
     ts_ms: int = 0
     expires_ms: int | None = None
+    control: Mapping[str, Any] | None = None
+    points: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PointValue:
+    """The latest value of one point, as a value topic carries it (``ts_ms`` UTC epoch ms)."""
+
+    device: str
+    point: str
+    ts_ms: int
+    value: float | None
+    quality: Quality = Quality.GOOD
 
 
 @dataclass(frozen=True)
@@ -437,6 +480,10 @@ def encode_command(cmd: Command) -> bytes:
         doc["schedule"] = [[t, v] for t, v in cmd.schedule]
     if cmd.expires_ms is not None:
         doc["expires"] = cmd.expires_ms
+    if cmd.op == "control":
+        doc["control"] = None if cmd.control is None else dict(cmd.control)
+    if cmd.op == "share":
+        doc["points"] = list(cmd.points)
     return _dumps(doc)
 
 
@@ -447,10 +494,24 @@ def decode_command(payload: bytes) -> Command:
         raise ProtocolError("bad_field", "'id' must be 1-128 characters")
     device = _req(doc, "device", str, "a device id")
     op = doc.get("op")
-    if op not in ("write", "schedule"):
-        raise ProtocolError("bad_field", "'op' must be 'write' or 'schedule'")
+    if op not in COMMAND_OPS:
+        raise ProtocolError("bad_field", f"'op' must be one of {', '.join(COMMAND_OPS)}")
     ts = doc.get("ts", 0)
     expires = doc.get("expires")
+    if op == "control":
+        if "control" not in doc:
+            raise ProtocolError(
+                "bad_field", "a control command needs 'control' (an object or null)"
+            )
+        ctl = doc["control"]
+        if ctl is not None and not isinstance(ctl, dict):
+            raise ProtocolError("bad_field", "'control' must be an object or null")
+        return Command(cid, device, "control", None, None, (), ts, expires, ctl)
+    if op == "share":
+        pts = _req(doc, "points", list, "a list of point ids")
+        if len(pts) > 64 or not all(isinstance(x, str) and valid_id(x) for x in pts):
+            raise ProtocolError("bad_field", "'points' must be a list of at most 64 point ids")
+        return Command(cid, device, "share", None, None, (), ts, expires, None, tuple(pts))
     if op == "write":
         point = _req(doc, "point", str, "a point name")
         value = doc.get("value")
@@ -492,6 +553,41 @@ def decode_command_result(payload: bytes) -> CommandResult:
     reason = doc.get("reason")
     readback = doc.get("readback")
     return CommandResult(cid, ok, ts, reason if isinstance(reason, str) else None, readback)
+
+
+def encode_value(v: PointValue) -> bytes:
+    """A value topic's payload: ``{"v": 1, "device", "point", "ts", "value", "q"}``."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "device": v.device,
+            "point": v.point,
+            "ts": v.ts_ms,
+            "value": v.value,
+            "q": int(v.quality),
+        }
+    )
+
+
+def decode_value(payload: bytes) -> PointValue:
+    doc = _loads(payload)
+    device = _req(doc, "device", str, "a device id")
+    point = _req(doc, "point", str, "a point id")
+    if not valid_id(device) or not valid_id(point):
+        raise ProtocolError("bad_field", "invalid device or point id")
+    ts = _req(doc, "ts", int, "epoch milliseconds")
+    q = doc.get("q", 0)
+    if type(q) is not int or not 0 <= q <= 3:
+        raise ProtocolError("bad_field", "'q' must be a quality code 0-3")
+    quality = _QUALITIES[q]
+    value = doc.get("value")
+    if value is None:
+        if quality is Quality.GOOD:
+            raise ProtocolError("bad_field", "a good value needs 'value'")
+        return PointValue(device, point, ts, None, quality)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProtocolError("bad_field", "'value' must be a finite number or null")
+    return PointValue(device, point, ts, float(value), quality)
 
 
 def batches(readings: Sequence[Reading], max_per_batch: int) -> list[Sequence[Reading]]:

@@ -10,6 +10,7 @@ from edge_agent.config import load_config
 from edge_agent.decode import decode_point
 from edge_agent.errors import EdgeError, ProfileError
 from edge_agent.profiles import Profile, load_profile, load_profiles, published_names
+from suvnet.profiles import CONTROLLER_POINTS
 from tests.edge_agent.conftest import PROFILES_DIR
 
 GOOD = """\
@@ -77,6 +78,8 @@ def test_published_points_are_what_the_decoder_sends(profiles: dict[str, Profile
                     [False] * p.count if p.table in ("coil", "discrete") else [0] * p.count
                 )
                 sent += [v.point for v in decode_point(p, regs)]
+        if prof.controller is not None:  # and the gateway's controller its decisions
+            sent += [c.name for c in CONTROLLER_POINTS]
         assert published_names(prof) == tuple(sent), name
 
 

@@ -131,6 +131,10 @@ def test_state_ack_command_round_trips() -> None:
         {"v": 1, "id": "x", "device": "d", "op": "write", "point": "p", "value": "high"},
         {"v": 1, "id": "x", "device": "d", "op": "schedule", "schedule": [["25:00", 1]]},
         {"v": 1, "id": "", "device": "d", "op": "write", "point": "p", "value": 1},
+        {"v": 1, "id": "x", "device": "d", "op": "control"},
+        {"v": 1, "id": "x", "device": "d", "op": "control", "control": [1, 2]},
+        {"v": 1, "id": "x", "device": "d", "op": "share"},
+        {"v": 1, "id": "x", "device": "d", "op": "share", "points": ["a b"]},
     ],
 )
 def test_bad_commands(doc: dict[str, object]) -> None:
@@ -183,3 +187,47 @@ def test_bad_announcements_are_refused(extra: dict[str, object], words: str) -> 
         p.decode_state(json.dumps(doc).encode())
     assert info.value.reason == "bad_field"
     assert words in info.value.detail
+
+
+def test_control_and_share_commands_round_trip() -> None:
+    ctl = p.Command("c-1", "prv-1", "control", control={"mode": "fixed", "setpoint_bar": 3.1})
+    assert p.decode_command(p.encode_command(ctl)) == ctl
+    off = p.Command("c-2", "prv-1", "control", control=None)
+    assert json.loads(p.encode_command(off))["control"] is None
+    assert p.decode_command(p.encode_command(off)) == off
+    share = p.Command("c-3", "pt-9", "share", points=("pressure_bar",), expires_ms=99)
+    assert p.decode_command(p.encode_command(share)) == share
+
+
+def test_value_topics_and_payloads() -> None:
+    t = p.Topics("sv")
+    topic = t.value("gw-north", "pt-n7", "pressure_bar")
+    assert topic == "sv/v1/gw-north/value/pt-n7/pressure_bar"
+    assert t.parse_value(topic) == ("gw-north", "pt-n7", "pressure_bar")
+    assert t.parse_value(t.value("suvnet-office", "pt-1", "alarm_flags.leak"))[2] == (
+        "alarm_flags.leak"
+    )
+    for bad in ("sv/v1/gw/value/pt", "sv/v1/gw/telemetry", "xx/v1/gw/value/a/b",
+                "sv/v1/gw/value/a/b/c"):  # fmt: skip
+        with pytest.raises(ProtocolError):
+            t.parse_value(bad)
+    v = p.PointValue("pt-n7", "pressure_bar", 1_764_400_000_000, 2.41)
+    assert p.decode_value(p.encode_value(v)) == v
+    gone = p.PointValue("pt-n7", "pressure_bar", 5, None, p.Quality.COMM_FAIL)
+    assert p.decode_value(p.encode_value(gone)) == gone
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"v": 1, "device": "d", "point": "p", "ts": 1, "value": None, "q": 0},
+        {"v": 1, "device": "d", "point": "p", "ts": 1, "value": "2.4"},
+        {"v": 1, "device": "d", "point": "p", "ts": 1, "value": True},
+        {"v": 1, "device": "d", "point": "p", "ts": "now", "value": 1},
+        {"v": 1, "device": "d", "point": "p", "ts": 1, "value": 1, "q": 7},
+        {"v": 2, "device": "d", "point": "p", "ts": 1, "value": 1},
+    ],
+)
+def test_bad_values(doc: dict[str, object]) -> None:
+    with pytest.raises(ProtocolError):
+        p.decode_value(json.dumps(doc).encode())

@@ -20,7 +20,7 @@ from edge_agent.decode import decode_point
 from edge_agent.profiles import default_profiles_dir, load_profiles
 from suvnet.errors import FileFormatError
 from suvnet.network import ChangeLog
-from suvnet.profiles import Profile, published_points
+from suvnet.profiles import CONTROLLER_POINTS, Profile, published_points
 from suvnet.registry import list_devices, list_points, list_zones, record_gateway_config
 from suvnet.site import BAR_TO_M, apply_site, load_site
 from tests.suvnet.conftest import EXAMPLES, snapshot
@@ -118,7 +118,8 @@ def test_example_content_lands_where_the_file_says(fresh_db_url: str) -> None:
 
 def _sent_by_gateway(profile: Profile) -> set[str]:
     """The point ids a gateway sends for a device of ``profile``: what its decoder makes of
-    the device's registers (a bitfield gives its value and one 0/1 point per named bit)."""
+    the device's registers (a bitfield gives its value and one 0/1 point per named bit),
+    and for a regulated PRV what its controller publishes."""
     out: set[str] = set()
     for p in profile.points:
         if p.publish:
@@ -126,6 +127,8 @@ def _sent_by_gateway(profile: Profile) -> set[str]:
                 [False] * p.count if p.table in ("coil", "discrete") else [0] * p.count
             )
             out |= {v.point for v in decode_point(p, regs)}
+    if profile.controller is not None:
+        out |= {c.name for c in CONTROLLER_POINTS}
     return out
 
 
