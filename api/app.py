@@ -20,11 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from psycopg_pool import PoolTimeout
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from api.deps import AppState, current_principal, utcnow
 from api.errors import ApiError, ForbiddenError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import CODES as LANGUAGE_CODES
+from api.i18n import gettext_for
 from api.limits import BodyLimitMiddleware, BodyLimits, BodyTooLargeError, clip_echo
 from api.routes import (
     auth,
@@ -38,6 +40,7 @@ from api.routes import (
 )
 from api.security import STAFF, Principal, RateLimitPolicy
 from api.web import cabinet, staff, staff_billing, staff_payments, staff_reports
+from api.web.common import language
 from api.web.session import WebMiddleware
 from suvnet.db import database_url, make_async_pool
 from suvnet.errors import ConfigError
@@ -178,6 +181,7 @@ def _lifespan(
             min_size=settings.db_pool_min,
             max_size=pool_size or settings.db_pool_max,
             name="suvnet-api",
+            checkout_timeout_s=settings.db_pool_timeout_s,
         )
         # what exists after start-up lives as long as the process: keep it out of the
         # garbage collector's full passes (shorter pauses under load)
@@ -242,6 +246,20 @@ def _add_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return JSONResponse({"error": "invalid", "detail": jsonable_encoder(errors)}, 422)
+
+    @app.exception_handler(PoolTimeout)
+    async def _database_unreachable(request: Request, exc: PoolTimeout) -> Response:
+        # no connection within SUVNET_DB_POOL_TIMEOUT_S: the database is away (a restart,
+        # the network); say so and when to try again instead of a bare 500
+        log.warning("no database connection for %s %s: %s", request.method, request.url.path, exc)
+        detail = gettext_for(language(request)).gettext(
+            "The database cannot be reached at the moment. Please try again in a minute."
+        )
+        return JSONResponse(
+            {"error": "unavailable", "detail": detail},
+            status_code=503,
+            headers={"Retry-After": "10"},
+        )
 
     @app.exception_handler(BodyTooLargeError)
     async def _too_large(request: Request, exc: BodyTooLargeError) -> Response:

@@ -27,6 +27,7 @@ def _pool(st: AppState) -> Any:
                 min_size=1,
                 max_size=max(2, st.settings.db_pool_max // 2),
                 name="suvnet-api-sync",
+                checkout_timeout_s=st.settings.db_pool_timeout_s,
             )
         return st.sync_pool
 

@@ -86,10 +86,12 @@ def make_pool(
     name: str = "suvnet",
     max_idle_s: float = 30.0,
     reconnect_window_s: float = 60.0,
+    checkout_timeout_s: float = 30.0,
 ) -> ConnectionPool:
     """A sync pool that finds dead connections before a caller does and replaces them at once,
     and reconnects within a second of the database's return (see :mod:`suvnet.dbpool`).
-    Its sessions are named ``name`` in ``pg_stat_activity``."""
+    Its sessions are named ``name`` in ``pg_stat_activity``; a caller waits at most
+    ``checkout_timeout_s`` seconds for a connection (then ``psycopg_pool.PoolTimeout``)."""
     from suvnet.dbpool import ResilientPool, pool_kwargs
 
     return ResilientPool(
@@ -101,6 +103,7 @@ def make_pool(
         max_size=max_size,
         name=name,
         open=True,
+        timeout=checkout_timeout_s,
         reconnect_timeout=300.0,
     )
 
@@ -183,13 +186,15 @@ async def make_async_pool(
     name: str = "suvnet",
     max_idle_s: float = 30.0,
     reconnect_window_s: float = 60.0,
+    checkout_timeout_s: float = 30.0,
 ) -> AsyncConnectionPool:
     """An async pool that finds dead connections before a request does and replaces them at
     once, and reconnects within a second of the database's return (see :mod:`suvnet.dbpool`).
 
     Connections are checked on checkout by :class:`IdleCheck`: a round trip only for those
     idle longer than ``max_idle_s`` or whose server has sent something (e.g. ended them).
-    Its sessions are named ``name`` in ``pg_stat_activity``.
+    Its sessions are named ``name`` in ``pg_stat_activity``; a caller waits at most
+    ``checkout_timeout_s`` seconds for a connection (then ``psycopg_pool.PoolTimeout``).
     """
     from suvnet.dbpool import ResilientAsyncPool, pool_kwargs
 
@@ -202,6 +207,7 @@ async def make_async_pool(
         max_size=max_size,
         name=name,
         open=False,
+        timeout=checkout_timeout_s,
         reconnect_timeout=300.0,
     )
     await pool.open()

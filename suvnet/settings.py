@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
+    db_pool_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long a request waits for a database connection before the API "
+        "answers 503 (the database is unreachable)",
+    )
     readings_retention_days: int = Field(
         0, ge=0, description="drop raw readings older than this many days (0 = keep forever)"
     )

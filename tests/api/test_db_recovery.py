@@ -41,12 +41,13 @@ POOL_MIN = 4
 POOL_MAX = 10
 
 
-def _server(db_url: str, pool_min: int = POOL_MIN) -> LiveServer:
+def _server(db_url: str, pool_min: int = POOL_MIN, pool_timeout_s: float = 30.0) -> LiveServer:
     settings = load_settings(
         database_url=db_url,
         secret_key=SECRET,
         db_pool_min=pool_min,
         db_pool_max=POOL_MAX,
+        db_pool_timeout_s=pool_timeout_s,
     )
     return LiveServer(create_app(settings, clock=Clock(NOW)))
 
@@ -268,6 +269,32 @@ def test_requests_after_a_database_outage_are_served_once_it_is_back(
         late = {url: round(t - t_up, 3) for url, t in done_at.items()}
         assert max(late.values()) < LIMIT_S, late
         _assert_fast_and_ok(_check_burst(srv.url, admin_headers, 12))
+
+
+def test_a_longer_outage_is_a_clear_503_and_then_it_is_served(
+    db_url: str, admin_headers: dict[str, str], proxy: FlakyProxy
+) -> None:
+    """A request that cannot get a connection within SUVNET_DB_POOL_TIMEOUT_S is told that
+    the database is unreachable (503, Retry-After, in the caller's language), not a bare 500;
+    when the database is back, requests are served again."""
+    with _server(_proxied(db_url, proxy.port), pool_min=1, pool_timeout_s=1.5) as srv:
+        _warm_up(srv.url, admin_headers)
+        proxy.down()
+        try:
+            with httpx.Client(base_url=srv.url) as c:
+                for url in (ASYNC_URL, SYNC_URL):
+                    t0 = time.monotonic()
+                    r = c.get(url, headers=admin_headers, params={"lang": "ru"}, timeout=30)
+                    assert time.monotonic() - t0 < 10
+                    assert r.status_code == 503, (url, r.status_code, r.text[:300])
+                    assert r.headers["retry-after"] == "10"
+                    assert r.json() == {
+                        "error": "unavailable",
+                        "detail": "Сейчас база данных недоступна. Повторите попытку через минуту.",
+                    }
+        finally:
+            proxy.up()
+        _assert_fast_and_ok(_check_burst(srv.url, admin_headers, 6))
 
 
 def test_the_pools_name_their_sessions(db_url: str) -> None:
