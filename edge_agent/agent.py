@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from pydantic import ValidationError
 
 from edge_agent.aio import cancel_and_wait, wait_event, with_timeout
-from edge_agent.commands import execute, plan_command
+from edge_agent.commands import (
+    control_problems,
+    execute,
+    plan_command,
+    plan_control,
+    plan_share,
+)
 from edge_agent.config import LoadedConfig, RtuBus, RtuTcpBus, TcpBus
+from edge_agent.controlstore import ControlStore, ControlStoreError
 from edge_agent.errors import CommandRefused
 from edge_agent.modbus import (
     BusArbiter,
@@ -30,6 +38,7 @@ from edge_agent.modbus import (
 from edge_agent.outbox import Outbox
 from edge_agent.poller import REAL_CLOCK, Clock, DevicePoller, clock_ms, wall_ms
 from edge_agent.profiles import Profile, published_names, with_poll_period
+from edge_agent.regulator import Loop, Regulator
 from edge_agent.sdnotify import notify, watchdog_interval
 from suvnet.backoff import Backoff, BackoffPolicy
 from suvnet.errors import ProtocolError
@@ -37,15 +46,19 @@ from suvnet.protocol import (
     Command,
     CommandResult,
     GatewayState,
+    PointValue,
     Reading,
     Topics,
     decode_ack,
     decode_command,
+    decode_value,
     encode_command_result,
     encode_state,
     encode_telemetry,
+    encode_value,
     points_hash,
 )
+from suvnet.prvcontrol import ControlConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +114,16 @@ class Agent:
         self._stopping = False
         self.last_flush = time.monotonic()
         self.published_batches = 0
+        self.regulators: dict[str, Regulator] = {}
+        self._watch: dict[tuple[str, str], list[Regulator]] = {}
+        self.shares: dict[str, set[str]] = {}
+        self._share_pending: dict[tuple[str, str], PointValue] = {}
+        self._share_event = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._value_topics: set[str] = set()
+        self.store = ControlStore.open(loaded.control_path)
         self._build()
+        self._build_control()
 
     # ----------------------------------------------------------------------------- wiring
 
@@ -148,6 +170,60 @@ class Agent:
                 )
                 self.devices[dev.id] = Device(dev.id, profile, client, poller)
 
+    def _build_control(self) -> None:
+        """A regulator for every device whose profile has a controller section, configured
+        by ``gateway.yaml`` and, over it, by what the office sent (the control file)."""
+        profiles = {d.id: d.profile for d in self.devices.values()}
+        configs: dict[str, ControlConfig | None] = dict(self.cfg.controllers)
+        for dev, wire in self.store.controllers.items():
+            if dev not in profiles or profiles[dev].controller is None:
+                log.warning("control file: %s is not a PRV of this gateway; ignored", dev)
+                continue
+            if wire is None:
+                configs[dev] = None
+                continue
+            try:
+                c = ControlConfig.model_validate(wire)
+            except ValidationError as exc:
+                log.error("control file: the configuration of %s is invalid (%s)", dev, exc)
+                continue
+            problems = control_problems(dev, c, profiles, polled=set(profiles))
+            if problems:
+                log.error("control file: %s: %s; gateway.yaml applies", dev, problems[0])
+                continue
+            configs[dev] = c
+        for d in self.devices.values():
+            if d.profile.controller is None:
+                continue
+            self.regulators[d.id] = Regulator(
+                Loop(d.id, d.profile, configs.get(d.id)),
+                client=d.client,
+                health=d.poller.health,
+                sink=self._sink,
+                clock=self.clock,
+                link_up=lambda: self.connected,
+            )
+        for sh in self.cfg.share:
+            self.shares[sh.device] = set(sh.points)
+        for dev, pts in self.store.share.items():
+            if dev in profiles:
+                self.shares[dev] = set(pts)
+        self._index()
+
+    def _index(self) -> None:
+        watch: dict[tuple[str, str], list[Regulator]] = {}
+        for reg in self.regulators.values():
+            for key in reg.loop.local_keys():
+                watch.setdefault(key, []).append(reg)
+        self._watch = watch
+
+    def value_topics(self) -> set[str]:
+        """The value topics the regulators need (signals from other gateways, the office)."""
+        out: set[str] = set()
+        for reg in self.regulators.values():
+            out |= {self.topics.value(*t) for t in reg.loop.remote_topics()}
+        return out
+
     def _now_ms(self) -> int:
         """Now on the agent's clock (readings, outbox, batches); commands use real time."""
         return clock_ms(self.clock)
@@ -159,6 +235,19 @@ class Agent:
             log.warning("reading buffer full: dropping the %d oldest readings", overflow)
         self._pending.extend(readings)
         self._pending_event.set()
+        if self._watch or self.shares:
+            self._observe(readings)
+
+    def _observe(self, readings: Sequence[Reading]) -> None:
+        """Readings to the regulators that watch them and to the shared values."""
+        for r in readings:
+            for reg in self._watch.get((r.device, r.point), ()):
+                reg.observe(r)
+            if r.point in self.shares.get(r.device, ()):
+                self._share_pending[(r.device, r.point)] = PointValue(
+                    r.device, r.point, r.ts_ms, r.value, r.quality
+                )
+                self._share_event.set()
 
     # ----------------------------------------------------------------------------- health
 
@@ -244,6 +333,8 @@ class Agent:
             self._outbox_event.set()
 
     async def run_command(self, cmd: Command) -> CommandResult:
+        if cmd.op in ("control", "share"):
+            return await self._control_command(cmd)
         profiles = {d.id: d.profile for d in self.devices.values()}
         try:
             writes = plan_command(cmd, profiles, self.command_clock())
@@ -254,6 +345,44 @@ class Agent:
         result = await execute(cmd, writes, dev.client, self.command_clock)
         log.info("command %s on %s: %s", cmd.id, cmd.device, "done" if result.ok else result.reason)
         return result
+
+    async def _control_command(self, cmd: Command) -> CommandResult:
+        """A controller configuration or a value share: check, keep on disk, apply."""
+        profiles = {d.id: d.profile for d in self.devices.values()}
+        try:
+            if cmd.op == "control":
+                cfg = plan_control(cmd, profiles, self.command_clock())
+                self.store.set_control(cmd.device, None if cfg is None else cfg.wire())
+                self.regulators[cmd.device].reconfigure(cfg)
+                self._index()
+                what = "hand (no controller)" if cfg is None else f"mode {cfg.mode}"
+            else:
+                points = plan_share(cmd, profiles, self.command_clock())
+                self.store.set_share(cmd.device, points)
+                self.shares[cmd.device] = set(points)
+                what = f"sharing {', '.join(points) or 'nothing'}"
+        except CommandRefused as exc:
+            log.warning("command %s refused: %s", cmd.id, exc.reason)
+            return CommandResult(cmd.id, False, self.command_clock(), exc.reason)
+        except ControlStoreError as exc:
+            log.error("command %s: %s", cmd.id, exc)
+            return CommandResult(cmd.id, False, self.command_clock(), f"store_failed: {exc}")
+        log.info("command %s on %s: %s", cmd.id, cmd.device, what)
+        await self._resubscribe()
+        return CommandResult(cmd.id, True, self.command_clock())
+
+    async def _resubscribe(self) -> None:
+        """Follow the value topics the regulators need now (while connected)."""
+        client = self._client
+        if client is None:
+            return
+        want = self.value_topics()
+        with contextlib.suppress(aiomqtt.MqttError):
+            for t in sorted(want - self._value_topics):
+                await client.subscribe(t, qos=1)
+            for t in sorted(self._value_topics - want):
+                await client.unsubscribe(t)
+            self._value_topics = want
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval()
@@ -347,12 +476,20 @@ class Agent:
         gw = self.cfg.gateway
         await client.subscribe(self.topics.ack(gw), qos=1)
         await client.subscribe(self.topics.command(gw), qos=1)
+        self._value_topics = self.value_topics()
+        for t in sorted(self._value_topics):
+            await client.subscribe(t, qos=1)
         await client.publish(self.topics.state(gw), self.state(birth=True), qos=1, retain=True)
         self._inflight.clear()  # after a reconnect every unacknowledged batch goes again
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._receive(client), name="mqtt-receive")
-            tg.create_task(self._send(client), name="mqtt-send")
-            tg.create_task(self._health_loop(client), name="mqtt-health")
+        self._client = client
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client), name="mqtt-receive")
+                tg.create_task(self._send(client), name="mqtt-send")
+                tg.create_task(self._health_loop(client), name="mqtt-health")
+                tg.create_task(self._share_loop(client), name="mqtt-share")
+        finally:
+            self._client = None
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         gw = self.cfg.gateway
@@ -370,6 +507,11 @@ class Agent:
                             del self._inflight[s]
                     if gone:
                         self._outbox_event.set()
+                elif "/value/" in topic:
+                    source, _, _ = self.topics.parse_value(topic)
+                    value = decode_value(payload)
+                    for reg in self.regulators.values():
+                        reg.observe_value(source, value)
                 elif topic == cmd_topic:
                     cmd = decode_command(payload)
                     try:
@@ -427,6 +569,24 @@ class Agent:
                 timeout = min(timeout, b.resend_after_s)
             await wait_event(self._outbox_event, timeout)
 
+    async def _share_loop(self, client: aiomqtt.Client) -> None:
+        """Publish the latest value of each shared point (retained) as it is polled."""
+        while True:
+            self._raise_if_stopping()
+            await self._share_event.wait()
+            self._share_event.clear()
+            while self._share_pending:
+                (dev, point), value = next(iter(self._share_pending.items()))
+                await client.publish(
+                    self.topics.value(self.cfg.gateway, dev, point),
+                    encode_value(value),
+                    qos=1,
+                    retain=True,
+                )
+                self._raise_if_stopping()
+                if self._share_pending.get((dev, point)) is value:
+                    del self._share_pending[(dev, point)]
+
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         while True:
             self._raise_if_stopping()
@@ -453,6 +613,12 @@ class Agent:
                         self._supervise(f"poll:{d.id}", d.poller.run), name=f"poll:{d.id}"
                     )
                     for d in self.devices.values()
+                ]
+                tasks += [
+                    tg.create_task(
+                        self._supervise(f"control:{dev}", reg.run), name=f"control:{dev}"
+                    )
+                    for dev, reg in self.regulators.items()
                 ]
                 for name, fn in (
                     ("outbox-writer", self._writer),

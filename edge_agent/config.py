@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.commands import control_problems
 from edge_agent.errors import ProfileError
-from edge_agent.profiles import Profile, default_profiles_dir, load_profiles
+from edge_agent.profiles import Profile, default_profiles_dir, load_profiles, published_names
 from edge_agent.yamlfile import _compose, line_of, load_model
 from suvnet.protocol import valid_id
+from suvnet.prvcontrol import ControlConfig
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -150,8 +152,19 @@ class BatchConfig(BaseModel):
     resend_after_s: float = Field(30.0, gt=0, description="re-send an unacknowledged batch")
 
 
+class ShareConfig(BaseModel):
+    """Points of one device whose latest values this gateway publishes on value topics,
+    for the PRV controller of another gateway (docs/protocol.md)."""
+
+    model_config = _STRICT
+    device: str
+    points: tuple[str, ...] = Field(("pressure_bar",), max_length=64)
+
+
 class GatewayConfig(BaseModel):
-    """Everything a gateway needs: its id, the broker, the outbox and the buses."""
+    """Everything a gateway needs: its id, the broker, the outbox and the buses; optionally
+    the PRV controllers it runs and the values it shares (the office may replace both by
+    commands, which the gateway keeps on disk)."""
 
     model_config = _STRICT
     gateway: str
@@ -161,6 +174,12 @@ class GatewayConfig(BaseModel):
     batch: BatchConfig = Field(default_factory=BatchConfig)
     health_interval_s: float = Field(30.0, gt=0)
     buses: tuple[Bus, ...] = Field(min_length=1)
+    controllers: dict[str, ControlConfig] = Field(
+        default_factory=dict, description="PRV device id -> controller configuration"
+    )
+    share: tuple[ShareConfig, ...] = Field(
+        (), description="values published for the controllers of other gateways"
+    )
 
     @field_validator("gateway")
     @classmethod
@@ -210,6 +229,21 @@ class LoadedConfig(BaseModel):
         p = self.config.outbox.path
         return p if p.is_absolute() else self.base_dir / p
 
+    @property
+    def control_path(self) -> Path:
+        """Where the controller configurations and shares the office sent are kept."""
+        out = self.outbox_path
+        return out.with_name(f"{out.stem}-control.json")
+
+    def device_profiles(self) -> dict[str, Profile]:
+        """The profile of every enabled device, by device id."""
+        return {
+            d.id: self.profiles[d.profile]
+            for bus in self.config.buses
+            for d in bus.devices
+            if d.enabled
+        }
+
 
 def load_config(path: Path) -> LoadedConfig:
     """Load ``gateway.yaml`` and the profiles it uses; errors name file, line and field."""
@@ -233,4 +267,35 @@ def load_config(path: Path) -> LoadedConfig:
                     f"buses[{bus.name}].devices[{dev.id}].profile",
                     f"no profile {dev.profile!r} in {pdir} (known: {known})",
                 )
-    return LoadedConfig(config=cfg, base_dir=base, profiles=profiles)
+    loaded = LoadedConfig(config=cfg, base_dir=base, profiles=profiles)
+    _check_control(path, node, loaded)
+    return loaded
+
+
+def _check_control(path: Path, node: Any, loaded: LoadedConfig) -> None:
+    """The controllers and shares of ``gateway.yaml`` against the devices and profiles."""
+    cfg = loaded.config
+    by_device = loaded.device_profiles()
+
+    def fail(loc: list[int | str], message: str) -> ProfileError:
+        name = ".".join(str(x) if isinstance(x, str) else f"[{x}]" for x in loc)
+        return ProfileError(str(path), line_of(node, loc), name.replace(".[", "["), message)
+
+    for dev, ctl in cfg.controllers.items():
+        prof = by_device.get(dev)
+        if prof is None:
+            raise fail(["controllers", dev], f"{dev!r} is not an enabled device of this gateway")
+        if prof.controller is None:
+            raise fail(["controllers", dev], f"profile {prof.profile} has no controller section")
+        problems = control_problems(dev, ctl, by_device, polled=set(by_device))
+        if problems:
+            first = problems[0]
+            raise fail(["controllers", dev, *first.loc], first.message)
+    for i, sh in enumerate(cfg.share):
+        prof = by_device.get(sh.device)
+        if prof is None:
+            raise fail(["share", i, "device"], f"{sh.device!r} is not an enabled device here")
+        names = set(published_names(prof))
+        for j, pt in enumerate(sh.points):
+            if pt not in names:
+                raise fail(["share", i, "points", j], f"{sh.device} publishes no point {pt!r}")
