@@ -481,7 +481,7 @@ def flush_seen(
                 continue
             ids = sorted(seen)
             rows = conn.execute(
-                f"SELECT {col}, state FROM {table} WHERE {col} = ANY(%s) ORDER BY {col} FOR UPDATE",
+                f"SELECT {col}, state FROM {table} WHERE {col} = ANY(%s) ORDER BY {col} FOR UPDATE",  # noqa: S608 - table and column names are flush_seen's own constants; values are parameters
                 (ids,),
             ).fetchall()
             current = {int(i): str(s) for i, s in rows}
@@ -494,7 +494,7 @@ def flush_seen(
                 now_ms=now_ms,
             )
             conn.execute(
-                f"INSERT INTO {table} AS s ({col}, state, since, last_seen) "
+                f"INSERT INTO {table} AS s ({col}, state, since, last_seen) "  # noqa: S608 - table and column names are flush_seen's own constants; values are parameters
                 "SELECT i, CASE WHEN o THEN 'online' ELSE 'unknown' END, t, t "
                 "FROM unnest(%s::bigint[], %s::timestamptz[], %s::boolean[]) AS u(i, t, o) "
                 f"ON CONFLICT ({col}) DO UPDATE SET "
@@ -511,7 +511,7 @@ def flush_seen(
             on = [u for u in ups if u.goes_online]
             if on:
                 conn.execute(
-                    f"INSERT INTO {hist} ({col}, ts, state, reason) "
+                    f"INSERT INTO {hist} ({col}, ts, state, reason) "  # noqa: S608 - table and column names are flush_seen's own constants; values are parameters
                     "SELECT i, t, 'online', 'data received' "
                     "FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(i, t)",
                     ([u.id for u in on], [ms_to_dt(u.last_seen_ms) for u in on]),
@@ -584,7 +584,7 @@ _AGG_5M = (
 
 def _agg_up(src: str, dst: str, width: str) -> str:
     return (
-        f"INSERT INTO {dst} AS t (point_id, bucket, min, max, sum, count, last, last_ts) "
+        f"INSERT INTO {dst} AS t (point_id, bucket, min, max, sum, count, last, last_ts) "  # noqa: S608 - dst, src and width are this module's constants (_AGG_1H, _AGG_1D)
         "SELECT u.p, u.b, min(f.min), max(f.max), sum(f.sum), coalesce(sum(f.count), 0), "
         "(array_agg(f.last ORDER BY f.last_ts DESC NULLS LAST))[1], max(f.last_ts) "
         f"FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(p, b) JOIN {src} f "
