@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -69,9 +70,10 @@ class Service:
     def active_mask(self) -> tuple[bool, ...]:
         return tuple(d == ACTIVE for d in self.days)
 
-    @property
+    @cached_property
     def full(self) -> bool:
-        """Active on every day of the period (no proration)."""
+        """Active on every day of the period (no proration). Asked several times per bill,
+        so it is worked out once."""
         return all(d == ACTIVE for d in self.days)
 
     def open_range(self) -> tuple[date, date] | None:

@@ -324,32 +324,80 @@ def build_bills(inp: BillInputs, params: ConsumptionParams) -> list[AccountBill]
     readings (kernels), the volume (metered or by the norm) and the charge lines in tiyin.
 
     Pure: no database, no clock; the same inputs give the same bills."""
-    readings = merge_readings(inp.readings, inp.links)
-    lines = meter_lines(inp.links, readings, inp.window, inp.services, params)
-    tariffs, norms = list(inp.tariffs), list(inp.norms)
+    arr = _LinkArrays.of(inp.links)
+    readings = _merge(inp.readings, arr)
+    lines = _meter_lines(inp.links, arr, readings, inp.window, inp.services, params)
+    by_category: dict[str, list[Tariff]] = {}  # each bill looks only at its category's
+    for t in inp.tariffs:
+        by_category.setdefault(t.category, []).append(t)
+    norms = list(inp.norms)
     return [
         account_bill(
-            acc, lines.get(acc.id, []), inp.services.get(acc.id), inp.window, tariffs, norms
+            acc,
+            lines.get(acc.id, []),
+            inp.services.get(acc.id),
+            inp.window,
+            by_category.get(acc.category, []),
+            norms,
         )
         for acc in inp.accounts
     ]
 
 
+_NEVER = np.iinfo(np.int64).max  # "no such moment" in unix seconds (not removed, not closed)
+_TS_BITS = 32  # unix seconds fit 32 bits until 2106: a (meter, time) pair fits one int64
+
+
+@dataclass(frozen=True, eq=False)
+class _LinkArrays:
+    """The links as arrays, one entry per link in order, times in unix seconds."""
+
+    meter: I64
+    installed: I64
+    removed: I64  # _NEVER while installed
+    initial_m3: F64
+    final_m3: F64  # NaN while installed
+    capacity: F64  # 10**digits m³
+
+    @classmethod
+    def of(cls, links: Sequence[MeterLink]) -> _LinkArrays:
+        n = len(links)
+        return cls(
+            meter=np.fromiter((ln.meter_id for ln in links), np.int64, n),
+            installed=np.fromiter((_epoch(ln.installed_at) for ln in links), np.int64, n),
+            removed=np.fromiter(
+                (_NEVER if ln.removed_at is None else _epoch(ln.removed_at) for ln in links),
+                np.int64,
+                n,
+            ),
+            initial_m3=np.fromiter((ln.initial_m3 for ln in links), np.float64, n),
+            final_m3=np.fromiter(
+                (np.nan if ln.final_m3 is None else ln.final_m3 for ln in links), np.float64, n
+            ),
+            capacity=np.fromiter((10.0**ln.digits for ln in links), np.float64, n),
+        )
+
+
 def merge_readings(readings: Readings, links: Sequence[MeterLink]) -> Readings:
     """The readings plus each link's installation and removal register, sorted by (meter,
     time), one per meter and time: the installation/removal reading wins, then the lowest
-    priority, then the first given."""
-    install = SOURCE_PRIORITY["install"]
-    extra: list[tuple[int, int, float, int]] = []
-    for ln in links:  # link by link: a meter moved at T keeps the first link's final reading
-        extra.append((ln.meter_id, _epoch(ln.installed_at), ln.initial_m3, install))
-        if ln.removed_at is not None and ln.final_m3 is not None:
-            extra.append((ln.meter_id, _epoch(ln.removed_at), ln.final_m3, install))
-    both = Readings.of(extra)
-    meter = np.concatenate((readings.meter, both.meter))
-    ts = np.concatenate((readings.ts, both.ts))
-    value = np.concatenate((readings.value, both.value))
-    pri = np.concatenate((readings.priority, both.priority))
+    priority, then the first given (link by link, so a meter moved from one account to another
+    at the same moment keeps the first link's final reading)."""
+    return _merge(readings, _LinkArrays.of(links))
+
+
+def _merge(readings: Readings, links: _LinkArrays) -> Readings:
+    meter, ts, value, pri = readings.meter, readings.ts, readings.value, readings.priority
+    if links.meter.size:
+        # per link its installation, then its removal (if removed), in link order
+        l_ts = np.column_stack((links.installed, links.removed)).ravel()
+        l_value = np.column_stack((links.initial_m3, links.final_m3)).ravel()
+        real = (l_ts != _NEVER) & ~np.isnan(l_value)
+        meter = np.concatenate((meter, np.repeat(links.meter, 2)[real]))
+        ts = np.concatenate((ts, l_ts[real]))
+        value = np.concatenate((value, l_value[real]))
+        install = np.full(int(real.sum()), SOURCE_PRIORITY["install"], dtype=np.int64)
+        pri = np.concatenate((pri, install))
     order = np.lexsort((pri, ts, meter))  # stable: equal keys keep their given order
     meter, ts, value, pri = meter[order], ts[order], value[order], pri[order]
     keep = np.ones(meter.shape[0], dtype=bool)
@@ -365,47 +413,61 @@ class _Slots:
     index: I64  # positions in the merged readings
     win_start: I64
     win_end: I64
-    capacity: F64
 
 
 def _slots(
-    links: Sequence[MeterLink], r: Readings, win: PeriodWindow, services: Mapping[int, Service]
+    links: Sequence[MeterLink],
+    arr: _LinkArrays,
+    r: Readings,
+    win: PeriodWindow,
+    services: Mapping[int, Service],
 ) -> _Slots:
     """Each link's readings within its life and its window: the period clipped to the
     connection and to the account's service (nothing before it opened, nothing after it was
     closed; readings after the closing moment are not used either)."""
-    ns = len(links)
-    offsets = np.zeros(ns + 1, dtype=np.int64)
-    pieces: list[I64] = []
-    win_s = np.zeros(ns, dtype=np.int64)
-    win_e = np.zeros(ns, dtype=np.int64)
-    capacity = np.zeros(ns, dtype=np.float64)
     ps, pe = _epoch(win.start), _epoch(win.end)
-    for k, ln in enumerate(links):
-        a = int(np.searchsorted(r.meter, ln.meter_id, "left"))
-        b = int(np.searchsorted(r.meter, ln.meter_id, "right"))
-        inst = _epoch(ln.installed_at)
-        rem = _epoch(ln.removed_at) if ln.removed_at is not None else None
-        svc = services.get(ln.account_id)
-        svc_s = ps if svc is None else (pe if svc.start is None else _epoch(svc.start))
-        svc_e = pe if svc is None else (ps if svc.end is None else _epoch(svc.end))
-        cut = rem
-        if svc_e < pe:
-            cut = svc_e if cut is None else min(cut, svc_e)
-        a2 = a + int(np.searchsorted(r.ts[a:b], inst, "left"))
-        b2 = b if cut is None else a + int(np.searchsorted(r.ts[a:b], cut, "right"))
-        b2 = max(a2, b2)
-        pieces.append(np.arange(a2, b2, dtype=np.int64))
-        offsets[k + 1] = offsets[k] + (b2 - a2)
-        win_s[k] = max(ps, inst, svc_s)
-        win_e[k] = max(win_s[k], min(pe, svc_e) if rem is None else min(pe, rem, svc_e))
-        capacity[k] = 10.0**ln.digits
-    idx = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    return _Slots(offsets, idx, win_s, win_e, capacity)
+    bounds = {a: _service_bounds(services.get(a), ps, pe) for a in {ln.account_id for ln in links}}
+    svc_s = np.fromiter((bounds[ln.account_id][0] for ln in links), np.int64, len(links))
+    svc_e = np.fromiter((bounds[ln.account_id][1] for ln in links), np.int64, len(links))
+    cut = np.minimum(arr.removed, np.where(svc_e < pe, svc_e, _NEVER))
+    first = _position(r, arr.meter, arr.installed, "left")
+    stop = np.maximum(first, _position(r, arr.meter, cut, "right"))
+    counts = stop - first
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    index = np.arange(offsets[-1], dtype=np.int64) + np.repeat(first - offsets[:-1], counts)
+    win_s = np.maximum(np.maximum(arr.installed, svc_s), ps)
+    win_e = np.maximum(win_s, np.minimum(np.minimum(svc_e, arr.removed), pe))
+    return _Slots(offsets, index, win_s, win_e)
 
 
-def meter_lines(
+def _service_bounds(svc: Service | None, ps: int, pe: int) -> tuple[int, int]:
+    """(first, last) moment the account was not closed within the period, unix seconds; the
+    end and the start when it never was."""
+    if svc is None or svc.full:  # active every day: from the period's start to its end
+        return ps, pe
+    return (
+        pe if svc.start is None else _epoch(svc.start),
+        ps if svc.end is None else _epoch(svc.end),
+    )
+
+
+def _position(r: Readings, meter: I64, ts: I64, side: Literal["left", "right"]) -> I64:
+    """For each (meter, time) pair, where it falls in the readings sorted by (meter, time):
+    one search over a combined int64 key (meter << 32 | time) instead of one per link."""
+    top = (1 << _TS_BITS) - 1
+    if r.ts.size and (int(r.ts.min()) < 0 or int(r.ts.max()) >= top):
+        raise BillingRunError("reading times must be between 1970 and 2106")
+    if r.meter.size and (int(r.meter.min()) < 0 or int(r.meter.max()) >= 1 << (62 - _TS_BITS)):
+        raise BillingRunError("meter ids must be below 2**30")
+    keys = (r.meter << _TS_BITS) + r.ts
+    wanted = (meter << _TS_BITS) + np.clip(ts, 0, top)
+    return np.searchsorted(keys, wanted, side).astype(np.int64)
+
+
+def _meter_lines(  # noqa: PLR0917
     links: Sequence[MeterLink],
+    arr: _LinkArrays,
     readings: Readings,
     win: PeriodWindow,
     services: Mapping[int, Service],
@@ -413,12 +475,12 @@ def meter_lines(
 ) -> dict[int, list[MeterLine]]:
     """Each link's consumption in the period (the kernels), by account id, in link order.
     ``readings`` are merged (:func:`merge_readings`)."""
-    sl = _slots(links, readings, win, services)
+    sl = _slots(links, arr, readings, win, services)
     res = cons.compute(
         sl.offsets,
         readings.ts[sl.index],
         readings.value[sl.index],
-        sl.capacity,
+        arr.capacity,
         sl.win_start,
         sl.win_end,
         params,

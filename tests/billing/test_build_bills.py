@@ -17,6 +17,7 @@ import pytest
 
 from billing.config import ConsumptionParams
 from billing.consumption import flag_names
+from billing.errors import BillingRunError
 from billing.proration import Service, service_days
 from billing.run import (
     SOURCE_PRIORITY,
@@ -274,6 +275,24 @@ CASES = [
         service_days=11,
         prorated=True,
     ),
+    # opened 20 Nov 00:00 on a meter that was already there: readings 100 on the 10th and 121
+    # on 1 Dec (1 m³ a day); only the 11 days from the opening count, interpolated over the
+    # gap in the readings (estimated): 11 m³, 11 000 x 180 = 1 980 000
+    Case(
+        "metered, opened on the 20th on an existing meter",
+        household(21),
+        "metered",
+        11_000,
+        ((date(2026, 11, 20), date(2026, 11, 30), 11, 11_000, 180_000, 1_980_000, 0),),
+        1_980_000,
+        links=(link(21, 121),),
+        readings=((121, at(11, 10), 100.0, "inspector"), (121, at(12, 1), 121.0, "inspector")),
+        service=service(opened_on=date(2026, 11, 20)),
+        estimated=True,
+        flags=frozenset({"gap interpolated"}),
+        service_days=11,
+        prorated=True,
+    ),
     # legal entity: 10 m³ x 500 000 = 5 000 000 net, VAT 12 % = 600 000, one line
     Case(
         "legal entity with VAT",
@@ -505,3 +524,27 @@ def test_merge_readings_keeps_one_per_meter_and_time() -> None:
     assert merged.priority.tolist() == [SOURCE_PRIORITY["inspector"], -1, 3]
     empty = merge_readings(Readings.empty(), [])
     assert empty.meter.shape == (0,) and empty.value.dtype == np.float64
+
+
+def test_a_meter_moved_at_one_moment_keeps_the_first_links_reading() -> None:
+    """Meter 7 removed from account 1 at T (register 50) and installed on account 2 at T
+    (entered as 0): link by link, the first link's removal reading is the one kept at T."""
+    moved = at(11, 15, 12)
+    links = [
+        link(1, 7, removed=(moved, 50.0)),
+        link(2, 7, installed_at=moved, initial=0.0),
+    ]
+    merged = merge_readings(Readings.empty(), links)
+    t = int(moved.timestamp())
+    assert merged.ts.tolist() == [int(INSTALLED.timestamp()), t]
+    assert merged.value.tolist() == [0.0, 50.0]
+
+
+def test_reading_times_out_of_range_are_refused() -> None:
+    case = CASES[0]
+    inp = inputs([case])
+    bad = Readings.of([(101, -3600, 99.0, SOURCE_PRIORITY["manual"])])
+    with pytest.raises(BillingRunError, match="between 1970 and 2106"):
+        build_bills(
+            BillInputs(inp.window, inp.accounts, inp.links, bad, {}, TARIFFS, NORMS), PARAMS
+        )
