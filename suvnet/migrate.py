@@ -2,7 +2,8 @@
 
 Migrations are the files ``suvnet/migrations/NNNN_name.sql``. Number ranges are kept per area
 so that packages can add theirs independently: 0001-0099 core, 0100-0199 ingest,
-0200-0299 billing, 0300-0399 payments, 0400-0499 alarms, 0500-0599 api, 0600-0699 dashboards.
+0200-0299 billing, 0300-0399 payments, 0400-0499 alarms, 0500-0599 api, 0600-0699 dashboards,
+0700-0799 assets.
 Each file runs in its own transaction together with its row in ``schema_migrations``; a
 session-level advisory lock makes two processes that start together apply each file once.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -177,6 +179,41 @@ def server_timescaledb(conn: psycopg.Connection[Any]) -> tuple[bool, bool]:
     return avail is not None, preloaded
 
 
+POSTGIS_ENV = "SUVNET_POSTGIS"
+"""The environment variable read when :func:`migrate` is given no ``postgis`` mode."""
+
+
+def choose_spatial(mode: str, available: bool) -> bool:
+    """Whether the asset register keeps its geometries in PostGIS (True) or in the portable
+    form (WKB and bounding boxes, spatial queries in shapely), for ``SUVNET_POSTGIS`` = ``mode``
+    on a server where the postgis extension is ``available`` (PostGIS needs no preload).
+    ``on`` without PostGIS fails saying what to install; ``auto`` falls back quietly."""
+    if mode not in ("auto", "on", "off"):
+        raise MigrationError(f"{POSTGIS_ENV} must be auto, on or off, not {mode!r}")
+    if mode == "off":
+        return False
+    if not available:
+        if mode == "on":
+            raise MigrationError(
+                f"{POSTGIS_ENV}=on but the postgis extension is not available on this server: "
+                "install PostGIS for this PostgreSQL version (Debian: postgresql-15-postgis-3), "
+                f"or set {POSTGIS_ENV}=auto to keep geometries in the portable form"
+            )
+        return False
+    return True
+
+
+def server_postgis(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server behind ``conn`` has the postgis extension installed."""
+    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'").fetchone()
+    return row is not None
+
+
+def _spatial_decided(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('assets') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def _storage_decided(conn: psycopg.Connection[Any]) -> bool:
     row = conn.execute("SELECT to_regclass('readings') IS NOT NULL").fetchone()
     return bool(row and row[0])
@@ -188,6 +225,7 @@ def migrate(
     timescaledb: str = "auto",
     on_step: Callable[[Migration], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    postgis: str | None = None,
 ) -> list[Migration]:
     """Apply every pending migration; return those applied by this call.
 
@@ -195,6 +233,11 @@ def migrate(
     ``timescaledb`` is ``auto``, ``on`` or ``off``; while the readings table does not exist
     yet, :func:`choose_storage` turns it into the mode the migrations use (a warning, if any,
     is logged and passed to ``on_warning``).
+    ``postgis`` is ``auto``, ``on`` or ``off`` (None: the ``SUVNET_POSTGIS`` environment
+    variable, else ``auto``); while the asset register does not exist yet,
+    :func:`choose_spatial` decides whether its geometries live in PostGIS (``on`` refuses a
+    server without it before anything is written). The migrations read the decision as
+    ``suvnet.postgis``.
     """
     if not conn.autocommit:
         raise MigrationError("migrate() needs an autocommit connection")
@@ -207,6 +250,12 @@ def migrate(
                 if on_warning is not None:
                     on_warning(choice.warning)
             timescaledb = choice.setting
+        spatial = "off"
+        if not _spatial_decided(conn):
+            wanted = postgis if postgis is not None else os.environ.get(POSTGIS_ENV, "auto")
+            spatial = (
+                "on" if choose_spatial(wanted.strip().lower(), server_postgis(conn)) else "off"
+            )
         _ensure_table(conn)
         known = {m.version: m for m in load_migrations()}
         for a in applied(conn):
@@ -223,7 +272,9 @@ def migrate(
             try:
                 with conn.transaction():
                     conn.execute(
-                        "SELECT set_config('suvnet.timescaledb', %s, true)", (timescaledb,)
+                        "SELECT set_config('suvnet.timescaledb', %s, true), "
+                        "set_config('suvnet.postgis', %s, true)",
+                        (timescaledb, spatial),
                     )
                     conn.execute(mig.sql.encode())
                     conn.execute(
