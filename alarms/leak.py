@@ -60,24 +60,27 @@ class LeakSettings:
     n_slots: int = 24
     night_slots: int = 4  # buckets in the night window
     profile_days: int = 28  # history of the hourly profile
-    baseline_days: int = 14  # nights and days in the night / balance baselines
+    baseline_days: int = 14  # nights and days in the night / balance baselines (sigma)
+    level_days: int = 0  # the usual level: the median of the last ... (0: all of them)
     min_history_days: int = 10
     min_leak_lps: float = 0.5
     k: float = 1.5  # night and balance CUSUM: allowance (sigmas)
     h: float = 2.5  # night and balance CUSUM: threshold (sigmas)
     z_clip: float = 6.0
-    burst_after_h: int = 3  # burst: mean residual of the last 3 buckets ...
+    burst_after_h: int = 3  # burst: median residual of the last 3 buckets ...
     burst_before_h: int = 6  # ... minus that of the 6 before them (a step)
     burst_z: float = 6.0  # the step, standardised by its own history at this hour
-    burst_hours: int = 2  # for this many buckets in a row
-    burst_level_z: float = 2.0  # and the level is this many sigmas above the usual
-    step_candidate_z: float = 3.5  # a smaller step, confirmed by the next night ...
-    confirm_z: float = 2.0  # ... when the night is this many sigmas above its usual ...
-    confirm_ratio: tuple[float, float] = (0.5, 2.5)  # ... by about the same (night / step)
+    burst_level_z: float = 4.0  # and the level is this many sigmas above the usual ...
+    burst_hours: int = 4  # ... and stays at half the step or more for this many buckets
     min_burst_lps: float = 1.0
+    hourly_cusum: bool = False  # the demand is the hourly losses (customers read hourly)
+    hour_k: float = 0.5
+    hour_h: float = 10.0
+    hour_z_clip: float = 4.0
     trend_days: int = 7
     trend_z: float = 2.5
     regrow_factor: float = 2.0
+    settle_estimate_s: float = 30 * 3600.0  # a burst's estimate settles until the next night
     close_after_days: int = 7
     transfer_z: float = 3.0
     settle_s: float = 7200.0  # after a repair: flows settle, nothing is judged
@@ -176,8 +179,11 @@ class LeakState:
     transfers: dict[str, float] = field(default_factory=dict)  # L/s moved last bucket
     resid: list[float] = field(default_factory=list)  # the last residuals (NaN: none)
     steps: SlotProfile = field(default_factory=SlotProfile)  # learned steps per hour
-    burst_hits: int = 0
-    candidate: tuple[float, float, float] | None = None  # (time, L/s, sigma) of a step
+    hour_s: float = 0.0  # hourly CUSUM (hourly_cusum)
+    hour_run: list[float] = field(default_factory=list)
+    burst_hits: int = 0  # buckets since a step up, while the demand stays up
+    burst_size: float = 0.0  # L/s: that step
+    burst_sigma: float = 0.0
     night: Detector = field(default_factory=Detector)
     balance: Detector = field(default_factory=Detector)
     balance_idx: Detector = field(default_factory=Detector)
@@ -198,7 +204,10 @@ class LeakState:
             "resid": [r if math.isfinite(r) else None for r in self.resid],
             "steps": self.steps.to_json(),
             "burst_hits": self.burst_hits,
-            "candidate": None if self.candidate is None else list(self.candidate),
+            "hour_s": self.hour_s,
+            "hour_run": self.hour_run,
+            "burst_size": self.burst_size,
+            "burst_sigma": self.burst_sigma,
             "night": self.night.to_json(),
             "balance": self.balance.to_json(),
             "balance_idx": self.balance_idx.to_json(),
@@ -239,9 +248,10 @@ class LeakState:
             resid=[math.nan if r is None else float(r) for r in d.get("resid", [])],
             steps=SlotProfile.from_json(d.get("steps")),
             burst_hits=int(d.get("burst_hits", 0)),
-            candidate=None
-            if d.get("candidate") is None
-            else (float(d["candidate"][0]), float(d["candidate"][1]), float(d["candidate"][2])),
+            hour_s=float(d.get("hour_s", 0.0)),
+            hour_run=[float(x) for x in d.get("hour_run", [])],
+            burst_size=float(d.get("burst_size", 0.0)),
+            burst_sigma=float(d.get("burst_sigma", 0.0)),
             night=Detector.from_json(d.get("night")),
             balance=Detector.from_json(d.get("balance")),
             balance_idx=Detector.from_json(d.get("balance_idx")),
@@ -337,6 +347,11 @@ def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[
     size, sigma = got
     ev.size = size
     out = [LeakSignal("update", ts, detector, size)]
+    if ev.detector in ("burst", "losses") and ts - ev.opened_at < cfg.settle_estimate_s:
+        # a burst found within hours is measured better by the night after: the alarm is
+        # not raised again for what was a first under-estimate
+        ev.alarmed = max(ev.alarmed, size.lps)
+        return out
     grown = size.lps - ev.alarmed
     if size.lps > cfg.regrow_factor * ev.alarmed and grown > max(cfg.min_leak_lps, 2 * sigma):
         out.append(LeakSignal("regrow", ts, detector, size, f"grown from {ev.alarmed:.2f} L/s"))
@@ -361,7 +376,7 @@ def _quiet_day(st: LeakState, cfg: LeakSettings, ts: float, z: float) -> list[Le
 
 def _reset(st: LeakState, ts: float) -> None:
     st.event = None
-    st.resid, st.burst_hits, st.candidate = [], 0, None
+    st.resid, st.burst_hits, st.hour_s, st.hour_run = [], 0, 0.0, []
     for d in (st.night, st.balance, st.balance_idx):
         d.s, d.recent = 0.0, []
     st.evidence = {}
@@ -370,7 +385,8 @@ def _reset(st: LeakState, ts: float) -> None:
 def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float]:
     """(median, sigma, degrees of freedom) of a daily detector's recent leak-free values."""
     h = np.array(hist[-cfg.baseline_days :], dtype=np.float64)
-    base = float(np.median(h))
+    recent = h[-cfg.level_days :] if cfg.level_days > 0 else h
+    base = float(np.median(recent))
     # the larger of the spread and the day-to-day change: neither a slow drift nor days that
     # follow each other (weather) make the sigma too small
     sig = max(robust_sigma(h), diff_sigma(h))
@@ -379,7 +395,7 @@ def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float
     sig = max(sig, cfg.min_sigma_lps, cfg.min_sigma_pct / 100 * abs(base))
     # the next value scatters around an estimated median (x sqrt(1 + 1/n)); a MAD from n
     # values is about as sure as a standard deviation from 0.4 n
-    return base, sig * math.sqrt(1 + 1 / h.size), max(2.0, DF_SHARE * h.size)
+    return base, sig * math.sqrt(1 + 1 / recent.size), max(2.0, DF_SHARE * h.size)
 
 
 @dataclass(frozen=True)
@@ -452,15 +468,16 @@ def _act(
     return [], det.s <= cfg.h / 2
 
 
-def _mean_last(resid: list[float], n: int) -> float:
+def _median_last(resid: list[float], n: int) -> float:
     a = np.array(resid[-n:])
     ok = np.isfinite(a)
-    return float(a[ok].mean()) if ok.sum() * 2 >= a.size and a.size else math.nan
+    return float(np.median(a[ok])) if ok.sum() * 2 >= a.size and a.size else math.nan
 
 
 def _step(resid: list[float], cfg: LeakSettings) -> float:
-    """Mean residual of the last ``burst_after_h`` buckets minus that of the
-    ``burst_before_h`` before them (NaN when either has less than half its buckets)."""
+    """Median residual of the last ``burst_after_h`` buckets minus that of the
+    ``burst_before_h`` before them (NaN when either has less than half its buckets). Medians:
+    one wild hour (a glitch, a register interpolated over a gap) is not a step."""
     if len(resid) < cfg.burst_before_h + cfg.burst_after_h:
         return math.nan
     a = np.array(resid[-cfg.burst_after_h :])
@@ -468,7 +485,7 @@ def _step(resid: list[float], cfg: LeakSettings) -> float:
     fa, fb = np.isfinite(a), np.isfinite(b)
     if fa.sum() * 2 < a.size or fb.sum() * 2 < b.size:
         return math.nan
-    return float(a[fa].mean() - b[fb].mean())
+    return float(np.median(a[fa]) - np.median(b[fb]))
 
 
 # ------------------------------------------------------------------ the steps
@@ -517,38 +534,55 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     if math.isfinite(step):
         ms, ss = st.steps.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps, pooled=False)
         z = (step - ms) / ss if math.isfinite(ms) else math.nan
-        level = _mean_last(st.resid, cfg.burst_after_h)
+        level = _median_last(st.resid, cfg.burst_after_h)
         # a step up to a level above the usual (not back up after a dip, e.g. a transfer)
         big = (
             math.isfinite(z)
             and z > cfg.burst_z
             and min(step, level) >= max(cfg.min_burst_lps, cfg.burst_level_z * sig)
         )
-        st.burst_hits = st.burst_hits + 1 if big else 0
-        if (
-            math.isfinite(z)
-            and z > cfg.step_candidate_z
-            and min(step, level) >= max(cfg.min_burst_lps, cfg.burst_level_z * sig)
-        ):
-            # a smaller step: a leak if the next night confirms it (night_step)
-            size = min(step, level)
-            if (
-                st.candidate is None
-                or hr.t_end - st.candidate[0] > 30 * 3600
-                or (size > st.candidate[1])
+        if st.burst_hits == 0:
+            if big:  # a step up: it is a burst if the demand stays up (not an evening peak)
+                st.burst_hits, st.burst_size, st.burst_sigma = 1, min(step, level), ss
+            elif (not math.isfinite(z) or z < cfg.burst_z) and st.event is None:
+                st.steps.add(hr.day_type, hr.slot, step, keep)
+        elif math.isfinite(level) and level >= 0.5 * st.burst_size:
+            st.burst_hits += 1
+        else:
+            st.burst_hits = 0
+        if st.burst_hits >= cfg.burst_hours:
+            st.evidence["burst"] = Evidence(level, st.burst_sigma, hr.t_end)
+            if st.event is None:
+                out += _open(
+                    st, cfg, hr.t_end, "burst",
+                    f"demand stepped up {st.burst_size:.2f} L/s and stayed up for "
+                    f"{st.burst_hits} h; now {xa:.2f} L/s, usual for this hour {med:.2f} L/s",
+                )  # fmt: skip
+            elif st.event.detector == "burst" and "night" not in st.evidence:
+                out += _update(st, cfg, hr.t_end, "burst")
+    if cfg.hourly_cusum and math.isfinite(r):
+        # the losses are known hour by hour (every customer meter read hourly): they are
+        # steady, and a CUSUM over the hours finds a leak within hours
+        z = _clip(r / sig, cfg.hour_z_clip)
+        st.hour_s = min(max(0.0, st.hour_s + z - cfg.hour_k), 3 * cfg.hour_h)
+        st.hour_run = [*st.hour_run, r][-72:] if st.hour_s > 0 else []
+        if st.hour_s > cfg.hour_h and st.hour_run:
+            run = np.array(st.hour_run)
+            ev_lps = float(np.median(run))
+            st.evidence["losses"] = Evidence(ev_lps, sig / math.sqrt(run.size / 6 + 1), hr.t_end)
+            if st.event is None and ev_lps >= cfg.min_leak_lps:
+                out += _open(
+                    st, cfg, hr.t_end, "losses",
+                    f"hourly losses {ev_lps:.2f} L/s above their usual level "
+                    f"(CUSUM {st.hour_s:.1f} > {cfg.hour_h:g})",
+                )  # fmt: skip
+            elif (
+                st.event is not None
+                and st.event.detector == "losses"
+                and ("night" not in st.evidence)
             ):
-                st.candidate = (hr.t_end, size, ss)
-        if big:
-            st.evidence["burst"] = Evidence(min(step, level), ss, hr.t_end)
-        if st.event is None and st.burst_hits >= cfg.burst_hours:
-            out += _open(
-                st, cfg, hr.t_end, "burst",
-                f"demand stepped up {step:.2f} L/s in {cfg.burst_after_h} h "
-                f"({z:.1f} sigma); now {xa:.2f} L/s, usual for this hour {med:.2f} L/s",
-            )  # fmt: skip
-        if st.event is None and st.burst_hits == 0 and (not math.isfinite(z) or z < cfg.burst_z):
-            st.steps.add(hr.day_type, hr.slot, step, keep)
-    quiet = st.burst_hits == 0 and st.night.s <= cfg.h / 2
+                out += _update(st, cfg, hr.t_end, "losses")
+    quiet = st.burst_hits == 0 and st.night.s <= cfg.h / 2 and st.hour_s <= cfg.hour_h / 2
     if st.event is None and settled and not hr.transient and (quiet or not ready):
         st.profile.add(hr.day_type, hr.slot, x, keep)
     return out
@@ -566,18 +600,6 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
     was_open = st.event is not None
     j = _judge(cfg, st.night, value)
     out, learn = _act(st, cfg, "night", j, ts=ts, det=st.night)
-    cand = st.candidate
-    if st.event is None and j is not None and cand is not None and ts - cand[0] <= 30 * 3600:
-        ratio = j.excess / cand[1]
-        lo, hi = cfg.confirm_ratio
-        if j.z >= cfg.confirm_z and lo <= ratio <= hi and j.excess >= cfg.min_leak_lps:
-            st.evidence["burst"] = Evidence(cand[1], cand[2], ts)
-            out += _open(
-                st, cfg, ts, "step+night",
-                f"demand stepped up {cand[1]:.2f} L/s and the night after stayed "
-                f"{j.excess:.2f} L/s above its usual level",
-            )  # fmt: skip
-            learn = False
     if learn:
         _learn(cfg, st.night, value)
     if was_open and j is not None and "balance" not in st.evidence:

@@ -138,7 +138,7 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         return
     if n > MAX_BUCKETS:
         n, res.more = MAX_BUCKETS, True
-    cfg = settings(rule)
+    cfg = replace(settings(rule), hourly_cusum=su.hourly_net)
     tz = ZoneInfo(p.tz)
     demand = zn.zone_demand(conn, su.meters, su.tanks, su.pumps, t0=t0, step_s=step, n=n)
     lps = np.asarray(demand.lps, dtype=np.float64)

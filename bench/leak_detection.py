@@ -324,6 +324,13 @@ def score(
         counted = [t for dz, k, t in al if dz == leak.dma and t >= leak.start_s
                    and not k.endswith("_cont")]  # fmt: skip
         first = min(after) if after else math.inf
+        if os.environ.get("BENCH_VERBOSE"):
+            reach = leak.time_reaching(2.0)
+            print(
+                f"  leak {case.name} {leak.dma} {leak.peak_lps:.2f} L/s {leak.kind} from day "
+                f"{leak.start_s / DAY:.2f} (2 L/s at {reach / DAY:.2f}): first alarm day "
+                f"{first / DAY:.2f}, activations {len(counted)}"
+            )
         if leak.peak_lps >= 2.0:
             tot72 += 1
             if first <= leak.time_reaching(2.0) + 3 * DAY:
