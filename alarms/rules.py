@@ -125,7 +125,7 @@ class RuleParams(BaseModel):
     daily_k: float = Field(1.5, ge=0)
     daily_h: float = Field(2.5, gt=0)
     step_z: float = Field(6.0, gt=0)
-    step_level_z: float = Field(2.0, ge=0)
+    step_level_z: float = Field(4.0, ge=0)
     min_step_lps: float = Field(1.0, ge=0)
     trend_days: int = Field(7, ge=4, le=60)
     trend_z: float = Field(2.5, gt=0)

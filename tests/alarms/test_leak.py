@@ -219,3 +219,12 @@ def test_storage_rate_of_a_tank() -> None:
     level = np.array([2.0, 2.1, 2.1, 1.9])  # m at the bucket edges
     rate = lk.storage_lps(level, area_m2=36.0, step_s=3600.0)
     assert np.allclose(rate, [1.0, 0.0, -2.0])  # 0.1 m x 36 m² = 3.6 m³ in an hour = 1 L/s
+
+
+def test_a_rule_with_default_params_gets_the_default_settings() -> None:
+    """The rule's documented defaults (RuleParams) and the detector's (LeakSettings) agree."""
+    from alarms.leakrule import settings
+    from alarms.rules import RuleConfig
+
+    rule = RuleConfig.build(id=1, code="Z-leak", kind="leak", zone_id=1)
+    assert settings(rule) == lk.LeakSettings()
