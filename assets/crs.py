@@ -28,6 +28,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as PyprojCRSError
 
 from assets.errors import CrsError
+from assets.model import Geom
 
 WGS84 = "EPSG:4326"
 
@@ -135,7 +136,7 @@ def _transformer(src: CRS, dst: CRS) -> Transformer:
     return Transformer.from_crs(src, dst, always_xy=True)
 
 
-def to_wgs84(geom: shapely.Geometry, src: NamedCrs) -> shapely.Geometry:
+def to_wgs84(geom: Geom, src: NamedCrs) -> Geom:
     """``geom`` (in ``src``) transformed to WGS 84 (2D). Raises :class:`CrsError` when the
     result is no place on Earth or lies far outside the area the source CRS is made for (the
     usual sign of a wrong CRS, such as UTM metres said to be longitudes)."""
@@ -155,7 +156,7 @@ def to_wgs84(geom: shapely.Geometry, src: NamedCrs) -> shapely.Geometry:
     return out
 
 
-def from_wgs84(geom: shapely.Geometry, dst: NamedCrs) -> shapely.Geometry:
+def from_wgs84(geom: Geom, dst: NamedCrs) -> Geom:
     """``geom`` (WGS 84) in the coordinates of ``dst``."""
     if dst.is_wgs84:
         return geom
@@ -171,7 +172,7 @@ def _apply(tr: Transformer, xy: NDArray[np.float64]) -> NDArray[np.float64]:
     return xy
 
 
-def check_lonlat(geom: shapely.Geometry, src: NamedCrs, margin_deg: float = 2.0) -> None:
+def check_lonlat(geom: Geom, src: NamedCrs, margin_deg: float = 2.0) -> None:
     """Refuse WGS 84 coordinates that cannot come from ``src``."""
     minx, miny, maxx, maxy = shapely.bounds(geom).tolist()
     if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 
-import shapely
 from pyproj import Geod
+
+from assets.model import Geom
 
 GEOD = Geod(ellps="WGS84")
 M_PER_DEG_LAT = 111_320.0
 
 
-def geodesic_length_m(line: shapely.Geometry) -> float:
+def geodesic_length_m(line: Geom) -> float:
     """Length of a WGS 84 line on the ellipsoid, in metres."""
     return float(GEOD.geometry_length(line))
 

@@ -45,6 +45,8 @@ STATUSES = ("planned", "active", "abandoned")
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
 
 System = Literal["water", "sewer"]
+Geom = Any
+"""A shapely geometry (typed loosely: the shapely stubs' overloads want the exact class)."""
 
 
 def system_of(kind: str) -> System:
@@ -66,7 +68,7 @@ class Asset:
 
     code: str
     kind: str
-    geometry: shapely.Geometry
+    geometry: Geom
     name: str = ""
     status: str = "active"
     material: str | None = None
@@ -186,13 +188,13 @@ _TYPE_NAMES = (
 )
 
 
-def geom_type(geom: shapely.Geometry) -> str:
+def geom_type(geom: Geom) -> str:
     """The OGC type name of ``geom`` ("Point", "LineString", ...)."""
     tid = int(shapely.get_type_id(geom))
     return _TYPE_NAMES[tid] if 0 <= tid < len(_TYPE_NAMES) else "Unknown"
 
 
-def geometry_problems(kind: str, geom: shapely.Geometry | None) -> list[tuple[str, str]]:
+def geometry_problems(kind: str, geom: Geom | None) -> list[tuple[str, str]]:
     """What is wrong with ``geom`` as the geometry of a ``kind``."""
     if geom is None or shapely.is_empty(geom):
         return [("geometry", "is missing")]

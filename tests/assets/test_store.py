@@ -4,7 +4,9 @@ the migration runner chooses PostGIS."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,12 +34,12 @@ def pipe(code: str = "P1", **kw: object) -> Asset:
 
 
 @pytest.fixture
-def conn(any_db_url: str) -> psycopg.Connection[object]:
+def conn(any_db_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(any_db_url) as c:
         c.execute("DELETE FROM assets")
         c.execute("DELETE FROM asset_versions")
         c.commit()
-        yield c  # type: ignore[misc]
+        yield c
 
 
 def test_the_mode_is_recorded(any_db_url: str, request: pytest.FixtureRequest) -> None:
@@ -52,7 +54,7 @@ def test_the_mode_is_recorded(any_db_url: str, request: pytest.FixtureRequest) -
     assert (has_geom is not None) == (want == "postgis")
 
 
-def test_save_version_and_history(conn: psycopg.Connection[object]) -> None:
+def test_save_version_and_history(conn: psycopg.Connection[Any]) -> None:
     res = save_assets(conn, [pipe(), Asset("V1", "valve", shapely.Point(66.9, 39.6))], actor())
     assert sorted(res.created) == ["P1", "V1"]
     later = NOW + timedelta(days=30)
@@ -75,23 +77,23 @@ def test_save_version_and_history(conn: psycopg.Connection[object]) -> None:
     assert network_on(conn, NOW - timedelta(seconds=1)) == []
 
 
-def test_a_stale_version_is_a_conflict_and_loses_nothing(conn: psycopg.Connection[object]) -> None:
+def test_a_stale_version_is_a_conflict_and_loses_nothing(conn: psycopg.Connection[Any]) -> None:
     save_assets(conn, [pipe()], actor())
     update_asset(conn, "P1", {"material": "steel"}, actor(who="qgis-user"), expected_version=1)
-    with pytest.raises(AssetConflictError, match="version 1 .* now at version 2"):
+    with pytest.raises(AssetConflictError, match=r"version 1 .* now at version 2"):
         update_asset(conn, "P1", {"diameter_mm": 200.0}, actor(who="api"), expected_version=1)
     assert load_assets(conn)[0].material == "steel"
     assert load_assets(conn)[0].diameter_mm == 110
 
 
-def test_an_unchanged_save_makes_no_version(conn: psycopg.Connection[object]) -> None:
+def test_an_unchanged_save_makes_no_version(conn: psycopg.Connection[Any]) -> None:
     save_assets(conn, [pipe()], actor())
     res = save_assets(conn, [pipe()], actor(), update=True)
     assert res.unchanged == ["P1"]
     assert len(history(conn, "P1")) == 1
 
 
-def test_bad_features_refuse_the_whole_batch(conn: psycopg.Connection[object]) -> None:
+def test_bad_features_refuse_the_whole_batch(conn: psycopg.Connection[Any]) -> None:
     bad = [
         pipe("P1"),
         pipe("P1"),  # duplicate
@@ -113,14 +115,12 @@ def test_bad_features_refuse_the_whole_batch(conn: psycopg.Connection[object]) -
         save_assets(conn, [pipe()], actor())
 
 
-def test_the_database_checks_direct_edits(conn: psycopg.Connection[object]) -> None:
+def test_the_database_checks_direct_edits(conn: psycopg.Connection[Any]) -> None:
     """A change that bypasses suvnet (QGIS, plain SQL) meets the same rules."""
     save_assets(conn, [Asset("V1", "valve", shapely.Point(66.9, 39.6))], actor())
     conn.commit()
     with pytest.raises(psycopg.errors.CheckViolation, match="V1: field geometry must be Point"):
-        conn.execute(
-            "UPDATE assets SET geom_wkb = %s WHERE code = 'V1'", (shapely.to_wkb(PIPE),)
-        )
+        conn.execute("UPDATE assets SET geom_wkb = %s WHERE code = 'V1'", (shapely.to_wkb(PIPE),))
     conn.rollback()
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("UPDATE assets SET status = 'broken' WHERE code = 'V1'")
