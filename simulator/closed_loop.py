@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +41,7 @@ from edge_agent.decode import decode_point, engineering_value
 from edge_agent.profiles import Profile, default_profiles_dir, load_profiles
 from edge_agent.regulator import Loop
 from simulator.devices import SimulatedDevice
-from simulator.hydraulic import M_HEAD_TO_BAR, VILLAGE_DAILY_PATTERN
+from simulator.hydraulic import M_HEAD_TO_BAR, VILLAGE_DAILY_PATTERN, LeakSpec
 from suvnet.protocol import Reading
 from suvnet.prvcontrol import ControlConfig
 
@@ -69,6 +69,8 @@ class Dma:
     """its junctions: their demand and their leakage are counted"""
     target_bar: float = 2.0
     """the minimum service pressure at its critical points"""
+    leak_lps_at_30m: float | None = None
+    """its junctions' background leakage at 30 m (default: the run's ``Hydraulics``)"""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Network:
     name: str
     build: Callable[[], Any]
     dmas: tuple[Dma, ...]
+    others: tuple[str, ...] = ()
+    """junctions outside the managed DMAs: they follow the demand pattern, without leakage"""
 
 
 def two_dma_network() -> Network:
@@ -204,10 +208,27 @@ def demand_pattern(h: Hydraulics, seed_offset: int) -> list[float]:
     return out
 
 
+def burst_pattern(b: LeakSpec, h: Hydraulics) -> list[float]:
+    """Multipliers (0..1) of a burst's full rate at every step (abrupt, or growing linearly
+    over ``ramp_h`` hours)."""
+    out = []
+    for k in range(h.steps + 1):
+        hours = k * h.step_s / 3600.0
+        if hours < b.start_h:
+            out.append(0.0)
+        elif b.ramp_h <= 0:
+            out.append(1.0)
+        else:
+            out.append(min(1.0, (hours - b.start_h) / b.ramp_h))
+    return out
+
+
 class SteppedNetwork:
     """EPANET opened through WNTR's toolkit binding and advanced one step at a time."""
 
-    def __init__(self, net: Network, h: Hydraulics, workdir: Path) -> None:
+    def __init__(
+        self, net: Network, h: Hydraulics, workdir: Path, bursts: Sequence[LeakSpec] = ()
+    ) -> None:
         import wntr
         from wntr.epanet.toolkit import ENepanet
 
@@ -221,20 +242,30 @@ class SteppedNetwork:
         opts.hydraulic.required_pressure = h.required_m
         opts.hydraulic.minimum_pressure = h.minimum_m
         opts.hydraulic.emitter_exponent = h.n1
-        self.coeff = h.leak_lps_at_30m / 1000.0 / REF_PRESSURE_M**h.n1  # m3/s per m^N1
         self.n1 = h.n1
+        self.coeff: dict[str, float] = {}
+        """emitter coefficient of each leaking junction, m³/s per m^N1"""
         self.base: dict[str, float] = {}
         self.pattern_of: dict[str, list[float]] = {}
-        for k, dma in enumerate(net.dmas):
+        groups = [(f"demand-{d.code}", d.nodes, d.leak_lps_at_30m) for d in net.dmas]
+        if net.others:
+            groups.append(("demand-others", net.others, 0.0))
+        for k, (name, nodes, leak) in enumerate(groups):
             pat = demand_pattern(h, k)
-            wn.add_pattern(f"demand-{dma.code}", pat)
-            for node in dma.nodes:
+            wn.add_pattern(name, pat)
+            lps = h.leak_lps_at_30m if leak is None else leak
+            for node in nodes:
                 j = wn.get_node(node)
                 self.base[node] = sum(d.base_value for d in j.demand_timeseries_list)
                 for d in j.demand_timeseries_list:
-                    d.pattern_name = f"demand-{dma.code}"
-                j.emitter_coefficient = self.coeff
+                    d.pattern_name = name
+                if lps > 0:
+                    self.coeff[node] = lps / 1000.0 / REF_PRESSURE_M**h.n1
+                    j.emitter_coefficient = self.coeff[node]
                 self.pattern_of[node] = pat
+        for i, b in enumerate(bursts):
+            wn.add_pattern(f"burst-{i}", burst_pattern(b, h))
+            wn.get_node(b.node).add_demand(b.rate_lps / 1000.0, f"burst-{i}")
         self.ends = {
             str(name): (str(v.start_node_name), str(v.end_node_name)) for name, v in wn.valves()
         }
@@ -286,8 +317,9 @@ class SteppedNetwork:
 
     def leak_lps(self, node: str) -> float:
         """The emitter's outflow: ``C p^N1`` (what EPANET computes for it)."""
+        c = self.coeff.get(node, 0.0)
         p = self.pressure_m(node)
-        return 1000.0 * self.coeff * p**self.n1 if p > 0 else 0.0
+        return 1000.0 * c * p**self.n1 if p > 0 and c > 0 else 0.0
 
     def requested_lps(self, node: str) -> float:
         pat = self.pattern_of[node]

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 
 import psycopg
 import yaml
+from psycopg.types.json import Jsonb
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -54,7 +55,14 @@ from suvnet.network import (
     save_network,
     save_zones,
 )
-from suvnet.profiles import Profile, default_profiles_dir, load_profiles, published_points
+from suvnet.profiles import (
+    CONTROLLER_POINT_NAMES,
+    Profile,
+    default_profiles_dir,
+    load_profiles,
+    published_points,
+)
+from suvnet.prvcontrol import OFFICE_SOURCE, ControlConfig, FlowSignal, Signal, config_problems
 from suvnet.registry import (
     Conn,
     Coord,
@@ -335,6 +343,11 @@ class DeviceSpec(_Spec):
         description="settings that differ from the profile; every point the profile "
         "publishes is registered anyway",
     )
+    control: ControlConfig | None = Field(
+        None,
+        description="PRV controllers: how the gateway sets this PRV's outlet pressure "
+        "(docs/pressure-management.md)",
+    )
 
 
 class GatewaySpec(_Spec):
@@ -392,6 +405,8 @@ class SiteFile:
             field_spec = overrides.get(pp.bit_of or "")  # a bit is read with its register
             if field_spec is not None and "poll_period_s" in field_spec.model_fields_set:
                 pt = replace(pt, poll_period_s=field_spec.poll_period_s)
+            if device.control is not None and pt.name in CONTROLLER_POINT_NAMES:
+                pt = replace(pt, poll_period_s=device.control.interval_s)  # one per decision
             spec = overrides.get(pt.name)
             if spec is not None:
                 given = spec.model_fields_set - {"name"}
@@ -549,8 +564,47 @@ def _check_profiles(site: SiteFile) -> SiteFile:
                     f"profile '{d.profile}' publishes no point '{p.name}' (it publishes "
                     f"{', '.join(sorted(published))}): readings of this point would never come",
                 )
+        if d.control is not None:
+            _check_control(site, loc, d=d, prof=prof, available=available, devices=devices)
     used = {d.profile for _, _, d in devices}
     return replace(site, profiles={name: available[name] for name in sorted(used)})
+
+
+def _signal_loc(cfg: ControlConfig, k: int) -> Loc:
+    return ("flow", "inflow") if cfg.mode == "flow" else ("critical_point", "sensors", k)
+
+
+def _check_control(
+    site: SiteFile,
+    loc: Loc,
+    *,
+    d: DeviceSpec,
+    prof: Profile,
+    available: Mapping[str, Profile],
+    devices: Sequence[tuple[int, int, DeviceSpec]],
+) -> None:
+    """A PRV's ``control:`` against its profile and the devices of the file."""
+    cfg = d.control
+    assert cfg is not None
+    if prof.controller is None:
+        raise site.error(
+            (*loc, "control"),
+            f"profile '{d.profile}' has no controller section: the gateway cannot regulate it",
+        )
+    problems = config_problems(cfg, prof.setpoint_range)
+    if problems:
+        raise site.error((*loc, "control", *problems[0].loc), problems[0].message)
+    in_file = {dev.code: dev for _, _, dev in devices}
+    for k, sig in enumerate(cfg.signals()):
+        other = in_file.get(sig.device)
+        if other is None or other.profile not in available:
+            continue  # checked against the database when applied
+        names = {p.name for p in published_points(available[other.profile])}
+        if sig.point not in names:
+            raise site.error(
+                (*loc, "control", *_signal_loc(cfg, k), "point"),
+                f"{sig.device} ({other.profile}) publishes no point '{sig.point}'",
+            )
 
 
 def load_site(path: Path | str) -> SiteFile:
@@ -851,6 +905,8 @@ def apply_site(
                         raise _ref_error(site, dloc, exc) from exc
                     for pt in site.points_of(d):
                         log.add("points", f"{d.code}/{pt.name}", upsert_point(conn, pt, r).change)
+            _save_profiles(conn, site, log)
+            _apply_controls(conn, site, log)
             for name in site.sections:
                 handler = section_handler(name)
                 if handler is None:  # uninstalled between load and apply
@@ -868,6 +924,123 @@ def apply_site(
             str(site.path), None, None, f"the database refused the change: {diag}"
         ) from exc
     return log
+
+
+def _save_profiles(conn: Conn, site: SiteFile, log: ChangeLog) -> None:
+    """The profiles the file's devices use, as the office's reference (their write ranges
+    check setpoints sent through the API)."""
+    for name, prof in site.profiles.items():
+        body = prof.model_dump(mode="json")
+        row = conn.execute("SELECT body FROM device_profiles WHERE name = %s", (name,)).fetchone()
+        if row is not None and row[0] == body:
+            log.add("profiles", name, "unchanged")
+            continue
+        conn.execute(
+            "INSERT INTO device_profiles (name, body) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = now()",
+            (name, Jsonb(body)),
+        )
+        log.add("profiles", name, "created" if row is None else "updated")
+
+
+def _apply_controls(conn: Conn, site: SiteFile, log: ChangeLog) -> None:
+    """Store each PRV's controller configuration with its signals resolved: the gateway
+    that polls each sensor (its ``source``), the inflow meter's sign. A sensor in another
+    zone than the one the PRV feeds is refused."""
+    for i, g in enumerate(site.spec.gateways):
+        for j, d in enumerate(g.devices):
+            if d.control is None:
+                continue
+            loc: Loc = ("gateways", i, "devices", j, "control")
+            cfg = resolve_control(conn, d.code, g.code, d.control, _error_at(site, loc))
+            row = conn.execute(
+                "SELECT d.id, c.config FROM devices d LEFT JOIN prv_controls c "
+                "ON c.device_id = d.id WHERE d.code = %s",
+                (d.code,),
+            ).fetchone()
+            assert row is not None  # written above
+            wire = cfg.wire()
+            if row[1] == wire:
+                log.add("prv controls", d.code, "unchanged")
+                continue
+            conn.execute(
+                "INSERT INTO prv_controls (device_id, config, source, updated_by) "
+                "VALUES (%s, %s, 'site', %s) ON CONFLICT (device_id) DO UPDATE SET "
+                "config = EXCLUDED.config, source = 'site', updated_by = EXCLUDED.updated_by, "
+                "updated_at = now()",
+                (row[0], Jsonb(wire), f"site:{site.path.name}"),
+            )
+            log.add("prv controls", d.code, "created" if row[1] is None else "updated")
+
+
+ErrorAt = Callable[[Loc, str], Exception]
+
+
+def _error_at(site: SiteFile, loc: Loc) -> ErrorAt:
+    def error(rel: Loc, message: str) -> Exception:
+        return site.error((*loc, *rel), message)
+
+    return error
+
+
+def resolve_control(
+    conn: Conn, device: str, gateway: str, cfg: ControlConfig, error: ErrorAt
+) -> ControlConfig:
+    """``cfg`` with its signals resolved against the registry (the site file and the API
+    share it): each signal's device exists, publishes the point and lies in the zone the
+    PRV feeds; its ``source`` is the gateway that polls it (none when it is ``gateway``);
+    the inflow meter's ``sign`` is its ``flow_sign`` unless given. ``error(loc, message)``
+    makes the exception to raise."""
+    prv = conn.execute(
+        "SELECT z.code FROM devices d LEFT JOIN zones z ON z.id = d.zone_id WHERE d.code = %s",
+        (device,),
+    ).fetchone()
+    prv_zone = prv[0] if prv is not None else None
+    resolved: list[Signal] = []
+    for k, sig in enumerate(cfg.signals()):
+        sloc = _signal_loc(cfg, k)
+        row = conn.execute(
+            "SELECT g.code, z.code, d.flow_sign, EXISTS (SELECT 1 FROM points p "
+            "WHERE p.device_id = d.id AND p.name = %s) FROM devices d "
+            "LEFT JOIN gateways g ON g.id = d.gateway_id LEFT JOIN zones z ON z.id = d.zone_id "
+            "WHERE d.code = %s",
+            (sig.point, sig.device),
+        ).fetchone()
+        if row is None:
+            raise error(
+                (*sloc, "device"),
+                f"device '{sig.device}' is neither in this file nor in the database",
+            )
+        polled_by, zone, flow_sign, has_point = row
+        if not has_point:
+            raise error((*sloc, "point"), f"{sig.device} has no point '{sig.point}'")
+        if zone != prv_zone:
+            what = "inflow meter" if cfg.mode == "flow" else "critical-point sensor"
+            raise error(
+                (*sloc, "device"),
+                f"{sig.device} is in zone {zone or '(none)'} but the PRV {device} is in "
+                f"{prv_zone or '(none)'}: a {what} must lie in the zone the PRV feeds",
+            )
+        source = sig.source
+        if source is None:
+            source = None if polled_by == gateway else polled_by
+        elif source not in (polled_by, OFFICE_SOURCE):
+            raise error(
+                (*sloc, "source"),
+                f"{sig.device} is polled by {polled_by or 'no gateway'}, not {source} "
+                f"(or give {OFFICE_SOURCE} for a value the office relays)",
+            )
+        update: dict[str, Any] = {"source": source}
+        if isinstance(sig, FlowSignal) and "sign" not in sig.model_fields_set:
+            update["sign"] = int(flow_sign)
+        resolved.append(sig.model_copy(update=update))
+    if cfg.mode == "flow" and cfg.flow is not None:
+        flow = cfg.flow.model_copy(update={"inflow": resolved[0]})
+        return cfg.model_copy(update={"flow": flow})
+    if cfg.critical_point is not None and resolved:
+        cp = cfg.critical_point.model_copy(update={"sensors": tuple(resolved)})
+        return cfg.model_copy(update={"critical_point": cp})
+    return cfg
 
 
 def _network_ref_error(site: SiteFile, exc: UnknownReferenceError) -> FileFormatError:

@@ -111,7 +111,7 @@ def test_example_content_lands_where_the_file_says(fresh_db_url: str) -> None:
     assert devices["cm-000101"].x == 71.5972
     assert devices["cm-000101"].gateway == "gw-north"
     assert {p.name: p.kind for p in points}["setpoint_bar"] == "setpoint"
-    assert prv == ("PRV", 35.0)
+    assert prv == ("PRV", 40.0)
     assert p201 is not None
     assert 105 < p201[0] < 115  # measured along the line: 0.001 degree of latitude
 
@@ -540,3 +540,126 @@ def test_docs_show_the_shipped_example() -> None:
     doc = (EXAMPLES.parents[1] / "docs" / "site.md").read_text(encoding="utf-8")
     block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert block == EXAMPLE.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- PRV control
+
+
+def _control_row(url: str, device: str) -> tuple[dict[str, object], str] | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT c.config, c.source FROM prv_controls c JOIN devices d ON d.id = c.device_id "
+            "WHERE d.code = %s",
+            (device,),
+        ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def test_a_prv_control_is_stored_with_its_signals_resolved(
+    fresh_db_url: str, site_dir: Path
+) -> None:
+    path = site_dir / "site.yaml"
+    # a second critical point in DMA-S, polled by the other gateway (gw-north)
+    _edit(
+        path,
+        "      - code: cm-000101\n",
+        "      - {code: pt-s9, kind: pressure_sensor, profile: pressure_transmitter, "
+        "unit_id: 9, node: S4}\n\n      - code: cm-000101\n",
+    )
+    _edit(path, "sensors: [{device: pt-s6}]", "sensors: [{device: pt-s6}, {device: pt-s9}]")
+    first = _apply(fresh_db_url, path)
+    assert first.names("prv controls", "created") == ["prv-1-ctl"]
+    assert first.names("profiles", "created") == sorted(load_site(path).profiles)
+    stored = _control_row(fresh_db_url, "prv-1-ctl")
+    assert stored is not None
+    config, source = stored
+    assert source == "site"
+    assert config["critical_point"]["sensors"] == [  # type: ignore[index]
+        {"device": "pt-s6", "point": "pressure_bar"},  # same gateway: no source
+        {"device": "pt-s9", "point": "pressure_bar", "source": "gw-north"},
+    ]
+    with psycopg.connect(fresh_db_url) as conn:
+        body = conn.execute(
+            "SELECT body FROM device_profiles WHERE name = 'prv_controller'"
+        ).fetchone()
+        ctl_poll = conn.execute(
+            "SELECT p.poll_period_s FROM points p JOIN devices d ON d.id = p.device_id "
+            "WHERE d.code = 'prv-1-ctl' AND p.name = 'ctl_setpoint_bar'"
+        ).fetchone()
+    assert body is not None and body[0]["controller"]["setpoint"] == "setpoint_bar"
+    assert ctl_poll == (300.0,)  # one reading per decision (interval_s)
+    again = _apply(fresh_db_url, path)
+    assert not again.changed
+    assert again.names("prv controls", "unchanged") == ["prv-1-ctl"]
+    _edit(path, "          margin_bar: 0.2\n", "          margin_bar: 0.3\n")
+    third = _apply(fresh_db_url, path)
+    assert third.names("prv controls", "updated") == ["prv-1-ctl"]
+    stored = _control_row(fresh_db_url, "prv-1-ctl")
+    assert stored is not None
+    assert stored[0]["critical_point"]["margin_bar"] == 0.3  # type: ignore[index]
+
+
+CONTROL_ERRORS = [
+    ("          min_bar: 2.0 ", "          min_bar: 5.0 ", "control.min_bar", "the limits cross"),
+    ("          max_bar: 4.5\n", "          max_bar: 9.5\n", "control.max_bar",
+     "outside the device's setpoint range [0.5, 8]"),
+    ("          safe_bar: 3.92", "          safe_bar: 4.92", "control.safe_bar",
+     "outside the limits [2, 4.5]"),
+    ("          mode: critical_point\n",
+     ("          mode: time\n          profile:\n"
+     "            - {from: '00:00', to: '06:00', setpoint_bar: 2.5}\n"
+     "            - {from: '07:00', to: '24:00', setpoint_bar: 3.5}\n"),
+     "control.profile[1].from", "leaves mon 06:00-07:00 without a setpoint"),
+    ("          mode: critical_point\n",
+     ("          mode: time\n          profile:\n"
+     "            - {from: '00:00', to: '06:30', setpoint_bar: 2.5}\n"
+     "            - {from: '06:00', to: '24:00', setpoint_bar: 3.5}\n"),
+     "control.profile[1].from", "overlaps step 0"),
+    ("            margin_bar: 0.2\n", "            margni_bar: 0.2\n",
+     "control.critical_point.margni_bar", "unknown key"),
+    ("sensors: [{device: pt-s6}]", "sensors: [{device: pt-s6, point: nope}]",
+     "control.critical_point.sensors[0].point", "publishes no point 'nope'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "field", "words"), CONTROL_ERRORS)
+def test_bad_control_names_file_line_and_field(
+    site_dir: Path, old: str, new: str, field: str, words: str
+) -> None:
+    path = site_dir / "site.yaml"
+    line = _edit(path, old, new)
+    with pytest.raises(FileFormatError) as info:
+        load_site(path)
+    err = info.value
+    assert err.field == "gateways[1].devices[1]." + field
+    assert words in err.message
+    assert err.line is not None and line <= err.line <= line + 4
+
+
+def test_a_sensor_of_another_zone_is_refused_and_nothing_is_written(
+    fresh_db_url: str, site_dir: Path
+) -> None:
+    path = site_dir / "site.yaml"
+    _edit(path, "sensors: [{device: pt-s6}]", "sensors: [{device: pt-n4}]")
+    before = snapshot(fresh_db_url)
+    with psycopg.connect(fresh_db_url) as conn, pytest.raises(FileFormatError) as info:
+        apply_site(conn, load_site(path))
+    err = info.value
+    assert err.field == "gateways[1].devices[1].control.critical_point.sensors[0].device"
+    assert "pt-n4 is in zone DMA-N but the PRV prv-1-ctl is in DMA-S" in err.message
+    assert err.line == _line_of(path, "sensors: [{device: pt-n4}]")
+    assert snapshot(fresh_db_url) == before
+
+
+def test_control_on_a_device_without_a_controller_is_refused(site_dir: Path) -> None:
+    path = site_dir / "site.yaml"
+    _edit(
+        path,
+        "        node: S6              # critical point",
+        "        control: {mode: fixed, min_bar: 1, max_bar: 5, setpoint_bar: 3}\n"
+        "        node: S6              # critical point",
+    )
+    with pytest.raises(FileFormatError) as info:
+        load_site(path)
+    assert info.value.field == "gateways[1].devices[2].control"
+    assert "has no controller section" in info.value.message
