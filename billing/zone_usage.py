@@ -7,7 +7,7 @@ only their own households. The rest is estimated here, the way billing bills it:
 * **accounts billed by the norm** (``metered = false``, or without a meter connected that
   day): residents × the norm in force that day ÷ the days of its month, for the days the
   account is active (billing charges no norm for suspended or closed days; see
-  :mod:`billing.service`);
+  :mod:`billing.proration`);
 * **metered accounts whose meter sends no telemetry** (``meters.point_id`` is empty: read by
   an inspector once a month): the daily average of their latest invoiced volume before that
   month, or the norm while they have no invoice yet.
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from billing.service import ACTIVE, fetch_services
+from billing.proration import ACTIVE, fetch_services
 from billing.tariffs import Norm, period_bounds
 
 
