@@ -20,7 +20,9 @@ from alarms.store import Conn, StateRow, load_rule, lock_state, save_state, writ
 
 log = logging.getLogger(__name__)
 
-Action = Literal["ack", "shelve", "unshelve", "remove_from_service", "return_to_service"]
+Action = Literal[
+    "ack", "shelve", "unshelve", "remove_from_service", "return_to_service", "repaired"
+]
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,17 @@ def act(
     now: datetime,
     until: datetime | None = None,
 ) -> lc.Transition:
-    """Apply an operator action; raises RefusedError (with ``reason``) when not allowed."""
+    """Apply an operator action; raises RefusedError (with ``reason``) when not allowed.
+
+    ``repaired`` (a leak rule's leak was repaired, at ``until`` or now) is :func:`repaired`;
+    its last transition is returned."""
+    if action == "repaired":
+        trs = repaired(conn, ref, user=user, comment=comment, now=now, at=until)
+        return (
+            trs[-1]
+            if trs
+            else lc.Transition("repaired", until or now, lc.AlarmPoint(), lc.AlarmPoint())
+        )
     tgt = find_target(conn, ref)
     rule = load_rule(conn, tgt.rule_id)
     with conn.transaction():

@@ -124,6 +124,12 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     p = rule.params
     assert rule.zone_id is not None
     zc.anchor(st, ctx.start)
+    if (
+        ctx.live
+        and st.watermark is not None
+        and ctx.now - st.watermark < timedelta(seconds=p.bucket_s)
+    ):
+        return  # live, and no new bucket can be complete yet: nothing to look up
     su = setup(conn, rule)
     pts = su.inflow_points()
     hz = zn.horizon(conn, [x.point_id for x in pts], ctx.until, timedelta(hours=p.max_lag_h))

@@ -279,6 +279,13 @@ def test_repaired_refuses_a_rule_that_is_not_a_leak_rule(db: psycopg.Connection[
     with pytest.raises(RefusedError) as info:
         repaired(db, "RQ-mnf", user="dilnoza", now=START + timedelta(days=DAYS))
     assert info.value.reason == "not_a_leak_rule"
+    # the same through the operator actions (what the API and the alarm page call)
+    with pytest.raises(RefusedError) as info:
+        act(db, "RQ-mnf", "repaired", user="dilnoza", now=START + timedelta(days=DAYS))
+    assert info.value.reason == "not_a_leak_rule"
+    with pytest.raises(RefusedError) as info:
+        act(db, "RQ-leak", "repaired", user="dilnoza", now=START + timedelta(days=DAYS))
+    assert info.value.reason == "no_open_leak"
 
 
 def test_unmetered_use_from_billing(db: psycopg.Connection[Any]) -> None:
@@ -376,3 +383,44 @@ def test_cli_lists_leak_sizes_and_refuses_a_repair_without_a_leak(
     # a replay over a window without readings names the rules that watched nothing
     code, out = _cli(db_url, "replay", "--from", "2025-01-01", "--to", "2025-01-03")
     assert code == 1 and "RL-leak: no readings from dm-RL/" in out
+
+
+def test_incremental_passes_equal_one_pass(
+    db: psycopg.Connection[Any], dmas: dict[str, dict[str, int]]
+) -> None:
+    """A live worker polling every few hours reaches the leak rule's alarms, sizes and daily
+    figures of one pass over everything (its state is stored and restored between polls)."""
+    from alarms.store import load_rules
+
+    rules = [r for r in load_rules(db) if r.id == dmas["quiet"]["rule"] or r.code == "RL-leak"]
+    run = 77
+    now = START + timedelta(hours=20)
+    while now <= START + timedelta(days=DAYS):
+        run_pass(db, now, run_id=run, start=START, until=now, rules=rules)
+        now += timedelta(hours=7)
+    run_pass(db, START + timedelta(days=DAYS), run_id=run, start=START,
+             until=START + timedelta(days=DAYS), rules=rules)  # fmt: skip
+    one_pass = replay(db, START, START + timedelta(days=DAYS), now=START + timedelta(days=DAYS))
+    for d in dmas.values():
+        assert [e[:2] for e in _activations(db, d["rule"], run)] == [
+            e[:2] for e in _activations(db, d["rule"], one_pass)
+        ]
+    sizes = db.execute(
+        "SELECT run_id, series FROM leak_events WHERE rule_id = %s AND run_id IN (%s, %s)",
+        (dmas["leaky"]["rule"], run, one_pass),
+    ).fetchall()
+    by_run = {r: [[round(x, 9) if isinstance(x, float) else x for x in p] for p in s]
+              for r, s in sizes}  # fmt: skip
+    assert by_run[run] == by_run[one_pass]  # the same to the last rounding of a sum
+    daily = db.execute(
+        "SELECT run_id, day, night_lps, losses_m3 FROM zone_leak_daily WHERE zone_id = %s "
+        "AND run_id IN (%s, %s) AND metered_m3 IS NOT NULL ORDER BY day, run_id",
+        (dmas["quiet"]["zone"], run, one_pass),
+    ).fetchall()
+
+    def r9(x: Any) -> Any:
+        return round(x, 9) if isinstance(x, float) else x
+
+    a = [(d, r9(n), r9(x)) for r, d, n, x in daily if r == run]
+    b = [(d, r9(n), r9(x)) for r, d, n, x in daily if r == one_pass]
+    assert a == b and len(a) >= DAYS - 3
