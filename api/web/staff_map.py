@@ -1,0 +1,166 @@
+"""The back office's network map (``/staff/map``) and asset card (``/staff/assets/{code}``).
+
+The map page is a frame: the map library (Leaflet, vendored into api/static from its npm
+package, never a CDN) and api/static/map.js load the layers from the JSON API by bounding
+box as the user pans and zooms (:mod:`api.routes.assets`). The asset card is rendered here
+from :func:`assets.queries.asset_card`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+
+from api.deps import Conn, require
+from api.errors import NotFoundError
+from api.i18n import gettext_for
+from api.security import READ_REGISTRY, WRITE_REGISTRY, Principal
+from api.web.common import PAGE_CSP, language, render
+from assets import queries as aq
+from assets.settings import map_settings
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+Reader = Annotated[Principal, Depends(require(READ_REGISTRY))]
+TASHKENT = ZoneInfo("Asia/Tashkent")
+
+MAP_WORDS = (
+    "Diameter",
+    "Material",
+    "Age",
+    "Condition",
+    "Status",
+    "History",
+    "Open card",
+    "Zoom in to see every pipe",
+    "pipes shown",
+    "Loading...",
+    "Open alarms",
+    "Latest values",
+    "State",
+    "unknown",
+    "years",
+    "mm",
+    "No history",
+    "Finding",
+    "Zone",
+    "Install year",
+    "Kind",
+    "Changed by",
+    "Changes",
+    "Search",
+    "Nothing found.",
+)
+"""Words map.js shows, translated on the server and handed to it in a data attribute."""
+
+
+def map_csp(tile_origin: str | None) -> str:
+    """The page policy, with the base map's tile server allowed for images when one is
+    configured (everything else stays 'self')."""
+    if not tile_origin:
+        return PAGE_CSP
+    return PAGE_CSP.replace("img-src 'self' data:", f"img-src 'self' data: {tile_origin}")
+
+
+@router.get("/map")
+async def map_page(request: Request, who: Reader, conn: Conn) -> Response:
+    tr = gettext_for(language(request))
+    s = map_settings()
+    extent = await aq.extent(conn)
+    config = {
+        "api": "/api/v1/assets",
+        "extent": extent,
+        "tiles": s.map_tile_url,
+        "attribution": s.map_tile_attribution,
+        "words": {w: tr.gettext(w) for w in MAP_WORDS},
+    }
+    resp = render(
+        request,
+        "staff_map.html",
+        who=who,
+        config=json.dumps(config, ensure_ascii=False),
+        can_edit=who.role in WRITE_REGISTRY,
+    )
+    resp.headers["Content-Security-Policy"] = map_csp(s.tile_origin)
+    return resp
+
+
+def _fmt_changes(changes: dict[str, Any]) -> list[tuple[str, str, str]]:
+    out = []
+    for field, pair in (changes or {}).items():
+        old, new = [*pair, None, None][:2] if isinstance(pair, list) else (None, pair)
+        if field == "geom_wkb":
+            out.append(("geometry", "", ""))
+            continue
+        out.append((field, _short(old), _short(new)))
+    return out
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return ""
+    s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+CARD_FIELDS = (
+    "kind",
+    "system",
+    "status",
+    "name",
+    "material",
+    "diameter_mm",
+    "install_year",
+    "depth_m",
+    "elevation_m",
+    "invert_start_m",
+    "invert_end_m",
+    "pressure_class",
+    "owner",
+    "condition_grade",
+    "cadastral_no",
+    "land_plot",
+    "accuracy_m",
+    "source_crs",
+    "zone",
+    "ref_code",
+    "account_no",
+    "feed_pipe",
+    "length_m",
+    "version",
+)
+
+
+@router.get("/assets/{code}")
+async def asset_page(
+    request: Request,
+    who: Reader,
+    conn: Conn,
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")],
+) -> Response:
+    card = await aq.asset_card(conn, code)
+    if card is None:
+        raise NotFoundError(f"no asset {code}")
+    history = [
+        {
+            "version": v["version"],
+            "op": v["op"],
+            "at": v["changed_at"].astimezone(TASHKENT).strftime("%d.%m.%Y %H:%M"),
+            "by": v["changed_by"],
+            "source": v["source"],
+            "changes": _fmt_changes(v["changes"]),
+        }
+        for v in card["history"]
+    ]
+    fields = [(f, card.get(f)) for f in CARD_FIELDS if card.get(f) not in (None, "")]
+    return render(
+        request,
+        "staff_asset.html",
+        who=who,
+        card=card,
+        fields=fields,
+        history=history,
+        attrs=sorted((k, _short(v)) for k, v in (card.get("attrs") or {}).items()),
+    )
