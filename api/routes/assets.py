@@ -183,7 +183,9 @@ async def change_asset(
     request: Request, who: Writer, st: State, code: Code, change: AssetChange
 ) -> Response:
     try:
-        after = await run_sync(st, _apply_change, code, change, who, client_ip(request), st.clock())
+        after = await run_sync(
+            st, _apply_change, code, change, who=who, ip=client_ip(request), at=st.clock()
+        )
     except AssetNotFoundError as exc:
         raise NotFoundError(str(exc)) from exc
     except AssetConflictError as exc:
