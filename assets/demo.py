@@ -153,7 +153,10 @@ def _sewer(pipes: list[Asset], rnd: random.Random) -> list[Asset]:
     lowest: tuple[float, Geom] | None = None
     for i, p in enumerate(q for q in pipes if (q.attrs.get("length_m") or 0) < 600):
         cs = shapely.get_coordinates(p.geometry)
-        a, b = _offset(shapely.Point(cs[0]), 8.0, -8.0), _offset(shapely.Point(cs[-1]), 8.0, -8.0)
+        a, b = (
+            _offset(shapely.Point(cs[0]), 15.0, -15.0),
+            _offset(shapely.Point(cs[-1]), 15.0, -15.0),
+        )
         ground_a = 480.0 - 0.004 * i * 100
         ground_b = ground_a - rnd.uniform(0.5, 3.0)
         line = shapely.LineString([a, b])

@@ -59,7 +59,7 @@
   function networkStyle(f) {
     var p = f.properties;
     if (p.system === "sewer") {
-      return { color: "#7a4a1e", weight: Math.max(2, width(p)), dashArray: "6 4", fillOpacity: 0.3 };
+      return { color: "#9a6a3a", weight: 2, opacity: 0.8, dashArray: "6 4", fillOpacity: 0.3 };
     }
     if (p.kind === "service_connection") { return { color: "#6b7785", weight: 1 }; }
     return { color: colour(p), weight: width(p), opacity: p.status === "abandoned" ? 0.35 : 0.95,
@@ -243,6 +243,14 @@
     td.textContent = String(value);
     tr.appendChild(th); tr.appendChild(td); table.appendChild(tr);
   }
+  var lang = document.documentElement.lang || "ru";
+  function when(iso) {
+    /* times are stored in UTC and shown in Tashkent, as everywhere in suvnet */
+    try {
+      return new Date(iso).toLocaleString(lang, { timeZone: "Asia/Tashkent", year: "numeric",
+        month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }) + " (" + t("Tashkent time") + ")";
+    } catch (e) { return String(iso); }
+  }
   function openCard(code) {
     cardEl.textContent = t("Loading...");
     getJson(api + "/" + encodeURIComponent(code)).then(function (c) {
@@ -279,7 +287,7 @@
           var pair = v.changes[k];
           return k === "geom_wkb" ? "geometry" : k + ": " + JSON.stringify(pair[0]) + " → " + JSON.stringify(pair[1]);
         }).join("; ");
-        li.textContent = "v" + v.version + " · " + String(v.changed_at).slice(0, 16).replace("T", " ") +
+        li.textContent = "v" + v.version + " · " + when(v.changed_at) +
           " · " + v.changed_by + (changes ? " · " + changes : " · " + v.op);
         list.appendChild(li);
       });
@@ -310,7 +318,7 @@
         b.className = "link";
         b.textContent = it.code + " · " + it.kind;
         b.addEventListener("click", function () {
-          map.setView([it.lat, it.lon], 18);
+          map.setView([it.lat, it.lon], 17, { animate: false });
           openCard(it.code);
         });
         li.appendChild(b);

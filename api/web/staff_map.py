@@ -52,6 +52,7 @@ MAP_WORDS = (
     "Changes",
     "Search",
     "Nothing found.",
+    "Tashkent time",
 )
 """Words map.js shows, translated on the server and handed to it in a data attribute."""
 
@@ -105,32 +106,39 @@ def _short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-CARD_FIELDS = (
-    "kind",
-    "system",
-    "status",
-    "name",
-    "material",
-    "diameter_mm",
-    "install_year",
-    "depth_m",
-    "elevation_m",
-    "invert_start_m",
-    "invert_end_m",
-    "pressure_class",
-    "owner",
-    "condition_grade",
-    "cadastral_no",
-    "land_plot",
-    "accuracy_m",
-    "source_crs",
-    "zone",
-    "ref_code",
-    "account_no",
-    "feed_pipe",
-    "length_m",
-    "version",
+CARD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("kind", "Kind"),
+    ("system", "System"),
+    ("status", "Status"),
+    ("name", "Name"),
+    ("material", "Material"),
+    ("diameter_mm", "Diameter, mm"),
+    ("install_year", "Install year"),
+    ("depth_m", "Depth, m"),
+    ("elevation_m", "Ground level, m"),
+    ("invert_start_m", "Invert at the start, m"),
+    ("invert_end_m", "Invert at the end, m"),
+    ("pressure_class", "Pressure class"),
+    ("owner", "Owner"),
+    ("condition_grade", "Condition (1 good - 5 bad)"),
+    ("cadastral_no", "Cadastral number"),
+    ("land_plot", "Land plot"),
+    ("accuracy_m", "Survey accuracy, m"),
+    ("source_crs", "Surveyed in (CRS)"),
+    ("zone", "Zone"),
+    ("ref_code", "Element of the hydraulic model"),
+    ("account_no", "Account"),
+    ("feed_pipe", "Fed by pipe"),
+    ("length_m", "Length, m"),
+    ("version", "Version"),
 )
+"""The card's fields and their labels (msgids of the catalogs)."""
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}".rstrip("0").rstrip(".")
+    return str(v)
 
 
 @router.get("/assets/{code}")
@@ -154,7 +162,12 @@ async def asset_page(
         }
         for v in card["history"]
     ]
-    fields = [(f, card.get(f)) for f in CARD_FIELDS if card.get(f) not in (None, "")]
+    tr = gettext_for(language(request))
+    fields = [
+        (tr.gettext(label), _value(card[f]))
+        for f, label in CARD_FIELDS
+        if card.get(f) not in (None, "")
+    ]
     return render(
         request,
         "staff_asset.html",
@@ -163,4 +176,5 @@ async def asset_page(
         fields=fields,
         history=history,
         attrs=sorted((k, _short(v)) for k, v in (card.get("attrs") or {}).items()),
+        updated_at=card["updated_at"].astimezone(TASHKENT).strftime("%d.%m.%Y %H:%M"),
     )
