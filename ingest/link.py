@@ -151,13 +151,14 @@ class MqttLink:
     then does :meth:`run` disconnect and return.
     """
 
-    def __init__(  # noqa: PLR0917 - the link's peers, all passed in by the worker
+    def __init__(
         self,
         broker: BrokerAddress,
         config: IngestConfig,
         topics: Topics,
         metrics: Metrics,
         received: SimpleQueue[Incoming],
+        *,
         stop: threading.Event,
         leave: threading.Event,
     ) -> None:

@@ -70,7 +70,11 @@ log = logging.getLogger("ingest")
 
 
 class IngestWorker:
-    """One ingest worker. ``start()`` runs it in background threads; ``stop()`` ends it."""
+    """One ingest worker. ``start()`` runs it in background threads; ``stop()`` ends it.
+
+    Its stages are ``link`` (MqttLink), ``decoder`` (Decoder), ``writers`` (Writers) and
+    ``maintenance`` (Maintenance); ``registry`` is the snapshot the decoder and writers share.
+    """
 
     def __init__(
         self,

@@ -251,7 +251,7 @@ class Writers:
         prepare(conn)
         return conn
 
-    def _take_turn(  # noqa: PLR0917
+    def _take_turn(  # noqa: PLR0917 - one group and where it stands, passed along
         self,
         writer: int,
         conn: Conn,
@@ -316,7 +316,7 @@ class Writers:
 
     # ----------------------------------------------------------------------- committing
 
-    def _write(  # noqa: PLR0917
+    def _write(  # noqa: PLR0917 - one group and where it stands, passed along
         self,
         writer: int,
         conn: Conn | None,
