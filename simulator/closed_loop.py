@@ -46,7 +46,7 @@ from suvnet.protocol import Reading
 from suvnet.prvcontrol import ControlConfig
 
 EN_PRESSURE, EN_DEMANDDEFICIT = 11, 27
-EN_FLOW, EN_SETTING = 8, 12
+EN_INITSETTING, EN_FLOW, EN_SETTING = 5, 8, 12
 REF_PRESSURE_M = 30.0
 """Emitter coefficients are set so that a node leaks its ``leak_lps`` at this pressure."""
 TZ = "Asia/Tashkent"
@@ -269,6 +269,8 @@ class SteppedNetwork:
         self.ends = {
             str(name): (str(v.start_node_name), str(v.end_node_name)) for name, v in wn.valves()
         }
+        self.node_names: tuple[str, ...] = tuple(str(n) for n in wn.node_name_list)
+        self.link_names: tuple[str, ...] = tuple(str(lk) for lk in wn.link_name_list)
         inp = workdir / f"{net.name}.inp"
         wntr.network.write_inpfile(wn, str(inp), units="LPS", version=2.2)
         self.en = ENepanet(version=2.2)
@@ -281,6 +283,9 @@ class SteppedNetwork:
         self.t = 0
 
     def close(self) -> None:
+        if self.t < 0:
+            return
+        self.t = -1
         self.en.ENcloseH()
         self.en.ENclose()
 
@@ -311,6 +316,10 @@ class SteppedNetwork:
 
     def flow_m3h(self, link: str) -> float:
         return float(self.en.ENgetlinkvalue(self._l(link), EN_FLOW)) * 3.6  # L/s -> m3/h
+
+    def initial_setting_bar(self, link: str) -> float:
+        """A valve's setting in the model file (for a PRV: its outlet pressure)."""
+        return float(self.en.ENgetlinkvalue(self._l(link), EN_INITSETTING)) * M_HEAD_TO_BAR
 
     def set_prv_bar(self, link: str, bar: float) -> None:
         self.en.ENsetlinkvalue(self._l(link), EN_SETTING, bar / M_HEAD_TO_BAR)
@@ -756,3 +765,135 @@ def describe(c: Comparison) -> list[str]:
             f"  {mean_sp:>17.2f}"
         )
     return lines
+
+
+# ------------------------------------------------------------------------------ live (demo)
+
+
+class LiveNetwork:
+    """A network solved as a clock advances, each PRV at the setting its simulated controller
+    device holds at that moment: what ``suvnet demo`` serves its Modbus devices from.
+
+    It answers like :class:`simulator.hydraulic.HydraulicRun` (``pressure``, ``flow``,
+    ``volume_m3``, ``valve_nodes``; times in seconds from hour 0, local midnight) and solves
+    the steps up to the time asked for on the way. The PRV controller of the demo's gateway
+    writes the PRV device's registers over Modbus; the next step uses them."""
+
+    def __init__(
+        self,
+        net: Network,
+        h: Hydraulics,
+        workdir: Path,
+        *,
+        bursts: Sequence[LeakSpec] = (),
+        prvs: Mapping[str, SimulatedDevice] | None = None,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.net, self.h = net, h
+        self.sim = SteppedNetwork(net, h, workdir, bursts)
+        self.bursts = tuple(bursts)
+        self.prvs: dict[str, SimulatedDevice] = dict(prvs or {})
+        self.valve_nodes: dict[str, tuple[str, str]] = dict(self.sim.ends)
+        self.step_s = h.step_s
+        self.times: list[float] = []
+        self.pressures: dict[str, list[float]] = {n: [] for n in self.sim.node_names}
+        self.flows: dict[str, list[float]] = {lk: [] for lk in self.sim.link_names}
+        self._volume: dict[str, list[tuple[float, float]]] = {lk: [] for lk in self.sim.link_names}
+        self.leak_lps: dict[str, list[float]] = {d.code: [] for d in net.dmas}
+        self.settings: dict[str, list[float]] = {}
+        """the setting (bar) of every bound PRV at every step"""
+        self.done = False
+
+    def initial_setting_bar(self, link: str) -> float:
+        """The setting ``link`` has in the model file."""
+        return self.sim.initial_setting_bar(link)
+
+    def bind(self, link: str, device: SimulatedDevice) -> None:
+        """From the next step on, ``link`` takes its setting from ``device``'s registers."""
+        self.prvs[link] = device
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.h.days * 86400)
+
+    def close(self) -> None:
+        self.done = True
+        self.sim.close()
+
+    def _step(self) -> None:
+        t_next = len(self.times) * self.step_s
+        minute = int(t_next % 86400 // 60)
+        k = len(self.times)
+        for link, dev in self.prvs.items():
+            bar = prv_setting_bar(dev, minute)
+            self.sim.set_prv_bar(link, bar)
+            series = self.settings.setdefault(link, [])
+            series.extend([bar] * (k + 1 - len(series)))
+        t = self.sim.solve()
+        self.times.append(float(t))
+        for n, series in self.pressures.items():
+            series.append(self.sim.pressure_bar(n))
+        for lk, series in self.flows.items():
+            q = self.sim.flow_m3h(lk)
+            vols = self._volume[lk]
+            if k == 0:
+                vols.append((0.0, 0.0))
+            else:
+                f0, r0 = vols[-1]
+                q0 = series[-1]
+                dt_h = (t - self.times[k - 1]) / 3600.0
+                vols.append((f0 + max(q0, 0.0) * dt_h, r0 + max(-q0, 0.0) * dt_h))
+            series.append(q)
+        for d in self.net.dmas:
+            self.leak_lps[d.code].append(sum(self.sim.leak_lps(n) for n in d.nodes))
+        if t >= self.duration_s or not self.sim.advance():
+            self.done = True
+            self.sim.close()
+
+    def advance_to(self, t: float) -> None:
+        """Solve every step up to ``t`` (seconds from hour 0)."""
+        while not self.done and (not self.times or self.times[-1] + self.step_s <= t):
+            self._step()
+
+    def _k(self, t: float) -> int:
+        self.advance_to(t)
+        if not self.times:
+            raise ValueError("the network has no solved step")
+        return max(0, min(int(t // self.step_s), len(self.times) - 1))
+
+    def pressure(self, node: str, t: float) -> float:
+        return self.pressures[node][self._k(t)]
+
+    def flow(self, link: str, t: float) -> float:
+        return self.flows[link][self._k(t)]
+
+    def volume_m3(self, link: str, t: float) -> tuple[float, float]:
+        """Forward and reverse volume through ``link`` from hour 0 to ``t`` (m³)."""
+        k = self._k(t)
+        fwd, rev = self._volume[link][k]
+        q = self.flows[link][k]
+        dt_h = max(0.0, t - self.times[k]) / 3600.0
+        return fwd + max(q, 0.0) * dt_h, rev + max(-q, 0.0) * dt_h
+
+    def leakage_m3(self, dma: str, t0: float, t1: float) -> float:
+        """Background leakage of ``dma`` between ``t0`` and ``t1`` (m³), step by step."""
+        self.advance_to(t1)
+        total = 0.0
+        for k, t in enumerate(self.times):
+            lo, hi = max(t, t0), min(t + self.step_s, t1)
+            if hi > lo:
+                total += self.leak_lps[dma][k] * (hi - lo) / 1000.0
+        return total
+
+    def steps_between(self, t0: float, t1: float) -> list[int]:
+        self.advance_to(t1)
+        return [k for k, t in enumerate(self.times) if t0 <= t < t1]
+
+    def share_at_least(self, nodes: Sequence[str], bar: float, t0: float, t1: float) -> float:
+        """Share of the steps between ``t0`` and ``t1`` at which every one of ``nodes`` had
+        at least ``bar``."""
+        ks = self.steps_between(t0, t1)
+        if not ks or not nodes:
+            return 1.0
+        ok = sum(all(self.pressures[n][k] >= bar - 1e-9 for n in nodes) for k in ks)
+        return ok / len(ks)

@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 import yaml
 
-from simulator.demo_world import DemoPlan, DeviceFeed
+from simulator.demo_world import DemoPlan, DeviceFeed, demo_control
+from suvnet.prvcontrol import ControlConfig
 from suvnet.site import SiteSpec
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,32 @@ UNMETERED = (  # mahalla, street, house, residents, zone
     ("Bog'ishamol MFY", "Bog'bon ko'chasi", "11", 6, "DMA-S"),
     ("Bog'ishamol MFY", "Chinor ko'chasi", "2", 3, "DMA-S"),
 )
+
+
+def gateway_controls(
+    conn: psycopg.Connection[Any], plan: DemoPlan
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """What the site apply stored for each regulated PRV (its signals' sources resolved),
+    at the demo's pace, as the ``controllers`` of each gateway's ``gateway.yaml``; and the
+    values each gateway must share with the controllers of other gateways."""
+    rows = conn.execute(
+        "SELECT d.code, g.code, c.config FROM prv_controls c "
+        "JOIN devices d ON d.id = c.device_id JOIN gateways g ON g.id = d.gateway_id "
+        "WHERE d.enabled ORDER BY d.code"
+    ).fetchall()
+    controllers: dict[str, dict[str, dict[str, Any]]] = {}
+    wanted: dict[str, dict[str, set[str]]] = {}
+    for device, gateway, config in rows:
+        cfg = ControlConfig.model_validate(config)
+        controllers.setdefault(gateway, {})[device] = demo_control(cfg, plan)
+        for sig in cfg.remote_signals():
+            assert sig.source is not None
+            wanted.setdefault(sig.source, {}).setdefault(sig.device, set()).add(sig.point)
+    shares = {
+        gw: [{"device": dev, "points": sorted(pts)} for dev, pts in sorted(per.items())]
+        for gw, per in wanted.items()
+    }
+    return controllers, shares
 
 
 def rules_doc(

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import math
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.profiles import Profile
+from edge_agent.profiles import Profile, default_profiles_dir, load_profiles
+from simulator.closed_loop import Dma, Hydraulics, LiveNetwork, Network
 from simulator.devices import SimulatedDevice
-from simulator.hydraulic import CustomerConsumption, HydraulicRun, LeakSpec
-from suvnet.site import DeviceSpec, GatewaySpec, SiteSpec
+from simulator.hydraulic import CustomerConsumption, LeakSpec
+from suvnet.prvcontrol import ControlConfig
+from suvnet.site import DeviceSpec, GatewaySpec, SiteFile, SiteSpec, build_network
 
 TZ = "Asia/Tashkent"
 BASE_POLL_S = {"pressure_sensor": 300.0, "prv_controller": 300.0, "district_meter": 300.0}
@@ -37,6 +40,197 @@ TAMPER_FLAG = 1 << 2
 """``alarm_flags.tamper`` of the district and customer meters."""
 TAMPER_HOURS = 3.0
 """How long the demo's district meter reports tampering (its housing is opened)."""
+LEAK_LPS_AT_30M = 0.05
+"""Background leakage of every junction of a regulated DMA at 30 m of pressure (L/s)."""
+HYDRAULIC_STEP_S = 300
+"""The demo's hydraulics are solved every 5 simulated minutes."""
+
+
+class NetworkState(Protocol):
+    """What the devices read: :class:`simulator.hydraulic.HydraulicRun` (precomputed) or
+    :class:`simulator.closed_loop.LiveNetwork` (solved as the demo runs)."""
+
+    @property
+    def valve_nodes(self) -> Mapping[str, tuple[str, str]]: ...
+
+    def pressure(self, node: str, t: float) -> float: ...
+
+    def flow(self, link: str, t: float) -> float: ...
+
+    def volume_m3(self, link: str, t: float) -> tuple[float, float]: ...
+
+
+@dataclass(frozen=True)
+class RegulatedPrv:
+    """A PRV of the site with a controller: its device, valve, zone and critical points."""
+
+    device: str
+    gateway: str
+    valve: str
+    zone: str
+    sensors: tuple[str, ...]
+    """the nodes of its critical-point sensors"""
+    control: ControlConfig
+    profile: str = "prv_controller"
+
+
+def regulated_prvs(
+    site: SiteSpec, zone_of: Mapping[str, str | None] | None = None
+) -> list[RegulatedPrv]:
+    """The PRV controller devices of the site file that have a ``control:``. ``zone_of``:
+    the zone of each network node, for a device that names its node and not its zone."""
+    nodes = {d.code: d.node for g in site.gateways for d in g.devices}
+    out = []
+    for g in site.gateways:
+        for d in g.devices:
+            if d.control is None or not d.enabled or d.kind != "prv_controller":
+                continue
+            sensors = tuple(
+                n for s in d.control.signals() if (n := nodes.get(s.device)) is not None
+            )
+            zone = device_zone(d, zone_of or {})
+            valve = str(d.attrs.get("valve", ""))
+            out.append(RegulatedPrv(d.code, g.code, valve, zone, sensors, d.control, d.profile))
+    return out
+
+
+def device_zone(d: DeviceSpec, zone_of: Mapping[str, str | None]) -> str:
+    """A device's zone: its own, else its node's."""
+    return d.zone or (zone_of.get(d.node) if d.node else None) or ""
+
+
+def village_network(site: SiteFile, inp: Path) -> tuple[Network, list[RegulatedPrv]]:
+    """The demo's network for the closed loop: the DMAs whose PRV is regulated get
+    pressure-dependent background leakage; every junction follows the village's day."""
+    import wntr
+
+    model = build_network(site)
+    zone_of = {n.code: n.zone for n in model.nodes} if model is not None else {}
+    wn = wntr.network.WaterNetworkModel(str(inp))
+    junctions = list(wn.junction_name_list)
+    upstream = {str(v.start_node_name) for _, v in wn.valves()}  # a PRV's inlet chamber
+    prvs = regulated_prvs(site.spec, zone_of)
+    dmas = []
+    for p in prvs:
+        meters = [
+            d.pipe
+            for g in site.spec.gateways
+            for d in g.devices
+            if d.kind == "district_meter"
+            and device_zone(d, zone_of) == p.zone
+            and d.pipe
+            and d.flow_sign == 1
+        ]
+        nodes = tuple(j for j in junctions if zone_of.get(j) == p.zone and j not in upstream)
+        zone = next((z for z in site.spec.zones if z.code == p.zone), None)
+        target = (zone.min_service_pressure_bar if zone else None) or 2.0
+        dmas.append(
+            Dma(p.zone, p.valve, meters[0] if meters else "", p.sensors, nodes, target,
+                LEAK_LPS_AT_30M)
+        )  # fmt: skip
+    managed = {n for d in dmas for n in d.nodes}
+    others = tuple(j for j in junctions if j not in managed)
+
+    def build() -> Any:
+        return wntr.network.WaterNetworkModel(str(inp))
+
+    return Network("village", build, tuple(dmas), others), prvs
+
+
+def demo_hydraulics(plan: DemoPlan) -> Hydraulics:
+    """The demo's stepped hydraulics: the village's day without noise, every 5 minutes."""
+    return Hydraulics(
+        step_s=HYDRAULIC_STEP_S,
+        days=plan.sim_days,
+        demand_noise=0.0,
+        day_to_day=0.0,
+        leak_lps_at_30m=LEAK_LPS_AT_30M,
+    )
+
+
+@dataclass(frozen=True)
+class PressureReport:
+    """A regulated DMA over the demo's days: critical-point control against the same days
+    with the PRV held at its fixed outlet."""
+
+    zone: str
+    device: str
+    days: float
+    target_bar: float
+    fixed_bar: float
+    leakage_cp: float
+    """m³/day"""
+    leakage_fixed: float
+    compliance_cp: float
+    compliance_fixed: float
+    setpoint_min: float
+    setpoint_max: float
+
+    @property
+    def saving(self) -> float:
+        return 1.0 - self.leakage_cp / self.leakage_fixed if self.leakage_fixed > 0 else 0.0
+
+
+def pressure_report(  # noqa: PLR0917 - what the comparison is made of
+    live: LiveNetwork,
+    net: Network,
+    h: Hydraulics,
+    regulated: Sequence[RegulatedPrv],
+    plan: DemoPlan,
+    now: float,
+) -> list[PressureReport]:
+    """Run the same days again with every regulated PRV at its fixed outlet (the setting of
+    the model file) and compare each regulated DMA's leakage and critical points."""
+    t0, t1 = plan.t(plan.start), plan.t(min(now, plan.end))
+    if t1 <= t0:
+        return []
+    profiles = load_profiles(default_profiles_dir())
+    fixed_devices = {}
+    for p in regulated:
+        dev = SimulatedDevice(profiles[p.profile], 1, auto=False)
+        dev.set_value("mode", 1)
+        dev.set_value("setpoint_bar", live.initial_setting_bar(p.valve))
+        fixed_devices[p.valve] = dev
+    with tempfile.TemporaryDirectory(prefix="suvnet-demo-fixed-") as tmp:
+        fixed = LiveNetwork(net, h, Path(tmp), bursts=list(live.bursts), prvs=fixed_devices)
+        try:
+            fixed.advance_to(t1)
+            days = (t1 - t0) / 86400
+            out = []
+            for p in regulated:
+                dma = next(d for d in net.dmas if d.code == p.zone)
+                ks = live.steps_between(t0, t1)
+                settings = [live.settings.get(p.valve, [0.0])[k] for k in ks] or [0.0]
+                out.append(
+                    PressureReport(
+                        zone=p.zone,
+                        device=p.device,
+                        days=days,
+                        target_bar=dma.target_bar,
+                        fixed_bar=float(fixed_devices[p.valve].get_value("setpoint_bar")),
+                        leakage_cp=live.leakage_m3(p.zone, t0, t1) / days,
+                        leakage_fixed=fixed.leakage_m3(p.zone, t0, t1) / days,
+                        compliance_cp=live.share_at_least(dma.critical, dma.target_bar, t0, t1),
+                        compliance_fixed=fixed.share_at_least(dma.critical, dma.target_bar, t0, t1),
+                        setpoint_min=min(settings),
+                        setpoint_max=max(settings),
+                    )
+                )
+            return out
+        finally:
+            fixed.close()
+
+
+def demo_control(cfg: ControlConfig, plan: DemoPlan) -> dict[str, Any]:
+    """A controller configuration at the demo's pace: it decides once per poll of the PRV
+    (simulated seconds) and counts a signal stale after three polls missed."""
+    poll = plan.poll_s["prv_controller"]
+    sensor_poll = plan.poll_s["pressure_sensor"]
+    update = {
+        "interval_s": min(3600.0, poll),
+        "stale_after_s": min(86400.0, 3 * max(poll, sensor_poll)),
+    }
+    return cfg.model_copy(update=update).wire()
 
 
 class DemoClock:
@@ -192,7 +386,7 @@ def meter_flags(feed: DeviceFeed, t: float) -> int:
     return bits
 
 
-def device_values(feed: DeviceFeed, run: HydraulicRun, t: float) -> dict[str, float]:
+def device_values(feed: DeviceFeed, run: NetworkState, t: float) -> dict[str, float]:
     """The engineering values ``feed``'s device shows ``t`` seconds after the run's hour 0."""
     spec = feed.spec
     if spec.kind == "pressure_sensor" and spec.node:
@@ -240,7 +434,7 @@ class FedDevice(SimulatedDevice):
         profile: Profile,
         unit: int,
         feed: DeviceFeed,
-        run: HydraulicRun,
+        run: NetworkState,
         plan: DemoPlan,
         clock: DemoClock,
     ) -> None:
@@ -280,9 +474,17 @@ def gateway_doc(
     workdir: Path,
     plan: DemoPlan,
     profiles_dir: Path,
+    controllers: Mapping[str, dict[str, Any]] | None = None,
+    share: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``gateway.yaml`` of one demo gateway: its devices on a Modbus TCP simulator."""
+    """The ``gateway.yaml`` of one demo gateway: its devices on a Modbus TCP simulator, the
+    PRV controllers it runs and the values it shares with other gateways."""
     days = (plan.end - plan.start) / 86400
+    extra: dict[str, Any] = {}
+    if controllers:
+        extra["controllers"] = dict(controllers)
+    if share:
+        extra["share"] = list(share)
     return {
         "gateway": gw.code,
         "profiles_dir": str(profiles_dir),
@@ -314,6 +516,7 @@ def gateway_doc(
                 ],
             }
         ],
+        **extra,
     }
 
 

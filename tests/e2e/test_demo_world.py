@@ -185,3 +185,65 @@ def test_meter_flags_served_by_the_demo_devices() -> None:
     assert meter_flags(toilet, 24 * 3600) == LEAK_FLAG == 1
     assert all(meter_flags(dry, h * 3600.0) == 0 for h in range(hours))  # asleep at 02:00
     assert min(dry.hourly[2::24]) == 0.0  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- pressure management
+
+
+def test_the_village_network_knows_its_regulated_dma() -> None:
+    from simulator.demo_world import village_network
+
+    site = load_site(SITE)
+    net, prvs = village_network(site, SITE.parent / "village.inp")
+    assert [(p.device, p.valve, p.zone, p.sensors) for p in prvs] == [
+        ("prv-1-ctl", "PRV-1", "DMA-S", ("S6",))
+    ]
+    (dma,) = net.dmas
+    assert (dma.code, dma.prv, dma.inflow, dma.critical) == ("DMA-S", "PRV-1", "P-121", ("S6",))
+    assert sorted(dma.nodes) == ["S1", "S2", "S3", "S4", "S5", "S6"]
+    assert dma.target_bar == 2.0  # DMA-S min_service_pressure_bar
+    assert {"N1", "N6", "J-MAIN", "J-PRV-IN"} <= set(net.others)
+    assert not set(net.others) & set(dma.nodes)
+
+
+def test_the_live_network_follows_the_prv_device_and_leaks_only_where_managed(
+    tmp_path: Path,
+) -> None:
+    from simulator.closed_loop import LiveNetwork
+    from simulator.demo_world import demo_hydraulics, pressure_report, village_network
+    from simulator.devices import SimulatedDevice
+
+    site = load_site(SITE)
+    plan = make_plan(NOW, days=2, speed=14400)
+    net, prvs = village_network(site, SITE.parent / "village.inp")
+    hyd = demo_hydraulics(plan)
+    live = LiveNetwork(net, hyd, tmp_path / "h", bursts=[plan.leak])
+    try:
+        assert live.initial_setting_bar("PRV-1") == pytest.approx(40 * 0.0980665)
+        prv = SimulatedDevice(load_profiles(default_profiles_dir())["prv_controller"], 1,
+                              auto=False)  # fmt: skip
+        prv.set_value("mode", 1)
+        prv.set_value("setpoint_bar", 3.92)
+        live.bind("PRV-1", prv)
+        t = plan.t(plan.start)
+        high = live.pressure("S6", t)
+        assert live.pressure("S1", t) == pytest.approx(3.92, abs=0.01)
+        prv.set_value("setpoint_bar", 3.0)  # the controller writes: the next step follows
+        assert live.pressure("S6", t) == high  # this step was solved already
+        later = t + 600
+        assert live.pressure("S1", later) == pytest.approx(3.0, abs=0.01)
+        assert high - live.pressure("S6", later) == pytest.approx(0.92, abs=0.05)
+        # the district meter integrates the flow; only DMA-S leaks
+        fwd, _ = live.volume_m3("P-121", later)
+        assert fwd > 0
+        assert live.leakage_m3("DMA-S", 0, later) > 0
+        assert all(live.sim.coeff.get(n, 0) == 0 for n in net.others)
+        # the comparison: the same days with the PRV held at 40 m leak more
+        now = plan.start + 6 * 3600
+        (rep,) = pressure_report(live, net, hyd, prvs, plan, now)
+        assert rep.zone == "DMA-S" and rep.fixed_bar == pytest.approx(3.92)
+        assert rep.leakage_cp < rep.leakage_fixed
+        assert rep.setpoint_min == pytest.approx(3.0) and rep.setpoint_max == pytest.approx(3.92)
+        assert rep.compliance_fixed == 1.0
+    finally:
+        live.close()
