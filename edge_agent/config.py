@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge_agent.commands import control_problems
 from edge_agent.errors import ProfileError
 from edge_agent.profiles import Profile, default_profiles_dir, load_profiles, published_names
-from edge_agent.yamlfile import _compose, line_of, load_model
+from edge_agent.yamlfile import compose, line_of, load_model
 from suvnet.protocol import valid_id
 from suvnet.prvcontrol import ControlConfig
 
@@ -255,7 +255,7 @@ def load_config(path: Path) -> LoadedConfig:
     elif not pdir.is_absolute():
         pdir = base / pdir
     profiles = load_profiles(pdir)
-    _, node = _compose(path)
+    _, node = compose(path)
     for bi, bus in enumerate(cfg.buses):
         for di, dev in enumerate(bus.devices):
             if dev.profile not in profiles:

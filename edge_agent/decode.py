@@ -15,7 +15,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge_agent.profiles import Order, Point
+from edge_agent.profiles import Order, Point, bit_point
 from suvnet.protocol import Quality
 
 _STRUCT = {
@@ -98,7 +98,7 @@ def decode_point(point: Point, regs: Sequence[int] | Sequence[bool]) -> list[Val
         bits = int(raw)
         out = [Value(point.name, float(bits), Quality.GOOD)]
         out.extend(
-            Value(f"{point.name}.{bname}", float(bits >> bit & 1), Quality.GOOD)
+            Value(bit_point(point.name, bname), float(bits >> bit & 1), Quality.GOOD)
             for bname, bit in point.bits.items()
         )
         return out

@@ -14,7 +14,7 @@ from edge_agent.decode import decode_point
 from edge_agent.errors import ModbusError, ModbusExceptionResponse
 from edge_agent.modbus import ModbusClient
 from edge_agent.plan import Read, ReadPlanner
-from edge_agent.profiles import Point, Profile
+from edge_agent.profiles import Point, Profile, bit_point
 from suvnet.backoff import Backoff, BackoffPolicy
 from suvnet.protocol import Quality, Reading
 
@@ -123,7 +123,9 @@ def comm_fail(device: str, points: Sequence[Point], ts_ms: int) -> list[Reading]
         if not p.publish or not p.numeric:
             continue
         out.append(Reading(device, p.name, ts_ms, None, Quality.COMM_FAIL))
-        out.extend(Reading(device, f"{p.name}.{b}", ts_ms, None, Quality.COMM_FAIL) for b in p.bits)
+        out.extend(
+            Reading(device, bit_point(p.name, b), ts_ms, None, Quality.COMM_FAIL) for b in p.bits
+        )
     return out
 
 

@@ -10,7 +10,7 @@ from edge_agent.config import load_config
 from edge_agent.decode import decode_point
 from edge_agent.errors import EdgeError, ProfileError
 from edge_agent.profiles import Profile, load_profile, load_profiles, published_names
-from suvnet.profiles import CONTROLLER_POINTS
+from suvnet.profiles import CONTROLLER_POINT_NAMES, CONTROLLER_POINTS
 from tests.edge_agent.conftest import PROFILES_DIR
 
 GOOD = """\
@@ -195,3 +195,24 @@ def test_gateway_config_errors(tmp_path: Path) -> None:
     cfg.write_text(base + "      - {id: p-2, unit: 1, profile: pressure_transmitter}\n")
     with pytest.raises(ProfileError, match="unit id 1 is used twice"):
         load_config(cfg)
+
+
+def test_gateway_yaml_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    """The gateway reads its files through suvnet.yamlmodel (one loader for office and
+    gateway); its errors stay the agent's own ProfileError, with the file."""
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_bytes(b"gateway: gw-\xff\xfe\n")
+    with pytest.raises(ProfileError) as info:
+        load_config(cfg)
+    assert isinstance(info.value, EdgeError)
+    assert info.value.path == str(cfg)
+    assert "cannot read the file" in info.value.message
+
+
+def test_comm_fail_readings_use_the_published_bit_point_ids(profiles: dict[str, Profile]) -> None:
+    from edge_agent.poller import comm_fail
+
+    for prof in profiles.values():
+        names = [r.point for r in comm_fail("d", prof.points, 0)]
+        expected = [n for n in published_names(prof) if n not in CONTROLLER_POINT_NAMES]
+        assert names == expected, prof.profile
