@@ -8,7 +8,6 @@ them and keeps them on disk).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from edge_agent.decode import encode_point, engineering_value
 from edge_agent.errors import CommandRefused, ModbusError
 from edge_agent.modbus import ModbusClient
 from edge_agent.profiles import Point, Profile, published_names
+from suvnet.profiles import write_problem
 from suvnet.protocol import Command, CommandResult
 from suvnet.prvcontrol import ControlConfig, Problem, config_problems
 
@@ -36,23 +36,11 @@ def _fmt(v: float | bool) -> str:
 
 
 def _check_value(point: Point, value: float | bool) -> Write:
-    if not point.writable:
-        raise CommandRefused(f"read_only: {point.name} cannot be written")
+    problem = write_problem(point, value)
+    if problem is not None:
+        raise CommandRefused(problem)
     if point.type == "bool":
-        if not isinstance(value, bool) and value not in (0, 1):
-            raise CommandRefused(f"bad_value: {point.name} takes true or false")
         value = bool(value)
-    else:
-        if isinstance(value, bool):
-            raise CommandRefused(f"bad_value: {point.name} takes a number")
-        if not math.isfinite(value):
-            raise CommandRefused(f"bad_value: {point.name} takes a finite number")
-        if point.range is not None:
-            lo, hi = point.range
-            if value < lo:
-                raise CommandRefused(f"out_of_range: {_fmt(value)} < {_fmt(lo)}")
-            if value > hi:
-                raise CommandRefused(f"out_of_range: {_fmt(value)} > {_fmt(hi)}")
     try:
         regs = encode_point(point, value)
     except ValueError as exc:

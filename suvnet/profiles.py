@@ -14,6 +14,8 @@ Modbus.
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -304,6 +306,66 @@ class Profile(BaseModel):
             if p.name == name:
                 return p
         return None
+
+
+def _fmt(v: float | bool) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f"{v:g}"
+
+
+def write_problem(point: Point, value: float | bool) -> str | None:
+    """Why ``value`` cannot be written to ``point``, as ``reason: detail`` (the reason a
+    gateway answers a refused command with), or None. The office checks commands with it
+    before they are sent; the gateway checks them again before it writes."""
+    if not point.writable:
+        return f"read_only: {point.name} cannot be written"
+    if point.type == "bool":
+        if not isinstance(value, bool) and value not in (0, 1):
+            return f"bad_value: {point.name} takes true or false"
+        return None
+    if isinstance(value, bool):
+        return f"bad_value: {point.name} takes a number"
+    if not math.isfinite(value):
+        return f"bad_value: {point.name} takes a finite number"
+    if point.range is not None:
+        lo, hi = point.range
+        if value < lo:
+            return f"out_of_range: {_fmt(value)} < {_fmt(lo)}"
+        if value > hi:
+            return f"out_of_range: {_fmt(value)} > {_fmt(hi)}"
+    return None
+
+
+def command_problem(
+    profile: Profile,
+    op: str,
+    point: str | None,
+    value: float | bool | None,
+    schedule: Sequence[tuple[str, float]] = (),
+) -> str | None:
+    """Why a ``write`` or ``schedule`` command cannot be carried out on a device of
+    ``profile`` (unknown or read-only point, a value outside the point's ``range``, a
+    schedule that does not fit the profile's slots), or None."""
+    if op == "write":
+        pt = profile.point(point or "")
+        if pt is None:
+            return f"unknown_point: {point}"
+        return None if value is None else write_problem(pt, value)
+    if op != "schedule":
+        return None
+    if profile.schedule is None:
+        return f"no_schedule: {profile.profile} has no setpoint schedule"
+    slots = profile.schedule.slots
+    if len(schedule) != len(slots):
+        return f"bad_schedule: {profile.profile} takes exactly {len(slots)} entries"
+    if len({t for t, _ in schedule}) != len(schedule):
+        return "bad_schedule: two entries start at the same time"
+    for slot, (_, v) in zip(slots, sorted(schedule), strict=True):
+        pt = profile.point(slot.setpoint)
+        if pt is not None and (problem := write_problem(pt, float(v))) is not None:
+            return problem
+    return None
 
 
 def with_poll_period(profile: Profile, poll_s: float) -> Profile:

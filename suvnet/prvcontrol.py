@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -351,6 +351,82 @@ def config_problems(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class SignalDevice:
+    """What the registry knows of a device a signal reads: the gateway that polls it, its
+    zone, its ``flow_sign`` and its point ids."""
+
+    gateway: str | None
+    zone: str | None
+    flow_sign: int
+    points: frozenset[str]
+
+
+def signal_loc(cfg: ControlConfig, k: int) -> Loc:
+    """Where signal ``k`` of ``cfg`` sits in the configuration."""
+    return ("flow", "inflow") if cfg.mode == "flow" else ("critical_point", "sensors", k)
+
+
+def resolve_signals(
+    cfg: ControlConfig,
+    device: str,
+    gateway: str,
+    prv_zone: str | None,
+    devices: Mapping[str, SignalDevice],
+) -> tuple[ControlConfig, list[Problem]]:
+    """``cfg`` with its signals resolved against the registry (``devices``): each signal's
+    device exists, has the point and lies in the zone the PRV feeds (``prv_zone``); its
+    ``source`` is the gateway that polls it (none when that is ``gateway``, the PRV's); the
+    inflow meter's ``sign`` is its ``flow_sign`` unless given. The site file and the API
+    both use it."""
+    problems: list[Problem] = []
+    resolved: list[Signal] = []
+    for k, sig in enumerate(cfg.signals()):
+        loc = signal_loc(cfg, k)
+        info = devices.get(sig.device)
+        if info is None:
+            problems.append(Problem((*loc, "device"), f"device '{sig.device}' is not registered"))
+            continue
+        if sig.point not in info.points:
+            problems.append(Problem((*loc, "point"), f"{sig.device} has no point '{sig.point}'"))
+            continue
+        if info.zone != prv_zone:
+            what = "an inflow meter" if cfg.mode == "flow" else "a critical-point sensor"
+            problems.append(
+                Problem(
+                    (*loc, "device"),
+                    f"{sig.device} is in zone {info.zone or '(none)'} but the PRV {device} is "
+                    f"in {prv_zone or '(none)'}: {what} must lie in the zone the PRV feeds",
+                )
+            )
+            continue
+        source = sig.source
+        if source is None:
+            source = None if info.gateway == gateway else info.gateway
+        elif source not in (info.gateway, OFFICE_SOURCE):
+            problems.append(
+                Problem(
+                    (*loc, "source"),
+                    f"{sig.device} is polled by {info.gateway or 'no gateway'}, not {source} "
+                    f"(or give {OFFICE_SOURCE} for a value the office relays)",
+                )
+            )
+            continue
+        update: dict[str, Any] = {"source": source}
+        if isinstance(sig, FlowSignal) and "sign" not in sig.model_fields_set:
+            update["sign"] = 1 if info.flow_sign >= 0 else -1
+        resolved.append(sig.model_copy(update=update))
+    if problems:
+        return cfg, problems
+    if cfg.mode == "flow" and cfg.flow is not None:
+        flow = cfg.flow.model_copy(update={"inflow": resolved[0]})
+        return cfg.model_copy(update={"flow": flow}), []
+    if cfg.mode == "critical_point" and cfg.critical_point is not None:
+        cp = cfg.critical_point.model_copy(update={"sensors": tuple(resolved)})
+        return cfg.model_copy(update={"critical_point": cp}), []
+    return cfg, []
 
 
 # ------------------------------------------------------------------------------ evaluation

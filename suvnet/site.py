@@ -62,7 +62,13 @@ from suvnet.profiles import (
     load_profiles,
     published_points,
 )
-from suvnet.prvcontrol import OFFICE_SOURCE, ControlConfig, FlowSignal, Signal, config_problems
+from suvnet.prvcontrol import (
+    ControlConfig,
+    SignalDevice,
+    config_problems,
+    resolve_signals,
+    signal_loc,
+)
 from suvnet.registry import (
     Conn,
     Coord,
@@ -570,10 +576,6 @@ def _check_profiles(site: SiteFile) -> SiteFile:
     return replace(site, profiles={name: available[name] for name in sorted(used)})
 
 
-def _signal_loc(cfg: ControlConfig, k: int) -> Loc:
-    return ("flow", "inflow") if cfg.mode == "flow" else ("critical_point", "sensors", k)
-
-
 def _check_control(
     site: SiteFile,
     loc: Loc,
@@ -602,7 +604,7 @@ def _check_control(
         names = {p.name for p in published_points(available[other.profile])}
         if sig.point not in names:
             raise site.error(
-                (*loc, "control", *_signal_loc(cfg, k), "point"),
+                (*loc, "control", *signal_loc(cfg, k), "point"),
                 f"{sig.device} ({other.profile}) publishes no point '{sig.point}'",
             )
 
@@ -986,61 +988,31 @@ def _error_at(site: SiteFile, loc: Loc) -> ErrorAt:
 def resolve_control(
     conn: Conn, device: str, gateway: str, cfg: ControlConfig, error: ErrorAt
 ) -> ControlConfig:
-    """``cfg`` with its signals resolved against the registry (the site file and the API
-    share it): each signal's device exists, publishes the point and lies in the zone the
-    PRV feeds; its ``source`` is the gateway that polls it (none when it is ``gateway``);
-    the inflow meter's ``sign`` is its ``flow_sign`` unless given. ``error(loc, message)``
-    makes the exception to raise."""
+    """``cfg`` with its signals resolved against the registry
+    (:func:`suvnet.prvcontrol.resolve_signals`); ``error(loc, message)`` makes the exception
+    raised for the first problem."""
     prv = conn.execute(
         "SELECT z.code FROM devices d LEFT JOIN zones z ON z.id = d.zone_id WHERE d.code = %s",
         (device,),
     ).fetchone()
-    prv_zone = prv[0] if prv is not None else None
-    resolved: list[Signal] = []
-    for k, sig in enumerate(cfg.signals()):
-        sloc = _signal_loc(cfg, k)
-        row = conn.execute(
-            "SELECT g.code, z.code, d.flow_sign, EXISTS (SELECT 1 FROM points p "
-            "WHERE p.device_id = d.id AND p.name = %s) FROM devices d "
-            "LEFT JOIN gateways g ON g.id = d.gateway_id LEFT JOIN zones z ON z.id = d.zone_id "
-            "WHERE d.code = %s",
-            (sig.point, sig.device),
-        ).fetchone()
-        if row is None:
-            raise error(
-                (*sloc, "device"),
-                f"device '{sig.device}' is neither in this file nor in the database",
-            )
-        polled_by, zone, flow_sign, has_point = row
-        if not has_point:
-            raise error((*sloc, "point"), f"{sig.device} has no point '{sig.point}'")
-        if zone != prv_zone:
-            what = "inflow meter" if cfg.mode == "flow" else "critical-point sensor"
-            raise error(
-                (*sloc, "device"),
-                f"{sig.device} is in zone {zone or '(none)'} but the PRV {device} is in "
-                f"{prv_zone or '(none)'}: a {what} must lie in the zone the PRV feeds",
-            )
-        source = sig.source
-        if source is None:
-            source = None if polled_by == gateway else polled_by
-        elif source not in (polled_by, OFFICE_SOURCE):
-            raise error(
-                (*sloc, "source"),
-                f"{sig.device} is polled by {polled_by or 'no gateway'}, not {source} "
-                f"(or give {OFFICE_SOURCE} for a value the office relays)",
-            )
-        update: dict[str, Any] = {"source": source}
-        if isinstance(sig, FlowSignal) and "sign" not in sig.model_fields_set:
-            update["sign"] = int(flow_sign)
-        resolved.append(sig.model_copy(update=update))
-    if cfg.mode == "flow" and cfg.flow is not None:
-        flow = cfg.flow.model_copy(update={"inflow": resolved[0]})
-        return cfg.model_copy(update={"flow": flow})
-    if cfg.critical_point is not None and resolved:
-        cp = cfg.critical_point.model_copy(update={"sensors": tuple(resolved)})
-        return cfg.model_copy(update={"critical_point": cp})
-    return cfg
+    names = [s.device for s in cfg.signals()]
+    rows = conn.execute(
+        "SELECT d.code, g.code, z.code, d.flow_sign, "
+        "coalesce(array_agg(p.name) FILTER (WHERE p.name IS NOT NULL), '{}') "
+        "FROM devices d LEFT JOIN gateways g ON g.id = d.gateway_id "
+        "LEFT JOIN zones z ON z.id = d.zone_id LEFT JOIN points p ON p.device_id = d.id "
+        "WHERE d.code = ANY(%s) GROUP BY d.code, g.code, z.code, d.flow_sign",
+        (names,),
+    ).fetchall()
+    infos = {r[0]: SignalDevice(r[1], r[2], int(r[3]), frozenset(r[4])) for r in rows}
+    out, problems = resolve_signals(cfg, device, gateway, prv[0] if prv else None, infos)
+    if problems:
+        first = problems[0]
+        message = first.message.replace(
+            "is not registered", "is neither in this file nor in the database"
+        )
+        raise error(first.loc, message)
+    return out
 
 
 def _network_ref_error(site: SiteFile, exc: UnknownReferenceError) -> FileFormatError:
