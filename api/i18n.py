@@ -11,11 +11,15 @@ from __future__ import annotations
 import gettext
 import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+from suvnet import numfmt
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT_LANG = "uz"
@@ -65,7 +69,26 @@ def gettext_for(code: str) -> gettext.GNUTranslations:
 
 
 def format_som(tiyin: int) -> str:
-    """Money for people: 1234567 tiyin -> '12 345,67' (so'm, thin-space thousands)."""
-    sign = "-" if tiyin < 0 else ""
-    whole, frac = divmod(abs(tiyin), 100)
-    return f"{sign}{whole:,}".replace(",", "\u202f") + f",{frac:02d}"
+    """Money for people: 1234567 tiyin -> '12 345,67' (so'm; the one format of
+    :mod:`suvnet.numfmt`, shared with the PDFs and the command line)."""
+    return numfmt.format_som(tiyin)
+
+
+def format_volume(m3: float, places: int = 3) -> str:
+    """A volume in m³ for people: 5679.476 -> '5 679,476' (:mod:`suvnet.numfmt`)."""
+    return numfmt.format_volume(m3, places)
+
+
+DISPLAY_TZ = ZoneInfo("Asia/Tashkent")
+"""Times are stored in UTC and shown in Tashkent time, with the zone named on the page
+(the catalog's "Tashkent time")."""
+
+
+def local_time(value: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
+    """An instant as the office reads it, in Tashkent time (``''`` for None). A naive value
+    is taken as UTC, as the database stores it."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(DISPLAY_TZ).strftime(fmt)

@@ -50,17 +50,29 @@ class ConsumptionParams(BaseModel):
     )
 
 
+DEFAULT_UTILITY_NAME = "Suv ta'minoti MChJ"
+"""The placeholder name of the utility until ``SUVNET_BILLING_UTILITY_NAME`` is set."""
+
+
 class BillingConfig(BaseSettings):
     """Billing settings (see docs/billing.md for every field)."""
 
     model_config = SettingsConfigDict(env_prefix="SUVNET_BILLING_", extra="ignore", frozen=True)
 
-    utility_name: str = "Suv ta'minoti MChJ"
+    utility_name: str = DEFAULT_UTILITY_NAME
     utility_inn: str = ""
     utility_bank_account: str = ""
     utility_mfo: str = ""
     utility_address: str = ""
     utility_phone: str = ""
+    utility_bank: str = Field(
+        "", description="the utility's bank, e.g. 'Xalq banki Urganch filiali'"
+    )
+    cabinet_url: str | None = Field(
+        None,
+        description="the customer cabinet's address as customers reach it (https://.../cabinet/): "
+        "the slip's QR code when no payment link is configured",
+    )
     default_language: Literal["uz", "ru"] = "uz"
     timezone: str = Field("Asia/Tashkent", description="billing months start at local midnight")
     # payment links (format from the payments issue)
@@ -104,6 +116,49 @@ class BillingConfig(BaseSettings):
     telegram_bot_token: str | None = None
     telegram_api_url: str | None = None
     consumption: ConsumptionParams = ConsumptionParams()
+
+
+REQUISITES: tuple[tuple[str, str, str], ...] = (
+    ("utility_name", "SUVNET_BILLING_UTILITY_NAME", "the utility's name"),
+    ("utility_inn", "SUVNET_BILLING_UTILITY_INN", "the utility's STIR (INN, 9 digits)"),
+    (
+        "utility_bank_account",
+        "SUVNET_BILLING_UTILITY_BANK_ACCOUNT",
+        "the utility's bank account (20 digits)",
+    ),
+    ("utility_mfo", "SUVNET_BILLING_UTILITY_MFO", "the bank's MFO (5 digits)"),
+    ("utility_address", "SUVNET_BILLING_UTILITY_ADDRESS", "the utility's address"),
+    ("utility_phone", "SUVNET_BILLING_UTILITY_PHONE", "the utility's phone"),
+)
+"""The seller's requisites printed on every slip and invoice: (field, setting, what)."""
+_DIGITS = {"utility_inn": 9, "utility_bank_account": 20, "utility_mfo": 5}
+
+
+def requisites_problems(cfg: BillingConfig) -> list[tuple[str, str]]:
+    """What is missing or malformed in the requisites the slips and invoices print, as
+    ``(field, English sentence)``: a blank STIR, MFO or bank account, the placeholder name,
+    no phone or address; and a slip without a QR code (no payment link and no cabinet
+    address). Empty when the documents are complete. Shown by ``suvnet billing info``,
+    before billing runs and slips, and on the billing page."""
+    out: list[tuple[str, str]] = []
+    for name, setting, what in REQUISITES:
+        value = str(getattr(cfg, name) or "").strip()
+        if not value or (name == "utility_name" and value == DEFAULT_UTILITY_NAME):
+            out.append((name, f"{what} is not set ({setting}): documents print it blank"))
+            continue
+        digits = _DIGITS.get(name)
+        if digits is not None and not (
+            value.isascii() and value.isdigit() and len(value) == digits
+        ):
+            out.append((name, f"{what} is {value!r}, not {digits} digits ({setting})"))
+    has_link = bool(
+        (cfg.payme_merchant_id and cfg.payme_checkout_url)
+        or (cfg.click_service_id and cfg.click_merchant_id and cfg.click_pay_url)
+    )
+    if not has_link and not (cfg.cabinet_url or "").strip():
+        what = "slips carry no QR code: set SUVNET_BILLING_CABINET_URL (the customer cabinet's"
+        out.append(("qr", what + " address) or a Payme or Click payment link"))
+    return out
 
 
 def _yaml_section() -> dict[str, Any]:

@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ import psycopg
 from reportlab.graphics.barcode.qr import QrCodeWidget  # type: ignore[import-untyped]
 from reportlab.graphics.shapes import Drawing  # type: ignore[import-untyped]
 from reportlab.lib import colors  # type: ignore[import-untyped]
+from reportlab.lib.enums import TA_RIGHT  # type: ignore[import-untyped]
 from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
 from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
 from reportlab.lib.units import mm  # type: ignore[import-untyped]
@@ -48,6 +49,7 @@ from billing.errors import DocumentError
 from billing.figures import Figures, account_figures
 from billing.paylinks import best_link
 from billing.tariffs import period_bounds
+from suvnet.numfmt import format_som, format_volume
 from suvnet.textsafe import rl_text
 
 Lang = Literal["uz", "ru"]
@@ -149,6 +151,14 @@ T: dict[str, dict[str, str]] = {
         "adjustment": "Tuzatish",
         "penalty": "Penya",
         "opening_balance": "Kirish qoldigʻi",
+        "som": "soʻm",
+        "due_date": "Toʻlash muddati",
+        "recipient": "Toʻlov oluvchi",
+        "phone": "Tel.",
+        "bank_name": "Bank",
+        "cabinet_qr": "Shaxsiy kabinetga kirish uchun QR kodni skanerlang",
+        "questions": "Savollar boʻyicha: {phone}",
+        "meter_col": "Hisoblagich raqami",
     },
     "ru": {
         "slip": "Квитанция на оплату питьевой воды",
@@ -203,15 +213,33 @@ T: dict[str, dict[str, str]] = {
         "adjustment": "Корректировка",
         "penalty": "Пеня",
         "opening_balance": "Входящий остаток",
+        "som": "сум",
+        "due_date": "Срок оплаты",
+        "recipient": "Получатель платежа",
+        "phone": "Тел.",
+        "bank_name": "Банк",
+        "cabinet_qr": "Отсканируйте QR-код, чтобы войти в личный кабинет",
+        "questions": "По вопросам: {phone}",
+        "meter_col": "Номер счётчика",
     },
 }
 
 
 def money(tiyin: int) -> str:
-    """1980000 -> '19 800,00' (so'm with tiyin)."""
-    sign = "-" if tiyin < 0 else ""
-    som, t = divmod(abs(tiyin), 100)
-    return f"{sign}{som:,}".replace(",", " ") + f",{t:02d}"
+    """1980000 -> '19 800,00' (so'm with tiyin): the one money format of
+    :mod:`suvnet.numfmt`, the same as the web pages and the command line."""
+    return format_som(tiyin)
+
+
+def volume(m3: float) -> str:
+    """74.323 -> '74,323' (m³ to the litre, the one format of :mod:`suvnet.numfmt`)."""
+    return format_volume(m3)
+
+
+def due_date(period: date, cfg: BillingConfig) -> date:
+    """The day a month's bill is due: the month's last day plus ``payment_due_day`` days
+    (the same rule the dunning counts overdue days from)."""
+    return period_bounds(period)[1] + timedelta(days=cfg.payment_due_day)
 
 
 def period_label(period: date, lang: Lang) -> str:
@@ -252,26 +280,43 @@ class _Styles:
         self.title = ParagraphStyle("title", fontName=bold, fontSize=13, leading=16, spaceAfter=4)
         self.h2 = ParagraphStyle("h2", fontName=bold, fontSize=10, leading=13, spaceBefore=4)
         self.cell = ParagraphStyle("cell", fontName=reg, fontSize=8.5, leading=10.5)
+        self.head = ParagraphStyle("head", fontName=bold, fontSize=8, leading=9.5)
+        self.head_num = ParagraphStyle("head_num", parent=self.head, alignment=TA_RIGHT)
 
     def text(self, value: object) -> Paragraph:
         """An untrusted value as a table cell that wraps (markup escaped)."""
         return Paragraph(rl_text(value), self.cell)
 
     def table(
-        self, data: list[list[Any]], widths: list[float] | None = None, header: bool = True
+        self,
+        data: list[list[Any]],
+        widths: list[float] | None = None,
+        header: bool = True,
+        *,
+        figures: bool = True,
     ) -> Table:
+        """A ruled table. The header row's texts wrap inside their columns (a long column
+        title takes two lines instead of running into its neighbour); the first column is
+        left-aligned, the others (figures) right-aligned."""
+        if header and data:
+            data = [
+                [
+                    Paragraph(c, self.head_num if figures and i else self.head)
+                    if isinstance(c, str)
+                    else c
+                    for i, c in enumerate(data[0])
+                ],
+                *data[1:],
+            ]
         t = Table(data, colWidths=widths, hAlign="LEFT")
         style = [
             ("FONT", (0, 0), (-1, -1), self.reg, 8.5),
             ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
             ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-            ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+            ("ALIGN", (1, 0), (-1, -1), "RIGHT" if figures else "LEFT"),
         ]
         if header:
-            style += [
-                ("FONT", (0, 0), (-1, 0), self.bold, 8.5),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke),
-            ]
+            style += [("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke)]
         t.setStyle(TableStyle(style))
         return t
 
@@ -495,10 +540,46 @@ def mahalla_accounts(
 
 
 # ------------------------------------------------------------------ rendering
+def _utility_lines(cfg: BillingConfig, st: _Styles, lang: Lang) -> list[Flowable]:
+    """The utility's name and requisites at the top of a slip: address and phone, STIR, the
+    bank, its account and MFO (blank settings are left out here; ``suvnet billing info``
+    and the billing run warn about them)."""
+    t = T[lang]
+    contact = [cfg.utility_address.strip()]
+    if cfg.utility_phone.strip():
+        contact.append(f"{t['phone']} {cfg.utility_phone.strip()}")
+    bank = [
+        f"{label}: {value.strip()}"
+        for label, value in (
+            (t["inn"], cfg.utility_inn),
+            (t["bank_name"], cfg.utility_bank),
+            (t["bank"], cfg.utility_bank_account),
+            (t["mfo"], cfg.utility_mfo),
+        )
+        if value.strip()
+    ]
+    lines = (" · ".join(c for c in contact if c), " · ".join(bank))
+    return [
+        Paragraph(rl_text(cfg.utility_name), st.h2),
+        *(Paragraph(rl_text(line), st.small) for line in lines if line),
+    ]
+
+
+def qr_target(s: SlipData, cfg: BillingConfig) -> tuple[str, str] | None:
+    """What the slip's QR code opens: ``("pay", link)`` (Payme or Click with the amount due)
+    or ``("cabinet", address)`` (the customer cabinet), or None when neither is configured."""
+    if s.pay_link:
+        return "pay", s.pay_link
+    if cfg.cabinet_url and cfg.cabinet_url.strip():
+        return "cabinet", cfg.cabinet_url.strip()
+    return None
+
+
 def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> list[Flowable]:
     t = T[lang]
     story: list[Flowable] = [
-        Paragraph(rl_text(cfg.utility_name), st.h2),
+        *_utility_lines(cfg, st, lang),
+        Spacer(1, 2 * mm),
         Paragraph(t["slip"], st.title),
         Paragraph(
             f"{t['period']}: {period_label(s.period, lang)}"
@@ -514,17 +595,17 @@ def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> lis
         Spacer(1, 3 * mm),
     ]
     if s.meters:
-        rows: list[list[Any]] = [[t["meter"], t["start"], t["end"], t["volume"]]]
+        rows: list[list[Any]] = [[t["meter_col"], t["start"], t["end"], t["volume"]]]
         for m in s.meters:
             rows.append(  # noqa: PERF401
                 [
                     st.text(m.serial_no),
-                    "" if m.start_m3 is None else f"{m.start_m3:.3f}",
-                    "" if m.end_m3 is None else f"{m.end_m3:.3f}",
-                    f"{m.volume_m3:.3f}" + (" *" if m.estimated else ""),
+                    "" if m.start_m3 is None else volume(m.start_m3),
+                    "" if m.end_m3 is None else volume(m.end_m3),
+                    volume(m.volume_m3) + (" *" if m.estimated else ""),
                 ]
             )
-        story.append(st.table(rows, [45 * mm, 40 * mm, 40 * mm, 35 * mm]))
+        story.append(st.table(rows, [60 * mm, 40 * mm, 40 * mm, 40 * mm]))
         if any(m.estimated for m in s.meters):
             story.append(Paragraph(t["estimated"], st.small))
     elif s.basis == "norm":
@@ -537,28 +618,49 @@ def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> lis
         for ln in s.lines:
             rows.append(
                 [
-                    f"{ln['from']} – {ln['to']}",
-                    f"{ln['litres'] / 1000:.3f}",
+                    st.text(f"{ln['from']} – {ln['to']}"),
+                    volume(int(ln["litres"]) / 1000),
                     money(int(ln["price_tiyin_per_m3"])),
                     money(int(ln["vat_tiyin"])),
                     money(int(ln["net_tiyin"]) + int(ln["vat_tiyin"])),
                 ]
             )
-        story += [Spacer(1, 2 * mm), st.table(rows, [50 * mm, 25 * mm, 30 * mm, 25 * mm, 30 * mm])]
+        story += [Spacer(1, 2 * mm), st.table(rows, [52 * mm, 28 * mm, 32 * mm, 32 * mm, 36 * mm])]
     summary: list[list[Any]] = [
         [t["opening"], money(s.opening_tiyin)],
         [t["charges"], money(s.charges_tiyin)],
         [t["payments"], money(s.payments_tiyin)],
-        [t["due"] if s.closing_tiyin >= 0 else t["prepaid"], money(abs(s.closing_tiyin))],
+        [
+            (t["due"] if s.closing_tiyin >= 0 else t["prepaid"]) + f", {t['som']}",
+            money(abs(s.closing_tiyin)),
+        ],
+        [t["due_date"], due_date(s.period, cfg).strftime("%d.%m.%Y")],
     ]
-    tbl = st.table(summary, [70 * mm, 40 * mm], header=False)
-    tbl.setStyle(TableStyle([("FONT", (0, 3), (-1, 3), st.bold, 10)]))
-    story += [Spacer(1, 3 * mm), tbl, Spacer(1, 3 * mm)]
-    if s.pay_link:
+    tbl = st.table(summary, [80 * mm, 45 * mm], header=False)
+    tbl.setStyle(TableStyle([("FONT", (0, 3), (-1, 4), st.bold, 10)]))
+    story += [Spacer(1, 3 * mm), tbl, Spacer(1, 4 * mm)]
+    target = qr_target(s, cfg)
+    if target is not None:
+        kind, link = target
+        words = [
+            Paragraph(t["pay_qr"] if kind == "pay" else t["cabinet_qr"], st.body),
+            Spacer(1, 1 * mm),
+            Paragraph(rl_text(link), st.small),
+        ]
+        box = Table([[qr_flowable(link), words]], colWidths=[36 * mm, 144 * mm], hAlign="LEFT")
+        box.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                    ("LEFTPADDING", (0, 0), (0, 0), 0),
+                ]
+            )
+        )
+        story.append(box)
+    if cfg.utility_phone.strip():
         story += [
-            qr_flowable(s.pay_link),
-            Paragraph(t["pay_qr"], st.small),
-            Paragraph(rl_text(s.pay_link), st.small),
+            Spacer(1, 3 * mm),
+            Paragraph(rl_text(t["questions"].format(phone=cfg.utility_phone.strip())), st.small),
         ]
     return story
 
@@ -579,41 +681,69 @@ def render_slips(slips: Sequence[SlipData], cfg: BillingConfig, lang: Lang = "uz
 
 
 def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
-    """Monthly invoice (hisob-faktura) for a legal entity or budget organisation, with VAT."""
+    """Monthly invoice (hisob-faktura) for a legal entity or budget organisation, with VAT.
+
+    Every cell that holds a name, an address or a requisite is a wrapping paragraph, so a long
+    address stays inside its cell. A requisite that is not configured prints blank; the
+    billing run and ``suvnet billing info`` warn about it (:func:`requisites_problems`)."""
     if s.invoice_number is None:
         raise DocumentError(f"account {s.number} has no invoice for {s.period:%Y-%m}")
     t = T[lang]
     st = _Styles(cfg)
     net = sum(int(ln["net_tiyin"]) for ln in s.lines)
     vat = sum(int(ln["vat_tiyin"]) for ln in s.lines)
+    total_head = f"{t['total']}, {t['som']}"
     rows: list[list[Any]] = [
-        [t["from_to"], t["volume"], t["price"], t["net"], t["vat"], t["total"]]
+        [t["from_to"], t["volume"], t["price"], t["net"], "%", t["vat"], total_head]
     ]
     for ln in s.lines:
         rows.append(  # noqa: PERF401
             [
-                f"{ln['from']} – {ln['to']}",
-                f"{ln['litres'] / 1000:.3f}",
+                st.text(f"{ln['from']} – {ln['to']}"),
+                volume(int(ln["litres"]) / 1000),
                 money(int(ln["price_tiyin_per_m3"])),
                 money(int(ln["net_tiyin"])),
-                f"{int(ln['vat_rate_bp']) / 100:g}% {money(int(ln['vat_tiyin']))}",
+                f"{int(ln['vat_rate_bp']) / 100:g}",
+                money(int(ln["vat_tiyin"])),
                 money(int(ln["net_tiyin"]) + int(ln["vat_tiyin"])),
             ]
         )
-    rows.append([t["total"], f"{s.volume_m3:.3f}", "", money(net), money(vat), money(net + vat)])
+    rows.append([t["total"], volume(s.volume_m3), "", money(net), "", money(vat), money(net + vat)])
+
+    def requisite(label: str, value: str | None) -> Paragraph:
+        return st.text(f"{label}: {(value or '').strip()}")
+
     parties: list[list[Any]] = [
         [t["seller"], t["buyer"]],
         [st.text(cfg.utility_name), st.text(s.name)],
-        [f"{t['inn']}: {cfg.utility_inn}", st.text(f"{t['inn']}: {s.inn or ''}")],
+        [requisite(t["inn"], cfg.utility_inn), requisite(t["inn"], s.inn)],
+        [requisite(t["bank"], cfg.utility_bank_account), requisite(t["bank"], s.bank_account)],
+        [requisite(t["mfo"], cfg.utility_mfo), requisite(t["mfo"], s.mfo)],
         [
-            f"{t['bank']}: {cfg.utility_bank_account}",
-            st.text(f"{t['bank']}: {s.bank_account or ''}"),
+            requisite(t["address"], cfg.utility_address),
+            requisite(t["address"], s.address_uz if lang == "uz" else s.address_ru),
         ],
-        [f"{t['mfo']}: {cfg.utility_mfo}", st.text(f"{t['mfo']}: {s.mfo or ''}")],
-        [st.text(cfg.utility_address), st.text(s.address_uz if lang == "uz" else s.address_ru)],
     ]
-    pt = st.table(parties, [90 * mm, 90 * mm])
-    pt.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "LEFT")]))
+    if cfg.utility_bank.strip() or cfg.utility_phone.strip():
+        parties.append(
+            [
+                st.text(
+                    " · ".join(
+                        x
+                        for x in (
+                            cfg.utility_bank.strip(),
+                            f"{t['phone']} {cfg.utility_phone.strip()}"
+                            if cfg.utility_phone.strip()
+                            else "",
+                        )
+                        if x
+                    )
+                ),
+                "",
+            ]
+        )
+    pt = st.table(parties, [90 * mm, 90 * mm], figures=False)
+    pt.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
     story: list[Flowable] = [
         Paragraph(f"{t['invoice']} № {rl_text(s.invoice_number)}", st.title),
         Paragraph(
@@ -621,10 +751,11 @@ def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
             + (f"; {svc}" if (svc := service_text(s, lang)) else ""),
             st.body,
         ),
+        Paragraph(f"{t['due_date']}: {due_date(s.period, cfg):%d.%m.%Y}", st.body),
         Spacer(1, 3 * mm),
         pt,
         Spacer(1, 4 * mm),
-        st.table(rows, [40 * mm, 22 * mm, 26 * mm, 30 * mm, 32 * mm, 30 * mm]),
+        st.table(rows, [38 * mm, 20 * mm, 24 * mm, 28 * mm, 12 * mm, 26 * mm, 32 * mm]),
         Spacer(1, 10 * mm),
         Paragraph(t["sign_seller"], st.body),
         Spacer(1, 6 * mm),
@@ -784,7 +915,7 @@ def render_letter(
         Paragraph(f"{t['name']}: {rl_text(name)}", st.body),
         Paragraph(f"{t['address']}: {rl_text(address)}", st.body),
         Spacer(1, 4 * mm),
-        Paragraph(f"{t['debt']}: <b>{money(debt_tiyin)}</b>", st.body),
+        Paragraph(f"{t['debt']}: <b>{money(debt_tiyin)} {t['som']}</b>", st.body),
         Paragraph(f"{t['days']}: {days_overdue}", st.body),
     ]
     buf = io.BytesIO()

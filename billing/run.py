@@ -113,6 +113,9 @@ class RunSummary:
     estimated: int = 0
     flagged: dict[str, int] = field(default_factory=dict)
     state: str = ""
+    warnings: list[str] = field(default_factory=list)
+    """What the run's caller should know (:class:`PeriodCheck`): an unfinished month, a later
+    month billed before this one."""
 
 
 @dataclass(frozen=True)
@@ -771,6 +774,89 @@ def _unbilled(conn: psycopg.Connection[Any], win: PeriodWindow, tz: str) -> tupl
     return ids, int(row[0])
 
 
+# ------------------------------------------------------------------ the month's order
+@dataclass(frozen=True)
+class PeriodCheck:
+    """Whether a month is ready to bill, at ``now``.
+
+    * ``unfinished``: the month has not ended yet in the office's time zone: the rest of it
+      would be estimated. A trial run only warns; a real run is refused by the office's
+      front ends (the CLI, the API and the billing page) unless forced.
+    * ``later_billed``: a later month already has a billing run or invoices (October after
+      November): :func:`run_billing` refuses such a run unless forced, because charges would
+      reach the ledger out of order and the later slips were printed without them."""
+
+    period: date
+    ends_at: datetime
+    unfinished: bool
+    later_billed: date | None
+
+    @property
+    def out_of_order(self) -> bool:
+        return self.later_billed is not None
+
+    @property
+    def codes(self) -> list[str]:
+        """The warnings as codes, ``unfinished`` and ``out_of_order`` (pages translate them)."""
+        return [code for code, _ in self.found()]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warnings in English (the CLI, the API, the log)."""
+        return [text for _, text in self.found()]
+
+    def found(self) -> list[tuple[str, str]]:
+        """``(code, English text)`` of each warning."""
+        out = []
+        if self.unfinished:
+            ends = f"{self.ends_at:%Y-%m-%d %H:%M} {self.ends_at.tzname()}"
+            text = f"{self.period:%Y-%m} has not ended yet (it ends {ends}): the rest of the "
+            out.append(("unfinished", text + "month would be estimated"))
+        if self.later_billed is not None:
+            text = f"{self.later_billed:%Y-%m} is already billed: billing {self.period:%Y-%m} "
+            out.append(("out_of_order", text + "now puts its charges after the later month's"))
+        return out
+
+
+class RunRefusedError(BillingRunError):
+    """A billing run was refused because of its month (:class:`PeriodCheck`); ``force``
+    overrides it. ``check`` says why."""
+
+    def __init__(self, message: str, check: PeriodCheck) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+def check_period(
+    conn: psycopg.Connection[Any], period: date, tz: str, *, now: datetime
+) -> PeriodCheck:
+    """The month's :class:`PeriodCheck` at ``now`` (reads the runs and invoices of later
+    months)."""
+    win = PeriodWindow.of(period, tz)
+    row = conn.execute(
+        """SELECT max(p) FROM (
+               SELECT max(period) AS p FROM billing_runs WHERE period > %s
+               UNION ALL
+               SELECT max(period) FROM invoices WHERE period > %s AND kind = 'regular') t""",
+        (win.period, win.period),
+    ).fetchone()
+    later = row[0] if row else None
+    return PeriodCheck(win.period, win.end, now < win.end, later)
+
+
+def refusal(check: PeriodCheck, *, dry_run: bool, force: bool, unfinished: bool) -> str | None:
+    """Why a run of ``check.period`` must not start, or None. A trial run and a forced run
+    always may; otherwise a month out of order may not, and (``unfinished=True``: the office's
+    front ends) neither may a month that has not ended."""
+    if dry_run or force:
+        return None
+    blocking = {"out_of_order"} | ({"unfinished"} if unfinished else set())
+    reasons = [text for code, text in check.found() if code in blocking]
+    if not reasons:
+        return None
+    return "; ".join(reasons) + "; force the run if this is intended"
+
+
 def run_billing(
     conn: psycopg.Connection[Any],
     period: date,
@@ -781,14 +867,26 @@ def run_billing(
     batch_size: int = 5000,
     progress: Callable[[int, int], None] | None = None,
     after_batch: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> RunSummary:
     """Bill every active account for ``period`` (see the module doc). ``conn`` must not be in
-    autocommit mode; each batch is committed on it."""
+    autocommit mode; each batch is committed on it.
+
+    A month out of order (a later month is billed already) is refused with
+    :class:`RunRefusedError` unless ``force``; a dry run only warns. Either way the summary's
+    ``warnings`` say what :func:`check_period` found (an unfinished month too)."""
     if conn.autocommit:
         raise BillingRunError("run_billing needs a connection with autocommit off")
     win = PeriodWindow.of(period, cfg.timezone)
     summary = RunSummary(period=win.period, dry_run=dry_run)
     with _period_lock(conn, win.period):
+        check = check_period(conn, win.period, cfg.timezone, now=now)
+        summary.warnings = check.warnings
+        why = refusal(check, dry_run=dry_run, force=force, unfinished=False)
+        if why is not None:
+            raise RunRefusedError(f"billing run {win.period:%Y-%m} refused: {why}", check)
+        for w in summary.warnings:
+            log.warning("billing run %s: %s", f"{win.period:%Y-%m}", w)
         tariffs = load_tariffs(conn)
         norms = load_norms(conn)
         todo, summary.accounts_skipped_done = _unbilled(conn, win, cfg.timezone)

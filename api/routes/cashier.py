@@ -84,7 +84,14 @@ async def receipt_pdf(receipt_no: str, request: Request, who: Desk) -> Response:
         r = await run_sync(st, desk.get_receipt, receipt_no)
     except CashierError as exc:
         raise NotFoundError(str(exc)) from exc
-    pdf = desk.render_receipt(r, get_billing_config().utility_name, cfg.timezone)
+    bcfg = get_billing_config()
+    pdf = desk.render_receipt(
+        r,
+        bcfg.utility_name,
+        cfg.timezone,
+        utility_inn=bcfg.utility_inn,
+        utility_phone=bcfg.utility_phone,
+    )
     return Response(
         pdf,
         media_type="application/pdf",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from billing.config import get_billing_config
 from billing.errors import LedgerError
 from billing.ledger import balance, post_payment, reverse_entry
 from billing.payments.errors import CashierError, RequestKeyReusedError, VoidRefusedError
-from billing.payments.money import format_som
+from suvnet.numfmt import format_som
 
 # Start-up time: the receipt PDF's imports (reportlab, and billing.documents, which loads numba
 # and its compiled kernels) are inside _wrap and render_receipt, because the web app imports
@@ -317,6 +318,11 @@ def shift_report(
     return rep
 
 
+_BREAK = re.compile(r"[ \t\r\n]+")
+"""Where a receipt line may break: ordinary spaces only. The narrow no-break space inside a
+figure (``15 000,50``) keeps the figure on one line."""
+
+
 def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
     """``text`` in lines no wider than ``width`` points: at spaces, and inside a word that
     is wider than the line by itself."""
@@ -324,7 +330,9 @@ def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
 
     out: list[str] = []
     line = ""
-    for word in text.split():
+    for word in _BREAK.split(text.strip()):
+        if not word:
+            continue
         candidate = f"{line} {word}" if line else word
         if stringWidth(candidate, font, size) <= width:
             line = candidate
@@ -342,57 +350,130 @@ def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
     return out
 
 
-def render_receipt(r: Receipt, utility_name: str, tz: str = "Asia/Tashkent") -> bytes:
+RECEIPT_WIDTH_MM = 80
+RECEIPT_MARGIN_MM = 5
+MAX_VALUE_LINES = 8
+"""A value longer than this many lines (a very long name) stops with "…"."""
+SOM = "soʻm / сум"
+
+
+def receipt_lines(
+    r: Receipt,
+    utility_name: str,
+    tz: str = "Asia/Tashkent",
+    *,
+    utility_inn: str = "",
+    utility_phone: str = "",
+) -> list[tuple[str, str, str]]:
+    """What the receipt prints, top to bottom, as ``(style, label, value)``: style ``head``
+    (the utility), ``title``, ``sub`` (a small line), ``row`` (a label above its value),
+    ``total`` (the amount, large) and ``void``. Uzbek and Russian side by side; money in the
+    one format of :mod:`suvnet.numfmt`; the time in the office's zone, named."""
+    taken = r.taken_at.astimezone(ZoneInfo(tz))
+    out: list[tuple[str, str, str]] = [("head", "", utility_name)]
+    contact = " · ".join(
+        part
+        for part in (
+            f"STIR / ИНН {utility_inn}" if utility_inn else "",
+            f"Tel. {utility_phone}" if utility_phone else "",
+        )
+        if part
+    )
+    if contact:
+        out.append(("sub", "", contact))
+    out += [
+        ("title", "", "Kvitansiya / Квитанция"),
+        ("title", "", f"№ {r.receipt_no}"),
+        ("sub", "", f"{taken:%d.%m.%Y %H:%M} ({_zone_label(tz)})"),
+        ("row", "Hisob raqami / Лицевой счёт", r.account_number),
+        ("row", "Abonent / Абонент", r.account_name),
+    ]
+    if r.address:
+        out.append(("row", "Manzil / Адрес", r.address))
+    out += [
+        (
+            "row",
+            "Toʻlov turi / Способ оплаты",
+            "naqd / наличные" if r.method == "cash" else "karta / карта",
+        ),
+        ("total", "Summa / Сумма", f"{format_som(r.amount_tiyin)} {SOM}"),
+        (
+            "row",
+            "Qarz toʻlovdan keyin / Долг после оплаты"
+            if r.balance_after_tiyin >= 0
+            else "Avans toʻlovdan keyin / Аванс после оплаты",
+            f"{format_som(abs(r.balance_after_tiyin))} {SOM}",
+        ),
+        ("row", "Kassir / Кассир", r.cashier),
+    ]
+    if r.voided_at is not None:
+        out.append(("void", "BEKOR QILINGAN / АННУЛИРОВАНО", r.void_reason or ""))
+    return out
+
+
+def _zone_label(tz: str) -> str:
+    if tz == "Asia/Tashkent":
+        return "Toshkent / Ташкент"
+    return tz
+
+
+def render_receipt(
+    r: Receipt,
+    utility_name: str,
+    tz: str = "Asia/Tashkent",
+    *,
+    utility_inn: str = "",
+    utility_phone: str = "",
+) -> bytes:
     """A small printable receipt (80 mm wide), in Uzbek and Russian.
 
-    The text is drawn as plain strings (no markup is parsed, so a name such as
-    ``<a href=...>`` is printed as it is); a long name or address wraps onto more lines
-    instead of being cut or running off the paper."""
+    Each entry is a small label with its value below it, so a long name or address wraps
+    onto more lines inside the paper instead of being cut, and a number (the receipt
+    number, an amount) always stays whole on one line. The text is drawn as plain strings
+    (no markup is parsed, so a name such as ``<a href=...>`` is printed as it is)."""
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
     from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
 
     from billing.documents import fonts
 
     reg, bold = fonts(get_billing_config())
-    lines: list[tuple[str, str, float]] = [
-        (bold, utility_name, 10),
-        (bold, f"Kvitansiya / Квитанция № {r.receipt_no}", 10),
-        (reg, r.taken_at.astimezone(ZoneInfo(tz)).strftime("%d.%m.%Y %H:%M"), 9),
-        (reg, f"Hisob raqami / Лицевой счёт: {r.account_number}", 9),
-        (reg, f"Abonent / Абонент: {r.account_name}", 9),
-        (reg, r.address, 8),
-        (bold, f"Summa / Сумма: {format_som(r.amount_tiyin)}", 11),
-        (
-            reg,
-            "To'lov turi / Способ оплаты: "
-            + ("naqd / наличные" if r.method == "cash" else "karta / карта"),
-            9,
-        ),
-        (reg, f"Qoldiq / Сальдо после оплаты: {format_som(r.balance_after_tiyin)}", 9),
-        (reg, f"Kassir / Кассир: {r.cashier}", 9),
-    ]
-    if r.voided_at is not None:
-        lines.append((bold, f"BEKOR QILINGAN / АННУЛИРОВАНО: {r.void_reason or ''}", 10))
-    width, margin, gap = 80 * mm, 5 * mm, 3 * mm
-    # each entry wraps to the paper's width; a very long value stops after 8 lines with "…"
-    blocks = []
-    for font, text, size in lines:
-        parts = _wrap(text, font, size, width - 2 * margin)
-        if len(parts) > 8:
-            parts = [*parts[:7], _wrap(parts[7], font, size, width - 2 * margin - size)[0] + "…"]
-        blocks.append((font, size, parts))
-    height = 22 * mm + sum(size * 1.25 * max(len(parts), 1) + gap for _, size, parts in blocks)
+    styles = {
+        "head": (bold, 10.0),
+        "title": (bold, 11.0),
+        "sub": (reg, 8.0),
+        "row": (reg, 9.5),
+        "total": (bold, 12.0),
+        "void": (bold, 10.0),
+    }
+    label_font, label_size = reg, 7.0
+    width, margin, gap = RECEIPT_WIDTH_MM * mm, RECEIPT_MARGIN_MM * mm, 2.2 * mm
+    inner = width - 2 * margin
+    # (font, size, lines) blocks; each label is a block of its own above its value
+    blocks: list[tuple[str, float, list[str], float]] = []
+    for style, label, value in receipt_lines(
+        r, utility_name, tz, utility_inn=utility_inn, utility_phone=utility_phone
+    ):
+        font, size = styles[style]
+        if label:
+            blocks.append((label_font, label_size, _wrap(label, label_font, label_size, inner), 0))
+        parts = _wrap(value, font, size, inner) or [""]
+        if len(parts) > MAX_VALUE_LINES:
+            last = _wrap(parts[MAX_VALUE_LINES - 1], font, size, inner - size)[0]
+            parts = [*parts[: MAX_VALUE_LINES - 1], last + "…"]
+        blocks.append((font, size, parts, gap))
+    height = 20 * mm + sum(size * 1.25 * len(parts) + after for _, size, parts, after in blocks)
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=(width, height))
     c.setTitle(f"Receipt {r.receipt_no}")
     c.setAuthor("suvnet")
-    y = height - 10 * mm
-    for font, size, parts in blocks:
+    y = height - 8 * mm
+    for font, size, parts, after in blocks:
         c.setFont(font, size)
         for part in parts:
+            y -= size
             c.drawString(margin, y, part)
-            y -= size * 1.25
-        y -= gap if parts else size * 1.25 + gap
+            y -= size * 0.25
+        y -= after
     c.setFont(reg, 7)
     c.drawString(margin, 6 * mm, "Rahmat! / Спасибо!")
     c.showPage()

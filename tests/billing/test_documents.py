@@ -6,6 +6,7 @@ import base64
 import io
 import re
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,20 +15,27 @@ import pytest
 from pypdf import PdfReader
 
 from billing.accounts import Address, add_reading, create_account, install_meter
-from billing.config import BillingConfig
+from billing.config import BillingConfig, load_billing_config, requisites_problems
 from billing.documents import (
+    Lang,
+    MeterRow,
+    SlipData,
+    due_date,
     mahalla_accounts,
     money,
+    qr_target,
     render_invoice,
     render_slips,
     render_statement,
     slip_data,
     statement_data,
+    volume,
 )
 from billing.errors import DocumentError
 from billing.ledger import post_entry, post_payment
 from billing.run import run_billing
 from tests.billing.conftest import NOW
+from tests.pdf_layout import layout_problems, png_pages
 
 TZ = ZoneInfo("Asia/Tashkent")
 NOV = date(2026, 11, 1)
@@ -40,6 +48,12 @@ def text_of(pdf: bytes) -> str:
 
 def flat(s: str) -> str:
     return re.sub(r"\s+", " ", s)
+
+
+def som(tiyin: int) -> str:
+    """The amount as the flattened PDF text shows it (the narrow no-break space of the one
+    money format is whitespace to the flattening)."""
+    return flat(money(tiyin))
 
 
 @pytest.fixture(scope="module")
@@ -121,18 +135,23 @@ def test_slip_pdf_figures_uz(billed: dict[str, Any], db_url: str, cfg: BillingCo
     assert "Ichimlik suvi uchun toʻlov varaqasi" in txt
     assert billed["hh_no"] in txt
     assert "Navbahor MFY" in txt and "7-uy" in txt and "3-xonadon" in txt
-    assert money(1_234_500) in txt  # opening balance 12 345,00
-    assert money(charge) in txt
-    assert money(1_000_000) in txt
-    assert f"Toʻlash kerak {money(s.closing_tiyin)}" in txt
-    assert f"{litres / 1000:.3f} *" in txt and "taxminiy" in txt
-    assert "320.000" in txt
-    # the printed payment link is the Payme checkout link with the amount due
-    # (the link is printed last, wrapped over lines)
-    link = re.search(r"https://checkout\.example\.test/([A-Za-z0-9+/=\s]+)$", raw)
-    assert link is not None
-    payload = base64.b64decode(re.sub(r"\s", "", link.group(1))).decode()
+    assert som(1_234_500) in txt  # opening balance 12 345,00
+    assert som(charge) in txt
+    assert som(1_000_000) in txt
+    assert f"Toʻlash kerak, soʻm {som(s.closing_tiyin)}" in txt
+    # volumes with a decimal comma, like the web pages and the command line
+    assert f"{volume(litres / 1000)} *" in txt and "taxminiy" in txt
+    assert "320,000" in txt and "320.000" not in txt
+    # due on the 10th of the next month (payment_due_day)
+    assert "Toʻlash muddati 10.12.2026" in txt
+    # the QR code and the printed link are the Payme checkout link with the amount due
+    # (printed under the QR code, wrapped over lines)
+    target = qr_target(s, cfg)
+    assert target is not None and target[0] == "pay"
+    assert re.sub(r"\s", "", target[1]) in re.sub(r"\s", "", raw)
+    payload = base64.b64decode(target[1].rsplit("/", 1)[1]).decode()
     assert payload == f"m=5e730e8e0b852a417aa49ceb;ac.account={billed['hh_no']};a={s.due_tiyin}"
+    assert due_date(NOV, cfg) == date(2026, 12, 10)
 
 
 def test_slip_pdf_russian_and_batch(
@@ -154,8 +173,8 @@ def test_legal_invoice_with_vat(billed: dict[str, Any], db_url: str, cfg: Billin
         s = slip_data(conn, billed["lg"], NOV, cfg)
     txt = flat(text_of(render_invoice(s, cfg, "uz")))
     # 250 m³ × 5 200 so'm = 1 300 000 so'm + 12 % VAT 156 000 so'm
-    assert money(130_000_000) in txt and money(15_600_000) in txt
-    assert money(145_600_000) in txt
+    assert som(130_000_000) in txt and som(15_600_000) in txt
+    assert som(145_600_000) in txt
     assert "305123456" in txt and "20208000100200300400" in txt
     assert "Hisob-faktura" in txt and "(imzo)" in txt
 
@@ -178,5 +197,158 @@ def test_reconciliation_statement(billed: dict[str, Any], db_url: str, cfg: Bill
     assert sd.closing_tiyin == 45_600_000
     txt = flat(text_of(render_statement(sd, cfg, "ru")))
     assert "Акт сверки взаимных расчётов" in txt
-    assert money(145_600_000) in txt and money(100_000_000) in txt and money(45_600_000) in txt
+    assert som(145_600_000) in txt and som(100_000_000) in txt and som(45_600_000) in txt
     assert "pp-1209" in txt and "(подпись)" in txt
+
+
+# ---------------------------------------------------------------- layout, requisites, QR
+MM = 72 / 25.4
+LONG_ADDRESS = (
+    "Xorazm viloyati, Urganch tumani, Navbahor MFY, Gulzor ko'chasi, 7-uy, 3-xonadon, "
+    "Al-Xorazmiy nomidagi bogʻ yonidagi koʻp qavatli uyning orqa tomonidagi kirish"
+)
+REQUISITES = {
+    "utility_name": "Urganch tuman suv ta'minoti MChJ",
+    "utility_inn": "301234567",
+    "utility_mfo": "00444",
+    "utility_bank_account": "20208000900123456001",
+    "utility_bank": "Xalq banki Urganch filiali",
+    "utility_address": "Urganch sh., Al-Xorazmiy ko'chasi, 25-uy",
+    "utility_phone": "+998 62 224 00 00",
+}
+
+
+def made_slip(**over: Any) -> SlipData:
+    base: dict[str, Any] = {
+        "account_id": 1,
+        "number": "000000018",
+        "name": "Yusupova Dilnoza Rustamovna",
+        "kind": "legal",
+        "inn": "305123456",
+        "mfo": "00444",
+        "bank_account": "20208000100200300400",
+        "address_uz": LONG_ADDRESS,
+        "address_ru": LONG_ADDRESS,
+        "mahalla_id": 1,
+        "period": NOV,
+        "basis": "metered",
+        "residents": 4,
+        "meters": (MeterRow("SL-1234567", 12345.678, 12420.001, 74.323, True),),
+        "lines": (
+            {
+                "from": "2026-11-01",
+                "to": "2026-11-15",
+                "litres": 37161,
+                "price_tiyin_per_m3": 165000,
+                "net_tiyin": 6131565,
+                "vat_tiyin": 735788,
+                "vat_rate_bp": 1200,
+            },
+            {
+                "from": "2026-11-16",
+                "to": "2026-11-30",
+                "litres": 37162,
+                "price_tiyin_per_m3": 180000,
+                "net_tiyin": 6689160,
+                "vat_tiyin": 802699,
+                "vat_rate_bp": 1200,
+            },
+        ),
+        "invoice_number": "2026-0001234",
+        "volume_m3": 74.323,
+        "estimated": True,
+        "opening_tiyin": 123_456_789,
+        "charges_tiyin": 14_359_212,
+        "payments_tiyin": 10_000_000,
+        "closing_tiyin": 127_816_001,
+        "vat_tiyin": 1_538_487,
+        "pay_link": None,
+    }
+    base.update(over)
+    return SlipData(**base)
+
+
+@pytest.mark.parametrize("lang", ["uz", "ru"])
+def test_slips_and_invoices_lay_out_cleanly(lang: Lang, tmp_path: Path) -> None:
+    """Every word inside the page, no two words on top of each other, no word across a
+    table's rule (the old slip's "Boshlangʻich koʻrsatkich" ran into the meter column and the
+    invoice's periods out of their cells), no ink in the margins of the PNG pages."""
+    cfg = load_billing_config(**REQUISITES, cabinet_url="https://suv.example.uz/cabinet/")
+    link = "https://checkout.example.test/" + "bT01ZTczMGU4ZTBiODUyYTQxN2FhNDljZWI7YWMu" * 3
+    docs = {
+        "slip-cabinet": render_slips([made_slip()], cfg, lang),
+        "slip-pay": render_slips([made_slip(pay_link=link)], cfg, lang),
+        "slip-norm": render_slips(
+            [made_slip(meters=(), basis="norm", kind="household", closing_tiyin=-5_000)],
+            cfg,
+            lang,
+        ),
+        "invoice": render_invoice(made_slip(), cfg, lang),
+        "invoice-bare": render_invoice(made_slip(), load_billing_config(), lang),
+    }
+    for name, pdf in docs.items():
+        assert layout_problems(pdf, tmp_path, margin_pt=15 * MM, name=name) == [], name
+        assert png_pages(tmp_path / f"{name}.pdf", tmp_path, f"{name}-look"), name
+
+
+def test_slip_carries_due_date_requisites_phone_and_a_cabinet_qr(tmp_path: Path) -> None:
+    """Without Payme or Click the slip's QR code opens the customer cabinet; the slip shows
+    the due date, the utility's bank details and phone."""
+    cfg = load_billing_config(**REQUISITES, cabinet_url="https://suv.example.uz/cabinet/")
+    s = made_slip()
+    assert qr_target(s, cfg) == ("cabinet", "https://suv.example.uz/cabinet/")
+    pdf = render_slips([s], cfg, "uz")
+    txt = flat(text_of(pdf))
+    for part in (
+        "STIR: 301234567",
+        "Xalq banki Urganch filiali",
+        "Hisob raqami: 20208000900123456001",
+        "MFO: 00444",
+        "Tel. +998 62 224 00 00",
+        "Toʻlash muddati 10.12.2026",
+        "Shaxsiy kabinetga kirish uchun QR kodni skanerlang",
+        "https://suv.example.uz/cabinet/",
+        "Savollar boʻyicha: +998 62 224 00 00",
+    ):
+        assert part in txt, part
+    # the QR code: a few hundred filled squares drawn on the page
+    assert qr_squares(pdf) > 100
+    # nothing to open: no QR code, and the settings check says so
+    bare = load_billing_config(**REQUISITES)
+    assert qr_target(s, bare) is None
+    assert qr_squares(render_slips([s], bare, "uz")) < 10  # the tables' shading only
+    assert [code for code, _ in requisites_problems(bare)] == ["qr"]
+
+
+def qr_squares(pdf: bytes) -> int:
+    from pypdf.generic import ContentStream
+
+    reader = PdfReader(io.BytesIO(pdf))
+    page = reader.pages[0]
+    ops = ContentStream(page.get_contents(), reader).operations
+    return sum(1 for _, op in ops if op == b"re")
+
+
+def test_requisites_problems_name_each_missing_setting() -> None:
+    """A blank STIR, MFO or bank account, the placeholder name, no phone or address: each is
+    named with its setting (the billing run, the slips command and the billing page show
+    them); a malformed one says how many digits it needs."""
+    found = dict(requisites_problems(load_billing_config()))
+    assert set(found) == {
+        "utility_name",
+        "utility_inn",
+        "utility_bank_account",
+        "utility_mfo",
+        "utility_address",
+        "utility_phone",
+        "qr",
+    }
+    assert "SUVNET_BILLING_UTILITY_INN" in found["utility_inn"]
+    bad = dict(requisites_problems(load_billing_config(**{**REQUISITES, "utility_mfo": "444"})))
+    assert set(bad) == {"utility_mfo", "qr"} and "not 5 digits" in bad["utility_mfo"]
+    assert (
+        requisites_problems(
+            load_billing_config(**REQUISITES, cabinet_url="https://suv.example.uz/cabinet/")
+        )
+        == []
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ import psycopg
 import pytest
 from pypdf import PdfReader
 
+from suvnet.numfmt import format_som
 from tests.api.conftest import Clock, LiveServer, User, bearer, make_account
 from tests.payments.conftest import balance
+from tests.pdf_layout import joined, layout_problems, line_of, word_boxes
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +44,15 @@ def pay(
     )
 
 
+MM = 72 / 25.4
+
+
 def pdf_text(data: bytes) -> str:
     return "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages)
 
 
 def test_payment_receipt_and_balance(
+    tmp_path: Path,
     http: httpx.Client,
     staff: dict[str, User],
     accounts: dict[str, str],
@@ -68,10 +75,14 @@ def test_payment_receipt_and_balance(
     assert "K-2026-0000001" in text
     assert a1 in text
     assert "Karimov Anvar" in text
-    assert "1 500.50 so'm" in text
+    # the one money format (15 000,50 as on the pages), the number whole on its line
+    assert f"{format_som(150050)} soʻm / сум" in text and "1 500.50" not in text
     assert "kassir1" in text
     assert "Квитанция" in text
-    assert "20.11.2026 14:00" in text  # 09:00 UTC in Tashkent
+    assert "20.11.2026 14:00 (Toshkent / Ташкент)" in text  # 09:00 UTC in Tashkent, named
+    ws = word_boxes(pdf.content, tmp_path, "receipt")
+    assert joined(line_of(ws, "K-2026-0000001")) == "№ K-2026-0000001"
+    assert layout_problems(pdf.content, tmp_path, margin_pt=5 * MM, name="receipt") == []
     audit = db.execute(
         "SELECT actor, action FROM audit_log WHERE entity = 'cashier_receipt' AND entity_id = %s",
         (rec["receipt_no"],),
