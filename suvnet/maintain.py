@@ -261,7 +261,7 @@ def timescaledb_jobs(conn: psycopg.Connection[Any]) -> list[JobState]:
         else "NULL::text"
     )
     rows = conn.execute(
-        "SELECT j.job_id, j.proc_name, s.last_run_status, s.last_run_started_at, "
+        "SELECT j.job_id, j.proc_name, s.last_run_status, s.last_run_started_at, "  # noqa: S608 - last_error is one of two constant SQL fragments
         f"coalesce(s.total_failures, 0), {last_error} "
         "FROM timescaledb_information.jobs j "
         "LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id "

@@ -964,13 +964,13 @@ def get_network(conn: Conn, code: str) -> NetworkInfo | None:
 def _net_filter(alias: str, network: str | None) -> tuple[str, tuple[Any, ...]]:
     if network is None:
         return "", ()
-    return f" WHERE {alias}.network_id = (SELECT id FROM networks WHERE code = %s)", (network,)
+    return f" WHERE {alias}.network_id = (SELECT id FROM networks WHERE code = %s)", (network,)  # noqa: S608 - alias is a constant of the callers; the code is a parameter
 
 
 def list_nodes(conn: Conn, network: str | None = None) -> list[Node]:
     where, params = _net_filter("n", network)
     rows = conn.execute(
-        "SELECT n.code, n.kind, n.x, n.y, n.elevation_m, n.base_demand_lps, z.code, w.code, "
+        "SELECT n.code, n.kind, n.x, n.y, n.elevation_m, n.base_demand_lps, z.code, w.code, "  # noqa: S608 - the filter is built by _net_filter from constants
         "n.attrs FROM nodes n LEFT JOIN zones z ON z.id = n.zone_id "
         "LEFT JOIN networks w ON w.id = n.network_id" + where + " ORDER BY n.code",
         params,
@@ -987,7 +987,7 @@ _LINK_JOIN = (
 def list_pipes(conn: Conn, network: str | None = None) -> list[Pipe]:
     where, params = _net_filter("l", network)
     rows = conn.execute(
-        "SELECT l.code, a.code, b.code, l.diameter_mm, l.length_m, l.roughness, l.status, "
+        "SELECT l.code, a.code, b.code, l.diameter_mm, l.length_m, l.roughness, l.status, "  # noqa: S608 - joins and filter are this module's constants
         "l.material, l.install_year, l.geometry, w.code, l.attrs FROM pipes l"
         + _LINK_JOIN
         + where
@@ -1016,7 +1016,7 @@ def list_pipes(conn: Conn, network: str | None = None) -> list[Pipe]:
 def list_valves(conn: Conn, network: str | None = None) -> list[Valve]:
     where, params = _net_filter("l", network)
     rows = conn.execute(
-        "SELECT l.code, l.kind, a.code, b.code, l.diameter_mm, l.setting, l.status, z.code, "
+        "SELECT l.code, l.kind, a.code, b.code, l.diameter_mm, l.setting, l.status, z.code, "  # noqa: S608 - joins and filter are this module's constants
         "l.geometry, w.code, l.attrs FROM valves l"
         + _LINK_JOIN
         + " LEFT JOIN zones z ON z.id = l.zone_id"
@@ -1045,7 +1045,7 @@ def list_valves(conn: Conn, network: str | None = None) -> list[Valve]:
 def list_pumps(conn: Conn, network: str | None = None) -> list[Pump]:
     where, params = _net_filter("l", network)
     rows = conn.execute(
-        "SELECT l.code, a.code, b.code, l.kind, l.power_kw, l.head_curve, l.status, z.code, "
+        "SELECT l.code, a.code, b.code, l.kind, l.power_kw, l.head_curve, l.status, z.code, "  # noqa: S608 - joins and filter are this module's constants
         "l.geometry, w.code, l.attrs FROM pumps l"
         + _LINK_JOIN
         + " LEFT JOIN zones z ON z.id = l.zone_id"
@@ -1082,7 +1082,7 @@ def list_gateways(conn: Conn) -> list[Gateway]:
 def list_devices(conn: Conn, gateway: str | None = None) -> list[Device]:
     where = " WHERE g.code = %s" if gateway is not None else ""
     rows = conn.execute(
-        "SELECT d.code, d.kind, d.profile, g.code, d.unit_id, n.code, p.code, z.code, "
+        "SELECT d.code, d.kind, d.profile, g.code, d.unit_id, n.code, p.code, z.code, "  # noqa: S608 - the filter is a constant; values are parameters
         "d.flow_sign, d.x, d.y, d.serial_no, d.enabled, d.attrs FROM devices d "
         "LEFT JOIN gateways g ON g.id = d.gateway_id LEFT JOIN nodes n ON n.id = d.node_id "
         "LEFT JOIN pipes p ON p.id = d.pipe_id LEFT JOIN zones z ON z.id = d.zone_id"
@@ -1096,7 +1096,7 @@ def list_devices(conn: Conn, gateway: str | None = None) -> list[Device]:
 def list_points(conn: Conn, device: str | None = None) -> list[Point]:
     where = " WHERE d.code = %s" if device is not None else ""
     rows = conn.execute(
-        "SELECT d.code, p.name, p.unit, p.kind, p.poll_period_s FROM points p "
+        "SELECT d.code, p.name, p.unit, p.kind, p.poll_period_s FROM points p "  # noqa: S608 - the filter is a constant; the device is a parameter
         "JOIN devices d ON d.id = p.device_id" + where + " ORDER BY d.code, p.name",
         (device,) if device is not None else (),
     ).fetchall()
