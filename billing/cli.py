@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from rich.table import Table
 from billing.accountno import check_digit, clean, normalize
 from billing.accounts import months_billed_since, set_status
 from billing.balances import assess_penalties, balances_by
-from billing.config import BillingConfig, get_billing_config
+from billing.config import BillingConfig, get_billing_config, requisites_problems
 from billing.demo import generate
 from billing.documents import (
     mahalla_accounts,
@@ -34,7 +34,9 @@ from billing.documents import (
 from billing.errors import BillingError
 from billing.ledger import account_id_for_number
 from billing.tariffs import parse_period
+from suvnet.clock import utcnow
 from suvnet.db import connect, database_url
+from suvnet.numfmt import format_count, format_volume
 from suvnet.settings import get_settings
 
 if TYPE_CHECKING:
@@ -97,11 +99,22 @@ def _progress() -> Progress:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    """The wall clock, or the instant pinned by SUVNET_NOW (suvnet.clock)."""
+    return utcnow()
 
 
 def _account_id(conn: psycopg.Connection[Any], number: str) -> int:
     return account_id_for_number(conn, number)
+
+
+def _warn(text: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+
+
+def _warn_requisites(cfg: BillingConfig) -> None:
+    """The seller's requisites the documents would print blank (and a slip without QR)."""
+    for _, text in requisites_problems(cfg):
+        _warn(text)
 
 
 @app.command("import-accounts")
@@ -239,36 +252,56 @@ def run_cmd(
         bool, typer.Option(help="Compute and show the totals; post nothing.")
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Accounts per transaction.")] = 5000,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Bill the month even though it has not ended yet, or a later month is already "
+            "billed (out of order)."
+        ),
+    ] = False,
 ) -> None:
-    """Bill every active account for a month. Safe to repeat; resumes after a crash."""
-    from billing.run import run_billing
+    """Bill every active account for a month. Safe to repeat; resumes after a crash.
+
+    A month that has not ended yet, or one before a month already billed (October after
+    November), is refused unless --force; a dry run only warns."""
+    from billing.run import check_period, refusal, run_billing
 
     cfg = get_billing_config()
     p = parse_period(period)
-    with _connect() as conn, _progress() as prog:
-        task = prog.add_task(f"billing {p:%Y-%m}" + (" (dry run)" if dry_run else ""))
-        s = run_billing(
-            conn,
-            p,
-            cfg,
-            now=_now(),
-            dry_run=dry_run,
-            batch_size=batch_size,
-            progress=lambda done, total: prog.update(task, completed=done, total=total),
-        )
+    _warn_requisites(cfg)
+    with _connect() as conn:
+        check = check_period(conn, p, cfg.timezone, now=_now())
+        conn.rollback()
+        for text in check.warnings:
+            _warn(text)
+        why = refusal(check, dry_run=dry_run, force=force, unfinished=True)
+        if why is not None:
+            raise BillingError(f"billing run {p:%Y-%m} refused: {why} (--force)")
+        with _progress() as prog:
+            task = prog.add_task(f"billing {p:%Y-%m}" + (" (dry run)" if dry_run else ""))
+            s = run_billing(
+                conn,
+                p,
+                cfg,
+                now=_now(),
+                dry_run=dry_run,
+                batch_size=batch_size,
+                progress=lambda done, total: prog.update(task, completed=done, total=total),
+                force=force,
+            )
     t = Table(title=f"billing {p:%Y-%m}" + (" - DRY RUN, nothing posted" if dry_run else ""))
     t.add_column("")
     t.add_column("value", justify="right")
-    t.add_row("accounts billed now", f"{s.accounts_billed:,}")
-    t.add_row("already billed before", f"{s.accounts_skipped_done:,}")
-    t.add_row("metered / by norm", f"{s.metered:,} / {s.by_norm:,}")
-    t.add_row("with estimated consumption", f"{s.estimated:,}")
-    t.add_row("volume, m³", f"{s.volume_m3:,.3f}")
+    t.add_row("accounts billed now", format_count(s.accounts_billed))
+    t.add_row("already billed before", format_count(s.accounts_skipped_done))
+    t.add_row("metered / by norm", f"{format_count(s.metered)} / {format_count(s.by_norm)}")
+    t.add_row("with estimated consumption", format_count(s.estimated))
+    t.add_row("volume, m³", format_volume(s.volume_m3))
     t.add_row("charged, so'm (incl. VAT)", money(s.total_tiyin))
     t.add_row("of which VAT, so'm", money(s.vat_tiyin))
-    t.add_row("invoices created", f"{s.invoices_created:,}")
+    t.add_row("invoices created", format_count(s.invoices_created))
     for name, n in sorted(s.flagged.items()):
-        t.add_row(f"flag: {name}", f"{n:,}")
+        t.add_row(f"flag: {name}", format_count(n))
     console.print(t)
 
 
@@ -315,6 +348,7 @@ def slips_cmd(
             for acc in ids:
                 slips.append(slip_data(conn, acc, p, cfg))
                 prog.advance(task)
+    _warn_requisites(cfg)
     target = out or Path(f"slips-{p:%Y-%m}-{(mahalla or account or '').replace(' ', '_')}.pdf")
     target.write_bytes(render_slips(slips, cfg, lg))
     console.print(f"{len(slips)} slip(s) written to {target}")
@@ -332,6 +366,7 @@ def invoice_cmd(
     p = parse_period(period)
     with _connect() as conn:
         s = slip_data(conn, _account_id(conn, account), p, cfg)
+    _warn_requisites(cfg)
     target = out or Path(f"invoice-{s.number}-{p:%Y-%m}.pdf")
     target.write_bytes(render_invoice(s, cfg, _lang(lang, cfg)))
     console.print(f"invoice written to {target}")
@@ -357,7 +392,7 @@ def statement_cmd(
     target = out or Path(f"akt-{sd.number}-{d0}-{d1}.pdf")
     target.write_bytes(render_statement(sd, cfg, lg))
     console.print(
-        f"statement written to {target}: opening {money(sd.opening_tiyin)}, "
+        f"statement written to {target}: opening {money(sd.opening_tiyin)} so'm, "
         f"closing {money(sd.closing_tiyin)} so'm"
     )
 
@@ -392,10 +427,10 @@ def balances_cmd(
     for g in groups[:top]:
         t.add_row(
             g.name,
-            str(g.accounts),
-            str(g.debtors),
+            format_count(g.accounts),
+            format_count(g.debtors),
             money(g.debt),
-            str(g.creditors),
+            format_count(g.creditors),
             money(g.credit),
             *(money(b) for b in g.aging.buckets),
         )
@@ -403,10 +438,10 @@ def balances_cmd(
     tot_credit = sum(g.credit for g in groups)
     t.add_row(
         "TOTAL",
-        str(sum(g.accounts for g in groups)),
-        str(sum(g.debtors for g in groups)),
+        format_count(sum(g.accounts for g in groups)),
+        format_count(sum(g.debtors for g in groups)),
         money(tot_debt),
-        str(sum(g.creditors for g in groups)),
+        format_count(sum(g.creditors for g in groups)),
         money(tot_credit),
         *(money(sum(g.aging.buckets[i] for g in groups)) for i in range(4)),
     )
@@ -432,12 +467,17 @@ def consumption_cmd(
     for col in ("name", "accounts", "volume m³", "of which estimated m³"):
         t.add_column(col, justify="left" if col == "name" else "right")
     for r in sorted(rows, key=lambda r: r.name):
-        t.add_row(r.name, str(r.accounts), f"{r.volume_m3:,.3f}", f"{r.estimated_m3:,.3f}")
+        t.add_row(
+            r.name,
+            format_count(r.accounts),
+            format_volume(r.volume_m3),
+            format_volume(r.estimated_m3),
+        )
     t.add_row(
         "TOTAL",
-        str(sum(r.accounts for r in rows)),
-        f"{sum(r.volume_m3 for r in rows):,.3f}",
-        f"{sum(r.estimated_m3 for r in rows):,.3f}",
+        format_count(sum(r.accounts for r in rows)),
+        format_volume(sum(r.volume_m3 for r in rows)),
+        format_volume(sum(r.estimated_m3 for r in rows)),
     )
     console.print(t)
 
@@ -505,6 +545,33 @@ def demo_cmd(
         f"created {len(info.account_ids)} accounts in {len(info.mahalla_ids)} mahallas with "
         f"{len(info.meter_ids)} meters; now run: suvnet billing run --period {period}"
     )
+
+
+@app.command("info")
+def info_cmd() -> None:
+    """Check the billing settings: the utility's requisites printed on every slip and invoice
+    (name, STIR, bank account, MFO, address, phone) and what the slips' QR code opens."""
+    cfg = get_billing_config()
+    t = Table(show_header=False, box=None)
+    t.add_row("utility", cfg.utility_name)
+    for label, value in (
+        ("STIR (INN)", cfg.utility_inn),
+        ("bank", cfg.utility_bank),
+        ("bank account", cfg.utility_bank_account),
+        ("MFO", cfg.utility_mfo),
+        ("address", cfg.utility_address),
+        ("phone", cfg.utility_phone),
+        ("customer cabinet", cfg.cabinet_url or ""),
+        ("time zone", cfg.timezone),
+        ("payment due", f"day {cfg.payment_due_day} of the next month"),
+    ):
+        t.add_row(label, value or "[red](not set)[/red]")
+    console.print(t)
+    problems = requisites_problems(cfg)
+    for _, text in problems:
+        _warn(text)
+    if not problems:
+        console.print("[green]the documents' requisites are complete[/green]")
 
 
 @app.command("check-number")

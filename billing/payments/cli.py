@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,13 +17,21 @@ from rich.table import Table
 from billing.payments.config import get_payments_config
 from billing.payments.errors import PaymentsError, StatementError, StatementUnbalancedError
 from billing.payments.importer import import_statement, rematch, review_queue, suspense_total
-from billing.payments.money import format_som
 from billing.payments.statements import parse_statement
+from suvnet.clock import utcnow
 from suvnet.db import connect
 from suvnet.db import database_url as settings_url
+from suvnet.numfmt import format_count, format_som
 from suvnet.settings import get_settings
 
 console = Console()
+
+
+def som(tiyin: int) -> str:
+    """Money as every page, document and command shows it: ``15 000,50 so'm``."""
+    return f"{format_som(tiyin)} so'm"
+
+
 app = typer.Typer(
     help="Payments: import bank statements (MT940, CSV, 1C Client-Bank), re-match suspense, "
     "see the review queue. Payme, Click and the cashier desk work through the web app.",
@@ -99,7 +106,7 @@ def import_statement_cmd(
         summary = import_statement(
             conn,
             stmt,
-            now=datetime.now(UTC),
+            now=utcnow(),
             by=by,
             filename=file.name,
             fuzzy_min_score=cfg.fuzzy_min_score,
@@ -120,10 +127,10 @@ def import_statement_cmd(
         ("to review", summary.review),
         ("in suspense", summary.suspense),
         ("already imported in another statement", summary.duplicate),
-        ("posted to accounts", format_som(summary.allocated_tiyin)),
-        ("left in suspense", format_som(summary.suspense_tiyin)),
+        ("posted to accounts", som(summary.allocated_tiyin)),
+        ("left in suspense", som(summary.suspense_tiyin)),
     ):
-        table.add_row(label, str(value))
+        table.add_row(label, value if isinstance(value, str) else format_count(value))
     console.print(table)
 
 
@@ -135,7 +142,7 @@ def import_statement_cmd(
 def rematch_cmd(database_url: DbOpt = None) -> None:
     cfg = get_payments_config()
     with _connect(database_url) as conn, conn.transaction():
-        counts = rematch(conn, now=datetime.now(UTC), by="cli", fuzzy_min_score=cfg.fuzzy_min_score)
+        counts = rematch(conn, now=utcnow(), by="cli", fuzzy_min_score=cfg.fuzzy_min_score)
     console.print(
         f"matched {counts['matched']}, partly {counts['partial']}, to review {counts['review']}, "
         f"still in suspense {counts['suspense']}"
@@ -150,15 +157,15 @@ def review_cmd(
     with _connect(database_url) as conn:
         rows = review_queue(conn, limit=limit)
         total = suspense_total(conn)
-    table = Table(title=f"Review queue (suspense total {format_som(total)})")
+    table = Table(title=f"Review queue (suspense total {som(total)})")
     for col in ("line", "date", "amount", "status", "payer", "purpose", "suggestions"):
         table.add_column(col)
     for r in rows:
         sugg = ", ".join(f"{s['account']} ({s['score']:.2f})" for s in r["suggestions"])
         table.add_row(
             str(r["line_id"]),
-            str(r["value_date"]),
-            format_som(r["amount_tiyin"] - r["allocated_tiyin"]),
+            r["value_date"].strftime("%d.%m.%Y"),
+            som(r["amount_tiyin"] - r["allocated_tiyin"]),
             r["status"],
             r["payer_name"],
             r["purpose"][:60],

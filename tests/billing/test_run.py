@@ -20,7 +20,7 @@ from billing.accounts import (
 )
 from billing.config import BillingConfig
 from billing.ledger import balance, post_payment
-from billing.run import correct_account, run_billing
+from billing.run import RunRefusedError, check_period, correct_account, refusal, run_billing
 from tests.billing.conftest import NOW
 
 TZ = ZoneInfo("Asia/Tashkent")
@@ -213,3 +213,35 @@ def test_correction_is_reversal_plus_new_charge(
     assert balance(conn, world.tariff_change) == 1_650_000 - 500_000
     # the regular run still adds nothing
     assert run_billing(conn, NOV, cfg, now=NOW).invoices_created == 0
+
+
+def test_month_order_and_unfinished_month(
+    world: World, conn: psycopg.Connection[Any], cfg: BillingConfig
+) -> None:
+    """With November billed (the tests above), October is out of order: refused unless
+    forced, a dry run only warns and posts nothing. A month that has not ended at the injected
+    clock is reported as unfinished (the office's front ends refuse it unless forced)."""
+    octo = date(2026, 10, 1)
+    check = check_period(conn, octo, cfg.timezone, now=NOW)
+    assert (check.unfinished, check.later_billed, check.codes) == (False, NOV, ["out_of_order"])
+    before = conn.execute("SELECT count(*) FROM ledger").fetchone()
+    with pytest.raises(RunRefusedError, match="2026-11 is already billed"):
+        run_billing(conn, octo, cfg, now=NOW)
+    dry = run_billing(conn, octo, cfg, now=NOW, dry_run=True)
+    assert dry.warnings == check.warnings and dry.accounts_billed > 0
+    assert conn.execute("SELECT count(*) FROM ledger").fetchone() == before
+    assert conn.execute(
+        "SELECT count(*) FROM billing_runs WHERE period = %s", (octo,)
+    ).fetchone() == (0,)
+    # December on 20 December (Tashkent): not ended; on 1 January 00:00 Tashkent it has
+    dec = date(2026, 12, 1)
+    mid = check_period(conn, dec, cfg.timezone, now=local(2026, 12, 20))
+    assert mid.unfinished and mid.codes == ["unfinished"]
+    assert "2026-12 has not ended yet (it ends 2027-01-01 00:00 +05)" in mid.warnings[0]
+    assert refusal(mid, dry_run=False, force=False, unfinished=True) is not None
+    assert refusal(mid, dry_run=False, force=False, unfinished=False) is None
+    assert refusal(mid, dry_run=True, force=False, unfinished=True) is None
+    assert refusal(mid, dry_run=False, force=True, unfinished=True) is None
+    assert not check_period(conn, dec, cfg.timezone, now=local(2027, 1, 1)).unfinished
+    forced = run_billing(conn, octo, cfg, now=NOW, force=True)
+    assert forced.invoices_created == forced.accounts_billed > 0
