@@ -239,3 +239,21 @@ def crs_add(
     except AssetError as exc:
         _fail(exc)
     console.print(f"coordinate system {code} saved")
+
+
+@app.command("qgis-styles")
+def qgis_styles(
+    style_dir: Annotated[
+        Path | None, typer.Argument(help="folder of the .qml files (default: deploy/qgis)")
+    ] = None,
+) -> None:
+    """Store the QGIS styles of the published layers in the database, so that QGIS draws
+    each layer styled when it is opened (PostGIS databases only)."""
+    from assets.qgis import STYLE_DIR, install_styles
+
+    try:
+        with _conn() as conn:
+            n = install_styles(conn, style_dir or STYLE_DIR)
+    except (AssetError, OSError) as exc:
+        _fail(exc)
+    console.print(f"{n} layer styles stored (table layer_styles)")
