@@ -16,9 +16,10 @@ import psycopg
 import pytest
 import shapely
 
+from assets.errors import AssetConflictError
 from assets.model import Asset
 from assets.qgis import install_styles
-from assets.store import history, load_assets, save_assets
+from assets.store import history, load_assets, save_assets, update_asset
 from tests.assets.conftest import actor
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -113,5 +114,11 @@ def test_edit_in_qgis_is_checked_and_versioned(postgis_db_url: str, tmp_path: Pa
         assert {"diameter_mm", "geom_wkb"} <= changed
         assert all(v["source"].startswith("database: ") for v in h[1:])
         assert h[-1]["changed_by"] == "postgres"  # the QGIS user's database login
+        # an API client that read QP-1 before the QGIS edit gets a conflict, not an overwrite
+        with pytest.raises(AssetConflictError, match="since version 1"):
+            update_asset(
+                conn, "QP-1", {"diameter_mm": 160.0}, actor(who="api-user"), expected_version=1
+            )
+        conn.rollback()
         length = conn.execute("SELECT length_m FROM assets WHERE code = 'QP-1'").fetchone()
         assert length is not None and 190 < length[0] < 210  # recomputed from the new line
