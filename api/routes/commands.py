@@ -16,6 +16,7 @@ from api.commands import command_problem, new_command_id, send_command
 from api.deps import Conn, Paging, State, require
 from api.errors import GatewayTimeoutError, InvalidError, NotFoundError, UnavailableError
 from api.security import READ_REGISTRY, SEND_COMMANDS, Principal
+from api.setpoint_check import out_of_range
 from suvnet import registry_queries as rq
 from suvnet.protocol import Command
 
@@ -79,6 +80,9 @@ async def post_command(
     if target is None:
         raise NotFoundError(f"no device {body.device!r} behind gateway {code!r}")
     problem = command_problem(body.op, target.point_kind, body.value, body.schedule)
+    problem = problem or await out_of_range(
+        conn, body.device, body.op, body.point, body.value, body.schedule
+    )
     if problem:
         raise InvalidError(problem)
     if not st.settings.mqtt_url:
