@@ -71,7 +71,11 @@ def network_gpkg(path: Path, pipes: int, seed: int = 1) -> int:
     utm = resolve("UTM42N")
     origin = shapely.get_coordinates(from_wgs84(shapely.Point(LON0, LAT0), utm))[0]
     x0, y0 = float(origin[0]), float(origin[1])
-    lines, codes, diam, mat, year = [], [], [], [], []
+    lines: list[bytes] = []
+    codes: list[str] = []
+    diam: list[float] = []
+    mat: list[str] = []
+    year: list[int] = []
     for i in range(n):
         for j in range(n):
             for di, dj in ((1, 0), (0, 1)):
