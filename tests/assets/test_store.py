@@ -157,3 +157,30 @@ def test_postgis_on_refuses_a_server_without_it_before_writing(
         with pytest.raises(MigrationError, match="SUVNET_POSTGIS=on"):
             migrate(c)
         assert c.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+
+
+def test_a_service_connection_links_account_house_and_pipe(
+    conn: psycopg.Connection[Any],
+) -> None:
+    from tests.api.conftest import make_account
+
+    account_id, number = make_account(conn, 4242, street="Bog'bon", house="7")
+    house = conn.execute("SELECT house_id FROM accounts WHERE id = %s", (account_id,)).fetchone()
+    assert house is not None
+    sc = Asset(
+        "SC-1",
+        "service_connection",
+        shapely.LineString([(66.905, 39.605), (66.9051, 39.6052)]),
+        diameter_mm=25.0,
+        account_no=number,
+        house_id=int(house[0]),
+        feed_pipe="P1",
+    )
+    save_assets(conn, [pipe(), sc], actor())  # the pipe and its service in one file
+    got = {a.code: a for a in load_assets(conn)}["SC-1"]
+    assert (got.account_no, got.house_id, got.feed_pipe) == (number, house[0], "P1")
+    with pytest.raises(ImportRefusedError, match="no account with number '999'"):
+        save_assets(conn, [sc.with_changes(code="SC-2", account_no="999")], actor())
+    with pytest.raises(ImportRefusedError, match="only a service connection links"):
+        save_assets(conn, [pipe("P7", account_no=number)], actor())
+    conn.rollback()
