@@ -326,6 +326,11 @@ async def balances(
 class RunIn(BaseModel):
     period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
     dry_run: bool = Field(False, description="compute and summarise, post nothing")
+    force: bool = Field(
+        False,
+        description="run a month that has not ended yet, or one before a month already billed "
+        "(both are refused with 409 otherwise; a dry run only warns)",
+    )
 
 
 @router.get("/billing-runs", summary="Billing runs with progress")
@@ -353,9 +358,14 @@ async def start_run(
 ) -> dict[str, Any]:
     """A dry run answers with the summary at once. A real run starts in the background and
     answers 202; follow it with GET /billing-runs/{period}. Running a month again bills only
-    the accounts not billed yet."""
+    the accounts not billed yet.
+
+    ``warnings`` lists what to know: a month that has not ended yet, a later month already
+    billed, the utility's requisites that the documents would print blank. A real run of a
+    month that has not ended, or of one before a month already billed (October after
+    November), is refused with 409 unless ``force`` is true."""
     return await start_billing_run(
-        conn, request, who, st, _period(body.period), dry_run=body.dry_run
+        conn, request, who, st, _period(body.period), dry_run=body.dry_run, force=body.force
     )
 
 

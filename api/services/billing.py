@@ -24,10 +24,10 @@ from api.security import Principal
 from api.syncdb import run_sync
 from billing import queries as bq
 from billing.accounts import months_billed_since, set_status
-from billing.config import get_billing_config
+from billing.config import get_billing_config, requisites_problems
 from billing.errors import BillingError
 from billing.ledger import account_id_for_number
-from billing.run import run_billing
+from billing.run import PeriodCheck, check_period, refusal, run_billing
 
 # billing.documents (ReportLab) is imported on the first invoice PDF, not at start-up: every
 # API worker starts faster and smaller without it (start-up time).
@@ -96,17 +96,35 @@ async def invoice_pdf_response(
 # ------------------------------------------------------------------------------ billing runs
 
 
-def _run(conn: Any, period: date, now: datetime, dry_run: bool) -> dict[str, Any]:
-    summary = run_billing(conn, period, get_billing_config(), now=now, dry_run=dry_run)
+def _run(conn: Any, period: date, now: datetime, dry_run: bool, force: bool) -> dict[str, Any]:
+    summary = run_billing(conn, period, get_billing_config(), now=now, dry_run=dry_run, force=force)
     return asdict(summary)
 
 
-def _start_background(st: AppState, period: date, who: Principal) -> None:
+def _check(conn: Any, period: date, now: datetime) -> PeriodCheck:
+    check = check_period(conn, period, get_billing_config().timezone, now=now)
+    conn.rollback()
+    return check
+
+
+async def period_check(st: AppState, period: date) -> PeriodCheck:
+    """Whether ``period`` is ready to bill now (:class:`billing.run.PeriodCheck`): not yet
+    ended, or a later month billed already."""
+    return await run_sync(st, _check, period, st.clock())
+
+
+def requisites_warnings() -> list[tuple[str, str]]:
+    """The utility's requisites the slips and invoices would print blank, and a slip without
+    a QR code (:func:`billing.config.requisites_problems`): ``(code, English text)``."""
+    return requisites_problems(get_billing_config())
+
+
+def _start_background(st: AppState, period: date, who: Principal, force: bool) -> None:
     name = f"billing-run-{period:%Y-%m}"
 
     async def job() -> None:
         try:
-            summary = await run_sync(st, _run, period, st.clock(), False)
+            summary = await run_sync(st, _run, period, st.clock(), False, force)
             log.info(
                 "billing run finished",
                 extra={
@@ -126,6 +144,15 @@ def _start_background(st: AppState, period: date, who: Principal) -> None:
     task.add_done_callback(st.tasks.discard)
 
 
+class RunRefusedConflictError(ConflictError):
+    """A billing run was not started because of its month; ``check`` says why (the page
+    translates ``check.codes``)."""
+
+    def __init__(self, message: str, check: PeriodCheck) -> None:
+        super().__init__(message)
+        self.check = check
+
+
 async def start_run(
     conn: AsyncConnection[Any],
     request: Request,
@@ -134,15 +161,28 @@ async def start_run(
     period: date,
     *,
     dry_run: bool,
+    force: bool = False,
 ) -> dict[str, Any]:
     """A dry run answers with its summary at once (ConflictError when billing refuses). A
     real run is audited and committed, then runs in the background of this worker:
-    ``{"period": "YYYY-MM", "state": "started"}``."""
+    ``{"period": "YYYY-MM", "state": "started"}``.
+
+    Both carry ``warnings`` (an unfinished month, a later month billed, the requisites the
+    documents would print blank). A real run of a month that has not ended, or of one before
+    a month already billed, is refused (:class:`RunRefusedConflictError`, 409) unless ``force``."""
+    check = await period_check(st, period)
+    why = refusal(check, dry_run=dry_run, force=force, unfinished=True)
+    if why is not None:
+        msg = f"billing run {period:%Y-%m} refused: {why} (send force: true)"
+        raise RunRefusedConflictError(msg, check)
+    warnings = check.warnings + [text for _, text in requisites_warnings()]
     if dry_run:
         try:
-            return await run_sync(st, _run, period, st.clock(), True)
+            out = await run_sync(st, _run, period, st.clock(), True, force)
         except BillingError as exc:
             raise ConflictError(str(exc)) from exc
+        out["warnings"] = warnings
+        return out
     month = f"{period:%Y-%m}"
     await write_audit(
         conn,
@@ -151,11 +191,11 @@ async def start_run(
         action="start",
         entity="billing_run",
         entity_id=month,
-        after={"period": month},
+        after={"period": month, "force": force, "warnings": check.codes},
     )
     await conn.commit()
-    _start_background(st, period, who)
-    return {"period": month, "state": "started"}
+    _start_background(st, period, who, force)
+    return {"period": month, "state": "started", "warnings": warnings}
 
 
 # ------------------------------------------------------------------------------ account status

@@ -234,3 +234,78 @@ async def test_every_page_is_not_cached_and_has_the_csp(
         assert r.headers["cache-control"] == "no-store", path
         assert r.headers["content-security-policy"] == PAGE_CSP, path
         assert "frame-ancestors 'none'" in PAGE_CSP
+
+
+async def test_billing_page_warns_and_refuses_unfinished_and_out_of_order_months(
+    client: httpx.AsyncClient, users: dict[Role, User], db_url: str, clock: Clock
+) -> None:
+    """The injected clock is on 2 December 2026 (Tashkent): a trial run of December warns
+    (in Uzbek) that the month has not ended; a real run of it is refused until "run anyway"
+    is ticked. With November billed, October is refused the same way. The page names the
+    requisites that the documents would print blank, and shows times in Tashkent time."""
+    with psycopg.connect(db_url, autocommit=True) as c:
+        if c.execute("SELECT count(*) FROM tariffs").fetchone() == (0,):
+            c.execute(
+                "INSERT INTO tariffs (category, valid_from, price_tiyin_per_m3) "
+                "VALUES ('household', '2026-01-01', 250000)"
+            )
+            c.execute(
+                "INSERT INTO norms (valid_from, m3_per_person_month) VALUES ('2026-01-01', 4)"
+            )
+        # November is billed (a finished run in the table is enough for the order check)
+        c.execute(
+            "INSERT INTO billing_runs (period, state, started_at, finished_at) "
+            "VALUES ('2026-11-01', 'completed', %s, %s) ON CONFLICT (period) DO NOTHING",
+            (clock.now, clock.now),
+        )
+    token = await staff_login(client, "u_billing_clerk")
+    page = await client.get("/staff/billing?lang=uz")
+    assert 'id="requisites"' in page.text and 'data-code="utility_inn"' in page.text
+    assert "korxonaning STIR raqami" in page.text
+    assert "Toshkent vaqti" in page.text
+    # the finished time of the November run: 07:30 UTC is 12:30 in Tashkent
+    assert "02.12.2026 12:30" in page.text
+    dry = await client.post(
+        "/staff/billing/run?lang=uz",
+        data={"period": "2026-12", "dry_run": "true", "csrf_token": token},
+    )
+    assert dry.status_code == 200 and 'id="dry-run"' in dry.text
+    assert "12.2026 oyi hali tugamagan" in dry.text and "31.12.2026 23:59" in dry.text
+    refused = await client.post(
+        "/staff/billing/run?lang=ru", data={"period": "2026-12", "csrf_token": token}
+    )
+    assert refused.status_code == 409 and 'id="run-refused"' in refused.text
+    assert "Месяц 12.2026 ещё не закончился" in refused.text
+    late = await client.post(
+        "/staff/billing/run?lang=ru", data={"period": "2026-10", "csrf_token": token}
+    )
+    assert late.status_code == 409 and "11.2026 уже рассчитан" in late.text
+    with psycopg.connect(db_url) as c:
+        assert c.execute(
+            "SELECT count(*) FROM billing_runs WHERE period IN ('2026-10-01', '2026-12-01')"
+        ).fetchone() == (0,)
+    forced = await client.post(
+        "/staff/billing/run",
+        data={"period": "2026-10", "force": "true", "csrf_token": token},
+    )
+    assert forced.status_code == 303 and forced.headers["location"] == "/staff/billing"
+
+
+async def test_api_billing_run_refuses_unless_forced(
+    client: httpx.AsyncClient, users: dict[Role, User], db_url: str
+) -> None:
+    """The JSON API: 409 with the reason for a month that has not ended, ``warnings`` on a
+    dry run, and the run starts with ``force``."""
+    from tests.api.conftest import bearer
+
+    clerk = bearer(users[Role.ADMIN])  # the clerk logged out above (tokens revoked)
+    r = await client.post("/api/v1/billing-runs", json={"period": "2026-12"}, headers=clerk)
+    assert r.status_code == 409 and "2026-12 has not ended yet" in r.json()["detail"]
+    r = await client.post(
+        "/api/v1/billing-runs", json={"period": "2026-12", "dry_run": True}, headers=clerk
+    )
+    if r.status_code == 202:
+        assert any("has not ended yet" in w for w in r.json()["warnings"])
+        assert any("SUVNET_BILLING_UTILITY_INN" in w for w in r.json()["warnings"])
+    else:  # no tariff in this module's database: refused by billing, with its reason
+        assert r.status_code == 409 and "tariff" in r.json()["detail"]
