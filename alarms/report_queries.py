@@ -26,15 +26,18 @@ async def water_balance(
     conn: AsyncConnection[Any], date_from: date, date_to: date
 ) -> list[dict[str, Any]]:
     """Per zone over the days ``date_from``..``date_to``: the billed volume of the months in
-    the period (invoices of the zone's accounts), inflow, consumption and losses from the
-    leak analytics' daily balance (live run), and the non-revenue water share in %."""
+    the period (the latest invoice of each of the zone's accounts and months: a correction
+    replaces the regular bill), inflow, consumption and losses from the leak analytics' daily
+    balance (live run), and the non-revenue water share in %."""
     return await _rows(
         conn,
         """SELECT z.code AS zone, z.name,
-                  (SELECT coalesce(sum(i.volume_m3), 0) FROM invoices i
-                     JOIN accounts a ON a.id = i.account_id
-                    WHERE a.zone_id = z.id AND i.period BETWEEN
-                          date_trunc('month', %(from)s::date) AND %(to)s) AS billed_m3,
+                  (SELECT coalesce(sum(i.volume_m3), 0)::float8 FROM (
+                     SELECT DISTINCT ON (i.account_id, i.period) i.volume_m3 FROM invoices i
+                       JOIN accounts a ON a.id = i.account_id
+                      WHERE a.zone_id = z.id AND i.period BETWEEN
+                            date_trunc('month', %(from)s::date) AND %(to)s
+                      ORDER BY i.account_id, i.period, i.id DESC) i) AS billed_m3,
                   sum(d.inflow_m3) AS inflow_m3, sum(d.consumption_m3) AS consumption_m3,
                   sum(d.losses_m3) AS losses_m3,
                   (CASE WHEN sum(d.inflow_m3) > 0

@@ -1,19 +1,30 @@
-"""The report model (pure): columns, rows with group subtotals, and totals."""
+"""The report model (pure): columns, rows with group subtotals, and totals.
+
+Titles, column labels, filter labels and notes are catalog messages (:class:`Msg`), put into
+the reader's language only when the form is rendered (:mod:`api.reports.render`). Cell values
+stay as the database gives them: money in integer tiyin, codes (a category, a channel) as
+codes, which a column with ``codes`` shows through its table of messages.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
-Kind = Literal["text", "money", "int", "float", "pct", "date"]
+from api.reports.text import Msg
+
+Kind = Literal["text", "money", "int", "float", "pct", "date", "datetime", "month"]
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
-    label: str
+    label: Msg
     kind: Kind = "text"
+    codes: Mapping[str, Msg] | None = None
+    """For a column of stored codes: the message of each code."""
 
 
 @dataclass(frozen=True)
@@ -27,9 +38,11 @@ class Row:
 
 @dataclass
 class Table:
-    title: str
+    key: str
+    title: Msg
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
+    note: Msg | None = None
 
     def details(self) -> list[dict[str, Any]]:
         return [r.values for r in self.rows if r.level == 0]
@@ -38,15 +51,31 @@ class Table:
         return next((r.values for r in self.rows if r.level == 9), None)
 
 
+@dataclass(frozen=True)
+class Note:
+    """A footnote of a form: a message with its values (money already in tiyin)."""
+
+    msg: Msg
+    args: dict[str, Any] = field(default_factory=dict)
+    money: tuple[str, ...] = ()
+    """The args that are amounts in tiyin (shown as so'm)."""
+
+
 @dataclass
 class Report:
     name: str
-    title: str
+    title: Msg
     tables: list[Table]
     params: dict[str, str] = field(default_factory=dict)
+    """The filters as the API got them (JSON, file names)."""
+    date_from: date | None = None
+    date_to: date | None = None
+    filters: list[tuple[Msg, str]] = field(default_factory=list)
+    """The filters for people: (label, value), e.g. (District, "Urgut")."""
+    notes: list[Note] = field(default_factory=list)
 
-    def table(self, title: str) -> Table:
-        return next(t for t in self.tables if t.title == title)
+    def table(self, key: str) -> Table:
+        return next(t for t in self.tables if t.key == key)
 
 
 def with_subtotals(

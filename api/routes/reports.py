@@ -1,104 +1,118 @@
-"""Department reports: JSON, CSV, XLSX or PDF, for any period, filtered by district,
-mahalla or street. Each report has its own reader roles (api.security.REPORT_ROLES)."""
+"""Department reports: fixed forms in JSON, CSV, XLSX or PDF, in Uzbek (Latin or Cyrillic),
+Russian or English, for any period, for the whole utility or one district, mahalla or street;
+and the legal department's pre-trial claim letters. Each report has its own reader roles
+(api.security.REPORT_ROLES); docs/reports.md describes the forms."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from api.deps import Conn, require
+from api.deps import Conn, State, require
 from api.errors import InvalidError
-from api.reports import builders
+from api.reports import builders, service
+from api.reports.claims import claims_zip, render_claim
+from api.reports.config import get_report_settings
 from api.reports.model import Report
-from api.reports.render import to_csv, to_json, to_pdf, to_xlsx
 from api.security import REPORT_ROLES
+from billing.config import get_billing_config
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 Format = Literal["json", "csv", "xlsx", "pdf"]
-MEDIA = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pdf": "application/pdf",
-}
+Lang = Literal["uz", "uz_Cyrl", "ru", "en"]
+Place = Annotated[
+    str | None,
+    Query(
+        pattern=service.PLACE_PATTERN,
+        description='an id, or "" / "all" for every one (what the report page sends for "All")',
+    ),
+]
 
 
 def filters(
     *,
     date_from: Annotated[date, Query(description="first day (inclusive)")],
     date_to: Annotated[date, Query(description="last day (inclusive)")],
-    district_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    mahalla_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    street_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    district_id: Place = None,
+    mahalla_id: Place = None,
+    street_id: Place = None,
     threshold_som: Annotated[
         float, Query(ge=0, le=1e11, description="legal: only debts of at least this (so'm)")
     ] = 0,
+    lang: Annotated[Lang, Query(description="the language of the form")] = "uz",
 ) -> builders.Filters:
-    if date_to < date_from:
-        raise InvalidError("'date_to' must not be before 'date_from'")
-    if (date_to - date_from).days > 3660:
-        raise InvalidError("a report covers at most 10 years")
-    return builders.Filters(
-        date_from, date_to, district_id, mahalla_id, street_id, round(threshold_som * 100)
-    )
+    try:
+        return service.filters(
+            date_from,
+            date_to,
+            district_id=district_id,
+            mahalla_id=mahalla_id,
+            street_id=street_id,
+            threshold_som=threshold_som,
+            lang=lang,
+        )
+    except service.ReportInputError as exc:
+        raise InvalidError(str(exc)) from exc
 
 
 FiltersDep = Annotated[builders.Filters, Depends(filters)]
 
 
-def render(report: Report, fmt: str) -> Any:
-    if fmt == "json":
-        return to_json(report)
-    body = {"csv": to_csv, "xlsx": to_xlsx, "pdf": to_pdf}[fmt](report)
-    filename = f"{report.name}-{report.params['from']}-{report.params['to']}.{fmt}"
+def _file(body: bytes, media: str, filename: str) -> Response:
     return Response(
         body,
-        media_type=MEDIA[fmt],
+        media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
-Builder = Callable[[Conn, builders.Filters], Awaitable[Report]]
+async def _build(conn: Conn, name: str, f: builders.Filters) -> Report:
+    try:
+        return await service.build(conn, name, f)
+    except service.ReportInputError as exc:
+        raise InvalidError(str(exc)) from exc
 
-BUILDERS: dict[str, tuple[Builder, str]] = {
+
+SUMMARIES: dict[str, str] = {
     "accounting": (
-        builders.accounting,
-        (
-            "Turnover statement per account (opening balance, charged, paid, closing balance, "
-            "balances split into debit and credit), summed by street, mahalla, district"
-        ),
+        "Turnover statement per account (opening balance, charged, paid, closing balance, "
+        "balances split into debit and credit), summed by street, MFY and district, checked "
+        "against the ledger"
     ),
     "finance": (
-        builders.finance,
-        "Collections against charges (collection rate) by mahalla and customer category",
+        "Collections against charges (collection rate) by MFY and customer category; "
+        "collections by channel and day"
     ),
-    "legal": (
-        builders.legal,
-        "Debtors above a threshold with aging buckets and contact data, legal entities apart",
-    ),
+    "legal": "Debtors above a threshold with aging buckets and contact data, legal entities apart",
     "customer_service": (
-        builders.customer_service,
-        "Estimated or implausible readings, stopped meters, accounts without a meter",
+        "Customer requests, disputed bills, estimated bills and consumption, stopped meters, "
+        "accounts without a meter"
     ),
     "technical": (
-        builders.technical,
-        "Water balance and NRW per zone, pressure compliance, alarm summary, gateway availability",
+        "Billed consumption, water balance and NRW per zone, meter faults, pressure "
+        "compliance, alarm summary, gateway availability"
     ),
 }
 
 
-def _add_route(name: str, build: Builder, summary: str) -> None:
+def _add_route(name: str, summary: str) -> None:
     async def endpoint(
         *,
         conn: Conn,
+        st: State,
         f: FiltersDep,
         format: Format = "json",  # noqa: A002 - the query parameter is called format
     ) -> Any:
-        return render(await build(conn, f), format)
+        report = await _build(conn, name, f)
+        body, media, filename = service.render(
+            report, format, service.context(f.lang, name, st.clock())
+        )
+        return body if format == "json" else _file(body, media, filename)
 
     endpoint.__name__ = f"report_{name}"
     router.add_api_route(
@@ -107,12 +121,67 @@ def _add_route(name: str, build: Builder, summary: str) -> None:
         methods=["GET"],
         dependencies=[Depends(require(REPORT_ROLES[name]))],
         summary=summary,
-        description=f"{summary}. `format`: json (default), csv, xlsx or pdf. Money in JSON is "
-        "integer tiyin; in CSV, XLSX and PDF it is so'm. The money figures follow one "
-        "definition (docs/billing.md, Money figures): closing = opening + charged - paid.",
+        description=f"{summary}. `format`: json (default), csv, xlsx or pdf; `lang`: the "
+        'language of the form (uz, uz_Cyrl, ru, en). A place filter given as "" or `all` '
+        "means every one. Money in JSON is integer tiyin; in CSV, XLSX and PDF it is so'm. "
+        "The money figures follow one definition (docs/billing.md, Money figures): "
+        "closing = opening + charged - paid.",
         name=f"report_{name}",
     )
 
 
-for _name, (_build, _summary) in BUILDERS.items():
-    _add_route(_name, _build, _summary)
+for _name, _summary in SUMMARIES.items():
+    _add_route(_name, _summary)
+
+
+def _claim_context(st: State) -> Callable[[str | None], Any]:
+    default = get_billing_config().default_language
+    now = st.clock()
+    return lambda lang: service.context(lang or default, "legal", now)
+
+
+@router.get(
+    "/legal/claims",
+    dependencies=[Depends(require(REPORT_ROLES["legal"]))],
+    summary="Pre-trial claim letters of every debtor of the legal report (ZIP of PDFs)",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def claim_letters(*, conn: Conn, st: State, f: FiltersDep) -> Response:
+    """One PDF per debtor (the same debtors as the legal report with the same filters), each
+    in the debtor's language (the account's correspondence language, else the utility's
+    default), with the debt as on `date_to` broken down by unpaid charge and age."""
+    try:
+        claims = await service.claims(conn, f)
+    except service.ReportInputError as exc:
+        raise InvalidError(str(exc)) from exc
+    body = claims_zip(
+        claims, f.date_to, _claim_context(st), get_report_settings().claim_payment_days
+    )
+    return _file(body, service.MEDIA["zip"], f"claims-{f.date_to.isoformat()}.zip")
+
+
+@router.get(
+    "/legal/claims/{number}",
+    dependencies=[Depends(require(REPORT_ROLES["legal"]))],
+    summary="The pre-trial claim letter of one debtor (PDF)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def claim_letter(
+    *,
+    conn: Conn,
+    st: State,
+    f: FiltersDep,
+    number: Annotated[str, Path(pattern=r"^[0-9]{9}$")],
+) -> Response:
+    """The claim letter of account `number` as on `date_to`, in its language."""
+    try:
+        claims = await service.claims(conn, f, number)
+    except service.ReportInputError as exc:
+        raise InvalidError(str(exc)) from exc
+    c = claims[0]
+    pdf = render_claim(
+        c, f.date_to, _claim_context(st)(c.language), get_report_settings().claim_payment_days
+    )
+    return _file(pdf, service.MEDIA["pdf"], f"claim-{number}-{f.date_to.isoformat()}.pdf")

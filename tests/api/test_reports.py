@@ -17,6 +17,7 @@ from api.security import Role
 from billing import consumption as cons
 from billing.ledger import post_entry, post_payment, reverse_entry
 from tests.api.conftest import User, add_invoice_and_charge, bearer, make_account
+from tests.api.test_web_session import staff_login
 
 FROM, TO = date(2026, 10, 1), date(2026, 10, 31)
 
@@ -121,7 +122,7 @@ async def report(client: httpx.AsyncClient, user: User, name: str, **params: Any
 async def test_accounting_matches_ledger(
     client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any], db_url: str
 ) -> None:
-    doc = await report(client, users[Role.ACCOUNTANT], "accounting")
+    doc = await report(client, users[Role.ACCOUNTANT], "accounting", lang="en")
     rows = doc["tables"][0]["rows"]
     detail = {r["number"]: r for r in rows if r["level"] == 0}
     for key in ("a1", "a2", "a3", "org"):
@@ -152,6 +153,19 @@ async def test_accounting_matches_ledger(
     total = next(r for r in rows if r["level"] == 9)
     for k in ("opening", "charged", "paid", "closing", "closing_debit", "closing_credit"):
         assert total[k] == sum(r[k] for r in detail.values()), k
+    # the same figures summed per street and per MFY, and checked against the ledger itself
+    tables = {t["key"]: t for t in doc["tables"]}
+    for key in ("by_street", "by_mahalla"):
+        sums = next(r for r in tables[key]["rows"] if r["level"] == 9)
+        for k in ("opening_debit", "charged", "paid", "closing_debit", "closing_credit"):
+            assert sums[k] == total[k], (key, k)
+        assert sums["accounts"] == len(detail)
+    whole = sum(ledger(db_url, n, upto=TO) for n in detail)
+    assert total["closing"] == whole
+    assert any(
+        "difference 0,00" in n and f"{whole // 100:,}".replace(",", "\u202f") in n
+        for n in doc["notes"]
+    ), doc["notes"]
     street = [r for r in rows if r["level"] == 1 and r["number"] == "Navoiy"]
     assert (
         street
@@ -182,6 +196,20 @@ async def test_finance_collection_rate(
     assert (hh["charged"], hh["paid"]) == (5_500_000, 1_000_000)
     assert hh["rate"] == pytest.approx(18.18, abs=0.01)
     assert cats["legal"]["charged"] == 0 and cats["legal"]["rate"] is None
+    # collections by channel and day: a2's Payme payment on 10 October; a1's bank payment of
+    # 9 October was cancelled on 12 October (the cancellation counts on the bank's channel)
+    t = {tb["key"]: tb for tb in doc["tables"]}
+    days = {r["day"]: r for r in t["by_day"]["rows"] if r["level"] == 0}
+    assert days["2026-10-09"]["bank"] == 2_500_000
+    assert days["2026-10-12"]["bank"] == -2_500_000
+    assert days["2026-10-10"]["payme"] == 1_000_000
+    assert "2026-11-02" not in days  # November's cash payment is outside the period
+    channels = {r["channel"]: r for r in t["by_channel"]["rows"] if r["level"] == 0}
+    assert (channels["bank"]["payments"], channels["bank"]["paid"]) == (1, 0)
+    assert (channels["payme"]["paid"], channels["payme"]["share"]) == (1_000_000, 100.0)
+    by_day_total = next(r for r in t["by_day"]["rows"] if r["level"] == 9)["total"]
+    by_cat_total = next(r for r in t["by_category"]["rows"] if r["level"] == 9)["paid"]
+    assert by_day_total == by_cat_total == 1_000_000
 
 
 async def test_legal_debtors_threshold_and_sections(
@@ -199,14 +227,57 @@ async def test_legal_debtors_threshold_and_sections(
 
 
 async def test_customer_service(
-    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any], db_url: str
 ) -> None:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        row = c.execute(
+            "SELECT a.id, i.id, i.amount_tiyin FROM accounts a JOIN invoices i "
+            "ON i.account_id = a.id WHERE a.number = %s AND i.period = '2026-10-01'",
+            (data["a1"],),
+        ).fetchone()
+        assert row is not None
+        acc, inv, amount = row
+        # Tashkent 31 Oct 23:30 is 18:30 UTC: inside October; 1 Nov 00:30 Tashkent is not
+        c.execute(
+            "INSERT INTO customer_requests (account_id, received_at, channel, kind, invoice_id, "
+            "disputed_tiyin, subject) VALUES (%s, '2026-10-31 18:30+00', 'phone', "
+            "'bill_dispute', %s, 1500000, 'the bill is too high')",
+            (acc, inv),
+        )
+        c.execute(
+            "INSERT INTO customer_requests (account_id, received_at, kind, status, resolved_at, "
+            "resolution) VALUES (%s, '2026-10-05 06:00+00', 'no_water', 'resolved', "
+            "'2026-10-05 09:00+00', 'valve opened')",
+            (acc,),
+        )
+        c.execute(
+            "INSERT INTO customer_requests (received_at, kind) VALUES "
+            "('2026-10-20 10:00+00', 'question'), ('2026-10-31 19:30+00', 'leak')"
+        )
     doc = await report(client, users[Role.BILLING_CLERK], "customer_service")
-    flagged, stopped, no_meter = doc["tables"]
-    assert [(r["number"], r["flags"]) for r in flagged["rows"]] == [(data["a1"], "spike")]
-    assert stopped["rows"] == []
-    nm = {r["number"] for r in no_meter["rows"]}
+    t = {tb["key"]: tb for tb in doc["tables"]}
+    flagged = t["flagged"]["rows"]
+    assert [(r["number"], r["flags"]) for r in flagged] == [(data["a1"], ["spike"])]
+    assert t["stopped"]["rows"] == []
+    nm = {r["number"] for r in t["no_meter"]["rows"]}
     assert data["a2"] in nm and data["a3"] in nm and data["a1"] not in nm
+    kinds = {r["kind"]: r for r in t["requests_by_kind"]["rows"] if r["level"] == 0}
+    # the leak was reported at 00:30 on 1 November in Tashkent (19:30 UTC on 31 October)
+    assert set(kinds) == {"bill_dispute", "no_water", "question"}
+    assert (kinds["no_water"]["closed"], kinds["bill_dispute"]["open"]) == (1, 1)
+    (dispute,) = [r for r in t["disputes"]["rows"] if r["level"] == 0]
+    assert (dispute["number"], dispute["invoice_amount"], dispute["disputed"]) == (
+        data["a1"],
+        amount,
+        1_500_000,
+    )
+    # filtered by a street of another account: a1's requests are not in it
+    with psycopg.connect(db_url) as c:
+        sid = c.execute("SELECT id FROM streets WHERE name_uz = 'Bobur'").fetchone()
+    assert sid is not None
+    doc = await report(client, users[Role.BILLING_CLERK], "customer_service", street_id=sid[0])
+    t = {tb["key"]: tb for tb in doc["tables"]}
+    assert t["requests"]["rows"] == []  # nor the question that names no account
 
 
 async def test_technical(client: httpx.AsyncClient, users: dict[Role, User], db_url: str) -> None:
@@ -244,11 +315,11 @@ async def test_technical(client: httpx.AsyncClient, users: dict[Role, User], db_
             (g[0], t0 - timedelta(days=3), g[0], datetime(2026, 10, 31, 17, tzinfo=UTC)),
         )
     doc = await report(client, users[Role.DISPATCHER], "technical")
-    tables = {t["title"]: t for t in doc["tables"]}
-    comp = next(r for r in tables["Pressure compliance"]["rows"] if r["zone"] == "T-1")
+    tables = {t["key"]: t for t in doc["tables"]}
+    comp = next(r for r in tables["pressure"]["rows"] if r["zone"] == "T-1")
     assert (comp["hours"], comp["ok_hours"], comp["compliance"]) == (10, 8, 80.0)
     assert comp["lowest_bar"] == 1.0
-    gw = next(r for r in tables["Gateway availability"]["rows"] if r["gateway"] == "gw-t")
+    gw = next(r for r in tables["gateways"]["rows"] if r["gateway"] == "gw-t")
     # Tashkent is UTC+5: the period ends at 19:00 UTC on Oct 31 -> 2 hours offline
     assert gw["availability"] == pytest.approx(100 - 100 * 2 / (31 * 24), abs=0.01)
 
@@ -257,7 +328,7 @@ async def test_formats(
     client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
 ) -> None:
     acc = users[Role.ACCOUNTANT]
-    x = await report(client, acc, "accounting", format="xlsx")
+    x = await report(client, acc, "accounting", format="xlsx", lang="en")
     assert x.headers["content-type"].startswith("application/vnd.openxmlformats")
     wb = load_workbook(io.BytesIO(x.content))
     ws = wb.active
@@ -265,17 +336,20 @@ async def test_formats(
     header = next(v for v in values if v[0] == "Account")
     a1 = dict(zip(header, next(v for v in values if v[0] == data["a1"]), strict=True))
     # so'm in the spreadsheet: closing 30 000 + 40 000 - (25 000 - 25 000) = 70 000, a debt
-    assert (a1["Opening debit (so'm)"], a1["Charged (so'm)"], a1["Paid (so'm)"]) == (
-        30000.0,
-        40000.0,
+    assert (
+        a1["Opening balance: debit, so'm"],
+        a1["Charged, so'm"],
+        a1["Paid, so'm"],
+    ) == (30000.0, 40000.0, 0.0)
+    assert (a1["Closing balance: debit, so'm"], a1["Closing balance: credit, so'm"]) == (
+        70000.0,
         0.0,
     )
-    assert (a1["Closing debit (so'm)"], a1["Closing credit (so'm)"]) == (70000.0, 0.0)
-    c = await report(client, acc, "accounting", format="csv")
+    c = await report(client, acc, "accounting", format="csv", lang="en")
     rows = list(csv.reader(io.StringIO(c.content.decode("utf-8-sig"))))
-    head = next(r for r in rows if len(r) > 1 and r[1] == "Account")
-    a1c = dict(zip(head, next(r for r in rows if len(r) > 1 and r[1] == data["a1"]), strict=True))
-    assert a1c["Closing debit (so'm)"] == "70000.00"
+    head = next(r for r in rows if r and r[0] == "Account")
+    a1c = dict(zip(head, next(r for r in rows if r and r[0] == data["a1"]), strict=True))
+    assert a1c["Closing balance: debit, so'm"] == "70000.00"
     p = await report(client, acc, "accounting", format="pdf")
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(p.content)).pages)
     assert data["a1"] in text and "Qodirova Lola" in text
@@ -309,3 +383,75 @@ async def test_report_roles_and_bad_dates(
         params={"date_from": "2026-10-31", "date_to": "2026-10-01"},
     )
     assert r.status_code == 422
+
+
+async def test_all_places_download_from_the_api_and_the_page(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any]
+) -> None:
+    """The report page's "All" sends empty place ids; until issue 15 both the page's
+    download and the API answered them with a raw 422, so no whole-utility report could be
+    downloaded from the web."""
+    for name in ("accounting", "finance", "legal", "customer_service", "technical"):
+        doc = await report(
+            client, users[Role.ADMIN], name, district_id="", mahalla_id="all", street_id=""
+        )
+        assert not {"district_id", "mahalla_id", "street_id"} & set(doc["params"])
+    whole = await report(client, users[Role.ADMIN], "accounting")
+    allp = await report(client, users[Role.ADMIN], "accounting", district_id="", mahalla_id="")
+    assert allp["tables"] == whole["tables"]
+    r = await client.get(
+        "/api/v1/reports/accounting",
+        headers=bearer(users[Role.ADMIN]),
+        params={"date_from": "2026-10-01", "date_to": "2026-10-31", "district_id": "-1"},
+    )
+    assert r.status_code == 422
+    r = await client.get(
+        "/api/v1/reports/accounting",
+        headers=bearer(users[Role.ADMIN]),
+        params={"date_from": "2026-10-01", "date_to": "2026-10-31", "district_id": "999999"},
+    )
+    assert r.status_code == 422 and "no district with id 999999" in r.text
+    # the page: "All" for district and mahalla, every report the role may read, every file
+    await staff_login(client, "u_admin")
+    page = await client.get("/staff/reports")
+    assert '<option value="">' in page.text
+    for name in ("accounting", "finance", "legal", "customer_service", "technical"):
+        for fmt in ("xlsx", "pdf", "csv"):
+            form = {
+                "report": name,
+                "date_from": "2026-10-01",
+                "date_to": "2026-10-31",
+                "district_id": "",
+                "mahalla_id": "",
+                "threshold_som": "0",
+                "format": fmt,
+                "file_lang": "ru",
+            }
+            r = await client.get("/staff/reports/download", params=form)
+            assert r.status_code == 303, (name, fmt, r.text[:300])
+            f = await client.get(r.headers["location"])  # the same session cookie
+            assert f.status_code == 200, (name, fmt, f.text[:300])
+            assert f.headers["content-disposition"].endswith(f'.{fmt}"')
+    # a wrong period is said on the form, in the page's language, not as JSON
+    form["date_from"], form["date_to"] = "2026-10-31", "2026-10-01"
+    r = await client.get("/staff/reports/download", params={**form, "lang": "ru"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert 'id="report-error"' in r.text and "Период заканчивается раньше" in r.text
+
+
+async def test_filters_are_named_and_the_form_speaks_the_language(
+    client: httpx.AsyncClient, users: dict[Role, User], data: dict[str, Any], db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        row = c.execute("SELECT id FROM districts WHERE name_uz = 'Urgut'").fetchone()
+        assert row is not None
+        c.execute("UPDATE districts SET name_ru = 'Ургутский район' WHERE id = %s", row)
+    doc = await report(client, users[Role.ACCOUNTANT], "accounting", district_id=row[0], lang="ru")
+    filters = {f["label"]: f["value"] for f in doc["filters"]}
+    # until issue 15 the form printed "district_id 2"
+    assert filters["Район"] == "Ургутский район" and filters["МСГ"] == ""
+    assert doc["title"] == "Оборотная ведомость по лицевым счетам"
+    detail = [r for r in doc["tables"][0]["rows"] if r["level"] == 0]
+    assert detail and {r["district"] for r in detail} == {"Ургутский район"}
+    uz = await report(client, users[Role.ACCOUNTANT], "accounting", district_id=row[0])
+    assert {f["label"] for f in uz["filters"]} == {"Tuman", "MFY", "Ko'cha"}

@@ -9,14 +9,18 @@ import io
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+from api.reports.config import Signatures
+from api.reports.form import FormContext, Requisites
 from api.reports.model import Column, Report, Row, Table
 from api.reports.render import fit_widths, to_csv, to_pdf, to_xlsx
+from api.reports.text import Msg, Words
 from api.security import Role
 from billing.ledger import post_entry
 from suvnet.textsafe import is_formula_like
@@ -54,7 +58,7 @@ async def get(client: httpx.AsyncClient, user: User, fmt: str) -> bytes:
     r = await client.get(
         "/api/v1/reports/accounting",
         headers=bearer(user),
-        params={"date_from": "2026-10-01", "date_to": "2026-10-31", "format": fmt},
+        params={"date_from": "2026-10-01", "date_to": "2026-10-31", "format": fmt, "lang": "en"},
     )
     assert r.status_code == 200, r.text
     return r.content
@@ -81,7 +85,7 @@ async def test_xlsx_has_no_formula_and_numbers_stay_numbers(
     header = [c.value for c in next(r for r in ws.iter_rows() if r[0].value == "Account")]
     row = next(r for r in ws.iter_rows() if r[0].value == hostile["a1"])
     assert row[1].value == FORMULA_NAME
-    charged = row[header.index("Charged (so'm)")]  # 20 000 - 21 500: a negative amount
+    charged = row[header.index("Charged, so'm")]  # 20 000 - 21 500: a negative amount
     assert charged.value == -1500 and charged.data_type == "n"
 
 
@@ -92,12 +96,12 @@ async def test_csv_text_is_quoted_and_amounts_are_plain(
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     cells = [c for r in rows for c in r]
     assert not [c for c in cells if is_formula_like(c)]
-    header = next(r for r in rows if len(r) > 1 and r[1] == "Account")
-    a1 = next(r for r in rows if len(r) > 1 and r[1] == hostile["a1"])
-    assert a1[2] == "'" + FORMULA_NAME and a1[5] == "'" + FORMULA_STREET
-    assert a1[header.index("Charged (so'm)")] == "-1500.00"  # a plain negative number
-    a4 = next(r for r in rows if len(r) > 1 and r[1] == hostile["a4"])
-    assert a4[2] == "'-1+2" and a4[5] == "'+Navoiy"
+    header = next(r for r in rows if r and r[0] == "Account")
+    a1 = next(r for r in rows if r and r[0] == hostile["a1"])
+    assert a1[1] == "'" + FORMULA_NAME and a1[4] == "'" + FORMULA_STREET
+    assert a1[header.index("Charged, so'm")] == "-1500.00"  # a plain negative number
+    a4 = next(r for r in rows if r and r[0] == hostile["a4"])
+    assert a4[1] == "'-1+2" and a4[4] == "'+Navoiy"
     assert "Street total: @SUM(1+1)*cmd|' /C calc'!A0" in cells  # starts with a letter
 
 
@@ -114,26 +118,49 @@ async def test_pdf_prints_the_text_and_keeps_it_on_the_page(
     )
 
 
+def hostile_context() -> FormContext:
+    """A form whose utility name, requisites and signatures are hostile text too."""
+    return FormContext(
+        Words("en"),
+        Requisites(HOSTILE[1], inn=FORMULA_NAME, address=HOSTILE[0]),
+        Signatures(prepared_by=HOSTILE[2], approved_by="=cmd|' /C calc'!A0"),
+        datetime(2026, 12, 2, 7, 30, tzinfo=UTC),
+        ZoneInfo("Asia/Tashkent"),
+    )
+
+
 def test_renderers_on_a_report_with_hostile_title_and_filters(tmp_path: Path) -> None:
-    cols = [Column("name", "Name"), Column("street", "Street"), Column("sum", "Sum", "money")]
+    cols = [
+        Column("name", Msg("Name")),
+        Column("street", Msg("Street")),
+        Column("sum", Msg("Sum"), "money"),
+    ]
     rows = [Row({"name": h, "street": FORMULA_STREET, "sum": -150_000}) for h in HOSTILE]
     rep = Report(
         "x",
-        "<font size=80>Title</font>",
-        [Table("=T", cols, [*rows, Row({"name": "", "sum": -750_000}, 9)])],
+        Msg("<font size=80>Title</font>"),
+        [Table("t", Msg("=T"), cols, [*rows, Row({"name": "", "sum": -750_000}, 9)])],
         {"street": FORMULA_NAME},
+        filters=[(Msg("Street"), FORMULA_NAME)],
     )
-    out = list(csv.reader(io.StringIO(to_csv(rep).decode("utf-8-sig"))))
-    assert out[1] == ["street", "'" + FORMULA_NAME]
-    assert out[3] == ["'=T"]
-    assert out[-1] == ["9", "Total", "", "-7500.00"]
-    wb = load_workbook(io.BytesIO(to_xlsx(rep)))
+    ctx = hostile_context()
+    out = list(csv.reader(io.StringIO(to_csv(rep, ctx).decode("utf-8-sig"))))
+    assert out[0] == [HOSTILE[1]]
+    assert "INN (STIR): " + FORMULA_NAME in out[1]
+    assert ["Street: " + FORMULA_NAME] in out  # starts with a letter: nothing to neutralise
+    assert ["'=T"] in out
+    assert ["Total", "", "-7500.00"] in out
+    assert ["Approved", "'=cmd|' /C calc'!A0", "____________________"] in out
+    assert not [c for r in out for c in r if is_formula_like(c)]
+    wb = load_workbook(io.BytesIO(to_xlsx(rep, ctx)))
     ws = wb.active
-    assert ws["B2"].value == FORMULA_NAME and ws["B2"].data_type == "s"
+    texts = {c.value: c for r in ws.iter_rows() for c in r if isinstance(c.value, str)}
+    assert texts["=cmd|' /C calc'!A0"].data_type == "s"
+    assert texts["=cmd|' /C calc'!A0"].quotePrefix
     check_pdf(
-        to_pdf(rep),
+        to_pdf(rep, ctx),
         tmp_path,
-        ["<font size=80>Title</font>", f"street: {FORMULA_NAME}", *HOSTILE],
+        ["<font size=80>Title</font>", f"Street: {FORMULA_NAME}", *HOSTILE, "=cmd|' /C calc'!A0"],
         margin_pt=10 * MM,
         name="report",
     )

@@ -1,0 +1,160 @@
+"""What the report API (``api/routes/reports.py``) and the report page
+(``api/web/staff_reports.py``) share: reading the form's inputs ("all" places included),
+building a report, the form context of a language, and rendering to a file."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+
+from api.i18n import CODES, DEFAULT_LANG
+from api.reports import builders
+from api.reports.claims import MAX_LETTERS, Claim
+from api.reports.config import get_report_settings
+from api.reports.form import FormContext, Requisites
+from api.reports.model import Report
+from api.reports.render import to_csv, to_json, to_pdf, to_xlsx
+from api.reports.text import Msg, Words, pgettext
+from billing import report_queries
+from billing.config import get_billing_config
+from billing.errors import BillingError
+
+FORMATS = ("json", "csv", "xlsx", "pdf")
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+    "zip": "application/zip",
+}
+PLACE_PATTERN = r"^(|all|[1-9][0-9]{0,17})$"
+"""A place filter as the form sends it: a district, mahalla or street id, or "" / "all"
+(the whole utility: what the form's "All" option sends)."""
+MAX_DAYS = 3660
+
+E_PERIOD = pgettext("report", "The period ends before it starts.")
+E_LONG = pgettext("report", "A report covers at most 10 years.")
+E_PLACE = pgettext("report", "The chosen place is not in the address register.")
+E_TOO_MANY = pgettext(
+    "report",
+    "%(count)s letters: more than %(max)s at once. Choose a district or mahalla, or raise the "
+    "debt threshold.",
+)
+E_NO_DEBT = pgettext("report", "Account %(number)s owes nothing on %(day)s.")
+
+
+class ReportInputError(ValueError):
+    """Input a report cannot be made from; ``msg`` says why in the catalogs' words."""
+
+    def __init__(self, msg: Msg, english: str, **args: Any) -> None:
+        super().__init__(english)
+        self.msg = msg
+        self.args_ = args
+
+    def text(self, words: Words) -> str:
+        return words(self.msg, **self.args_)
+
+
+def place(value: str | int | None) -> int | None:
+    """A place filter: None for "" / "all" / None (the whole utility), else the id."""
+    if value is None or value in {"", "all"}:
+        return None
+    ident = int(value)
+    if not 1 <= ident <= 2**62:
+        raise ValueError(f"not a place id: {value!r}")
+    return ident
+
+
+def language(value: str | None) -> str:
+    return value if value in CODES else DEFAULT_LANG
+
+
+def filters(
+    date_from: date,
+    date_to: date,
+    *,
+    district_id: str | int | None = None,
+    mahalla_id: str | int | None = None,
+    street_id: str | int | None = None,
+    threshold_som: float = 0,
+    lang: str = DEFAULT_LANG,
+) -> builders.Filters:
+    if date_to < date_from:
+        raise ReportInputError(E_PERIOD, "'date_to' must not be before 'date_from'")
+    if (date_to - date_from).days > MAX_DAYS:
+        raise ReportInputError(E_LONG, "a report covers at most 10 years")
+    return builders.Filters(
+        date_from,
+        date_to,
+        place(district_id),
+        place(mahalla_id),
+        place(street_id),
+        round(threshold_som * 100),
+        language(lang),
+    )
+
+
+def context(lang: str, form: str, now: datetime) -> FormContext:
+    """The form context of ``lang``: the utility as billing's settings name it, the
+    signatures of ``form``, printed at ``now`` in billing's time zone."""
+    cfg = get_billing_config()
+    return FormContext(
+        Words(language(lang)),
+        Requisites.of(cfg),
+        get_report_settings().signatures(form),
+        now,
+        ZoneInfo(cfg.timezone),
+    )
+
+
+async def build(conn: AsyncConnection[Any], name: str, f: builders.Filters) -> Report:
+    """The report ``name``; an unknown place id is a :class:`ReportInputError`."""
+    try:
+        return await builders.BUILDERS[name](conn, f)
+    except BillingError as exc:
+        raise ReportInputError(E_PLACE, str(exc)) from exc
+
+
+def render(report: Report, fmt: str, ctx: FormContext) -> tuple[Any, str, str]:
+    """(body, media type, file name); for ``json`` the body is the document itself."""
+    if fmt == "json":
+        return to_json(report, ctx), "application/json", ""
+    body = {"csv": to_csv, "xlsx": to_xlsx, "pdf": to_pdf}[fmt](report, ctx)
+    filename = f"{report.name}-{report.params['from']}-{report.params['to']}.{fmt}"
+    return body, MEDIA[fmt], filename
+
+
+async def claims(
+    conn: AsyncConnection[Any], f: builders.Filters, number: str | None = None
+) -> list[Claim]:
+    """The claim letters' data: every debtor of the legal form (or the one account
+    ``number``), with the breakdown of the debt."""
+    try:
+        rows = await report_queries.debtors(
+            conn,
+            f.date_to,
+            f.scope,
+            f.threshold_tiyin,
+            f.lang,
+            numbers=None if number is None else [number],
+            breakdown=True,
+        )
+    except BillingError as exc:
+        raise ReportInputError(E_PLACE, str(exc)) from exc
+    if number is not None and not rows:
+        raise ReportInputError(
+            E_NO_DEBT,
+            f"account {number} owes nothing on {f.date_to}",
+            number=number,
+            day=f.date_to.strftime("%d.%m.%Y"),
+        )
+    if len(rows) > MAX_LETTERS:
+        raise ReportInputError(
+            E_TOO_MANY,
+            f"{len(rows)} letters: more than {MAX_LETTERS} at once",
+            count=len(rows),
+            max=MAX_LETTERS,
+        )
+    return [Claim.of(r) for r in rows]
