@@ -87,7 +87,7 @@ async def map_features(conn: AConn, box: BBox, layers: Sequence[str], limit: int
         return orjson.dumps({"type": "FeatureCollection", "features": [], "truncated": False})
     if await spatial_mode(conn) == "postgis":
         cur = await conn.execute(
-            "WITH hit AS ("
+            "WITH hit AS ("  # noqa: S608 - constants only
             f" SELECT {MAP_PROPS}, geom, row_number() OVER (ORDER BY diameter_mm DESC NULLS LAST,"
             " code) AS rn FROM assets"
             " WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND kind = ANY(%s)"
@@ -114,7 +114,7 @@ async def map_features(conn: AConn, box: BBox, layers: Sequence[str], limit: int
     span = await _span(conn)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {MAP_PROPS}, geom_wkb FROM assets"
+            f"SELECT {MAP_PROPS}, geom_wkb FROM assets"  # noqa: S608 - constants only
             " WHERE minx BETWEEN %s AND %s AND maxx >= %s AND miny <= %s AND maxy >= %s"
             " AND kind = ANY(%s) ORDER BY diameter_mm DESC NULLS LAST, code LIMIT %s",
             (box.west - span, box.east, box.west, box.north, box.south, kinds, limit + 1),
@@ -134,7 +134,7 @@ async def full_geojson(conn: AConn) -> bytes:
     """Every pipe as one GeoJSON document: the approach the bounding-box map replaces (the
     benchmark's baseline)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {MAP_PROPS}, geom_wkb FROM assets ORDER BY code")
+        await cur.execute(f"SELECT {MAP_PROPS}, geom_wkb FROM assets ORDER BY code")  # noqa: S608 - constants only
         rows = await cur.fetchall()
     geoms = shapely.to_geojson(shapely.from_wkb([bytes(r.pop("geom_wkb")) for r in rows]))
     return orjson.dumps(

@@ -276,9 +276,9 @@ def save_assets(
     set_actor(conn, actor)
     result = SaveResult()
     placeholders = ", ".join(["%s"] * len(COLUMNS))
-    insert = f"INSERT INTO assets ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    insert = f"INSERT INTO assets ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - constants only
     sets = ", ".join(f"{c} = %s" for c in COLUMNS[1:])
-    change = f"UPDATE assets SET {sets} WHERE code = %s RETURNING version"
+    change = f"UPDATE assets SET {sets} WHERE code = %s RETURNING version"  # noqa: S608 - constants only
     new_rows = [row_values(a, refs) for a in items if a.code not in existing]
     try:
         with conn.cursor() as cur:
@@ -345,7 +345,7 @@ def update_asset(
     sets = ", ".join(f"{c} = %s" for c in COLUMNS[1:])
     try:
         conn.execute(
-            f"UPDATE assets SET {sets}, feed_asset_id = (SELECT id FROM assets WHERE code = %s) "
+            f"UPDATE assets SET {sets}, feed_asset_id = (SELECT id FROM assets WHERE code = %s) "  # noqa: S608 - constants only
             "WHERE code = %s",
             (*row_values(asset, refs)[1:], asset.feed_pipe, code),
         )
@@ -360,7 +360,7 @@ def update_asset(
 def get_asset(conn: Conn, code: str, *, lock: bool = False) -> dict[str, Any] | None:
     """One asset as a dict of its columns (``geom_wkb`` bytes, ``zone`` and ``feed_pipe`` as
     codes, ``account_no``), or None."""
-    sql = f"SELECT {READ_COLUMNS} FROM {READ_FROM} WHERE a.code = %s"
+    sql = f"SELECT {READ_COLUMNS} FROM {READ_FROM} WHERE a.code = %s"  # noqa: S608 - constants only
     if lock:
         sql += " FOR UPDATE OF a"
     with conn.cursor(row_factory=dict_row) as cur:
@@ -403,7 +403,7 @@ def asset_from_row(row: Mapping[str, Any]) -> Asset:
 
 def load_assets(conn: Conn, kinds: Iterable[str] | None = None) -> list[Asset]:
     """Every current asset (of ``kinds``), by code."""
-    sql = f"SELECT {READ_COLUMNS} FROM {READ_FROM}"
+    sql = f"SELECT {READ_COLUMNS} FROM {READ_FROM}"  # noqa: S608 - constants only
     params: tuple[Any, ...] = ()
     if kinds is not None:
         sql += " WHERE a.kind = ANY(%s)"
