@@ -90,6 +90,7 @@ L_ZONE = pgettext("report", "Zone")
 L_MONTH = pgettext("report", "Month")
 L_METER = pgettext("report", "Meter")
 L_STATUS = pgettext("report", "Status")
+L_ZONE_NAME = pgettext("report", "Zone name")
 NO_ZONE = {"-": pgettext("report", "no zone")}
 
 ADDRESS_GROUPS = [
@@ -644,7 +645,7 @@ async def technical(conn: AsyncConnection[Any], f: Filters) -> Report:
                 pgettext("report", "Billed consumption by zone"),
                 [
                     Column("zone", L_ZONE, codes=NO_ZONE),
-                    Column("zone_name", L_NAME),
+                    Column("zone_name", L_ZONE_NAME),
                     Column("category", L_CATEGORY, codes=CATEGORY),
                     Column("accounts", L_ACCOUNTS, "int"),
                     Column("bills", pgettext("report", "Bills"), "int"),
@@ -663,7 +664,7 @@ async def technical(conn: AsyncConnection[Any], f: Filters) -> Report:
                 pgettext("report", "Water balance and non-revenue water by zone"),
                 [
                     Column("zone", L_ZONE),
-                    Column("name", L_NAME),
+                    Column("name", L_ZONE_NAME),
                     Column("billed_m3", pgettext("report", "Billed, m3"), "float"),
                     Column("inflow_m3", pgettext("report", "Inflow, m3"), "float"),
                     Column("consumption_m3", pgettext("report", "Consumption, m3"), "float"),

@@ -146,9 +146,6 @@ def render_claim(claim: Claim, as_of: date, ctx: FormContext, payment_days: int)
     rows: list[list[str]] = [[w(T_CHARGE_DATE), w(T_AGE), w(T_UNPAID)]]
     rows += [[day(d), w(BUCKETS[age_label(d, as_of)]), format_som(v)] for d, v in claim.unpaid]
     rows.append([w(T_TOTAL), "", debt])
-    for label, amount in zip(BUCKETS, claim.buckets, strict=True):
-        if amount:
-            rows.append(["", w(label), format_som(amount)])
     table = Table(rows, colWidths=[40 * mm, 50 * mm, 40 * mm], repeatRows=1, hAlign="LEFT")
     total_at = len(claim.unpaid) + 1
     table.setStyle(
@@ -158,7 +155,7 @@ def render_claim(claim: Claim, as_of: date, ctx: FormContext, payment_days: int)
                 ("FONT", (0, 0), (-1, 0), bold, 9),
                 ("FONT", (0, total_at), (-1, total_at), bold, 9),
                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDEBF7")),
-                ("GRID", (0, 0), (-1, total_at), 0.25, colors.grey),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
                 ("ALIGN", (2, 1), (2, -1), "RIGHT"),
             ]
         )

@@ -310,6 +310,7 @@ def to_xlsx(report: Report, ctx: FormContext) -> bytes:
 # ------------------------------------------------------------------------------ PDF
 
 CELL_PADDING = 6.0  # left + right cell padding, points
+FRAME_PADDING = 6.0  # ReportLab's frame padding inside the page margins, points
 FONT_SIZE = 7.0
 FONT_CANDIDATES = [
     (
@@ -386,13 +387,12 @@ def column_widths(
         natural.append(max(data, word) + CELL_PADDING)
     widths = fit_widths(natural, numeric, avail, 40.0)
     spare = avail - sum(widths)
-    if spare > 0:  # give headers room to stay on fewer lines
-        for i in range(n):
-            want = bold_measure(headers[i]) + CELL_PADDING - widths[i]
-            if want > 0:
-                add = min(want, spare)
-                widths[i] += add
-                spare -= add
+    wants = [
+        max(0.0, bold_measure(h) + CELL_PADDING - w) for h, w in zip(headers, widths, strict=True)
+    ]
+    if spare > 0 and sum(wants) > 0:  # room left: headers wrap less, shared in proportion
+        share = min(1.0, spare / sum(wants))
+        widths = [w + want * share for w, want in zip(widths, wants, strict=True)]
     return widths
 
 
@@ -426,14 +426,25 @@ def to_pdf(report: Report, ctx: FormContext) -> bytes:
         "title": ParagraphStyle(
             "title", fontName=bold, fontSize=13, leading=16, spaceBefore=4, spaceAfter=2
         ),
-        "h2": ParagraphStyle("h2", fontName=bold, fontSize=9.5, leading=12, spaceBefore=2),
+        "h2": ParagraphStyle(
+            "h2",
+            fontName=bold,
+            fontSize=9.5,
+            leading=12,
+            spaceBefore=2,
+            spaceAfter=2,
+            keepWithNext=1,
+        ),
+        "table-note": ParagraphStyle(
+            "table-note", fontName=font, fontSize=7, leading=8.5, spaceAfter=2, keepWithNext=1
+        ),
         "cell": ParagraphStyle("cell", fontName=font, fontSize=FONT_SIZE, leading=8.5),
         "cell-bold": ParagraphStyle("cellb", fontName=bold, fontSize=FONT_SIZE, leading=8.5),
         "head": ParagraphStyle("head", fontName=bold, fontSize=FONT_SIZE, leading=8.5),
     }
     page_w, page_h = landscape(A4)
     margin = 12 * mm
-    avail = page_w - 2 * margin
+    avail = page_w - 2 * margin - 2 * FRAME_PADDING
     title = w_(report.title)
 
     def measure(text: str) -> float:
@@ -453,8 +464,7 @@ def to_pdf(report: Report, ctx: FormContext) -> bytes:
     for t in report.tables:
         story += [Spacer(1, 4 * mm), Paragraph(rl_text(w_(t.title)), style["h2"])]
         if t.note:
-            story.append(Paragraph(rl_text(w_(t.note)), style["small"]))
-        story.append(Spacer(1, 1.5 * mm))
+            story.append(Paragraph(rl_text(w_(t.note)), style["table-note"]))
         headers = [header(c, w_) for c in t.columns]
         cells: list[list[str]] = []
         bold_rows: list[int] = []
