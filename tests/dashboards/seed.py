@@ -11,6 +11,10 @@ The numbers are chosen so that the tests can check results by hand:
   Minimum night flow of Z1 = (10 - 3.6) / 3.6 L/s.
 * Daily: DM1 averages 37.5 m³/h (900 m³), DM2 1 L/s (86.4 m³) out; customer meters CM1 and
   CM2 register 100 and 200 m³ a day. Z1's daily losses = 900 - 86.4 - 300 = 513.6 m³.
+* PRV1 (a PRV controller on GW1, not yet placed in a zone, so the zone pressure panels leave
+  it out and the device lists show it under every zone) holds 3.2 bar from 5.5 bar; its
+  controller regulates on a critical point of 2.3 bar (the hourly buckets' lowest 2.1) with
+  a target of 2.3, mode 4 (critical point), reason 4 (stepping), auto.
 """
 
 from __future__ import annotations
@@ -38,6 +42,22 @@ Z1_MNF_LPS = (10 - 3.6) / 3.6
 Z1_INFLOW_DAY_M3 = 37.5 * 24 - 3.6 * 24
 Z1_CONSUMPTION_DAY_M3 = 300.0
 Z1_NRW_PCT = 100 * (Z1_INFLOW_DAY_M3 - Z1_CONSUMPTION_DAY_M3) / Z1_INFLOW_DAY_M3
+
+
+PRV1_POINTS: dict[str, tuple[str, str, float]] = {
+    "setpoint_bar": ("bar", "setpoint", 3.2),
+    "inlet_bar": ("bar", "analog", 5.5),
+    "outlet_bar": ("bar", "analog", 3.2),
+    "ctl_cp_bar": ("bar", "analog", 2.3),
+    "ctl_target_bar": ("bar", "setpoint", 2.3),
+    "ctl_setpoint_bar": ("bar", "setpoint", 3.2),
+    "ctl_reason": ("", "status", 4.0),
+    "ctl_mode": ("", "status", 4.0),
+    "ctl_auto": ("", "status", 1.0),
+}
+"""PRV1's points: unit, kind and the value every reading and bucket has (ctl_cp_bar's
+buckets have the lower minimum PRV1_CP_MIN)."""
+PRV1_CP_MIN = 2.1
 
 
 def _ids(conn: psycopg.Connection[Any], sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
@@ -136,6 +156,7 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
         ("DM2", gw1, "district_meter", j2, z1, -1, None, None),
         ("CM1", gw1, "customer_meter", j2, z1, 1, None, None),
         ("CM2", gw1, "customer_meter", j2, z1, 1, None, None),
+        ("PRV1", gw1, "prv_controller", None, None, 1, None, None),
     ]
     dev_ids = _ids(
         conn,
@@ -167,6 +188,7 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
         ("DM2", "flow", "L/s", "analog"),
         ("CM1", "volume", "m3", "counter"),
         ("CM2", "volume", "m3", "counter"),
+        *((("PRV1", name, unit, kind) for name, (unit, kind, _) in PRV1_POINTS.items())),
     ]
     pid = dict(
         zip(
@@ -214,6 +236,9 @@ def _seed_readings(conn: psycopg.Connection[Any], pid: dict[str, int]) -> None:
             (ts, dm1, 40.0, 0),
             (ts, dm2, 1.0, 0),
         ]
+    prv = [(pid[f"PRV1.{name}"], v) for name, (_, _, v) in PRV1_POINTS.items()]
+    for m in range(5, 181, 5):  # the controller decides every 5 minutes
+        raw += [(TO - timedelta(minutes=180 - m), p, v, 0) for p, v in prv]
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO readings (ts, point_id, value, quality) VALUES (%s, %s, %s, %s)", raw
@@ -255,6 +280,17 @@ def _seed_readings(conn: psycopg.Connection[Any], pid: dict[str, int]) -> None:
             (pid["CM2.volume"], 5000.0 + 200 * i),
         ):
             rollups["readings_1d"].append((p, b, v, v, v * 24, 24, v, b))
+    cp = pid["PRV1.ctl_cp_bar"]
+    for table, rows in rollups.items():
+        step = {"readings_5m": timedelta(minutes=5), "readings_1h": timedelta(hours=1)}.get(
+            table, timedelta(days=1)
+        )
+        buckets = sorted({r[1] for r in rows if r[0] == ps1})
+        for b in buckets:
+            n = int(step / timedelta(minutes=5))
+            for p, v in prv:
+                low = PRV1_CP_MIN if p == cp else v
+                rows.append((p, b, low, v, v * n, n, v, b))
     with conn.cursor() as cur:
         for table, rows in rollups.items():
             cur.executemany(

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from dashboards.boards import all_dashboards
 from dashboards.network_map import PipeShape, ZoneShape, fetch_network, network_geojson
 from suvnet.cli import main
 
@@ -35,7 +36,7 @@ def test_build_command_with_network_map(
     assert len(pipes["P1"]["geometry"]["coordinates"]) == 3  # its own drawn geometry
     assert pipes["P2"]["geometry"]["coordinates"] == [[64.502, 41.301], [64.498, 41.302]]
     assert pipes["P1"]["properties"]["zone"] == "Z1"
-    assert len(list((tmp_path / "dashboards").glob("*.json"))) == 5
+    assert len(list((tmp_path / "dashboards").glob("*.json"))) == len(all_dashboards())
 
 
 def test_network_map_skips_what_cannot_be_drawn() -> None:

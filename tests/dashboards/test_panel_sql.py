@@ -16,12 +16,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from dashboards.boards import alarms, all_dashboards, devices, network, zone
+from dashboards.boards import alarms, all_dashboards, devices, network, pressure, zone
 from dashboards.boards import billing as billing_board
 from dashboards.macros import QueryContext, Variable, expand
 from dashboards.model import Panel, QueryVariable, SqlAnnotation, SqlTarget
 from dashboards.sql import tier_for
 from tests.dashboards.seed import (
+    PRV1_CP_MIN,
+    PRV1_POINTS,
     PS1_BY_TABLE,
     TO,
     Z1_CONSUMPTION_DAY_M3,
@@ -38,6 +40,7 @@ ALL_VARS = {
     "zone": Variable.of("Z1", "Z2"),
     "device": Variable.of("PS1", "PS2", "DM1", "DM2", "CM1", "CM2"),
     "gateway": Variable.of("GW1", "GW2"),
+    "prv": Variable.of("PRV1"),
 }
 
 
@@ -181,7 +184,8 @@ def test_variables_follow_the_zone(vdb: psycopg.Connection[Any]) -> None:
     from dashboards.boards.common import DEVICE, GATEWAY
 
     only_z2 = context(timedelta(hours=6), zone=Variable.of("Z2"))
-    assert [r[0] for r in run(vdb, DEVICE.sql, only_z2).rows] == ["PS2"]
+    # PRV1 has no zone yet: it is listed under every zone
+    assert [r[0] for r in run(vdb, DEVICE.sql, only_z2).rows] == ["PRV1", "PS2"]
     assert [r[0] for r in run(vdb, GATEWAY.sql, only_z2).rows] == ["GW2"]
 
 
@@ -325,3 +329,36 @@ def test_time_to_is_the_clock(vdb: psycopg.Connection[Any]) -> None:
             for t in p.targets:
                 assert "now()" not in t.sql.lower(), f"{d.uid}/{p.title} reads now()"
     assert isinstance(TO, datetime)
+
+
+@pytest.mark.parametrize("span", [timedelta(hours=1), timedelta(days=40)], ids=["raw", "1h"])
+def test_prv_pressures_together(vdb: psycopg.Connection[Any], span: timedelta) -> None:
+    """Setpoint, inlet, outlet, critical point and target of PRV1 on one chart; the critical
+    point is the lowest of each interval (the rollups' minimum), the others its mean."""
+    res = run(vdb, pressure.PRESSURES.targets[0].sql, context(span, prv=Variable.of("PRV1")))
+    by_metric: dict[str, set[float]] = {}
+    for row in res.rows:
+        r = dict(zip(res.columns, row, strict=True))
+        by_metric.setdefault(r["metric"], set()).add(round(r["bar"], 6))
+    assert by_metric == {
+        "PRV1 setpoint": {3.2},
+        "PRV1 inlet": {5.5},
+        "PRV1 outlet": {3.2},
+        "PRV1 critical point": {PRV1_POINTS["ctl_cp_bar"][2] if span < timedelta(hours=6)
+                                else PRV1_CP_MIN},
+        "PRV1 target": {2.3},
+    }  # fmt: skip
+
+
+def test_prv_controller_table(vdb: psycopg.Connection[Any]) -> None:
+    res = run(vdb, pressure.CONTROLLER.targets[0].sql, context(timedelta(hours=1)))
+    (row,) = [dict(zip(res.columns, r, strict=True)) for r in res.rows]
+    assert (row["prv"], row["zone"], row["mode"], row["auto"], row["reason"]) == (
+        "PRV1", None, 4.0, 1.0, 4.0,
+    )  # fmt: skip
+    assert row["setpoint_bar"] == 3.2 and row["critical_point_bar"] == 2.3
+    assert row["decided_at"] == TO
+    # every reason code the controller publishes has a text
+    from edge_agent.control import Reason
+
+    assert set(pressure.REASONS) == {int(r) for r in Reason}
