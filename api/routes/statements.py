@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import Paging, require
+from api.deps import Conn, Paging, require
 from api.errors import InvalidError, NotFoundError
 from api.security import STATEMENTS, Principal
 from api.services import payments
@@ -66,21 +66,36 @@ class Part(BaseModel):
 
 class AllocateIn(BaseModel):
     parts: list[Part] = Field(..., min_length=1, max_length=200)
+    request_key: str | None = Field(
+        None,
+        max_length=100,
+        description="idempotency key of the form: sent again, the first allocation's answer "
+        "comes back (repeated: true) and nothing more is posted",
+    )
 
 
 @router.post("/review/{line_id}/allocate", summary="Allocate a credit (or part of it) by hand")
-async def allocate(line_id: int, body: AllocateIn, request: Request, who: Clerk) -> dict[str, Any]:
+async def allocate(
+    line_id: int, body: AllocateIn, request: Request, who: Clerk, conn: Conn
+) -> dict[str, Any]:
     try:
         parts = [(pt.account, som_to_tiyin(pt.amount)) for pt in body.parts]
     except PaymentsError as exc:
         raise InvalidError(str(exc)) from exc
     try:
-        status = await payments.allocate(request, who, line_id, parts)
+        done = await payments.allocate(
+            request,
+            who,
+            line_id,
+            parts,
+            request_key=f"api:{who.user_id}:{body.request_key}" if body.request_key else None,
+            conn=conn,
+        )
     except AllocationError as exc:
         if str(exc).startswith("no statement line"):
             raise NotFoundError(str(exc)) from exc
         raise InvalidError(str(exc)) from exc
-    return {"line_id": line_id, "status": status}
+    return {"line_id": line_id, "status": done.status, "repeated": done.repeated}
 
 
 @router.post("/rematch", summary="Match suspense and review credits again")

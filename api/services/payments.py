@@ -7,11 +7,13 @@ settings of a request. Used by :mod:`api.routes.cashier`, :mod:`api.routes.state
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import Request, UploadFile
+from psycopg import AsyncConnection
 
-from api.audit import audit_sync
+from api.audit import audit_sync, list_audit
 from api.deps import client_ip, get_state
 from api.security import VOID_ANY, Principal
 from api.syncdb import run_sync
@@ -19,8 +21,9 @@ from billing import queries as bq
 from billing.payments import cashier as desk
 from billing.payments import importer
 from billing.payments.config import PaymentsConfig, get_payments_config
-from billing.payments.errors import StatementError
+from billing.payments.errors import AllocationError, StatementError
 from billing.payments.statements import Statement, parse_statement
+from suvnet.listing import Page
 
 MAX_STATEMENT_BYTES = 20 * 1024 * 1024
 """The largest bank statement file taken (20 MB)."""
@@ -162,29 +165,79 @@ async def import_statement(
     return await run_sync(st, work)
 
 
+@dataclass(frozen=True)
+class Allocated:
+    """The answer to a manual allocation: the line's new status, and whether this was the
+    same form sent again (``repeated``: nothing new was posted, the first answer is given)."""
+
+    line_id: int
+    status: str
+    repeated: bool = False
+
+
+async def _first_answer(
+    conn: AsyncConnection[Any] | None, line_id: int, request_key: str | None
+) -> Allocated | None:
+    """The allocation this form (``request_key``) already made on the line, from its audit
+    row, or None."""
+    if conn is None or not request_key:
+        return None
+    rows = await list_audit(
+        conn, Page(limit=500, offset=0), entity="bank_statement_line", entity_id=str(line_id)
+    )
+    for row in rows["items"]:
+        after = row.get("after") or {}
+        if isinstance(after, dict) and after.get("request_key") == request_key:
+            return Allocated(line_id, str(after.get("status", "")), repeated=True)
+    return None
+
+
 async def allocate(
-    request: Request, who: Principal, line_id: int, parts: Sequence[tuple[str, int]]
-) -> str:
+    request: Request,
+    who: Principal,
+    line_id: int,
+    parts: Sequence[tuple[str, int]],
+    *,
+    request_key: str | None = None,
+    conn: AsyncConnection[Any] | None = None,
+) -> Allocated:
     """Allocate a bank credit (or part of it) to accounts by hand, with its audit row; the
-    line's new status. AllocationError when it is refused."""
+    line's new status. AllocationError when it is refused.
+
+    ``request_key`` is the form's idempotency key (kept in the audit row): the same form
+    sent again (Back, then submit) answers with the first allocation's status and posts
+    nothing (``repeated``). ``conn`` (the request's pooled connection) reads the audit."""
+    first = await _first_answer(conn, line_id, request_key)
+    if first is not None:
+        return first
     st, ip = get_state(request), client_ip(request)
     now = st.clock()
 
-    def work(conn: Any) -> str:
-        status = importer.allocate_manual(conn, line_id, parts, now=now, by=who.username)
+    def work(sync: Any) -> str:
+        status = importer.allocate_manual(sync, line_id, parts, now=now, by=who.username)
+        after: dict[str, Any] = {"parts": list(parts), "status": status}
+        if request_key:
+            after["request_key"] = request_key
         audit_sync(
-            conn,
+            sync,
             who=who,
             ip=ip,
             now=now,
             action="allocate",
             entity="bank_statement_line",
             entity_id=line_id,
-            after={"parts": list(parts), "status": status},
+            after=after,
         )
         return status
 
-    return await run_sync(st, work)
+    try:
+        return Allocated(line_id, await run_sync(st, work))
+    except AllocationError:
+        # the same form sent twice at once: the first one won, answer with its status
+        again = await _first_answer(conn, line_id, request_key)
+        if again is not None:
+            return again
+        raise
 
 
 async def review_queue(

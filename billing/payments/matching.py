@@ -158,3 +158,20 @@ def address_in(purpose: str, street: str, house: str) -> bool:
     if not st or not house.strip() or st not in low:
         return False
     return re.search(rf"(?<![\w]){re.escape(house.strip().lower())}(?![\w])", low) is not None
+
+
+TIE = 1e-6
+"""Scores closer than this are a tie (they are stored as ``real``, rounded to 3 decimals)."""
+
+
+def preselect(suggestions: Sequence[tuple[str, float]]) -> str | None:
+    """The account a review form may offer ready to allocate: the only suggestion, or the
+    one whose score is higher than every other. None when the best score is shared (two
+    accounts of the same payer, two equally similar names): then the clerk must choose, and
+    one click can never send the money to whichever happened to be listed first."""
+    if not suggestions:
+        return None
+    ranked = sorted(suggestions, key=lambda s: -s[1])
+    if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < TIE:
+        return None
+    return ranked[0][0]

@@ -92,15 +92,18 @@ def test_desk_take_receipt_void(
     bad = c.post("/staff/payments/desk", data={**form, "csrf_token": "x", "request_key": "k2"})
     assert bad.status_code == 403
     assert balance(db, accounts["karimov"]) == before - 1250050
-    # wrong amount: the page says why
+    # wrong amount: the page says why, in the page's language
     wrong = c.post("/staff/payments/desk", data={**form, "amount": "1.005", "request_key": "k3"})
-    assert wrong.status_code == 422 and "2 decimals" in wrong.text
+    assert wrong.status_code == 422 and "больше 2 знаков после запятой" in wrong.text
+    assert "decimals" not in wrong.text
     receipt_no = m.group(1).rsplit("/", 1)[1].removesuffix(".pdf")
-    v = c.post(
-        "/staff/payments/desk/void",
-        data={"csrf_token": csrf, "receipt_no": receipt_no, "reason": "xato hisob"},
-    )
-    assert v.status_code == 200
+    void = {"csrf_token": csrf, "receipt_no": receipt_no, "reason": "xato hisob"}
+    v = c.post("/staff/payments/desk/void", data=void)
+    assert v.status_code == 200 and f"Квитанция {receipt_no} аннулирована." in v.text
+    assert balance(db, accounts["karimov"]) == before
+    # the same void sent again (Back, then submit): the first one stands, no error
+    again = c.post("/staff/payments/desk/void", data=void)
+    assert again.status_code == 200 and f"Квитанция {receipt_no} аннулирована." in again.text
     assert balance(db, accounts["karimov"]) == before
 
 
@@ -134,14 +137,25 @@ def test_statements_page(
         data={"csrf_token": csrf},
         files={"file": ("unbalanced.csv", (DATA / "unbalanced.csv").read_bytes())},
     )
-    assert bad.status_code == 422 and "difference 10.00" in bad.text
+    assert bad.status_code == 422 and "yakuniy qoldiqdan 10,00 soʻmga farq qiladi" in bad.text
     before = balance(db, accounts["bog2"])
+    # more than is open on the line: refused, the amounts in so'm
+    over = c.post(
+        f"/staff/payments/statements/{line[0]}/allocate",
+        data={"csrf_token": csrf, "account": accounts["bog2"], "amount": "600 000,00"},
+    )
+    assert over.status_code == 422
+    assert (
+        "600\u202f000,00 soʻm bu qatorda qolgan summadan (500\u202f000,00 soʻm) koʻp" in over.text
+    )
+    assert "tiyin" not in over.text
     a = c.post(
         f"/staff/payments/statements/{line[0]}/allocate",
         data={"csrf_token": csrf, "account": accounts["bog2"], "amount": "500 000,00"},
     )
     assert a.status_code == 200
     assert f'id="line-{line[0]}"' not in a.text
+    assert f"{line[0]}-qator: toʻliq taqsimlandi." in a.text
     assert balance(db, accounts["bog2"]) == before - 50_000_000
     # the page allocates through the same action as the API: the same audit row
     audit = db.execute(
@@ -152,7 +166,7 @@ def test_statements_page(
         ([[accounts["bog2"], 50_000_000]], "matched")
     ]
     rm = c.post("/staff/payments/statements/rematch", data={"csrf_token": csrf})
-    assert rm.status_code == 200 and "matched 0" in rm.text
+    assert rm.status_code == 200 and "Qayta solishtirildi: 0 toʻliq taqsimlandi" in rm.text
 
 
 def test_desk_void_rules(
@@ -179,10 +193,11 @@ def test_desk_void_rules(
         assert balance(db, accounts["rahimova"]) == before - 3_000_000
         form = {"receipt_no": receipt_no, "reason": "xato"}
         refused = c2.post("/staff/payments/desk/void", data={**form, "csrf_token": csrf2})
-        assert refused.status_code == 403 and "taken by kassir1" in refused.text
+        assert refused.status_code == 403
+        assert "kvitansiyani kassir1 qabul qilgan" in refused.text.replace("&#39;", "'")
         assert balance(db, accounts["rahimova"]) == before - 3_000_000
         done = acc.post("/staff/payments/desk/void", data={**form, "csrf_token": acc_csrf})
-        assert done.status_code == 200 and f"{receipt_no} voided" in done.text
+        assert done.status_code == 200 and f"{receipt_no} kvitansiya bekor qilindi" in done.text
         assert balance(db, accounts["rahimova"]) == before
 
 
@@ -198,18 +213,22 @@ def test_desk_errors_are_explained(
         data={"csrf_token": csrf, "account": accounts["karimov"], "amount": "12,345"},
     )
     assert bad.status_code == 422
-    assert "Введите сумму в сумах" in bad.text and "2 decimals" in bad.text
+    assert "Введите сумму в сумах" in bad.text and "В сумме 12,345 больше 2 знаков" in bad.text
     nobody = c.post(
         "/staff/payments/desk?lang=ru",
         data={"csrf_token": csrf, "account": "999999999", "amount": "100"},
     )
     assert nobody.status_code == 422 and "Платёж отклонён" in nobody.text
+    assert "Счёта 999999999 нет: проверьте номер." in nobody.text
+    # no English left in the refusals
+    for page in (bad, nobody):
+        assert "check the number" not in page.text and "decimals" not in page.text
     old = c.post(
         "/staff/cashier?lang=en",
         data={"csrf_token": csrf, "number": accounts["karimov"], "amount": "100", "receipt": "1"},
     )
     assert old.status_code == 200
-    assert str(old.url).endswith("/staff/payments/desk?moved=1&lang=en")
+    assert re.search(r"/staff/payments/desk\?form=[0-9a-f]{32}&moved=1&lang=en$", str(old.url))
     assert "was not taken" in old.text
     assert balance(db, accounts["karimov"]) == before
     # the notice in the other languages of the back office
@@ -237,3 +256,120 @@ def test_home_page_links_the_one_desk(
             home = c.get("/staff/").text
         assert home.count('href="/staff/payments/desk"') == (1 if shown else 0), name
         assert "/staff/cashier" not in home, name
+
+
+def form_key(page: httpx.Response) -> str:
+    m = re.search(r'name="request_key" value="([0-9a-f]{32})"', page.text)
+    assert m is not None, page.text[:500]
+    return m.group(1)
+
+
+def test_desk_back_and_resubmit_answers_with_the_first_receipt(
+    cashier: tuple[httpx.Client, str], accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """The desk page lives at its form key: opened without one it moves to a fresh key.
+    Browser Back brings back the page at the same key, so the same form sent again answers
+    with the first receipt (said so on the page) and the ledger has one payment."""
+    c, csrf = cashier
+    page = c.get("/staff/payments/desk?lang=en")
+    assert re.search(r"/staff/payments/desk\?form=([0-9a-f]{32})&lang=en$", str(page.url))
+    key = form_key(page)
+    assert f"form={key}" in str(page.url)
+    form = {
+        "csrf_token": csrf,
+        "account": accounts["rahimova"],
+        "amount": "41 000",
+        "method": "card",
+        "request_key": key,
+    }
+    before = balance(db, accounts["rahimova"])
+    first = c.post("/staff/payments/desk", data=form)
+    receipt = re.search(r'id="receipt-link" href="[^"]*/(K-[0-9-]+)\.pdf"', first.text)
+    assert receipt is not None
+    assert form_key(first) != key  # the next payment gets a new form
+    back = c.get(f"/staff/payments/desk?form={key}")  # Back: the same address, the same key
+    assert form_key(back) == key
+    second = c.post("/staff/payments/desk", data=form)
+    assert receipt.group(1) in second.text
+    assert "This form was sent before: the payment was taken once." in second.text
+    assert balance(db, accounts["rahimova"]) == before - 4_100_000
+    rows = db.execute(
+        "SELECT count(*) FROM cashier_payments WHERE request_key LIKE %s", (f"%:{key}",)
+    ).fetchone()
+    assert rows == (1,)
+    # the same key with another amount: refused, nothing taken, a new form offered
+    other = c.post("/staff/payments/desk", data={**form, "amount": "50 000"})
+    assert other.status_code == 409 and receipt.group(1) in other.text
+    assert 'id="desk-new"' in other.text
+    assert balance(db, accounts["rahimova"]) == before - 4_100_000
+
+
+def test_review_never_preselects_tied_candidates(
+    accountant: tuple[httpx.Client, str], accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """A firm with two accounts (the same INN) and a purpose naming two accounts without
+    amounts: the suggestions tie, the form has no account chosen and says so; sent without a
+    choice it is refused and nothing is posted."""
+    c, csrf = accountant
+    c.post(
+        "/staff/payments/statements",
+        data={"csrf_token": csrf},
+        files={"file": ("statement.csv", (DATA / "statement.csv").read_bytes())},
+    )
+    page = c.get("/staff/payments/statements?lang=en")
+    tied = db.execute(
+        "SELECT id FROM bank_statement_lines WHERE purpose = 'hisoblar 000000018 va 000000026'"
+    ).fetchone()
+    assert tied is not None
+    card = re.search(rf'<div class="card" id="line-{tied[0]}">(.*?)</form>', page.text, re.S)
+    assert card is not None, page.text[:2000]
+    html = card.group(1)
+    assert "Several accounts are equally likely" in html
+    assert '<option value="" selected>' in html
+    assert not re.search(r'<option value="\d{9}" selected>', html)
+    assert 'name="account"' in html and re.search(r'name="account"[^>]*value="\d', html) is None
+    before = [balance(db, accounts[k]) for k in ("karimov", "rahimova")]
+    key = re.search(r'name="request_key" value="([^"]+)"', html)
+    assert key is not None
+    r = c.post(
+        f"/staff/payments/statements/{tied[0]}/allocate?lang=en",
+        data={"csrf_token": csrf, "pick": "", "account": "", "amount": "600,00"},
+    )
+    assert r.status_code == 422 and "Choose one of the suggested accounts" in r.text
+    assert [balance(db, accounts[k]) for k in ("karimov", "rahimova")] == before
+
+
+def test_allocation_back_and_resubmit_posts_once(
+    accountant: tuple[httpx.Client, str], accounts: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """Part of a credit allocated from the review queue; the same form sent again (Back,
+    then submit) answers with the first allocation and posts nothing more."""
+    c, csrf = accountant
+    c.post(
+        "/staff/payments/statements",
+        data={"csrf_token": csrf},
+        files={"file": ("statement.csv", (DATA / "statement.csv").read_bytes())},
+    )
+    line = db.execute(
+        "SELECT id FROM bank_statement_lines WHERE purpose = 'hisoblar 000000018 va 000000026'"
+    ).fetchone()
+    assert line is not None
+    page = c.get("/staff/payments/statements?lang=en")
+    key = re.search(rf'id="line-{line[0]}">.*?name="request_key" value="([^"]+)"', page.text, re.S)
+    assert key is not None
+    form = {
+        "csrf_token": csrf,
+        "pick": accounts["karimov"],
+        "amount": "200,00",
+        "request_key": key.group(1),
+    }
+    before = balance(db, accounts["karimov"])
+    first = c.post(f"/staff/payments/statements/{line[0]}/allocate?lang=en", data=form)
+    assert first.status_code == 200 and f"Line {line[0]}: partly allocated." in first.text
+    again = c.post(f"/staff/payments/statements/{line[0]}/allocate?lang=en", data=form)
+    assert again.status_code == 200 and "the allocation was made once" in again.text
+    assert balance(db, accounts["karimov"]) == before - 20_000
+    posted = db.execute(
+        "SELECT count(*) FROM bank_allocations WHERE line_id = %s", (line[0],)
+    ).fetchone()
+    assert posted == (1,)
