@@ -127,6 +127,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     # readings) come first
     billing.router,
     registry.router,
+    ("api.routes.assets", "assets"),
     auth.router,
     commands.router,
     ("api.routes.alarms", "alarms"),
@@ -137,6 +138,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     ("api.web.staff_alarms", "alarms"),
     staff_billing.router,
     staff_reports.router,
+    ("api.web.staff_map", "assets"),
     # the payment providers' callbacks, the cashier desk and bank statements, then their pages
     payment_callbacks.router,
     cashier.router,

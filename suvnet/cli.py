@@ -73,6 +73,7 @@ def info() -> None:
     t.add_row("mqtt", s.mqtt_url or "embedded in-process broker (amqtt)")
     t.add_row("topic root", s.topic_root)
     t.add_row("timescaledb", s.timescaledb)
+    t.add_row("postgis", s.postgis)
     console.print(t)
 
 
@@ -89,6 +90,7 @@ def db_migrate() -> None:
         done = migrate(
             conn,
             timescaledb=s.timescaledb,
+            postgis=s.postgis,
             on_step=lambda m: console.print(f"  applied {m.version:04d}_{m.name}"),
             on_warning=lambda w: err_console.print(f"[yellow]warning:[/yellow] {w}"),
         )

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         "auto",
         description="use the TimescaleDB extension: auto = when the server has it",
     )
+    postgis: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="keep the asset register's geometries in PostGIS: auto = when the server "
+        "has it",
+    )
     secret_key: str = Field(
         DEFAULT_SECRET,
         description="key for signing tokens and cookies; production refuses published and "

@@ -4,6 +4,7 @@ and its one-time cabinet codes. The cashier desk is :mod:`api.web.staff_payments
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from api.security import (
     CASHIER_DESK,
     ISSUE_CUSTOMER_CODES,
     READ_BILLING,
+    READ_REGISTRY,
     REPORTS,
     STAFF,
     STATEMENTS,
@@ -28,6 +30,8 @@ from api.web.login import LoginPages, add_login_routes
 from billing import queries as bq
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
+HAS_MAP = find_spec("assets") is not None
+"""The network map (/staff/map) comes with the asset register, which an install may leave out."""
 Staff = Annotated[Principal, Depends(require(STAFF))]
 BillingReader = Annotated[Principal, Depends(require(READ_BILLING))]
 DESK = "/staff/payments/desk"
@@ -65,6 +69,7 @@ async def home(
         can_statements=who.role in STATEMENTS,
         can_alarms=who.role in ALARMS_READ,
         can_reports=who.role in REPORTS,
+        can_map=HAS_MAP and who.role in READ_REGISTRY,
     )
 
 

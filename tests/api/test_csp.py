@@ -33,6 +33,7 @@ STAFF_PAGES = (
     "/staff/reports",
     "/staff/payments/desk",
     "/staff/payments/statements",
+    "/staff/map",
 )
 CABINET_PAGES = ("/cabinet/",)
 PUBLIC_PAGES = ("/staff/login", "/cabinet/login", "/cabinet/activate")
@@ -40,6 +41,14 @@ STATIC_FILES = {
     "cabinet.js": "text/javascript",
     "suvnet.css": "text/css",
     "favicon.svg": "image/svg+xml",
+    "map.js": "text/javascript",
+    "map.css": "text/css",
+    "leaflet.js": "text/javascript",
+    "leaflet.css": "text/css",
+    "leaflet-layers.png": "image/png",
+    "leaflet-layers-2x.png": "image/png",
+    "leaflet-marker-icon.png": "image/png",
+    "leaflet-LICENSE.txt": "text/plain",
 }
 
 
