@@ -133,9 +133,13 @@ async def _send(c: Caller, cmd: Command, payload: dict[str, Any]) -> Sent | None
         after={"id": cmd.id, **payload},
     )  # fmt: skip
     await conn.commit()  # on record before it goes out
-    res = await send_command(mqtt, st.topics, gateway, cmd, st.command_timeout_s)
-    status = "timeout" if res is None else ("ok" if res.ok else "refused")
-    reason = None if res is None else res.reason
+    try:
+        res = await send_command(mqtt, st.topics, gateway, cmd, st.command_timeout_s)
+    except UnavailableError as exc:  # the broker cannot be reached: on record as an error
+        status, reason = "error", exc.message
+    else:
+        status = "timeout" if res is None else ("ok" if res.ok else "refused")
+        reason = None if res is None else res.reason
     await rq.finish_command(
         conn, cmd.id, status=status, reason=reason, readback=None, finished_at=st.clock()
     )
@@ -203,7 +207,10 @@ async def set_control(
     await conn.commit()
     out: dict[str, Any] = {"device": device, "control": wire, "stored": True}
     if send:
-        out["push"] = await push(c, device)
+        try:
+            out["push"] = await push(c, device)
+        except UnavailableError as exc:  # stored all the same; sent once a broker is set up
+            out["push"] = {"status": "error", "reason": exc.message}
     return out
 
 

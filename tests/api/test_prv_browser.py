@@ -57,11 +57,11 @@ def test_the_prv_pages_run_clean_and_switch_to_hand(
     button = page.locator("#to-hand")
     assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(11, 93, 143)"
     watch.assert_clean("the PRV page")
-    button.click()  # a form post; no broker answers here: the page says why
+    button.click()  # a form post; no broker answers here: the page says so
     page.wait_for_url(re.compile(r"/staff/prv/prv-1-ctl\?"))
-    assert "could not be sent" in page.locator("#error").inner_text() or (
-        "MQTT" in page.locator("#error").inner_text()
-    )
+    status = page.locator("#status").inner_text()
+    assert "Sent to the gateway: could not be sent" in status, status
+    assert "MQTT broker is not reachable" in status
     with psycopg.connect(db_url) as c:
         row = c.execute("SELECT config->>'auto' FROM prv_controls").fetchone()
     assert row == ("false",)  # stored before the sending failed
