@@ -101,7 +101,9 @@ def cell_plain(col: Column, value: Any, ctx: FormContext) -> Any:
 
 
 def header(col: Column, words: Words) -> str:
+    """A column's header; a label that is also a table's code ("cash desk") capitalised."""
     label = words(col.label)
+    label = label[:1].upper() + label[1:]
     return words(MONEY_HEADER, label=label) if col.kind == "money" else label
 
 
