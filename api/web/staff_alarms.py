@@ -1,8 +1,17 @@
 """The back office's alarm page: the open alarms, most urgent first, and the operator's
-acknowledge and shelve buttons (the same action as the JSON API: :mod:`api.services.alarms`)."""
+acknowledge and shelve buttons (the same action as the JSON API: :mod:`api.services.alarms`).
+
+Everything is shown in the visitor's language: the priority, the state and the rule's kind
+come from the catalogs; the alarm engine writes its messages in English, so the messages of
+a known pattern ("3.2 bar above limit 3 bar", "no readings from ... for more than 2 h") are
+translated here, at display time, with a decimal comma; any other message is shown as it
+was written. Times are Tashkent time, and the page says so."""
 
 from __future__ import annotations
 
+import gettext
+import re
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -12,13 +21,112 @@ from fastapi.responses import RedirectResponse, Response
 from alarms import queries as aq
 from api.deps import Conn, State, require
 from api.errors import ApiError
+from api.i18n import gettext_for, local_time
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
 from api.services.alarms import OperatorAction, operator_action
-from api.web.common import render
+from api.web.common import language, render
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 AlarmReader = Annotated[Principal, Depends(require(ALARMS_READ))]
 AlarmHandler = Annotated[Principal, Depends(require(ALARMS_HANDLE))]
+
+
+def N_(msgid: str) -> str:  # noqa: N802 - the gettext marker for babel's extraction
+    return msgid
+
+
+PRIORITY = {
+    "urgent": N_("Urgent"),
+    "high": N_("High"),
+    "medium": N_("Medium"),
+    "low": N_("Low"),
+}
+STATE = {
+    "normal": N_("Normal"),
+    "unack": N_("Unacknowledged"),
+    "ack": N_("Acknowledged"),
+    "rtn_unack": N_("Cleared, not acknowledged"),
+    "shelved": N_("Shelved"),
+    "suppressed": N_("Suppressed"),
+    "out_of_service": N_("Out of service"),
+}
+KIND = {
+    "high": N_("Above the limit"),
+    "low": N_("Below the limit"),
+    "high_high": N_("Far above the limit"),
+    "low_low": N_("Far below the limit"),
+    "rate_of_change": N_("Changing too fast"),
+    "flatline": N_("Reading does not change"),
+    "offline": N_("No readings"),
+    "meter_flags": N_("Meter reports a fault"),
+    "service_min": N_("Below the service pressure"),
+    "mnf": N_("Night flow too high"),
+    "water_balance": N_("Water balance: losses"),
+    "burst": N_("Burst"),
+    "customer_leak": N_("Leak at a customer"),
+    "leak": N_("Leak"),
+    "flood": N_("Alarm flood"),
+}
+
+
+def _num(text: str) -> str:
+    """A number as the engine wrote it (``3.25``), with a decimal comma."""
+    return text.replace(".", ",")
+
+
+MESSAGES: tuple[tuple[re.Pattern[str], str, dict[str, Callable[[str], str]]], ...] = (
+    (
+        re.compile(r"^(?P<v>-?[\d.e+-]+) ?(?P<unit>\S*) above limit (?P<lim>-?[\d.e+-]+) ?\S*$"),
+        N_("%(v)s %(unit)s, above the limit of %(lim)s %(unit)s"),
+        {"v": _num, "lim": _num},
+    ),
+    (
+        re.compile(r"^(?P<v>-?[\d.e+-]+) ?(?P<unit>\S*) below limit (?P<lim>-?[\d.e+-]+) ?\S*$"),
+        N_("%(v)s %(unit)s, below the limit of %(lim)s %(unit)s"),
+        {"v": _num, "lim": _num},
+    ),
+    (
+        re.compile(
+            r"^changing (?P<rate>-?[\d.e+-]+) (?P<unit>\S*)/h, limit (?P<lim>-?[\d.e+-]+) \S*/h$"
+        ),
+        N_("changing by %(rate)s %(unit)s an hour, limit %(lim)s %(unit)s an hour"),
+        {"rate": _num, "lim": _num},
+    ),
+    (re.compile(r"^value moving again$"), N_("the value is moving again"), {}),
+    (re.compile(r"^reading quality (?P<q>\S+)$"), N_("reading quality %(q)s"), {}),
+    (
+        re.compile(r"^no readings from (?P<names>.+) for more than (?P<h>[\d.]+) h$"),
+        N_("no readings from %(names)s for more than %(h)s h"),
+        {"h": _num},
+    ),
+    (
+        re.compile(
+            r"^no reading from (?P<name>.+) since the rule started watching it \((?P<h>[\d.]+) h\)$"
+        ),
+        N_("no reading from %(name)s since the rule started watching it (%(h)s h)"),
+        {"h": _num},
+    ),
+    (
+        re.compile(r"^zone (?P<zone>.+) back to its usual profile$"),
+        N_("zone %(zone)s is back to its usual profile"),
+        {},
+    ),
+    (re.compile(r"^meter reports (?P<flags>.+)$"), N_("the meter reports: %(flags)s"), {}),
+)
+"""The engine's messages of a known pattern and their catalog sentences."""
+
+
+def translate_message(text: str | None, tr: gettext.GNUTranslations) -> str:
+    """An alarm's message in the visitor's language when its pattern is known, else as
+    written."""
+    if not text:
+        return ""
+    for regex, msgid, convert in MESSAGES:
+        m = regex.match(text.strip())
+        if m is not None:
+            values = {k: convert.get(k, str)(v) for k, v in m.groupdict().items()}
+            return tr.gettext(msgid) % values
+    return text
 
 
 @router.get("/alarms")
@@ -29,7 +137,22 @@ async def alarms_page(
     conn: Conn,
     error: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
+    tr = gettext_for(language(request))
     rows = await aq.open_alarms_board(conn, 500)
+    kinds: dict[str, str | None] = {}
+    for a in rows:
+        code = a["rule"]
+        if code not in kinds:
+            found = await aq.rule(conn, code)
+            kinds[code] = None if found is None else str(found["kind"])
+        kind = kinds[code]
+        a["priority_text"] = tr.gettext(PRIORITY.get(a["priority"], a["priority"]))
+        a["state_text"] = tr.gettext(STATE.get(a["state"], a["state"]))
+        a["title"] = a.get("rule_name") or (
+            tr.gettext(KIND[kind]) if kind in KIND else tr.gettext("Alarm")
+        )
+        a["message_text"] = translate_message(a.get("message"), tr)
+        a["raised_local"] = local_time(a["raised_at"])
     return render(
         request,
         "staff_alarms.html",

@@ -3,11 +3,11 @@ and bank statements (upload, review queue, allocation, re-match). Thin pages ove
 actions as the JSON API (:mod:`api.services.payments`).
 
 **Every form that posts money is idempotent by a key rendered into it.** The key is part of
-the page's address (``?form=<key>``): a page opened without one is redirected to a fresh
-key, and the form carries it in a hidden field. Browser Back brings the page with the same
-address, so the same key: sending the form again answers with the first receipt (or the
-first allocation) instead of taking the money twice. After a payment the desk moves on to a
-new key.
+the page's address (``?form=<key>``) and the form carries it in a hidden field. A page opened
+without one gets a fresh key, which api/static/form_key.js writes into the address
+(``history.replaceState``). Browser Back brings the page with the same address, so the same
+key: sending the form again answers with the first receipt (or the first allocation) instead
+of taking the money twice. After a payment the desk moves on to an address with a new key.
 
 Refusals and notes are shown in the visitor's language (:mod:`api.web.payment_messages`);
 times are Tashkent time, said so on the page."""
@@ -49,12 +49,6 @@ FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 def new_key() -> str:
     return uuid.uuid4().hex
-
-
-def _with_key(request: Request, path: str) -> RedirectResponse:
-    """The same page at a fresh form key (the other parameters kept)."""
-    query = {k: v for k, v in request.query_params.items() if k != "form"}
-    return RedirectResponse(f"{path}?{urlencode({'form': new_key(), **query})}", status_code=303)
 
 
 def _desk_key(who: Principal, form: str) -> str:
@@ -108,7 +102,7 @@ async def desk_page(  # noqa: PLR0917 - query parameters
     set when a form of the old desk page was sent: nothing was taken, the cashier is told so.
     ``form`` is the page's form key (a fresh one is made when it is missing)."""
     if not FORM_KEY.match(form):
-        return _with_key(request, DESK)
+        form = new_key()
     st = get_state(request)
     rec = None
     if receipt:
@@ -264,7 +258,7 @@ def _done_message(request: Request) -> str | None:
 @router.get("/statements")
 async def statements_page(request: Request, who: Clerk, form: str = "") -> Response:
     if not FORM_KEY.match(form):
-        return _with_key(request, STATEMENTS_PAGE)
+        form = new_key()
     return await _statements_page(request, who, form, message=_done_message(request))
 
 
