@@ -1,2 +1,4 @@
-"""Department reports (accounting, finance, legal, customer service, technical) as tables,
-rendered to XLSX (openpyxl), PDF (reportlab) or CSV."""
+"""Department reports as fixed forms (accounting, finance, legal, customer service,
+technical) and the legal department's claim letters, in Uzbek Latin, Uzbek Cyrillic, Russian
+and English from the catalogs, rendered to PDF (reportlab), XLSX (openpyxl) or CSV;
+docs/reports.md describes them."""

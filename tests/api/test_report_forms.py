@@ -528,3 +528,31 @@ def test_print_date_names_the_zone() -> None:
     assert ctx.printed() == "Printed 28.11.2026 04:00 (Asia/Tashkent time, UTC+05:00)"
     assert ctx.sign_lines() == [("Prepared by", ""), ("Checked by", ""), ("Approved", "")]
     assert ctx.requisites()[0] == "INN (STIR): ____________________"
+
+
+def test_signature_names_come_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Names set for every form, one form's own name, the environment over the file; a name
+    not set is a blank line (see test_print_date_names_the_zone)."""
+    from api.reports.config import load_report_settings
+
+    cfg = tmp_path / "suvnet.yaml"
+    cfg.write_text(
+        "reports:\n  prepared_by: Karimova D.\n  approved_by: Rahimov A.\n"
+        "  forms:\n    legal: {prepared_by: Saidov O.}\n  claim_payment_days: 15\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SUVNET_CONFIG", str(cfg))
+    monkeypatch.setenv("SUVNET_REPORTS_CHECKED_BY", "Tursunov B.")
+    s = load_report_settings()
+    assert s.signatures("finance").model_dump() == {
+        "prepared_by": "Karimova D.",
+        "checked_by": "Tursunov B.",
+        "approved_by": "Rahimov A.",
+    }
+    assert s.signatures("legal").prepared_by == "Saidov O."
+    assert s.claim_payment_days == 15
+    monkeypatch.setenv("SUVNET_REPORTS_CLAIM_PAYMENT_DAYS", "0")
+    with pytest.raises(ValueError, match="claim_payment_days"):
+        load_report_settings()

@@ -432,6 +432,13 @@ async def test_all_places_download_from_the_api_and_the_page(
             f = await client.get(r.headers["location"])  # the same session cookie
             assert f.status_code == 200, (name, fmt, f.text[:300])
             assert f.headers["content-disposition"].endswith(f'.{fmt}"')
+    # the claim letters: a ZIP of PDFs, for the roles of the legal form
+    r = await client.get("/staff/reports/download", params={**form, "report": "legal_claims"})
+    assert r.status_code == 303 and r.headers["location"].startswith(
+        "/api/v1/reports/legal/claims?"
+    )
+    f = await client.get(r.headers["location"])
+    assert f.status_code == 200 and f.headers["content-type"] == "application/zip"
     # a wrong period is said on the form, in the page's language, not as JSON
     form["date_from"], form["date_to"] = "2026-10-31", "2026-10-01"
     r = await client.get("/staff/reports/download", params={**form, "lang": "ru"})
