@@ -81,6 +81,7 @@ class LeakSettings:
     trend_z: float = 2.5
     regrow_factor: float = 2.0
     settle_estimate_s: float = 30 * 3600.0  # a burst's estimate settles until the next night
+    size_rel_sigma: float = 0.2  # the size's sigma also allows this share of the estimate
     close_after_days: int = 7
     transfer_z: float = 3.0
     settle_s: float = 7200.0  # after a repair: flows settle, nothing is judged
@@ -314,9 +315,13 @@ def _clip(z: float, c: float) -> float:
     return max(-c, min(c, z))
 
 
-def _size(st: LeakState, now: float, since: float) -> tuple[Size, float] | None:
+def _size(
+    st: LeakState, now: float, since: float, rel_sigma: float = 0.0
+) -> tuple[Size, float] | None:
     """The combined size estimate (inverse-variance weighted) from the detectors' evidence
-    seen since ``since`` and in the last 36 hours."""
+    seen since ``since`` and in the last 36 hours. Its sigma adds ``rel_sigma`` of the
+    estimate: a leak's flow follows the pressure over the day (the night sees more of it),
+    and a baseline drifts."""
     fresh = [
         e for e in st.evidence.values() if e.ts >= since and now - e.ts <= 36 * 3600 and e.sigma > 0
     ]
@@ -324,14 +329,14 @@ def _size(st: LeakState, now: float, since: float) -> tuple[Size, float] | None:
         return None
     w = np.array([1.0 / e.sigma**2 for e in fresh])
     est = float(np.sum(w * np.array([e.lps for e in fresh])) / w.sum())
-    sigma = float(1.0 / math.sqrt(w.sum()))
+    sigma = float(math.hypot(1.0 / math.sqrt(w.sum()), rel_sigma * est))
     return Size.of(max(est, 0.0), sigma), sigma
 
 
 def _open(
     st: LeakState, cfg: LeakSettings, ts: float, detector: str, detail: str
 ) -> list[LeakSignal]:
-    got = _size(st, ts, ts)
+    got = _size(st, ts, ts, cfg.size_rel_sigma)
     size = got[0] if got else Size(0.0, 0.0, 0.0)
     st.event = LeakEvent(ts, detector, size, size.lps)
     return [LeakSignal("open", ts, detector, size, detail)]
@@ -341,7 +346,7 @@ def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[
     ev = st.event
     if ev is None:
         return []
-    got = _size(st, ts, ev.opened_at)
+    got = _size(st, ts, ev.opened_at, cfg.size_rel_sigma)
     if got is None:
         return []
     size, sigma = got

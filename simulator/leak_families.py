@@ -668,41 +668,60 @@ def registry_rows(sc: FamilyScenario) -> list[tuple[str, list[tuple[Any, ...]]]]
                 meters.append((f"SN-{code}", code))
                 conns.append((number, f"SN-{code}", since))
                 j += 1
+    # one statement per table (the accounts have statement-level triggers: one per row would
+    # take minutes), the rows as arrays
     out.append(
         (
-            "INSERT INTO houses (street_id, number) SELECT id, %s FROM streets WHERE name_uz = %s",
-            [(n, s) for s, n in houses],
+            (
+                "INSERT INTO houses (street_id, number) SELECT s.id, x.number "
+                "FROM unnest(%s::text[], %s::text[]) AS x(street, number) "
+                "JOIN streets s ON s.name_uz = x.street"
+            ),
+            [([s for s, _ in houses], [n for _, n in houses])],
         )
     )
     out.append(
         (
             (
                 "INSERT INTO accounts (number, kind, category, name, house_id, zone_id, residents, "
-                "metered, opened_on, status_since) SELECT %s, 'household', 'household', %s, h.id, "
-                "(SELECT id FROM zones WHERE code = %s), %s, %s, %s, %s FROM houses h "
-                "JOIN streets s ON s.id = h.street_id WHERE s.name_uz = %s AND h.number = %s"
+                "metered, opened_on, status_since) SELECT x.number, 'household', 'household', "
+                "x.name, h.id, z.id, x.residents, x.metered, %s, %s "
+                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+                "%s::int[], %s::bool[]) "
+                "AS x(number, name, street, house, zone, residents, metered) "
+                "JOIN streets s ON s.name_uz = x.street "
+                "JOIN houses h ON h.street_id = s.id AND h.number = x.house "
+                "JOIN zones z ON z.code = x.zone"
             ),
-            [(a[0], a[1], a[4], a[5], a[6], a[7], a[8], a[2], a[3]) for a in accounts],
+            [
+                (
+                    opened, since,
+                    [a[0] for a in accounts], [a[1] for a in accounts], [a[2] for a in accounts],
+                    [a[3] for a in accounts], [a[4] for a in accounts], [a[5] for a in accounts],
+                    [a[6] for a in accounts],
+                )
+            ],
         )
-    )
+    )  # fmt: skip
     out.append(
         (
             (
                 "INSERT INTO meters (serial_no, device_id, point_id, zone_id) "
-                "SELECT %s, d.id, p.id, d.zone_id FROM devices d "
-                "JOIN points p ON p.device_id = d.id WHERE d.code = %s AND p.name = 'volume_m3'"
+                "SELECT x.serial, d.id, p.id, d.zone_id FROM unnest(%s::text[], %s::text[]) "
+                "AS x(serial, device) JOIN devices d ON d.code = x.device "
+                "JOIN points p ON p.device_id = d.id AND p.name = 'volume_m3'"
             ),
-            meters,
+            [([m[0] for m in meters], [m[1] for m in meters])],
         )
     )
     out.append(
         (
             (
                 "INSERT INTO service_connections (account_id, meter_id, installed_at) "
-                "SELECT a.id, m.id, %s FROM accounts a, meters m WHERE a.number = %s "
-                "AND m.serial_no = %s"
+                "SELECT a.id, m.id, %s FROM unnest(%s::text[], %s::text[]) AS x(number, serial) "
+                "JOIN accounts a ON a.number = x.number JOIN meters m ON m.serial_no = x.serial"
             ),
-            [(c[2], c[0], c[1]) for c in conns],
+            [(since, [c[0] for c in conns], [c[1] for c in conns])],
         )
     )
     return out
