@@ -295,3 +295,43 @@ def test_gateway_yaml_controllers_are_checked(
     assert info.value.field == field
     assert words in info.value.message
     assert info.value.line is not None and info.value.line > 1
+
+
+async def test_commands_set_up_a_remote_critical_point_while_running(
+    tmp_path: Path, profiles: dict[str, Profile], mqtt_url: str, topic_root: str
+) -> None:
+    """No configuration at the start: the office tells gw-a to share its sensor (share) and
+    gw-b to regulate on it (control); gw-b subscribes to the value on the fly."""
+    prv = SimulatedDevice(profiles["prv_controller"], unit=1, auto=False)
+    pt = SimulatedDevice(profiles["pressure_transmitter"], unit=1, auto=False)
+    port_a, port_b = free_port(), free_port()
+    server_a = SimServer([pt], port=port_a, step_s=0)
+    server_b = SimServer([prv], port=port_b, step_s=0)
+    await server_a.start()
+    await server_b.start()
+    cfg_a = write_gateway(tmp_path, "gw-ra", mqtt_url, topic_root,
+                          bus(port_a, [("pt-9", 1, "pressure_transmitter")]))  # fmt: skip
+    cfg_b = write_gateway(tmp_path, "gw-rb", mqtt_url, topic_root,
+                          bus(port_b, [("prv-2", 1, "prv_controller")]))  # fmt: skip
+    a, b = Recording(load_config(cfg_a)), Recording(load_config(cfg_b))
+    try:
+        async with toy_zone(prv, pt, [0.0]), running(a), running(b):
+            await wait_for(lambda: a.connected and b.connected, 10, "both online")
+            res = await _send(mqtt_url, topic_root, "gw-ra",
+                              Command("s1", "pt-9", "share", points=("nope",)))  # fmt: skip
+            assert res.reason == "unknown_point: nope"
+            res = await _send(mqtt_url, topic_root, "gw-ra",
+                              Command("s2", "pt-9", "share", points=("pressure_bar",)))  # fmt: skip
+            assert res.ok, res
+            control = cp_control({"device": "pt-9", "source": "gw-ra"})
+            res = await _send(mqtt_url, topic_root, "gw-rb",
+                              Command("c1", "prv-2", "control", control=control))  # fmt: skip
+            assert res.ok, res
+            assert b.value_topics() == {Topics(topic_root).value("gw-ra", "pt-9", "pressure_bar")}
+            await wait_for(
+                lambda: abs(float(prv.get_value("setpoint_bar")) - 3.2) < 0.015, 20, "3.2 bar"
+            )
+            assert Reason.CRITICAL_POINT in reasons(b, "prv-2")
+    finally:
+        await server_a.stop()
+        await server_b.stop()
