@@ -27,6 +27,7 @@ from api.services.billing import (
 )
 from api.services.billing import start_run as start_billing_run
 from api.syncdb import run_sync
+from billing import payment_history
 from billing import queries as bq
 from billing.balances import BUCKETS, balances_by
 from billing.config import get_billing_config
@@ -186,7 +187,13 @@ class CashIn(BaseModel):
     method: Literal["cash", "card"] = "cash"
 
 
-@router.get("/payments", summary="Payments (ledger entries of kind payment)")
+@router.get(
+    "/payments",
+    summary="Payments (ledger entries of kind payment) with their status",
+    description="Each payment has ``status``: ``paid``, ``cancelled`` (a desk void, a bank "
+    "allocation undone) or ``refunded`` (Payme or Click cancelled it after payment), and "
+    "``cancelled_at``. A cancelled or refunded payment no longer counts in the balance.",
+)
 async def list_payments(
     *,
     _: Reader,
@@ -197,7 +204,7 @@ async def list_payments(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> dict[str, Any]:
-    return await bq.list_payments(
+    return await payment_history.payments(
         conn, pg, source=source, account=account, date_from=date_from, date_to=date_to
     )
 
@@ -383,10 +390,14 @@ async def my_invoices(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any
     return await bq.list_invoices(conn, pg, account=who.account_no, order="i.period DESC")
 
 
-@router.get("/me/payments", tags=["cabinet"], summary="The customer's own payments")
+@router.get(
+    "/me/payments",
+    tags=["cabinet"],
+    summary="The customer's own payments, each with its status (paid, cancelled, refunded)",
+)
 async def my_payments(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
     assert who.account_no is not None
-    return await bq.account_payments(conn, pg, who.account_no)
+    return await payment_history.account_payments(conn, pg, who.account_no)
 
 
 @router.get("/me/consumption", tags=["cabinet"], summary="The customer's billed m³ by month")

@@ -4,14 +4,14 @@ one-time code, balance, invoices, payments, consumption chart, Payme and Click b
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from api.deps import Conn, State, require
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
-from api.i18n import format_som
+from api.i18n import format_som, gettext_for, local_time
 from api.security import CUSTOMER_SELF, Principal
 from api.services import customer_logins
 from api.services.billing import account_or_404, balance_or_404, invoice_pdf_response
@@ -22,7 +22,7 @@ from api.web.common import (
     set_session,
 )
 from api.web.login import LoginPages, add_login_routes
-from billing import paylinks
+from billing import paylinks, payment_history
 from billing import queries as bq
 from billing.config import get_billing_config
 from billing.errors import BillingError
@@ -98,6 +98,36 @@ def _pay_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
     return out
 
 
+def N_(msgid: str) -> str:  # noqa: N802 - the gettext marker for babel's extraction
+    return msgid
+
+
+CHANNELS = {
+    "payme": "Payme",
+    "click": "Click",
+    "bank": N_("Bank transfer"),
+    "cashier": N_("Cashier desk"),
+}
+"""The payment channels as the customer reads them (Payme and Click are names)."""
+STATUS = {
+    "paid": N_("Paid"),
+    "cancelled": N_("Cancelled"),
+    "refunded": N_("Refunded"),
+}
+
+
+def _payments_for_page(rows: list[dict[str, Any]], request: Request) -> list[dict[str, Any]]:
+    """Each payment with its channel and status in the visitor's language; a cancelled or
+    refunded payment says when (Tashkent time)."""
+    tr = gettext_for(language(request))
+    for p in rows:
+        channel = CHANNELS.get(p["source"])
+        p["channel"] = tr.gettext(channel) if channel else p["source"]
+        p["status_text"] = tr.gettext(STATUS.get(p["status"], p["status"]))
+        p["cancelled_local"] = local_time(p.get("cancelled_at"), "%d.%m.%Y")
+    return rows
+
+
 @router.get("/")
 async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
     assert who.account_no is not None
@@ -121,7 +151,7 @@ async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
         account=account,
         balance=balance,
         invoices=await bq.invoices(conn, account["id"]),
-        payments=await bq.payments(conn, account["id"]),
+        payments=_payments_for_page(await payment_history.recent(conn, account["id"]), request),
         bars=bars,
         pay=_pay_links(who.account_no, balance),
     )

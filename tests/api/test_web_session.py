@@ -358,3 +358,72 @@ async def test_alarms_page_in_uzbek_with_tashkent_time(
         translate_message("3.25 bar above limit 3 bar", tr) == "3,25 bar, 3 bar chegarasidan yuqori"
     )
     assert translate_message("leak of 2 m3/h", tr) == "leak of 2 m3/h"  # not known: as written
+
+
+async def test_cancelled_and_refunded_payments_are_shown_as_such(
+    client: httpx.AsyncClient, users: dict[Role, User], db_url: str
+) -> None:
+    """A Payme payment cancelled after it was paid (a refund), a desk payment voided and a
+    bank payment that stands: the cabinet names each channel and status in the page's
+    language, and the API's payment lists carry ``status``."""
+    from datetime import UTC, datetime
+
+    from billing.ledger import post_payment, reverse_entry
+    from tests.api.conftest import bearer
+
+    number = users[Role.CUSTOMER].account_no
+    assert number is not None
+    at = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    with psycopg.connect(db_url) as c:
+        payme = post_payment(
+            c,
+            account_number=number,
+            amount_tiyin=5_000_000,
+            paid_at=at,
+            source="payme",
+            external_ref="pm-refund-1",
+        )
+        reverse_entry(c, payme.id, posted_at=at.replace(day=26), memo="payme cancel")
+        desk = post_payment(
+            c,
+            account_number=number,
+            amount_tiyin=1_000_000,
+            paid_at=at,
+            source="cashier",
+            external_ref="K-void-1",
+        )
+        reverse_entry(c, desk.id, posted_at=at, memo="void")
+        post_payment(
+            c,
+            account_number=number,
+            amount_tiyin=2_000_000,
+            paid_at=at,
+            source="bank",
+            external_ref="bank-ok-1",
+        )
+        c.commit()
+    token = await csrf(client, "/cabinet/login?lang=uz")
+    for password in (PASSWORD, "cabinet-pass-1"):  # the activation test above set the second
+        r = await client.post(
+            "/cabinet/login",
+            data={"account_no": number, "password": password, "csrf_token": token},
+        )
+        if r.status_code == 303:
+            break
+    assert r.status_code == 303, r.text[:300]
+    page = (await client.get("/cabinet/?lang=uz")).text
+    rows = dict(re.findall(r'<tr data-status="(\w+)"[^>]*>(.*?)</tr>', page, re.S))
+    assert set(rows) == {"paid", "cancelled", "refunded"}
+    assert "Payme" in rows["refunded"] and "Qaytarilgan 26.11.2026" in rows["refunded"]
+    assert "<del>" in rows["refunded"] and "<del>" in rows["cancelled"]
+    assert "Kassa" in rows["cancelled"] or "kassa" in rows["cancelled"].lower()
+    assert "Bekor qilingan" in rows["cancelled"]
+    assert "Bank orqali" in rows["paid"] and "<del>" not in rows["paid"]
+    assert ">bank<" not in page and ">cashier<" not in page and ">payme<" not in page
+    me = await client.get("/api/v1/me/payments")  # the cabinet's session cookie
+    statuses = {p["source"]: p["status"] for p in me.json()["items"]}
+    assert statuses == {"payme": "refunded", "cashier": "cancelled", "bank": "paid"}
+    staff = await client.get(
+        "/api/v1/payments", params={"account": number}, headers=bearer(users[Role.ADMIN])
+    )
+    assert {p["status"] for p in staff.json()["items"]} == {"refunded", "cancelled", "paid"}
