@@ -133,6 +133,7 @@ async def _send(c: Caller, cmd: Command, payload: dict[str, Any]) -> Sent | None
         after={"id": cmd.id, **payload},
     )  # fmt: skip
     await conn.commit()  # on record before it goes out
+    reason: str | None
     try:
         res = await send_command(mqtt, st.topics, gateway, cmd, st.command_timeout_s)
     except UnavailableError as exc:  # the broker cannot be reached: on record as an error
