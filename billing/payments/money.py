@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from billing.payments.errors import PaymentsError
+from suvnet import numfmt
 
 MAX_TIYIN = 2**62
 
@@ -45,7 +46,5 @@ def tiyin_to_som(tiyin: int) -> str:
 
 
 def format_som(tiyin: int) -> str:
-    """150050 -> "1 500.50 so'm" (for people)."""
-    sign = "-" if tiyin < 0 else ""
-    t = abs(tiyin)
-    return f"{sign}{t // 100:,}".replace(",", " ") + f".{t % 100:02d} so'm"
+    """150050 -> "1 500,50 so'm" (for people): the one money format, :mod:`suvnet.numfmt`."""
+    return f"{numfmt.format_som(tiyin)} so'm"

@@ -41,6 +41,7 @@ STATIC_FILES = {
     "cabinet.js": "text/javascript",
     "suvnet.css": "text/css",
     "favicon.svg": "image/svg+xml",
+    "form_key.js": "text/javascript",
     "map.js": "text/javascript",
     "map.css": "text/css",
     "leaflet.js": "text/javascript",

@@ -186,7 +186,7 @@ def test_cashier_receipt_prints_hostile_and_long_names_on_the_paper(
     text = check_pdf(
         render_receipt(r, "Suvokova <b>"),
         tmp_path,
-        [shown, f"{shown}" if len(name) > 150 else f"{name} ko'chasi", "Suvokova <b>", "-15.00"],
+        [shown, f"{shown}" if len(name) > 150 else f"{name} ko'chasi", "Suvokova <b>", "15,00"],
         margin_pt=5 * MM,
         name="receipt",
     )
