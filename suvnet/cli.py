@@ -75,6 +75,8 @@ def info() -> None:
     t.add_row("timescaledb", s.timescaledb)
     t.add_row("postgis", s.postgis)
     console.print(t)
+    # the parts' own settings are theirs to show (the core imports none of them)
+    console.print("billing settings and the utility's requisites: suvnet billing info")
 
 
 @db_app.command("migrate")
