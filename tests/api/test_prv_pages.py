@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+import api.i18n
 from api.app import create_app
 from api.errors import InvalidError
 from api.i18n import LANGUAGES
@@ -24,6 +25,7 @@ from suvnet.prvcontrol import ControlConfig
 from tests.api.conftest import PASSWORD, Clock, User, api_settings
 from tests.api.test_csp import check_page, csrf
 from tests.api.test_prv_api import village  # noqa: F401 - the module's site fixture
+from tests.test_i18n_complete import _ROLE, PSEUDO, english, page_text
 
 PAGE = "/staff/prv/prv-1-ctl"
 
@@ -200,3 +202,19 @@ def test_the_profile_form_round_trips() -> None:
 
 def test_the_template_exists() -> None:
     assert (Path(prv_pages.__file__).parents[1] / "templates" / "staff_prv.html").is_file()
+
+
+async def test_no_english_outside_the_catalogs(
+    client: httpx.AsyncClient,
+    users: dict[Role, User],
+    village: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pseudo-locale check of tests/test_i18n_complete.py on both PRV pages, as a
+    technician sees them (every form shown)."""
+    monkeypatch.setattr(api.i18n, "translations", lambda code: PSEUDO)
+    await login(client, "u_technician")
+    for path in ("/staff/prv", PAGE, PAGE + "?status=refused&reason=x&error=y"):
+        r = await client.get(path)
+        assert r.status_code == 200, path
+        assert english(page_text(r.text)) - _ROLE - {"technician"} == set(), path
