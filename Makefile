@@ -55,7 +55,8 @@ pytest: $(STAMP)
 
 ## Benchmarks in quick mode (each prints a JSON line last).
 bench: $(STAMP)
-	for b in edge_poll ingest consumption leak_detection api payments dashboard_queries; do \
+	for b in edge_poll ingest consumption leak_detection api payments dashboard_queries \
+	  pressure_management assets isolation; do \
 	  $(PY) -m bench.$$b --quick || exit 1; done
 
 clean:

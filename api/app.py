@@ -34,12 +34,13 @@ from api.routes import (
     cashier,
     commands,
     payment_callbacks,
+    prv,
     registry,
     reports,
     statements,
 )
 from api.security import STAFF, Principal, RateLimitPolicy
-from api.web import cabinet, staff, staff_billing, staff_payments, staff_reports
+from api.web import cabinet, prv_pages, staff, staff_billing, staff_payments, staff_reports
 from api.web.common import language
 from api.web.session import WebMiddleware
 from suvnet.db import database_url, make_async_pool
@@ -130,6 +131,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     ("api.routes.assets", "assets"),
     auth.router,
     commands.router,
+    prv.router,
     ("api.routes.alarms", "alarms"),
     reports.router,
     # the web pages for people (api/web)
@@ -138,6 +140,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     ("api.web.staff_alarms", "alarms"),
     staff_billing.router,
     staff_reports.router,
+    prv_pages.router,
     ("api.web.staff_map", "assets"),
     # the payment providers' callbacks, the cashier desk and bank statements, then their pages
     payment_callbacks.router,

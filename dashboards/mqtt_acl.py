@@ -121,6 +121,9 @@ def gateway_user(code: str, root: str = "suvnet") -> BrokerUser:
             Rule("write", f"{base}/cmd/result"),
             Rule("read", f"{base}/cmd"),
             Rule("read", f"{base}/ack"),
+            # values shared between gateways (a PRV controller on another gateway's sensor)
+            Rule("write", f"{base}/value/#"),
+            Rule("read", f"{root}/v1/+/value/#"),
         ),
         comment=f"gateway {code}",
         kind="gateway",

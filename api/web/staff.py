@@ -70,6 +70,7 @@ async def home(
         can_alarms=who.role in ALARMS_READ,
         can_reports=who.role in REPORTS,
         can_map=HAS_MAP and who.role in READ_REGISTRY,
+        can_prv=who.role in READ_REGISTRY,
     )
 
 

@@ -70,16 +70,15 @@ async def test_setpoint_reaches_the_modbus_device(
             assert r.json()["status"] == "ok"
             assert r.json()["readback"] == pytest.approx(3.45)
             assert prv.get_value("setpoint_bar") == pytest.approx(3.45)
-            # outside the device's range: the gateway refuses, the value stays
+            # outside the device's range: the office refuses it before anything is sent
             r = await client.post(
                 url,
                 headers=disp,
                 timeout=30,
                 json={"device": "prv-1", "op": "write", "point": "setpoint_bar", "value": 9.5},
             )
-            assert r.status_code == 200
-            assert r.json()["status"] == "refused"
-            assert "out_of_range" in r.json()["reason"]
+            assert r.status_code == 422
+            assert "out_of_range: 9.5 > 8" in r.json()["detail"]
             assert prv.get_value("setpoint_bar") == pytest.approx(3.45)
     finally:
         await server.stop()

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from edge_agent.profiles import Profile, default_profiles_dir, load_profiles
+from edge_agent.profiles import Profile, default_profiles_dir, load_profiles, published_names
 from ingest.service import IngestWorker
 from simulator.devices import SimulatedDevice
 from simulator.server import SimServer
@@ -86,12 +86,11 @@ def _register(db: psycopg.Connection[Any], profiles: dict[str, Profile]) -> None
             (dev, gid[0], profiles[prof].device_kind, prof),
         ).fetchone()
         assert did is not None
-        for p in profiles[prof].points:
-            for name in [p.name, *(f"{p.name}.{b}" for b in p.bits)]:
-                db.execute(
-                    "INSERT INTO points (device_id, name, poll_period_s) VALUES (%s, %s, 0.2)",
-                    (did[0], name),
-                )
+        for name in published_names(profiles[prof]):
+            db.execute(
+                "INSERT INTO points (device_id, name, poll_period_s) VALUES (%s, %s, 0.2)",
+                (did[0], name),
+            )
 
 
 def _gateway_yaml(tmp: Path, mqtt_url: str, topic_root: str, port: int) -> Path:
