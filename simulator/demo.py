@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assets.demo import seed_register
 from suvnet.errors import SuvnetError
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ class Demo:
             old.unlink()
 
         with psycopg.connect(url, autocommit=True) as conn:
-            done = migrate(conn, timescaledb=s.timescaledb)
+            done = migrate(conn, timescaledb=s.timescaledb, postgis=s.postgis)
             console.print(f"schema: {len(done)} migration(s) applied")
             row = conn.execute(
                 "SELECT count(*) FROM alarm_rule_state st JOIN alarm_rules r ON r.id = st.rule_id "
@@ -293,10 +294,20 @@ class Demo:
         with psycopg.connect(url) as conn:
             accounts = office.seed_accounts(conn, site, plan, feeds)
             conn.commit()
+            # the asset register of the village: water and sewer assets, a few surveyed in a
+            # local coordinate system, a service connection per household (docs/assets.md)
+            register = seed_register(conn, now=datetime.fromtimestamp(plan.start, UTC))
+            conn.commit()
         await office.ensure_logins(url, accounts.customer_number)
         console.print(
             f"office: {n_rules} alarm rules; {accounts.metered} metered and "
             f"{accounts.unmetered} unmetered households"
+        )
+        console.print(
+            f"asset register: {register.water} water and {register.sewer} sewer assets, "
+            f"{register.service_connections} service connections, {register.local_crs} "
+            f"surveyed in a local coordinate system; the network check found "
+            f"{register.findings} problem(s) (see /staff/map)"
         )
         dmas = [z.code for z in site.zones if z.kind == "dma"]
         console.print(

@@ -232,6 +232,19 @@ def test_demo_end_to_end_on_postgres_and_mosquitto(
     assert m is not None, out[-3000:]
     assert float(m.group(1)) < float(m.group(2))
     assert (tmp_path / "demo" / "grafana" / "provisioning" / "datasources").is_dir()
+    # the asset register of the village is filled: water and sewer assets, service
+    # connections to the households, a few surveyed in a local coordinate system
+    m = re.search(
+        r"asset register: (\d+) water and (\d+) sewer assets, (\d+) service connections, "
+        r"(\d+) surveyed",
+        out,
+    )
+    assert m is not None, out[-3000:]
+    water, sewer, connections, local = (int(g) for g in m.groups())
+    assert water > 20 and sewer > 5 and connections > 0 and local > 0
+    with psycopg.connect(empty_db_url) as db:
+        systems = dict(db.execute("SELECT system, count(*) FROM assets GROUP BY 1").fetchall())
+    assert systems == {"water": water + connections, "sewer": sewer}
 
 
 def test_demo_on_the_embedded_broker_with_the_api(
