@@ -16,6 +16,10 @@ from dashboards.provisioning import DatasourceConfig
 
 console = Console()
 
+# Imports inside the commands are for start-up time: `suvnet` loads every sub-command's app
+# at start, so what only one command needs (grafana-client, psycopg...) is loaded by
+# that command.
+
 app = typer.Typer(
     help=(
         "Grafana dashboards: write them as JSON with provisioning files (build), or upload "

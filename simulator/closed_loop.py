@@ -23,6 +23,7 @@ out (the agent tests cover them); ``suvnet demo`` runs the same controller over 
 TCP.
 """
 
+# wntr is imported where the hydraulics run: it takes about a second to load (start-up time).
 from __future__ import annotations
 
 import math

@@ -31,6 +31,10 @@ from assets.demo import seed_register
 from suvnet.errors import SuvnetError
 
 log = logging.getLogger(__name__)
+
+# Imports inside the commands are for start-up time: `suvnet` loads every sub-command's app
+# at start, so what only one command needs (wntr, numba, the API, the broker...) is loaded by
+# that command.
 console = Console()
 
 DEMO_DB = "suvnet_demo"

@@ -13,7 +13,13 @@ from typing import Any
 import psycopg
 import yaml
 
+from alarms.cli import load_rules_file
+from api import users
+from api.security import Role
+from billing.accounts import Address, create_account, install_meter
+from billing.demo import ensure_default_tariffs
 from simulator.demo_world import DemoPlan, DeviceFeed, demo_control
+from simulator.hydraulic import mean_daily_demand_m3
 from suvnet.prvcontrol import ControlConfig
 from suvnet.site import SiteSpec
 
@@ -111,7 +117,6 @@ def unmetered_use(conn: psycopg.Connection[Any], inp: Path) -> dict[str, float]:
     """m³ a day per zone drawn by the village's households without a meter in suvnet: in the
     demo, the network model's demand of the zone's junctions (the few metered households are
     not in the model). A utility estimates the same from its norm bills."""
-    from simulator.hydraulic import mean_daily_demand_m3
 
     rows = conn.execute(
         "SELECT z.code, array_agg(n.code) FROM nodes n JOIN zones z ON z.id = n.zone_id "
@@ -127,7 +132,6 @@ def load_rules(
     workdir: Path,
     unmetered: Mapping[str, float] | None = None,
 ) -> int:
-    from alarms.cli import load_rules_file
 
     path = workdir / "alarm-rules.yaml"
     doc = rules_doc(site, plan, unmetered)
@@ -165,8 +169,6 @@ def seed_accounts(
 ) -> DemoAccounts:
     """Households for the site's customer meters (linked to their telemetry volume point, so
     that the readings feed billing) and some unmetered households billed by the norm."""
-    from billing.accounts import Address, create_account, install_meter
-    from billing.demo import ensure_default_tariffs
 
     start = datetime.fromtimestamp(plan.start, UTC)
     ensure_default_tariffs(conn, date(start.year - 1, 1, 1))
@@ -244,8 +246,6 @@ def seed_accounts(
 
 async def ensure_logins(url: str, account_no: str) -> None:
     """The cabinet login of the demo customer and an admin for the back office."""
-    from api import users
-    from api.security import Role
 
     async with await psycopg.AsyncConnection.connect(url) as conn:
         for username, password, role, acc in (

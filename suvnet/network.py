@@ -10,6 +10,8 @@ row records their coordinate reference system (``crs``): ``EPSG:4326`` for longi
 another ``EPSG:nnnn`` code, or ``local`` for drawing coordinates.
 """
 
+# wntr is imported by read_inp only: it takes about a second to load and only the EPANET
+# import needs it (start-up time of every command that imports this module).
 from __future__ import annotations
 
 import json

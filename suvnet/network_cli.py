@@ -19,6 +19,10 @@ from suvnet.network import ChangeLog
 
 console = Console()
 
+# Imports inside the commands are for start-up time: `suvnet` loads every sub-command's app
+# at start, so what only one command needs (wntr, psycopg...) is loaded by
+# that command.
+
 app = typer.Typer(
     help=(
         "The water network (pipes, nodes, valves, pumps, zones): import it from an EPANET "

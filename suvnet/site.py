@@ -16,6 +16,8 @@ inside the same transaction (see :data:`SectionHandler`); this module never impo
 The format is documented in docs/site.md.
 """
 
+# psycopg is imported by apply_site_file only: suvnet's core is also installed on gateways,
+# without the server extra (psycopg), and they use this module to check site files.
 from __future__ import annotations
 
 import itertools
