@@ -27,7 +27,9 @@ from api.services import customer_logins
 from api.services.billing import account_or_404, balance_or_404
 from api.web.common import render
 from api.web.login import LoginPages, add_login_routes
+from api.web.staff_register_common import Words, can
 from billing import queries as bq
+from billing import register as reg
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 HAS_MAP = find_spec("assets") is not None
@@ -84,21 +86,30 @@ async def account_card(
 async def _card(
     request: Request, who: Principal, conn: Conn, number: str, code: dict[str, Any] | None
 ) -> Response:
+    """The account card: every code shown in the page's language (kind, status, ledger
+    entries and their months, channels, reading sources), a legal entity's INN and bank
+    details, a smart meter's telemetry readings (one a day), times in Tashkent."""
     account = await account_or_404(conn, number)
     ledger = await bq.recent_ledger(conn, account["id"], 200)
-    meters = await bq.meters_with_last_reading(conn, account["id"])
-    readings = await bq.account_readings(conn, account["id"], 50)
+    reversed_ids = {e["reverses_id"] for e in ledger if e["reverses_id"] is not None}
+    kinds = {e["id"]: e["kind"] for e in ledger}
+    for e in ledger:
+        e["cancelled"] = e["id"] in reversed_ids
+        e["reverses_kind"] = kinds.get(e["reverses_id"]) if e["reverses_id"] else None
     return render(
         request,
         "staff_account.html",
         who=who,
+        w=Words(request),
         can_issue_code=who.role in ISSUE_CUSTOMER_CODES,
+        can_register=can(who),
         code=code,
         account=account,
+        details=await reg.account_details(conn, account["id"]),
         balance=await balance_or_404(conn, number),
         ledger=ledger,
-        meters=meters,
-        readings=readings,
+        meters=await reg.account_meters(conn, account["id"]),
+        readings=await reg.account_readings(conn, account["id"], 50),
         invoices=await bq.invoices(conn, account["id"], 36),
     )
 

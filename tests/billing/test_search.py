@@ -217,11 +217,17 @@ def _account(conn: psycopg.Connection[Any], name: str, street: str, house: str, 
         conn,
         kind=kw.pop("kind", "household"),
         name=name,
-        address=Address("Samarqand viloyati", "Urgut tumani", "Bog'ishamol MFY", street, house,
-                        kw.pop("apartment", None)),
+        address=Address(
+            "Samarqand viloyati",
+            "Urgut tumani",
+            "Bog'ishamol MFY",
+            street,
+            house,
+            kw.pop("apartment", None),
+        ),
         now=NOW,
         **kw,
-    )  # fmt: skip
+    )
     return number
 
 
@@ -235,19 +241,27 @@ def register(db_url: str) -> dict[str, str]:
         _street(conn, "Mustaqillik ko'chasi", "Мустақиллик кўчаси", "улица Мустакиллик")
         _street(conn, "Do'stlik ko'chasi", None, None)
         out = {
-            "navoiy12": _account(conn, "Karimov Anvar", "Navoiy ko'chasi", "12",
-                                 phone="+998901234567"),
+            "navoiy12": _account(
+                conn, "Karimov Anvar", "Navoiy ko'chasi", "12", phone="+998901234567"
+            ),
             "navoiy112": _account(conn, "Rahimova Dilfuza", "Navoiy ko'chasi", "112"),
-            "navoiy3": _account(conn, "Toshmatov Olim", "Navoiy ko'chasi", "3",
-                                phone="998935550011"),
+            "navoiy3": _account(
+                conn, "Toshmatov Olim", "Navoiy ko'chasi", "3", phone="998935550011"
+            ),
             "bogbon3": _account(conn, "Yusupova Gulnora", "Bog'bon ko'chasi", "3"),
-            "bogbon12": _account(conn, "Ergashev Sherzod", "Bog'bon ko'chasi", "12",
-                                 apartment="3"),
+            "bogbon12": _account(conn, "Ergashev Sherzod", "Bog'bon ko'chasi", "12", apartment="3"),
             "must25": _account(conn, "Qodirov Jasur", "Mustaqillik ko'chasi", "25"),
-            "legal": _account(conn, "Obod Non MChJ", "Do'stlik ko'chasi", "7", kind="legal",
-                              inn="301234567", mfo="00873", bank_account="2020800000012345678"
-                              "9"),
-        }  # fmt: skip
+            "legal": _account(
+                conn,
+                "Obod Non MChJ",
+                "Do'stlik ko'chasi",
+                "7",
+                kind="legal",
+                inn="301234567",
+                mfo="00873",
+                bank_account="20208000000123456789",
+            ),
+        }
         acc_id = conn.execute(
             "SELECT id FROM accounts WHERE number = %s", (out["must25"],)
         ).fetchone()
@@ -315,8 +329,10 @@ async def test_a_house_number_is_a_whole_word(
     assert await _found(aconn, "Navoiy 12") == [register["navoiy12"]]
     assert await _found(aconn, "Navoiy 3") == [register["navoiy3"]]
     assert set(await _found(aconn, "Navoiy")) == {
-        register["navoiy12"], register["navoiy112"], register["navoiy3"]
-    }  # fmt: skip
+        register["navoiy12"],
+        register["navoiy112"],
+        register["navoiy3"],
+    }
 
 
 async def test_the_account_number_finds_itself_first(
