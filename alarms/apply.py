@@ -106,7 +106,7 @@ def at_local(d: date, hours: float, tz: ZoneInfo) -> datetime:
 def daily_row(conn: Conn, zone_id: int, day: date, run_id: int, **vals: float | None) -> None:
     cols = list(vals)
     conn.execute(
-        f"INSERT INTO zone_leak_daily (zone_id, day, run_id, {', '.join(cols)}) "
+        f"INSERT INTO zone_leak_daily (zone_id, day, run_id, {', '.join(cols)}) "  # noqa: S608 (column names are the caller's keyword names, values are parameters)
         f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(cols))}) "
         f"ON CONFLICT (zone_id, day, run_id) DO UPDATE SET "
         + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)

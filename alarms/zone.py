@@ -132,7 +132,7 @@ class Device:
 
 def _devices(conn: Conn, where: str, args: dict[str, Any]) -> list[Device]:
     rows = conn.execute(
-        "SELECT d.id, d.code, d.sign, d.attrs, p.id, p.name, p.unit, p.kind, p.poll_period_s "
+        "SELECT d.id, d.code, d.sign, d.attrs, p.id, p.name, p.unit, p.kind, p.poll_period_s "  # noqa: S608 (fixed fragments of this module, values are parameters)
         "FROM (SELECT d.*, " + SIGN_SQL + " AS sign FROM devices d WHERE d.enabled AND "
         f"{where}) d LEFT JOIN points p ON p.device_id = d.id ORDER BY d.code, p.id",
         args,
