@@ -984,6 +984,9 @@ async def account_meters(conn: AConn, account_id: int) -> list[dict[str, Any]]:
         "  UNION ALL"
         "  (SELECT t.ts, t.value, 'telemetry' FROM readings t WHERE t.point_id = m.point_id "
         "   AND t.quality = 0 AND t.value IS NOT NULL ORDER BY t.ts DESC LIMIT 1)"
+        "  UNION ALL"  # raw readings may be gone (retention): the daily rollup's last
+        "  (SELECT d.last_ts, d.last, 'telemetry' FROM readings_1d d "
+        "   WHERE d.point_id = m.point_id AND d.last IS NOT NULL ORDER BY d.bucket DESC LIMIT 1)"
         " ) x ORDER BY ts DESC LIMIT 1) last ON true "
         "WHERE c.account_id = %s ORDER BY c.removed_at IS NOT NULL, c.installed_at DESC",
         (account_id,),

@@ -69,6 +69,14 @@ LABELS: dict[str, dict[str, str]] = {
         "passage": N_("Passage"),
         "square": N_("Square"),
     },
+    "levels": {
+        "region": N_("Regions"),
+        "district": N_("Districts"),
+        "mahalla": N_("Mahallas"),
+        "street": N_("Streets"),
+        "house": N_("Houses"),
+        "apartment": N_("Apartments"),
+    },
     "level": {
         "region": N_("Region"),
         "district": N_("District"),
