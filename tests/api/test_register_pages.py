@@ -867,3 +867,56 @@ async def test_a_smart_meter_shows_its_telemetry(
     meters = r.text.split('id="meters"', 1)[1].split("</table>", 1)[0]
     assert "42,500" in meters and "30.11.2026 08:00" in meters  # the last raw reading
     assert "reports by telemetry" in page(r)
+
+
+# --------------------------------------------------------------------------- pseudo-locale
+
+
+async def test_no_english_outside_the_catalogs(
+    client: httpx.AsyncClient,
+    users: dict[Role, User],
+    place: dict[str, Any],
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every register page, its forms refused and a checked reading, with every translation
+    wrapped in ⟦ ⟧ (tests/test_i18n_complete.py's pseudo-locale): a word of the English
+    stop-list left outside them came from no catalog. The data (names, the role shown in the
+    header) is left out."""
+    import api.i18n
+    from tests.test_i18n_complete import PSEUDO, english, page_text
+
+    with psycopg.connect(db_url) as conn:
+        from billing.accounts import install_meter
+
+        aid, number = make_account(conn, 599, name="Sobirova Dilfuza", house="28")
+        mid = install_meter(conn, aid, "SV-599", installed_at=datetime(2026, 10, 1, tzinfo=UTC))
+        conn.commit()
+    monkeypatch.setattr(api.i18n, "translations", lambda code: PSEUDO)
+    csrf = await login(client, users[Role.ADMIN])
+    base = f"/staff/register/accounts/{number}"
+    answers = [await client.get(p) for p in (
+        "/staff/register", "/staff/register?q=Sobirova", "/staff/register?q=zzz",
+        "/staff/register/addresses", f"/staff/register/addresses/street/{place['street_id']}",
+        "/staff/register/rates", "/staff/register/accounts/new",
+        f"/staff/register/accounts/new?mahalla_id={place['mahalla_id']}", base + "/edit",
+        base + "/residents", base + "/meters", base + "/readings", f"/staff/accounts/{number}",
+    )]  # fmt: skip
+    forms = {
+        "/staff/register/accounts/new": {"kind": "legal", "name": "", "inn": "1"},
+        base + "/status": {"status": "closed", "day": "2030-01-01", "reason": ""},
+        base + "/residents": {"residents": "x", "since": "", "reason": ""},
+        base + "/meters/install": {"serial": "?", "digits": "1", "initial": "-1", "day": ""},
+        f"{base}/meters/{mid}/replace": {"final": "x", "new_serial": "", "day": ""},
+        base + "/readings/check": {"meter_id": str(mid), "value": "9999", "day": "2026-11-30"},
+        "/staff/register/addresses/region": {"name_uz": "", "code": "99"},
+        "/staff/register/rates/tariffs": {"category": "x", "price": "x", "vat": "200"},
+        "/staff/register/rates/norms": {"m3": "0"},
+    }
+    for path, data in forms.items():
+        answers.append(await client.post(path, data={"csrf_token": csrf, **data}))
+    assert all(r.status_code in (200, 422) for r in answers), [r.status_code for r in answers]
+    assert any('data-flag="spike"' in r.text for r in answers)  # the checks were shown
+    for r in answers:
+        shown = english(page_text(r.text)) - {"admin"}  # the role in the header is data
+        assert shown == set(), (str(r.url), shown)
