@@ -1,10 +1,17 @@
 """FastAPI dependencies: the app state, the database, the caller (``require``) and
-pagination. (The audit log writer is :mod:`api.audit`.)"""
+pagination. (The audit log writer is :mod:`api.audit`.)
+
+Branches (docs/branches.md): every connection a request uses runs as the database role
+suvnet_app with the caller's scope (:func:`scope_connection`), so the row-level security
+policies of migration 0801 show a branch user only their branch's rows, whatever the query.
+This module is the one place where the scope is set for the async connections;
+:mod:`api.syncdb` does the same for the synchronous ones."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -17,7 +24,15 @@ from psycopg_pool import AsyncConnectionPool
 from api import users
 from api.errors import ForbiddenError, NotAuthenticatedError
 from api.limits import BodyLimits
-from api.security import Principal, RateLimitPolicy, Role, csrf_ok, read_access_token
+from api.security import (
+    APP_ROLE,
+    NO_BRANCHES,
+    Principal,
+    RateLimitPolicy,
+    Role,
+    csrf_ok,
+    read_access_token,
+)
 from suvnet.listing import Page
 from suvnet.protocol import Topics
 from suvnet.settings import Settings
@@ -33,6 +48,70 @@ CONN_KEY = "suvnet.conn"
 CHECKED_KEY = "suvnet.checked"
 """Key in the request's scope state: (token, principal) already checked against the users
 table in this request (by the web session middleware)."""
+PRINCIPAL_KEY = "suvnet.principal"
+"""Key in the request's scope state: the caller, once :func:`current_principal` knows it."""
+PENDING_KEY = "suvnet.pending"
+"""Key in the request's scope state: the caller whose users-table check waits for the
+request's connection (:func:`get_conn` does it in the statement that scopes it)."""
+SCOPE_SQL = "SELECT set_config('role', %s, false), set_config('suvnet.branches', %s, false)"
+
+request_principal: ContextVar[Principal | None] = ContextVar("suvnet_principal", default=None)
+"""The caller of the request being handled, for :func:`api.syncdb.run_sync` (which runs in a
+worker thread with a copy of this context). Set by :func:`current_principal`."""
+
+
+def branches_of(principal: Principal | None) -> str:
+    """The ``suvnet.branches`` setting of a caller: ``*`` every branch, ``3`` one branch,
+    ``''`` nothing (no login)."""
+    return NO_BRANCHES if principal is None else principal.branches
+
+
+async def scope_connection(conn: AsyncConnection[Any], principal: Principal | None) -> None:
+    """Give ``conn`` the scope of ``principal``: what the request may see and change.
+
+    Contract (every path that hands a connection to request code calls this first, on every
+    checkout from a pool: :func:`get_conn` here, :func:`api.syncdb.run_sync`, the read-replica
+    connection of :mod:`api.readconn`):
+
+    * one round trip: ``SET ROLE suvnet_app`` and ``suvnet.branches`` = ``*`` (a regional
+      user, a customer), the user's branch id (a branch user), or ``''`` for ``None`` (a
+      request without a login: it sees no branch's rows at all);
+    * session-level settings (``set_config(..., false)``), so they hold in autocommit mode
+      and across commits. They are not undone when the connection goes back to the pool:
+      the next checkout sets them again, which is why every checkout must call this. Code
+      that borrows a pooled connection without calling it may find the previous request's
+      scope (only ever narrower than the owner's; never use such a connection for data);
+    * after it the connection can no longer do what needs the login role itself (DDL,
+      ``pg_stat_replication`` details, ``pg_terminate_backend``): do that on a connection
+      of its own, before calling this;
+    * ``principal`` must already be checked against the users table (:func:`require` did
+      it), since its ``branch_id`` comes from the token.
+    """
+    await conn.execute(SCOPE_SQL, (APP_ROLE, branches_of(principal)))
+
+
+_NEEDS_ATTR = "_suvnet_needs"
+
+
+def _route_needs(request: Request) -> tuple[bool, bool]:
+    """(uses :func:`get_conn`, checks a login) for the request's route, from its dependency
+    tree (worked out once per route)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return False, False
+    hit: tuple[bool, bool] | None = getattr(route, _NEEDS_ATTR, None)
+    if hit is None:
+        conn = login = False
+        todo = list(dependant.dependencies)
+        while todo:
+            dep = todo.pop()
+            conn = conn or dep.call is get_conn
+            login = login or dep.call is current_principal or hasattr(dep.call, "allowed_roles")
+            todo.extend(dep.dependencies)
+        hit = (conn, login)
+        setattr(route, _NEEDS_ATTR, hit)
+    return hit
 
 
 def utcnow() -> datetime:
@@ -71,6 +150,8 @@ class AppState:
 
 def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.suvnet
+    # the worker threads of api.syncdb see this request's caller (none yet: nobody)
+    request_principal.set((request.scope.get("state") or {}).get(PRINCIPAL_KEY))
     return state
 
 
@@ -80,7 +161,12 @@ State = Annotated[AppState, Depends(get_state)]
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
     """A pooled connection. For requests that change something (POST, PATCH...) it is in a
     transaction: committed when the handler returns normally, rolled back when it raises.
-    Reads (GET, HEAD) run in autocommit mode, which saves the BEGIN/COMMIT round trips."""
+    Reads (GET, HEAD) run in autocommit mode, which saves the BEGIN/COMMIT round trips.
+
+    It has the caller's scope (:func:`scope_connection`) before anything reads through it:
+    set here when the caller is known, in the statement that checks the login when that
+    check waited for this connection, or by :func:`current_principal` right after when the
+    login is checked later in the request; a request without a login sees no branch."""
     st = get_state(request)
     assert st.pool is not None, "the database pool is not open"
     read_only = request.method in SAFE_METHODS
@@ -89,6 +175,14 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
         if read_only:
             await conn.set_autocommit(True)
         state = request.scope.setdefault("state", {})
+        pending = state.pop(PENDING_KEY, None)
+        if pending is not None:
+            await users.check_principal(conn, pending, scope=True)
+        elif PRINCIPAL_KEY in state:
+            await scope_connection(conn, state[PRINCIPAL_KEY])
+        elif not _route_needs(request)[1]:
+            await scope_connection(conn, None)
+        # else: the login is checked (and this connection scoped) before the handler runs
         state[CONN_KEY] = conn
         try:
             yield conn  # type: ignore[misc]
@@ -127,6 +221,8 @@ async def current_principal(request: Request) -> Principal:
         raise NotAuthenticatedError("log in first (no access token)")
     principal = read_access_token(token, st.secret, st.clock())
     await check_user(request, st, token, principal)
+    request.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+    request_principal.set(principal)
     if via_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER)
         if sent is None and request.headers.get("content-type", "").startswith(
@@ -143,18 +239,25 @@ async def current_principal(request: Request) -> Principal:
 
 
 async def check_user(request: Request, st: AppState, token: str, principal: Principal) -> None:
-    """The token's user must exist, be active, have the token's role, account and token
-    version (api.users.check_principal): one primary-key lookup per request.
+    """The token's user must exist, be active, have the token's role, account, branch and
+    token version (api.users.check_principal): one primary-key lookup per request.
 
-    It runs on the request's own connection when :func:`get_conn` already gave it one, else
-    on a connection borrowed for the lookup alone, so a request never holds two at a time.
+    It runs on the request's own connection when :func:`get_conn` already gave it one (and
+    gives it the caller's scope in the same statement); when the route takes its connection
+    later, :func:`get_conn` does both then; otherwise on a connection borrowed for the
+    lookup alone, so a request never holds two at a time.
     """
-    state = request.scope.get("state") or {}
-    if state.get(CHECKED_KEY) == (token, principal):
-        return
+    state = request.scope.setdefault("state", {})
     conn = state.get(CONN_KEY)
+    if state.get(CHECKED_KEY) == (token, principal):
+        if conn is not None:
+            await scope_connection(conn, principal)
+        return
     if conn is not None:
-        await users.check_principal(conn, principal)
+        await users.check_principal(conn, principal, scope=True)
+        return
+    if _route_needs(request)[0]:
+        state[PENDING_KEY] = principal
         return
     await check_on_own_connection(st, principal)
 

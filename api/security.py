@@ -232,12 +232,23 @@ FIRST_TOKEN_VERSION = 1
 """``api_users.token_version`` of a new user (the column default, migration 0501)."""
 
 
+APP_ROLE = "suvnet_app"
+"""The database role every API request runs as (``SET ROLE``): it owns no table, so the
+row-level security policies of migration 0801 apply to it (docs/branches.md)."""
+ALL_BRANCHES = "*"
+"""``suvnet.branches`` of a session that sees every branch."""
+NO_BRANCHES = ""
+"""``suvnet.branches`` of a session that sees no branch's data (requests without a login)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """The authenticated caller.
 
     ``token_version`` is the user's version when the token was made; the API compares it
     with ``api_users.token_version`` on every request (api.users.check_principal).
+    ``branch_id`` is the staff user's branch; None for a regional user (and customers), who
+    sees every branch. It is compared with the users table on every request as well.
     """
 
     user_id: int
@@ -245,10 +256,20 @@ class Principal:
     role: Role
     account_no: str | None = None
     token_version: int = FIRST_TOKEN_VERSION
+    branch_id: int | None = None
 
     @property
     def is_customer(self) -> bool:
         return self.role is Role.CUSTOMER
+
+    @property
+    def branches(self) -> str:
+        """The data this caller sees, as the database setting ``suvnet.branches`` takes it:
+        ``*`` every branch (regional staff; customers, whose every query is of their own
+        account), else the branch's id (docs/branches.md)."""
+        if self.branch_id is None or self.role is Role.CUSTOMER:
+            return ALL_BRANCHES
+        return str(self.branch_id)
 
 
 def make_access_token(p: Principal, secret: str, now: datetime) -> str:
@@ -263,6 +284,8 @@ def make_access_token(p: Principal, secret: str, now: datetime) -> str:
     }
     if p.account_no is not None:
         claims["acc"] = p.account_no
+    if p.branch_id is not None:
+        claims["br"] = p.branch_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -304,13 +327,30 @@ def _decode(
     return claims
 
 
+NO_BRANCH_PROBLEM = (
+    "this user belongs to no branch and is not regional: an administrator must give them a "
+    "branch (suvnet users set-branch NAME BRANCH) or the regional scope (--regional)"
+)
+
+
+def scope_problem(role: str, branch_id: int | None, regional: bool) -> str | None:
+    """Why a user with this role and scope may not log in (None: they may). A staff user
+    belongs to one branch or to the region; one with neither (say, their branch was deleted)
+    is refused until an administrator places them."""
+    if role != Role.CUSTOMER.value and branch_id is None and not regional:
+        return NO_BRANCH_PROBLEM
+    return None
+
+
 def token_problem(p: Principal, user: tuple[Any, ...] | None) -> str | None:
     """Why the token of ``p`` no longer stands, given its user's row
-    ``(role, account_no, active, token_version)`` (None: no such user); None when it stands.
+    ``(role, account_no, active, token_version, branch_id, regional)`` (None: no such user);
+    None when it stands. (A row without the last two is a regional user's.)
     """
     if user is None:
         return "the token's user does not exist; log in again"
-    role, account_no, active, version = user
+    role, account_no, active, version, *scope = user
+    branch_id, regional = scope if scope else (None, True)
     if not active:
         return "the user is disabled"
     if version != p.token_version:
@@ -320,6 +360,11 @@ def token_problem(p: Principal, user: tuple[Any, ...] | None) -> str | None:
         )
     if role != p.role.value or account_no != p.account_no:
         return "the token does not match the user's role or account; log in again"
+    problem = scope_problem(role, branch_id, regional)
+    if problem is not None:
+        return problem
+    if (None if regional or role == Role.CUSTOMER.value else branch_id) != p.branch_id:
+        return "the token does not match the user's branch; log in again"
     return None
 
 
@@ -371,15 +416,17 @@ def read_access_token(
     claims = _decode(token, secret, now, "access")
     version = claims.get("ver")
     account = claims.get("acc")
+    branch = claims.get("br")
     if (
         type(version) is not int
         or (account is not None and not isinstance(account, str))
+        or (branch is not None and type(branch) is not int)
         or claims.get("role") not in _ROLE_VALUES
     ):
         raise NotAuthenticatedError("the token is invalid; log in again")
     try:
         principal = Principal(
-            int(claims["sub"]), str(claims["usr"]), Role(claims["role"]), account, version
+            int(claims["sub"]), str(claims["usr"]), Role(claims["role"]), account, version, branch
         )
     except (KeyError, ValueError) as exc:
         raise NotAuthenticatedError("the token is invalid; log in again") from exc

@@ -3,6 +3,10 @@
 Billing's functions take a synchronous connection. They run in a worker thread on a
 connection from a small synchronous pool that opens on first use; the call's work is
 committed when the function returns and rolled back when it raises.
+
+Every such connection has the scope of the request's caller (docs/branches.md), set by
+:func:`scope_sync_connection` in the call's first statement, so that billing's queries see
+only the caller's branches as the async queries do (:func:`api.deps.scope_connection`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from api.deps import AppState
+from api.deps import SCOPE_SQL, AppState, branches_of, request_principal
+from api.security import ALL_BRANCHES, APP_ROLE, Principal
 from suvnet.db import make_pool
 
 T = TypeVar("T")
@@ -32,11 +37,36 @@ def _pool(st: AppState) -> Any:
         return st.sync_pool
 
 
-def _call(st: AppState, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+def scope_sync_connection(conn: Any, principal: Principal | None) -> None:
+    """:func:`api.deps.scope_connection` for a synchronous connection, with the same
+    contract: ``SET ROLE suvnet_app`` and ``suvnet.branches`` of ``principal`` (``''``, no
+    branch at all, for ``None``), session-level, on every checkout before anything reads."""
+    conn.execute(SCOPE_SQL, (APP_ROLE, branches_of(principal)))
+
+
+def _call(
+    st: AppState,
+    scope: str | None,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
     with _pool(st).connection() as conn:  # commits on success, rolls back on error
+        if scope is None:
+            scope_sync_connection(conn, request_principal.get())
+        else:
+            conn.execute(SCOPE_SQL, (APP_ROLE, scope))
         return fn(conn, *args, **kwargs)
 
 
 async def run_sync(st: AppState, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(conn, *args, **kwargs)`` in a thread, in one transaction."""
-    return await asyncio.to_thread(_call, st, fn, args, kwargs)
+    """``fn(conn, *args, **kwargs)`` in a thread, in one transaction, with the scope of the
+    request's caller (a request without a login: no branch's rows)."""
+    return await asyncio.to_thread(_call, st, None, fn, args, kwargs)
+
+
+async def run_sync_all_branches(st: AppState, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """:func:`run_sync` for work of the whole installation, whoever asked: the monthly
+    billing run, the payment providers' callbacks (which then check the account against the
+    merchant's branch themselves). The connection sees every branch."""
+    return await asyncio.to_thread(_call, st, ALL_BRANCHES, fn, args, kwargs)

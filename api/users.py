@@ -18,12 +18,15 @@ from psycopg.rows import dict_row, tuple_row
 
 from api.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidError,
     NotAuthenticatedError,
     NotFoundError,
     TooManyAttemptsError,
 )
 from api.security import (
+    APP_ROLE,
+    NO_BRANCH_PROBLEM,
     REFRESH_REUSE_GRACE,
     REFRESH_TTL,
     LoginFailures,
@@ -38,6 +41,7 @@ from api.security import (
     new_one_time_code,
     password_check,
     read_refresh_token,
+    scope_problem,
     token_problem,
     verify_password,
 )
@@ -47,20 +51,38 @@ log = logging.getLogger(__name__)
 
 CODE_TTL = timedelta(days=7)
 USER_COLUMNS = "id, username, full_name, role, account_no, active, created_at"
-AUTH_COLUMNS = f"{USER_COLUMNS}, token_version"
+AUTH_COLUMNS = f"{USER_COLUMNS}, token_version, branch_id, regional"
 USER_SQL = f"SELECT {USER_COLUMNS} FROM api_users"  # noqa: S608 - constant column list
 AUTH_SQL = f"SELECT {AUTH_COLUMNS} FROM api_users"  # noqa: S608 - constant column list
 LOGIN_SQL = f"SELECT {AUTH_COLUMNS}, password_hash FROM api_users WHERE username = %s"  # noqa: S608 - constant column list
 INSERT_SQL = (
-    "INSERT INTO api_users (username, full_name, role, password_hash, account_no) "  # noqa: S608 - constant column list
-    f"VALUES (%s, %s, %s, %s, %s) RETURNING {USER_COLUMNS}"
+    "INSERT INTO api_users (username, full_name, role, password_hash, account_no, branch_id, "  # noqa: S608 - constant column list
+    f"regional) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {USER_COLUMNS}"
 )
 SET_CUSTOMER_PASSWORD_SQL = (
     "UPDATE api_users SET password_hash = %s, password_set_at = %s, active = true "  # noqa: S608 - constant column list
     f"WHERE account_no = %s RETURNING {USER_COLUMNS}"
 )
-CHECK_SQL = "SELECT role, account_no, active, token_version FROM api_users WHERE id = %s"
+CHECK_SQL = (
+    "SELECT role, account_no, active, token_version, branch_id, regional "
+    "FROM api_users WHERE id = %s"
+)
 """The per-request token check: one primary-key lookup."""
+CHECK_AND_SCOPE_SQL = (
+    "SELECT role, account_no, active, token_version, branch_id, regional, "
+    "set_config('role', %s, false), set_config('suvnet.branches', %s, false) "
+    "FROM api_users WHERE id = %s"
+)
+"""The token check that also gives the connection the caller's scope (api.deps), in the same
+round trip; the scope is the token's, so a token that fails the check leaves nothing open."""
+VISIBLE_USER = (
+    "((SELECT suvnet_scope_all()) OR branch_id = ANY ((SELECT suvnet_scope_branches())::bigint[]))"
+)
+"""The users a session sees: all of them, or those of its branches (a branch administrator
+manages the users of their branch). The logins themselves are not under row-level security:
+a login looks its user up before anyone's scope is known."""
+SCOPE_SQL = "SELECT suvnet_scope_all(), suvnet_scope_branches()"
+"""What the connection's session sees (api.deps.scope_connection set it)."""
 
 
 @dataclass(frozen=True)
@@ -80,13 +102,19 @@ class TokenPair:
 
 
 def principal_of(row: dict[str, Any]) -> Principal:
-    """The principal of a user row (selected with :data:`AUTH_COLUMNS`)."""
+    """The principal of a user row (selected with :data:`AUTH_COLUMNS`); a regional user's
+    and a customer's have no branch. A staff user with neither a branch nor the regional
+    scope gets none: they are refused with a message saying how to fix it."""
+    if scope_problem(row["role"], row["branch_id"], row["regional"]) is not None:
+        raise NotAuthenticatedError(NO_BRANCH_PROBLEM, code="no_branch")
+    regional = row["regional"] or row["role"] == Role.CUSTOMER.value
     return Principal(
         int(row["id"]),
         row["username"],
         Role(row["role"]),
         row["account_no"],
         int(row["token_version"]),
+        None if regional or row["branch_id"] is None else int(row["branch_id"]),
     )
 
 
@@ -96,15 +124,84 @@ def _refuse_password(password: str, *, role: Role, username: str) -> None:
         raise InvalidError(problem.message, code=problem.code)
 
 
-async def check_principal(conn: AsyncConnection[Any], p: Principal) -> None:
-    """Refuse a token whose user is gone, disabled, has another role or account, or whose
-    token version is not the user's current one. One primary-key lookup."""
+async def check_principal(conn: AsyncConnection[Any], p: Principal, *, scope: bool = False) -> None:
+    """Refuse a token whose user is gone, disabled, has another role, account or branch, or
+    whose token version is not the user's current one. One primary-key lookup.
+
+    ``scope``: the same statement also gives ``conn`` the caller's scope (the role
+    suvnet_app and ``suvnet.branches``, see :func:`api.deps.scope_connection`)."""
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(CHECK_SQL, (p.user_id,))
+        if scope:
+            await cur.execute(CHECK_AND_SCOPE_SQL, (APP_ROLE, p.branches, p.user_id))
+        else:
+            await cur.execute(CHECK_SQL, (p.user_id,))
         row = await cur.fetchone()
-    problem = token_problem(p, None if row is None else tuple(row))
+    problem = token_problem(p, None if row is None else tuple(row)[:6])
     if problem is not None:
         raise NotAuthenticatedError(problem)
+
+
+@dataclass(frozen=True)
+class SessionScope:
+    """What a connection's session sees: every branch, or these branches."""
+
+    all: bool
+    branches: tuple[int, ...]
+
+    def covers(self, branch_id: int | None) -> bool:
+        return self.all or (branch_id is not None and branch_id in self.branches)
+
+
+async def session_scope(conn: AsyncConnection[Any]) -> SessionScope:
+    """The scope the connection runs with (set by :func:`api.deps.scope_connection`; a
+    session that never had one, such as the command line's, sees every branch)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(SCOPE_SQL)
+        row = await cur.fetchone()
+    assert row is not None
+    return SessionScope(bool(row[0]), tuple(int(b) for b in row[1] or ()))
+
+
+async def _new_user_scope(
+    conn: AsyncConnection[Any], role: Role, branch_id: int | None, regional: bool | None
+) -> tuple[int | None, bool]:
+    """(branch_id, regional) of a new user, or a refusal.
+
+    A staff user belongs to one branch or to the region. Given neither: a user made in a
+    one-branch session (a branch administrator's) belongs to that branch; an installation
+    without branches has only regional users, as before branches existed; otherwise the
+    creation is refused. A branch administrator makes users of their own branch only."""
+    if role is Role.CUSTOMER:
+        return None, True
+    if branch_id is not None and regional:
+        raise InvalidError(
+            "a user belongs to one branch or to the region, not both", code="branch_conflict"
+        )
+    scope = await session_scope(conn)
+    if branch_id is None and not regional and not scope.all and len(scope.branches) == 1:
+        branch_id = scope.branches[0]
+    if branch_id is not None:
+        if not scope.covers(branch_id):
+            raise ForbiddenError("a branch administrator makes users of their own branch only")
+        async with conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute("SELECT 1 FROM branches WHERE id = %s", (branch_id,))
+            if await cur.fetchone() is None:
+                raise InvalidError(f"no branch with id {branch_id}", code="no_such_branch")
+        return branch_id, False
+    if not scope.all:
+        raise ForbiddenError("a branch administrator makes users of their own branch only")
+    if regional:
+        return None, True
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT EXISTS (SELECT 1 FROM branches)")
+        row = await cur.fetchone()
+    if row is not None and row[0]:
+        raise InvalidError(
+            "a staff user needs a branch or the regional scope: this installation has "
+            "branches (suvnet users add NAME --branch CODE, or --regional)",
+            code="branch_required",
+        )
+    return None, True
 
 
 async def create_user(
@@ -115,8 +212,12 @@ async def create_user(
     role: Role,
     full_name: str = "",
     account_no: str | None = None,
+    branch_id: int | None = None,
+    regional: bool | None = None,
 ) -> dict[str, Any]:
-    """Insert a user; the password is stored as an argon2 hash."""
+    """Insert a user; the password is stored as an argon2 hash. A staff user belongs to
+    ``branch_id`` or to the region (``regional``); see :func:`_new_user_scope` for what
+    happens when neither is given."""
     username = username.strip()
     if not username or len(username) > 64:
         raise InvalidError("the user name must have 1 to 64 characters")
@@ -125,11 +226,20 @@ async def create_user(
         raise InvalidError("a customer user needs an account number")
     if role is not Role.CUSTOMER:
         account_no = None
+    branch_id, is_regional = await _new_user_scope(conn, role, branch_id, regional)
     try:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 INSERT_SQL,
-                (username, full_name, role.value, hash_password(password), account_no),
+                (
+                    username,
+                    full_name,
+                    role.value,
+                    hash_password(password),
+                    account_no,
+                    branch_id,
+                    is_regional,
+                ),
             )
             row = await cur.fetchone()
     except errors.UniqueViolation as exc:
@@ -413,7 +523,7 @@ async def activate_customer(
 
 async def get_user(conn: AsyncConnection[Any], user_id: int) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(USER_SQL + " WHERE id = %s", (user_id,))
+        await cur.execute(f"{USER_SQL} WHERE id = %s AND {VISIBLE_USER}", (user_id,))
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no user with id {user_id}")
@@ -447,7 +557,7 @@ async def update_user(
     next refresh gives tokens with the new role.
     """
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(USER_SQL + " WHERE id = %s FOR UPDATE", (user_id,))
+        await cur.execute(f"{USER_SQL} WHERE id = %s AND {VISIBLE_USER} FOR UPDATE", (user_id,))
         before = await cur.fetchone()
     if before is None:
         raise NotFoundError(f"no user with id {user_id}")
@@ -494,12 +604,50 @@ async def list_users(
     conn: AsyncConnection[Any], pg: Page, *, role: Role | None = None, q: str | None = None
 ) -> dict[str, Any]:
     """A page of users (:data:`USER_COLUMNS`) by id, filtered by role and part of the name."""
-    w = Where().eq("role", None if role is None else role.value)
+    w = Where().add(VISIBLE_USER).eq("role", None if role is None else role.value)
     if q:
         w.add("(username ILIKE %s OR full_name ILIKE %s)", f"%{q}%", f"%{q}%")
     return await fetch_page(conn, USER_SQL, w, "id", pg)
 
 
 async def all_users(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
-    """Every user (:data:`USER_COLUMNS`) by id."""
-    return await fetch_all(conn, USER_SQL + " ORDER BY id")
+    """Every user (:data:`USER_COLUMNS`, with ``regional`` and their branch's ``code`` as
+    ``branch``) by id."""
+    return await fetch_all(
+        conn,
+        "SELECT u.id, u.username, u.full_name, u.role, u.account_no, u.active, u.created_at, "
+        "u.regional, b.code AS branch FROM api_users u LEFT JOIN branches b ON b.id = u.branch_id "
+        "ORDER BY u.id",
+    )
+
+
+async def set_scope(
+    conn: AsyncConnection[Any], user_id: int, *, branch_id: int | None, regional: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Put a staff user in a branch (``branch_id``) or in the region (``regional``); returns
+    the row before and after. Their tokens stop working at once (the token version goes up):
+    the next login gives tokens of the new scope."""
+    if (branch_id is None) != regional:
+        raise InvalidError("give either a branch or the regional scope", code="branch_conflict")
+    cols = f"{USER_COLUMNS}, branch_id, regional"
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {cols} FROM api_users WHERE id = %s AND {VISIBLE_USER} FOR UPDATE",  # noqa: S608 - constants
+            (user_id,),
+        )
+        before = await cur.fetchone()
+        if before is None:
+            raise NotFoundError(f"no user with id {user_id}")
+        if before["role"] == Role.CUSTOMER.value:
+            raise InvalidError("customers belong to no branch: their account does")
+        try:
+            await cur.execute(
+                "UPDATE api_users SET branch_id = %s, regional = %s, "  # noqa: S608 - constants
+                f"token_version = token_version + 1 WHERE id = %s RETURNING {cols}",
+                (branch_id, regional, user_id),
+            )
+        except errors.ForeignKeyViolation as exc:
+            raise InvalidError(f"no branch with id {branch_id}", code="no_such_branch") from exc
+        after = await cur.fetchone()
+    assert after is not None
+    return before, after

@@ -44,6 +44,13 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
 )
 
 from billing import consumption as cons
+from billing.branches import (
+    Seller,
+    account_branch,
+    require_requisites,
+    seller_of_account,
+    utility_seller,
+)
 from billing.config import BillingConfig
 from billing.errors import DocumentError
 from billing.figures import Figures, account_figures
@@ -382,6 +389,9 @@ class SlipData:
     service_days: int | None = None
     period_days: int | None = None
     suspended_days: int = 0
+    seller: Seller | None = None
+    """Whose document it is: the account's branch's requisites, or the utility's (None: the
+    settings given to the renderer)."""
 
     @property
     def due_tiyin(self) -> int:
@@ -493,6 +503,7 @@ def slip_data(
         service_days=int(service["days"]) if service else None,
         period_days=int(service["period_days"]) if service else None,
         suspended_days=int(service.get("suspended_days", 0)) if service else 0,
+        seller=seller_of_account(conn, account_id, cfg),
     )
 
 
@@ -540,27 +551,33 @@ def mahalla_accounts(
 
 
 # ------------------------------------------------------------------ rendering
-def _utility_lines(cfg: BillingConfig, st: _Styles, lang: Lang) -> list[Flowable]:
-    """The utility's name and requisites at the top of a slip: address and phone, STIR, the
-    bank, its account and MFO (blank settings are left out here; ``suvnet billing info``
-    and the billing run warn about them)."""
+def _seller(seller: Seller | None, cfg: BillingConfig) -> Seller:
+    """The requisites a document prints: its own (the account's branch's), else the
+    utility's settings."""
+    return seller if seller is not None else utility_seller(cfg)
+
+
+def _utility_lines(seller: Seller, st: _Styles, lang: Lang) -> list[Flowable]:
+    """The seller's name and requisites at the top of a slip (the account's branch, or the
+    utility): address and phone, STIR, the bank, its account and MFO (blank settings are
+    left out here; ``suvnet billing info`` and the billing run warn about them)."""
     t = T[lang]
-    contact = [cfg.utility_address.strip()]
-    if cfg.utility_phone.strip():
-        contact.append(f"{t['phone']} {cfg.utility_phone.strip()}")
+    contact = [seller.address.strip()]
+    if seller.phone.strip():
+        contact.append(f"{t['phone']} {seller.phone.strip()}")
     bank = [
         f"{label}: {value.strip()}"
         for label, value in (
-            (t["inn"], cfg.utility_inn),
-            (t["bank_name"], cfg.utility_bank),
-            (t["bank"], cfg.utility_bank_account),
-            (t["mfo"], cfg.utility_mfo),
+            (t["inn"], seller.inn),
+            (t["bank_name"], seller.bank),
+            (t["bank"], seller.bank_account),
+            (t["mfo"], seller.mfo),
         )
         if value.strip()
     ]
     lines = (" · ".join(c for c in contact if c), " · ".join(bank))
     return [
-        Paragraph(rl_text(cfg.utility_name), st.h2),
+        Paragraph(rl_text(seller.name), st.h2),
         *(Paragraph(rl_text(line), st.small) for line in lines if line),
     ]
 
@@ -577,8 +594,9 @@ def qr_target(s: SlipData, cfg: BillingConfig) -> tuple[str, str] | None:
 
 def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> list[Flowable]:
     t = T[lang]
+    seller = _seller(s.seller, cfg)
     story: list[Flowable] = [
-        *_utility_lines(cfg, st, lang),
+        *_utility_lines(seller, st, lang),
         Spacer(1, 2 * mm),
         Paragraph(t["slip"], st.title),
         Paragraph(
@@ -657,10 +675,10 @@ def _slip_story(s: SlipData, st: _Styles, cfg: BillingConfig, lang: Lang) -> lis
             )
         )
         story.append(box)
-    if cfg.utility_phone.strip():
+    if seller.phone.strip():
         story += [
             Spacer(1, 3 * mm),
-            Paragraph(rl_text(t["questions"].format(phone=cfg.utility_phone.strip())), st.small),
+            Paragraph(rl_text(t["questions"].format(phone=seller.phone.strip())), st.small),
         ]
     return story
 
@@ -690,6 +708,7 @@ def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
         raise DocumentError(f"account {s.number} has no invoice for {s.period:%Y-%m}")
     t = T[lang]
     st = _Styles(cfg)
+    seller = _seller(s.seller, cfg)
     net = sum(int(ln["net_tiyin"]) for ln in s.lines)
     vat = sum(int(ln["vat_tiyin"]) for ln in s.lines)
     total_head = f"{t['total']}, {t['som']}"
@@ -715,26 +734,24 @@ def render_invoice(s: SlipData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
 
     parties: list[list[Any]] = [
         [t["seller"], t["buyer"]],
-        [st.text(cfg.utility_name), st.text(s.name)],
-        [requisite(t["inn"], cfg.utility_inn), requisite(t["inn"], s.inn)],
-        [requisite(t["bank"], cfg.utility_bank_account), requisite(t["bank"], s.bank_account)],
-        [requisite(t["mfo"], cfg.utility_mfo), requisite(t["mfo"], s.mfo)],
+        [st.text(seller.name), st.text(s.name)],
+        [requisite(t["inn"], seller.inn), requisite(t["inn"], s.inn)],
+        [requisite(t["bank"], seller.bank_account), requisite(t["bank"], s.bank_account)],
+        [requisite(t["mfo"], seller.mfo), requisite(t["mfo"], s.mfo)],
         [
-            requisite(t["address"], cfg.utility_address),
+            requisite(t["address"], seller.address),
             requisite(t["address"], s.address_uz if lang == "uz" else s.address_ru),
         ],
     ]
-    if cfg.utility_bank.strip() or cfg.utility_phone.strip():
+    if seller.bank.strip() or seller.phone.strip():
         parties.append(
             [
                 st.text(
                     " · ".join(
                         x
                         for x in (
-                            cfg.utility_bank.strip(),
-                            f"{t['phone']} {cfg.utility_phone.strip()}"
-                            if cfg.utility_phone.strip()
-                            else "",
+                            seller.bank.strip(),
+                            f"{t['phone']} {seller.phone.strip()}" if seller.phone.strip() else "",
                         )
                         if x
                     )
@@ -787,6 +804,9 @@ class StatementData:
     date_to: date
     opening_tiyin: int
     lines: tuple[StatementLine, ...] = field(default_factory=tuple)
+    seller_name: str | None = None
+    """The account's branch's name and STIR on the statement (None: the utility's)."""
+    seller_inn: str | None = None
 
     @property
     def debit(self) -> int:
@@ -810,7 +830,8 @@ class StatementData:
 def statement_data(
     conn: psycopg.Connection[Any], account_id: int, date_from: date, date_to: date, lang: Lang
 ) -> StatementData:
-    """Mutual settlements of an account over [date_from, date_to] from the ledger."""
+    """Mutual settlements of an account over [date_from, date_to] from the ledger. The
+    seller is the account's branch (refused when it lacks requisites), else the utility."""
     if date_to < date_from:
         raise DocumentError("the statement's end date is before its start date")
     acc = conn.execute(
@@ -818,6 +839,9 @@ def statement_data(
     ).fetchone()
     if acc is None:
         raise DocumentError(f"no account {account_id}")
+    branch = account_branch(conn, account_id)
+    if branch is not None:
+        require_requisites(branch)
     fig = account_figures(conn, account_id, date_from, date_to)
     rows = conn.execute(
         """SELECT t.value_date, t.kind, t.counts_as, t.charged_tiyin, t.paid_tiyin, i.number,
@@ -833,7 +857,17 @@ def statement_data(
         doc = t[kind] if kind == counts_as else f"{t[kind]}: {t[counts_as]}"
         doc += (f" № {inv_no}" if inv_no else "") + (f" ({ext})" if ext else "")
         lines.append(StatementLine(vd, doc, int(charged), int(paid)))
-    return StatementData(acc[0], acc[1], acc[2], date_from, date_to, fig.opening, tuple(lines))
+    return StatementData(
+        acc[0],
+        acc[1],
+        acc[2],
+        date_from,
+        date_to,
+        fig.opening,
+        tuple(lines),
+        seller_name=None if branch is None else branch.legal_name,
+        seller_inn=None if branch is None else branch.inn,
+    )
 
 
 def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -> bytes:
@@ -872,7 +906,11 @@ def render_statement(sd: StatementData, cfg: BillingConfig, lang: Lang = "uz") -
         Paragraph(t["statement"], st.title),
         Paragraph(f"{sd.date_from.isoformat()} – {sd.date_to.isoformat()}", st.body),
         Paragraph(
-            rl_text(f"{t['seller']}: {cfg.utility_name}; {t['inn']} {cfg.utility_inn}"), st.body
+            rl_text(
+                f"{t['seller']}: {sd.seller_name or cfg.utility_name}; "
+                f"{t['inn']} {sd.seller_inn or cfg.utility_inn}"
+            ),
+            st.body,
         ),
         Paragraph(
             rl_text(
@@ -903,12 +941,15 @@ def render_letter(
     debt_tiyin: int,
     days_overdue: int,
     today: date,
+    seller: Seller | None = None,
 ) -> bytes:
-    """A dunning letter (reminder, warning, disconnection order, claim cover letter)."""
+    """A dunning letter (reminder, warning, disconnection order, claim cover letter), headed
+    with the seller's name (``seller``: the account's branch, :func:`billing.branches.
+    seller_of_account`; None: the utility's)."""
     t = T[lang]
     st = _Styles(cfg)
     story: list[Flowable] = [
-        Paragraph(rl_text(cfg.utility_name), st.h2),
+        Paragraph(rl_text(_seller(seller, cfg).name), st.h2),
         Paragraph(f"{t['letter']}: {rl_text(title)}", st.title),
         Paragraph(f"{t['date']}: {today.isoformat()}", st.body),
         Paragraph(f"{t['account']}: {rl_text(number)}", st.body),

@@ -38,6 +38,7 @@ import numpy.typing as npt
 import psycopg
 
 from billing import consumption as cons
+from billing.branches import allocate_for_accounts
 from billing.config import BillingConfig, ConsumptionParams
 from billing.errors import BillingRunError
 from billing.ledger import post_entry, reverse_entry
@@ -581,16 +582,13 @@ def _accumulate(summary: RunSummary, bills: list[AccountBill]) -> None:
             summary.flagged[name] = summary.flagged.get(name, 0) + 1
 
 
-def _allocate_numbers(conn: psycopg.Connection[Any], year: int, n: int) -> list[str]:
-    conn.execute(
-        "INSERT INTO invoice_counters (year, last) VALUES (%s, 0) ON CONFLICT DO NOTHING", (year,)
-    )
-    row = conn.execute(
-        "UPDATE invoice_counters SET last = last + %s WHERE year = %s RETURNING last", (n, year)
-    ).fetchone()
-    assert row is not None
-    last = int(row[0])
-    return [f"{year}-{i:07d}" for i in range(last - n + 1, last + 1)]
+def _allocate_numbers(
+    conn: psycopg.Connection[Any], year: int, account_ids: Sequence[int]
+) -> list[str]:
+    """One invoice number for each account, in order: from its branch's gapless series of
+    the year (``URG-2026-0000001``), or the utility's (``2026-0000001``) for an account of
+    no branch (:func:`billing.branches.allocate_for_accounts`)."""
+    return allocate_for_accounts(conn, account_ids, "invoice", year)
 
 
 def _lines_json(b: AccountBill) -> str:
@@ -656,7 +654,7 @@ def _insert_invoices(
     run_id: int | None,
     kind: str,
 ) -> dict[int, int]:
-    numbers = _allocate_numbers(conn, now.year, len(bills))
+    numbers = _allocate_numbers(conn, now.year, [b.account_id for b in bills])
     rows = conn.execute(
         """INSERT INTO invoices (number, account_id, period, kind, run_id, issued_at,
                                  amount_tiyin, vat_tiyin, volume_m3, estimated, lines)

@@ -23,6 +23,7 @@ import psycopg
 
 from billing.accountno import clean
 from billing.accounts import find_account
+from billing.branches import allocate_for_accounts
 from billing.config import get_billing_config
 from billing.errors import LedgerError
 from billing.ledger import balance, post_payment, reverse_entry
@@ -81,15 +82,11 @@ def _day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _next_receipt_no(conn: psycopg.Connection[Any], year: int) -> str:
-    row = conn.execute(
-        """INSERT INTO cashier_receipt_counters (year, last) VALUES (%s, 1)
-           ON CONFLICT (year) DO UPDATE SET last = cashier_receipt_counters.last + 1
-           RETURNING last""",
-        (year,),
-    ).fetchone()
-    assert row is not None
-    return f"K-{year}-{int(row[0]):07d}"
+def _next_receipt_no(conn: psycopg.Connection[Any], year: int, account_id: int) -> str:
+    """The next receipt number of the account's branch (``K-URG-2026-0000001``), or of the
+    utility's series (``K-2026-0000001``) for an account of no branch; gapless per series
+    and year (the counter moves in the payment's own transaction)."""
+    return allocate_for_accounts(conn, [account_id], "receipt", year)[0]
 
 
 _RECEIPT_SQL = """
@@ -181,7 +178,7 @@ def take_payment(
         raise CashierError(f"no account {account_number.strip()!r} (check the number)")
     if account.status == "closed":
         raise CashierError(f"account {account.number} is closed")
-    receipt_no = _next_receipt_no(conn, now.year)
+    receipt_no = _next_receipt_no(conn, now.year, account.id)
     try:
         entry = post_payment(
             conn,

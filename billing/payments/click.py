@@ -32,6 +32,7 @@ import psycopg
 
 from billing.accountno import clean
 from billing.accounts import find_account
+from billing.branches import MerchantRoute, account_branch_id, contracts, route_for
 from billing.payments import provider_transactions as ptx
 from billing.payments.config import PaymentsConfig
 from billing.payments.errors import PaymentsError
@@ -108,8 +109,28 @@ def _int_or_raw(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) -> tuple[int, str]:
-    """Check presence, service, signature and action. Returns (amount tiyin, account text)."""
+def _route(
+    conn: psycopg.Connection[Any], service_id: str, cfg: PaymentsConfig
+) -> tuple[MerchantRoute, str]:
+    """The merchant of a call and its secret key: a branch's own Click service (suvnet
+    branches contract ... --service-id), or the utility's own (SUVNET_CLICK_*)."""
+    branch_contracts = contracts(conn, "click")
+    for c in branch_contracts:
+        if c.service_id == service_id:
+            return route_for(c, branch_contracts), c.secret
+    secret = cfg.click_secret_key.get_secret_value() if cfg.click_secret_key else ""
+    if not branch_contracts and (not secret or not cfg.click_service_id):
+        raise ClickError(SIGN_FAILED, "Click is not configured (service id / secret key)")
+    if service_id != cfg.click_service_id or not secret:
+        raise ClickError(BAD_REQUEST, f"unknown service_id {service_id}")
+    return route_for(None, branch_contracts), secret
+
+
+def _validate(
+    conn: psycopg.Connection[Any], fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int
+) -> tuple[int, str, MerchantRoute]:
+    """Check presence, service, signature and action. Returns (amount tiyin, account text,
+    the merchant), and gives the session the merchant's scope."""
     sent_complete = fields.get("action", "").strip() == "1"
     need = PREPARE_FIELDS + (("merchant_prepare_id",) if sent_complete else ())
     missing = [f for f in need if not fields.get(f, "").strip()]
@@ -117,11 +138,7 @@ def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) ->
         raise ClickError(BAD_REQUEST, f"missing fields: {', '.join(missing)}")
     if not fields["click_trans_id"].isdigit() or len(fields["click_trans_id"]) > 30:
         raise ClickError(BAD_REQUEST, "click_trans_id must be a number")
-    secret = cfg.click_secret_key.get_secret_value() if cfg.click_secret_key else ""
-    if not secret or not cfg.click_service_id:
-        raise ClickError(SIGN_FAILED, "Click is not configured (service id / secret key)")
-    if fields["service_id"] != cfg.click_service_id:
-        raise ClickError(BAD_REQUEST, f"unknown service_id {fields['service_id']}")
+    route, secret = _route(conn, fields["service_id"], cfg)
     expected = sign(fields, secret, complete=sent_complete)  # the formula of the sent action
     if not hmac.compare_digest(expected, fields["sign_string"].strip().lower()):
         raise ClickError(SIGN_FAILED, "wrong sign_string")
@@ -133,7 +150,8 @@ def _validate(fields: Mapping[str, str], cfg: PaymentsConfig, *, action: int) ->
         raise ClickError(BAD_AMOUNT, str(exc)) from exc
     if not cfg.click_min_tiyin <= amount <= cfg.click_max_tiyin:
         raise ClickError(BAD_AMOUNT, f"amount {amount} tiyin outside the allowed range")
-    return amount, clean(fields["merchant_trans_id"])
+    route.enter(conn)  # the merchant's branch (the session had no login's scope)
+    return amount, clean(fields["merchant_trans_id"]), route
 
 
 def prepare(
@@ -150,10 +168,14 @@ def prepare(
 def _prepare(
     conn: psycopg.Connection[Any], fields: Mapping[str, str], cfg: PaymentsConfig, now: datetime
 ) -> dict[str, Any]:
-    amount, number = _validate(fields, cfg, action=0)
+    amount, number, route = _validate(conn, fields, cfg, action=0)
     account = find_account(conn, number)
-    if account is None or account.status == "closed":
-        raise ClickError(USER_NOT_FOUND, f"no open account {number!r}")
+    if (
+        account is None
+        or account.status == "closed"
+        or not route.serves(account_branch_id(conn, account.id))
+    ):
+        raise ClickError(USER_NOT_FOUND, f"no open account {number!r} at this service")
     tx, created = ptx.insert_tx(
         conn,
         provider=PROVIDER,
@@ -198,7 +220,7 @@ def _complete(
     now: datetime,
     found: list[int],
 ) -> dict[str, Any]:
-    amount, number = _validate(fields, cfg, action=1)
+    amount, number, _ = _validate(conn, fields, cfg, action=1)
     tx = ptx.lock_tx(conn, PROVIDER, fields["click_trans_id"])
     if tx is None or str(tx.id) != fields["merchant_prepare_id"].strip():
         raise ClickError(TX_NOT_FOUND, "no prepared transaction with this id")

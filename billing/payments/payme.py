@@ -33,6 +33,7 @@ import psycopg
 
 from billing.accountno import normalize
 from billing.accounts import AccountRef, find_account
+from billing.branches import Contract, MerchantRoute, account_branch_id, contracts, route_for
 from billing.errors import AccountNumberError
 from billing.payments import provider_transactions as ptx
 from billing.payments.config import PaymentsConfig
@@ -126,16 +127,27 @@ def _ok(req_id: Any, result: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ auth
-def _current_key(conn: psycopg.Connection[Any], cfg: PaymentsConfig) -> list[str]:
+def _keys(
+    conn: psycopg.Connection[Any], merchant_id: str | None, configured: str | None
+) -> list[str]:
+    """A cash desk's keys: the one Payme set with ChangePassword (payme_keys) wins over the
+    configured one."""
     keys: list[str] = []
-    if cfg.payme_merchant_id:
+    if merchant_id:
         row = conn.execute(
-            "SELECT key FROM payme_keys WHERE merchant_id = %s", (cfg.payme_merchant_id,)
+            "SELECT key FROM payme_keys WHERE merchant_id = %s", (merchant_id,)
         ).fetchone()
         if row is not None:
             keys.append(row[0])
-    if not keys and cfg.payme_key is not None:
-        keys.append(cfg.payme_key.get_secret_value())
+    if not keys and configured:
+        keys.append(configured)
+    return [k for k in keys if k]
+
+
+def _current_key(conn: psycopg.Connection[Any], cfg: PaymentsConfig) -> list[str]:
+    keys = _keys(
+        conn, cfg.payme_merchant_id, cfg.payme_key.get_secret_value() if cfg.payme_key else None
+    )
     if cfg.payme_test_key is not None:
         keys.append(cfg.payme_test_key.get_secret_value())
     return [k for k in keys if k]
@@ -143,7 +155,10 @@ def _current_key(conn: psycopg.Connection[Any], cfg: PaymentsConfig) -> list[str
 
 def check_auth(
     conn: psycopg.Connection[Any], authorization: str | None, cfg: PaymentsConfig
-) -> None:
+) -> MerchantRoute:
+    """Check the Basic auth of a call; the cash desk whose key it carries is the merchant:
+    the utility's own (the settings), or a branch's own contract (suvnet branches contract),
+    which serves only that branch's accounts."""
     if not authorization:
         raise PaymeError(AUTH, detail="no Authorization header")
     scheme, _, token = authorization.strip().partition(" ")
@@ -154,11 +169,15 @@ def check_auth(
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise PaymeError(AUTH, detail="undecodable credentials") from exc
     login, sep, password = decoded.partition(":")
-    keys = _current_key(conn, cfg)
-    if not sep or login != "Paycom" or not keys:
+    branch_contracts = contracts(conn, "payme")
+    desks: list[tuple[Contract | None, list[str]]] = [(None, _current_key(conn, cfg))]
+    desks += [(c, _keys(conn, c.merchant_id, c.secret)) for c in branch_contracts]
+    if not sep or login != "Paycom" or not any(keys for _, keys in desks):
         raise PaymeError(AUTH, detail="wrong login or Payme is not configured")
-    if not any(hmac.compare_digest(password.encode(), k.encode()) for k in keys):
-        raise PaymeError(AUTH, detail="wrong key")
+    for contract, keys in desks:
+        if any(hmac.compare_digest(password.encode(), k.encode()) for k in keys):
+            return route_for(contract, branch_contracts)
+    raise PaymeError(AUTH, detail="wrong key")
 
 
 # ------------------------------------------------------------------ params
@@ -181,7 +200,10 @@ def _amount(params: dict[str, Any], cfg: PaymentsConfig) -> int:
 
 
 def _account(
-    conn: psycopg.Connection[Any], params: dict[str, Any], cfg: PaymentsConfig
+    conn: psycopg.Connection[Any],
+    params: dict[str, Any],
+    cfg: PaymentsConfig,
+    route: MerchantRoute | None = None,
 ) -> AccountRef:
     field = cfg.payme_account_field
     acc = params.get("account")
@@ -197,8 +219,8 @@ def _account(
     except AccountNumberError as exc:
         raise PaymeError(ACCOUNT_INVALID, field, str(exc)) from exc
     ref = find_account(conn, num)
-    if ref is None:
-        raise PaymeError(ACCOUNT_NOT_FOUND, field, f"no account {num}")
+    if ref is None or (route is not None and not route.serves(account_branch_id(conn, ref.id))):
+        raise PaymeError(ACCOUNT_NOT_FOUND, field, f"no account {num} at this cash desk")
     if ref.status == "closed":
         raise PaymeError(ACCOUNT_CLOSED, field, f"account {num} is closed")
     return ref
@@ -231,15 +253,27 @@ def _expired(tx: ProviderTx, now: datetime, cfg: PaymentsConfig) -> bool:
 
 # ------------------------------------------------------------------ methods
 class _Ctx:
-    def __init__(self, conn: psycopg.Connection[Any], cfg: PaymentsConfig, now: datetime) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        cfg: PaymentsConfig,
+        now: datetime,
+        route: MerchantRoute | None = None,
+    ) -> None:
         self.conn = conn
         self.cfg = cfg
         self.now = now
+        self.route = route or MerchantRoute(None)
+
+    @property
+    def merchant_id(self) -> str | None:
+        c = self.route.contract
+        return self.cfg.payme_merchant_id if c is None else c.merchant_id
 
 
 def check_perform(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     _amount(params, c.cfg)
-    _account(c.conn, params, c.cfg)
+    _account(c.conn, params, c.cfg, c.route)
     return {"allow": True}
 
 
@@ -249,7 +283,7 @@ def create(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     tx = ptx.lock_tx(c.conn, PROVIDER, ext_id)
     if tx is None:
         amount = _amount(params, c.cfg)
-        account = _account(c.conn, params, c.cfg)
+        account = _account(c.conn, params, c.cfg, c.route)
         if ms(c.now) - ptime > c.cfg.payme_timeout_ms:
             # Payme has already cancelled it by timeout on its side: record nothing
             raise PaymeError(
@@ -319,13 +353,16 @@ def check_tx(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
 def statement(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     t_from = _param(params, "from", int)
     t_to = _param(params, "to", int)
+    # this cash desk's transactions: the session sees only its branch's accounts, and the
+    # utility's own desk leaves out the branches with a desk of their own
     rows = c.conn.execute(
-        """SELECT id, ext_id, provider_time_ms, amount_tiyin, account_number, create_time,
-                  perform_time, cancel_time, state, reason
-           FROM provider_transactions
-           WHERE provider = 'payme' AND provider_time_ms BETWEEN %s AND %s
-           ORDER BY provider_time_ms, id""",
-        (t_from, t_to),
+        """SELECT t.id, t.ext_id, t.provider_time_ms, t.amount_tiyin, t.account_number,
+                  t.create_time, t.perform_time, t.cancel_time, t.state, t.reason
+           FROM provider_transactions t JOIN accounts a ON a.id = t.account_id
+           WHERE t.provider = 'payme' AND t.provider_time_ms BETWEEN %s AND %s
+             AND (a.branch_id IS NULL OR NOT a.branch_id = ANY(%s::bigint[]))
+           ORDER BY t.provider_time_ms, t.id""",
+        (t_from, t_to, [] if c.route.contract else list(c.route.own_contracts)),
     ).fetchall()
     field = c.cfg.payme_account_field
     return {
@@ -350,13 +387,13 @@ def statement(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 def change_password(c: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
     password = _param(params, "password", str)
-    if not password.strip() or not c.cfg.payme_merchant_id:
+    if not password.strip() or not c.merchant_id:
         raise PaymeError(INVALID_REQUEST, detail="empty password or no merchant id configured")
     c.conn.execute(
         """INSERT INTO payme_keys (merchant_id, key, changed_at) VALUES (%s, %s, %s)
            ON CONFLICT (merchant_id) DO UPDATE SET key = EXCLUDED.key,
                                                    changed_at = EXCLUDED.changed_at""",
-        (c.cfg.payme_merchant_id, password, c.now),
+        (c.merchant_id, password, c.now),
     )
     log.warning("payme cash-desk key changed by Payme (ChangePassword)")
     return {"success": True}
@@ -401,8 +438,9 @@ def handle(
         return PaymeError(PARSE_ERROR).body(None)
     req_id = req.get("id") if isinstance(req, dict) else None
     try:
-        check_auth(conn, authorization, cfg)
-        return _ok(req_id, _dispatch(req, _Ctx(conn, cfg, now)))
+        route = check_auth(conn, authorization, cfg)
+        route.enter(conn)  # the merchant's branch (the session had no login's scope)
+        return _ok(req_id, _dispatch(req, _Ctx(conn, cfg, now, route)))
     except PaymeError as err:
         if err.code == AUTH:
             log.warning("payme call refused: %s", err.detail)
