@@ -18,6 +18,7 @@ from billing.accounts import Address, create_account
 from billing.config import load_billing_config
 from billing.dunning import Stage, channels_from_config, pick_stage, run_dunning
 from billing.ledger import post_entry, post_payment
+from suvnet.numfmt import format_som
 from tests.billing.conftest import NOW
 
 FAIL_PHONE = "998900000000"
@@ -132,7 +133,7 @@ def test_dunning_stages_channels_and_stop(db_url: str, gateway: str, tmp_path: P
         assert events(conn, hh) == [("reminder", "sms", "sent"), ("reminder", "telegram", "sent")]
         sms = [b for p, b in Recorder.received if p == "/sms"]
         assert sms[0]["to"] == "998901234567" and hh_no in sms[0]["text"]
-        assert "50 000,00" in sms[0]["text"]
+        assert format_som(5_000_000) in sms[0]["text"]  # 50 000,00 (the one money format)
         tg = [b for p, b in Recorder.received if p == "/bot123:abc/sendMessage"]
         assert tg[0]["chat_id"] == "4242"
         assert events(conn, bad)[0] == ("reminder", "sms", "failed")
@@ -147,7 +148,7 @@ def test_dunning_stages_channels_and_stop(db_url: str, gateway: str, tmp_path: P
         assert "Qarzdor MChJ" in PdfReader(letter[0]).pages[0].extract_text()
         akt = Path(letter[0]).with_name(Path(letter[0]).stem + "-akt-sverki.pdf")
         akt_text = PdfReader(akt).pages[0].extract_text()
-        assert "solishtirish dalolatnomasi" in akt_text and "900 000,00" in akt_text
+        assert "solishtirish dalolatnomasi" in akt_text and format_som(90_000_000) in akt_text
 
         # same day again: nothing repeated for hh, the failed SMS is retried
         n_before = len(events(conn, hh))
