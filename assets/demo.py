@@ -22,7 +22,7 @@ import shapely
 
 from assets.crs import SK63_EXAMPLE, from_wgs84, resolve, to_wgs84
 from assets.files import Problems, ReadOptions, network_assets
-from assets.geo import metres_to_degrees
+from assets.geo import geodesic_length_m, metres_to_degrees
 from assets.model import Asset, Geom
 from assets.service import check_network
 from assets.store import Actor, add_crs, save_assets
@@ -39,6 +39,9 @@ class DemoRegister:
     service_connections: int
     local_crs: int
     findings: int
+    valves: int = 0
+    repairs: int = 0
+    critical: int = 0
 
 
 def seed_register(
@@ -101,6 +104,8 @@ def seed_register(
     extra = surveyed + extra[4:]
     sewer = _sewer(pipes, rnd)
     extra += _meter_chambers(conn, pipes)
+    valves = _valves(pipes, water)
+    extra += valves
     start = now - timedelta(days=365)
     actor = Actor("demo", "demo: register", start)
     with conn.transaction():
@@ -111,12 +116,18 @@ def seed_register(
             save_assets(conn, services, replace(actor, at=start + timedelta(days=1)))
     _corrections(conn, pipes, now - timedelta(days=30))
     _, findings = check_network(conn, now=now - timedelta(days=1), by="demo")
+    with conn.transaction():
+        critical = _critical_customers(conn, now - timedelta(days=300))
+        repairs = _repairs(conn, pipes, now)
     return DemoRegister(
         water=len(water) + len(extra),
         sewer=len(sewer),
         service_connections=len(services),
         local_crs=len(surveyed),
         findings=len(findings),
+        valves=len(valves),
+        repairs=repairs,
+        critical=critical,
     )
 
 
@@ -337,6 +348,123 @@ def _service_connections(
             )
         )
     return out
+
+
+BROKEN_VALVE = "V-104a"
+"""The demo's valve that cannot be closed (seized): isolations go round it (docs/assets.md)."""
+VALVE_INSET_M = 6.0
+
+
+def _valves(pipes: list[Asset], water: list[Asset]) -> list[Asset]:
+    """Isolation valves as a village has them: on every pipe that leaves a junction of three
+    or more (6 m into the pipe) and on the pipes that leave a source; one of them seized."""
+    degree: dict[str, int] = {}
+    for a in water:
+        if a.kind in ("pipe", "valve", "prv", "pump"):
+            for end in ("from", "to"):
+                node = a.attrs.get(end)
+                if node is not None:
+                    degree[str(node)] = degree.get(str(node), 0) + 1
+    sources = {a.ref_code for a in water if a.kind == "tank" and a.ref_code}
+    out: list[Asset] = []
+    for p in pipes:
+        length = float(p.attrs.get("length_m") or 0) or geodesic_length_m(p.geometry)
+        if length < 3 * VALVE_INSET_M:
+            continue
+        for end, suffix, frac in (
+            ("from", "a", VALVE_INSET_M / length),
+            ("to", "b", 1 - VALVE_INSET_M / length),
+        ):
+            node = str(p.attrs.get(end))
+            if degree.get(node, 0) < 3 and node not in sources:
+                continue
+            code = f"V-{p.code.removeprefix('P-')}{suffix}"
+            at = shapely.line_interpolate_point(p.geometry, frac, normalized=True)
+            attrs: dict[str, Any] = {"valve_type": "gate"}
+            if code == BROKEN_VALVE:
+                attrs.update(operable=False, operable_note="seized: found in the 2025 survey")
+            out.append(
+                Asset(
+                    code,
+                    "valve",
+                    at,
+                    diameter_mm=p.diameter_mm,
+                    zone=p.zone,
+                    install_year=p.install_year,
+                    owner="Suvokova",
+                    accuracy_m=0.5,
+                    attrs=attrs,
+                )
+            )
+    return out
+
+
+CRITICAL = (("demo:unmetered-5", "kindergarten", "oilaviy bog'cha (a family kindergarten)"),)
+
+
+def _critical_customers(conn: psycopg.Connection[Any], at: datetime) -> int:
+    """The demo's critical customers (a family kindergarten), flagged on their accounts."""
+    n = 0
+    for ref, kind, note in CRITICAL:
+        n += conn.execute(
+            "INSERT INTO critical_customers (account_id, kind, note, updated_at, updated_by) "
+            "SELECT id, %s, %s, %s, 'demo' FROM accounts WHERE legacy_ref = %s "
+            "ON CONFLICT (account_id) DO NOTHING",
+            (kind, note, at, ref),
+        ).rowcount
+    return n
+
+
+REPAIRS = (  # pipe, failure, days before now, hours of work, crew, cost in so'm, materials
+    ("P-106", "corrosion", 1400, 5, "Brigada 1", 1_450_000, [("clamp DN63", 1, "pcs")]),
+    ("P-106", "break", 900, 7, "Brigada 2", 2_300_000, [("PE100 pipe DN63", 6, "m")]),
+    ("P-106", "joint_leak", 420, 3, "Brigada 1", 850_000, [("joint seal DN63", 2, "pcs")]),
+    ("P-124", "corrosion", 1100, 6, "Brigada 2", 1_700_000, [("clamp DN63", 1, "pcs")]),
+    ("P-124", "break", 250, 8, "Brigada 1", 2_900_000, [("steel pipe DN63", 4, "m")]),
+    ("P-103", "third_party", 700, 4, "Brigada 2", 1_200_000, [("clamp DN90", 1, "pcs")]),
+    ("P-122", "joint_leak", 150, 3, "Brigada 1", 640_000, [("joint seal DN90", 1, "pcs")]),
+)
+
+
+def _repairs(conn: psycopg.Connection[Any], pipes: list[Asset], now: datetime) -> int:
+    """A few years of closed repairs, through the work-order store like any other (the
+    renewal ranking counts them)."""
+    from assets.work_order_store import close, create
+
+    have = {p.code for p in pipes}
+    n = 0
+    for pipe, failure, days, hours, crew, som, materials in REPAIRS:
+        if pipe not in have:
+            continue
+        reported = now - timedelta(days=days)
+        started = reported + timedelta(hours=2)
+        actor = Actor("demo-dispatcher", "demo: work orders", reported)
+        wo = create(
+            conn,
+            pipe,
+            {
+                "kind": "repair",
+                "failure": failure,
+                "reported_at": reported,
+                "crew": crew,
+                "description": "leak on the street reported by residents",
+            },
+            actor,
+        )
+        close(
+            conn,
+            wo,
+            {
+                "started_at": started,
+                "ended_at": started + timedelta(hours=hours),
+                "cost_tiyin": som * 100,
+                "materials": [{"item": i, "quantity": q, "unit": u} for i, q, u in materials],
+            },
+            Actor("demo-technician", "demo: work orders", started + timedelta(hours=hours)),
+            now=now,
+        )
+        n += 1
+    return n
 
 
 def _corrections(conn: psycopg.Connection[Any], pipes: list[Asset], at: datetime) -> None:

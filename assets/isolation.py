@@ -82,6 +82,8 @@ class NoValvesError(IsolationError):
         self.pipe = pipe
         self.zone = zone
         self.offer = offer
+        self.offer_answer: dict[str, Any] | None = None
+        """The offer as people and devices (filled in by the database side)."""
 
 
 @dataclass(frozen=True)

@@ -7,30 +7,39 @@ every change)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 import shapely
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.audit import audit_sync
 from api.deps import Conn, State, client_ip, require
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.responses import json_response
 from api.security import READ_REGISTRY, WRITE_REGISTRY, Principal
+from api.services import asset_ops as ops
 from api.syncdb import run_sync
+from assets import isolation_queries as iq
+from assets import outages as ao
 from assets import queries as aq
 from assets import store
-from assets.errors import AssetConflictError, AssetInvalidError, AssetNotFoundError
+from assets.errors import AssetConflictError, AssetError, AssetInvalidError, AssetNotFoundError
+from assets.isolation import IsolationError, NoValvesError
+from billing.config import get_billing_config
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 
 Reader = Annotated[Principal, Depends(require(READ_REGISTRY))]
 Writer = Annotated[Principal, Depends(require(WRITE_REGISTRY))]
+Announcer = Annotated[Principal, Depends(require(ops.OUTAGE_ANNOUNCE))]
+CriticalEditor = Annotated[Principal, Depends(require(ops.CRITICAL_EDIT))]
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$"
 Code = Annotated[str, Path(pattern=CODE_PATTERN, description="asset id")]
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+_CODE_RE = re.compile(CODE_PATTERN)
 
 
 def _bbox(text: str) -> aq.BBox:
@@ -85,6 +94,237 @@ async def search(
     who: Reader, conn: Conn, q: Annotated[str, Query(min_length=1, max_length=64)]
 ) -> Response:
     return json_response({"items": await aq.asset_codes(conn, q)})
+
+
+# ---------------------------------------------------------------------- valve isolation
+def valve_list(text: str) -> tuple[str, ...]:
+    """``V-1,V-7`` -> the valve codes (422 for anything that is not an asset id)."""
+    codes = tuple(c.strip() for c in text.split(",") if c.strip())
+    bad = [c for c in codes if not _CODE_RE.match(c)]
+    if bad or len(codes) > 200:
+        raise InvalidError("unavailable must be up to 200 valve ids separated by commas")
+    return codes
+
+
+def isolation_target(  # noqa: PLR0917 - one a query parameter
+    pipe: str | None,
+    at: float | None,
+    lon: float | None,
+    lat: float | None,
+    alarm: int | None,
+    unavailable: str,
+) -> iq.Target:
+    if (lon is None) != (lat is None):
+        raise InvalidError("give both lon and lat, or neither")
+    if pipe is None and lon is None and alarm is None:
+        raise InvalidError("name a pipe, a point (lon and lat) or an alarm", code="no_target")
+    if at is not None and pipe is None:
+        raise InvalidError("a place on a pipe (at) needs the pipe")
+    return iq.Target(pipe, at, lon, lat, alarm, valve_list(unavailable))
+
+
+async def isolation_response(conn: Any, t: iq.Target) -> Response:
+    """The isolation's answer, or 422 saying why not: with no valve that can isolate the
+    pipe, ``offer`` is the isolation of its zone by the zone's boundary valves."""
+    try:
+        answer = await iq.isolation_answer(conn, t)
+    except NoValvesError as exc:
+        return json_response(
+            {
+                "error": exc.code,
+                "detail": str(exc),
+                "pipe": exc.pipe,
+                "zone": exc.zone,
+                "offer": exc.offer_answer,
+            },
+            status_code=422,
+        )
+    except IsolationError as exc:
+        raise InvalidError(str(exc), code=exc.code) from exc
+    return json_response(answer)
+
+
+@router.get("/isolation", summary="Valve isolation: the valves to close and who loses water")
+async def isolation(  # noqa: PLR0917 - FastAPI parameters
+    who: Reader,
+    conn: Conn,
+    pipe: Annotated[str | None, Query(pattern=CODE_PATTERN, description="the failed pipe")] = None,
+    at: Annotated[
+        float | None, Query(ge=0, le=1, description="where on the pipe, 0..1 from its start")
+    ] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    alarm: Annotated[int | None, Query(ge=1, le=2**62, description="a leak or burst alarm")] = None,
+    unavailable: Annotated[
+        str, Query(max_length=4000, description="valves found seized today, comma-separated")
+    ] = "",
+) -> Response:
+    """The smallest set of valves to close (broken ones passed over to the next ring), the
+    pipes and nodes without water, the service connections, addresses and accounts that lose
+    supply (critical customers first), the sensors and meters inside, and the same as GeoJSON
+    for the map. A pipe that no valve can isolate answers 422 ``no_isolating_valves`` with the
+    zone's boundary valves as the offer."""
+    t = isolation_target(pipe, at, lon, lat, alarm, unavailable)
+    return await isolation_response(conn, t)
+
+
+class OutageIn(BaseModel):
+    """A planned outage: what to isolate (a pipe, a point or an alarm), when, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipe: str | None = Field(None, pattern=CODE_PATTERN)
+    at: float | None = Field(None, ge=0, le=1)
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    alarm: int | None = Field(None, ge=1, le=2**62)
+    unavailable: list[str] = Field(default_factory=list, max_length=200)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str = Field("", max_length=500)
+    kind: Literal["planned", "emergency"] = "planned"
+    work_order: int | None = Field(None, ge=1, le=2**62)
+
+
+@router.post(
+    "/outages",
+    summary="Announce an outage: notices to the subscribers it cuts off",
+    status_code=201,
+)
+async def announce(
+    request: Request, who: Announcer, st: State, conn: Conn, body: OutageIn
+) -> Response:
+    """Isolates the target, records the outage with the accounts it cuts off, and tells each
+    of them in their language: SMS and Telegram where configured and known, a letter to print
+    otherwise (and always for a critical customer)."""
+    t = isolation_target(
+        body.pipe, body.at, body.lon, body.lat, body.alarm, ",".join(body.unavailable)
+    )
+    req = ops.OutageRequest(
+        t, body.starts_at, body.ends_at, body.reason, body.kind, body.work_order
+    )
+    try:
+        out = await ops.announce_outage(conn, st, req, who=who, ip=client_ip(request))
+    except NoValvesError:
+        return await isolation_response(conn, t)
+    except IsolationError as exc:
+        raise InvalidError(str(exc), code=exc.code) from exc
+    return json_response(out, status_code=201)
+
+
+@router.get("/outages", summary="Outages, latest first")
+async def outages(who: Reader, conn: Conn) -> Response:
+    return json_response({"items": await ao.recent_outages(conn)})
+
+
+@router.get("/outages/{outage_id}", summary="An outage: its accounts and notices")
+async def outage(
+    who: Reader, conn: Conn, outage_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> Response:
+    row = await ao.outage(conn, outage_id)
+    if row is None:
+        raise NotFoundError(f"no outage {outage_id}")
+    return json_response(row)
+
+
+@router.get("/outages/{outage_id}/letters.pdf", summary="The outage's letters to print")
+async def outage_letters(
+    who: Reader, conn: Conn, outage_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> Response:
+    rows = await ao.outage_letters(conn, outage_id)
+    if not rows and await ao.outage(conn, outage_id) is None:
+        raise NotFoundError(f"no outage {outage_id}")
+    pdf = ops.letters_pdf(rows, get_billing_config())
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="outage-{outage_id}-letters.pdf"'},
+    )
+
+
+class CriticalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[
+        "hospital", "clinic", "home_dialysis", "school", "kindergarten", "care_home", "other"
+    ]
+    note: str = Field("", max_length=500)
+
+
+AccountNo = Annotated[str, Path(pattern=r"^[0-9]{9}$", description="account number")]
+
+
+@router.get("/critical-customers", summary="Critical customers (schools, clinics...)")
+async def critical_list(who: Reader, conn: Conn) -> Response:
+    return json_response({"items": await ao.critical_customers(conn)})
+
+
+async def _critical(
+    request: Request, who: Principal, st: State, account_no: str, *, kind: str | None, note: str
+) -> Response:
+    try:
+        out = await run_sync(
+            st,
+            ops.set_critical,
+            account_no,
+            kind,
+            note,
+            who=who,
+            ip=client_ip(request),
+            at=st.clock(),
+        )
+    except ao.AccountNotFoundError as exc:
+        raise NotFoundError(str(exc)) from exc
+    except AssetError as exc:
+        raise InvalidError(str(exc)) from exc
+    return json_response(out)
+
+
+@router.put("/critical-customers/{account_no}", summary="Flag an account as critical")
+async def critical_set(
+    request: Request, who: CriticalEditor, st: State, account_no: AccountNo, body: CriticalIn
+) -> Response:
+    return await _critical(request, who, st, account_no, kind=body.kind, note=body.note)
+
+
+@router.delete("/critical-customers/{account_no}", summary="Take the critical flag off")
+async def critical_unset(
+    request: Request, who: CriticalEditor, st: State, account_no: AccountNo
+) -> Response:
+    return await _critical(request, who, st, account_no, kind=None, note="")
+
+
+class ValveState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operable: bool | None = Field(None, description="false: the valve cannot be closed")
+    normally_closed: bool | None = Field(None, description="kept closed in normal operation")
+    note: str = Field("", max_length=500)
+
+
+@router.post("/{code}/valve-state", summary="Mark a valve operable or not, open or closed")
+async def valve_state(
+    request: Request, who: Writer, st: State, code: Code, body: ValveState
+) -> Response:
+    if body.operable is None and body.normally_closed is None:
+        raise InvalidError("say operable or normally_closed")
+    try:
+        out = await run_sync(
+            st,
+            ops.set_valve_state,
+            code,
+            operable=body.operable,
+            normally_closed=body.normally_closed,
+            note=body.note,
+            who=who,
+            ip=client_ip(request),
+            at=st.clock(),
+        )
+    except AssetNotFoundError as exc:
+        raise NotFoundError(str(exc)) from exc
+    except AssetInvalidError as exc:
+        raise InvalidError(str(exc)) from exc
+    return json_response(out)
 
 
 @router.get("/documents/{doc_id}", summary="A document or photo of an asset")
