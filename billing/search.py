@@ -519,6 +519,34 @@ def search_sql(where: str, order: str = "") -> str:
     return f"WITH cand AS MATERIALIZED ({cand}), top AS ({top}){_FOUND}"
 
 
+SEARCH_ARGS = ("words", "digits", "numbers", "letters", "compact", "candidates", "limit")
+"""The parameters of :func:`search_sql`, in the order of ``billing_search_words``."""
+
+
+def search_function_sql() -> str:
+    """The SQL text of ``billing_search_words`` (migration 0203): :func:`search_sql` for the
+    whole-word lookup, the common case, as a function whose plan is prepared once a session
+    (``plan_cache_mode = force_generic_plan``): planning the statement costs more than
+    running it. A test compares the migration's text with this one."""
+    body = search_sql("s.words @> %(words)s::text[]")
+    for name in SEARCH_ARGS:
+        body = body.replace(f"%({name})s", f"p_{name}")
+    return (
+        "CREATE FUNCTION billing_search_words(p_words text[], p_digits text, p_numbers text[],\n"
+        "    p_letters text[], p_compact text, p_candidates integer, p_limit integer)\n"
+        "RETURNS TABLE (id bigint, number text, kind text, name text, phone text, status text,\n"
+        "    inn text, district text, mahalla text, street text, house text, apartment text)\n"
+        "LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$\n"
+        "#variable_conflict use_column\nBEGIN\nRETURN QUERY " + body + ";\nEND\n$$;"
+    )
+
+
+_WORDS_SQL = (
+    "SELECT * FROM billing_search_words(%(words)s, %(digits)s, %(numbers)s, %(letters)s, "
+    "%(compact)s, %(candidates)s, %(limit)s)"
+)
+
+
 def _params(q: Query, limit: int) -> dict[str, Any]:
     return {
         "digits": q.digits,
@@ -536,13 +564,20 @@ async def search_accounts(conn: AConn, text: str, limit: int = 50) -> list[dict[
 
     First the accounts that have every word (or the digits) as a whole word of their key,
     the first letters of one or a phone's tail: one lookup in the words' index, ranked and
-    read in the same statement. If none, those with every word inside their key (the
-    trigram index); if still none, those with similar words (with pg_trgm)."""
+    read in the same statement (words and one number: the street's words with the house
+    number first, "navoi#12", a much shorter list of the index). If none, those with every
+    word inside their key (the trigram index); if still none, those with similar words (with
+    pg_trgm)."""
     q = parse(text)
     if q.empty:
         return []
     args = _params(q, limit)
-    rows = await fetch_all(conn, search_sql("s.words @> %(words)s::text[]"), args)
+    if q.letters and len(q.numbers) == 1:  # a street and a house: "navoi#12" first
+        house = {**args, "words": [f"{w}#{q.numbers[0]}" for w in q.letters]}
+        rows = await fetch_all(conn, _WORDS_SQL, house)
+        if rows:
+            return rows
+    rows = await fetch_all(conn, _WORDS_SQL, args)
     if rows or not (q.digits or q.letters):
         return rows
     conds = [f"s.key LIKE %(p{i})s" for i in range(len(q.patterns()))]

@@ -96,7 +96,8 @@ WITH acc AS MATERIALIZED (
     FROM src
 ), x AS (
     -- the words, then what a person may type instead of a whole word: the first 3 or more
-    -- letters of a word ("Nav" for Navoiy), a phone's last 9 and 7 digits
+    -- letters of a word ("Nav" for Navoiy), a phone's last 9 and 7 digits; and the street
+    -- with the house
     SELECT w.*, words || ARRAY(
         SELECT DISTINCT p FROM (
             SELECT substr(v, 1, k) AS p
@@ -106,6 +107,12 @@ WITH acc AS MATERIALIZED (
             SELECT right(d, k) FROM (SELECT regexp_replace(phone, '[^0-9]', '', 'g') AS d) ph,
                                     (VALUES (9), (7)) AS tail(k)
             WHERE length(d) > k
+            UNION ALL
+            -- a street's word (or its first 3 or more letters) with the house number,
+            -- "navoi#12": the usual "Navoiy 12" is one short list of the index
+            SELECT substr(v, 1, k) || '#' || house
+            FROM unnest(string_to_array(street, ' ')) AS v, generate_series(3, length(v)) AS k
+            WHERE v ~ '[a-z]' AND house <> '' AND v <> ALL (billing_search_stop_words())
         ) extra WHERE p <> ALL (words)) AS lookup
     FROM w
 )
@@ -313,6 +320,44 @@ BEGIN
     INSERT INTO suvnet_meta (key, value) VALUES ('search_index', CASE WHEN have THEN 'trgm' ELSE 'plain' END)
     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
     RETURN CASE WHEN have THEN 'trgm' ELSE 'plain' END;
+END
+$$;
+
+-- The search of whole words (billing/search.py search_function_sql made this text): the
+-- candidates from the words' index, ranked, the best with their address. A function, so that
+-- its plan is made once a session: planning the statement costs more than running it.
+CREATE FUNCTION billing_search_words(p_words text[], p_digits text, p_numbers text[],
+    p_letters text[], p_compact text, p_candidates integer, p_limit integer)
+RETURNS TABLE (id bigint, number text, kind text, name text, phone text, status text,
+    inn text, district text, mahalla text, street text, house text, apartment text)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY WITH cand AS MATERIALIZED (SELECT account_id, key, number, name, street, house, apartment, phone, inn FROM account_search s WHERE s.words @> p_words::text[]  LIMIT p_candidates), top AS (SELECT c.account_id, c.number, 
+  (CASE WHEN p_digits = '' THEN 0 WHEN c.number = p_digits THEN 1000
+        WHEN c.inn = p_digits THEN 900
+        WHEN length(p_digits) >= 7 AND right(c.phone, length(p_digits)) = p_digits
+        THEN 800 ELSE 0 END)
++ (CASE WHEN c.house = ANY(p_numbers::text[]) THEN 100 ELSE 0 END)
++ (CASE WHEN c.apartment <> '' AND c.apartment = ANY(p_numbers::text[]) THEN 20 ELSE 0 END)
++ (CASE WHEN cardinality(p_letters::text[]) > 0 AND NOT EXISTS (
+        SELECT 1 FROM unnest(p_letters::text[]) l
+        WHERE strpos(' ' || c.name || ' ', ' ' || l) = 0) THEN 30 ELSE 0 END)
++ (SELECT 15 * count(*) FROM unnest(p_letters::text[]) l
+   WHERE strpos(' ' || c.street || ' ', ' ' || l) > 0)
++ (SELECT coalesce(sum(CASE WHEN strpos(c.key, ' ' || l || ' ') > 0 THEN 10
+                            WHEN strpos(c.key, ' ' || l) > 0 THEN 5 ELSE 0 END), 0)
+   FROM unnest(p_letters::text[]) l)
++ (CASE WHEN p_compact <> '' AND strpos(c.key, p_compact) > 0 THEN 50 ELSE 0 END) AS score FROM cand c ORDER BY score DESC, c.number LIMIT p_limit)
+SELECT a.id, a.number, a.kind, a.name, a.phone, a.status, a.inn, d.name_uz AS district,
+       m.name_uz AS mahalla, s.name_uz AS street, h.number AS house, ap.number AS apartment
+FROM top JOIN accounts a ON a.id = top.account_id
+JOIN houses h ON h.id = a.house_id
+LEFT JOIN apartments ap ON ap.id = a.apartment_id
+JOIN streets s ON s.id = h.street_id
+JOIN mahallas m ON m.id = s.mahalla_id
+JOIN districts d ON d.id = m.district_id
+ORDER BY top.score DESC, top.number;
 END
 $$;
 

@@ -171,6 +171,8 @@ def test_the_sql_fold_is_the_python_fold(conn: psycopg.Connection[Any]) -> None:
     sql = next(m.sql for m in load_migrations() if m.version == 203)
     assert search.fold_sql_function() in sql
     assert search.stop_words_sql() in sql
+    assert search.search_function_sql() in sql
+    assert "%(" + ")s, %(".join(search.SEARCH_ARGS) + ")s)" in search._WORDS_SQL
     rnd = random.Random(3)
     alphabet = (
         "abcxyzqwhABCXQW0123456789 '`ʻʼ‘’-.,/+"
