@@ -2,29 +2,32 @@
 spellings of names, partial addresses ("Navoiy 12", "Bog'bon 3"), a phone number, a meter
 serial, an INN or an account number.
 
-How it works:
+How it works (docs/backoffice.md, "Search"):
 
 * Every account has one **search key** (table ``account_search``, migration 0203), kept up to
-  date by triggers on the accounts, the address dictionary, meters and service connections.
-  The key is the account's number, name, phone, INN, legacy id, address (street, house,
-  apartment, mahalla, district, region, in every spelling the dictionary has) and meter
-  serials, each passed through :func:`fold`.
+  date by statement-level triggers on the accounts, the address dictionary, meters and service
+  connections. The key is the account's number, name, phone, INN, legacy id, address (street,
+  house, apartment, mahalla, district, in every spelling the dictionary has) and meter serials,
+  each passed through :func:`fold`, without the :data:`STOP_WORDS`.
 * :func:`fold` maps Uzbek Latin, Uzbek Cyrillic and Russian Cyrillic to one Latin skeleton, so
   that the usual spellings of one word meet: ``Bog'bon``, ``Bogʻbon``, ``Боғбон`` and
   ``Богбон`` are all ``bogbon``; ``Navoiy``, ``Навоий`` and ``Навои`` are all ``navoi``. The
-  same rules are the SQL function ``suvnet_search_fold`` of the migration (the trigger uses
-  it); ``tests/billing/test_search.py`` checks that both give the same text.
-* A query is folded the same way and split into words. Every word must be found in the key:
-  a word of letters anywhere (``nav`` finds ``navoi``), a number as a whole word (``12`` is
-  house 12, not 112). A query of digits only (5 or more, spaces and dashes ignored) is looked
-  for inside the key, so that a phone number, an INN, an account number or a meter serial is
-  found from any part of it. With the pg_trgm extension these lookups use a trigram index;
-  without it the same query reads the whole key table (slower) and a warning is logged.
-* When nothing matches and pg_trgm is there, the words are looked up by similarity
+  same rules are the SQL function ``suvnet_search_fold`` of the migration (its text is
+  :func:`fold_sql_function`'s; ``tests/billing/test_search.py`` checks both give the same).
+* The key's words are also an array with a GIN index (``account_search.words``), with what
+  people type instead of a whole word: the first 3 or more letters of a word, a phone's last 9
+  and 7 digits, and a street's word with the house number (``navoi#12``). A query (:func:`parse`)
+  is folded the same way: its words must all be words of the array, one index lookup. The
+  lookup, the ranking (:func:`rank`, :data:`_SCORE`) and the address of the best matches are
+  one statement, the function ``billing_search_words`` (:func:`search_function_sql`), whose
+  plan is made once a session.
+* When no account has all the words, they are looked for inside the key (``LIKE '%nav%'``),
+  through the trigram index of the pg_trgm extension when it is there (else by reading every
+  key, with a warning); when still nothing matches and pg_trgm is there, by similarity
   (``word_similarity``), so a typo still finds the street.
-* At most :data:`CANDIDATES` matches are read; they are ranked in Python (:func:`rank`): the
-  exact account number, INN or phone first, then the exact house number, then by how many
-  words start a word of the key, then by account number.
+* The best come first: the exact account number, INN or phone, then the exact house and
+  apartment number, a name with every word, a word of the street, whole words before parts of
+  words, then by account number.
 
 The transliteration between the two Uzbek alphabets (:func:`to_cyrillic`,
 :func:`to_latin`) is also here: the address dictionary fills a missing Cyrillic name from the
