@@ -50,7 +50,15 @@ STATIC_FILES = {
     "leaflet-layers-2x.png": "image/png",
     "leaflet-marker-icon.png": "image/png",
     "leaflet-LICENSE.txt": "text/plain",
+    "register.css": "text/css",
 }
+
+
+def test_every_static_file_is_listed() -> None:
+    """A file added to api/static is served to every page: it is checked here with its type."""
+    here = Path(__file__).resolve().parents[2] / "api" / "static"
+    listed = sorted(p.name for p in here.iterdir() if p.is_file() and not p.name.startswith("."))
+    assert listed == sorted(STATIC_FILES)
 
 
 def directives(csp: str) -> dict[str, list[str]]:
