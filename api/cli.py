@@ -1,4 +1,6 @@
-"""``suvnet api ...`` (run the web server) and ``suvnet users ...`` (manage logins)."""
+"""``suvnet api ...`` (run the web server), ``suvnet users ...`` (manage logins) and
+``suvnet branches ...`` (district branches: what they own, their requisites and payment
+contracts; docs/branches.md)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ from rich.console import Console
 
 from api import users
 from api.audit import write_cli_audit
+from api.errors import ApiError
 from api.security import Role
+from billing import branches as br
+from billing.errors import BillingError
 from suvnet.clock import utcnow
-from suvnet.db import database_url
+from suvnet.db import connect, database_url
 from suvnet.settings import get_settings
 
 # The web app (api.app) and uvicorn are imported inside the commands that serve it: the
@@ -30,8 +35,13 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 users_app = typer.Typer(
-    help="Logins for staff and customers: add, list, disable, enable, change role or "
+    help="Logins for staff and customers: add, list, disable, enable, change role, branch or "
     "password, log out everywhere, issue customers' one-time codes.",
+    no_args_is_help=True,
+)
+branches_app = typer.Typer(
+    help="District branches: add, list, assign districts, MFYs, zones and gateways, set "
+    "requisites and payment contracts (docs/branches.md).",
     no_args_is_help=True,
 )
 
@@ -89,6 +99,24 @@ async def _with_conn(fn: Any) -> Any:
         return result
 
 
+def _run(coro_fn: Any) -> Any:
+    """Run ``coro_fn(conn)`` on a connection of its own; a refusal is one line and exit 1."""
+    try:
+        return asyncio.run(_with_conn(coro_fn))
+    except ApiError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+
+
+async def _branch_id(conn: Any, code: str) -> int:
+    cur = await conn.execute("SELECT id FROM branches WHERE code = %s", (code.strip().upper(),))
+    row = await cur.fetchone()
+    if row is None:
+        console.print(f"[red]no branch {code!r} (suvnet branches list shows them)[/red]")
+        raise typer.Exit(1)
+    return int(row[0])
+
+
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -99,24 +127,32 @@ def _read_password(password_stdin: bool) -> str:
 
 
 @users_app.command("add")
-def add(
+def add(  # noqa: PLR0917 - typer options
     username: Annotated[str, typer.Argument(help="login name (customers: the account number)")],
     role: Annotated[Role, typer.Option(help="what the user may do")],
     full_name: Annotated[str, typer.Option(help="shown in the audit log")] = "",
     account_no: Annotated[
         str | None, typer.Option(help="customers only: their account number")
     ] = None,
+    branch: Annotated[
+        str | None, typer.Option(help="staff: the code of their branch (they see only its data)")
+    ] = None,
+    regional: Annotated[
+        bool, typer.Option(help="staff: the regional office's user (sees every branch)")
+    ] = False,
     password_stdin: Annotated[
         bool, typer.Option(help="read the password from standard input instead of asking")
     ] = False,
 ) -> None:
     """Add a user. The password is asked twice (or read from stdin) and stored as an
-    argon2 hash. Example: suvnet users add dilnoza --role cashier --full-name 'Dilnoza K.'"""
+    argon2 hash. Once the installation has branches, a staff user needs --branch or
+    --regional. Example: suvnet users add dilnoza --role cashier --branch URG"""
     password = _read_password(password_stdin)
     if role is Role.CUSTOMER and account_no is None:
         account_no = username
 
     async def go(conn: Any) -> dict[str, Any]:
+        branch_id = None if branch is None else await _branch_id(conn, branch)
         row = await users.create_user(
             conn,
             username=username,
@@ -124,12 +160,17 @@ def add(
             role=role,
             full_name=full_name,
             account_no=account_no,
+            branch_id=branch_id,
+            regional=regional or None,
         )
         await write_cli_audit(conn, action="create", entity_id=row["id"], before=None, after=row)
         return row
 
-    row = asyncio.run(_with_conn(go))
-    console.print(f"user [bold]{row['username']}[/bold] ({row['role']}) added, id {row['id']}")
+    row = _run(go)
+    where = f", branch {branch.upper()}" if branch else (", regional" if regional else "")
+    console.print(
+        f"user [bold]{row['username']}[/bold] ({row['role']}{where}) added, id {row['id']}"
+    )
 
 
 def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
@@ -146,16 +187,53 @@ def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
         )
         return after
 
-    result: dict[str, Any] = asyncio.run(_with_conn(go))
+    result: dict[str, Any] = _run(go)
     return result
 
 
 @users_app.command("list")
 def list_users() -> None:
-    """List every login with its role and whether it is active."""
+    """List every login with its role, branch (or "region") and whether it is active."""
     for row in asyncio.run(_with_conn(users.all_users)):
         state = "active" if row["active"] else "disabled"
-        console.print(f"{row['id']:>6}  {row['username']:<24} {row['role']:<14} {state}")
+        scope = (
+            ""
+            if row["role"] == Role.CUSTOMER.value
+            else (row["branch"] or ("region" if row["regional"] else "NO BRANCH"))
+        )
+        console.print(
+            f"{row['id']:>6}  {row['username']:<24} {row['role']:<14} {scope:<10} {state}"
+        )
+
+
+@users_app.command("set-branch")
+def set_branch(
+    username: Annotated[str, typer.Argument(help="the login name")],
+    branch: Annotated[str | None, typer.Argument(help="the branch code")] = None,
+    regional: Annotated[
+        bool, typer.Option(help="instead of a branch: the regional office (every branch)")
+    ] = False,
+) -> None:
+    """Move a staff user to a branch, or to the region with --regional; their tokens stop
+    working at once (the next login has the new scope)."""
+    if (branch is None) != regional:
+        console.print("[red]give either a branch code or --regional[/red]")
+        raise typer.Exit(2)
+
+    async def go(conn: Any) -> dict[str, Any]:
+        user = await users.get_user_by_name(conn, username)
+        branch_id = None if branch is None else await _branch_id(conn, branch)
+        before, after = await users.set_scope(
+            conn, user["id"], branch_id=branch_id, regional=regional
+        )
+        await write_cli_audit(
+            conn, action="update", entity_id=user["id"], before=before, after=after
+        )
+        return after
+
+    _run(go)
+    where = f"branch {branch.upper()}" if branch else "the region"
+    console.print(f"user [bold]{username}[/bold] now belongs to {where}; logged out everywhere")
 
 
 @users_app.command("disable")
@@ -224,3 +302,191 @@ def code(
     otp, expires = asyncio.run(_with_conn(go))
     until = f"{expires:%Y-%m-%d %H:%M} UTC"
     console.print(f"one-time code for {account_no}: [bold]{otp}[/bold] (valid until {until})")
+
+
+# ------------------------------------------------------------------------------- branches
+
+
+def _branches(fn: Any) -> Any:
+    """Run ``fn(conn)`` on a connection of its own (the owner's: every branch), committed;
+    a refusal is one line and exit 1."""
+    try:
+        with connect(database_url(get_settings())) as conn:
+            result = fn(conn)
+            conn.commit()
+            return result
+    except BillingError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+_REQUISITE_HELP = {
+    "legal_name": "the name printed on the branch's documents",
+    "inn": "STIR (INN) of the branch, 9 digits",
+    "bank": "the bank, e.g. 'Xalq banki Urgut filiali'",
+    "bank_account": "the bank account, 20 digits",
+    "mfo": "the bank's MFO, 5 digits",
+    "address": "the branch's address",
+    "phone": "the branch's phone for customers",
+}
+
+
+def _requisites(**values: str | None) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@branches_app.command("add")
+def branches_add(  # noqa: PLR0917 - typer options
+    code: Annotated[str, typer.Argument(help="2-8 capital letters/digits; prefixes the numbers")],
+    name: Annotated[str, typer.Argument(help="the branch's name, e.g. 'Urgut tuman filiali'")],
+    legal_name: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["legal_name"])] = None,
+    inn: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["inn"])] = None,
+    bank: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["bank"])] = None,
+    bank_account: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["bank_account"])] = None,
+    mfo: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["mfo"])] = None,
+    address: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["address"])] = None,
+    phone: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["phone"])] = None,
+) -> None:
+    """Add a district branch. Its invoices are numbered CODE-YYYY-NNNNNNN and its receipts
+    K-CODE-YYYY-NNNNNNN. Example: suvnet branches add URG 'Urgut tuman filiali' --inn 301234567"""
+    req = _requisites(
+        legal_name=legal_name,
+        inn=inn,
+        bank=bank,
+        bank_account=bank_account,
+        mfo=mfo,
+        address=address,
+        phone=phone,
+    )
+    b = _branches(lambda conn: br.add_branch(conn, code, name, **req))
+    console.print(f"branch [bold]{b.code}[/bold] ({b.name}) added, id {b.id}")
+    if b.missing_requisites():
+        console.print(
+            f"its documents need: {', '.join(b.missing_requisites())} "
+            f"(suvnet branches set {b.code} ...)"
+        )
+
+
+@branches_app.command("set")
+def branches_set(  # noqa: PLR0917 - typer options
+    code: Annotated[str, typer.Argument(help="the branch code")],
+    name: Annotated[str | None, typer.Option(help="a new name")] = None,
+    legal_name: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["legal_name"])] = None,
+    inn: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["inn"])] = None,
+    bank: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["bank"])] = None,
+    bank_account: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["bank_account"])] = None,
+    mfo: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["mfo"])] = None,
+    address: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["address"])] = None,
+    phone: Annotated[str | None, typer.Option(help=_REQUISITE_HELP["phone"])] = None,
+) -> None:
+    """Change a branch's name or requisites (those given; '' clears one)."""
+    req = _requisites(
+        name=name,
+        legal_name=legal_name,
+        inn=inn,
+        bank=bank,
+        bank_account=bank_account,
+        mfo=mfo,
+        address=address,
+        phone=phone,
+    )
+    b = _branches(lambda conn: br.set_requisites(conn, code, **req))
+    missing = b.missing_requisites()
+    tail = f"; its documents still need: {', '.join(missing)}" if missing else ""
+    console.print(f"branch [bold]{b.code}[/bold] changed{tail}")
+
+
+@branches_app.command("list")
+def branches_list() -> None:
+    """Every branch with its requisites and what it owns."""
+    rows = _branches(br.list_branches)
+    if not rows:
+        console.print("no branches: every user sees everything (suvnet branches add ...)")
+    for r in rows:
+        b: br.Branch = r["branch"]
+        missing = b.missing_requisites()
+        console.print(f"[bold]{b.code}[/bold] {b.name} (id {b.id})")
+        console.print(
+            f"  requisites: {b.legal_name or '-'}; STIR {b.inn or '-'}; {b.bank or '-'}; "
+            f"account {b.bank_account or '-'}; MFO {b.mfo or '-'}"
+            + (f"  [red]missing: {', '.join(missing)}[/red]" if missing else "")
+        )
+        console.print(f"  districts: {r['districts'] or '-'}; MFYs: {r['mahallas'] or '-'}")
+        console.print(f"  zones: {r['zones'] or '-'}; gateways: {r['gateways'] or '-'}")
+        console.print(f"  accounts: {r['accounts']}; users: {r['users']}")
+
+
+@branches_app.command("assign")
+def branches_assign(
+    code: Annotated[str, typer.Argument(help="the branch code")],
+    district: Annotated[
+        list[str] | None, typer.Option(help="a district (code or name), wholly; repeatable")
+    ] = None,
+    mfy: Annotated[
+        list[str] | None,
+        typer.Option(help="an MFY of a split district (code, name or 'district/MFY')"),
+    ] = None,
+    zone: Annotated[list[str] | None, typer.Option(help="a zone code (with its gateways)")] = None,
+    gateway: Annotated[list[str] | None, typer.Option(help="a gateway code")] = None,
+) -> None:
+    """Give a branch districts, MFYs, zones and gateways; their addresses, accounts,
+    devices, points and meters follow. A district or MFY that is another branch's is
+    refused (suvnet branches release it there first)."""
+    done = _branches(
+        lambda conn: br.assign(
+            conn,
+            code,
+            districts=district or (),
+            mahallas=mfy or (),
+            zones=zone or (),
+            gateways=gateway or (),
+        )
+    )
+    console.print(
+        f"branch [bold]{code.upper()}[/bold]: {done.districts} district(s), {done.mahallas} "
+        f"MFY(s), {done.zones} zone(s), {done.gateways} gateway(s) assigned; "
+        f"{done.accounts} account(s) in the branch"
+    )
+
+
+@branches_app.command("release")
+def branches_release(
+    code: Annotated[str, typer.Argument(help="the branch code")],
+    district: Annotated[list[str] | None, typer.Option(help="a district to release")] = None,
+    mfy: Annotated[list[str] | None, typer.Option(help="an MFY to release")] = None,
+) -> None:
+    """Take districts or MFYs from a branch (their accounts then belong to no branch and
+    only regional users see them until they are assigned again)."""
+    n = _branches(lambda conn: br.release(conn, code, districts=district or (), mahallas=mfy or ()))
+    console.print(f"branch [bold]{code.upper()}[/bold]: {n} area(s) released")
+
+
+@branches_app.command("contract")
+def branches_contract(
+    code: Annotated[str, typer.Argument(help="the branch code")],
+    provider: Annotated[str, typer.Argument(help="payme or click")],
+    merchant_id: Annotated[str, typer.Option(help="Payme cash-desk id / Click merchant id")],
+    service_id: Annotated[
+        str | None, typer.Option(help="Click: the service id its calls carry")
+    ] = None,
+    key_stdin: Annotated[
+        bool, typer.Option(help="read the key from standard input instead of asking")
+    ] = False,
+) -> None:
+    """Give a branch its own Payme cash desk or Click service: its callbacks (told apart by
+    the cash-desk key, or Click's service_id) pay only that branch's accounts."""
+    if provider not in ("payme", "click"):
+        console.print("[red]the provider is payme or click[/red]")
+        raise typer.Exit(2)
+    key = sys.stdin.readline().strip() if key_stdin else getpass.getpass("key: ")
+    c = _branches(
+        lambda conn: br.set_contract(
+            conn,
+            code,
+            "payme" if provider == "payme" else "click",
+            merchant_id=merchant_id,
+            secret=key,
+            service_id=service_id,
+        )
+    )
+    console.print(f"branch [bold]{c.branch_code}[/bold]: own {c.provider} merchant {c.merchant_id}")

@@ -452,6 +452,12 @@ async def issue_customer_code(
     account_no = account_no.strip()
     if not account_no or len(account_no) > 32:
         raise InvalidError("the account number must have 1 to 32 characters")
+    # the account must be one the issuer sees (their branch's): a code for another branch's
+    # account would open that account's cabinet to whoever holds it
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT 1 FROM accounts WHERE number = %s", (account_no,))
+        if await cur.fetchone() is None:
+            raise NotFoundError(f"no account {account_no}")
     code = new_one_time_code()
     await conn.execute(
         "UPDATE customer_codes SET used_at = %s WHERE account_no = %s AND used_at IS NULL",

@@ -448,9 +448,7 @@ def _one_id(conn: psycopg.Connection[Any], table: str, column: str, value: str, 
         raise BranchError(f"no {what} {value!r}")
     if len(rows) > 1:
         hint = " or district/MFY" if table == "mahallas" else ""
-        raise BranchError(
-            f"{len(rows)} {what}s are called {value!r}; give the code{hint} instead"
-        )
+        raise BranchError(f"{len(rows)} {what}s are called {value!r}; give the code{hint} instead")
     return int(rows[0][0])
 
 
@@ -543,6 +541,32 @@ def assign(
     except pg_errors.ExclusionViolation as exc:
         raise BranchError(_db_message(exc)) from exc
     return done
+
+
+def release(
+    conn: psycopg.Connection[Any],
+    code: str,
+    *,
+    districts: Sequence[str] = (),
+    mahallas: Sequence[str] = (),
+) -> int:
+    """Take districts or MFYs from a branch; returns how many were its."""
+    branch = get_branch(conn, code)
+    n = 0
+    with conn.transaction():
+        for d in districts:
+            cur = conn.execute(
+                "DELETE FROM branch_districts WHERE district_id = %s AND branch_id = %s",
+                (_area_id(conn, "districts", d, "district"), branch.id),
+            )
+            n += cur.rowcount
+        for m in mahallas:
+            cur = conn.execute(
+                "DELETE FROM branch_mahallas WHERE mahalla_id = %s AND branch_id = %s",
+                (_area_id(conn, "mahallas", m, "MFY"), branch.id),
+            )
+            n += cur.rowcount
+    return n
 
 
 def _db_message(exc: psycopg.Error) -> str:

@@ -217,7 +217,7 @@ async def debtors(
     first (the claim letter's table)."""
     accounts = await _rows(
         conn,
-        f"""SELECT a.id, a.number, a.name, a.kind, a.inn, a.phone,
+        f"""SELECT a.id, a.number, a.name, a.kind, a.inn, a.phone, a.branch_id,
                    a.correspondence_language AS language, {_address(lang)} AS address,
                    {name_of("d", lang)} AS district
             FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id {_PLACES}
@@ -252,6 +252,57 @@ async def debtors(
         out.append(row)
     out.sort(key=lambda r: (-r["debt"], r["number"]))
     return out
+
+
+# ------------------------------------------------------------------------------ branches
+
+BRANCH_COLUMNS = (
+    "b.id, b.code, b.name, b.legal_name, b.inn, b.bank_account, b.mfo, b.address, b.phone"
+)
+
+
+async def turnover_by_branch(
+    conn: AsyncConnection[Any], date_from: date, date_to: date, scope: AddressScope
+) -> list[dict[str, Any]]:
+    """The turnover statement's figures summed per branch (docs/branches.md): one row per
+    branch the session sees (``branch``: its code, ``branch_name``), and one for the accounts
+    of no branch (``branch`` ''), each figure added account by account as the statement
+    does, so that the branches add up to the whole, to the tiyin. A regional session gets
+    every branch (the consolidated report), a branch's session its own."""
+    check_period(date_from, date_to)
+    return await _rows(
+        conn,
+        f"""SELECT a.branch_id, coalesce(b.code, '') AS branch,
+                   coalesce(b.name, '') AS branch_name, count(*) AS accounts,
+                   sum(f.opening_tiyin)::bigint AS opening,
+                   sum(f.opening_debit_tiyin)::bigint AS opening_debit,
+                   sum(f.opening_credit_tiyin)::bigint AS opening_credit,
+                   sum(f.charged_tiyin)::bigint AS charged,
+                   sum(f.paid_tiyin)::bigint AS paid,
+                   sum(f.closing_tiyin)::bigint AS closing,
+                   sum(f.closing_debit_tiyin)::bigint AS closing_debit,
+                   sum(f.closing_credit_tiyin)::bigint AS closing_credit
+            FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id
+            JOIN account_figures(%(from)s, %(to)s) f ON f.account_id = a.id
+            LEFT JOIN branches b ON b.id = a.branch_id
+            WHERE {scope.sql("ad")}
+            GROUP BY a.branch_id, b.code, b.name
+            ORDER BY b.code IS NULL, b.code""",  # noqa: S608 - AddressScope conditions only; values are parameters
+        _args(scope, **{"from": date_from, "to": date_to}),
+    )
+
+
+async def branches_of(
+    conn: AsyncConnection[Any], ids: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """The branches ``ids`` with their requisites (``BRANCH_COLUMNS``); ``None``: the branch
+    of a session that sees exactly one (a branch user's), if any."""
+    where = "b.id = suvnet_session_branch()" if ids is None else "b.id = ANY(%(ids)s)"
+    return await _rows(
+        conn,
+        f"SELECT {BRANCH_COLUMNS} FROM branches b WHERE {where} ORDER BY b.code",  # noqa: S608 - constants
+        {"ids": ids},
+    )
 
 
 def _consumption_rows(lang: str) -> str:

@@ -92,6 +92,8 @@ L_METER = pgettext("report", "Meter")
 L_STATUS = pgettext("report", "Status")
 L_ZONE_NAME = pgettext("report", "Zone name")
 NO_ZONE = {"-": pgettext("report", "no zone")}
+L_BRANCH = pgettext("report", "Branch")
+NO_BRANCH = {"-": pgettext("report", "no branch")}
 
 ADDRESS_GROUPS = [
     (1, "street_id", "street"),
@@ -153,6 +155,11 @@ def _group(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, 
     return list(out.values())
 
 
+def _branch_label(b: dict[str, Any]) -> str:
+    """A branch's code and name; "-" (shown as "no branch") for the accounts of none."""
+    return f"{b['branch']} {b['branch_name']}" if b["branch"] else "-"
+
+
 async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
     """Turnover statement per account, with subtotals per street, MFY and district, and the
     same figures summed per street and per MFY: opening balance (debit, credit), charged,
@@ -200,6 +207,23 @@ async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
             [Row(r) for r in mahallas] + [total_row(mahallas, TURNOVER_SUMS, "district", "")],
         ),
     ]
+    branches = await billing.turnover_by_branch(conn, f.date_from, f.date_to, f.scope)
+    if any(b["branch"] for b in branches):
+        # the consolidated report: each branch's figures and their sum (docs/branches.md)
+        tables.append(
+            Table(
+                "by_branch",
+                pgettext("report", "Turnover by branch"),
+                [Column("branch", L_BRANCH, codes=NO_BRANCH), count, *TURNOVER_MONEY],
+                [
+                    Row(
+                        {**b, "branch": f"{b['branch']} {b['branch_name']}" if b["branch"] else "-"}
+                    )
+                    for b in branches
+                ]
+                + [total_row(branches, TURNOVER_SUMS, "branch", "")],
+            )
+        )
     rep = _report(
         "accounting",
         pgettext("report", "Turnover statement of customer accounts"),

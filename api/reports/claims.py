@@ -13,12 +13,12 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from api.i18n import format_som
-from api.reports.form import BLANK, FormContext, day
+from api.reports.form import BLANK, FormContext, Requisites, day
 from api.reports.render import fonts, numbered_canvas
 from api.reports.text import CATEGORY, pgettext
 from suvnet.textsafe import rl_text
@@ -77,6 +77,9 @@ class Claim:
     buckets: tuple[int, int, int, int]
     unpaid: tuple[tuple[date, int], ...]
     language: str | None
+    seller: Requisites | None = None
+    """The debtor's branch, whose name heads the letter and whose account is paid to
+    (docs/branches.md); None: the utility."""
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Claim:
@@ -122,6 +125,8 @@ def render_claim(claim: Claim, as_of: date, ctx: FormContext, payment_days: int)
     org = ParagraphStyle("o", fontName=bold, fontSize=11, leading=14)
     title = ParagraphStyle("t", fontName=bold, fontSize=14, leading=18, alignment=1, spaceAfter=6)
     right = ParagraphStyle("r", parent=body, alignment=2)
+    if claim.seller is not None:
+        ctx = replace(ctx, utility=claim.seller)
     u = ctx.utility
     debt = format_som(claim.debt)
     story: list[Any] = [

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from api.reports.text import Msg
+
+if TYPE_CHECKING:
+    from api.reports.form import Requisites
 
 Kind = Literal["text", "money", "int", "float", "pct", "date", "datetime", "month"]
 
@@ -73,6 +76,9 @@ class Report:
     filters: list[tuple[Msg, str]] = field(default_factory=list)
     """The filters for people: (label, value), e.g. (District, "Urgut")."""
     notes: list[Note] = field(default_factory=list)
+    seller: Requisites | None = None
+    """Whose form it is when not the utility's: the branch of a branch user's report
+    (docs/branches.md); its name and requisites head the form."""
 
     def table(self, key: str) -> Table:
         return next(t for t in self.tables if t.key == key)

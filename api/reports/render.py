@@ -135,9 +135,11 @@ def to_json(report: Report, ctx: FormContext | None = None) -> dict[str, Any]:
     def t(msg: Msg) -> str:
         return ctx.words(msg) if ctx else msg.id
 
+    seller = {} if report.seller is None else {"seller": asdict(report.seller)}
     return {
         "name": report.name,
         "title": t(report.title),
+        **seller,
         "params": report.params,
         "filters": [{"label": t(label), "value": value} for label, value in report.filters],
         "notes": [ctx.note(n) if ctx else n.msg.id for n in report.notes],

@@ -4,6 +4,7 @@ building a report, the form context of a language, and rendering to a file."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from api.i18n import CODES, DEFAULT_LANG
 from api.reports import builders
 from api.reports.claims import MAX_LETTERS, Claim
 from api.reports.config import get_report_settings
-from api.reports.form import FormContext, Requisites
+from api.reports.form import REQUISITES, FormContext, Requisites
 from api.reports.model import Report
 from api.reports.render import to_csv, to_json, to_pdf, to_xlsx
 from api.reports.text import Msg, Words, pgettext
@@ -43,6 +44,10 @@ E_TOO_MANY = pgettext(
     "debt threshold.",
 )
 E_NO_DEBT = pgettext("report", "Account %(number)s owes nothing on %(day)s.")
+L_LEGAL_NAME = pgettext("report", "Legal name")
+E_BRANCH_REQUISITES = pgettext(
+    "report", "Branch %(branch)s has no %(missing)s for its letters (suvnet branches set)."
+)
 
 
 class ReportInputError(ValueError):
@@ -54,7 +59,17 @@ class ReportInputError(ValueError):
         self.args_ = args
 
     def text(self, words: Words) -> str:
-        return words(self.msg, **self.args_)
+        """The reason in ``words``' language (an argument that is a message, or a tuple of
+        them, is translated too)."""
+
+        def word(v: Any) -> Any:
+            if isinstance(v, Msg):
+                return words(v)
+            if isinstance(v, tuple):
+                return ", ".join(str(word(x)) for x in v)
+            return v
+
+        return words(self.msg, **{k: word(v) for k, v in self.args_.items()})
 
 
 def place(value: str | int | None) -> int | None:
@@ -109,16 +124,35 @@ def context(lang: str, form: str, now: datetime) -> FormContext:
     )
 
 
+def branch_requisites(row: dict[str, Any], utility: Requisites) -> Requisites:
+    """A branch's name and requisites on its forms; a blank one is the utility's."""
+    return Requisites(
+        row["legal_name"] or row["name"],
+        row["inn"] or utility.inn,
+        row["bank_account"] or utility.bank_account,
+        row["mfo"] or utility.mfo,
+        row["address"] or utility.address,
+        row["phone"] or utility.phone,
+    )
+
+
 async def build(conn: AsyncConnection[Any], name: str, f: builders.Filters) -> Report:
-    """The report ``name``; an unknown place id is a :class:`ReportInputError`."""
+    """The report ``name``; an unknown place id is a :class:`ReportInputError`. A branch
+    user's report is headed with their branch's name and requisites (docs/branches.md)."""
     try:
-        return await builders.BUILDERS[name](conn, f)
+        report = await builders.BUILDERS[name](conn, f)
+        own = await report_queries.branches_of(conn)
     except BillingError as exc:
         raise ReportInputError(E_PLACE, str(exc)) from exc
+    if own:
+        report.seller = branch_requisites(own[0], Requisites.of(get_billing_config()))
+    return report
 
 
 def render(report: Report, fmt: str, ctx: FormContext) -> tuple[Any, str, str]:
     """(body, media type, file name); for ``json`` the body is the document itself."""
+    if report.seller is not None:
+        ctx = replace(ctx, utility=report.seller)
     if fmt == "json":
         return to_json(report, ctx), "application/json", ""
     body = {"csv": to_csv, "xlsx": to_xlsx, "pdf": to_pdf}[fmt](report, ctx)
@@ -157,4 +191,20 @@ async def claims(
             count=len(rows),
             max=MAX_LETTERS,
         )
-    return [Claim.of(r) for r in rows]
+    # each letter is its debtor's branch's: its name, and its bank account to pay to
+    ids = sorted({int(r["branch_id"]) for r in rows if r.get("branch_id") is not None})
+    sellers: dict[int, Requisites] = {}
+    utility = Requisites.of(get_billing_config())
+    for b in await report_queries.branches_of(conn, ids) if ids else []:
+        missing = [
+            label for key, label in (("legal_name", L_LEGAL_NAME), *REQUISITES[:3]) if not b[key]
+        ]
+        if missing:
+            raise ReportInputError(
+                E_BRANCH_REQUISITES,
+                f"branch {b['code']} has no {', '.join(m.id for m in missing)} for its letters",
+                branch=b["code"],
+                missing=tuple(missing),
+            )
+        sellers[int(b["id"])] = branch_requisites(b, utility)
+    return [replace(Claim.of(r), seller=sellers.get(r.get("branch_id") or 0)) for r in rows]
