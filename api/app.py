@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import PoolTimeout
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from api import readconn
 from api.deps import AppState, current_principal, utcnow
 from api.errors import ApiError, ForbiddenError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import CODES as LANGUAGE_CODES
@@ -33,6 +34,7 @@ from api.routes import (
     billing,
     cashier,
     commands,
+    customer_requests,
     payment_callbacks,
     prv,
     registry,
@@ -40,7 +42,15 @@ from api.routes import (
     statements,
 )
 from api.security import STAFF, Principal, RateLimitPolicy
-from api.web import cabinet, prv_pages, staff, staff_billing, staff_payments, staff_reports
+from api.web import (
+    cabinet,
+    prv_pages,
+    staff,
+    staff_billing,
+    staff_payments,
+    staff_reports,
+    staff_requests,
+)
 from api.web.common import language
 from api.web.session import WebMiddleware
 from suvnet.db import database_url, make_async_pool
@@ -113,7 +123,12 @@ def create_app(
                 ok = True
             except Exception:  # noqa: BLE001 - health reports, it does not raise
                 ok = False
-        return {"status": "ok" if ok else "degraded", "database": ok}
+        out: dict[str, Any] = {"status": "ok" if ok else "degraded", "database": ok}
+        replica = readconn.health(state)
+        if replica is not None:
+            # the replica's state is informative: reads fall back to the primary without it
+            out["replica"] = replica
+        return out
 
     _add_routers(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -147,6 +162,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     cashier.router,
     statements.router,
     staff_payments.router,
+    *(customer_requests.router, staff_requests.router),  # customer requests (issue 15)
 )
 
 
@@ -188,6 +204,12 @@ def _lifespan(
             name="suvnet-api",
             checkout_timeout_s=settings.db_pool_timeout_s,
         )
+        read_url = settings.database_read_url
+        if read_url:
+            replica = readconn.ReadReplica(read_url, settings)
+            await replica.open(state.pool)
+            state.replica = replica
+            log.info("read replica: %s", replica.status.describe(replica.max_lag_s))
         # what exists after start-up lives as long as the process: keep it out of the
         # garbage collector's full passes (shorter pauses under load)
         gc.collect()
@@ -200,6 +222,9 @@ def _lifespan(
                 task.cancel()
             if state.tasks:
                 await asyncio.wait(list(state.tasks), timeout=10)
+            if state.replica is not None:
+                await state.replica.close()
+                state.replica = None
             await state.pool.close()
             state.pool = None
             if state.sync_pool is not None:

@@ -134,6 +134,8 @@ class AppState:
     """The database URL the pool was opened with."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     """Background jobs (billing runs) started by this worker; cancelled at shutdown."""
+    replica: Any = None
+    """The read replica (api.readconn.ReadReplica) when SUVNET_DATABASE_READ_URL is set."""
     sync_pool: Any = None
     """A synchronous pool for calls into billing (opened on first use, see api.syncdb)."""
     body_limits: BodyLimits = field(default_factory=lambda: BodyLimits(1 << 20, 25 << 20))

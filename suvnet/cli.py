@@ -11,7 +11,7 @@ import logging
 import sys
 from datetime import datetime
 from importlib.metadata import entry_points
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -153,6 +153,37 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _replica_rows(primary: Any, read_url: str | None, max_lag_s: float) -> list[tuple[str, str]]:
+    """The read replica's state (SUVNET_DATABASE_READ_URL), and the primary's view of its
+    replicas (pg_stat_replication; the details need a superuser or pg_monitor)."""
+    import psycopg
+
+    from suvnet.replica import check_once
+
+    rows: list[tuple[str, str]] = []
+    if read_url:
+        try:
+            with psycopg.connect(read_url, autocommit=True, connect_timeout=5) as rep:
+                state = check_once(primary, rep, max_lag_s)
+        except psycopg.Error as exc:
+            from suvnet.replica import LagEstimator
+
+            state = LagEstimator(max_lag_s).down(exc)
+        rows.append(("read replica", state.describe(max_lag_s)))
+    else:
+        rows.append(("read replica", "none (SUVNET_DATABASE_READ_URL is not set)"))
+    for r in primary.execute(
+        "SELECT coalesce(application_name, ''), coalesce(host(client_addr), 'local'), "
+        "coalesce(state, '?'), extract(epoch FROM replay_lag)::float8, "
+        "pg_wal_lsn_diff(pg_current_wal_flush_lsn(), replay_lsn)::bigint "
+        "FROM pg_stat_replication ORDER BY 1, 2"
+    ).fetchall():
+        lag = "" if r[3] is None else f", replay lag {r[3]:.1f} s"
+        behind = "" if r[4] is None else f", {r[4]:,} bytes behind"
+        rows.append((f"replication to {r[1]}", f"{r[0] or '?'}: {r[2]}{lag}{behind}"))
+    return rows
+
+
 @db_app.command("status")
 def db_status() -> None:
     """Show the storage mode (TimescaleDB or plain PostgreSQL), versions, migrations and sizes."""
@@ -166,6 +197,7 @@ def db_status() -> None:
         _, preloaded = server_timescaledb(conn)
         runs = {r.task: r for r in last_runs(conn)}
         jobs = timescaledb_jobs(conn)
+        replica = _replica_rows(conn, s.database_read_url, s.read_max_lag_s)
     t = Table(show_header=False, box=None)
     t.add_row("database", database_source(s))
     t.add_row("PostgreSQL", st.server_version)
@@ -224,6 +256,8 @@ def db_status() -> None:
         if job.last_error and job.last_run_status == "Failed":
             text += f' ("{job.last_error}"; suvnet db maintain does this work)'
         t.add_row(f"TimescaleDB {job.proc_name}", text)
+    for name, text in replica:
+        t.add_row(name, text)
     console.print(t)
     for p in st.pending:
         console.print(f"  pending: {p.version:04d}_{p.name}  (run: suvnet db migrate)")

@@ -119,6 +119,23 @@ class Settings(BaseSettings):
         description="PostgreSQL URL (postgresql://user@host:5432/db). "
         "Unset: an embedded PostgreSQL under $SUVNET_HOME/pgdata is started.",
     )
+    database_read_url: str | None = Field(
+        None,
+        description="PostgreSQL URL of a streaming replica (hot standby) of the database: "
+        "the API's read-only pages (reports, the cabinet's history, map layers) read there "
+        "while it keeps up. Unset: every read goes to SUVNET_DATABASE_URL.",
+    )
+    read_max_lag_s: float = Field(
+        30.0,
+        gt=0,
+        description="a replica further behind the primary than this many seconds is "
+        "skipped for reads (with a warning) until it catches up",
+    )
+    read_check_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="how often the API asks the replica how far behind it is",
+    )
     mqtt_url: str | None = Field(
         None,
         description="MQTT broker URL (mqtt://user:pass@host:1883, mqtts:// for TLS). "
@@ -170,7 +187,14 @@ class Settings(BaseSettings):
     grafana_url: str | None = None
     grafana_token: str | None = None
 
-    @field_validator("database_url", "mqtt_url", "grafana_url", "grafana_token", mode="before")
+    @field_validator(
+        "database_url",
+        "database_read_url",
+        "mqtt_url",
+        "grafana_url",
+        "grafana_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, v: Any) -> Any:
         if isinstance(v, str) and not v.strip():

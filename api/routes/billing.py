@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Conn, Paging, State, client_ip, require
 from api.errors import ConflictError, InvalidError, NotFoundError
+from api.readconn import ReadConn
 from api.responses import json_response
 from api.security import CASHIER_DESK, CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
 from api.services import payments
@@ -386,7 +387,7 @@ async def my_account(*, who: Customer, conn: Conn) -> dict[str, Any]:
 
 
 @router.get("/me/invoices", tags=["cabinet"], summary="The customer's own invoices")
-async def my_invoices(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
+async def my_invoices(*, who: Customer, conn: ReadConn, pg: Paging) -> dict[str, Any]:
     return await bq.list_invoices(conn, pg, account=who.account_no, order="i.period DESC")
 
 
@@ -395,14 +396,14 @@ async def my_invoices(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any
     tags=["cabinet"],
     summary="The customer's own payments, each with its status (paid, cancelled, refunded)",
 )
-async def my_payments(*, who: Customer, conn: Conn, pg: Paging) -> dict[str, Any]:
+async def my_payments(*, who: Customer, conn: ReadConn, pg: Paging) -> dict[str, Any]:
     assert who.account_no is not None
     return await payment_history.account_payments(conn, pg, who.account_no)
 
 
 @router.get("/me/consumption", tags=["cabinet"], summary="The customer's billed m³ by month")
 async def my_consumption(
-    *, who: Customer, conn: Conn, months: Annotated[int, Query(ge=1, le=120)] = 12
+    *, who: Customer, conn: ReadConn, months: Annotated[int, Query(ge=1, le=120)] = 12
 ) -> dict[str, Any]:
     assert who.account_no is not None
     acc = await account_or_404(conn, who.account_no)

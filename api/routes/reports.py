@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from api.deps import Conn, State, require
+from api.deps import State, require
 from api.errors import InvalidError
+from api.readconn import ReadConn
 from api.reports import builders, service
 from api.reports.claims import claims_zip, render_claim
 from api.reports.config import get_report_settings
@@ -71,7 +72,7 @@ def _file(body: bytes, media: str, filename: str) -> Response:
     )
 
 
-async def _build(conn: Conn, name: str, f: builders.Filters) -> Report:
+async def _build(conn: ReadConn, name: str, f: builders.Filters) -> Report:
     try:
         return await service.build(conn, name, f)
     except service.ReportInputError as exc:
@@ -103,7 +104,7 @@ SUMMARIES: dict[str, str] = {
 def _add_route(name: str, summary: str) -> None:
     async def endpoint(
         *,
-        conn: Conn,
+        conn: ReadConn,
         st: State,
         f: FiltersDep,
         format: Format = "json",  # noqa: A002 - the query parameter is called format
@@ -147,7 +148,7 @@ def _claim_context(st: State) -> Callable[[str | None], Any]:
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}},
 )
-async def claim_letters(*, conn: Conn, st: State, f: FiltersDep) -> Response:
+async def claim_letters(*, conn: ReadConn, st: State, f: FiltersDep) -> Response:
     """One PDF per debtor (the same debtors as the legal report with the same filters), each
     in the debtor's language (the account's correspondence language, else the utility's
     default), with the debt as on `date_to` broken down by unpaid charge and age."""
@@ -170,7 +171,7 @@ async def claim_letters(*, conn: Conn, st: State, f: FiltersDep) -> Response:
 )
 async def claim_letter(
     *,
-    conn: Conn,
+    conn: ReadConn,
     st: State,
     f: FiltersDep,
     number: Annotated[str, Path(pattern=r"^[0-9]{9}$")],

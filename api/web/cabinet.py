@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from api.deps import Conn, State, require
 from api.errors import ApiError, NotAuthenticatedError, TooManyAttemptsError
 from api.i18n import format_som, gettext_for, local_time
+from api.readconn import ReadConn, read_fresh
 from api.security import CUSTOMER_SELF, Principal
 from api.services import customer_logins
 from api.services.billing import account_or_404, balance_or_404, invoice_pdf_response
@@ -87,6 +88,11 @@ async def activate_submit(
 
 
 def _pay_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
+    """The cabinet's Pay buttons (only the configured providers): through :func:`pay`."""
+    return {name: f"/cabinet/pay/{name}" for name in _provider_links(account_no, amount_tiyin)}
+
+
+def _provider_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
     """Payme and Click links made by billing (only the configured providers)."""
     cfg = get_billing_config()
     out: dict[str, str] = {}
@@ -128,8 +134,28 @@ def _payments_for_page(rows: list[dict[str, Any]], request: Request) -> list[dic
     return rows
 
 
+PAY_FRESH_S = 15 * 60
+"""After the customer leaves for Payme or Click, the cabinet reads from the primary database
+for this long (not from a read replica that may lag): the payment shows as soon as the
+provider's callback has posted it."""
+
+
+@router.get("/pay/{provider}")
+async def pay(*, request: Request, who: Customer, conn: Conn, provider: str) -> Response:
+    """The Pay buttons: on to the provider's checkout for the current debt, and the cabinet
+    reads its own writes for a while (:data:`PAY_FRESH_S`)."""
+    assert who.account_no is not None
+    balance = await balance_or_404(conn, who.account_no)
+    link = _provider_links(who.account_no, balance).get(provider)
+    if link is None:
+        return RedirectResponse("/cabinet/", status_code=303)
+    resp = RedirectResponse(link, status_code=303)
+    read_fresh(resp, request, PAY_FRESH_S)
+    return resp
+
+
 @router.get("/")
-async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
+async def home(*, request: Request, who: Customer, conn: ReadConn) -> Response:
     assert who.account_no is not None
     account = await account_or_404(conn, who.account_no)
     balance = await balance_or_404(conn, who.account_no)
@@ -158,7 +184,7 @@ async def home(*, request: Request, who: Customer, conn: Conn) -> Response:
 
 
 @router.get("/balance.json")
-async def balance_json(*, who: Customer, conn: Conn) -> Response:
+async def balance_json(*, who: Customer, conn: ReadConn) -> Response:
     """The live balance: api/static/cabinet.js on the cabinet page asks every 30 seconds.
     ``balance_som`` is the amount as the page shows it (without sign: the heading says which)."""
     assert who.account_no is not None

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.deps import Conn, State, require
 from api.i18n import LANGUAGES
+from api.readconn import ReadConn
 from api.reports import service
 from api.reports.text import Words, pgettext
 from api.security import REPORT_ROLES, REPORTS, Principal
@@ -75,7 +76,9 @@ async def _page(
 
 
 @router.get("/reports")
-async def reports_page(*, request: Request, who: ReportReader, conn: Conn, st: State) -> Response:
+async def reports_page(
+    *, request: Request, who: ReportReader, conn: ReadConn, st: State
+) -> Response:
     return await _page(request, who, conn, st)
 
 
@@ -84,7 +87,7 @@ async def reports_download(
     *,
     request: Request,
     who: ReportReader,
-    conn: Conn,
+    conn: ReadConn,
     st: State,
     report: Annotated[str, Query(max_length=32)] = "",
     date_from: Annotated[str, Query(max_length=32)] = "",
