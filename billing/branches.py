@@ -103,15 +103,30 @@ def utility_seller(cfg: Any) -> Seller:
     )
 
 
-def require_requisites(branch: Branch) -> None:
-    """Refuse (:class:`DocumentError`) a document of a branch that lacks a required
-    requisite, naming every missing one and how to set them."""
-    missing = branch.missing_requisites()
-    if missing:
-        raise DocumentError(
-            f"branch {branch.code} ({branch.name}) has no {', '.join(missing)} for its "
+class RequisitesMissingError(DocumentError):
+    """A document of a branch that lacks a required requisite: ``missing`` names them by
+    column (``legal_name``, ``inn``, ``bank_account``, ``mfo``), for the API to say in the
+    user's language (:mod:`api.branch_text`)."""
+
+    def __init__(self, branch: Branch, missing: list[str]) -> None:
+        words = [what for col, what, _ in REQUISITE_FIELDS if col in missing]
+        super().__init__(
+            f"branch {branch.code} ({branch.name}) has no {', '.join(words)} for its "
             f"documents: set them with suvnet branches set {branch.code} (docs/branches.md)"
         )
+        self.branch_code = branch.code
+        self.branch_name = branch.name
+        self.missing = tuple(missing)
+
+
+def require_requisites(branch: Branch) -> None:
+    """Refuse (:class:`RequisitesMissingError`) a document of a branch that lacks a required
+    requisite, naming every missing one and how to set them."""
+    missing = [
+        col for col, _, required in REQUISITE_FIELDS if required and not getattr(branch, col)
+    ]
+    if missing:
+        raise RequisitesMissingError(branch, missing)
 
 
 def branch_seller(branch: Branch, cfg: Any) -> Seller:

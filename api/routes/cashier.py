@@ -10,11 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.branch_text import requisites_refusal
 from api.deps import get_state, require
 from api.errors import ForbiddenError, InvalidError, NotFoundError
 from api.security import CASHIER_DESK, VOID_ANY, Principal
 from api.services import payments
 from api.syncdb import run_sync
+from api.web.common import language
+from billing.branches import RequisitesMissingError, seller_of_account
 from billing.config import get_billing_config
 from billing.payments import cashier as desk
 from billing.payments.errors import CashierError, PaymentsError, VoidRefusedError
@@ -80,17 +83,21 @@ async def take(body: PaymentIn, request: Request, who: Desk) -> dict[str, Any]:
 async def receipt_pdf(receipt_no: str, request: Request, who: Desk) -> Response:
     st = get_state(request)
     cfg = payments.payments_config(request)
+    bcfg = get_billing_config()
     try:
         r = await run_sync(st, desk.get_receipt, receipt_no)
+        # the receipt is the account's branch's: its name, STIR and phone (docs/branches.md)
+        seller = await run_sync(st, seller_of_account, r.account_id, bcfg)
     except CashierError as exc:
         raise NotFoundError(str(exc)) from exc
-    bcfg = get_billing_config()
+    except RequisitesMissingError as exc:
+        raise requisites_refusal(exc, language(request)) from exc
     pdf = desk.render_receipt(
         r,
-        bcfg.utility_name,
+        seller.name,
         cfg.timezone,
-        utility_inn=bcfg.utility_inn,
-        utility_phone=bcfg.utility_phone,
+        utility_inn=seller.inn,
+        utility_phone=seller.phone,
     )
     return Response(
         pdf,

@@ -18,12 +18,14 @@ from fastapi.responses import Response
 from psycopg import AsyncConnection
 
 from api.audit import audit_sync, write_audit
+from api.branch_text import requisites_refusal
 from api.deps import AppState
 from api.errors import ConflictError, NotFoundError, UnavailableError
 from api.security import Principal
 from api.syncdb import run_sync
 from billing import queries as bq
 from billing.accounts import months_billed_since, set_status
+from billing.branches import RequisitesMissingError
 from billing.config import get_billing_config, requisites_problems
 from billing.errors import BillingError
 from billing.ledger import account_id_for_number
@@ -68,6 +70,8 @@ def _render(conn: Any, account_id: int, period: Any, kind: str, lang: str) -> by
         if kind == "household":
             return documents.render_slips([slip], cfg, language)
         return documents.render_invoice(slip, cfg, language)
+    except RequisitesMissingError:
+        raise  # said in the asker's language by invoice_pdf_response
     except BillingError as exc:
         raise UnavailableError(f"the invoice PDF could not be made: {exc}") from exc
 
@@ -85,7 +89,10 @@ async def invoice_pdf_response(
     row = await bq.invoice_owner(conn, invoice_id)
     if row is None or (account_no is not None and row["account"] != account_no):
         raise NotFoundError(f"no invoice with id {invoice_id}")
-    pdf = await run_sync(st, _render, row["account_id"], row["period"], row["kind"], lang)
+    try:
+        pdf = await run_sync(st, _render, row["account_id"], row["period"], row["kind"], lang)
+    except RequisitesMissingError as exc:  # the account's branch has no requisites yet
+        raise requisites_refusal(exc, lang) from exc
     return Response(
         pdf,
         media_type="application/pdf",

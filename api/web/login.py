@@ -70,8 +70,10 @@ async def login_form(
         )
     except TooManyAttemptsError:
         return render(request, pages.template, 429, error="locked", **{pages.field: login})
-    except NotAuthenticatedError:
-        return render(request, pages.template, 401, error="wrong", **{pages.field: login})
+    except NotAuthenticatedError as exc:
+        # the right password of a staff login that belongs to no branch: say so (branches)
+        error = "no_branch" if exc.code == "no_branch" else "wrong"
+        return render(request, pages.template, 401, error=error, **{pages.field: login})
     resp = RedirectResponse(safe_next(next_url, pages.home), status_code=303)
     set_session(resp, request, pair.access_token, pair.refresh_token)
     return resp

@@ -5,6 +5,7 @@ users; the command line manages branches and users' branches."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -195,6 +196,27 @@ async def test_login_of_a_user_without_a_branch_is_refused(
     assert "belongs to no branch" in r.json()["detail"]
     assert "suvnet users set-branch" in r.json()["detail"]
     assert r.json()["error"] == "no_branch"
+
+
+async def test_the_login_page_says_why_a_user_without_a_branch_is_refused(
+    client: httpx.AsyncClient, db_url: str
+) -> None:
+    """The staff login page, in the user's language: the right password of a login without
+    a branch is told so (not "wrong password"); a wrong password still says only that."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        insert_user(conn, "orphan_page", Role.VIEWER)
+        conn.execute("UPDATE api_users SET regional = false WHERE username = 'orphan_page'")
+    page = await client.get("/staff/login?lang=ru")
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert m is not None
+    form = {"username": "orphan_page", "password": PASSWORD, "csrf_token": m.group(1)}
+    r = await client.post("/staff/login", data=form)
+    assert r.status_code == 401
+    assert "не относится ни к одному филиалу" in r.text
+    assert "suvnet_session" not in r.headers.get("set-cookie", "")
+    r = await client.post("/staff/login", data={**form, "password": "wrong-password-1"})
+    assert r.status_code == 401
+    assert "филиал" not in r.text
 
 
 async def test_users_need_a_branch_once_branches_exist(
