@@ -520,3 +520,48 @@ def reachable(
                     seen.add(t)
                     stack.append(t)
     return frozenset(seen)
+
+
+def route_pipes(g: NetworkGraph, start: str, end: str) -> list[str]:
+    """The pipes of the shortest way along the network from asset ``start`` to asset
+    ``end`` (points or pipes), in order; empty when there is none."""
+    from scipy.sparse.csgraph import dijkstra
+
+    where: dict[str, int] = {}
+    for v, codes in enumerate(g.vertex_assets):
+        for c in codes:
+            where.setdefault(c, v)
+    for pipe, edges in g.pipe_edges.items():
+        where.setdefault(pipe, int(g.edge_u[edges[0]]))
+    a, b = where.get(start), where.get(end)
+    if a is None or b is None or not len(g.edge_u):
+        return []
+    n = len(g.vertex_assets)
+    weights = np.maximum(g.edge_len_m, 0.01)
+    m = coo_matrix(
+        (np.concatenate([weights, weights]),
+         (np.concatenate([g.edge_u, g.edge_v]), np.concatenate([g.edge_v, g.edge_u]))),
+        shape=(n, n),
+    ).tocsr()  # fmt: skip
+    dist, pred = dijkstra(m, indices=a, return_predecessors=True)
+    if not np.isfinite(dist[b]):
+        return []
+    edge_of: dict[tuple[int, int], int] = {}
+    for e, (u, v) in enumerate(zip(g.edge_u.tolist(), g.edge_v.tolist(), strict=True)):
+        for key in ((u, v), (v, u)):
+            if key not in edge_of or g.edge_len_m[e] < g.edge_len_m[edge_of[key]]:
+                edge_of[key] = e
+    out: list[str] = []
+    v = b
+    while v != a:
+        u = int(pred[v])
+        p = g.edge_pipe[edge_of[(u, v)]]
+        if p is not None and (not out or out[-1] != p):
+            out.append(p)
+        v = u
+    out.reverse()
+    if end in g.pipe_edges and (not out or out[-1] != end):
+        out.append(end)
+    if start in g.pipe_edges and (not out or out[0] != start):
+        out.insert(0, start)
+    return out

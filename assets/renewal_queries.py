@@ -8,6 +8,7 @@ the critical flags are read each time."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from typing import Any
 
@@ -95,7 +96,7 @@ async def ranking(
         behind: dict[str, list[tuple[int, bool]]] = {}
         for r in await cur.fetchall():
             behind.setdefault(r["code"], []).append((int(r["id"]), bool(r["critical"])))
-    cuts = pipe_cuts(g)
+    cuts = await asyncio.to_thread(pipe_cuts, g)  # one isolation per pipe: off the loop
     consequences: dict[str, Consequence] = {}
     for code, (services, isolable) in cuts.items():
         accounts: dict[int, bool] = {}

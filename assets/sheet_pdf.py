@@ -29,10 +29,10 @@ def measure() -> Measure:
     """The width function of the font the sheets are printed with."""
     from reportlab.pdfbase.pdfmetrics import stringWidth  # type: ignore[import-untyped]
 
-    regular, _ = fonts()
+    regular, bold_font = fonts()
 
-    def width(text: str, size: float) -> float:
-        return float(stringWidth(clean(text), regular, size))
+    def width(text: str, size: float, bold: bool = False) -> float:
+        return float(stringWidth(clean(text), bold_font if bold else regular, size))
 
     return width
 

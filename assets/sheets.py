@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import shapely
@@ -36,8 +36,12 @@ import shapely
 from assets.geo import local_metres
 from assets.model import Geom
 
-Measure = Callable[[str, float], float]
-"""``(text, font size) -> width in points``."""
+
+class Measure(Protocol):
+    """``(text, font size, bold) -> width in points``."""
+
+    def __call__(self, text: str, size: float, bold: bool = False) -> float: ...
+
 
 PT_PER_MM = 72 / 25.4
 PAPERS: dict[str, tuple[float, float]] = {
@@ -497,7 +501,7 @@ def _draw_panel(  # noqa: PLR0917
     y = py + ph - pad
     # utility and title, wrapped to the panel's width
     for text, size, bold in ((texts.utility, 8.0, True), (texts.title, 11.0, True)):
-        for line in wrap(text, inner_w, size, measure):
+        for line in wrap(text, inner_w, size, measure, bold=bold):
             y -= size * 1.25
             items.append(Text(px + pad, y, line, size, bold=bold))
         y -= 3
@@ -539,7 +543,9 @@ def _draw_panel(  # noqa: PLR0917
     ax, ay = px + pw - pad - 10, y - 6
     items.append(Line(((ax, ay), (ax, ay + 22)), 1.0, "#000000"))
     items.append(Line(((ax - 4, ay + 14), (ax, ay + 22), (ax + 4, ay + 14)), 1.0, "#000000"))
-    items.append(Text(ax - measure(texts.north, 8.0) / 2, ay + 25, texts.north, 8.0, bold=True))
+    items.append(
+        Text(ax - measure(texts.north, 8.0, True) / 2, ay + 25, texts.north, 8.0, bold=True)
+    )
     y -= 22
     # legend
     items.append(Text(px + pad, y, texts.legend.get("legend", ""), 7.5, bold=True))
@@ -634,21 +640,24 @@ def _draw_panel(  # noqa: PLR0917
             items.append(Text(px + pad, py + pad + 2 - i * 7, line, 6.0))
 
 
-def wrap(text: str, width: float, size: float, measure: Measure) -> list[str]:
-    """``text`` broken into lines no wider than ``width`` (a word too long is cut)."""
+def wrap(
+    text: str, width: float, size: float, measure: Measure, *, bold: bool = False
+) -> list[str]:
+    """``text`` broken into lines no wider than ``width`` in the regular or the bold font
+    (a word too long is cut)."""
     lines: list[str] = []
     cur = ""
     for word in text.split():
         cand = f"{cur} {word}".strip()
-        if measure(cand, size) <= width:
+        if measure(cand, size, bold) <= width:
             cur = cand
             continue
         if cur:
             lines.append(cur)
         rest = word
-        while measure(rest, size) > width and len(rest) > 1:
+        while measure(rest, size, bold) > width and len(rest) > 1:
             cut = len(rest)
-            while cut > 1 and measure(rest[:cut], size) > width:
+            while cut > 1 and measure(rest[:cut], size, bold) > width:
                 cut -= 1
             lines.append(rest[:cut])
             rest = rest[cut:]

@@ -7,6 +7,7 @@ every change)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,8 +17,9 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.audit import audit_sync
-from api.deps import Conn, State, client_ip, require
-from api.errors import ConflictError, InvalidError, NotFoundError
+from api.deps import AppState, Conn, State, client_ip, require
+from api.errors import ApiError, ConflictError, InvalidError, NotFoundError
+from api.i18n import DISPLAY_TZ, gettext_for, pick_language
 from api.responses import json_response
 from api.security import READ_REGISTRY, WRITE_REGISTRY, Principal
 from api.services import asset_ops as ops
@@ -25,9 +27,14 @@ from api.syncdb import run_sync
 from assets import isolation_queries as iq
 from assets import outages as ao
 from assets import queries as aq
+from assets import renewal_queries as rq
+from assets import sheet_queries as sq
 from assets import store
 from assets.errors import AssetConflictError, AssetError, AssetInvalidError, AssetNotFoundError
 from assets.isolation import IsolationError, NoValvesError
+from assets.sheet_pdf import measure as sheet_measure
+from assets.sheet_pdf import render as render_sheets
+from assets.sheets import PAPERS, SCALES, SheetError, plan
 from billing.config import get_billing_config
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
@@ -325,6 +332,164 @@ async def valve_state(
     except AssetInvalidError as exc:
         raise InvalidError(str(exc)) from exc
     return json_response(out)
+
+
+# ---------------------------------------------------------------------- renewal, sheets
+Lang = Annotated[str | None, Query(max_length=10, description="uz, uz_Cyrl, ru or en")]
+
+
+@router.get("/renewal", summary="Pipes ranked for renewal, with the failure rates")
+async def renewal(
+    who: Reader, st: State, conn: Conn, limit: Annotated[int, Query(ge=1, le=100_000)] = 100
+) -> Response:
+    """Failure rates per km and year by material, diameter and age class (from the closed
+    repairs), and the pipes ranked by expected failures a year × what a failure cuts off
+    (subscribers, critical customers weighed 20 times), each with its reasons."""
+    today = st.clock().astimezone(DISPLAY_TZ).date()
+    return json_response(await rq.ranking(conn, today=today, limit=limit))
+
+
+@router.get("/renewal.xlsx", summary="The renewal ranking as a workbook")
+async def renewal_xlsx(who: Reader, st: State, conn: Conn, lang: Lang = None) -> Response:
+    today = st.clock().astimezone(DISPLAY_TZ).date()
+    data = await rq.ranking(conn, today=today, limit=100_000)
+    body = ops.renewal_xlsx(data, pick_language(lang, None), get_billing_config().utility_name)
+    return Response(
+        body,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="renewal-{today}.xlsx"'},
+    )
+
+
+@router.get("/sheets/streets", summary="Streets that a route-map sheet can be made of")
+async def sheet_streets(who: Reader, conn: Conn) -> Response:
+    return json_response({"items": await sq.streets(conn)})
+
+
+N_ = ops.N_
+LANG_COOKIE = "suvnet_lang"  # api.web.common.LANG_COOKIE (the pages set it)
+SHEET_ERRORS = {
+    "no_target": N_("Name one street, zone or route, or the two assets a route joins."),
+    "paper": N_("The paper must be A4 or A3."),
+    "scale": N_("The scale must be one of %(scales)s."),
+    "no_street": N_("There is no street %(id)s."),
+    "no_zone": N_("There is no zone %(zone)s."),
+    "codes": N_("Pipe ids are letters, digits and _ . : / - separated by commas."),
+    "no_end": N_("A route needs both the asset it starts from and the one it goes to."),
+    "nothing_to_draw": N_("There is no pipe to draw for this."),
+    "sheet": N_("These sheets cannot be made at this scale: choose a smaller scale."),
+}
+"""The sheet's refusals, said in the reader's language (the page's ``lang`` or cookie)."""
+
+
+def sheet_refusal(lang: str, code: str, status: int = 422, **values: Any) -> ApiError:
+    return (NotFoundError if status == 404 else InvalidError)(
+        gettext_for(lang).gettext(SHEET_ERRORS[code]) % values, code=code
+    )
+
+
+def sheet_codes(text: str | None, lang: str) -> tuple[str, ...]:
+    codes = tuple(c.strip() for c in (text or "").split(",") if c.strip())
+    if len(codes) > 500 or any(not _CODE_RE.match(c) for c in codes):
+        raise sheet_refusal(lang, "codes")
+    return codes
+
+
+async def sheet_pdf(  # noqa: PLR0917 - the sheet's parameters
+    conn: Any,
+    st: AppState,
+    lang: str,
+    street: int | None,
+    zone: str | None,
+    route: str,
+    start: str | None,
+    end: str | None,
+    paper: str,
+    scale: int | None,
+) -> tuple[bytes, int]:
+    """The PDF of a street's, a zone's or a route's sheets, and how many sheets. Every
+    refusal is a 4xx in the reader's language, and nothing is drawn for it."""
+    if sum(bool(x) for x in (street, zone, route, start or end)) != 1:
+        raise sheet_refusal(lang, "no_target")
+    if paper not in PAPERS:
+        raise sheet_refusal(lang, "paper")
+    if scale is not None and scale not in SCALES:
+        raise sheet_refusal(lang, "scale", scales=", ".join(f"1:{s}" for s in SCALES))
+    if street:
+        found = await sq.street_name(conn, street)
+        if found is None:
+            raise sheet_refusal(lang, "no_street", 404, id=street)
+        name = ops.street_name(found, lang) + (f" ({found['mahalla']})" if found["mahalla"] else "")
+        focus, kind = await sq.street_focus(conn, street), "street"
+    elif zone:
+        if not await sq.zone_exists(conn, zone):
+            raise sheet_refusal(lang, "no_zone", 404, zone=zone)
+        focus, kind, name = await sq.zone_focus(conn, zone), "zone", zone
+    else:
+        pipes = sheet_codes(route, lang)
+        ends = sheet_codes(",".join(x or "" for x in (start, end)), lang)
+        if not route and len(ends) != 2:
+            raise sheet_refusal(lang, "no_end")
+        focus = await sq.route_focus(conn, pipes, *(ends if not route else (None, None)))
+        kind = "route"
+        name = " – ".join(ends) if not route else ", ".join(pipes[:6])
+    if not focus:
+        raise sheet_refusal(lang, "nothing_to_draw")
+    feats = await sq.around(conn, focus)
+    today = st.clock().astimezone(DISPLAY_TZ).date()
+    texts = ops.sheet_texts(lang, kind, name, get_billing_config().utility_name, today)
+
+    def draw() -> tuple[bytes, int]:
+        pages = plan(focus, feats, paper=paper, texts=texts, measure=sheet_measure(), scale=scale)  # type: ignore[arg-type]
+        return render_sheets(pages, title=texts.title), len(pages)
+
+    try:
+        return await asyncio.to_thread(draw)  # seconds of drawing: off the event loop
+    except SheetError as exc:
+        raise sheet_refusal(lang, "sheet") from exc
+
+
+@router.get("/sheets.pdf", summary="Route-map sheets of a street, a zone or a route (PDF)")
+async def sheets(  # noqa: PLR0917 - FastAPI parameters
+    request: Request,
+    who: Reader,
+    st: State,
+    conn: Conn,
+    street: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    zone: Annotated[str | None, Query(max_length=64)] = None,
+    route: Annotated[str, Query(max_length=8000, description="pipe ids, comma-separated")] = "",
+    start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+    paper: Annotated[str, Query(max_length=8, description="A4 or A3")] = "A3",
+    scale: Annotated[
+        int | None, Query(description="1:N; none: the largest that fits one sheet")
+    ] = None,
+    lang: Lang = None,
+) -> Response:
+    """A series of landscape sheets (A4 or A3) over a street, a zone, a list of pipes
+    (``route``) or the shortest way along the network between two assets (``from``,
+    ``to``): pipes with diameter and material, fittings with their ids, distances to the
+    building line, scale bar, north arrow, legend, sheet index, date, the utility's name."""
+    pdf, n = await sheet_pdf(
+        conn,
+        st,
+        pick_language(lang, request.cookies.get(LANG_COOKIE)),
+        street,
+        zone,
+        route,
+        start,
+        end,
+        paper,
+        scale,
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": 'attachment; filename="route-sheets.pdf"',
+            "X-Sheets": str(n),
+        },
+    )
 
 
 @router.get("/documents/{doc_id}", summary="A document or photo of an asset")

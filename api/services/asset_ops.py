@@ -595,3 +595,156 @@ def critical_name(kind: str | None, lang: str) -> str:
 def letters_pdf(rows: Sequence[Mapping[str, Any]], cfg: BillingConfig) -> bytes:
     """The outage's letters to print, one page each (ReportLab, every value escaped)."""
     return ao.render_letters([str(r["body"]) for r in rows], utility=cfg.utility_name)
+
+
+# ---------------------------------------------------------------------- renewal ranking
+REASONS = {
+    "repairs": N_("%(n)s repairs in %(years)s years, the last on %(last)s"),
+    "group_rate": N_(
+        "%(material)s, %(diameter)s, %(age)s years old: %(rate)s failures per km a year"
+    ),
+    "old": N_("%(years)s years in the ground"),
+    "condition": N_("condition grade %(grade)s"),
+    "cut_off": N_("a failure cuts off %(accounts)s subscribers, %(critical)s of them critical"),
+    "no_isolation": N_("no valve can isolate it"),
+}
+RENEWAL_COLUMNS = (
+    N_("Rank"),
+    N_("Pipe"),
+    N_("Zone"),
+    N_("Material"),
+    N_("Diameter, mm"),
+    N_("Install year"),
+    N_("Length, m"),
+    N_("Repairs"),
+    N_("Expected failures a year"),
+    N_("Subscribers cut off"),
+    N_("Critical customers"),
+    N_("Score"),
+    N_("Reasons"),
+)
+RATE_COLUMNS = (
+    N_("Material"),
+    N_("Diameter"),
+    N_("Age, years"),
+    N_("km"),
+    N_("Failures"),
+    N_("Years"),
+    N_("Failures per km a year"),
+    N_("Observed"),
+)
+
+
+def _num(v: float, places: int = 2) -> str:
+    return f"{v:.{places}f}".replace(".", ",")
+
+
+def reason_text(reason: Mapping[str, Any], lang: str) -> str:
+    """One reason of the ranking in the reader's language."""
+    tr = gettext_for(lang)
+    msg = REASONS.get(str(reason.get("code")))
+    if msg is None:
+        return str(reason.get("code"))
+    values = dict(reason)
+    if "rate" in values:
+        values["rate"] = _num(float(values["rate"]), 3)
+    if "years" in values and isinstance(values["years"], float):
+        values["years"] = _num(values["years"], 1)
+    if "last" in values:
+        values["last"] = local_time(
+            datetime.fromisoformat(str(values["last"]) + "T12:00:00+00:00"), "%d.%m.%Y"
+        )
+    return tr.gettext(msg) % values
+
+
+def renewal_xlsx(data: Mapping[str, Any], lang: str, utility: str) -> bytes:
+    """The ranking and the failure rates as a workbook (every text cell through
+    :func:`suvnet.textsafe.xlsx_append`: never a formula)."""
+    import io
+
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+
+    from suvnet.textsafe import xlsx_append
+
+    tr = gettext_for(lang)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = tr.gettext("Renewal ranking")[:31]
+    xlsx_append(ws, [utility])
+    xlsx_append(ws, [tr.gettext("Renewal ranking"), data.get("today")])
+    xlsx_append(ws, [tr.gettext(c) for c in RENEWAL_COLUMNS])
+    for p in data["pipes"]:
+        xlsx_append(
+            ws,
+            [
+                p["rank"],
+                p["code"],
+                p["zone"] or "",
+                p["material"] or "",
+                p["diameter_mm"],
+                p["install_year"],
+                p["length_m"],
+                p["failures"],
+                p["likelihood_per_year"],
+                p["accounts"],
+                p["critical"],
+                p["score"],
+                "; ".join(reason_text(r, lang) for r in p["reasons"]),
+            ],
+        )
+    rates = wb.create_sheet(tr.gettext("Failure rates")[:31])
+    xlsx_append(rates, [tr.gettext(c) for c in RATE_COLUMNS])
+    for r in data["rates"]:
+        xlsx_append(
+            rates,
+            [
+                r["material"],
+                r["diameter"],
+                r["age"],
+                r["km"],
+                r["failures"],
+                r["years"],
+                r["rate_per_km_year"],
+                r["observed_per_km_year"],
+            ],
+        )
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------- route-map sheets
+SHEET_LEGEND = {
+    "legend": N_("Legend"),
+    "pipe": N_("water pipe (id, diameter, material)"),
+    "sewer": N_("sewer"),
+    "service": N_("service connection"),
+    "building_line": N_("distance to the building line"),
+    "valve": N_("valve"),
+    "hydrant": N_("hydrant"),
+    "manhole": N_("manhole"),
+    "other": N_("other fitting"),
+    "sheet_index": N_("Sheet index"),
+    "left_out": N_("%(n)s labels left out at this scale"),
+}
+SHEET_TITLES = {
+    "street": N_("Water and sewer network: %(name)s"),
+    "zone": N_("Water and sewer network of zone %(name)s"),
+    "route": N_("Route: %(name)s"),
+}
+
+
+def sheet_texts(lang: str, kind: str, name: str, utility: str, today: date) -> Any:
+    from assets.sheets import SheetTexts
+
+    tr = gettext_for(lang)
+    return SheetTexts(
+        utility=utility,
+        title=tr.gettext(SHEET_TITLES[kind]) % {"name": name},
+        date=tr.gettext("Printed %(date)s") % {"date": today.strftime("%d.%m.%Y")},
+        sheet=tr.gettext("Sheet %(n)s of %(of)s"),
+        scale=tr.gettext("Scale 1:%(scale)s"),
+        legend={k: tr.gettext(v) for k, v in SHEET_LEGEND.items()},
+        north=tr.gettext("N (north)").split()[0],
+        metres=tr.gettext("m"),
+    )
