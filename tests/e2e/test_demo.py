@@ -243,7 +243,9 @@ def test_demo_end_to_end_on_postgres_and_mosquitto(
     water, sewer, connections, local = (int(g) for g in m.groups())
     assert water > 20 and sewer > 5 and connections > 0 and local > 0
     with psycopg.connect(empty_db_url) as db:
-        systems = dict(db.execute("SELECT system, count(*) FROM assets GROUP BY 1").fetchall())
+        systems: dict[str, int] = dict(
+            db.execute("SELECT system, count(*) FROM assets GROUP BY 1").fetchall()
+        )
     assert systems == {"water": water + connections, "sewer": sewer}
 
 
