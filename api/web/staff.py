@@ -25,6 +25,7 @@ from api.security import (
 )
 from api.services import customer_logins
 from api.services.billing import account_or_404, balance_or_404
+from api.web import staff_requests
 from api.web.common import render
 from api.web.login import LoginPages, add_login_routes
 from api.web.staff_register_common import Words, can
@@ -111,6 +112,7 @@ async def _card(
         meters=await reg.account_meters(conn, account["id"]),
         readings=await reg.account_readings(conn, account["id"], 50),
         invoices=await bq.invoices(conn, account["id"], 36),
+        **await staff_requests.card_context(request, who, conn, account),
     )
 
 

@@ -21,14 +21,16 @@ from fastapi.responses import RedirectResponse, Response
 from api.deps import Conn, client_ip, get_state, require
 from api.errors import NotFoundError
 from api.security import READ_BILLING, Principal
+from api.services import customer_requests as request_actions
 from api.services import register as svc
 from api.services.billing import set_account_status
 from api.syncdb import run_sync
 from api.web import staff_register_meters, staff_register_places
 from api.web.common import render
 from api.web.staff_register_common import Words, can, errors_by_field, form_date, form_moment
+from api.web.staff_requests import RequestWords, errors_of
+from billing import customer_requests, search
 from billing import register as reg
-from billing import search
 from billing.accounts import KINDS, STATUSES
 from billing.errors import AccountDataError, BillingError
 
@@ -182,6 +184,9 @@ async def _edit_page(
     mahalla_id = values.get("mahalla_id") or account["mahalla_id"]
     ctx.setdefault("errors", {})
     ctx.setdefault("status_errors", {})
+    ctx.setdefault("language_errors", {})
+    rw = RequestWords(request)
+    ctx.setdefault("language", await customer_requests.correspondence_language(conn, account["id"]))
     return _page(
         request,
         "staff_register_account.html",
@@ -191,6 +196,7 @@ async def _edit_page(
         account=account,
         values=values,
         statuses=STATUSES,
+        language_options=[(c, rw.req("language", c)) for c in customer_requests.LANGUAGES],
         **await _choices(conn, mahalla_id),
         **ctx,
     )
@@ -286,6 +292,32 @@ async def change_status(
         status_errors=errors_by_field(Words(request), problems),
         status_values={"status": status, "day": day, "at": at, "reason": reason},
     )
+
+
+@router.post("/accounts/{number}/language")
+async def change_language(
+    *,
+    request: Request,
+    who: Clerk,
+    conn: Conn,
+    number: str,
+    language: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """The language of the customer's letters (the legal department's claim letters): Uzbek
+    Latin or Cyrillic, Russian, or empty for the utility's default."""
+    try:
+        await request_actions.set_language(request, who, conn, number, language)
+    except customer_requests.RequestRefusedError as exc:
+        return await _edit_page(
+            request,
+            who,
+            conn,
+            number,
+            422,
+            language=language,
+            language_errors=errors_of(RequestWords(request), exc.problems),
+        )
+    return RedirectResponse(f"/staff/register/accounts/{number}/edit?done=language", 303)
 
 
 # ------------------------------------------------------------------------------- residents
