@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Query, Request
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
@@ -58,6 +59,19 @@ SCOPE_SQL = "SELECT set_config('role', %s, false), set_config('suvnet.branches',
 request_principal: ContextVar[Principal | None] = ContextVar("suvnet_principal", default=None)
 """The caller of the request being handled, for :func:`api.syncdb.run_sync` (which runs in a
 worker thread with a copy of this context). Set by :func:`current_principal`."""
+
+
+OTHER_BRANCH = "this is another branch's: it may not be changed from this login"
+
+
+def other_branch(exc: BaseException) -> ForbiddenError | None:
+    """The refusal (403 ``other_branch``) of a change that the row-level security policies
+    stopped (a row of another branch hit by an upsert, say), or None for any other error."""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege) and "row-level security" in str(
+        exc.diag.message_primary or exc
+    ):
+        return ForbiddenError(OTHER_BRANCH, code="other_branch")
+    return None
 
 
 def branches_of(principal: Principal | None) -> str:
@@ -188,6 +202,11 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
         state[CONN_KEY] = conn
         try:
             yield conn  # type: ignore[misc]
+        except psycopg.errors.InsufficientPrivilege as exc:
+            refusal = other_branch(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
         finally:
             state.pop(CONN_KEY, None)
             if read_only:

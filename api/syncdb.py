@@ -16,7 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from api.deps import SCOPE_SQL, AppState, branches_of, request_principal
+import psycopg
+
+from api.deps import SCOPE_SQL, AppState, branches_of, other_branch, request_principal
 from api.security import ALL_BRANCHES, APP_ROLE, Principal
 from suvnet.db import make_pool
 
@@ -56,7 +58,13 @@ def _call(
             scope_sync_connection(conn, request_principal.get())
         else:
             conn.execute(SCOPE_SQL, (APP_ROLE, scope))
-        return fn(conn, *args, **kwargs)
+        try:
+            return fn(conn, *args, **kwargs)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            refusal = other_branch(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
 
 
 async def run_sync(st: AppState, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

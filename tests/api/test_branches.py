@@ -68,8 +68,26 @@ def probe_app(db_url: str) -> FastAPI:
     async def write(conn: Conn, who: Staff) -> dict[str, Any]:
         return dict(await (await conn.execute(SCOPE_SQL)).fetchone() or {})
 
+    @app.post("/api/v1/_probe/zone-of/{branch_id}")
+    async def zone_of(conn: Conn, who: Staff, branch_id: int) -> dict[str, Any]:
+        await conn.execute(
+            "INSERT INTO zones (code, name, branch_id) VALUES ('probe-a', 'x', %s)", (branch_id,)
+        )
+        return {}
+
+    @app.post("/api/v1/_probe/zone-of/{branch_id}/sync")
+    async def zone_of_sync(who: Staff, st: State, branch_id: int) -> dict[str, Any]:
+        def insert(conn: Any) -> dict[str, Any]:
+            conn.execute(
+                "INSERT INTO zones (code, name, branch_id) VALUES ('probe-s', 'x', %s)",
+                (branch_id,),
+            )
+            return {}
+
+        return await run_sync(st, insert)
+
     # the probes answer before the app's own routes
-    app.router.routes[:] = app.router.routes[-5:] + app.router.routes[:-5]
+    app.router.routes[:] = app.router.routes[-7:] + app.router.routes[:-7]
     return app
 
 
@@ -129,6 +147,28 @@ async def test_every_connection_has_the_callers_scope(
         await probe.get("/api/v1/_probe/conn-first", headers=mine)
         r = await probe.get("/api/v1/_probe/anonymous")
         assert r.json() == {"role": "suvnet_app", "branches": ""}
+
+
+async def test_a_write_into_another_branch_is_refused(
+    probe: httpx.AsyncClient, db_url: str, branch_ids: dict[str, int]
+) -> None:
+    """A row that the policies refuse (here a zone given to another branch) is a 403
+    other_branch, not a server error, on the request's connection and in api.syncdb's
+    threads; nothing is written. The same row of the caller's own branch is taken."""
+    clerk = branch_user(db_url, "probe_writer", Role.ADMIN, branch_ids["AURG"])
+    mine = token(clerk, branch_ids["AURG"])
+    for path in ("zone-of/{}", "zone-of/{}/sync"):
+        r = await probe.post("/api/v1/_probe/" + path.format(branch_ids["BPAY"]), headers=mine)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["error"] == "other_branch"
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM zones WHERE code LIKE 'probe-%'").fetchone() == (
+            0,
+        )
+    r = await probe.post(f"/api/v1/_probe/zone-of/{branch_ids['AURG']}", headers=mine)
+    assert r.status_code == 200, r.text
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM zones WHERE code LIKE 'probe-%'")
 
 
 async def test_the_deferred_login_check_still_refuses(
