@@ -304,6 +304,26 @@ def route_for(contract: Contract | None, all_contracts: Sequence[Contract]) -> M
     return MerchantRoute(contract, tuple(c.branch_id for c in all_contracts))
 
 
+ACCOUNT_CONTRACTS_SQL = """
+SELECT c.branch_id, b.code, c.provider, c.merchant_id, c.secret, c.service_id
+FROM accounts a JOIN branch_payment_contracts c ON c.branch_id = a.branch_id
+JOIN branches b ON b.id = c.branch_id
+WHERE a.number = %s"""
+"""The own contracts of an account's branch, by the account's number (for async callers too:
+:func:`contracts_of_rows` reads the rows)."""
+
+
+def contracts_of_rows(rows: Iterable[Sequence[Any]]) -> dict[Provider, Contract]:
+    return {r[2]: Contract(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+
+def account_contracts(conn: psycopg.Connection[Any], number: str) -> dict[Provider, Contract]:
+    """The payment contracts of the account's branch, by provider (empty: the account pays
+    through the utility's own merchants). Payment links use them (billing.paylinks): a
+    customer of a branch with its own Payme cash desk pays into that desk."""
+    return contracts_of_rows(conn.execute(ACCOUNT_CONTRACTS_SQL, (number,)).fetchall())
+
+
 def account_branch_id(conn: psycopg.Connection[Any], account_id: int) -> int | None:
     row = conn.execute("SELECT branch_id FROM accounts WHERE id = %s", (account_id,)).fetchone()
     return None if row is None or row[0] is None else int(row[0])

@@ -47,6 +47,7 @@ from billing import consumption as cons
 from billing.branches import (
     Seller,
     account_branch,
+    account_contracts,
     require_requisites,
     seller_of_account,
     utility_seller,
@@ -499,7 +500,7 @@ def slip_data(
         payments_tiyin=fig.paid,
         closing_tiyin=fig.closing,
         vat_tiyin=int(inv[4]) if inv else 0,
-        pay_link=best_link(cfg, acc[1], fig.closing_debit),
+        pay_link=best_link(cfg, acc[1], fig.closing_debit, account_contracts(conn, acc[1])),
         service_days=int(service["days"]) if service else None,
         period_days=int(service["period_days"]) if service else None,
         suspended_days=int(service.get("suspended_days", 0)) if service else 0,

@@ -25,6 +25,7 @@ import httpx
 import psycopg
 
 from billing.balances import aging_by_account
+from billing.branches import Contract, Provider, account_contracts
 from billing.config import BillingConfig
 from billing.documents import money, render_letter, render_statement, statement_data
 from billing.errors import ChannelError, NoContactError
@@ -247,7 +248,8 @@ def run_dunning(
             lang = cfg.default_language
             sd = statement_data(conn, acc.id, aging.oldest_unpaid, as_of, lang)
             statement = render_statement(sd, cfg, lang)
-        msg = _message(acc, stage, debt, days, as_of, cfg, statement)
+        own = account_contracts(conn, acc.number)
+        msg = _message(acc, stage, debt, days, as_of, cfg, statement, own)
         if not dry_run:
             _deliver(conn, msg, stage, channels, res, now=now)
     return res
@@ -317,7 +319,10 @@ def _message(  # noqa: PLR0917
     as_of: date,
     cfg: BillingConfig,
     statement: bytes | None,
+    own_contracts: dict[Provider, Contract] | None = None,
 ) -> DunningMessage:
+    """The message of one stage; its payment link goes to the account's branch's own
+    merchant when it has one (``own_contracts``)."""
     lang = cfg.default_language
     return DunningMessage(
         account_id=acc.id,
@@ -332,7 +337,9 @@ def _message(  # noqa: PLR0917
         debt_tiyin=debt,
         days_overdue=days,
         today=as_of,
-        text=message_text(lang, acc.number, debt, days, best_link(cfg, acc.number, debt)),
+        text=message_text(
+            lang, acc.number, debt, days, best_link(cfg, acc.number, debt, own_contracts)
+        ),
         statement_pdf=statement,
     )
 

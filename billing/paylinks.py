@@ -4,15 +4,21 @@
   in tiyin>")>``.
 * Click: ``<click_pay_url>?service_id=..&merchant_id=..&amount=<so'm>&transaction_param=<account>``.
 
-Merchant ids and base URLs always come from :class:`billing.config.BillingConfig`.
+Base URLs come from :class:`billing.config.BillingConfig`, and so do the merchant ids, except
+for an account of a branch with its own contract with the provider (``own``, from
+:func:`billing.branches.account_contracts`; docs/branches.md): its link names the branch's
+cash desk or service, whose callbacks pay only that branch's accounts.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from billing.accountno import normalize
+from billing.branches import Contract, Provider
 from billing.config import BillingConfig
 from billing.errors import BillingError
 
@@ -29,18 +35,25 @@ def payme_payload(merchant_id: str, account: str, amount_tiyin: int) -> str:
     return base64.b64encode(raw.encode()).decode("ascii")
 
 
-def payme_link(cfg: BillingConfig, account: str, amount_tiyin: int) -> str:
-    if not cfg.payme_merchant_id or not cfg.payme_checkout_url:
+def payme_link(
+    cfg: BillingConfig, account: str, amount_tiyin: int, own: Contract | None = None
+) -> str:
+    merchant = own.merchant_id if own is not None else cfg.payme_merchant_id
+    if not merchant or not cfg.payme_checkout_url:
         raise BillingError(
             "Payme link needs SUVNET_BILLING_PAYME_MERCHANT_ID and "
             "SUVNET_BILLING_PAYME_CHECKOUT_URL"
         )
     base = cfg.payme_checkout_url.rstrip("/")
-    return f"{base}/{payme_payload(cfg.payme_merchant_id, account, amount_tiyin)}"
+    return f"{base}/{payme_payload(merchant, account, amount_tiyin)}"
 
 
-def click_link(cfg: BillingConfig, account: str, amount_tiyin: int) -> str:
-    if not cfg.click_service_id or not cfg.click_merchant_id or not cfg.click_pay_url:
+def click_link(
+    cfg: BillingConfig, account: str, amount_tiyin: int, own: Contract | None = None
+) -> str:
+    service = own.service_id if own is not None else cfg.click_service_id
+    merchant = own.merchant_id if own is not None else cfg.click_merchant_id
+    if not service or not merchant or not cfg.click_pay_url:
         raise BillingError(
             "Click link needs SUVNET_BILLING_CLICK_SERVICE_ID, _CLICK_MERCHANT_ID and "
             "_CLICK_PAY_URL"
@@ -48,8 +61,8 @@ def click_link(cfg: BillingConfig, account: str, amount_tiyin: int) -> str:
     amt = _amount(amount_tiyin)
     query = urlencode(
         {
-            "service_id": cfg.click_service_id,
-            "merchant_id": cfg.click_merchant_id,
+            "service_id": service,
+            "merchant_id": merchant,
             "amount": f"{amt // 100}.{amt % 100:02d}",
             "transaction_param": normalize(account),
         }
@@ -57,10 +70,30 @@ def click_link(cfg: BillingConfig, account: str, amount_tiyin: int) -> str:
     return f"{cfg.click_pay_url}?{query}"
 
 
-def best_link(cfg: BillingConfig, account: str, amount_tiyin: int) -> str | None:
-    """The Payme link when configured, else the Click link, else None."""
-    if cfg.payme_merchant_id and cfg.payme_checkout_url:
-        return payme_link(cfg, account, amount_tiyin)
-    if cfg.click_service_id and cfg.click_merchant_id and cfg.click_pay_url:
-        return click_link(cfg, account, amount_tiyin)
-    return None
+def links(
+    cfg: BillingConfig,
+    account: str,
+    amount_tiyin: int,
+    own: Mapping[Provider, Contract] | None = None,
+) -> dict[Provider, str]:
+    """The Payme and Click links that can be made (Payme first), each through the branch's
+    own contract with that provider when ``own`` has one."""
+    own = own or {}
+    out: dict[Provider, str] = {}
+    with contextlib.suppress(BillingError):
+        out["payme"] = payme_link(cfg, account, amount_tiyin, own.get("payme"))
+    with contextlib.suppress(BillingError):
+        out["click"] = click_link(cfg, account, amount_tiyin, own.get("click"))
+    return out
+
+
+def best_link(
+    cfg: BillingConfig,
+    account: str,
+    amount_tiyin: int,
+    own: Mapping[Provider, Contract] | None = None,
+) -> str | None:
+    """The Payme link when it can be made, else the Click link, else None."""
+    _amount(amount_tiyin)
+    found = links(cfg, account, amount_tiyin, own)
+    return found.get("payme") or found.get("click")

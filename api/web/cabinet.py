@@ -23,10 +23,9 @@ from api.web.common import (
     set_session,
 )
 from api.web.login import LoginPages, add_login_routes
-from billing import paylinks, payment_history
+from billing import branches, paylinks, payment_history
 from billing import queries as bq
 from billing.config import get_billing_config
-from billing.errors import BillingError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
@@ -87,21 +86,22 @@ async def activate_submit(
     return resp
 
 
-def _pay_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
+async def _pay_links(conn: Any, account_no: str, amount_tiyin: int) -> dict[str, str]:
     """The cabinet's Pay buttons (only the configured providers): through :func:`pay`."""
-    return {name: f"/cabinet/pay/{name}" for name in _provider_links(account_no, amount_tiyin)}
+    found = await _provider_links(conn, account_no, amount_tiyin)
+    return {name: f"/cabinet/pay/{name}" for name in found}
 
 
-def _provider_links(account_no: str, amount_tiyin: int) -> dict[str, str]:
-    """Payme and Click links made by billing (only the configured providers)."""
-    cfg = get_billing_config()
-    out: dict[str, str] = {}
-    for name, fn in (("payme", paylinks.payme_link), ("click", paylinks.click_link)):
-        try:
-            out[name] = fn(cfg, account_no, max(amount_tiyin, 0))
-        except BillingError:
-            continue
-    return out
+async def _provider_links(conn: Any, account_no: str, amount_tiyin: int) -> dict[str, str]:
+    """Payme and Click links made by billing (only the configured providers), to the
+    merchants of the account's branch where it has its own contract (docs/branches.md)."""
+    cur = await conn.execute(branches.ACCOUNT_CONTRACTS_SQL, (account_no,))
+    rows = await cur.fetchall()
+    own = branches.contracts_of_rows(
+        [tuple(r.values()) if isinstance(r, dict) else r for r in rows]
+    )
+    found = paylinks.links(get_billing_config(), account_no, max(amount_tiyin, 0), own)
+    return {str(name): link for name, link in found.items()}
 
 
 def N_(msgid: str) -> str:  # noqa: N802 - the gettext marker for babel's extraction
@@ -146,7 +146,7 @@ async def pay(*, request: Request, who: Customer, conn: Conn, provider: str) -> 
     reads its own writes for a while (:data:`PAY_FRESH_S`)."""
     assert who.account_no is not None
     balance = await balance_or_404(conn, who.account_no)
-    link = _provider_links(who.account_no, balance).get(provider)
+    link = (await _provider_links(conn, who.account_no, balance)).get(provider)
     if link is None:
         return RedirectResponse("/cabinet/", status_code=303)
     resp = RedirectResponse(link, status_code=303)
@@ -179,7 +179,7 @@ async def home(*, request: Request, who: Customer, conn: ReadConn) -> Response:
         invoices=await bq.invoices(conn, account["id"]),
         payments=_payments_for_page(await payment_history.recent(conn, account["id"]), request),
         bars=bars,
-        pay=_pay_links(who.account_no, balance),
+        pay=await _pay_links(conn, who.account_no, balance),
     )
 
 

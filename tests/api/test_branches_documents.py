@@ -5,6 +5,7 @@ the document or page was asked in."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from billing import branches as br
 from tests.api import test_branches_walk as walk
 from tests.api.test_branches_walk import World, bearer_of, full_app, readable
 
@@ -99,3 +101,54 @@ async def test_documents_of_a_branch_without_requisites_are_refused(
     # branch A's documents are not affected
     r = await client.get(f"/api/v1/invoices/{world.a.invoice_id}.pdf", headers=h)
     assert r.status_code == 200
+
+
+@pytest.fixture
+def b_with_payme_desk(db_url: str, world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Payme configured for the utility (merchant m-utility), and branch B with its own cash
+    desk (merchant m-bpay)."""
+    from billing.config import get_billing_config
+
+    monkeypatch.setenv("SUVNET_BILLING_PAYME_MERCHANT_ID", "m-utility")
+    monkeypatch.setenv("SUVNET_BILLING_PAYME_CHECKOUT_URL", "https://checkout.example.test")
+    get_billing_config.cache_clear()
+    with psycopg.connect(db_url) as conn:
+        br.set_contract(conn, "BPAY", "payme", merchant_id="m-bpay", secret="k-bpay")
+        conn.commit()
+    try:
+        yield
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM branch_payment_contracts")
+        monkeypatch.undo()
+        get_billing_config.cache_clear()
+
+
+def _merchant(link: str) -> str:
+    raw = base64.b64decode(link.rstrip("/").rsplit("/", 1)[1]).decode()
+    return dict(part.split("=", 1) for part in raw.split(";"))["m"]
+
+
+@pytest.mark.usefixtures("b_with_payme_desk")
+async def test_payment_links_go_to_the_branchs_own_merchant(
+    client: httpx.AsyncClient, world: World, db_url: str
+) -> None:
+    """A customer of a branch with its own Payme cash desk pays into that desk (whose
+    callbacks serve only that branch's accounts): the cabinet's Pay button and the slip's
+    link name its merchant; a customer of a branch without one pays the utility's."""
+    from billing.config import get_billing_config
+    from billing.documents import slip_data
+    from billing.paylinks import best_link
+
+    for side, merchant in ((world.b, "m-bpay"), (world.a, "m-utility")):
+        r = await client.get(
+            "/cabinet/pay/payme", headers=bearer_of(side.customer, None), follow_redirects=False
+        )
+        assert r.status_code == 303, r.text
+        assert _merchant(r.headers["location"]) == merchant
+        with psycopg.connect(db_url) as conn:
+            slip = slip_data(conn, side.account_id, walk.NOV, get_billing_config())
+            assert slip.pay_link is not None and _merchant(slip.pay_link) == merchant
+            own = br.account_contracts(conn, side.number)
+        link = best_link(get_billing_config(), side.number, 100, own)
+        assert link is not None and _merchant(link) == merchant
