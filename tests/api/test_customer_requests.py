@@ -470,7 +470,7 @@ async def test_the_customer_writes_from_the_cabinet(
     assert r.status_code == 303 and "done=1" in r.headers["location"]
     thanks = await client.get(r.headers["location"] + "&lang=en")
     assert "Thank you" in text(thanks) and "Ikki kundan beri suv yo'q" in text(thanks)
-    assert "Open" in text(thanks)
+    assert "Open request" in text(thanks)
     r = await client.post("/cabinet/requests", data=form)  # Back, then submit again
     assert "again=1" in r.headers["location"]
     rows = requests_of(db_url, place["account_id"])
