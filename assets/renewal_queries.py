@@ -12,6 +12,8 @@ import asyncio
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+import shapely
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -72,10 +74,34 @@ def _date(v: Any) -> date:
     return v.date() if isinstance(v, datetime) else v
 
 
+def pipes_geojson(g: NetworkGraph, ranked: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ranked pipes as lines for the map, with their rank and score."""
+    features: list[dict[str, Any]] = []
+    for p in ranked:
+        edges = g.pipe_edges.get(p["code"])
+        if not edges:
+            continue
+        geom = shapely.multilinestrings(list(g.edge_geom[list(edges)]))
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": orjson.Fragment(shapely.to_geojson(geom)),
+                "properties": {k: p[k] for k in ("code", "rank", "score", "accounts", "critical")},
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
 async def ranking(
-    conn: AConn, *, today: date, limit: int = 100, opts: Options | None = None
+    conn: AConn,
+    *,
+    today: date,
+    limit: int = 100,
+    opts: Options | None = None,
+    geometry: bool = False,
 ) -> dict[str, Any]:
-    """The failure rates by group and the pipes ranked for renewal (the first ``limit``)."""
+    """The failure rates by group and the pipes ranked for renewal (the first ``limit``);
+    ``geometry``: also the listed pipes as GeoJSON lines for the map."""
     g = await network_graph(conn)
     pipes = [
         Pipe(
@@ -109,7 +135,7 @@ async def ranking(
     since = min((f.on for f in fails), default=None)
     rates = failure_rates(pipes, fails, today=today, since=since, opts=opts)
     ranked = rank(pipes, fails, consequences, today=today, since=since, opts=opts)
-    return {
+    out: dict[str, Any] = {
         "today": today.isoformat(),
         "since": since.isoformat() if since else None,
         "failures": len(fails),
@@ -147,3 +173,6 @@ async def ranking(
         ],
         "total": len(ranked),
     }
+    if geometry:
+        out["geojson"] = pipes_geojson(g, out["pipes"])
+    return out

@@ -130,7 +130,15 @@ def isolation_target(  # noqa: PLR0917 - one a query parameter
     return iq.Target(pipe, at, lon, lat, alarm, valve_list(unavailable))
 
 
-async def isolation_response(conn: Any, t: iq.Target) -> Response:
+def with_addresses(answer: dict[str, Any] | None, lang: str | None) -> dict[str, Any] | None:
+    """Each account's ``address`` written out in ``lang`` (the map's list), when asked."""
+    if answer is not None and lang is not None:
+        for a in answer["accounts"]:
+            a["address"] = ops.address_text(a, lang)
+    return answer
+
+
+async def isolation_response(conn: Any, t: iq.Target, lang: str | None = None) -> Response:
     """The isolation's answer, or 422 saying why not: with no valve that can isolate the
     pipe, ``offer`` is the isolation of its zone by the zone's boundary valves."""
     try:
@@ -142,13 +150,13 @@ async def isolation_response(conn: Any, t: iq.Target) -> Response:
                 "detail": str(exc),
                 "pipe": exc.pipe,
                 "zone": exc.zone,
-                "offer": exc.offer_answer,
+                "offer": with_addresses(exc.offer_answer, lang),
             },
             status_code=422,
         )
     except IsolationError as exc:
         raise InvalidError(str(exc), code=exc.code) from exc
-    return json_response(answer)
+    return json_response(with_addresses(answer, lang))
 
 
 @router.get("/isolation", summary="Valve isolation: the valves to close and who loses water")
@@ -165,6 +173,10 @@ async def isolation(  # noqa: PLR0917 - FastAPI parameters
     unavailable: Annotated[
         str, Query(max_length=4000, description="valves found seized today, comma-separated")
     ] = "",
+    lang: Annotated[
+        Literal["uz", "uz_Cyrl", "ru", "en"] | None,
+        Query(description="also each account's address written out in this language"),
+    ] = None,
 ) -> Response:
     """The smallest set of valves to close (broken ones passed over to the next ring), the
     pipes and nodes without water, the service connections, addresses and accounts that lose
@@ -172,7 +184,7 @@ async def isolation(  # noqa: PLR0917 - FastAPI parameters
     for the map. A pipe that no valve can isolate answers 422 ``no_isolating_valves`` with the
     zone's boundary valves as the offer."""
     t = isolation_target(pipe, at, lon, lat, alarm, unavailable)
-    return await isolation_response(conn, t)
+    return await isolation_response(conn, t, lang)
 
 
 class OutageIn(BaseModel):
@@ -340,13 +352,17 @@ Lang = Annotated[str | None, Query(max_length=10, description="uz, uz_Cyrl, ru o
 
 @router.get("/renewal", summary="Pipes ranked for renewal, with the failure rates")
 async def renewal(
-    who: Reader, st: State, conn: Conn, limit: Annotated[int, Query(ge=1, le=100_000)] = 100
+    who: Reader,
+    st: State,
+    conn: Conn,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
+    geometry: Annotated[bool, Query(description="the pipes as GeoJSON too (the map)")] = False,
 ) -> Response:
     """Failure rates per km and year by material, diameter and age class (from the closed
     repairs), and the pipes ranked by expected failures a year × what a failure cuts off
     (subscribers, critical customers weighed 20 times), each with its reasons."""
     today = st.clock().astimezone(DISPLAY_TZ).date()
-    return json_response(await rq.ranking(conn, today=today, limit=limit))
+    return json_response(await rq.ranking(conn, today=today, limit=limit, geometry=geometry))
 
 
 @router.get("/renewal.xlsx", summary="The renewal ranking as a workbook")

@@ -293,11 +293,22 @@
       });
       if (!list.childNodes.length) { list.textContent = t("No history"); }
       cardEl.appendChild(list);
+      var actions = document.createElement("div");
+      actions.className = "map-actions";
       var a = document.createElement("a");
       a.className = "btn";
       a.href = "/staff/assets/" + encodeURIComponent(c.code);
       a.textContent = t("Open card");
-      cardEl.appendChild(a);
+      actions.appendChild(a);
+      if (c.kind === "pipe" && c.status !== "abandoned") {
+        var iso = document.createElement("button");
+        iso.type = "button";
+        iso.className = "map-isolate";
+        iso.textContent = t("Isolate");
+        iso.addEventListener("click", function () { isolate("pipe=" + encodeURIComponent(c.code), c.code); });
+        actions.appendChild(iso);
+      }
+      cardEl.appendChild(actions);
       el.setAttribute("data-card", c.code);
     }).catch(function (e) { cardEl.textContent = String(e.message); });
   }
@@ -327,9 +338,188 @@
     });
   });
 
+  /* ---------------------------------------------------------------- valve isolation */
+  /* The isolation of a pipe (its card's button, ?isolate_pipe=) or of a leak or burst alarm
+     (the alarm page's button, ?isolate_alarm=): the pipes without water and the valves by
+     role on the map; the valves to close and the subscribers (critical customers first)
+     listed for customer service. */
+  var isoEl = document.getElementById("map-isolation");
+  var ISO_COLOURS = { drained: "#c0221b", cut_off: "#e07b00", close: "#c0221b", skipped: "#6b7785",
+                      not_needed: "#2a9d3c", already_closed: "#1c2430" };
+  var isolation = L.geoJSON(null, {
+    renderer: svg,
+    style: function (f) {
+      return { color: ISO_COLOURS[f.properties.role] || "#c0221b", weight: 6, opacity: 0.75,
+               className: "map-iso-pipe map-iso-" + f.properties.role };
+    },
+    pointToLayer: function (f, at) {
+      var role = f.properties.role;
+      return L.circleMarker(at, { renderer: svg, radius: role === "close" ? 9 : 7, weight: 3,
+        color: ISO_COLOURS[role] || "#333", fillColor: "#fff", fillOpacity: 1,
+        className: "map-iso-valve map-iso-" + role });
+    },
+    onEachFeature: function (f, layer) {
+      var p = f.properties;
+      layer.bindTooltip(escapeHtml(p.valve ? p.valve + " · " + t("valve_" + p.role) : p.pipe), { sticky: true });
+    }
+  });
+  function el2(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+  function showIsolation(ans, title, offer) {
+    isolation.clearLayers();
+    isolation.addData(ans.geojson);
+    isolation.addTo(map);
+    var b = isolation.getBounds();
+    if (b.isValid()) { map.fitBounds(b, { padding: [30, 30], maxZoom: 18 }); }
+    isoEl.textContent = "";
+    isoEl.hidden = false;
+    isoEl.appendChild(el2("h2", null, t("Valve isolation")));
+    isoEl.appendChild(el2("p", "muted", title));
+    if (offer) { isoEl.appendChild(el2("p", "error", offer)); }
+    isoEl.appendChild(el2("h3", null, t("Valves to close")));
+    var ul = el2("ul", "map-iso-close");
+    (ans.close || []).forEach(function (c) { ul.appendChild(el2("li", null, c)); });
+    isoEl.appendChild(ul);
+    if ((ans.skipped || []).length) {
+      isoEl.appendChild(el2("p", "muted", t("Passed over (cannot be closed)") + ": " + ans.skipped.join(", ")));
+    }
+    var c = ans.counts || {};
+    var facts = el2("p", "map-iso-facts");
+    facts.textContent = t("Subscribers without water") + ": " + c.accounts + " · " + t("Critical customers") + ": " +
+      c.critical + " · " + t("Addresses") + ": " + c.addresses + " · " + t("Pipes without water, m") + ": " +
+      Math.round(ans.length_m || 0);
+    isoEl.appendChild(facts);
+    (ans.warnings || []).forEach(function (w) {
+      if (w.code === "unlinked_accounts") {
+        isoEl.appendChild(el2("p", "muted", t("Accounts of zone %(zone)s without a service connection in the register: %(n)s")
+          .replace("%(zone)s", w.zone).replace("%(n)s", w.accounts)));
+      }
+    });
+    var table = el2("table", "map-iso-accounts");
+    table.id = "map-iso-accounts";
+    var head = el2("tr");
+    [t("Account"), t("Name"), t("Address")].forEach(function (h) { head.appendChild(el2("th", null, h)); });
+    var thead = el2("thead"); thead.appendChild(head); table.appendChild(thead);
+    var tbody = el2("tbody");
+    (ans.accounts || []).forEach(function (a) {
+      var tr = el2("tr", a.critical ? "critical" : null);
+      tr.appendChild(el2("td", null, a.number));
+      var name = el2("td", null, a.name);
+      if (a.critical) {
+        name.appendChild(document.createElement("br"));
+        name.appendChild(el2("span", "map-critical", (cfg.critical || {})[a.critical] || (cfg.critical || {}).other));
+      }
+      if (a.phone) {
+        name.appendChild(document.createElement("br"));
+        name.appendChild(el2("span", "muted", t("Phone") + ": " + a.phone));
+      }
+      tr.appendChild(name);
+      tr.appendChild(el2("td", null, a.address));
+      tbody.appendChild(tr);
+    });
+    table.appendChild(tbody);
+    isoEl.appendChild(table);
+    var actions = el2("div", "map-actions");
+    var clear = el2("button", null, t("Clear"));
+    clear.type = "button";
+    clear.addEventListener("click", function () {
+      isolation.clearLayers(); map.removeLayer(isolation); isoEl.hidden = true; el.removeAttribute("data-isolation");
+    });
+    actions.appendChild(clear);
+    if ((ans.pipes || []).length) {
+      var sheet = el2("a", "btn", t("Route-map sheet (PDF)"));
+      sheet.href = api + "/sheets.pdf?paper=A3&lang=" + encodeURIComponent(cfg.lang || "") + "&route=" +
+        encodeURIComponent(ans.pipes.map(function (p) { return p.code; }).slice(0, 300).join(","));
+      actions.appendChild(sheet);
+    }
+    isoEl.appendChild(actions);
+    el.setAttribute("data-isolation", String((ans.close || []).length) + ":" + String(c.accounts));
+  }
+  function isolate(query, title) {
+    isoEl.hidden = false;
+    isoEl.textContent = t("Loading...");
+    fetch(api + "/isolation?" + query + "&lang=" + encodeURIComponent(cfg.lang || "uz"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (body) { return [r.status, body]; }); })
+      .then(function (res) {
+        var status = res[0], body = res[1];
+        if (status === 200) { showIsolation(body, title, null); return; }
+        if (body.error === "no_isolating_valves" && body.offer) {
+          showIsolation(body.offer, title, t("No valve can isolate this pipe: the zone's boundary valves would isolate it."));
+          el.setAttribute("data-isolation-offer", body.zone || "");
+          return;
+        }
+        isoEl.textContent = "";
+        isoEl.appendChild(el2("p", "error", t("The isolation cannot be computed for this.")));
+        el.setAttribute("data-isolation", "error");
+      })
+      .catch(function (e) { isoEl.textContent = String(e.message); });
+  }
+
+  /* ---------------------------------------------------------------- renewal ranking */
+  var renewalEl = document.getElementById("map-renewal");
+  var RANK_COLOURS = [[5, "#7b0d0d"], [20, "#c0221b"], [50, "#e07b00"], [1e9, "#d9b300"]];
+  function rankColour(rank) {
+    for (var i = 0; i < RANK_COLOURS.length; i++) { if (rank <= RANK_COLOURS[i][0]) { return RANK_COLOURS[i][1]; } }
+    return "#d9b300";
+  }
+  var renewal = L.geoJSON(null, {
+    renderer: svg,
+    style: function (f) {
+      return { color: rankColour(f.properties.rank), weight: 7, opacity: 0.8, className: "map-renewal-pipe" };
+    },
+    onEachFeature: function (f, layer) {
+      var p = f.properties;
+      layer.bindTooltip(escapeHtml(t("Rank") + " " + p.rank + " · " + p.code + " · " + t("Score") + " " +
+        Number(p.score).toFixed(2) + " · " + t("Subscribers cut off") + ": " + p.accounts), { sticky: true });
+      layer.on("click", function () { openCard(p.code); });
+    }
+  });
+  var renewalBox = document.getElementById("map-renewal-box");
+  function loadRenewal() {
+    if (!renewalBox.checked) {
+      map.removeLayer(renewal); renewalEl.hidden = true; el.removeAttribute("data-renewal"); return;
+    }
+    getJson(api + "/renewal?limit=50&geometry=true").then(function (r) {
+      renewal.clearLayers();
+      renewal.addData(r.geojson);
+      renewal.addTo(map);
+      renewalEl.textContent = "";
+      renewalEl.hidden = false;
+      renewalEl.appendChild(el2("h2", null, t("Renewal ranking")));
+      var ol = el2("ol");
+      r.pipes.slice(0, 10).forEach(function (p) {
+        var li = el2("li");
+        var b = el2("button", "link", p.code);
+        b.type = "button";
+        b.addEventListener("click", function () { openCard(p.code); });
+        li.appendChild(b);
+        li.appendChild(document.createTextNode(" · " + t("Score") + " " + Number(p.score).toFixed(2) +
+          " · " + t("Subscribers cut off") + ": " + p.accounts));
+        ol.appendChild(li);
+      });
+      renewalEl.appendChild(ol);
+      var xlsx = el2("a", "btn", t("Workbook (XLSX)"));
+      xlsx.href = api + "/renewal.xlsx?lang=" + encodeURIComponent(cfg.lang || "");
+      renewalEl.appendChild(xlsx);
+      el.setAttribute("data-renewal", String(r.geojson.features.length));
+    }).catch(function (e) { statusEl.textContent = String(e.message); });
+  }
+  renewalBox.addEventListener("change", loadRenewal);
+
   legend();
   loadNetwork();
   loadOverlays();
   setInterval(loadOverlays, 60000);
-  window.suvnetMap = { map: map, openCard: openCard };
+  var params = new URLSearchParams(window.location.search);
+  if (params.get("isolate_alarm")) {
+    isolate("alarm=" + encodeURIComponent(params.get("isolate_alarm")),
+            t("Alarm") + " #" + params.get("isolate_alarm"));
+  } else if (params.get("isolate_pipe")) {
+    isolate("pipe=" + encodeURIComponent(params.get("isolate_pipe")), params.get("isolate_pipe"));
+  }
+  window.suvnetMap = { map: map, openCard: openCard, isolate: isolate };
 }());

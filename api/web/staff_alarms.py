@@ -25,6 +25,7 @@ from api.i18n import gettext_for, local_time
 from api.security import ALARMS_HANDLE, ALARMS_READ, Principal
 from api.services.alarms import OperatorAction, operator_action
 from api.web.common import language, render
+from assets.isolation_queries import LEAK_ALARM_KINDS
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 AlarmReader = Annotated[Principal, Depends(require(ALARMS_READ))]
@@ -146,6 +147,7 @@ async def alarms_page(
             found = await aq.rule(conn, code)
             kinds[code] = None if found is None else str(found["kind"])
         kind = kinds[code]
+        a["isolate"] = kind in LEAK_ALARM_KINDS  # the map's valve isolation for this alarm
         a["priority_text"] = tr.gettext(PRIORITY.get(a["priority"], a["priority"]))
         a["state_text"] = tr.gettext(STATE.get(a["state"], a["state"]))
         a["title"] = a.get("rule_name") or (

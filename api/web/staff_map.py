@@ -18,6 +18,7 @@ from api.deps import Conn, require
 from api.errors import NotFoundError
 from api.i18n import gettext_for
 from api.security import READ_REGISTRY, WRITE_REGISTRY, Principal
+from api.services.asset_ops import CRITICAL_NAMES, N_, critical_name
 from api.web.common import PAGE_CSP, language, render
 from assets import queries as aq
 from assets.settings import map_settings
@@ -53,8 +54,39 @@ MAP_WORDS = (
     "Search",
     "Nothing found.",
     "Tashkent time",
+    # valve isolation and the renewal ranking
+    "Valve isolation",
+    "Isolate",
+    "Valves to close",
+    "Passed over (cannot be closed)",
+    "Subscribers without water",
+    "Critical customers",
+    "Addresses",
+    "Pipes without water, m",
+    "Accounts of zone %(zone)s without a service connection in the register: %(n)s",
+    "Account",
+    "Name",
+    "Address",
+    "Phone",
+    "Clear",
+    "Route-map sheet (PDF)",
+    "No valve can isolate this pipe: the zone's boundary valves would isolate it.",
+    "The isolation cannot be computed for this.",
+    "Alarm",
+    "Renewal ranking",
+    "Rank",
+    "Score",
+    "Subscribers cut off",
+    "Workbook (XLSX)",
 )
 """Words map.js shows, translated on the server and handed to it in a data attribute."""
+VALVE_ROLES = {
+    "close": N_("close"),
+    "skipped": N_("cannot be closed"),
+    "not_needed": N_("not needed"),
+    "already_closed": N_("closed already"),
+}
+"""A valve's role in an isolation (its tooltip on the map)."""
 
 
 def map_csp(tile_origin: str | None) -> str:
@@ -67,7 +99,8 @@ def map_csp(tile_origin: str | None) -> str:
 
 @router.get("/map")
 async def map_page(request: Request, who: Reader, conn: Conn) -> Response:
-    tr = gettext_for(language(request))
+    lang = language(request)
+    tr = gettext_for(lang)
     s = map_settings()
     extent = await aq.extent(conn)
     config = {
@@ -75,7 +108,10 @@ async def map_page(request: Request, who: Reader, conn: Conn) -> Response:
         "extent": extent,
         "tiles": s.map_tile_url,
         "attribution": s.map_tile_attribution,
-        "words": {w: tr.gettext(w) for w in MAP_WORDS},
+        "words": {w: tr.gettext(w) for w in MAP_WORDS}
+        | {f"valve_{k}": tr.gettext(v) for k, v in VALVE_ROLES.items()},
+        "lang": lang,
+        "critical": {k: critical_name(k, lang) for k in CRITICAL_NAMES},
     }
     resp = render(
         request,
