@@ -627,6 +627,23 @@ async def all_users(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     )
 
 
+async def require_regional(conn: AsyncConnection[Any]) -> None:
+    """Refuse (403) unless the session sees every branch: moving users between branches is
+    the regional office's."""
+    if not (await session_scope(conn)).all:
+        raise ForbiddenError("only a regional administrator moves users between branches")
+
+
+async def branch_id_of(conn: AsyncConnection[Any], code: str) -> int:
+    """The id of the branch ``code`` the session sees (422 ``no_such_branch`` otherwise)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT id FROM branches WHERE code = %s", (code.strip().upper(),))
+        row = await cur.fetchone()
+    if row is None:
+        raise InvalidError(f"no branch {code!r}", code="no_such_branch")
+    return int(row[0])
+
+
 async def set_scope(
     conn: AsyncConnection[Any], user_id: int, *, branch_id: int | None, regional: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -635,6 +652,7 @@ async def set_scope(
     the next login gives tokens of the new scope."""
     if (branch_id is None) != regional:
         raise InvalidError("give either a branch or the regional scope", code="branch_conflict")
+    await require_regional(conn)
     cols = f"{USER_COLUMNS}, branch_id, regional"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(

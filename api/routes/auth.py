@@ -45,6 +45,10 @@ class UserIn(BaseModel):
     role: Role
     full_name: str = Field("", max_length=200)
     account_no: str | None = Field(None, min_length=1, max_length=32)
+    branch: str | None = Field(
+        None, min_length=2, max_length=8, description="staff: the code of their branch"
+    )
+    regional: bool | None = Field(None, description="staff: the regional office's user")
 
 
 class UserPatch(BaseModel):
@@ -52,6 +56,15 @@ class UserPatch(BaseModel):
     role: Role | None = None
     active: bool | None = None
     password: str | None = Field(None, min_length=8, max_length=256)
+    branch: str | None = Field(
+        None,
+        min_length=2,
+        max_length=8,
+        description="move a staff user to this branch (a regional administrator only)",
+    )
+    regional: bool | None = Field(
+        None, description="true: move a staff user to the region (a regional administrator only)"
+    )
 
 
 class UserOut(BaseModel):
@@ -148,6 +161,8 @@ async def add_user(
         role=body.role,
         full_name=body.full_name,
         account_no=body.account_no,
+        branch_id=None if body.branch is None else await users.branch_id_of(conn, body.branch),
+        regional=body.regional,
     )
     await write_audit(
         conn,
@@ -174,7 +189,24 @@ async def change_user(
 ) -> dict[str, Any]:
     """A new role, disabling and a new password take effect at once: the user's current
     access tokens are refused from the next request on. Disabling and a new password also
-    revoke the user's refresh tokens (logged out everywhere)."""
+    revoke the user's refresh tokens (logged out everywhere). A new branch (or ``regional``)
+    moves a staff user; only a regional administrator may (docs/branches.md)."""
+    if body.branch is not None or body.regional:
+        await users.require_regional(conn)
+        branch_id = None if body.branch is None else await users.branch_id_of(conn, body.branch)
+        moved_from, moved_to = await users.set_scope(
+            conn, user_id, branch_id=branch_id, regional=bool(body.regional)
+        )
+        await write_audit(
+            conn,
+            request,
+            who,
+            action="update",
+            entity="user",
+            entity_id=user_id,
+            before=moved_from,
+            after=moved_to,
+        )
     before, after = await users.update_user(
         conn,
         user_id,

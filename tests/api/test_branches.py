@@ -294,6 +294,51 @@ async def test_users_need_a_branch_once_branches_exist(
     }
 
 
+async def test_the_api_places_users_in_branches(
+    client: httpx.AsyncClient, db_url: str, users: dict[Role, User], branch_ids: dict[str, int]
+) -> None:
+    """The regional administrator makes a user of a branch (by its code) or of the region and
+    moves users between them (their tokens stop at once); a branch administrator may do
+    neither."""
+    admin = bearer(users[Role.ADMIN])
+    body = {"username": "bpay_clerk", "password": "Kassa-parol-2026", "role": "billing_clerk"}
+    r = await client.post("/api/v1/users", json={**body, "branch": "bpay"}, headers=admin)
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    r = await client.post(
+        "/api/v1/users", json={**body, "username": "x", "branch": "NOPE"}, headers=admin
+    )
+    assert r.status_code == 422 and r.json()["error"] == "no_such_branch"
+    r = await client.post(
+        "/api/v1/users", json={**body, "username": "vil", "regional": True}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+
+    def place(name: str) -> tuple[Any, ...] | None:
+        with psycopg.connect(db_url) as conn:
+            return conn.execute(
+                "SELECT b.code, u.regional FROM api_users u LEFT JOIN branches b "
+                "ON b.id = u.branch_id WHERE u.username = %s",
+                (name,),
+            ).fetchone()
+
+    assert place("bpay_clerk") == ("BPAY", False)
+    assert place("vil") == (None, True)
+    old_token = token(User(uid, "bpay_clerk", Role.BILLING_CLERK, None), branch_ids["BPAY"])
+    assert (await client.get("/api/v1/auth/me", headers=old_token)).status_code == 200
+    r = await client.patch(f"/api/v1/users/{uid}", json={"branch": "AURG"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert place("bpay_clerk") == ("AURG", False)
+    assert (await client.get("/api/v1/auth/me", headers=old_token)).status_code == 401
+    # a branch administrator moves nobody, not even their own branch's users
+    aurg_admin = branch_user(db_url, "aurg_admin2", Role.ADMIN, branch_ids["AURG"])
+    t = token(aurg_admin, branch_ids["AURG"])
+    for change in ({"branch": "BPAY"}, {"regional": True}):
+        r = await client.patch(f"/api/v1/users/{uid}", json=change, headers=t)
+        assert r.status_code == 403, r.text
+    assert place("bpay_clerk") == ("AURG", False)
+
+
 async def test_create_user_refusals(db_url: str, branch_ids: dict[str, int]) -> None:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         with pytest.raises(InvalidError, match="not both"):

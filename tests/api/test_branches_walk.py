@@ -799,6 +799,8 @@ def change_attempts(w: World) -> list[Attempt]:
         ("POST", f"/api/v1/prv/{b.device}/auto", {"auto": True}, None),
         ("POST", f"/api/v1/prv/{b.device}/push", None, None),
         ("PATCH", f"/api/v1/users/{b.user.id}", {"active": False}, None),
+        ("PATCH", f"/api/v1/users/{b.user.id}", {"branch": a.branch.code}, None),
+        ("PATCH", f"/api/v1/users/{a.user.id}", {"branch": b.branch.code}, None),
         (
             "POST",
             f"/api/v1/payments/review/{b.line_id}/allocate",
