@@ -20,6 +20,7 @@ from api.audit import audit_sync
 from api.deps import AppState, Conn, State, client_ip, require
 from api.errors import ApiError, ConflictError, InvalidError, NotFoundError
 from api.i18n import DISPLAY_TZ, gettext_for, pick_language
+from api.readconn import ReadConn
 from api.responses import json_response
 from api.security import READ_REGISTRY, WRITE_REGISTRY, Principal
 from api.services import asset_ops as ops
@@ -59,7 +60,7 @@ def _bbox(text: str) -> aq.BBox:
 @router.get("/map", summary="The register's features in a bounding box (GeoJSON)")
 async def map_layer(
     who: Reader,
-    conn: Conn,
+    conn: ReadConn,
     bbox: Annotated[str, Query(description="west,south,east,north in degrees (WGS 84)")],
     layers: Annotated[str, Query(description="water, sewer, services (comma-separated)")] = (
         "water,sewer"
@@ -77,22 +78,22 @@ async def map_layer(
 
 
 @router.get("/map/sensors", summary="Sensors with their state and latest values (GeoJSON)")
-async def map_sensors(who: Reader, conn: Conn) -> Response:
+async def map_sensors(who: Reader, conn: ReadConn) -> Response:
     return json_response(await aq.sensors(conn))
 
 
 @router.get("/map/zones", summary="Zones with their open alarms (GeoJSON)")
-async def map_zones(who: Reader, conn: Conn) -> Response:
+async def map_zones(who: Reader, conn: ReadConn) -> Response:
     return json_response(await aq.zones(conn))
 
 
 @router.get("/map/alarms", summary="Open alarms on their devices and zones (GeoJSON)")
-async def map_alarms(who: Reader, conn: Conn) -> Response:
+async def map_alarms(who: Reader, conn: ReadConn) -> Response:
     return json_response(await aq.open_alarms(conn))
 
 
 @router.get("/map/checks", summary="The latest network-check report (GeoJSON)")
-async def map_checks(who: Reader, conn: Conn) -> Response:
+async def map_checks(who: Reader, conn: ReadConn) -> Response:
     return json_response(await aq.check_findings(conn))
 
 
