@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ import httpx
 import psycopg
 
 from billing.balances import aging_by_account
-from billing.branches import Contract, Provider, account_contracts
+from billing.branches import Contract, Provider, Seller, account_contracts, seller_of_account
 from billing.config import BillingConfig
 from billing.documents import money, render_letter, render_statement, statement_data
 from billing.errors import ChannelError, NoContactError
@@ -50,6 +50,8 @@ class DunningMessage:
     text: str
     today: date
     statement_pdf: bytes | None = None  # the claim package: akt sverki for the legal dept.
+    seller: Seller | None = None
+    """Whose letter it is: the account's branch's requisites (None: the utility's)."""
 
 
 class Channel(Protocol):
@@ -142,6 +144,7 @@ class LetterChannel:
             debt_tiyin=msg.debt_tiyin,
             days_overdue=msg.days_overdue,
             today=msg.today,
+            seller=msg.seller,
         )
         try:
             path.write_bytes(pdf)
@@ -250,6 +253,9 @@ def run_dunning(
             statement = render_statement(sd, cfg, lang)
         own = account_contracts(conn, acc.number)
         msg = _message(acc, stage, debt, days, as_of, cfg, statement, own)
+        if "letter" in stage.channels:
+            # the letter is the account's branch's (refused when it lacks its requisites)
+            msg = replace(msg, seller=seller_of_account(conn, acc.id, cfg))
         if not dry_run:
             _deliver(conn, msg, stage, channels, res, now=now)
     return res

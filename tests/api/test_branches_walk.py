@@ -612,6 +612,8 @@ async def test_a_branch_user_finds_nothing_of_another_branch(
     )
     # not a vacuous walk: the user saw their own branch's things
     assert set(A_MARKERS) <= walk.seen, walk.seen
+    routes = {u for u, _, _ in get_requests(app, world, Walk())}
+    print(f"branch A's walk: {len(walk.urls)} GET requests over {len(routes)} URLs, no leak")
     # nor does A's customer, in the cabinet and the API
     cust = await walk_as(app, c, world, bearer_of(world.a.customer, None), B_MARKERS)
     assert not cust.leaks, cust.leaks
@@ -973,6 +975,7 @@ async def test_a_branch_user_changes_nothing_of_another_branch(
             if found(without_echo(readable(page), sent), B_MARKERS):
                 wrong.append(f"{method} {url} -> 303 to a page that shows B")
     assert tried > 40
+    print(f"A's administrator tried {tried} changes on B's things: all refused")
     assert not wrong, "\n".join(wrong)
     after = snapshot(db_url, b)
     assert {k: v for k, v in after.items() if v != before[k]} == {}

@@ -1,0 +1,73 @@
+"""Dunning letters are the debtor's branch's (issue 20): the letter is headed with the
+branch's legal name, and a branch without its requisites gets no letter but a refusal that
+names it and what it lacks."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from pypdf import PdfReader
+
+from billing import branches as br
+from billing.accounts import Address, create_account
+from billing.config import load_billing_config
+from billing.dunning import channels_from_config, run_dunning
+from billing.ledger import post_entry
+from tests.billing.conftest import NOW
+
+
+def _debtor(conn: psycopg.Connection[object], district: str, name: str) -> int:
+    addr = Address("Samarqand viloyati", district, "Markaz MFY", "Navoiy ko'chasi", "1")
+    acc, _ = create_account(conn, kind="legal", name=name, address=addr, now=NOW, inn="309876543")
+    post_entry(
+        conn,
+        account_id=acc,
+        kind="charge",
+        amount_tiyin=90_000_000,
+        posted_at=NOW,
+        value_date=date(2026, 7, 31),
+    )
+    return acc
+
+
+def test_claim_letters_carry_the_branch(db_url: str, tmp_path: Path) -> None:
+    cfg = load_billing_config()
+    channels = channels_from_config(cfg, tmp_path)
+    with psycopg.connect(db_url) as conn:
+        br.add_branch(
+            conn,
+            "KTQ",
+            "Kattaqo'rg'on filiali",
+            legal_name="Kattaqo'rg'on suv ta'minoti filiali",
+            inn="301234567",
+            bank_account="20208000900100000001",
+            mfo="00444",
+        )
+        acc = _debtor(conn, "Kattaqo'rg'on tumani", "Qarzdor MChJ")
+        br.assign(conn, "KTQ", districts=["Kattaqo'rg'on tumani"])
+        conn.commit()
+        run_dunning(conn, date(2026, 11, 15), channels, cfg, now=NOW)
+        conn.commit()
+        row = conn.execute(
+            "SELECT document FROM dunning_events WHERE account_id = %s AND channel = 'letter'",
+            (acc,),
+        ).fetchone()
+        assert row is not None
+        text = PdfReader(row[0]).pages[0].extract_text()
+        assert "Kattaqo'rg'on suv ta'minoti filiali" in text
+        assert cfg.utility_name not in text
+
+        # a branch without its MFO: no letter, a refusal naming the branch and what it lacks
+        br.add_branch(conn, "NRB", "Narpay filiali", legal_name="Narpay suv", inn="301234568")
+        other = _debtor(conn, "Narpay tumani", "Boshqa MChJ")
+        br.assign(conn, "NRB", districts=["Narpay tumani"])
+        conn.commit()
+        with pytest.raises(br.RequisitesMissingError, match=r"branch NRB .* bank account, MFO"):
+            run_dunning(conn, date(2026, 11, 15), channels, cfg, now=NOW)
+        conn.rollback()
+        assert conn.execute(
+            "SELECT count(*) FROM dunning_events WHERE account_id = %s", (other,)
+        ).fetchone() == (0,)
