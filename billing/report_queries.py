@@ -159,19 +159,22 @@ async def collections(
     lang: str = "uz",
 ) -> list[dict[str, Any]]:
     """Charged and paid over the period per mahalla and customer category (the finance
-    report), with the number of accounts."""
+    report), with the number of accounts and the accounts' branch (``branch``: its code, ''
+    for none, and ``branch_name``)."""
     check_period(date_from, date_to)
     return await _rows(
         conn,
         f"""SELECT ad.mahalla_id, {name_of("m", lang)} AS mahalla, a.category,
+                   coalesce(b.code, '') AS branch, coalesce(b.name, '') AS branch_name,
                    count(*) AS accounts,
                    sum(f.charged_tiyin)::bigint AS charged,
                    sum(f.paid_tiyin)::bigint AS paid
             FROM accounts a JOIN account_addresses ad ON ad.account_id = a.id {_PLACES}
             JOIN account_figures(%(from)s, %(to)s) f ON f.account_id = a.id
+            LEFT JOIN branches b ON b.id = a.branch_id
             WHERE {scope.sql("ad")}
-            GROUP BY ad.mahalla_id, 2, a.category
-            ORDER BY 2, ad.mahalla_id, a.category""",  # noqa: S608 - name expressions and AddressScope conditions only; values are parameters
+            GROUP BY ad.mahalla_id, 2, a.category, b.code, b.name
+            ORDER BY 2, ad.mahalla_id, a.category, b.code""",  # noqa: S608 - name expressions and AddressScope conditions only; values are parameters
         _args(scope, **{"from": date_from, "to": date_to}),
     )
 

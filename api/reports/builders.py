@@ -160,6 +160,11 @@ def _branch_label(b: dict[str, Any]) -> str:
     return f"{b['branch']} {b['branch_name']}" if b["branch"] else "-"
 
 
+def _branch_order(b: dict[str, Any]) -> tuple[bool, str]:
+    """Branches by code, the accounts of no branch last."""
+    return (b["branch"] == "-", b["branch"])
+
+
 async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
     """Turnover statement per account, with subtotals per street, MFY and district, and the
     same figures summed per street and per MFY: opening balance (debit, credit), charged,
@@ -215,12 +220,7 @@ async def accounting(conn: AsyncConnection[Any], f: Filters) -> Report:
                 "by_branch",
                 pgettext("report", "Turnover by branch"),
                 [Column("branch", L_BRANCH, codes=NO_BRANCH), count, *TURNOVER_MONEY],
-                [
-                    Row(
-                        {**b, "branch": f"{b['branch']} {b['branch_name']}" if b["branch"] else "-"}
-                    )
-                    for b in branches
-                ]
+                [Row({**b, "branch": _branch_label(b)}) for b in branches]
                 + [total_row(branches, TURNOVER_SUMS, "branch", "")],
             )
         )
@@ -332,6 +332,17 @@ async def finance(conn: AsyncConnection[Any], f: Filters) -> Report:
         _rate(c)
     total = total_row(by_cat.values(), ["accounts", "charged", "paid"], "category", "")
     _rate(total.values)
+    # the consolidated report: collections per branch, adding up to the totals (branches.md)
+    by_branch: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        label = _branch_label(r)
+        b = by_branch.setdefault(label, {"branch": label, "accounts": 0, "charged": 0, "paid": 0})
+        for k in ("accounts", "charged", "paid"):
+            b[k] += r[k]
+    for b in by_branch.values():
+        _rate(b)
+    branch_total = total_row(by_branch.values(), ["accounts", "charged", "paid"], "branch", "")
+    _rate(branch_total.values)
     cols = [
         Column("mahalla", L_MAHALLA),
         Column("category", L_CATEGORY, codes=CATEGORY),
@@ -360,6 +371,16 @@ async def finance(conn: AsyncConnection[Any], f: Filters) -> Report:
         f,
         filters,
     )
+    if any(r["branch"] for r in rows):
+        rep.tables.insert(
+            2,
+            Table(
+                "by_branch",
+                pgettext("report", "Collection rate by branch"),
+                [Column("branch", L_BRANCH, codes=NO_BRANCH), *cols[2:]],
+                [*(Row(b) for b in sorted(by_branch.values(), key=_branch_order)), branch_total],
+            ),
+        )
     rep.notes = [
         Note(
             pgettext(

@@ -15,7 +15,9 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from api.security import Role
 from tests.api import test_branches_walk as walk
+from tests.api.conftest import insert_user
 from tests.api.test_branches_walk import World, bearer_of, full_app, readable
 
 world = walk.world
@@ -88,6 +90,44 @@ async def test_the_regional_report_adds_the_branches_up(
     assert a["seller"]["name"] == "Aurgut filiali suv ta'minoti"
     assert a["seller"]["inn"] == "301111111"
     assert "seller" not in regional
+
+
+async def test_the_regional_collections_add_the_branches_up(
+    client: httpx.AsyncClient, world: World, db_url: str
+) -> None:
+    """The finance report's collections per branch: each branch's line is that branch's own
+    report's total, and the lines add up to the region's, to the tiyin."""
+
+    async def report(headers: dict[str, str]) -> dict[str, Any]:
+        r = await client.get("/api/v1/reports/finance", params=YEAR, headers=headers)
+        assert r.status_code == 200, r.text
+        doc: dict[str, Any] = r.json()
+        return doc
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        b_accountant = insert_user(conn, "bpay_accountant", Role.ACCOUNTANT)
+        conn.execute(
+            "UPDATE api_users SET branch_id = %s, regional = false WHERE id = %s",
+            (world.b.branch.id, b_accountant.id),
+        )
+    regional = await report(bearer_of(world.regional, None))
+    own = {
+        "AURG": await report(bearer_of(world.a_admin, world.a.branch.id)),
+        "BPAY": await report(bearer_of(b_accountant, world.b.branch.id)),
+    }
+    rows = [r for r in table(regional, "by_branch")["rows"] if r["level"] == 0]
+    by_code = {r["branch"].split()[0]: r for r in rows}
+    assert set(by_code) == {"AURG", "BPAY"}
+    for code, doc in own.items():
+        mine = total(doc, "by_category")
+        assert {k: by_code[code][k] for k in ("accounts", "charged", "paid")} == {
+            k: mine[k] for k in ("accounts", "charged", "paid")
+        }
+    whole = total(regional, "by_category")
+    branch_total = total(regional, "by_branch")
+    for k in ("accounts", "charged", "paid"):
+        assert branch_total[k] == whole[k] == sum(r[k] for r in rows)
+    assert whole["paid"] > 0 and whole["charged"] > 0
 
 
 async def test_a_branch_users_forms_carry_the_branch(
