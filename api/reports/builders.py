@@ -51,10 +51,13 @@ class Filters:
     threshold_tiyin: int = 0
     lang: str = "uz"
     """The language of place names (the form's language)."""
+    branch: str | None = None
+    """One branch's code: the report of that branch alone (a regional user's choice;
+    :func:`api.reports.service.narrow_to_branch`)."""
 
     def params(self) -> dict[str, str]:
         p = {"from": self.date_from.isoformat(), "to": self.date_to.isoformat()}
-        for k in ("district_id", "mahalla_id", "street_id"):
+        for k in ("district_id", "mahalla_id", "street_id", "branch"):
             v = getattr(self, k)
             if v is not None:
                 p[k] = str(v)
@@ -106,6 +109,7 @@ async def place_filters(conn: AsyncConnection[Any], f: Filters) -> list[tuple[Ms
     """The form's place filters for people: the names, not the ids ("" = all)."""
     names = await billing.place_names(conn, f.scope, f.lang)
     return [
+        *([(L_BRANCH, f.branch)] if f.branch else []),
         (L_DISTRICT, names["district"] or ""),
         (L_MAHALLA, names["mahalla"] or ""),
         (L_STREET, names["street"] or ""),

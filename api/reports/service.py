@@ -45,6 +45,7 @@ E_TOO_MANY = pgettext(
 )
 E_NO_DEBT = pgettext("report", "Account %(number)s owes nothing on %(day)s.")
 L_LEGAL_NAME = pgettext("report", "Legal name")
+E_NO_BRANCH = pgettext("report", "There is no branch %(branch)s among yours.")
 E_BRANCH_REQUISITES = pgettext(
     "report", "Branch %(branch)s has no %(missing)s for its letters (suvnet branches set)."
 )
@@ -95,6 +96,7 @@ def filters(
     street_id: str | int | None = None,
     threshold_som: float = 0,
     lang: str = DEFAULT_LANG,
+    branch: str | None = None,
 ) -> builders.Filters:
     if date_to < date_from:
         raise ReportInputError(E_PERIOD, "'date_to' must not be before 'date_from'")
@@ -108,7 +110,24 @@ def filters(
         place(street_id),
         round(threshold_som * 100),
         language(lang),
+        branch.strip().upper() or None if branch is not None else None,
     )
+
+
+async def narrow_to_branch(conn: AsyncConnection[Any], f: builders.Filters) -> None:
+    """For a report of one branch (``f.branch``): the connection sees that branch alone
+    for the rest of the request, so every table of the report is that branch's. The scope
+    only ever narrows: a branch the caller does not see is refused as unknown."""
+    if f.branch is None:
+        return
+    cur = await conn.execute(
+        "SELECT set_config('suvnet.branches', id::text, false) FROM branches WHERE code = %s",
+        (f.branch,),
+    )
+    if await cur.fetchone() is None:
+        raise ReportInputError(
+            E_NO_BRANCH, f"there is no branch {f.branch} among yours", branch=f.branch
+        )
 
 
 def context(lang: str, form: str, now: datetime) -> FormContext:
@@ -139,6 +158,7 @@ def branch_requisites(row: dict[str, Any], utility: Requisites) -> Requisites:
 async def build(conn: AsyncConnection[Any], name: str, f: builders.Filters) -> Report:
     """The report ``name``; an unknown place id is a :class:`ReportInputError`. A branch
     user's report is headed with their branch's name and requisites (docs/branches.md)."""
+    await narrow_to_branch(conn, f)
     try:
         report = await builders.BUILDERS[name](conn, f)
         own = await report_queries.branches_of(conn)
@@ -165,6 +185,7 @@ async def claims(
 ) -> list[Claim]:
     """The claim letters' data: every debtor of the legal form (or the one account
     ``number``), with the breakdown of the debt."""
+    await narrow_to_branch(conn, f)
     try:
         rows = await report_queries.debtors(
             conn,

@@ -46,6 +46,13 @@ def filters(
         float, Query(ge=0, le=1e11, description="legal: only debts of at least this (so'm)")
     ] = 0,
     lang: Annotated[Lang, Query(description="the language of the form")] = "uz",
+    branch: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z][A-Za-z0-9]{1,7}$",
+            description="a branch's code: that branch's report alone (docs/branches.md)",
+        ),
+    ] = None,
 ) -> builders.Filters:
     try:
         return service.filters(
@@ -56,6 +63,7 @@ def filters(
             street_id=street_id,
             threshold_som=threshold_som,
             lang=lang,
+            branch=branch,
         )
     except service.ReportInputError as exc:
         raise InvalidError(str(exc)) from exc

@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from api.reports import service
+from api.reports.text import Words
 from api.security import Role
 from tests.api import test_branches_walk as walk
 from tests.api.conftest import insert_user
@@ -128,6 +130,45 @@ async def test_the_regional_collections_add_the_branches_up(
     for k in ("accounts", "charged", "paid"):
         assert branch_total[k] == whole[k] == sum(r[k] for r in rows)
     assert whole["paid"] > 0 and whole["charged"] > 0
+
+
+async def test_a_regional_user_asks_for_one_branchs_report(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """?branch=CODE: the regional user gets exactly the branch's own report, headed by the
+    branch; a branch user cannot name another branch (it is unknown to them)."""
+    h = bearer_of(world.regional, None)
+    r = await client.get("/api/v1/reports/accounting", params={**YEAR, "branch": "bpay"}, headers=h)
+    assert r.status_code == 200, r.text
+    one = r.json()
+    r = await client.get(
+        "/api/v1/reports/accounting",
+        params=YEAR,
+        headers=bearer_of(world.b.user, world.b.branch.id),
+    )
+    own = r.json()
+    assert table(one, "turnover")["rows"] == table(own, "turnover")["rows"]
+    assert one["seller"]["inn"] == "302222222"
+    assert any(f["value"] == "BPAY" for f in one["filters"]), one["filters"]
+    r = await client.get(
+        "/api/v1/reports/accounting",
+        params={**YEAR, "branch": "BPAY", "lang": "ru"},
+        headers=bearer_of(world.a_admin, world.a.branch.id),
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == "there is no branch BPAY among yours"
+    # (the report page says it in the page's language, as its other refusals)
+    words = Words("ru")
+    assert service.ReportInputError(service.E_NO_BRANCH, "", branch="BPAY").text(words) == (
+        "Среди ваших филиалов нет филиала BPAY."
+    )
+    r = await client.get(
+        "/api/v1/reports/legal/claims", params={**YEAR, "branch": "AURG"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        names = z.namelist()
+    assert names and all(world.a.number in n for n in names), names
 
 
 async def test_a_branch_users_forms_carry_the_branch(
