@@ -500,11 +500,47 @@ def build_graph(items: Sequence[Asset], opts: GraphOptions | None = None) -> Net
     return g
 
 
+SMALL_GRAPH = 2000
+"""Segments up to which :func:`reachable` walks in Python; above, scipy's BFS (C)."""
+
+
+def _valve_links(g: NetworkGraph) -> tuple[Any, Any, Any]:
+    """The segment graph as arrays, once per graph: (segment, segment, valve) for each pair
+    of segments a valve that is open in normal operation joins."""
+    got: tuple[Any, Any, Any] | None = getattr(g, "_valve_links", None)
+    if got is None:
+        a: list[int] = []
+        b: list[int] = []
+        via: list[int] = []
+        for v, segs in g.valve_segments.items():
+            if g.valves[v].normally_closed:
+                continue
+            for s, t in itertools.pairwise(segs):
+                a.append(s)
+                b.append(t)
+                via.append(v)
+        got = (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), np.asarray(via))
+        g._valve_links = got  # type: ignore[attr-defined]  # cached with the graph
+    return got
+
+
 def reachable(
     g: NetworkGraph, start: frozenset[int] | set[int], *, blocked: frozenset[int]
 ) -> frozenset[int]:
     """The segments water reaches from ``start`` through every valve that is open: not kept
     closed in normal operation and not in ``blocked`` (valve vertices)."""
+    n = len(g.segment_valves)
+    if n > SMALL_GRAPH and start:
+        from scipy.sparse.csgraph import breadth_first_order
+
+        a, b, via = _valve_links(g)
+        keep = ~np.isin(via, np.fromiter(blocked, dtype=via.dtype, count=len(blocked)))
+        first = np.fromiter(start, dtype=np.int64, count=len(start))
+        rows = np.concatenate([a[keep], np.full(len(first), n)])
+        cols = np.concatenate([b[keep], first])
+        m = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n + 1, n + 1))
+        order = breadth_first_order(m.tocsr(), n, directed=False, return_predecessors=False)
+        return frozenset(order[order < n].tolist())
     seen = set(start)
     stack = list(start)
     valves = g.valves

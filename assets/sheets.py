@@ -260,7 +260,8 @@ def plan(
         raise SheetError(
             f"{len(tiles)} sheets at 1:{scale}: more than {max_sheets}; choose a smaller scale"
         )
-    feats_m = [(f, plane.geom(f.geometry)) for f in features]
+    geoms_m = plane.geom(np.asarray([f.geometry for f in features], dtype=object))
+    feats_m = list(zip(features, geoms_m.tolist(), strict=True))
     pages = []
     for n, (r, c, box) in enumerate(tiles, start=1):
         page = SheetPage(n, len(tiles), scale, frame, panel, (page_w, page_h))
@@ -280,14 +281,30 @@ class _Placer:
         self.boxes: list[tuple[float, float, float, float]] = []
 
     def free(self, box: tuple[float, float, float, float]) -> bool:
-        g = shapely.box(*box)
-        if not shapely.contains(self.inside, g):
-            return False
-        if self.tree is not None and len(self.tree.query(g, predicate="intersects")):
-            return False
-        return not any(
-            box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in self.boxes
-        )
+        return self.first_free(np.asarray([box], dtype=float)) == 0
+
+    def first_free(self, boxes: np.ndarray[Any, Any]) -> int:
+        """The index of the first of ``boxes`` (n x 4: x0, y0, x1, y1) that lies inside the
+        frame and touches no obstacle and no label placed; -1 when none does. All the
+        candidates are tested at once (one tree query), in their order of preference."""
+        ix0, iy0, ix1, iy1 = shapely.bounds(self.inside).tolist()
+        ok = (boxes[:, 0] > ix0) & (boxes[:, 1] > iy0) & (boxes[:, 2] < ix1) & (boxes[:, 3] < iy1)
+        if self.boxes and ok.any():
+            placed = np.asarray(self.boxes, dtype=float)
+            hit = (
+                (boxes[:, None, 0] < placed[None, :, 2])
+                & (placed[None, :, 0] < boxes[:, None, 2])
+                & (boxes[:, None, 1] < placed[None, :, 3])
+                & (placed[None, :, 1] < boxes[:, None, 3])
+            ).any(axis=1)
+            ok &= ~hit
+        if self.tree is not None and ok.any():
+            idx = np.flatnonzero(ok)
+            geoms = shapely.box(boxes[idx, 0], boxes[idx, 1], boxes[idx, 2], boxes[idx, 3])
+            touched = self.tree.query(geoms, predicate="intersects")[0]
+            ok[idx[np.unique(touched)]] = False
+        found = np.flatnonzero(ok)
+        return int(found[0]) if len(found) else -1
 
     def take(self, box: tuple[float, float, float, float]) -> None:
         self.boxes.append(box)
@@ -314,20 +331,28 @@ def _draw_map(  # noqa: PLR0917 - one page's parts
     lines: list[tuple[Feature, list[tuple[float, float]]]] = []
     points: list[tuple[Feature, float, float]] = []
     inner = shapely.buffer(box, -0.5 / k)
-    for f, g in feats_m:
-        if not shapely.intersects(g, box):
-            continue
-        if shapely.get_type_id(g) == 1:  # a line: the parts inside the frame
-            part = shapely.intersection(g, inner)
-            for piece in shapely.get_parts(part):
-                if shapely.get_type_id(piece) != 1:
-                    continue
-                pts = [to_page(float(x), float(y)) for x, y in shapely.get_coordinates(piece)]
-                if len(pts) >= 2:
-                    lines.append((f, pts))
-        else:
-            c = shapely.get_coordinates(shapely.centroid(g))[0]
-            px, py = to_page(float(c[0]), float(c[1]))
+    # the whole page's features at once (shapely's array functions): those on the sheet,
+    # the lines cut to the frame, the points' places
+    all_g = np.asarray([g for _, g in feats_m], dtype=object)
+    on = np.flatnonzero(shapely.intersects(all_g, box)) if len(all_g) else np.zeros(0, int)
+    kinds = shapely.get_type_id(all_g[on]) if len(on) else np.zeros(0, int)
+    line_i = on[kinds == 1]
+    point_i = on[kinds != 1]
+    if len(line_i):
+        parts, owner = shapely.get_parts(
+            shapely.intersection(all_g[line_i], inner), return_index=True
+        )
+        for piece, o in zip(parts.tolist(), owner.tolist(), strict=True):
+            if shapely.get_type_id(piece) != 1:
+                continue
+            pts = [to_page(float(x), float(y)) for x, y in shapely.get_coordinates(piece)]
+            if len(pts) >= 2:
+                lines.append((feats_m[int(line_i[o])][0], pts))
+    if len(point_i):
+        centres = shapely.get_coordinates(shapely.centroid(all_g[point_i])).tolist()
+        for i, (cx, cy) in zip(point_i.tolist(), centres, strict=True):
+            f = feats_m[i][0]
+            px, py = to_page(float(cx), float(cy))
             r = SYMBOL_R.get(f.kind, 1.8)
             if fx + r < px < fx + fw - r and fy + r < py < fy + fh - r:
                 points.append((f, px, py))
@@ -335,10 +360,18 @@ def _draw_map(  # noqa: PLR0917 - one page's parts
     order = {"service_connection": 0, "gravity_sewer": 1, "pressure_sewer": 1, "pipe": 2}
     lines.sort(key=lambda t: (order.get(t[0].kind, 2), t[0].diameter_mm or 0))
     obstacles: list[Geom] = []
+    pads: list[float] = []
     for f, pts in lines:
         width, colour, dash = pipe_style(f)
         page.map_items.append(Line(tuple(pts), width, colour, dash))
-        obstacles.append(shapely.buffer(shapely.LineString(pts), width / 2 + 0.6))
+        pads.append(width / 2 + 0.6)
+    if lines:
+        obstacles += shapely.buffer(
+            shapely.linestrings([pts for _, pts in lines]) if _same_len(lines) else
+            np.asarray([shapely.LineString(pts) for _, pts in lines], dtype=object),
+            np.asarray(pads),
+            quad_segs=4,
+        ).tolist()  # fmt: skip
     # distances to the building line: a dimension line square to the pipe
     dims: list[tuple[Line, tuple[float, float], str]] = []
     for f, pts in lines:
@@ -378,7 +411,11 @@ def _draw_map(  # noqa: PLR0917 - one page's parts
     for f, px, py in points:
         r = SYMBOL_R.get(f.kind, 1.8)
         page.map_items.append(Symbol(f.kind, px, py, r))
-        obstacles.append(shapely.Point(px, py).buffer(r + 0.6))
+    if points:
+        obstacles += shapely.buffer(
+            shapely.points([(px, py) for _, px, py in points]),
+            np.asarray([SYMBOL_R.get(f.kind, 1.8) + 0.6 for f, _, _ in points]),
+        ).tolist()
     placer = _Placer(page.frame, obstacles)
     left = 0
     # labels in the order a crew needs them: valves and hydrants, water pipes, sewers,
@@ -409,6 +446,11 @@ def _draw_map(  # noqa: PLR0917 - one page's parts
         if not _place(page, placer, label, PIPE_LABEL_SIZE, measure, _around(cx, cy, 1.5)):
             left += 1
     page.left_out = left
+
+
+def _same_len(lines: Sequence[tuple[Feature, list[tuple[float, float]]]]) -> bool:
+    """Whether every line has as many points (shapely.linestrings takes them as one array)."""
+    return len({len(pts) for _, pts in lines}) == 1
 
 
 def _segment_at(
@@ -472,16 +514,17 @@ def _place(  # noqa: PLR0917 - a label and where it may go
     candidates: Sequence[tuple[float, float, str]],
 ) -> bool:
     w = measure(text, size)
-    for x, y, anchor in candidates:
-        left = x if anchor == "start" else x - w if anchor == "end" else x - w / 2
-        box = _text_box(left, y, w, size)
-        if placer.free(box):
-            placer.take(box)
-            t = Text(left, y, text, size)
-            page.map_items.append(t)
-            page.labels.append((t, box))
-            return True
-    return False
+    lefts = [x if anchor == "start" else x - w if anchor == "end" else x - w / 2
+             for x, _, anchor in candidates]  # fmt: skip
+    boxes = [_text_box(left, y, w, size) for left, (_, y, _) in zip(lefts, candidates, strict=True)]
+    i = placer.first_free(np.asarray(boxes, dtype=float)) if boxes else -1
+    if i < 0:
+        return False
+    placer.take(boxes[i])
+    t = Text(lefts[i], candidates[i][1], text, size)
+    page.map_items.append(t)
+    page.labels.append((t, boxes[i]))
+    return True
 
 
 def _draw_panel(  # noqa: PLR0917

@@ -310,3 +310,37 @@ def test_valve_rows_and_geojson() -> None:
 def test_valve_states(attrs: dict[str, Any], operable: bool, closed: bool) -> None:
     assert valve_operable(attrs) is operable
     assert valve_normally_closed(attrs) is closed
+
+
+def test_the_large_graph_search_agrees_with_the_small_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`reachable` walks a large segment graph with scipy's BFS; on a random grid with
+    valves (one normally closed) it reaches the same segments as the Python walk."""
+    import random
+
+    from assets import network_graph as ng
+
+    rnd = random.Random(5)
+    items: list[Asset] = [point("T", "tank", (-20, -20)), pipe("P-S", (-20, -20), (0, 0))]
+    for i in range(12):
+        for j in range(12):
+            for di, dj in ((1, 0), (0, 1)):
+                if i + di >= 12 or j + dj >= 12:
+                    continue
+                a, b = (i * 50.0, j * 50.0), ((i + di) * 50.0, (j + dj) * 50.0)
+                code = f"P{i}-{j}-{di}"
+                items.append(pipe(code, a, b))
+                if rnd.random() < 0.6:
+                    at = (a[0] + (b[0] - a[0]) * 0.1, a[1] + (b[1] - a[1]) * 0.1)
+                    attrs = {"valve_status": "closed"} if (i, j) == (5, 5) else {}
+                    items.append(point(f"V{code[1:]}", "valve", at, attrs=attrs))
+    g = build_graph(items)
+    assert g.source_segments and len(g.valves) > 100
+    valves = sorted(g.valves)
+    for _ in range(20):
+        blocked = frozenset(rnd.sample(valves, rnd.randint(0, 40)))
+        start = frozenset(rnd.sample(range(len(g.segment_valves)), 2))
+        monkeypatch.setattr(ng, "SMALL_GRAPH", 10**9)
+        slow = ng.reachable(g, start, blocked=blocked)
+        monkeypatch.setattr(ng, "SMALL_GRAPH", 0)
+        fast = ng.reachable(g, start, blocked=blocked)
+        assert fast == slow and start <= fast
