@@ -197,13 +197,19 @@ def replica(pg_server_url: str, db_url: str) -> Iterator[Replica]:
     rep = Replica(port, data, root / "replica.log")
     try:
         host = urlsplit(pg_server_url)
-        r = _as_postgres(
-            str(PG_BIN / "pg_basebackup"), "-h", host.hostname or "127.0.0.1",
-            "-p", str(host.port or 5432), "-U", host.username or "postgres",
-            "-D", str(data), "-X", "stream", "-R", "-c", "fast",
-        )  # fmt: skip
-        if r.returncode != 0:
-            pytest.skip(f"no real replica: pg_basebackup failed: {r.stderr.strip()}")
+        # (a database dropped by another test during the copy can fail it: try again)
+        for attempt in range(3):
+            shutil.rmtree(data, ignore_errors=True)
+            r = _as_postgres(
+                str(PG_BIN / "pg_basebackup"), "-h", host.hostname or "127.0.0.1",
+                "-p", str(host.port or 5432), "-U", host.username or "postgres",
+                "-D", str(data), "-X", "stream", "-R", "-c", "fast",
+            )  # fmt: skip
+            if r.returncode == 0:
+                break
+            time.sleep(1 + attempt)
+        else:
+            pytest.skip(f"no real replica: pg_basebackup failed 3 times: {r.stderr.strip()}")
         # Debian keeps the configuration outside the data folder: the replica gets its own
         conf = [
             f"port = {port}",
