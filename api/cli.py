@@ -193,17 +193,20 @@ def _change(username: str, what: str, **changes: Any) -> dict[str, Any]:
 
 @users_app.command("list")
 def list_users() -> None:
-    """List every login with its role, branch (or "region") and whether it is active."""
-    for row in asyncio.run(_with_conn(users.all_users)):
+    """List every login with its role, its branch (or "region"; once there are branches) and
+    whether it is active."""
+    rows = asyncio.run(_with_conn(users.all_users))
+    staff = [r for r in rows if r["role"] != Role.CUSTOMER.value]
+    with_branches = any(r["branch"] or not r["regional"] for r in staff)
+    for row in rows:
         state = "active" if row["active"] else "disabled"
         scope = (
             ""
             if row["role"] == Role.CUSTOMER.value
             else (row["branch"] or ("region" if row["regional"] else "NO BRANCH"))
         )
-        console.print(
-            f"{row['id']:>6}  {row['username']:<24} {row['role']:<14} {scope:<10} {state}"
-        )
+        where = f"{scope:<10} " if with_branches else ""
+        console.print(f"{row['id']:>6}  {row['username']:<24} {row['role']:<14} {where}{state}")
 
 
 @users_app.command("set-branch")

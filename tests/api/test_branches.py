@@ -368,7 +368,9 @@ async def test_create_user_refusals(db_url: str, branch_ids: dict[str, int]) -> 
         await conn.rollback()
 
 
-def test_cli_branches_and_users(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_branches_and_users(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, branch_ids: dict[str, int]
+) -> None:
     monkeypatch.setenv("SUVNET_DATABASE_URL", db_url)
     from suvnet.settings import get_settings
 

@@ -29,6 +29,13 @@ LINKS = (
     "event_id",
     "invoice_id",
     "line_id",
+    "alarm_id",
+    "work_order_id",
+    "outage_id",
+    "request_id",
+    "receipt_no",
+    "payment_id",
+    "transaction_id",
 )
 """Columns that tie a row to something a branch owns."""
 
