@@ -51,12 +51,16 @@ async def _page(
     today = st.clock().date()
     last = today.replace(day=1) - timedelta(days=1)
     places = await rq.districts_and_mahallas(conn)
+    # the branches the user sees: a regional user chooses one or all (docs/branches.md)
+    cur = await conn.execute("SELECT code, name FROM branches ORDER BY code")
+    branches = await cur.fetchall()
     v = {
         "report": "",
         "date_from": last.replace(day=1).isoformat(),
         "date_to": last.isoformat(),
         "district_id": "",
         "mahalla_id": "",
+        "branch": "",
         "threshold_som": "0",
         "format": "xlsx",
         "file_lang": language(request),
@@ -72,6 +76,7 @@ async def _page(
         file_languages=LANGUAGES,
         districts=[p for p in places if p["level"] == "district"],
         mahallas=[p for p in places if p["level"] == "mahalla"],
+        branches=branches,
     )
 
 
@@ -95,6 +100,7 @@ async def reports_download(
     fmt: Annotated[str, Query(alias="format", pattern=r"^(xlsx|pdf|csv)$")] = "xlsx",
     district_id: Annotated[str, Query(max_length=32)] = "",
     mahalla_id: Annotated[str, Query(max_length=32)] = "",
+    branch: Annotated[str, Query(pattern=r"^([A-Za-z][A-Za-z0-9]{1,7})?$")] = "",
     threshold_som: Annotated[float, Query(ge=0, le=1e11)] = 0,
     file_lang: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
@@ -106,6 +112,7 @@ async def reports_download(
         "format": fmt,
         "district_id": district_id,
         "mahalla_id": mahalla_id,
+        "branch": branch,
         "threshold_som": f"{threshold_som:g}",
         "file_lang": service.language(file_lang or language(request)),
     }
@@ -128,6 +135,7 @@ async def reports_download(
             mahalla_id=mahalla_id.strip(),
             threshold_som=threshold_som,
             lang=values["file_lang"],
+            branch=branch or None,
         )
     except ValueError as exc:  # a place that is not a number, a period that is wrong
         if isinstance(exc, service.ReportInputError):
@@ -142,6 +150,8 @@ async def reports_download(
         params["district_id"] = f.district_id
     if f.mahalla_id:
         params["mahalla_id"] = f.mahalla_id
+    if f.branch:
+        params["branch"] = f.branch
     if threshold_som:
         params["threshold_som"] = threshold_som
     if report == CLAIMS:

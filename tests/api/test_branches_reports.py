@@ -171,6 +171,23 @@ async def test_a_regional_user_asks_for_one_branchs_report(
     assert names and all(world.a.number in n for n in names), names
 
 
+async def test_the_report_page_offers_the_branches_to_a_regional_user(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    h = bearer_of(world.regional, None)
+    page = await client.get("/staff/reports?lang=ru", headers=h)
+    assert page.status_code == 200
+    assert 'name="branch"' in page.text and "Все филиалы" in page.text
+    assert "AURG Aurgut filiali" in page.text and "BPAY Bpayariq filiali" in page.text
+    form = {**YEAR, "report": "accounting", "format": "pdf", "branch": "BPAY"}
+    r = await client.get("/staff/reports/download", params=form, headers=h)
+    assert r.status_code == 303, r.text
+    assert "branch=BPAY" in r.headers["location"]
+    # a branch user has nothing to choose
+    page = await client.get("/staff/reports", headers=bearer_of(world.a_admin, world.a.branch.id))
+    assert page.status_code == 200 and 'name="branch"' not in page.text
+
+
 async def test_a_branch_users_forms_carry_the_branch(
     client: httpx.AsyncClient, world: World
 ) -> None:
