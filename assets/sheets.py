@@ -277,7 +277,8 @@ class _Placer:
     def __init__(self, frame: tuple[float, float, float, float], obstacles: Sequence[Geom]):
         fx, fy, fw, fh = frame
         self.inside = shapely.box(fx + 1, fy + 1, fx + fw - 1, fy + fh - 1)
-        self.tree = shapely.STRtree(np.asarray(obstacles, dtype=object)) if obstacles else None
+        self.obstacles = np.asarray(obstacles, dtype=object)
+        self.tree = shapely.STRtree(self.obstacles) if obstacles else None
         self.boxes: list[tuple[float, float, float, float]] = []
 
     def free(self, box: tuple[float, float, float, float]) -> bool:
@@ -369,8 +370,8 @@ def _draw_map(  # noqa: PLR0917 - one page's parts
         obstacles += shapely.buffer(
             shapely.linestrings([pts for _, pts in lines]) if _same_len(lines) else
             np.asarray([shapely.LineString(pts) for _, pts in lines], dtype=object),
-            np.asarray(pads),
-            quad_segs=4,
+            np.asarray(pads) * COVER,
+            quad_segs=2,
         ).tolist()  # fmt: skip
     # distances to the building line: a dimension line square to the pipe
     dims: list[tuple[Line, tuple[float, float], str]] = []
@@ -414,7 +415,8 @@ def _draw_map(  # noqa: PLR0917 - one page's parts
     if points:
         obstacles += shapely.buffer(
             shapely.points([(px, py) for _, px, py in points]),
-            np.asarray([SYMBOL_R.get(f.kind, 1.8) + 0.6 for f, _, _ in points]),
+            np.asarray([SYMBOL_R.get(f.kind, 1.8) + 0.6 for f, _, _ in points]) * COVER,
+            quad_segs=2,
         ).tolist()
     placer = _Placer(page.frame, obstacles)
     left = 0
@@ -487,15 +489,22 @@ def _around(x: float, y: float, r: float) -> list[tuple[float, float, str]]:
     return out
 
 
+ALONG = np.asarray([0.5, 0.35, 0.65, 0.2, 0.8, 0.1, 0.9])
+"""Where along a pipe its label is tried, in order."""
+COVER = 1.09
+"""A polygon of few sides around a circle of radius r needs a radius r x COVER to hold it
+(1 / cos(22.5 degrees) for the octagon of quad_segs=2)."""
+
+
 def _along(line: Geom, f: Feature) -> list[tuple[float, float, str]]:
     width, _, _ = pipe_style(f)
     out: list[tuple[float, float, str]] = []
+    at = shapely.get_coordinates(
+        shapely.line_interpolate_point(line, ALONG, normalized=True)
+    ).tolist()  # the places along the line, all at once
     for extra in (0.0, 8.0, 15.0):
         off = width / 2 + 1.8 + extra
-        for frac in (0.5, 0.35, 0.65, 0.2, 0.8, 0.1, 0.9):
-            ((x, y),) = shapely.get_coordinates(
-                shapely.line_interpolate_point(line, frac, normalized=True)
-            ).tolist()
+        for x, y in at:
             out += [
                 (x, y + off, "middle"),
                 (x, y - off - 4.6, "middle"),
