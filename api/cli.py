@@ -109,12 +109,11 @@ def _run(coro_fn: Any) -> Any:
 
 
 async def _branch_id(conn: Any, code: str) -> int:
-    cur = await conn.execute("SELECT id FROM branches WHERE code = %s", (code.strip().upper(),))
-    row = await cur.fetchone()
-    if row is None:
+    branch_id = await br.branch_id_by_code(conn, code)
+    if branch_id is None:
         console.print(f"[red]no branch {code!r} (suvnet branches list shows them)[/red]")
         raise typer.Exit(1)
-    return int(row[0])
+    return branch_id
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -39,6 +40,15 @@ LANGUAGES: tuple[Language, ...] = (
     Language("en", "English", "en"),
 )
 CODES = frozenset(lang.code for lang in LANGUAGES)
+
+
+LANG_COOKIE = "suvnet_lang"
+"""The cookie in which the pages keep the reader's language (routes read it too)."""
+
+
+def request_language(query: str | None, cookies: Mapping[str, str]) -> str:
+    """The language of a request: ``?lang=``, then the pages' cookie, then Uzbek Latin."""
+    return pick_language(query, cookies.get(LANG_COOKIE))
 
 
 def pick_language(query: str | None, cookie: str | None) -> str:

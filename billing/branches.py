@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.rows import tuple_row
 
 from billing.errors import BillingError, DocumentError
 
@@ -439,6 +440,21 @@ def set_requisites(conn: psycopg.Connection[Any], code: str, **requisites: str |
         raise BranchError("another branch has this bank account") from exc
     assert row is not None
     return _branch(row)
+
+
+async def visible_branches(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, str]]:
+    """``{"code", "name"}`` of the branches the connection's scope sees (all for the region's)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT code, name FROM branches ORDER BY code")
+        return [{"code": str(r[0]), "name": str(r[1])} for r in await cur.fetchall()]
+
+
+async def branch_id_by_code(conn: psycopg.AsyncConnection[Any], code: str) -> int | None:
+    """The id of the branch with this code (any case, spaces trimmed), or None."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT id FROM branches WHERE code = %s", (code.strip().upper(),))
+        row = await cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 def list_branches(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

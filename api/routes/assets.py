@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from api.audit import audit_sync
 from api.deps import AppState, Conn, State, client_ip, require
 from api.errors import ApiError, ConflictError, InvalidError, NotFoundError
-from api.i18n import DISPLAY_TZ, gettext_for, pick_language
+from api.i18n import DISPLAY_TZ, gettext_for, pick_language, request_language
 from api.readconn import ReadConn
 from api.responses import json_response
 from api.security import READ_REGISTRY, WRITE_REGISTRY, Principal
@@ -384,7 +384,6 @@ async def sheet_streets(who: Reader, conn: Conn) -> Response:
 
 
 N_ = ops.N_
-LANG_COOKIE = "suvnet_lang"  # api.web.common.LANG_COOKIE (the pages set it)
 SHEET_ERRORS = {
     "no_target": N_("Name one street, zone or route, or the two assets a route joins."),
     "paper": N_("The paper must be A4 or A3."),
@@ -490,7 +489,7 @@ async def sheets(  # noqa: PLR0917 - FastAPI parameters
     pdf, n = await sheet_pdf(
         conn,
         st,
-        pick_language(lang, request.cookies.get(LANG_COOKIE)),
+        request_language(lang, request.cookies),
         street,
         zone,
         route,

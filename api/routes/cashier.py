@@ -13,10 +13,10 @@ from pydantic import BaseModel, Field
 from api.branch_text import requisites_refusal
 from api.deps import get_state, require
 from api.errors import ForbiddenError, InvalidError, NotFoundError
+from api.i18n import request_language
 from api.security import CASHIER_DESK, VOID_ANY, Principal
 from api.services import payments
 from api.syncdb import run_sync
-from api.web.common import language
 from billing.branches import RequisitesMissingError, seller_of_account
 from billing.config import get_billing_config
 from billing.payments import cashier as desk
@@ -91,7 +91,8 @@ async def receipt_pdf(receipt_no: str, request: Request, who: Desk) -> Response:
     except CashierError as exc:
         raise NotFoundError(str(exc)) from exc
     except RequisitesMissingError as exc:
-        raise requisites_refusal(exc, language(request)) from exc
+        lang = request_language(request.query_params.get("lang"), request.cookies)
+        raise requisites_refusal(exc, lang) from exc
     pdf = desk.render_receipt(
         r,
         seller.name,

@@ -21,10 +21,15 @@ from api.deps import (
     SESSION_COOKIE,
     get_state,
 )
-from api.i18n import LANGUAGES, format_som, gettext_for, pick_language
+from api.i18n import (
+    LANG_COOKIE,
+    LANGUAGES,
+    format_som,
+    gettext_for,
+    request_language,
+)
 from api.security import ACCESS_TTL, csrf_ok, make_csrf_token
 
-LANG_COOKIE = "suvnet_lang"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
 """The pages' style sheet and scripts, served at /static (api/app.py mounts it)."""
@@ -62,7 +67,7 @@ env.globals["static_url"] = static_url
 
 
 def language(request: Request) -> str:
-    return pick_language(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
+    return request_language(request.query_params.get("lang"), request.cookies)
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:

@@ -20,6 +20,7 @@ from api.reports import service
 from api.reports.text import Words, pgettext
 from api.security import REPORT_ROLES, REPORTS, Principal
 from api.web.common import language, render
+from billing.branches import visible_branches
 from suvnet import registry_queries as rq
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -52,8 +53,7 @@ async def _page(
     last = today.replace(day=1) - timedelta(days=1)
     places = await rq.districts_and_mahallas(conn)
     # the branches the user sees: a regional user chooses one or all (docs/branches.md)
-    cur = await conn.execute("SELECT code, name FROM branches ORDER BY code")
-    branches = await cur.fetchall()
+    branches = await visible_branches(conn)
     v = {
         "report": "",
         "date_from": last.replace(day=1).isoformat(),
