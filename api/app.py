@@ -144,6 +144,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     billing.router,
     registry.router,
     ("api.routes.assets", "assets"),
+    ("api.routes.work_orders", "assets"),
     auth.router,
     commands.router,
     prv.router,
