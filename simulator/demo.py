@@ -530,8 +530,10 @@ class Demo:
         if self.deadline_passed() and not clock.finished:
             console.print("--duration reached before the end of the simulated period")
 
-    async def drain(self, limit_s: float = 30.0) -> None:
-        """Let the agents send what they hold (the pollers have stopped), then stop them."""
+    async def drain(self, limit_s: float = 120.0) -> None:
+        """Let the agents send what they hold (the pollers have stopped), then stop them. The
+        limit is generous: on a busy machine the last batches wait for their acknowledgement
+        for many seconds (30 s left readings behind), and an empty outbox ends the wait."""
         end = time.monotonic() + limit_s
         while time.monotonic() < end and not self.stop.is_set():
             if all(a.outbox.depth == 0 and not a._pending for a in self.agents):
