@@ -37,6 +37,7 @@ from api.routes import (
     customer_requests,
     payment_callbacks,
     prv,
+    register,
     registry,
     reports,
     statements,
@@ -48,6 +49,7 @@ from api.web import (
     staff,
     staff_billing,
     staff_payments,
+    staff_register,
     staff_reports,
     staff_requests,
 )
@@ -141,6 +143,7 @@ Optional = tuple[str, str]
 ROUTERS: tuple[APIRouter | Optional, ...] = (
     # the JSON API for programs (api/routes); matched in order: the busiest (balances,
     # readings) come first
+    register.router,  # the account search (before billing's /accounts/{number} routes)
     billing.router,
     registry.router,
     ("api.routes.assets", "assets"),
@@ -152,6 +155,7 @@ ROUTERS: tuple[APIRouter | Optional, ...] = (
     reports.router,
     # the web pages for people (api/web)
     cabinet.router,
+    staff_register.router,  # /staff/register: the register pages (before staff's catch-alls)
     staff.router,
     ("api.web.staff_alarms", "alarms"),
     staff_billing.router,

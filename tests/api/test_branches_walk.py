@@ -708,6 +708,23 @@ def snapshot(db_url: str, s: Side) -> dict[str, Any]:
         ),
         "critical": "SELECT to_jsonb(c) FROM critical_customers c WHERE account_id = %(account)s",
         "receipt": "SELECT voided_at FROM cashier_payments WHERE receipt_no = %(receipt)s",
+        "meters": (
+            "SELECT to_jsonb(c) FROM service_connections c WHERE account_id = %(account)s "
+            "ORDER BY c.id"
+        ),
+        "meter_readings": (
+            "SELECT count(*), max(ts), max(value_m3) FROM meter_readings WHERE meter_id = %(meter)s"
+        ),
+        "meter_seals": "SELECT count(*) FROM meter_seals WHERE meter_id = %(meter)s",
+        "residents": (
+            "SELECT count(*) FROM account_residents_history WHERE account_id = %(account)s"
+        ),
+        "places": (
+            "SELECT (SELECT to_jsonb(st) FROM streets st WHERE st.id = %(street)s), "
+            "(SELECT to_jsonb(h) FROM houses h WHERE h.id = %(house)s), "
+            "(SELECT count(*) FROM streets WHERE mahalla_id = %(mahalla)s), "
+            "(SELECT count(*) FROM houses WHERE street_id = %(street)s)"
+        ),
         "requests": (
             "SELECT to_jsonb(r) FROM customer_requests r WHERE account_id = %(account)s "
             "ORDER BY r.id"
@@ -727,6 +744,10 @@ def snapshot(db_url: str, s: Side) -> dict[str, Any]:
         "asset": s.asset,
         "wo": s.work_order_id,
         "receipt": s.receipt,
+        "meter": s.meter_id,
+        "street": s.places["street"],
+        "house": s.places["house"],
+        "mahalla": s.places["mahalla"],
     }
     out: dict[str, Any] = {}
     with psycopg.connect(db_url) as conn:
@@ -880,6 +901,100 @@ def change_attempts(w: World) -> list[Attempt]:
         ("POST", f"/staff/prv/{b.device}/auto", None, {"auto": "1"}),
         ("POST", f"/staff/prv/{b.device}/push", None, {}),
         ("POST", f"/staff/prv/{b.device}/config", None, {"mode": "fixed", "setpoint_bar": "2"}),
+        # the register pages: a new account in B's street, B's account, meter and places
+        (
+            "POST",
+            "/staff/register/accounts/new",
+            None,
+            {
+                "kind": "household",
+                "category": "household",
+                "name": "Walk Test",
+                "mahalla_id": str(b.places["mahalla"]),
+                "street_id": str(b.places["street"]),
+                "house": "99",
+                "residents": "2",
+                "opened_on": "2026-12-01",
+            },
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/edit",
+            None,
+            {
+                "kind": "household",
+                "category": "household",
+                "name": "Walk Test",
+                "mahalla_id": str(b.places["mahalla"]),
+                "street_id": str(b.places["street"]),
+                "house": "7",
+                "residents": "9",
+            },
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/status",
+            None,
+            {"status": "closed", "day": "2026-12-02", "reason": "x"},
+        ),
+        ("POST", f"/staff/register/accounts/{b.number}/language", None, {"language": "ru"}),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/residents",
+            None,
+            {"residents": "9", "since": "2026-12-01", "reason": "x"},
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/meters/{b.meter_id}/seal",
+            None,
+            {"seal_no": "S-1", "day": "2026-12-02"},
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/meters/{b.meter_id}/remove",
+            None,
+            {"final": "120", "day": "2026-12-02"},
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/meters/install",
+            None,
+            {"serial": "WALK-1", "model": "m", "digits": "5", "initial": "0", "day": "2026-12-02"},
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/meters/{b.meter_id}/replace",
+            None,
+            {"final": "120", "new_serial": "WALK-2", "new_initial": "0", "day": "2026-12-02"},
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/readings/check",
+            None,
+            {"meter_id": str(b.meter_id), "value": "120", "day": "2026-12-02"},
+        ),
+        (
+            "POST",
+            f"/staff/register/accounts/{b.number}/readings/save",
+            None,
+            {"meter_id": str(b.meter_id), "value": "120", "day": "2026-12-02", "confirm": "1"},
+        ),
+        (
+            "POST",
+            "/staff/register/addresses/street",
+            None,
+            {"parent_id": str(b.places["mahalla"]), "name_uz": "Walk", "kind": "street"},
+        ),
+        (
+            "POST",
+            f"/staff/register/addresses/street/{b.places['street']}",
+            None,
+            {"name_uz": "Walk Two", "kind": "street"},
+        ),
+        # (B's house has B's account, so even B's own clerk is refused this one: the
+        # snapshot's "places" shows it stays)
+        ("POST", f"/staff/register/addresses/house/{b.places['house']}/delete", None, {}),
     ]
 
 
@@ -910,6 +1025,9 @@ NAMES_NO_BRANCH_THING: dict[tuple[str, str], str] = {
     ("POST", "/api/click/prepare"): "the provider's callback",
     ("POST", "/api/click/complete"): "the provider's callback",
     ("POST", "/staff/cashier"): "the desk page's form: its changes are /staff/payments/desk",
+    ("POST", "/staff/register/rates/tariffs"): "tariffs are the region's, of no branch",
+    ("POST", "/staff/register/rates/norms"): "norms are the region's, of no branch",
+    ("POST", "/staff/register/rates/{what}/{rate_id}/delete"): "tariffs and norms: the region's",
 }
 """The routes that change something but name no branch's thing, and why."""
 

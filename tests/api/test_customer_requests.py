@@ -34,7 +34,6 @@ from tests.api.conftest import (
     insert_user,
     make_account,
 )
-from tests.api.test_register_pages import with_register
 
 EDIT = {Role.ADMIN, Role.BILLING_CLERK}
 READ = {Role.ADMIN, Role.BILLING_CLERK, Role.CASHIER, Role.ACCOUNTANT, Role.LAWYER, Role.VIEWER}
@@ -47,7 +46,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(db_url: str, clock: Clock) -> FastAPI:
-    return with_register(create_app(api_settings(db_url), clock=clock))
+    return create_app(api_settings(db_url), clock=clock)
 
 
 @pytest.fixture

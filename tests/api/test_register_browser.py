@@ -33,7 +33,6 @@ from tests.api.conftest import (
     api_settings,
 )
 from tests.api.cspwatch import CspWatch
-from tests.api.test_register_pages import with_register
 from tests.test_i18n_complete import ENGLISH
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -305,7 +304,7 @@ def village(db_url: str, users: dict[Role, User]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(db_url: str, users: dict[Role, User], village: dict[str, Any]) -> Iterator[LiveServer]:
-    with LiveServer(with_register(create_app(api_settings(db_url), clock=Clock(NOW)))) as srv:
+    with LiveServer(create_app(api_settings(db_url), clock=Clock(NOW))) as srv:
         yield srv
 
 

@@ -19,7 +19,6 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.security import Role
-from api.web import staff_register
 from billing.accountno import make_number
 from billing.ledger import post_payment, reverse_entry
 from tests.api.conftest import (
@@ -37,25 +36,6 @@ READ = {Role.ADMIN, Role.BILLING_CLERK, Role.CASHIER, Role.ACCOUNTANT, Role.LAWY
 RATES = {Role.ADMIN, Role.ACCOUNTANT}
 
 
-def with_register(app: FastAPI) -> FastAPI:
-    """The app with the register pages and their JSON routes (mounted first when api/app.py
-    does not mount them yet)."""
-    from api.routes import register as register_api
-
-    paths = {getattr(r, "path", "") for r in app.routes}
-    for router, probe in (
-        (staff_register.router, "/staff/register"),
-        (register_api.router, "/api/v1/search/accounts"),
-    ):
-        if probe not in paths:
-            before = len(app.router.routes)
-            app.include_router(router)
-            added = app.router.routes[before:]
-            del app.router.routes[before:]
-            app.router.routes[0:0] = added
-    return app
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock(NOW)
@@ -63,7 +43,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(db_url: str, clock: Clock) -> FastAPI:
-    return with_register(create_app(api_settings(db_url), clock=clock))
+    return create_app(api_settings(db_url), clock=clock)
 
 
 @pytest.fixture

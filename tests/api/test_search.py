@@ -16,12 +16,12 @@ from api.app import create_app
 from api.security import Role
 from billing import queries as bq
 from tests.api.conftest import NOW, Clock, User, api_settings, bearer, make_account
-from tests.api.test_register_pages import login, page, with_register
+from tests.api.test_register_pages import login, page
 
 
 @pytest.fixture
 def app(db_url: str) -> FastAPI:
-    return with_register(create_app(api_settings(db_url), clock=Clock(NOW)))
+    return create_app(api_settings(db_url), clock=Clock(NOW))
 
 
 @pytest.fixture

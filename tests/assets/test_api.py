@@ -11,7 +11,6 @@ import httpx
 import psycopg
 import pytest
 import shapely
-from fastapi import FastAPI
 
 from api.app import create_app
 from api.routes import assets as asset_routes
@@ -22,16 +21,6 @@ from assets.model import Asset
 from assets.store import save_assets
 from tests.api.conftest import PASSWORD, Clock, User, api_settings, bearer, insert_user
 from tests.assets.conftest import NOW, actor
-
-
-def with_asset_routes(app: FastAPI) -> FastAPI:
-    """The app with the register's routers (api/app.py lists them once the lead adds them;
-    until then the tests add them, after the ones already there)."""
-    paths = {getattr(r, "path", "") for r in app.router.routes}
-    if "/api/v1/assets/map" not in paths:
-        app.include_router(asset_routes.router)
-        app.include_router(staff_map.router)
-    return app
 
 
 def grid(n: int, lon0: float = 71.60, lat0: float = 40.46) -> list[Asset]:
@@ -70,7 +59,7 @@ def api_db(any_db_url: str) -> tuple[str, dict[Role, User]]:
 
 @pytest.fixture
 async def client(api_db: tuple[str, dict[Role, User]]) -> AsyncIterator[httpx.AsyncClient]:
-    app = with_asset_routes(create_app(api_settings(api_db[0]), clock=Clock(NOW)))
+    app = create_app(api_settings(api_db[0]), clock=Clock(NOW))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -31,7 +31,7 @@ from assets import isolation_queries
 from tests.api.conftest import PASSWORD, Clock, LiveServer, User, api_settings, insert_user
 from tests.api.cspwatch import CspWatch
 from tests.assets.conftest import NOW
-from tests.assets.village import build_village, with_ops_routes
+from tests.assets.village import build_village
 from tests.test_i18n_complete import ENGLISH
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,7 +76,7 @@ def village(db_url: str) -> tuple[str, int, User]:
 @pytest.fixture(scope="module")
 def server(village: tuple[str, int, User]) -> Iterator[LiveServer]:
     isolation_queries.forget_graphs()
-    app = with_ops_routes(create_app(api_settings(village[0]), clock=Clock(NOW)))
+    app = create_app(api_settings(village[0]), clock=Clock(NOW))
     paths = {getattr(r, "path", "") for r in app.router.routes}
     if "/staff/alarms" not in paths:
         app.include_router(staff_alarms.router)

@@ -24,7 +24,6 @@ from suvnet.site import apply_site_file
 from tests.api.conftest import PASSWORD, Clock, LiveServer, api_settings, insert_user
 from tests.api.cspwatch import CspWatch
 from tests.assets.conftest import NOW
-from tests.assets.test_api import with_asset_routes
 from tests.assets.test_checks import SITE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,7 +69,7 @@ def village(db_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(village: str) -> Iterator[LiveServer]:
-    app = with_asset_routes(create_app(api_settings(village), clock=Clock(NOW)))
+    app = create_app(api_settings(village), clock=Clock(NOW))
     with LiveServer(app) as srv:
         yield srv
 

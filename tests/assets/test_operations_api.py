@@ -24,7 +24,7 @@ from assets import isolation_queries
 from billing.config import get_billing_config
 from tests.api.conftest import Clock, User, api_settings, bearer, insert_user
 from tests.assets.conftest import NOW
-from tests.assets.village import build_village, with_ops_routes
+from tests.assets.village import build_village
 from tests.pdf_safety import check_pdf
 
 ROLES = (Role.ADMIN, Role.VIEWER, Role.DISPATCHER, Role.TECHNICIAN, Role.BILLING_CLERK)
@@ -89,7 +89,7 @@ async def client(
     monkeypatch.setenv("SUVNET_BILLING_UTILITY_PHONE", "+998712000000")
     get_billing_config.cache_clear()
     isolation_queries.forget_graphs()
-    app = with_ops_routes(create_app(api_settings(village[0]), clock=Clock(NOW)))
+    app = create_app(api_settings(village[0]), clock=Clock(NOW))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

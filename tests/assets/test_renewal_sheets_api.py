@@ -26,7 +26,7 @@ from assets import isolation_queries
 from billing.config import get_billing_config
 from tests.api.conftest import Clock, User, api_settings, bearer, insert_user
 from tests.assets.conftest import NOW
-from tests.assets.village import build_village, with_ops_routes
+from tests.assets.village import build_village
 from tests.pdf_layout import layout_problems
 from tests.pdf_safety import active_content, pdf_text, squash
 
@@ -51,7 +51,7 @@ async def client(
     monkeypatch.setenv("SUVNET_BILLING_UTILITY_NAME", "Yangiobod suv ta'minoti")
     get_billing_config.cache_clear()
     isolation_queries.forget_graphs()
-    app = with_ops_routes(create_app(api_settings(village[0]), clock=Clock(NOW)))
+    app = create_app(api_settings(village[0]), clock=Clock(NOW))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -25,7 +25,6 @@ from assets.work_orders import close_problems, number, problems, water_lost
 from tests.alarms.test_leak_rule import DAYS, LEAK_LPS, START, _dma
 from tests.api.conftest import Clock, User, api_settings, bearer, insert_user
 from tests.assets.conftest import actor
-from tests.assets.village import with_ops_routes
 
 T = datetime(2026, 6, 1, 8, tzinfo=UTC)
 ROLES = (Role.ADMIN, Role.VIEWER, Role.DISPATCHER, Role.TECHNICIAN)
@@ -150,7 +149,7 @@ CLOCK = Clock(START + timedelta(days=DAYS, hours=1))
 @pytest.fixture
 async def client(leaky: tuple[str, dict[Role, User], int, int]) -> AsyncIterator[httpx.AsyncClient]:
     isolation_queries.forget_graphs()
-    app = with_ops_routes(create_app(api_settings(leaky[0]), clock=CLOCK))
+    app = create_app(api_settings(leaky[0]), clock=CLOCK)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -9,14 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from fastapi import FastAPI
 
-from api.routes import work_orders as work_order_routes
 from assets.demo import seed_register
 from billing.accounts import Address, create_account
 from suvnet.site import apply_site_file
 from tests.assets.conftest import NOW
-from tests.assets.test_api import with_asset_routes
 
 SITE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "village-site.yaml"
 REGION, DISTRICT = "Farg'ona viloyati", "Yangiobod tumani"
@@ -74,13 +71,3 @@ def build_village(db_url: str) -> dict[str, str]:
         seed_register(conn, now=NOW)
         conn.commit()
     return numbers
-
-
-def with_ops_routes(app: FastAPI) -> FastAPI:
-    """The app with the register's and the work orders' routers (api/app.py lists them once
-    the lead adds them; until then the tests add them)."""
-    with_asset_routes(app)
-    paths = {getattr(r, "path", "") for r in app.router.routes}
-    if "/api/v1/work-orders" not in paths:
-        app.include_router(work_order_routes.router)
-    return app
