@@ -444,7 +444,9 @@ async def sql_phase(
 
     lat: list[float] = []
     frm = END - timedelta(days=30)
-    async with AsyncConnectionPool(db_url, min_size=20, max_size=20, open=False) as pool:
+    async with AsyncConnectionPool(
+        db_url, min_size=20, max_size=20, open=False, timeout=600
+    ) as pool:
         await pool.open(wait=True)
         stop = time.perf_counter() + seconds
 
