@@ -38,7 +38,12 @@ load generators), so latencies are a floor for real hardware; the ratios and CPU
 travel better. The database is a fresh one on SUVNET_TEST_DATABASE_URL or 127.0.0.1:5432,
 dropped at the end (``--keep`` keeps it and prints its URL).
 
+``--only billing`` generates the region and measures only billing_run_s_1m (the one-process
+run of October), skipping the parallel run, the slips and the API phases; its JSON line has
+``accounts``, ``generate_s`` and ``billing_run_s_1m`` (with ``billing_accounts_per_s``).
+
 Usage: python bench/scale.py [--quick] [--accounts N] [--points N] [--procs P] [--seconds S]
+       [--only billing] [--keep]
 """
 
 from __future__ import annotations
@@ -674,6 +679,58 @@ def _database(admin_url: str, keep: bool) -> Iterator[str]:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def other_phases(
+    url: str, region: dict[str, Any], t_serial: float, procs: int, n_slips: int, seconds: float
+) -> dict[str, Any]:
+    """The phases after the one-process billing run; returns the JSON line's keys."""
+    n = region["accounts"]
+    t_par, made = billing_parallel(url, procs)
+    assert made == n, f"{made} invoices for {n} accounts"
+    log(
+        f"billing run November, {BRANCHES} branches in {procs} processes: {t_par:.1f} s "
+        f"({n / t_par:,.0f} accounts/s); ratio to the one-process run "
+        f"{t_serial / t_par:.2f}x faster"
+    )
+    per_s, done, t_data = slips(url, n_slips)
+    log(
+        f"slips: {done:,} in {done / per_s:.1f} s = {per_s:.1f} slips/s "
+        f"(data {t_data:.1f} s, PDF {done / per_s - t_data:.1f} s)"
+    )
+    with tempfile.TemporaryDirectory(prefix="suvnet-bench-scale-") as tmp:
+        api = api_phases(url, region, seconds, Path(tmp))
+    bal, srch = api["balance_p99_ms"], api["search_p99_ms"]
+    log(
+        f"ratio to baseline (API p99 / SQL p99): balance "
+        f"{bal / api['balance_sql_p99_ms']:.2f}x, search {srch / api['search_sql_p99_ms']:.2f}x"
+    )
+    if n < 1_000_000:
+        goal = f"not measured at 1,000,000 ({n:,} accounts here)"
+    else:
+        goal = "met" if t_serial < 600 else "NOT met"
+    log(
+        f"goals: billing < 600 s for 1,000,000: {goal}; balance_p99_ms < 50: "
+        f"{'met' if bal < 50 else 'NOT met'}"
+    )
+    return {
+        "accounts": n,
+        "billing_run_s_1m": round(t_serial, 2),
+        "billing_run_branch_parallel_s": round(t_par, 2),
+        "parallel_ratio": round(t_serial / t_par, 2),
+        "slips_pdf_per_s": round(per_s, 1),
+        "balance_p99_ms": round(bal, 2),
+        "search_p99_ms": round(srch, 2),
+        "balance_ratio": round(bal / api["balance_sql_p99_ms"], 2),
+        "search_ratio": round(srch / api["search_sql_p99_ms"], 2),
+        "ingest_stored_per_s": round(api["ingest_stored_per_s"]),
+        "readings_bytes_per_row": round(api["readings_bytes_per_row"], 1),
+        "api_cpu_ms_per_request": round(api["cpu_app_ms"], 3),
+        "cpu_check_and_scope_ms": round(
+            api["cpu_two_statements_ms"] - api["cpu_balance_statement_ms"], 3
+        ),
+        "cpu_balance_statement_ms": round(api["cpu_balance_statement_ms"], 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -685,6 +742,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, help="seconds per API phase")
     ap.add_argument("--slips", type=int, help="slips to render")
     ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument(
+        "--only",
+        choices=["billing"],
+        help="billing: generate the region and measure only billing_run_s_1m (no parallel "
+        "run, slips or API phases)",
+    )
     a = ap.parse_args()
     accounts = a.accounts or (10_000 if a.quick else 1_000_000)
     points = a.points or (1_000 if a.quick else 10_000)
@@ -695,7 +758,9 @@ def main() -> None:
     gen = _database(server_url(), a.keep)
     url = next(gen)
     try:
+        t_gen = time.perf_counter()
         region = make_region(url, accounts, points)
+        t_gen = time.perf_counter() - t_gen
         n = region["accounts"]
         t_serial, made = billing_serial(url)
         assert made == n, f"{made} invoices for {n} accounts"
@@ -704,58 +769,23 @@ def main() -> None:
             f"({n / t_serial:,.0f} accounts/s); goal for 1,000,000: < 600 s"
             + ("" if n >= 1_000_000 else f" (this region: {n:,} accounts, not scaled)")
         )
-        t_par, made = billing_parallel(url, procs)
-        assert made == n, f"{made} invoices for {n} accounts"
-        log(
-            f"billing run November, {BRANCHES} branches in {procs} processes: {t_par:.1f} s "
-            f"({n / t_par:,.0f} accounts/s); ratio to the one-process run "
-            f"{t_serial / t_par:.2f}x faster"
-        )
-        per_s, done, t_data = slips(url, n_slips)
-        log(
-            f"slips: {done:,} in {done / per_s:.1f} s = {per_s:.1f} slips/s "
-            f"(data {t_data:.1f} s, PDF {done / per_s - t_data:.1f} s)"
-        )
-        with tempfile.TemporaryDirectory(prefix="suvnet-bench-scale-") as tmp:
-            api = api_phases(url, region, seconds, Path(tmp))
-        bal, srch = api["balance_p99_ms"], api["search_p99_ms"]
-        log(
-            f"ratio to baseline (API p99 / SQL p99): balance "
-            f"{bal / api['balance_sql_p99_ms']:.2f}x, search {srch / api['search_sql_p99_ms']:.2f}x"
-        )
-        if n < 1_000_000:
-            goal = f"not measured at 1,000,000 ({n:,} accounts here)"
-        else:
+        if a.only == "billing":
             goal = "met" if t_serial < 600 else "NOT met"
-        log(
-            f"goals: billing < 600 s for 1,000,000: {goal}; balance_p99_ms < 50: "
-            f"{'met' if bal < 50 else 'NOT met'}"
-        )
+            if n < 1_000_000:
+                goal = f"not measured at 1,000,000 ({n:,} accounts here)"
+            log(f"goal: billing < 600 s for 1,000,000: {goal}")
+            out = {
+                "accounts": n,
+                "generate_s": round(t_gen, 1),
+                "billing_run_s_1m": round(t_serial, 2),
+                "billing_accounts_per_s": round(n / t_serial),
+            }
+        else:
+            out = other_phases(url, region, t_serial, procs, n_slips, seconds)
     finally:
         for _ in gen:
             pass
-    print(
-        json.dumps(
-            {
-                "accounts": n,
-                "billing_run_s_1m": round(t_serial, 2),
-                "billing_run_branch_parallel_s": round(t_par, 2),
-                "parallel_ratio": round(t_serial / t_par, 2),
-                "slips_pdf_per_s": round(per_s, 1),
-                "balance_p99_ms": round(bal, 2),
-                "search_p99_ms": round(srch, 2),
-                "balance_ratio": round(bal / api["balance_sql_p99_ms"], 2),
-                "search_ratio": round(srch / api["search_sql_p99_ms"], 2),
-                "ingest_stored_per_s": round(api["ingest_stored_per_s"]),
-                "readings_bytes_per_row": round(api["readings_bytes_per_row"], 1),
-                "api_cpu_ms_per_request": round(api["cpu_app_ms"], 3),
-                "cpu_check_and_scope_ms": round(
-                    api["cpu_two_statements_ms"] - api["cpu_balance_statement_ms"], 3
-                ),
-                "cpu_balance_statement_ms": round(api["cpu_balance_statement_ms"], 3),
-            }
-        )
-    )
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
