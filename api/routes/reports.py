@@ -19,6 +19,7 @@ from api.reports import builders, service
 from api.reports.claims import claims_zip, render_claim
 from api.reports.config import get_report_settings
 from api.reports.model import Report
+from api.reports.text import Words
 from api.security import REPORT_ROLES
 from billing.config import get_billing_config
 
@@ -66,7 +67,13 @@ def filters(
             branch=branch,
         )
     except service.ReportInputError as exc:
-        raise InvalidError(str(exc)) from exc
+        raise refusal(exc, lang) from exc
+
+
+def refusal(exc: service.ReportInputError, lang: str) -> InvalidError:
+    """422 with the reason in the language the form was asked in (``lang``), the words the
+    report page uses."""
+    return InvalidError(exc.text(Words(service.language(lang))))
 
 
 FiltersDep = Annotated[builders.Filters, Depends(filters)]
@@ -84,7 +91,7 @@ async def _build(conn: ReadConn, name: str, f: builders.Filters) -> Report:
     try:
         return await service.build(conn, name, f)
     except service.ReportInputError as exc:
-        raise InvalidError(str(exc)) from exc
+        raise refusal(exc, f.lang) from exc
 
 
 SUMMARIES: dict[str, str] = {
@@ -163,7 +170,7 @@ async def claim_letters(*, conn: ReadConn, st: State, f: FiltersDep) -> Response
     try:
         claims = await service.claims(conn, f)
     except service.ReportInputError as exc:
-        raise InvalidError(str(exc)) from exc
+        raise refusal(exc, f.lang) from exc
     body = claims_zip(
         claims, f.date_to, _claim_context(st), get_report_settings().claim_payment_days
     )
@@ -188,7 +195,7 @@ async def claim_letter(
     try:
         claims = await service.claims(conn, f, number)
     except service.ReportInputError as exc:
-        raise InvalidError(str(exc)) from exc
+        raise refusal(exc, f.lang) from exc
     c = claims[0]
     pdf = render_claim(
         c, f.date_to, _claim_context(st)(c.language), get_report_settings().claim_payment_days
