@@ -14,6 +14,7 @@ import psycopg
 import typer
 from psycopg import errors as pg_errors
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -521,6 +522,11 @@ def dunning_cmd(
         f"stages reached: {res.actions}, messages sent: {res.sent}, failed: {res.failed}, "
         f"stopped (debt paid): {res.stopped}" + (" (dry run)" if dry_run else "")
     )
+    for why in res.refused.values():
+        # the other debtors were served; these wait until the branch's requisites are set
+        console.print(f"[red]error:[/red] {escape(why)}; its debtors' letters wait")
+    if res.refused:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

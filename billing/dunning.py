@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,14 @@ import httpx
 import psycopg
 
 from billing.balances import aging_by_account
-from billing.branches import Contract, Provider, Seller, account_contracts, seller_of_account
+from billing.branches import (
+    Contract,
+    Provider,
+    RequisitesMissingError,
+    Seller,
+    account_contracts,
+    seller_of_account,
+)
 from billing.config import BillingConfig
 from billing.documents import money, render_letter, render_statement, statement_data
 from billing.errors import ChannelError, NoContactError
@@ -183,6 +190,8 @@ class DunningResult:
     failed: int = 0
     skipped: int = 0
     stopped: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+    """Branches whose letters could not be made (code: why); their debtors' stages wait."""
 
 
 def pick_stage(stages: list[Stage], kind: str, days: int, debt: int) -> Stage | None:
@@ -246,16 +255,26 @@ def run_dunning(
         if stage is None or stage.code in done.get(acc.id, set()):
             continue
         res.actions += 1
-        statement = None
-        if acc.kind == "legal" and stage.code == "claim" and "letter" in stage.channels:
-            lang = cfg.default_language
-            sd = statement_data(conn, acc.id, aging.oldest_unpaid, as_of, lang)
-            statement = render_statement(sd, cfg, lang)
         own = account_contracts(conn, acc.number)
-        msg = _message(acc, stage, debt, days, as_of, cfg, statement, own)
+        msg = _message(acc, stage, debt, days, as_of, cfg, None, own)
         if "letter" in stage.channels:
-            # the letter is the account's branch's (refused when it lacks its requisites)
-            msg = replace(msg, seller=seller_of_account(conn, acc.id, cfg))
+            # the letter is the account's branch's; a branch without its requisites gets
+            # no letter and nothing else of this stage: every channel is recorded as failed
+            # with the reason, so the next run after `suvnet branches set` carries the
+            # stage out whole, and the other debtors are not held up
+            try:
+                msg = replace(msg, seller=seller_of_account(conn, acc.id, cfg))
+            except RequisitesMissingError as exc:
+                res.refused[exc.branch_code] = str(exc)
+                res.failed += len(stage.channels)
+                if not dry_run:
+                    for ch_name in stage.channels:
+                        _record(conn, msg, stage, ch_name, "failed", str(exc), now=now)
+                continue
+            if acc.kind == "legal" and stage.code == "claim":
+                lang = cfg.default_language
+                sd = statement_data(conn, acc.id, aging.oldest_unpaid, as_of, lang)
+                msg = replace(msg, statement_pdf=render_statement(sd, cfg, lang))
         if not dry_run:
             _deliver(conn, msg, stage, channels, res, now=now)
     return res
@@ -376,19 +395,33 @@ def _deliver(
             except ChannelError as exc:
                 status, detail = "failed", str(exc)
                 res.failed += 1
-        conn.execute(
-            "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
-            "days_overdue, created_at, status, detail, document) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                msg.account_id,
-                stage.code,
-                ch_name,
-                msg.debt_tiyin,
-                msg.days_overdue,
-                now,
-                status,
-                detail,
-                detail if ch_name == "letter" and status == "sent" else None,
-            ),
-        )
+        _record(conn, msg, stage, ch_name, status, detail, now=now)
+
+
+def _record(  # noqa: PLR0917
+    conn: psycopg.Connection[Any],
+    msg: DunningMessage,
+    stage: Stage,
+    ch_name: str,
+    status: str,
+    detail: str,
+    *,
+    now: datetime,
+) -> None:
+    """One attempt of one channel, in ``dunning_events``."""
+    conn.execute(
+        "INSERT INTO dunning_events (account_id, stage, channel, debt_tiyin, "
+        "days_overdue, created_at, status, detail, document) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            msg.account_id,
+            stage.code,
+            ch_name,
+            msg.debt_tiyin,
+            msg.days_overdue,
+            now,
+            status,
+            detail,
+            detail if ch_name == "letter" and status == "sent" else None,
+        ),
+    )

@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-import pytest
 from pypdf import PdfReader
 
 from billing import branches as br
@@ -60,14 +59,36 @@ def test_claim_letters_carry_the_branch(db_url: str, tmp_path: Path) -> None:
         assert "Kattaqo'rg'on suv ta'minoti filiali" in text
         assert cfg.utility_name not in text
 
-        # a branch without its MFO: no letter, a refusal naming the branch and what it lacks
+        # a branch without its MFO: no letter, a refusal naming the branch and what it
+        # lacks; the other branches' debtors are served in the same run, and the stage of
+        # the refused debtor is carried out whole once the requisites are set
         br.add_branch(conn, "NRB", "Narpay filiali", legal_name="Narpay suv", inn="301234568")
         other = _debtor(conn, "Narpay tumani", "Boshqa MChJ")
+        third = _debtor(conn, "Kattaqo'rg'on tumani", "Uchinchi MChJ")
         br.assign(conn, "NRB", districts=["Narpay tumani"])
+        br.assign(conn, "KTQ", districts=["Kattaqo'rg'on tumani"])
         conn.commit()
-        with pytest.raises(br.RequisitesMissingError, match=r"branch NRB .* bank account, MFO"):
-            run_dunning(conn, date(2026, 11, 15), channels, cfg, now=NOW)
-        conn.rollback()
-        assert conn.execute(
-            "SELECT count(*) FROM dunning_events WHERE account_id = %s", (other,)
-        ).fetchone() == (0,)
+        res = run_dunning(conn, date(2026, 11, 15), channels, cfg, now=NOW)
+        conn.commit()
+        assert set(res.refused) == {"NRB"}
+        assert "bank account, MFO" in res.refused["NRB"], res.refused
+        events = conn.execute(
+            "SELECT account_id, channel, status, detail FROM dunning_events "
+            "WHERE account_id = ANY(%s) ORDER BY id",
+            ([other, third],),
+        ).fetchall()
+        refused = [e for e in events if e[0] == other]
+        assert refused and all(e[2] == "failed" and "NRB" in e[3] for e in refused), refused
+        assert ("letter", "sent") in {(e[1], e[2]) for e in events if e[0] == third}, events
+        br.set_requisites(conn, "NRB", bank_account="20208000900100000002", mfo="00444")
+        conn.commit()
+        res = run_dunning(conn, date(2026, 11, 16), channels, cfg, now=NOW)
+        conn.commit()
+        assert not res.refused
+        row = conn.execute(
+            "SELECT document FROM dunning_events WHERE account_id = %s AND channel = 'letter' "
+            "AND status = 'sent'",
+            (other,),
+        ).fetchone()
+        assert row is not None
+        assert "Narpay suv" in PdfReader(row[0]).pages[0].extract_text()
