@@ -96,7 +96,9 @@ class AccountBill:
 
     @property
     def prorated(self) -> bool:
-        return self.service is not None and self.service_days < self.service.period_days
+        if self.service is None or self.service.full:  # every day active: nothing prorated
+            return False
+        return self.service_days < self.service.period_days
 
 
 @dataclass
@@ -335,6 +337,7 @@ def build_bills(inp: BillInputs, params: ConsumptionParams) -> list[AccountBill]
     for t in inp.tariffs:
         by_category.setdefault(t.category, []).append(t)
     norms = list(inp.norms)
+    charges: dict[tuple[Any, ...], Charge] = {}  # the same inputs price the same (immutable)
     return [
         account_bill(
             acc,
@@ -343,6 +346,7 @@ def build_bills(inp: BillInputs, params: ConsumptionParams) -> list[AccountBill]
             inp.window,
             by_category.get(acc.category, []),
             norms,
+            charges=charges,
         )
         for acc in inp.accounts
     ]
@@ -515,9 +519,17 @@ def account_bill(  # noqa: PLR0917
     win: PeriodWindow,
     tariffs: list[Tariff],
     norms: list[Norm],
+    *,
+    charges: dict[tuple[Any, ...], Charge] | None = None,
 ) -> AccountBill:
     """One account's bill: metered when it has a meter connected in the period, else by the
-    norm. ``svc`` None means in service every day."""
+    norm. ``svc`` None means in service every day.
+
+    ``charges`` (optional) remembers the charges priced so far for the same ``win``,
+    ``tariffs`` and ``norms`` (a batch of :func:`build_bills`): a charge depends only on the
+    category, the volume or residents and the days, and is immutable, so equal inputs share
+    one."""
+    memo: dict[tuple[Any, ...], Charge] = {} if charges is None else charges
     if acc.metered and lines:
         vol = sum(m.volume_m3 for m in lines)
         flags = 0
@@ -527,14 +539,26 @@ def account_bill(  # noqa: PLR0917
         # the tariff split runs over the days the account was not closed
         rng = svc.open_range() if svc is not None and not svc.full else None
         first, last = rng if rng is not None else (None, None)
-        charge = metered_charge(litres, acc.category, win.period, tariffs, first=first, last=last)
+        key: tuple[Any, ...] = ("m", acc.category, litres, first, last)
+        charge = memo.get(key)
+        if charge is None:
+            charge = metered_charge(
+                litres, acc.category, win.period, tariffs, first=first, last=last
+            )
+            memo[key] = charge
         basis = "metered"
     else:
         flags = 0
         # the norm is charged for the active days only: no water on suspended days, none
         # before the account was opened or after it was closed
         mask = svc.active_mask if svc is not None and not svc.full else None
-        charge = norm_charge(acc.residents, acc.category, win.period, tariffs, norms, service=mask)
+        key = ("n", acc.category, acc.residents, mask)
+        charge = memo.get(key)
+        if charge is None:
+            charge = norm_charge(
+                acc.residents, acc.category, win.period, tariffs, norms, service=mask
+            )
+            memo[key] = charge
         litres = charge.litres
         vol = litres / 1000
         basis = "norm"
@@ -659,8 +683,8 @@ def _insert_invoices(
         """INSERT INTO invoices (number, account_id, period, kind, run_id, issued_at,
                                  amount_tiyin, vat_tiyin, volume_m3, estimated, lines)
            SELECT n, a, %s, %s, %s, %s, amt, vat, vol, est, l::jsonb
-           FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
-                       %s::float8[], %s::bool[], %s::text[]) AS u(n, a, amt, vat, vol, est, l)
+           FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[],
+                       %b::float8[], %b::bool[], %b::text[]) AS u(n, a, amt, vat, vol, est, l)
            RETURNING id, account_id""",
         (
             win.period,
@@ -689,9 +713,9 @@ def _insert_consumption(
         """INSERT INTO period_consumption (period, account_id, meter_id, invoice_id,
                start_ts, end_ts, start_m3, end_m3, volume_m3, estimated_m3, flags)
            SELECT %s, a, m, i, s, e, sv, ev, v, est, f
-           FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[],
-                       %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[],
-                       %s::float8[], %s::int[]) AS u(a, m, i, s, e, sv, ev, v, est, f)""",
+           FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[],
+                       %b::timestamptz[], %b::float8[], %b::float8[], %b::float8[],
+                       %b::float8[], %b::int[]) AS u(a, m, i, s, e, sv, ev, v, est, f)""",
         (
             win.period,
             [b.account_id for b, _ in mrows],
@@ -727,7 +751,7 @@ def _insert_charges(
         """INSERT INTO ledger (account_id, kind, amount_tiyin, vat_tiyin, value_date, period,
                                posted_at, source, idem_key, invoice_id, memo)
            SELECT a, 'charge', amt, vat, %s, %s, %s, 'billing', k, i, %s
-           FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
+           FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::bigint[])
                 AS u(a, amt, vat, k, i)
            ON CONFLICT (idem_key) DO NOTHING""",
         (
