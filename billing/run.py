@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -93,6 +94,15 @@ class AccountBill:
         if self.basis == "norm":
             return self.service.active_days
         return self.service.active_days + self.service.suspended_days
+
+    @cached_property
+    def total_tiyin(self) -> int:
+        """The charge's total (summed once: the run asks for it several times)."""
+        return self.charge.total_tiyin
+
+    @cached_property
+    def vat_tiyin(self) -> int:
+        return self.charge.vat_tiyin
 
     @property
     def prorated(self) -> bool:
@@ -593,8 +603,8 @@ def compute_bills(  # noqa: PLR0917
 def _accumulate(summary: RunSummary, bills: list[AccountBill]) -> None:
     for b in bills:
         summary.accounts_billed += 1
-        summary.total_tiyin += b.charge.total_tiyin
-        summary.vat_tiyin += b.charge.vat_tiyin
+        summary.total_tiyin += b.total_tiyin
+        summary.vat_tiyin += b.vat_tiyin
         summary.volume_m3 += b.litres / 1000
         if b.basis == "metered":
             summary.metered += 1
@@ -693,8 +703,8 @@ def _insert_invoices(
             now,
             numbers,
             [b.account_id for b in bills],
-            [b.charge.total_tiyin for b in bills],
-            [b.charge.vat_tiyin for b in bills],
+            [b.total_tiyin for b in bills],
+            [b.vat_tiyin for b in bills],
             [b.litres / 1000 for b in bills],
             [b.estimated for b in bills],
             [_lines_json(b) for b in bills],
@@ -742,7 +752,7 @@ def _insert_charges(
 ) -> None:
     """One ledger charge per bill with an amount, dated the last day of the period, with the
     idempotency key ``charge:<YYYY-MM>:<account id>``."""
-    charged = [b for b in bills if b.charge.total_tiyin > 0]
+    charged = [b for b in bills if b.total_tiyin > 0]
     if not charged:
         return
     _, last_day = period_bounds(win.period)
@@ -760,8 +770,8 @@ def _insert_charges(
             now,
             f"water {ym}",
             [b.account_id for b in charged],
-            [b.charge.total_tiyin for b in charged],
-            [b.charge.vat_tiyin for b in charged],
+            [b.total_tiyin for b in charged],
+            [b.vat_tiyin for b in charged],
             [f"charge:{ym}:{b.account_id}" for b in charged],
             [inv[b.account_id] for b in charged],
         ),
@@ -996,7 +1006,7 @@ def _bill_batch(  # noqa: PLR0917
             conn.execute(
                 """UPDATE billing_runs SET accounts_done = accounts_done + %s,
                        charged_tiyin = charged_tiyin + %s WHERE id = %s""",
-                (len(bills), sum(b.charge.total_tiyin for b in bills), run_id),
+                (len(bills), sum(b.total_tiyin for b in bills), run_id),
             )
         conn.commit()
     except BaseException as exc:
