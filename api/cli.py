@@ -41,7 +41,8 @@ users_app = typer.Typer(
 )
 branches_app = typer.Typer(
     help="District branches: add, list, assign districts, MFYs, zones and gateways, set "
-    "requisites and payment contracts (docs/branches.md).",
+    "requisites and payment contracts, read-only logins for a branch's Grafana "
+    "(docs/branches.md).",
     no_args_is_help=True,
 )
 
@@ -461,6 +462,70 @@ def branches_release(
     only regional users see them until they are assigned again)."""
     n = _branches(lambda conn: br.release(conn, code, districts=district or (), mahallas=mfy or ()))
     console.print(f"branch [bold]{code.upper()}[/bold]: {n} area(s) released")
+
+
+@branches_app.command("reader")
+def branches_reader(
+    role: Annotated[str, typer.Argument(help="the login's name, e.g. grafana_urg")],
+    branch: Annotated[list[str], typer.Option(help="a branch code the login sees; repeatable")],
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            help="the environment variable holding its password (else it is asked for; "
+            "needed for a new login, optional for a change)"
+        ),
+    ] = None,
+) -> None:
+    """A read-only database login that sees the given branches only, for that branch's
+    Grafana (its datasource user) or another reporting tool: every table's rows are scoped
+    as for a branch user of the API, whatever SQL is typed. Run again to change its branches
+    or password. Example: SUVNET_READER_PW=... suvnet branches reader grafana_urg --branch
+    URG --password-env SUVNET_READER_PW (docs/branches.md, "Grafana per branch")."""
+    import os
+
+    password: str | None = None
+    if password_env:
+        password = os.environ.get(password_env) or None
+        if password is None:
+            console.print(f"[red]the environment variable {password_env} is not set[/red]")
+            raise typer.Exit(1)
+    elif sys.stdin.isatty():
+        password = (
+            typer.prompt(
+                f"password for {role} (empty: keep it)",
+                hide_input=True,
+                confirmation_prompt=True,
+                default="",
+                show_default=False,
+            )
+            or None
+        )
+    done = _branches(lambda conn: br.set_reader(conn, role, branch, password))
+    console.print(
+        f"reader [bold]{role}[/bold] sees {', '.join(b.code for b in done)}; give it to the "
+        "branch's Grafana as its datasource user"
+    )
+
+
+@branches_app.command("readers")
+def branches_readers() -> None:
+    """The read-only logins of branches and what each sees."""
+    rows = _branches(br.list_readers)
+    if not rows:
+        console.print("no branch readers (suvnet branches reader NAME --branch CODE)")
+    for role, codes in rows:
+        console.print(
+            f"[bold]{role}[/bold]: {', '.join(codes) or '[red]no branch: sees nothing[/red]'}"
+        )
+
+
+@branches_app.command("reader-drop")
+def branches_reader_drop(
+    role: Annotated[str, typer.Argument(help="the reader's login name")],
+) -> None:
+    """Remove a branch's read-only login."""
+    _branches(lambda conn: br.drop_reader(conn, role))
+    console.print(f"reader [bold]{role}[/bold] removed")
 
 
 @branches_app.command("contract")

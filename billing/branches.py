@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from billing.errors import BillingError, DocumentError
@@ -623,3 +624,111 @@ def release(
 def _db_message(exc: psycopg.Error) -> str:
     diag = exc.diag.message_primary
     return diag if diag else str(exc).strip()
+
+
+# ------------------------------------------------------------------ read-only logins
+# A branch's Grafana (or any reporting tool) logs in as a read-only database role that sees
+# its branches only (migration 0803): a member of suvnet_branch_reader, its branches rows of
+# branch_readers. docs/branches.md, "Grafana per branch".
+
+READER_GROUP = "suvnet_branch_reader"
+_READER_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
+
+
+def _is_reader(conn: psycopg.Connection[Any], role: str) -> bool | None:
+    """None: no such role; else whether it is a branch reader (a direct member)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_auth_members m "
+        "JOIN pg_roles g ON g.oid = m.roleid AND g.rolname = %s "
+        "WHERE m.member = r.oid) FROM pg_roles r WHERE r.rolname = %s",
+        (READER_GROUP, role),
+    ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def set_reader(
+    conn: psycopg.Connection[Any], role: str, codes: Sequence[str], password: str | None
+) -> list[Branch]:
+    """Make (or change) the read-only login ``role`` that sees the branches ``codes`` only;
+    ``password`` sets its password (required for a new login). A role that exists and is
+    not a branch reader (the owner, the API's login, a person) is refused."""
+    if not _READER_RE.match(role):
+        raise BranchError(
+            f"reader name {role!r}: 3-63 small Latin letters, digits or _, starting with a "
+            "letter (e.g. grafana_urg)"
+        )
+    if not codes:
+        raise BranchError("name the branch(es) the reader sees: --branch CODE")
+    branches = [get_branch(conn, c) for c in codes]
+    known = _is_reader(conn, role)
+    if known is False:
+        raise BranchError(
+            f"the database role {role} exists and is not a branch reader; choose another name"
+        )
+    if known is None and not password:
+        raise BranchError(f"a new reader needs a password (the login {role} does not exist)")
+    ident = sql.Identifier(role)
+    try:
+        if known is None:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password))
+            )
+        elif password:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_GROUP), ident))
+        db = conn.execute("SELECT current_database()").fetchone()
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(db[0] if db else ""), ident
+            )
+        )
+        conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
+    except pg_errors.InsufficientPrivilege as exc:
+        raise BranchError(
+            f"this database login may not create or change roles ({exc.diag.message_primary}); "
+            "run it as the database owner with CREATEROLE"
+        ) from exc
+    conn.execute("DELETE FROM branch_readers WHERE role_name = %s", (role,))
+    for b in branches:
+        conn.execute(
+            "INSERT INTO branch_readers (role_name, branch_id) VALUES (%s, %s)", (role, b.id)
+        )
+    return branches
+
+
+def drop_reader(conn: psycopg.Connection[Any], role: str) -> None:
+    """Remove the read-only login ``role`` (only a branch reader)."""
+    if not _is_reader(conn, role):
+        raise BranchError(f"there is no branch reader {role} (suvnet branches readers)")
+    conn.execute("DELETE FROM branch_readers WHERE role_name = %s", (role,))
+    db = conn.execute("SELECT current_database()").fetchone()
+    ident = sql.Identifier(role)
+    conn.execute(
+        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+            sql.Identifier(db[0] if db else ""), ident
+        )
+    )
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP ROLE {}").format(ident))
+    except pg_errors.DependentObjectsStillExist as exc:
+        raise BranchError(
+            f"the login {role} still has rights in another database of this server "
+            f"({exc.diag.message_detail or exc}); remove them there first"
+        ) from exc
+
+
+def list_readers(conn: psycopg.Connection[Any]) -> list[tuple[str, list[str]]]:
+    """Every branch reader and the codes of the branches it sees (none: it sees nothing)."""
+    rows = conn.execute(
+        """SELECT r.rolname, coalesce(array_agg(b.code ORDER BY b.code)
+                                      FILTER (WHERE b.code IS NOT NULL), '{}')
+           FROM pg_roles r
+           JOIN pg_auth_members m ON m.member = r.oid
+           JOIN pg_roles g ON g.oid = m.roleid AND g.rolname = %s
+           LEFT JOIN branch_readers br ON br.role_name = r.rolname
+           LEFT JOIN branches b ON b.id = br.branch_id
+           GROUP BY r.rolname ORDER BY r.rolname""",
+        (READER_GROUP,),
+    ).fetchall()
+    return [(str(r[0]), list(r[1])) for r in rows]

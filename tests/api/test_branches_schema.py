@@ -48,6 +48,8 @@ UNSCOPED = {
     "branch_districts": "the assignments themselves (ids only)",
     "branch_mahallas": "the assignments themselves (ids only)",
     "branch_number_counters": "counters of the numbering",
+    "branch_readers": "which branches a read-only login sees: the scope functions read it "
+    "before any scope is known (migration 0803)",
     "branch_payment_contracts": "read by the payment callbacks before their branch is known",
     "ingest_batches": "the ingest service's bookkeeping (ids and sequence numbers)",
     "ingest_rollup_dirty": "the ingest service's bookkeeping",
