@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+import pytest
 from pypdf import PdfReader
 
 from billing import branches as br
@@ -92,3 +93,48 @@ def test_claim_letters_carry_the_branch(db_url: str, tmp_path: Path) -> None:
         ).fetchone()
         assert row is not None
         assert "Narpay suv" in PdfReader(row[0]).pages[0].extract_text()
+
+
+def test_the_dunning_command_serves_the_others_and_names_the_branch(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`suvnet billing dunning`: one error line per branch without requisites, exit 1 (a
+    scheduled run is noticed), and the other debtors' messages sent and recorded."""
+    from typer.testing import CliRunner
+
+    from billing.cli import app
+    from billing.config import get_billing_config
+    from suvnet.settings import get_settings
+
+    with psycopg.connect(db_url) as conn:
+        br.add_branch(conn, "PXT", "Paxtachi filiali", legal_name="Paxtachi suv", inn="301234569")
+        lacking = _debtor(conn, "Paxtachi tumani", "Yetmagan MChJ")
+        br.assign(conn, "PXT", districts=["Paxtachi tumani"])
+        served = _debtor(conn, "Kattaqo'rg'on tumani", "Xizmat MChJ")
+        br.assign(conn, "KTQ", districts=["Kattaqo'rg'on tumani"])
+        conn.commit()
+    monkeypatch.setenv("SUVNET_DATABASE_URL", db_url)
+    monkeypatch.setenv("SUVNET_NOW", "2026-11-15T09:00:00+05:00")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    get_billing_config.cache_clear()
+    try:
+        r = CliRunner().invoke(
+            app, ["dunning", "--as-of", "2026-11-15", "--out-dir", str(tmp_path / "letters")]
+        )
+    finally:
+        get_settings.cache_clear()
+        get_billing_config.cache_clear()
+    assert r.exit_code == 1, r.output
+    assert "error: branch PXT (Paxtachi filiali) has no bank account, MFO" in r.output
+    assert "Traceback" not in r.output
+    with psycopg.connect(db_url) as conn:
+        got = dict(
+            conn.execute(
+                "SELECT account_id, array_agg(status ORDER BY id) FROM dunning_events "
+                "WHERE account_id = ANY(%s) GROUP BY account_id",
+                ([lacking, served],),
+            ).fetchall()
+        )
+    assert set(got[lacking]) == {"failed"}, got
+    assert "sent" in got[served], got
