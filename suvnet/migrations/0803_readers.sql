@@ -72,30 +72,30 @@ COMMENT ON TABLE branch_readers IS
 GRANT SELECT ON branch_readers TO PUBLIC;
 
 -- Whether the session is a branch reader: its login, or the role it has switched to, is
--- suvnet_branch_reader or a member of it (direct membership: a superuser is not one).
+-- suvnet_branch_reader or a direct member of it (a superuser is not one). The web server's
+-- role suvnet_app never is (a reader cannot become it), and is answered without a catalog
+-- lookup: the policies ask once per query, and the API's queries are the busy ones.
 CREATE FUNCTION suvnet_is_branch_reader() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT current_user = 'suvnet_branch_reader' OR session_user = 'suvnet_branch_reader'
+    SELECT current_user <> 'suvnet_app' AND (
+        current_user = 'suvnet_branch_reader' OR session_user = 'suvnet_branch_reader'
         OR EXISTS (SELECT 1 FROM pg_auth_members m
-                   JOIN pg_roles g ON g.oid = m.roleid AND g.rolname = 'suvnet_branch_reader'
-                   JOIN pg_roles u ON u.oid = m.member
-                   WHERE u.rolname IN (current_user, session_user))
+                   WHERE m.roleid = 'suvnet_branch_reader'::regrole
+                     AND m.member IN (current_user::regrole, session_user::regrole)))
 $$;
 
 CREATE OR REPLACE FUNCTION suvnet_scope_all() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN (SELECT suvnet_is_branch_reader()) THEN false
-           ELSE CASE coalesce(current_setting('suvnet.branches', true), '')
-                    WHEN '*' THEN true
-                    WHEN '' THEN current_user <> 'suvnet_app'
-                    ELSE false
-                END
+    SELECT CASE coalesce(current_setting('suvnet.branches', true), '')
+               WHEN '*' THEN current_user = 'suvnet_app' OR NOT suvnet_is_branch_reader()
+               WHEN '' THEN current_user <> 'suvnet_app' AND NOT suvnet_is_branch_reader()
+               ELSE false
            END
 $$;
 
 CREATE OR REPLACE FUNCTION suvnet_scope_branches() RETURNS bigint[]
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN (SELECT suvnet_is_branch_reader())
+    SELECT CASE WHEN current_user <> 'suvnet_app' AND suvnet_is_branch_reader()
                 THEN coalesce((SELECT array_agg(branch_id ORDER BY branch_id) FROM branch_readers
                                WHERE role_name = session_user), '{}'::bigint[])
                 WHEN coalesce(current_setting('suvnet.branches', true), '') ~ '^[0-9]{1,18}(,[0-9]{1,18})*$'
