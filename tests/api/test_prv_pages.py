@@ -25,7 +25,7 @@ from suvnet.prvcontrol import ControlConfig
 from tests.api.conftest import PASSWORD, Clock, User, api_settings
 from tests.api.test_csp import check_page, csrf
 from tests.api.test_prv_api import village  # noqa: F401 - the module's site fixture
-from tests.test_i18n_complete import _ROLE, PSEUDO, english, page_text
+from tests.test_i18n_complete import PSEUDO, english, page_text
 
 PAGE = "/staff/prv/prv-1-ctl"
 
@@ -218,4 +218,4 @@ async def test_no_english_outside_the_catalogs(
         r = await client.get(path)
         assert r.status_code == 200, path
         # the staff's user names (u_technician, u_dispatcher: who changed it last) are data
-        assert english(page_text(r.text)) - _ROLE - {"technician", "dispatcher"} == set(), path
+        assert english(page_text(r.text)) - {"technician", "dispatcher"} == set(), path
