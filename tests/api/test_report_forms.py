@@ -488,9 +488,13 @@ async def test_claim_letters_one_per_debtor_in_their_language(
     r = await client.get(
         f"/api/v1/reports/legal/claims/{village['a3']}",
         headers=bearer(lawyer),
-        params={"date_from": "2026-07-01", "date_to": "2026-07-31"},
+        params={"date_from": "2026-07-01", "date_to": "2026-07-31", "lang": "ru"},
     )
-    assert r.status_code == 422 and "owes nothing" in r.text
+    # said in the language asked for (the form's), not in English
+    assert r.status_code == 422
+    assert r.json()["detail"] == f"У лицевого счёта {village['a3']} нет долга на 31.07.2026.", (
+        r.text
+    )
     r = await client.get(
         "/api/v1/reports/legal/claims",
         headers=bearer(users[Role.DISPATCHER]),
