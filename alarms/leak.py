@@ -81,12 +81,20 @@ class LeakSettings:
     trend_z: float = 2.5
     regrow_factor: float = 2.0
     settle_estimate_s: float = 30 * 3600.0  # a burst's estimate settles until the next night
+    # a leak found by a daily detector is mostly found while it grows: its first estimate is
+    # low, and the alarm is not raised again for the growth seen in its first days
+    settle_daily_s: float = 72 * 3600.0
     size_rel_sigma: float = 0.2  # the size's sigma also allows this share of the estimate
     close_after_days: int = 7
     transfer_z: float = 3.0
     settle_s: float = 7200.0  # after a repair: flows settle, nothing is judged
     min_sigma_lps: float = 0.05
     min_sigma_pct: float = 2.0  # night and balance: sigma at least this % of the level
+    # the balance against the metered households (daily reads): inflow = a + b x metered use,
+    # fitted over the leak-free days; its residual is the leak, judged by its own CUSUM
+    reg_k: float = 1.0
+    reg_h: float = 2.0
+    reg_min_sigma_pct: float = 2.0  # its sigma at least this % of the day's inflow
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,27 @@ class Detector:
 
 
 @dataclass
+class RegDetector:
+    """The regression balance: leak-free days' (metered use, inflow) in L/s, and its CUSUM."""
+
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "s": self.s}
+
+    @classmethod
+    def from_json(cls, d: Any) -> RegDetector:
+        d = d or {}
+        return cls(
+            [float(v) for v in d.get("x", [])],
+            [float(v) for v in d.get("y", [])],
+            float(d.get("s", 0.0)),
+        )
+
+
+@dataclass
 class LeakState:
     """Everything the leak detector of one DMA remembers (``alarm_rule_state.eval_state``)."""
 
@@ -188,6 +217,7 @@ class LeakState:
     night: Detector = field(default_factory=Detector)
     balance: Detector = field(default_factory=Detector)
     balance_idx: Detector = field(default_factory=Detector)
+    balance_reg: RegDetector = field(default_factory=RegDetector)
     per_meter: list[float] = field(default_factory=list)  # metered use per meter, clean days
     days: dict[int, DayAcc] = field(default_factory=dict)
     evidence: dict[str, Evidence] = field(default_factory=dict)
@@ -212,6 +242,7 @@ class LeakState:
             "night": self.night.to_json(),
             "balance": self.balance.to_json(),
             "balance_idx": self.balance_idx.to_json(),
+            "balance_reg": self.balance_reg.to_json(),
             "per_meter": self.per_meter,
             "days": {
                 str(k): [
@@ -256,6 +287,7 @@ class LeakState:
             night=Detector.from_json(d.get("night")),
             balance=Detector.from_json(d.get("balance")),
             balance_idx=Detector.from_json(d.get("balance_idx")),
+            balance_reg=RegDetector.from_json(d.get("balance_reg")),
             per_meter=[float(x) for x in d.get("per_meter", [])],
             days={int(k): _day_acc(v) for k, v in d.get("days", {}).items()},
             evidence={
@@ -352,9 +384,11 @@ def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[
     size, sigma = got
     ev.size = size
     out = [LeakSignal("update", ts, detector, size)]
-    if ev.detector in ("burst", "losses") and ts - ev.opened_at < cfg.settle_estimate_s:
-        # a burst found within hours is measured better by the night after: the alarm is
-        # not raised again for what was a first under-estimate
+    settle = cfg.settle_estimate_s if ev.detector in ("burst", "losses") else cfg.settle_daily_s
+    if ts - ev.opened_at < settle:
+        # a burst found within hours is measured better by the night after, and a leak found
+        # by the nights or the balance while it grows is bigger by the next days: the alarm
+        # is not raised again for what was a first under-estimate
         ev.alarmed = max(ev.alarmed, size.lps)
         return out
     grown = size.lps - ev.alarmed
@@ -384,6 +418,7 @@ def _reset(st: LeakState, ts: float) -> None:
     st.resid, st.burst_hits, st.hour_s, st.hour_run = [], 0, 0.0, []
     for d in (st.night, st.balance, st.balance_idx):
         d.s, d.recent = 0.0, []
+    st.balance_reg.s = 0.0
     st.evidence = {}
 
 
@@ -450,19 +485,21 @@ def _act(
     j: Judgement | None,
     *,
     ts: float,
-    det: Detector,
+    det: Detector | RegDetector,
+    h: float | None = None,
 ) -> tuple[list[LeakSignal], bool]:
     """What a daily verdict does: open the event, update it, or nothing. Returns the
     signals and whether the value may be learned (no event, nothing suspicious)."""
     if j is None:
         return [], st.event is None
+    h = cfg.h if h is None else h
     st.evidence[name] = Evidence(j.excess, j.sigma, ts)
     if st.event is not None:
         return _update(st, cfg, ts, name), False
-    if det.s > cfg.h and j.excess >= cfg.min_leak_lps:
+    if det.s > h and j.excess >= cfg.min_leak_lps:
         return _open(
             st, cfg, ts, name,
-            f"{name}: {j.excess:.2f} L/s above its usual level (CUSUM {det.s:.1f} > {cfg.h:g})",
+            f"{name}: {j.excess:.2f} L/s above its usual level (CUSUM {det.s:.1f} > {h:g})",
         ), False  # fmt: skip
     if j.trending:
         return _open(
@@ -470,7 +507,34 @@ def _act(
             f"{name}: rising {j.slope:.2f} L/s a day for {cfg.trend_days} days, now "
             f"{j.excess:.2f} L/s above its usual level",
         ), False  # fmt: skip
-    return [], det.s <= cfg.h / 2
+    return [], det.s <= h / 2
+
+
+def _judge_reg(cfg: LeakSettings, det: RegDetector, x: float, y: float) -> Judgement | None:
+    """Judge a day's inflow ``y`` (L/s) against what the metered households' use ``x`` (L/s)
+    predicts: a line fitted (least squares) over the last leak-free days. The line learns how
+    the unmetered households follow the metered ones (weather, Sunday, a biased norm), which
+    a fixed norm cannot; the leak is not in the metered use, so the residual is the leak.
+    None while it is still learning (or the day has no metered use)."""
+    if not (math.isfinite(x) and math.isfinite(y)) or len(det.x) < cfg.min_history_days:
+        return None
+    hx = np.array(det.x[-cfg.baseline_days :], dtype=np.float64)
+    hy = np.array(det.y[-cfg.baseline_days :], dtype=np.float64)
+    n = hx.size
+    xm, ym = float(hx.mean()), float(hy.mean())
+    sxx = float(np.sum((hx - xm) ** 2))
+    b = float(np.sum((hx - xm) * (hy - ym)) / sxx) if sxx > 1e-12 else 0.0
+    a = ym - b * xm
+    resid = hy - (a + b * hx)
+    sig = math.sqrt(float(np.sum(resid**2)) / (n - 2))
+    # the sigma of a prediction from a fitted line
+    lever = (x - xm) ** 2 / sxx if sxx > 1e-12 else 0.0
+    sig *= math.sqrt(1 + 1 / n + lever)
+    sig = max(sig, cfg.min_sigma_lps, cfg.reg_min_sigma_pct / 100 * abs(y))
+    excess = y - (a + b * x)
+    z = t_to_z(excess / sig, n - 2)
+    det.s = max(0.0, det.s + _clip(z, cfg.z_clip) - cfg.reg_k)
+    return Judgement(excess, sig, z, False, math.nan)
 
 
 def _median_last(resid: list[float], n: int) -> float:
@@ -649,12 +713,23 @@ def balance_step(
         use_idx = math.isfinite(s_idx) and (not math.isfinite(s_plain) or s_idx < s_plain)
     j_plain = _judge(cfg, st.balance, losses)
     j_idx = _judge(cfg, st.balance_idx, losses_idx)
+    main_det: Detector | RegDetector
     main_det, j = (st.balance_idx, j_idx) if use_idx else (st.balance, j_plain)
+    h = cfg.h
+    # with metered households read daily, the regression balance judges once it has learned
+    x_met = metered_m3 / 86.4 if meters > 0 else math.nan
+    j_reg = _judge_reg(cfg, st.balance_reg, x_met, inflow / 86.4)
+    if j_reg is not None:
+        main_det, j, h = st.balance_reg, j_reg, cfg.reg_h
     was_open = st.event is not None
-    out, learn = _act(st, cfg, "balance", j, ts=ts, det=main_det)
+    out, learn = _act(st, cfg, "balance", j, ts=ts, det=main_det, h=h)
     if learn:
         _learn(cfg, st.balance, losses)
         _learn(cfg, st.balance_idx, losses_idx)
+        if math.isfinite(x_met):
+            reg = st.balance_reg
+            reg.x = [*reg.x, x_met][-cfg.baseline_days :]
+            reg.y = [*reg.y, inflow / 86.4][-cfg.baseline_days :]
         if meters > 0:
             st.per_meter = [*st.per_meter, metered_m3 / meters][-cfg.baseline_days :]
     if was_open and j is not None:
