@@ -188,9 +188,16 @@ def sync_retention_policy(conn: psycopg.Connection[Any], days: int) -> str:
     if have == want:
         return ""
     with conn.transaction():
-        if row:
+        if row and want:
+            # the same job, its new limit: its schedule (paused or not) and history stay
+            conn.execute(
+                "SELECT alter_job(j.job_id, config => jsonb_set(j.config, '{drop_after}', "
+                "to_jsonb(%s::text))) FROM timescaledb_information.jobs j WHERE j.job_id = %s",
+                (want, row[0]),
+            )
+        elif row:
             conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
-        if days > 0:
+        else:
             conn.execute(
                 "SELECT add_retention_policy('readings', drop_after => make_interval(days => %s))",
                 (days,),

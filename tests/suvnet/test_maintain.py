@@ -92,11 +92,32 @@ def _expected_kept(start: datetime, end: datetime) -> int:
     return int((end - first) / timedelta(hours=1)) + 1
 
 
+def _hold_timescaledb_jobs(conn: psycopg.Connection[Any], days: int = DAYS) -> None:
+    """TimescaleDB's own retention and compression jobs measure their age limits from the
+    wall clock, not from the tests' NOW: on a later day the retention job would drop a chunk
+    these tests expect to keep, and the compression job compress one they expect not to be.
+    So the test database gets a retention policy of ``days`` (``maintain`` changes its limit
+    in place and keeps it paused) and both jobs paused, in one transaction, before the
+    scheduler may start them."""
+    if _mode(conn) != "timescaledb":
+        return
+    with conn.transaction():
+        conn.execute(
+            "SELECT add_retention_policy('readings', drop_after => make_interval(days => %s))",
+            (days,),
+        )
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+            "WHERE hypertable_name = 'readings'"
+        )
+
+
 def test_retention_removes_exactly_the_old_readings_and_keeps_rollups(
     fresh_db_url: str,
 ) -> None:
     start, end = datetime(2026, 8, 15, tzinfo=UTC), NOW
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        _hold_timescaledb_jobs(conn)
         total = _load(conn, start, end)
         rollups = _count(conn, "SELECT count(*) FROM readings_1h WHERE point_id = %s", POINT)
         assert rollups == total
@@ -210,6 +231,7 @@ def test_timescaledb_chunks_are_compressed_and_dropped(fresh_db_url: str) -> Non
                 "the test server has no TimescaleDB (set SUVNET_TEST_DATABASE_URL to one); "
                 "the plain-PostgreSQL tests cover retention there"
             )
+        _hold_timescaledb_jobs(conn, days=90)
         start = NOW - timedelta(days=60)
         _load(conn, start, NOW)
         results = maintain(conn, now=NOW, retention_days=DAYS)
@@ -234,7 +256,11 @@ def test_timescaledb_chunks_are_compressed_and_dropped(fresh_db_url: str) -> Non
             "SELECT config->>'drop_after' FROM timescaledb_information.jobs "
             "WHERE proc_name = 'policy_retention' AND hypertable_name = 'readings'"
         ).fetchone()
-        assert policy == ("30 days",)
+        assert policy == ("30 days",)  # from 90: changed in place, still paused
+        assert conn.execute(
+            "SELECT bool_and(NOT scheduled) FROM timescaledb_information.jobs "
+            "WHERE hypertable_name = 'readings'"
+        ).fetchone() == (True,)
         assert {j.proc_name for j in timescaledb_jobs(conn)} >= {
             "policy_compression",
             "policy_retention",
