@@ -82,7 +82,7 @@ class LeakSettings:
     regrow_factor: float = 2.0
     settle_estimate_s: float = 30 * 3600.0  # a burst's estimate settles until the next night
     # a leak found by a daily detector is mostly found while it grows: its first estimate is
-    # low, and the alarm is not raised again for the growth seen in its first days
+    # low, and in these first days the alarm is raised again only for regrow_factor squared
     settle_daily_s: float = 72 * 3600.0
     size_rel_sigma: float = 0.2  # the size's sigma also allows this share of the estimate
     close_after_days: int = 7
@@ -133,6 +133,11 @@ class LeakEvent:
     size: Size
     alarmed: float  # the size when the alarm was last raised
     quiet_days: int = 0
+    first: float = math.nan  # the size when it was opened (or last raised in its first days)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.first):
+            self.first = self.alarmed
 
 
 @dataclass
@@ -265,6 +270,7 @@ class LeakState:
                 "size": ev.size.to_json(),
                 "alarmed": ev.alarmed,
                 "quiet_days": ev.quiet_days,
+                "first": ev.first,
             },
             "quiet_until": self.quiet_until if math.isfinite(self.quiet_until) else None,
         }
@@ -302,6 +308,7 @@ class LeakState:
                 Size(*(float(x) for x in ev["size"])),
                 float(ev["alarmed"]),
                 int(ev.get("quiet_days", 0)),
+                float(ev.get("first", ev["alarmed"])),
             ),
             quiet_until=-math.inf if d.get("quiet_until") is None else float(d["quiet_until"]),
         )
@@ -384,17 +391,21 @@ def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[
     size, sigma = got
     ev.size = size
     out = [LeakSignal("update", ts, detector, size)]
-    settle = cfg.settle_estimate_s if ev.detector in ("burst", "losses") else cfg.settle_daily_s
-    if ts - ev.opened_at < settle:
-        # a burst found within hours is measured better by the night after, and a leak found
-        # by the nights or the balance while it grows is bigger by the next days: the alarm
-        # is not raised again for what was a first under-estimate
+    if ev.detector in ("burst", "losses") and ts - ev.opened_at < cfg.settle_estimate_s:
+        # a burst found within hours is measured better by the night after: the alarm is
+        # not raised again for what was a first under-estimate
         ev.alarmed = max(ev.alarmed, size.lps)
         return out
-    grown = size.lps - ev.alarmed
-    if size.lps > cfg.regrow_factor * ev.alarmed and grown > max(cfg.min_leak_lps, 2 * sigma):
-        out.append(LeakSignal("regrow", ts, detector, size, f"grown from {ev.alarmed:.2f} L/s"))
-        ev.alarmed = size.lps
+    settling = ts - ev.opened_at < cfg.settle_daily_s
+    # a leak found by the nights or the balance is mostly found while it grows, and is bigger
+    # by the next days: in its first days it is raised again only when it has grown by the
+    # factor twice over since it was opened (a new leak under a small one), not for that growth
+    ref, factor = (ev.first, cfg.regrow_factor**2) if settling else (ev.alarmed, cfg.regrow_factor)
+    if size.lps > factor * ref and size.lps - ref > max(cfg.min_leak_lps, 2 * sigma):
+        out.append(LeakSignal("regrow", ts, detector, size, f"grown from {ref:.2f} L/s"))
+        ev.alarmed = ev.first = size.lps
+    elif settling:
+        ev.alarmed = max(ev.alarmed, size.lps)
     return out
 
 

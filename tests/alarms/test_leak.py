@@ -287,3 +287,19 @@ def test_a_leak_found_while_it_grows_is_not_raised_again_for_its_first_days() ->
         assert len(opened) == 1 and opened[0].size.lps < 3.0, seed
         assert kinds(sigs, "regrow") == [], seed
         assert kinds(sigs, "update")[-1].size.lps > 5.0
+
+
+def test_a_big_leak_under_a_small_alarm_in_its_first_days_is_raised_again() -> None:
+    # a small leak opens the event; a day later a burst of 8 L/s: raised again at once, the
+    # settling of a growing leak's first estimate does not hide a new, much larger leak
+    small, big = 18 * 24 + 12, 19 * 24 + 14
+
+    def extra(i: int) -> float:
+        return (1.5 if i >= small else 0.0) + (8.0 if i >= big else 0.0)
+
+    _, sigs = run(world(), extra=extra)
+    opened, regrown = kinds(sigs, "open"), kinds(sigs, "regrow")
+    assert len(opened) == 1 and opened[0].size.lps < 3.0
+    assert len(regrown) == 1
+    assert T0 + big * 3600 < regrown[0].ts <= T0 + (big + 24) * 3600
+    assert regrown[0].size.lps > 6.0
