@@ -12,13 +12,17 @@ keeps **one leak event** per leak:
   inflow - metered use - the use of the households without a meter (from their norm bills).
   With meters read daily, the unmetered use is also scaled by how much the metered households
   used that day against their usual (a demand index), whichever of the two is steadier in the
-  DMA's history. A CUSUM over days and a trend test.
+  DMA's history. A CUSUM over days and a trend test. Once it has learned, a DMA with meters
+  read daily is judged instead by its inflow against a line fitted over the leak-free days
+  (inflow = a + b x metered use; the residual is the leak), with its own CUSUM.
 * **trend**: a Mann-Kendall test and a Theil-Sen slope over the last nights and days: a leak
   that grows a little every day is seen before it is large.
 
 The first detector that fires opens the event (the alarm). Further evidence only updates its
 size estimate (L/s with a 90 % interval) and its time series; the alarm is raised again only
-when the estimate has grown by ``regrow_factor``. The event ends when the leak is reported
+when the estimate has grown by ``regrow_factor`` (in the first ``settle_daily_s`` of a leak
+found by a daily detector: by ``regrow_factor`` squared since it was opened, as such a leak is
+mostly found while it grows). The event ends when the leak is reported
 repaired (:func:`repaired`) or, without a repair, after ``close_after_days`` days in which no
 detector sees it any more. Nothing is learned while an event is open.
 
