@@ -129,7 +129,7 @@ def test_the_dunning_command_serves_the_others_and_names_the_branch(
     assert "error: branch PXT (Paxtachi filiali) has no bank account, MFO" in r.output
     assert "Traceback" not in r.output
     with psycopg.connect(db_url) as conn:
-        got = dict(
+        got: dict[int, list[str]] = dict(
             conn.execute(
                 "SELECT account_id, array_agg(status ORDER BY id) FROM dunning_events "
                 "WHERE account_id = ANY(%s) GROUP BY account_id",
