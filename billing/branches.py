@@ -676,10 +676,9 @@ def set_reader(
         elif password:
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_GROUP), ident))
-        db = conn.execute("SELECT current_database()").fetchone()
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(db[0] if db else ""), ident
+                sql.Identifier(conn.info.dbname), ident
             )
         )
         conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
@@ -701,11 +700,10 @@ def drop_reader(conn: psycopg.Connection[Any], role: str) -> None:
     if not _is_reader(conn, role):
         raise BranchError(f"there is no branch reader {role} (suvnet branches readers)")
     conn.execute("DELETE FROM branch_readers WHERE role_name = %s", (role,))
-    db = conn.execute("SELECT current_database()").fetchone()
     ident = sql.Identifier(role)
     conn.execute(
         sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
-            sql.Identifier(db[0] if db else ""), ident
+            sql.Identifier(conn.info.dbname), ident
         )
     )
     try:

@@ -256,7 +256,7 @@ def run_dunning(
             continue
         res.actions += 1
         own = account_contracts(conn, acc.number)
-        msg = _message(acc, stage, debt, days, as_of, cfg, None, own)
+        msg = _message(acc, stage, debt, days, as_of, cfg, own)
         if "letter" in stage.channels:
             # the letter is the account's branch's; a branch without its requisites gets
             # no letter and nothing else of this stage: every channel is recorded as failed
@@ -343,11 +343,11 @@ def _message(  # noqa: PLR0917
     days: int,
     as_of: date,
     cfg: BillingConfig,
-    statement: bytes | None,
     own_contracts: dict[Provider, Contract] | None = None,
 ) -> DunningMessage:
-    """The message of one stage; its payment link goes to the account's branch's own
-    merchant when it has one (``own_contracts``)."""
+    """The message of one stage (the claim's reconciliation statement is added by the
+    caller); its payment link goes to the account's branch's own merchant when it has one
+    (``own_contracts``)."""
     lang = cfg.default_language
     return DunningMessage(
         account_id=acc.id,
@@ -365,7 +365,6 @@ def _message(  # noqa: PLR0917
         text=message_text(
             lang, acc.number, debt, days, best_link(cfg, acc.number, debt, own_contracts)
         ),
-        statement_pdf=statement,
     )
 
 

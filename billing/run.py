@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -95,12 +94,12 @@ class AccountBill:
             return self.service.active_days
         return self.service.active_days + self.service.suspended_days
 
-    @cached_property
+    @property
     def total_tiyin(self) -> int:
-        """The charge's total (summed once: the run asks for it several times)."""
+        """The charge's total (:class:`Charge` sums it once)."""
         return self.charge.total_tiyin
 
-    @cached_property
+    @property
     def vat_tiyin(self) -> int:
         return self.charge.vat_tiyin
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 
 from billing.errors import TariffError
 
@@ -61,21 +62,24 @@ class ChargeLine:
 
 @dataclass(frozen=True)
 class Charge:
+    """A priced period: its lines. Immutable, so its sums are worked out once (the billing
+    run asks for them several times per bill, and equal bills of a batch share one)."""
+
     lines: tuple[ChargeLine, ...]
 
-    @property
+    @cached_property
     def net_tiyin(self) -> int:
         return sum(ln.net_tiyin for ln in self.lines)
 
-    @property
+    @cached_property
     def vat_tiyin(self) -> int:
         return sum(ln.vat_tiyin for ln in self.lines)
 
-    @property
+    @cached_property
     def total_tiyin(self) -> int:
         return self.net_tiyin + self.vat_tiyin
 
-    @property
+    @cached_property
     def litres(self) -> int:
         return sum(ln.litres for ln in self.lines)
 
