@@ -495,7 +495,7 @@ def app_with_register() -> Any:
     return app
 
 
-def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(db_url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     """One uvicorn worker (uvloop, httptools) serving :func:`app_with_register` on ``port``;
     returns once /health answers (bench.common.start_api_server, with this app)."""
     import os
@@ -522,7 +522,7 @@ def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
             "--port",
             str(port),
             "--workers",
-            "1",
+            str(workers),
             "--loop",
             "uvloop",
             "--http",

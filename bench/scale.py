@@ -608,7 +608,7 @@ def api_phases(url: str, region: dict[str, Any], seconds: float, tmp: Path) -> d
     proc = None
     try:
         port = free_port()
-        proc = start_server(url, port)
+        proc = start_server(url, port, int(os.environ.get("BENCH_API_WORKERS", "1")))
         token = make_access_token(Principal(1, "bench", Role.ADMIN), SECRET, datetime.now(UTC))
         asyncio.run(http_phase(port, token, "balance", numbers, texts, 2.0))  # warm up
         load.start(3 * seconds + 10)

@@ -93,12 +93,14 @@ async def account_by_number(conn: AConn, number: str) -> dict[str, Any] | None:
     return await fetch_one(conn, ACCOUNT_SELECT + " WHERE a.number = %s", (number,))
 
 
+BALANCE_SQL = "SELECT balance_tiyin FROM account_balances WHERE number = %s"
+"""One account's balance by its number (one row, or none)."""
+
+
 async def balance_tiyin(conn: AConn, number: str) -> int | None:
     """The account's balance from the ``account_balances`` view (positive: the customer
     owes; negative: prepaid)."""
-    row = await fetch_one(
-        conn, "SELECT balance_tiyin FROM account_balances WHERE number = %s", (number,)
-    )
+    row = await fetch_one(conn, BALANCE_SQL, (number,))
     return None if row is None else int(row["balance_tiyin"])
 
 

@@ -4,6 +4,7 @@ payments, billing runs. The rules live in the billing package; this module calls
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import Conn, Paging, State, client_ip, require
+from api.deps import Conn, Paging, State, client_ip, require, scoped_read
 from api.errors import ConflictError, InvalidError, NotFoundError
+from api.lean import lean
 from api.readconn import ReadConn
 from api.responses import json_response
 from api.security import CASHIER_DESK, CUSTOMER_SELF, READ_BILLING, RUN_BILLING, Principal
@@ -88,11 +90,37 @@ async def get_account(*, _: Reader, conn: Conn, number: Number) -> dict[str, Any
     return await account_with_balance(conn, number)
 
 
-@router.get("/accounts/{number}/balance", summary="Balance of an account (tiyin)")
 async def account_balance(*, _: Reader, conn: Conn, number: Number) -> Response:
     """Positive: the customer owes; negative: prepaid."""
     bal = await balance_or_404(conn, number)
     return json_response({"account": number, "balance_tiyin": bal})
+
+
+_NUMBER = re.compile(r"[0-9]{9}")
+
+
+async def _lean_balance(request: Request) -> Response | None:
+    """:func:`account_balance` for a Bearer-token call with a well-formed number, in one
+    round trip (api.lean); anything else goes to :func:`account_balance`."""
+    number = request.path_params.get("number")
+    if not isinstance(number, str) or _NUMBER.fullmatch(number) is None:
+        return None
+    rows = await scoped_read(request, READ_BILLING, bq.BALANCE_SQL, (number,))
+    if rows is None:
+        return None
+    if not rows:
+        raise NotFoundError(f"no account with number {number!r}")
+    return json_response({"account": number, "balance_tiyin": int(rows[0][0])})
+
+
+# the busiest read of the API (cashiers, the call centre, integrations): served lean
+router.add_api_route(
+    "/accounts/{number}/balance",
+    account_balance,
+    methods=["GET"],
+    summary="Balance of an account (tiyin)",
+    route_class_override=lean(_lean_balance),
+)
 
 
 @router.get("/accounts/{number}/ledger", summary="Ledger entries of an account")
