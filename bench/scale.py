@@ -512,8 +512,9 @@ async def sql_phase(
 def overhead_split(url: str, numbers: list[str], n: int) -> dict[str, float]:
     """CPU milliseconds per balance request, in this process, one request at a time: the
     whole app (ASGI call, no HTTP parsing), the two statements it sends (the login check
-    with the branch scope, then the balance) straight on a pooled connection, and the
-    balance statement alone."""
+    with the branch scope, then the balance, pipelined in one round trip as the lean route
+    of api.lean sends them) straight on a pooled connection, and the balance statement
+    alone."""
     os.environ.update(
         SUVNET_DATABASE_URL=url,
         SUVNET_SECRET_KEY=SECRET,
@@ -556,10 +557,14 @@ def overhead_split(url: str, numbers: list[str], n: int) -> dict[str, float]:
             pool = app.state.suvnet.pool
 
             async def two(number: str) -> None:
+                # as api.deps.scoped_read sends them: one pipeline, one round trip
                 async with pool.connection() as conn:
                     await conn.set_autocommit(True)
-                    await (await conn.execute(CHECK_AND_SCOPE_SQL, (APP_ROLE, "*", 1))).fetchone()
-                    await (await conn.execute(SQL_BALANCE, (number,))).fetchone()
+                    async with conn.pipeline():
+                        check = await conn.execute(CHECK_AND_SCOPE_SQL, (APP_ROLE, "*", 1))
+                        bal = await conn.execute(SQL_BALANCE, (number,))
+                        await check.fetchone()
+                        await bal.fetchone()
                     await conn.set_autocommit(False)
 
             async def one(number: str) -> None:
