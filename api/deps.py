@@ -296,6 +296,12 @@ async def check_on_own_connection(st: AppState, principal: Principal) -> None:
             await own.set_autocommit(False)
 
 
+def refuse_role(principal: Principal, roles: frozenset[Role]) -> None:
+    """403 unless the caller's role is one of ``roles`` (:func:`require`, :func:`scoped_read`)."""
+    if principal.role not in roles:
+        raise ForbiddenError(f"the role '{principal.role.value}' may not do this")
+
+
 async def scoped_read(
     request: Request, roles: frozenset[Role], sql: str, params: tuple[Any, ...]
 ) -> list[tuple[Any, ...]] | None:
@@ -317,8 +323,7 @@ async def scoped_read(
     st: AppState = request.app.state.suvnet
     assert st.pool is not None, "the database pool is not open"
     principal = read_access_token(auth[7:].strip(), st.secret, st.clock())
-    if principal.role not in roles:
-        raise ForbiddenError(f"the role '{principal.role.value}' may not do this")
+    refuse_role(principal, roles)
     request.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
     request_principal.set(principal)
     async with st.pool.connection() as conn:
@@ -356,8 +361,7 @@ def require(*groups: Iterable[Role] | Role) -> Callable[..., Awaitable[Principal
         # current_principal is called directly, not as a sub-dependency: one level less for
         # FastAPI to solve on every request
         principal = await current_principal(request)
-        if principal.role not in frozen:
-            raise ForbiddenError(f"the role '{principal.role.value}' may not do this")
+        refuse_role(principal, frozen)
         return principal
 
     dependency.allowed_roles = frozen  # type: ignore[attr-defined]

@@ -43,6 +43,8 @@ not read) and measures only billing_run_s_1m (the one-process run of October), s
 parallel run, the slips and the API phases; its JSON line has
 ``accounts``, ``generate_s`` and ``billing_run_s_1m`` (with ``billing_accounts_per_s``).
 
+BENCH_API_WORKERS (default 1) sets the API server's uvicorn workers for the API phases.
+
 Usage: python bench/scale.py [--quick] [--accounts N] [--points N] [--procs P] [--seconds S]
        [--only billing] [--keep]
 """
@@ -73,6 +75,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, p99, server_url, with_db  # noqa: E402
+from billing.queries import BALANCE_SQL as SQL_BALANCE  # noqa: E402  (the API's own query)
 
 BRANCHES = 20
 CLIENTS = 50
@@ -83,7 +86,6 @@ SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
 INGEST_RATE = 20_000
 """Readings per second the gateways send during the API phases (200 messages of 100)."""
 DEVICES_PER_GATEWAY_POINTS = 4
-SQL_BALANCE = "SELECT balance_tiyin FROM account_balances WHERE number = %s"
 SEARCH_TRIGGERS = tuple(
     (t, f"{t}_search_{w}")
     for t, ws in (
