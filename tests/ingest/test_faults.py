@@ -216,7 +216,17 @@ def test_ingest_killed_mid_stream_and_restarted(
         time.sleep(1.0)  # the stream goes on while ingest is down; the broker keeps it
         proc = _spawn(db_url, mqtt_url, topic_root, client_id, log)
         feeder.join()
-        wait_for(lambda: acks.acked("gw1", "r1") == set(range(n)), timeout=90)
+        try:
+            wait_for(lambda: acks.acked("gw1", "r1") == set(range(n)), timeout=90)
+        except AssertionError:
+            # say which it is: batches lost, or stored batches whose end-to-end ack was lost
+            stored = {r[0] for r in db.execute("SELECT seq FROM ingest_batches WHERE boot = 'r1'")}
+            unacked = set(range(n)) - acks.acked("gw1", "r1")
+            raise AssertionError(
+                f"{len(unacked)} batches never acked: {len(unacked - stored)} of them not "
+                f"stored ({sorted(unacked - stored)[:10]}), {len(unacked & stored)} stored "
+                f"({sorted(unacked & stored)[:10]})"
+            ) from None
         _exactly_once(db, n)
         assert proc.poll() is None
     finally:

@@ -8,7 +8,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from queue import SimpleQueue
 
@@ -338,3 +338,69 @@ def test_stop_ends_a_link_that_never_reached_the_broker() -> None:
     th.join(5)
     assert not th.is_alive()
     assert not link.subscribed.is_set()
+
+
+def test_a_message_is_released_only_after_the_broker_took_its_end_to_end_ack(
+    mqtt_url: str,
+    topic_root: str,
+    link_config: IngestConfig,
+    publisher: Publisher,
+    acks: AckListener,
+) -> None:
+    """A worker killed between the two must not leave a stored batch PUBACKed but never
+    acked end to end (the gateway would wait for its resend timer). The link's network loop
+    is driven by hand here, so nothing reaches the broker or comes back until the test
+    turns the loop: right after send_acks the message must still be held."""
+    t = Topics(topic_root)
+    link = MqttLink(
+        parse_mqtt_url(mqtt_url),
+        link_config,
+        t,
+        Metrics(),
+        SimpleQueue(),
+        stop=threading.Event(),
+        leave=threading.Event(),
+    )
+    client = link.client
+
+    def turn(until: Callable[[], bool], what: str) -> None:
+        end = time.monotonic() + 10
+        while not until():
+            assert time.monotonic() < end, f"timed out waiting for {what}"
+            assert client.loop(timeout=0.05) == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    pubacks: list[int] = []
+    real_ack = client.ack
+
+    def recording_ack(mid: int, qos: int) -> MQTTErrorCode:
+        pubacks.append(mid)
+        return real_ack(mid, qos)
+
+    client.ack = recording_ack  # type: ignore[method-assign]
+    try:
+        link._connect()
+        turn(link.subscribed.is_set, "the subscription")
+        publisher.publish(t.telemetry("gw1"), b"batch-7")
+        publisher.flush()
+        turn(lambda: not link.received.empty(), "the message")
+        m = link.received.get()
+        assert m.payload == b"batch-7"
+
+        link.send_acks([m], {BatchKey(1, "gw1", "b1", 7)})
+        assert pubacks == []  # held: the end-to-end ack has not reached the broker yet
+        turn(lambda: bool(pubacks), "the PUBACK")
+        assert pubacks == [m.mid]
+        wait_for(lambda: acks.acked("gw1", "b1") == {7})
+
+        # a message without a batch to ack (a dead letter, a gateway state) goes at once
+        publisher.publish(t.state("gw1"), b"online")
+        publisher.flush()
+        turn(lambda: not link.received.empty(), "the state message")
+        s = link.received.get()
+        link.send_acks([s], set())
+        assert pubacks == [m.mid, s.mid]
+        assert link._held == {}
+    finally:
+        client.disconnect()
+        client.loop(timeout=0.1)
+        client._reset_sockets()
