@@ -304,6 +304,7 @@ def test_slip_and_invoice_show_service_days(
         reader = PdfReader(io.BytesIO(pdf))
         return re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in reader.pages))
 
+    run_billing(conn, NOV, cfg, now=NOW)  # November is billed (a no-op after the tests above)
     slip = slip_data(conn, world.closed_12th, NOV, cfg)
     assert (slip.service_days, slip.period_days) == (12, 30)
     uz = text(render_slips([slip], cfg, "uz"))
