@@ -255,8 +255,10 @@ class MqttLink:
             return
         with self._gen_lock:
             self.gen += 1
-        with self._held_lock:  # the old connection's messages are redelivered: no PUBACKs
-            self._held.clear()
+        with self._held_lock:
+            # paho sends the acks the broker had not taken again: their held messages are
+            # released from _held then, without PUBACKs (the old connection's messages are
+            # redelivered, see _puback)
             self._taken_early.clear()
         self.metrics.mqtt_up.set(1)
         log.info(

@@ -217,7 +217,8 @@ def test_ingest_killed_mid_stream_and_restarted(
         proc = _spawn(db_url, mqtt_url, topic_root, client_id, log)
         feeder.join()
         try:
-            wait_for(lambda: acks.acked("gw1", "r1") == set(range(n)), timeout=90)
+            # (a loaded CI machine may take tens of seconds to start the worker again)
+            wait_for(lambda: acks.acked("gw1", "r1") == set(range(n)), timeout=180)
         except AssertionError:
             # say which it is: batches lost, or stored batches whose end-to-end ack was lost
             stored = {r[0] for r in db.execute("SELECT seq FROM ingest_batches WHERE boot = 'r1'")}
