@@ -22,9 +22,10 @@ The first detector that fires opens the event (the alarm). Further evidence only
 size estimate (L/s with a 90 % interval) and its time series; the alarm is raised again only
 when the estimate has grown by ``regrow_factor`` (in the first ``settle_daily_s`` of a leak
 found by a daily detector: by ``regrow_factor`` squared since it was opened, as such a leak is
-mostly found while it grows). The event ends when the leak is reported
-repaired (:func:`repaired`) or, without a repair, after ``close_after_days`` days in which no
-detector sees it any more. Nothing is learned while an event is open.
+mostly found while it grows), and never below ``regrow_factor`` x ``regrow_from_lps``: a leak
+found small follows its estimate until it is a large one. The event ends when the leak is
+reported repaired (:func:`repaired`) or, without a repair, after ``close_after_days`` days in
+which no detector sees it any more. Nothing is learned while an event is open.
 
 Transfers: when a neighbouring DMA's demand falls by about as much as this DMA's rises, in
 the same hour, the water was moved (a boundary valve opened), it did not leak: the rise is
@@ -84,6 +85,10 @@ class LeakSettings:
     trend_days: int = 7
     trend_z: float = 2.5
     regrow_factor: float = 2.0
+    # growth is counted from at least this size: a leak found at 0.5 L/s is raised again
+    # when it passes regrow_factor x 2 L/s (its size on the alarm follows it until then),
+    # not each time it doubles on its way there
+    regrow_from_lps: float = 2.0
     settle_estimate_s: float = 30 * 3600.0  # a burst's estimate settles until the next night
     # a leak found by a daily detector is mostly found while it grows: its first estimate is
     # low, and in these first days the alarm is raised again only for regrow_factor squared
@@ -405,7 +410,8 @@ def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[
     # by the next days: in its first days it is raised again only when it has grown by the
     # factor twice over since it was opened (a new leak under a small one), not for that growth
     ref, factor = (ev.first, cfg.regrow_factor**2) if settling else (ev.alarmed, cfg.regrow_factor)
-    if size.lps > factor * ref and size.lps - ref > max(cfg.min_leak_lps, 2 * sigma):
+    need = max(factor * ref, cfg.regrow_factor * cfg.regrow_from_lps)
+    if size.lps > need and size.lps - ref > max(cfg.min_leak_lps, 2 * sigma):
         out.append(LeakSignal("regrow", ts, detector, size, f"grown from {ref:.2f} L/s"))
         ev.alarmed = ev.first = size.lps
     elif settling:
