@@ -389,9 +389,12 @@ class MqttLink:
         for (gw, boot), seqs in by_boot.items():
             payload = encode_ack(Ack(boot, compress_ranges(seqs)))
             info = self.client.publish(self.topics.ack(gw), payload, qos=1)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return  # not connected: the messages are redelivered to the next session
-            sent.add(info.mid)
+            # not connected: paho keeps the ack and sends it on the next connection, where
+            # the broker's PUBACK releases this entry without PUBACKs (see _puback). Not
+            # kept by paho (its packet id still in use): nothing to wait for; the gateway
+            # re-sends the batch when its resend timer runs out, and that is acked.
+            if info.rc != MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+                sent.add(info.mid)
         with self._held_lock:
             waiting = sent - self._taken_early
             self._taken_early -= sent
