@@ -587,8 +587,6 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     med, sig = st.profile.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
     ready = st.profile.days(cfg.n_slots) >= cfg.min_history_days
     # transfers: a neighbour's demand falls by about as much as ours rises, in the same hour
-    # (the rise is taken out: + L/s), or rises by about as much as ours falls (part of ours
-    # came through a path our meters do not see: the fall is added back, - L/s)
     transfer = 0.0
     for code, xb in hr.neighbours.items():
         prof = st.neighbours.setdefault(code, SlotProfile())
@@ -599,19 +597,13 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
             prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
-        was = st.transfers.get(code, 0.0)
-        z_in = cfg.transfer_z / 2 if was > 0 else cfg.transfer_z
-        z_out = cfg.transfer_z / 2 if was < 0 else cfg.transfer_z
+        z_need = cfg.transfer_z / 2 if st.transfers.get(code, 0.0) > 0 else cfg.transfer_z
         moved = 0.0
-        if math.isfinite(x) and math.isfinite(med) and math.isfinite(mb):
+        if math.isfinite(x) and math.isfinite(med) and zb <= -z_need:
             ra, rb = x - med - transfer, xb - mb
-            noise = 2 * math.sqrt(sig**2 + sb**2)
-            into = zb <= -z_in and ra > 0  # the neighbour fell, we rose
-            out_of = zb >= z_out and ra < 0  # the neighbour rose, we fell
-            # they match (within the noise and a third of the transfer): all of our change is
-            # the transfer; what the neighbour's meters saw differently is their noise and bias
-            if (into or out_of) and abs(ra + rb) <= 0.35 * max(abs(ra), abs(rb)) + noise:
-                moved = ra
+            tol = 0.35 * max(ra, -rb) + 2 * math.sqrt(sig**2 + sb**2)
+            if ra > 0 and abs(ra + rb) <= tol:
+                moved = min(ra, -rb)
         st.transfers[code] = moved
         transfer += moved
     acc = st.days.setdefault(hr.day, DayAcc())
