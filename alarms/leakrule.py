@@ -56,6 +56,7 @@ def settings(rule: RuleConfig) -> lk.LeakSettings:
         trend_days=p.trend_days,
         trend_z=p.trend_z,
         regrow_factor=p.regrow_factor,
+        regrow_from_lps=p.regrow_from_lps,
         close_after_days=p.close_after_days,
         transfer_z=p.transfer_z,
         settle_s=p.settle_h * 3600,

@@ -424,3 +424,17 @@ def test_incremental_passes_equal_one_pass(
     a = [(d, r9(n), r9(x)) for r, d, n, x in daily if r == run]
     b = [(d, r9(n), r9(x)) for r, d, n, x in daily if r == one_pass]
     assert a == b and len(a) >= DAYS - 3
+
+
+def test_regrow_from_lps_is_a_rule_setting() -> None:
+    from alarms.leakrule import settings
+    from alarms.rules import Kind, RuleConfig, RuleParams
+
+    rule = RuleConfig(id=1, code="DMA-S-leak", kind=Kind.LEAK, zone_id=1)
+    assert settings(rule).regrow_from_lps == 2.0
+    small = RuleConfig(
+        id=1, code="DMA-S-leak", kind=Kind.LEAK, zone_id=1, params=RuleParams(regrow_from_lps=0.5)
+    )
+    assert settings(small).regrow_from_lps == 0.5
+    with pytest.raises(ValueError, match="regrow_from_lps"):
+        RuleParams(regrow_from_lps=-1)
