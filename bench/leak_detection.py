@@ -563,7 +563,13 @@ def main() -> None:
         f"{timing['replay']:.1f} s; wall {wall:.1f} s"
     )
     figures["rules"] = args.rules
-    print(json.dumps(figures))
+    # a figure a family cannot have (no abrupt leak in the growing family) is null, not NaN:
+    # the line stays JSON for strict parsers too
+    print(
+        json.dumps(
+            {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in figures.items()}
+        )
+    )
 
 
 if __name__ == "__main__":
