@@ -143,15 +143,6 @@ def _paho_version() -> str:
         return "(unknown version)"
 
 
-@dataclass
-class _Held:
-    """PUBACKs held back until the broker has taken the end-to-end acks ``waiting``."""
-
-    gen: int
-    mids: Sequence[int]
-    waiting: set[int]
-
-
 class MqttLink:
     """The worker's connection to the broker (one paho client, one network thread).
 
@@ -184,12 +175,6 @@ class MqttLink:
         self.gen = 0
         """Connection generation, one more at each connect (see Incoming.gen)."""
         self._gen_lock = threading.Lock()
-        self._held: dict[int, _Held] = {}
-        """Incoming messages whose PUBACK waits for the broker to take their end-to-end ack,
-        by the packet id of that ack (see :meth:`send_acks`)."""
-        self._taken_early: set[int] = set()
-        """Acks the broker took before :meth:`send_acks` could register them."""
-        self._held_lock = threading.Lock()
         self.client = self.make_client()
 
     # --------------------------------------------------------------------------- client
@@ -210,11 +195,13 @@ class MqttLink:
         if self.broker.tls:
             client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         client.max_queued_messages_set(0)
+        # no in-flight window for the end-to-end acks: paho holds QoS 1 publishes beyond it
+        # (20 by default) and writes them later, after PUBACKs queued meanwhile (send_acks)
+        client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish_fast = self._on_publish_fast
-        client.on_publish = self._on_ack_taken
         client.on_subscribe = self._on_subscribe
         if v5 and not client.lean_path_available():
             log.warning(
@@ -255,11 +242,6 @@ class MqttLink:
             return
         with self._gen_lock:
             self.gen += 1
-        with self._held_lock:
-            # paho sends the acks the broker had not taken again: their held messages are
-            # released from _held then, without PUBACKs (the old connection's messages are
-            # redelivered, see _puback)
-            self._taken_early.clear()
         self.metrics.mqtt_up.set(1)
         log.info(
             "connected to the broker",
@@ -349,12 +331,8 @@ class MqttLink:
                 if client.is_connected():
                     backoff.reset()
             else:
-                # the writers have acked all they committed: let the broker take the last
-                # end-to-end acks (their messages' PUBACKs wait for that), then leave cleanly
-                # (whatever is left is redelivered to the next session)
-                for _ in range(20):
-                    if not self._held or client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
-                        break
+                # the writers have acked all they committed: leave cleanly (the rest is
+                # redelivered to the next session)
                 client.disconnect()
                 for _ in range(20):
                     if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
@@ -369,63 +347,24 @@ class MqttLink:
 
     def send_acks(self, group: Sequence[Incoming], keys: set[BatchKey]) -> None:
         """Acknowledge committed messages: per gateway and boot, the end-to-end ack of the
-        batches ``keys``; then, once the broker has taken those acks (its PUBACK of each), a
-        PUBACK for each message of ``group`` (only on the connection that delivered it).
+        batches ``keys``, then a PUBACK for each message of ``group`` (only on the connection
+        that delivered it).
 
-        The order matters when the worker dies in between (SIGKILL, power). A message is
-        released at the broker only after its batch's end-to-end ack is safe there, so a
-        worker killed earlier leaves the message unacknowledged: the broker redelivers it to
-        the next session, the batch is then a duplicate, and it is acked again. PUBACKing at
-        once could lose the end-to-end ack of a stored batch (paho holds back QoS 1 publishes
-        beyond its in-flight window): the gateway would keep the batch, and re-send it, until
-        its resend timer ran out. Messages without a batch to ack (dead letters, gateway
-        states) are PUBACKed at once."""
-        gen = self.gen
-        mids = [m.mid for m in group if m.gen == gen and m.qos > 0]
+        The order matters when the worker dies in between (SIGKILL, power): paho writes its
+        packets to the connection in the order they were queued (the acks have no in-flight
+        window to wait in, see make_client), so a message is released at the broker only
+        after its batch's end-to-end ack has been written before it. A worker killed earlier
+        leaves the message unacknowledged: the broker redelivers it to the next session, the
+        batch is then a duplicate, and it is acked again. The other order could lose the
+        end-to-end ack of a stored batch: the gateway would keep the batch, and re-send it,
+        until its resend timer ran out."""
         by_boot: dict[tuple[str, str], list[int]] = {}
         for k in keys:
             by_boot.setdefault((k.gateway, k.boot), []).append(k.seq)
-        sent: set[int] = set()
         for (gw, boot), seqs in by_boot.items():
             payload = encode_ack(Ack(boot, compress_ranges(seqs)))
-            info = self.client.publish(self.topics.ack(gw), payload, qos=1)
-            # not connected: paho keeps the ack and sends it on the next connection, where
-            # the broker's PUBACK releases this entry without PUBACKs (see _puback). Not
-            # kept by paho (its packet id still in use): nothing to wait for; the gateway
-            # re-sends the batch when its resend timer runs out, and that is acked.
-            if info.rc != MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-                sent.add(info.mid)
-        with self._held_lock:
-            waiting = sent - self._taken_early
-            self._taken_early -= sent
-            if waiting:
-                held = _Held(gen, mids, waiting)
-                for mid in waiting:
-                    self._held[mid] = held
-                return
-        self._puback(gen, mids)
-
-    def _on_ack_taken(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        mid: int,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        """The broker took the end-to-end ack ``mid``: release the messages it acknowledged."""
-        with self._held_lock:
-            held = self._held.pop(mid, None)
-            if held is None:
-                self._taken_early.add(mid)
-                return
-            held.waiting.discard(mid)
-            if held.waiting:
-                return
-        self._puback(held.gen, held.mids)
-
-    def _puback(self, gen: int, mids: Sequence[int]) -> None:
-        if gen != self.gen:
-            return  # delivered on a connection that is gone: the broker redelivers them
-        for mid in mids:
-            self.client.ack(mid, 1)
+            self.client.publish(self.topics.ack(gw), payload, qos=1)
+        gen = self.gen
+        for m in group:
+            if m.gen == gen and m.qos > 0:
+                self.client.ack(m.mid, m.qos)
