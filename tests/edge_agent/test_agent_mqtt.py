@@ -268,8 +268,17 @@ async def test_broker_outage_every_reading_once_and_in_order(
         # every reading exactly once, in order (no duplicate, no gap, nothing reordered)
         assert got[:n_produced] == agent.produced[:n_produced]
         assert len({(r.device, r.point, r.ts_ms) for r in got}) == len(got)
-        seqs = sorted(seq for _, seq in office.batches)
-        assert seqs == list(range(len(seqs)))
+        # the batches that carry those readings are numbered without a gap (batches made
+        # after them may still be on their way, or waiting for a re-send, when the office
+        # stops: their seqs may have holes)
+        carrying, covered = [], 0
+        for boot, seq in sorted(office.batches):
+            if covered >= n_produced:
+                break
+            carrying.append(seq)
+            covered += len(office.batches[boot, seq].readings)
+        assert covered >= n_produced
+        assert carrying == list(range(len(carrying)))
         assert office.conflicts == 0  # a re-sent batch is the same batch
     finally:
         await server.stop()
