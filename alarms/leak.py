@@ -17,6 +17,14 @@ keeps **one leak event** per leak:
   (inflow = a + b x metered use; the residual is the leak), with its own CUSUM.
 * **trend**: a Mann-Kendall test and a Theil-Sen slope over the last nights and days: a leak
   that grows a little every day is seen before it is large.
+* **shape** (every bucket, where customers are not read hourly): a leak is a step that stays,
+  while the weather moves a whole day's demand together. The leak-free days' demand curves
+  are learned as a few day shapes (the first ``shape_rank`` singular vectors of the last
+  ``shape_days`` days), and the buckets since the start of yesterday are fitted as each day's
+  own mix of those shapes plus a step at some bucket of the last day (weighted least squares,
+  weighted by each bucket's learned scatter). The step with the largest z opens the event when
+  that z passes ``shape_z``: an abrupt leak is found on the day it starts, in DMAs whose
+  customer meters are read once a day.
 
 The first detector that fires opens the event (the alarm). Further evidence only updates its
 size estimate (L/s with a 90 % interval) and its time series; the alarm is raised again only
@@ -104,6 +112,11 @@ class LeakSettings:
     reg_k: float = 1.0
     reg_h: float = 2.0
     reg_min_sigma_pct: float = 2.0  # its sigma at least this % of the day's inflow
+    # the day-shape step test (0: off; never where the demand is the hourly losses)
+    shape_z: float = 8.0
+    shape_rank: int = 4  # day shapes learned
+    shape_days: int = 21  # leak-free days they are learned from
+    shape_min_tail: int = 3  # buckets after the step before it is judged
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,8 @@ class LeakState:
     balance_idx: Detector = field(default_factory=Detector)
     balance_reg: RegDetector = field(default_factory=RegDetector)
     per_meter: list[float] = field(default_factory=list)  # metered use per meter, clean days
+    shape_hist: list[list[float]] = field(default_factory=list)  # leak-free days' demand
+    shape_cur: dict[int, list[float]] = field(default_factory=dict)  # this day's and the last
     days: dict[int, DayAcc] = field(default_factory=dict)
     evidence: dict[str, Evidence] = field(default_factory=dict)
     event: LeakEvent | None = None
@@ -258,6 +273,11 @@ class LeakState:
             "balance_idx": self.balance_idx.to_json(),
             "balance_reg": self.balance_reg.to_json(),
             "per_meter": self.per_meter,
+            "shape_hist": self.shape_hist,
+            "shape_cur": {
+                str(k): [v if math.isfinite(v) else None for v in vals]
+                for k, vals in self.shape_cur.items()
+            },
             "days": {
                 str(k): [
                     d.sum_lps,
@@ -304,6 +324,11 @@ class LeakState:
             balance_idx=Detector.from_json(d.get("balance_idx")),
             balance_reg=RegDetector.from_json(d.get("balance_reg")),
             per_meter=[float(x) for x in d.get("per_meter", [])],
+            shape_hist=[[float(v) for v in row] for row in d.get("shape_hist", [])],
+            shape_cur={
+                int(k): [math.nan if v is None else float(v) for v in vals]
+                for k, vals in d.get("shape_cur", {}).items()
+            },
             days={int(k): _day_acc(v) for k, v in d.get("days", {}).items()},
             evidence={
                 k: Evidence(float(a), float(b), float(c))
@@ -441,6 +466,7 @@ def _reset(st: LeakState, ts: float) -> None:
         d.s, d.recent = 0.0, []
     st.balance_reg.s = 0.0
     st.evidence = {}
+    st.shape_cur = {}
 
 
 def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float]:
@@ -578,6 +604,106 @@ def _step(resid: list[float], cfg: LeakSettings) -> float:
     return float(np.median(a[fa]) - np.median(b[fb]))
 
 
+def _shape_basis(hist: list[list[float]], cfg: LeakSettings) -> tuple[F64, F64] | None:
+    """The learned day shapes (n_slots x rank) and each bucket's scatter around them (L/s),
+    from the last ``shape_days`` leak-free days; None while fewer than ``min_history_days``."""
+    if len(hist) < max(cfg.min_history_days, cfg.shape_rank + 2):
+        return None
+    m = np.array(hist[-cfg.shape_days :], dtype=np.float64)
+    r = min(cfg.shape_rank, m.shape[1] - 1)
+    _, _, vt = np.linalg.svd(m, full_matrices=False)
+    basis = vt[:r].T
+    resid = m - m @ basis @ basis.T
+    n = m.shape[1]
+    sig = np.sqrt(np.mean(resid**2, axis=0) * n / (n - r))
+    floor = 0.02 * np.maximum(m.mean(axis=0), 0.0) + cfg.min_sigma_lps
+    return basis, np.maximum(sig, floor)
+
+
+def _shape_fit(
+    y: F64, basis: F64, sig: F64, tau: int, cfg: LeakSettings
+) -> tuple[float, float] | None:
+    """Fit the buckets ``y`` (one or two whole days from their first bucket, NaN = unknown)
+    as each day's own mix of the day shapes plus a step from bucket ``tau``: (step L/s, its
+    sigma), or None when the step is not measurable."""
+    n, r = basis.shape
+    pos = np.arange(y.size)
+    keep = np.isfinite(y)
+    cols = []
+    for k in range((y.size + n - 1) // n):
+        m = (pos // n) == k
+        if int((m & keep).sum()) < r + 2:
+            keep &= ~m  # too few buckets to fit that day's mix: leave that day out
+            continue
+        c = np.zeros((y.size, r))
+        c[m] = basis[pos[m] - k * n]
+        cols.append(c)
+    step = (pos >= tau).astype(np.float64)
+    if not cols or float(step[keep].sum()) < cfg.shape_min_tail:
+        return None
+    w = 1.0 / sig[pos[keep] % n]
+    x = np.hstack([*cols, step[:, None]])[keep] * w[:, None]
+    try:
+        inv = np.linalg.inv(x.T @ x)
+    except np.linalg.LinAlgError:
+        return None
+    var = float(inv[-1, -1])
+    if not var > 1e-12:
+        return None
+    beta = inv @ (x.T @ (y[keep] * w))
+    return float(beta[-1]), math.sqrt(var)
+
+
+def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> list[LeakSignal]:
+    """Record one bucket for the day-shape test, learn the days that have ended, and judge
+    the likeliest step of the last day (see the module docs)."""
+    n = cfg.n_slots
+    for k in sorted(st.shape_cur):
+        if k >= hr.day - 1:
+            continue
+        vals = np.array(st.shape_cur.pop(k), dtype=np.float64)
+        ok = np.isfinite(vals)
+        # a day is learned when no event is open and it is (nearly) whole
+        if st.event is None and ok.sum() >= n - n // 6:
+            if not ok.all():
+                vals = np.interp(np.arange(n), np.flatnonzero(ok), vals[ok])
+            st.shape_hist = [*st.shape_hist, [float(v) for v in vals]][-cfg.shape_days :]
+    cur = st.shape_cur.setdefault(hr.day, [math.nan] * n)
+    if not 0 <= hr.slot < n:
+        return []
+    cur[hr.slot] = value
+    if st.event is not None or not math.isfinite(value):
+        return []
+    basis = _shape_basis(st.shape_hist, cfg)
+    if basis is None:
+        return []
+    prev = st.shape_cur.get(hr.day - 1, [math.nan] * n)
+    y = np.array([*prev, *cur[: hr.slot + 1]], dtype=np.float64)
+    now = y.size - 1
+    best: tuple[float, float, float, int] | None = None
+    for tau in range(max(1, now - n + 1), now - cfg.shape_min_tail + 2):
+        start = 0 if tau < n else n
+        got = _shape_fit(y[start:], basis[0], basis[1], tau - start, cfg)
+        if got is None:
+            continue
+        step, se = got
+        z = step / se
+        if step >= cfg.min_burst_lps and (best is None or z > best[0]):
+            best = (z, step, se, tau)
+    if best is None or best[0] <= cfg.shape_z:
+        return []
+    z, step, se, tau = best
+    st.evidence["shape"] = Evidence(step, se, hr.t_end)
+    minutes = (tau % n) * 1440 // n
+    day = "yesterday" if tau < n else "today"
+    return _open(
+        st, cfg, hr.t_end, "shape",
+        f"demand stepped up {step:.2f} L/s at {minutes // 60:02d}:{minutes % 60:02d} {day} and "
+        f"stayed up (z {z:.1f} > {cfg.shape_z:g}), against the shapes of the last "
+        f"{len(st.shape_hist)} days",
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------ the steps
 def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     """Feed one bucket of the DMA's demand (and its neighbours')."""
@@ -608,6 +734,9 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         transfer += moved
     acc = st.days.setdefault(hr.day, DayAcc())
     acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
+    if cfg.shape_z > 0 and not cfg.hourly_cusum:
+        clean = math.isfinite(x) and not hr.transient and hr.t_end > st.quiet_until
+        out += _shape_step(st, cfg, hr, x - transfer if clean else math.nan)
     if not math.isfinite(x):
         return out
     xa = x - transfer
@@ -687,6 +816,10 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
         return []
     value = acc.night_sum / acc.night_n
     acc.night_lps = value
+    shape = st.evidence.get("shape")
+    if shape is not None and shape.ts <= ts - cfg.night_slots * 86400 / cfg.n_slots:
+        # a night after the step measures the leak better than the hours around the step
+        del st.evidence["shape"]
     was_open = st.event is not None
     j = _judge(cfg, st.night, value)
     out, learn = _act(st, cfg, "night", j, ts=ts, det=st.night)

@@ -127,6 +127,7 @@ class RuleParams(BaseModel):
     step_z: float = Field(6.0, gt=0)
     step_level_z: float = Field(4.0, ge=0)
     min_step_lps: float = Field(1.0, ge=0)
+    shape_z: float = Field(8.0, ge=0)  # the day-shape step test; 0 turns it off
     trend_days: int = Field(7, ge=4, le=60)
     trend_z: float = Field(2.5, gt=0)
     regrow_factor: float = Field(2.0, gt=1)
