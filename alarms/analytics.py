@@ -532,6 +532,25 @@ def interp_at(ts: F64, values: F64, edges: F64, max_gap_s: float) -> F64:
     return out
 
 
+def spread_edges(ts: F64, values: F64, edges: F64) -> npt.NDArray[np.bool_]:
+    """Edges where :func:`interp_at` spreads a gap: no reading at the edge, and the readings
+    around it further apart than 1.5 times the usual interval (a reading was lost). A
+    register interpolated there shares the volume of the gap between the buckets on either
+    side by time, not as the flow went (at a morning ramp, litres move from one hour to the
+    next)."""
+    ok = np.isfinite(values)
+    t = ts[ok]
+    if t.size < 2:
+        return np.zeros(edges.size, dtype=bool)
+    span_s = 1.5 * float(np.median(np.diff(t)))
+    j = np.searchsorted(t, edges, side="left")
+    exact = (j < t.size) & (t[np.minimum(j, t.size - 1)] == edges)
+    inner = ~exact & (j > 0) & (j < t.size)
+    gap = np.zeros(edges.size)
+    gap[inner] = t[j[inner]] - t[j[inner] - 1]
+    return np.asarray(inner & (gap > span_s), dtype=bool)
+
+
 # ------------------------------------------------------------------ customer-side leaks
 def customer_leak(hourly_m3: F64, zero_threshold_m3: float) -> bool:
     """True when every hour of the window has consumption above ``zero_threshold_m3``.

@@ -380,6 +380,7 @@ class Hour:
     demand_lps: float  # NaN: unknown
     night: bool = False  # the bucket lies in the night window
     transient: bool = False  # a pump switched within it and its flow is a sampled mean
+    spread: bool = False  # a register was interpolated across a gap: its hours are not known
     neighbours: dict[str, float] = field(default_factory=dict)
 
 
@@ -632,7 +633,7 @@ def _shape_fit(
     cols = []
     for k in range((y.size + n - 1) // n):
         m = (pos // n) == k
-        if int((m & keep).sum()) < r + 2:
+        if int((m & keep).sum()) < 2 * r + 2:
             keep &= ~m  # too few buckets to fit that day's mix: leave that day out
             continue
         c = np.zeros((y.size, r))
@@ -735,7 +736,9 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     acc = st.days.setdefault(hr.day, DayAcc())
     acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
     if cfg.shape_z > 0 and not cfg.hourly_cusum:
-        clean = math.isfinite(x) and not hr.transient and hr.t_end > st.quiet_until
+        clean = (
+            math.isfinite(x) and not hr.transient and not hr.spread and hr.t_end > st.quiet_until
+        )
         out += _shape_step(st, cfg, hr, x - transfer if clean else math.nan)
     if not math.isfinite(x):
         return out

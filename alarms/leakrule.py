@@ -185,6 +185,7 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             demand_lps=float(lps[i]),
             night=night_a <= hour < night_b,
             transient=bool(demand.transient[i]),
+            spread=bool(demand.spread[i]),
             neighbours={c: float(v[i]) for c, v in neigh.items()},
         )
         sigs = lk.hour_step(state, cfg, hr)

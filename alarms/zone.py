@@ -438,6 +438,9 @@ class Demand:
 
     lps: Any  # NaN: unknown
     transient: Any  # a pump switched in the bucket while a meter's flow was a sampled mean
+    # a volume register was interpolated across a gap at one of the bucket's edges: the
+    # bucket's volume is right over the gap, but not how it was spread over the hours
+    spread: Any = None
 
 
 def zone_demand(
@@ -459,17 +462,22 @@ def zone_demand(
     data = load_series(conn, pts, to_ts(t0) - pad, to_ts(edges[-1]) + pad)
     total = np.zeros(n)
     sampled = np.zeros(n, dtype=bool)  # some meter's bucket came from sampled flow readings
+    spread_at = np.zeros(n + 1, dtype=bool)
     for m in meters:
         q = np.full(n, np.nan)
         if m.forward is not None:
             ts, v = data[m.forward.point_id]
-            vol = np.diff(an.interp_at(ts, v * m.forward.factor, edges, 2 * step_s))
+            at = an.interp_at(ts, v * m.forward.factor, edges, 2 * step_s)
+            vol = np.diff(at)
             vol[vol < 0] = np.nan  # a register that fell (reset, exchange): unknown
+            spread_at |= an.spread_edges(ts, v, edges) & np.isfinite(at)
             if m.reverse is not None:
                 ts, v = data[m.reverse.point_id]
-                back = np.diff(an.interp_at(ts, v * m.reverse.factor, edges, 2 * step_s))
+                at = an.interp_at(ts, v * m.reverse.factor, edges, 2 * step_s)
+                back = np.diff(at)
                 back[back < 0] = np.nan
                 vol = vol - back
+                spread_at |= an.spread_edges(ts, v, edges) & np.isfinite(at)
             q = vol * 1000.0 / step_s
         if m.flow is not None:
             ts, v = data[m.flow.point_id]
@@ -493,7 +501,8 @@ def zone_demand(
         change = np.concatenate([[False], on[1:] != on[:-1]])
         hit = k[change & (k >= 0) & (k < n)]
         transient[hit] = True
-    return Demand(total, transient & sampled)
+    spread = (spread_at[:-1] | spread_at[1:]) & np.isfinite(total)
+    return Demand(total, transient & sampled, spread)
 
 
 def counter_use(conn: Conn, pts: Sequence[ZonePoint], edges: Any, max_gap_s: float) -> Any:

@@ -11,7 +11,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -320,3 +320,42 @@ def test_a_small_leak_is_raised_again_only_when_it_has_grown_past_twice_2_lps() 
     assert [u.size.lps for u in kinds(sigs, "update") if u.ts < T0 + most * 3600][-1] > 2.2
     assert len(regrown) == 1
     assert regrown[0].ts > T0 + most * 3600 and regrown[0].size.lps > 4.0
+
+
+def test_an_abrupt_leak_is_found_by_the_day_shapes_on_the_day_it_starts() -> None:
+    # 2 L/s at 10:00 in a 20 L/s DMA whose gardens follow the weather more strongly than the
+    # rest and whose nights vary by themselves: the hours after the step do not fit any mix of
+    # the day shapes learned, while a hot day (all of the day's hours up together) does
+    start = 20 * 24 + 10
+
+    def leak(i: int) -> float:
+        return 2.0 if i >= start else 0.0
+
+    for seed in (1, 2, 3):
+        w = world_unrepresentative(seed)
+        _, quiet = run(w)
+        assert kinds(quiet, "open") == [], seed
+        _, sigs = run(w, extra=leak)
+        opened = kinds(sigs, "open")
+        assert len(opened) == 1 and opened[0].detector == "shape", (seed, opened)
+        assert opened[0].ts <= T0 + 21 * 86400, seed  # before midnight
+        assert "at 10:00 today" in opened[0].detail
+        assert opened[0].size.low <= 2.0 <= opened[0].size.high, (seed, opened[0].size)
+        assert kinds(sigs, "regrow") == [], seed
+    # without the day shapes the same leak waits for the night, or the balance
+    _, sigs = run(world_unrepresentative(1), extra=leak, cfg=replace(CFG, shape_z=0.0))
+    opened = kinds(sigs, "open")
+    assert opened and opened[0].detector != "shape"
+    assert opened[0].ts > T0 + 21 * 86400
+
+
+def test_a_hot_day_is_not_a_step_for_the_day_shapes() -> None:
+    # from day 22 on, every household uses 30 % more (a heat wave that starts at midnight):
+    # each day is fitted as its own mix of the shapes, so the new level is no leak
+    for seed in (1, 2):
+        w = world_unrepresentative(seed)
+        hot = w.demand.copy()
+        hot[22 * 24 :] *= 1.3
+        st, sigs = run(World(hot, w.metered_m3 * 1.0, w.weather, w.unmetered_m3))
+        assert [s for s in kinds(sigs, "open") if s.detector == "shape"] == [], seed
+        assert len(st.shape_hist) == CFG.shape_days  # it kept learning
