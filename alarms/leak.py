@@ -1,7 +1,7 @@
 """The leak-event detector of a DMA (rule kind ``leak``), as a pure state machine.
 
 One rule per DMA watches its demand (net inflow of the district meters minus the filling of
-its tanks, with transfers from and to neighbouring DMAs taken out) with four detectors, and
+its tanks, with transfers from and to neighbouring DMAs taken out) with the detectors below, and
 keeps **one leak event** per leak:
 
 * **burst** (every bucket): a one-sided CUSUM of the standardised residual against a learned

@@ -177,6 +177,25 @@ def test_t_to_z_counts_a_sigma_from_few_days_for_less() -> None:
     assert an.t_to_z(-3.0, 6.0) == -an.t_to_z(3.0, 6.0)
 
 
+def test_spread_edges_are_where_a_lost_reading_was_interpolated_over() -> None:
+    edges = np.arange(0.0, 5 * 3600 + 1, 3600)
+    # a register read every 15 min; the 02:00 reading is lost
+    ts = np.arange(0.0, 5 * 3600 + 1, 900)
+    v = np.cumsum(np.ones(ts.size))
+    v[ts == 7200] = np.nan
+    spread = an.spread_edges(ts, v, edges)
+    assert spread.tolist() == [False, False, True, False, False, False]
+    # read at :07, :22 ... every 15 min: interpolated at every edge, but over no lost reading
+    off = ts + 420
+    assert not an.spread_edges(off, np.ones(off.size), edges).any()
+    # read hourly, the 03:00 reading lost: 2 h apart around that edge
+    hourly = edges.copy()
+    hv = np.arange(hourly.size, dtype=np.float64)
+    hv[3] = np.nan
+    assert an.spread_edges(hourly, hv, edges).tolist() == [False] * 3 + [True] + [False] * 2
+    assert not an.spread_edges(np.array([1.0]), np.array([1.0]), edges).any()
+
+
 def test_interp_at_levels_and_gaps() -> None:
     ts = np.array([0.0, 3600, 7200, 30000])
     v = np.array([2.0, 1.0, 1.5, 3.0])
