@@ -248,6 +248,7 @@ class LeakState:
     per_meter: list[float] = field(default_factory=list)  # metered use per meter, clean days
     shape_hist: list[list[float]] = field(default_factory=list)  # leak-free days' demand
     shape_cur: dict[int, list[float]] = field(default_factory=dict)  # this day's and the last
+    shape_quiet_until: float = -math.inf  # a transfer was under way: no day-shape verdict
     days: dict[int, DayAcc] = field(default_factory=dict)
     evidence: dict[str, Evidence] = field(default_factory=dict)
     event: LeakEvent | None = None
@@ -278,6 +279,9 @@ class LeakState:
                 str(k): [v if math.isfinite(v) else None for v in vals]
                 for k, vals in self.shape_cur.items()
             },
+            "shape_quiet_until": (
+                self.shape_quiet_until if math.isfinite(self.shape_quiet_until) else None
+            ),
             "days": {
                 str(k): [
                     d.sum_lps,
@@ -329,6 +333,9 @@ class LeakState:
                 int(k): [math.nan if v is None else float(v) for v in vals]
                 for k, vals in d.get("shape_cur", {}).items()
             },
+            shape_quiet_until=-math.inf
+            if d.get("shape_quiet_until") is None
+            else float(d["shape_quiet_until"]),
             days={int(k): _day_acc(v) for k, v in d.get("days", {}).items()},
             evidence={
                 k: Evidence(float(a), float(b), float(c))
@@ -640,7 +647,10 @@ def _shape_fit(
         c[m] = basis[pos[m] - k * n]
         cols.append(c)
     step = (pos >= tau).astype(np.float64)
-    if not cols or float(step[keep].sum()) < cfg.shape_min_tail:
+    # a step needs buckets on both sides of it in its own day: from its first bucket it is
+    # only that day's level, which the day's own mix may explain
+    before = keep & (pos < tau) & (pos // n == tau // n)
+    if not cols or min(float(step[keep].sum()), float(before.sum())) < cfg.shape_min_tail:
         return None
     w = 1.0 / sig[pos[keep] % n]
     x = np.hstack([*cols, step[:, None]])[keep] * w[:, None]
@@ -673,7 +683,7 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     if not 0 <= hr.slot < n:
         return []
     cur[hr.slot] = value
-    if st.event is not None or not math.isfinite(value):
+    if st.event is not None or not math.isfinite(value) or hr.t_end <= st.shape_quiet_until:
         return []
     basis = _shape_basis(st.shape_hist, cfg)
     if basis is None:
@@ -715,12 +725,14 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     ready = st.profile.days(cfg.n_slots) >= cfg.min_history_days
     # transfers: a neighbour's demand falls by about as much as ours rises, in the same hour
     transfer = 0.0
+    dip = ready and math.isfinite(x) and math.isfinite(med) and x - med <= -cfg.transfer_z * sig
     for code, xb in hr.neighbours.items():
         prof = st.neighbours.setdefault(code, SlotProfile())
         mb, sb = prof.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
         if not math.isfinite(xb):
             continue
         zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
+        dip = dip or zb <= -cfg.transfer_z
         if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
             prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
@@ -736,8 +748,15 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     acc = st.days.setdefault(hr.day, DayAcc())
     acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
     if cfg.shape_z > 0 and not cfg.hourly_cusum:
+        if dip or transfer > 0:
+            # water moved between zones (a boundary valve): this zone or a neighbour fell
+            # below its usual. Its hours are no day shape, and its end is a step back up:
+            # the day-shape test waits a day
+            st.shape_quiet_until = hr.t_end + 86400.0
         clean = (
-            math.isfinite(x) and not hr.transient and not hr.spread and hr.t_end > st.quiet_until
+            math.isfinite(x)
+            and not (hr.transient or hr.spread or dip or transfer > 0)
+            and hr.t_end > st.quiet_until
         )
         out += _shape_step(st, cfg, hr, x - transfer if clean else math.nan)
     if not math.isfinite(x):
