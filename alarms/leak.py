@@ -732,7 +732,7 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         if not math.isfinite(xb):
             continue
         zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
-        dip = dip or zb <= -cfg.transfer_z
+        dip = dip or abs(zb) >= cfg.transfer_z  # the neighbour's demand moved
         if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
             prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
@@ -749,9 +749,9 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
     if cfg.shape_z > 0 and not cfg.hourly_cusum:
         if dip or transfer > 0:
-            # water moved between zones (a boundary valve): this zone or a neighbour fell
-            # below its usual. Its hours are no day shape, and its end is a step back up:
-            # the day-shape test waits a day
+            # water may be moving between zones (a boundary valve): this zone fell below its
+            # usual, or a neighbour left its own. Such hours are no day shape, and their end
+            # is a step back up: the day-shape test waits a day
             st.shape_quiet_until = hr.t_end + 86400.0
         clean = (
             math.isfinite(x)

@@ -359,3 +359,18 @@ def test_a_hot_day_is_not_a_step_for_the_day_shapes() -> None:
         st, sigs = run(World(hot, w.metered_m3 * 1.0, w.weather, w.unmetered_m3))
         assert [s for s in kinds(sigs, "open") if s.detector == "shape"] == [], seed
         assert len(st.shape_hist) == CFG.shape_days  # it kept learning
+
+
+def test_the_end_of_a_transfer_into_a_neighbour_is_not_a_step() -> None:
+    # for 30 h a neighbour feeds 40 % of this zone through a boundary valve: this zone's
+    # meters see less, the neighbour's more; when the valve closes this zone's demand comes
+    # back up, a step against the day before, which is no leak
+    a, b = 21 * 24 + 8, 22 * 24 + 14
+    for seed in (1, 2):
+        w = world_unrepresentative(seed)
+        other = world(seed=9, mean_lps=30.0)
+        moved = np.zeros(w.demand.size)
+        moved[a:b] = 0.4 * w.demand[a:b]
+        st, sigs = run(w, extra=lambda i, m=moved: -float(m[i]), neighbour=other.demand + moved)
+        assert kinds(sigs, "open") == [], (seed, kinds(sigs, "open"))
+        assert st.shape_quiet_until < T0 + w.demand.size * 3600.0  # it judges again
