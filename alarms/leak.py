@@ -725,14 +725,16 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     ready = st.profile.days(cfg.n_slots) >= cfg.min_history_days
     # transfers: a neighbour's demand falls by about as much as ours rises, in the same hour
     transfer = 0.0
-    dip = ready and math.isfinite(x) and math.isfinite(med) and x - med <= -cfg.transfer_z * sig
+    own = (x - med) / sig if ready and math.isfinite(x) and math.isfinite(med) else 0.0
+    dip = own <= -cfg.transfer_z
     for code, xb in hr.neighbours.items():
         prof = st.neighbours.setdefault(code, SlotProfile())
         mb, sb = prof.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
         if not math.isfinite(xb):
             continue
         zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
-        dip = dip or abs(zb) >= cfg.transfer_z  # the neighbour's demand moved
+        # a neighbour fell, or rose while this zone is below its usual (it feeds us)
+        dip = dip or zb <= -cfg.transfer_z or (zb >= cfg.transfer_z and own < 0)
         if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
             prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
@@ -749,9 +751,9 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     acc.start = min(acc.start, hr.t_end - 3600.0 * 24 / cfg.n_slots)
     if cfg.shape_z > 0 and not cfg.hourly_cusum:
         if dip or transfer > 0:
-            # water may be moving between zones (a boundary valve): this zone fell below its
-            # usual, or a neighbour left its own. Such hours are no day shape, and their end
-            # is a step back up: the day-shape test waits a day
+            # water may be moving between zones (a boundary valve): this zone or a neighbour
+            # fell below its usual, or a neighbour rose while this zone is low. Such hours are
+            # no day shape, and their end is a step back up: the day-shape test waits a day
             st.shape_quiet_until = hr.t_end + 86400.0
         clean = (
             math.isfinite(x)
