@@ -371,6 +371,10 @@ def test_the_end_of_a_transfer_into_a_neighbour_is_not_a_step() -> None:
         other = world(seed=9, mean_lps=30.0)
         moved = np.zeros(w.demand.size)
         moved[a:b] = 0.4 * w.demand[a:b]
-        st, sigs = run(w, extra=lambda i, m=moved: -float(m[i]), neighbour=other.demand + moved)
+
+        def fed(i: int, m: np.ndarray = moved) -> float:
+            return -float(m[i])
+
+        st, sigs = run(w, extra=fed, neighbour=other.demand + moved)
         assert kinds(sigs, "open") == [], (seed, kinds(sigs, "open"))
         assert st.shape_quiet_until < T0 + w.demand.size * 3600.0  # it judges again
