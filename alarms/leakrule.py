@@ -268,11 +268,29 @@ def _describe(size: lk.Size) -> str:
     )
 
 
+# the alarm messages of the leak rule (the staff page translates them by these patterns:
+# api/web/staff_alarms.py)
+def open_message(s: lk.LeakSignal) -> str:
+    return f"leak {_describe(s.size)}; found by {s.detector}: {s.detail}"
+
+
+def grown_message(s: lk.LeakSignal) -> str:
+    return f"the leak has grown: {_describe(s.size)} ({s.detail})"
+
+
+def gone_message(s: lk.LeakSignal) -> str:
+    return f"leak no longer seen ({s.detail}); last estimate {_describe(s.size)}"
+
+
+def repaired_message(user: str, comment: str | None) -> str:
+    return f"leak repaired by {user}" + (f": {comment}" if comment else "")
+
+
 def _signal(ctx: Ctx, rule: RuleConfig, st: StateRow, s: lk.LeakSignal) -> None:
     conn = ctx.conn
     size = s.size
     if s.kind == "open":
-        msg = f"leak {_describe(size)}; found by {s.detector}: {s.detail}"
+        msg = open_message(s)
         apply_signal(conn, rule, st, Signal("condition", True, s.ts, size.lps, msg), ctx.res)
         zc.set_leak_size(conn, st, size)
         conn.execute(
@@ -302,11 +320,11 @@ def _signal(ctx: Ctx, rule: RuleConfig, st: StateRow, s: lk.LeakSignal) -> None:
         if s.kind == "regrow":
             tr = reannunciate(st.point, to_ts(s.ts))
             if tr is not None:
-                msg = f"the leak has grown: {_describe(size)} ({s.detail})"
+                msg = grown_message(s)
                 write_transition(conn, rule, st, tr, value=size.lps, message=msg)
                 ctx.res.transitions += 1
     elif s.kind == "close":
-        msg = f"leak no longer seen ({s.detail}); last estimate {_describe(size)}"
+        msg = gone_message(s)
         apply_signal(conn, rule, st, Signal("condition", False, s.ts, None, msg), ctx.res)
         _close_event(conn, rule, st.run_id, s.ts, reason="gone", user=None, comment=s.detail)
 
@@ -361,14 +379,14 @@ def repair(
     if ev is None:
         raise RefusedError("no_open_leak", f"rule {rule.code} has no open leak event")
     out: list[lc.Transition] = []
-    words = f"repaired by {user}" + (f": {comment}" if comment else "")
+    words = repaired_message(user, comment)
     tr = lc.condition(st.point, False, at)
     if tr is not None:
-        write_transition(conn, rule, st, tr, message=f"leak {words}")
+        write_transition(conn, rule, st, tr, message=words)
         out.append(tr)
     if st.point.state in (lc.State.UNACK, lc.State.RTN_UNACK):
         ack = lc.acknowledge(st.point, user, comment or "repaired", at)
-        write_transition(conn, rule, st, ack, message=f"leak {words}")
+        write_transition(conn, rule, st, ack, message=words)
         out.append(ack)
     _close_event(
         conn, rule, st.run_id, at.timestamp(), reason="repaired", user=user, comment=comment

@@ -3,9 +3,10 @@ acknowledge and shelve buttons (the same action as the JSON API: :mod:`api.servi
 
 Everything is shown in the visitor's language: the priority, the state and the rule's kind
 come from the catalogs; the alarm engine writes its messages in English, so the messages of
-a known pattern ("3.2 bar above limit 3 bar", "no readings from ... for more than 2 h") are
-translated here, at display time, with a decimal comma; any other message is shown as it
-was written. Times are Tashkent time, and the page says so."""
+a known pattern ("3.2 bar above limit 3 bar", "no readings from ... for more than 2 h", and
+the leak rule's "leak about 2.4 L/s (...); found by shape: demand stepped up ...", its size,
+detector and detail each translated) are translated here, at display time, with a decimal
+comma; any other message, or detail, is shown as it was written. Times are Tashkent time, and the page says so."""
 
 from __future__ import annotations
 
@@ -116,12 +117,150 @@ MESSAGES: tuple[tuple[re.Pattern[str], str, dict[str, Callable[[str], str]]], ..
 )
 """The engine's messages of a known pattern and their catalog sentences."""
 
+_N = r"-?[\d.]+"
+_SIZE = (
+    rf"about (?P<lps>{_N}) L/s \((?P<m3>{_N}) m³ a day; 90 % between (?P<lo>{_N}) and "
+    rf"(?P<hi>{_N}) L/s\)"
+)
+SIZE_TEXT = N_("about %(lps)s L/s (%(m3)s m³ a day; 90 %% between %(lo)s and %(hi)s L/s)")
+DETECTOR = {
+    "burst": N_("the burst test"),
+    "losses": N_("the hourly losses"),
+    "night": N_("the night flow"),
+    "balance": N_("the water balance"),
+    "night_trend": N_("the night flow's trend"),
+    "balance_trend": N_("the water balance's trend"),
+    "shape": N_("the day-shape test"),
+}
+_STEP = rf"^demand stepped up (?P<a>{_N}) L/s"
+_SHAPES = (
+    rf"and stayed up \(z (?P<z>{_N}) > (?P<lim>{_N})\), against the shapes of the last "
+    r"(?P<n>\d+) days$"
+)
+_CUSUM = rf"\(CUSUM (?P<s>{_N}) > (?P<h>{_N})\)$"
+_RISING = (
+    rf"rising (?P<sl>{_N}) L/s a day for (?P<n>\d+) days, now (?P<a>{_N}) L/s above its "
+    r"usual level$"
+)
+_BURST = (
+    rf"{_STEP} and stayed up for (?P<n>\d+) h; now (?P<x>{_N}) L/s, usual for this hour "
+    rf"(?P<m>{_N}) L/s$"
+)
+LEAK_DETAILS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(rx), msgid)
+    for rx, msgid in (
+        (
+            rf"{_STEP} at (?P<hm>\d\d:\d\d) today {_SHAPES}",
+            N_(
+                "demand stepped up %(a)s L/s at %(hm)s today and stayed up (z %(z)s > %(lim)s), "
+                "against the shapes of the last %(n)s days"
+            ),
+        ),
+        (
+            rf"{_STEP} at (?P<hm>\d\d:\d\d) yesterday {_SHAPES}",
+            N_(
+                "demand stepped up %(a)s L/s at %(hm)s yesterday and stayed up (z %(z)s > "
+                "%(lim)s), against the shapes of the last %(n)s days"
+            ),
+        ),
+        (
+            _BURST,
+            N_(
+                "demand stepped up %(a)s L/s and stayed up for %(n)s h; now %(x)s L/s, usual "
+                "for this hour %(m)s L/s"
+            ),
+        ),
+        (
+            rf"^hourly losses (?P<a>{_N}) L/s above their usual level {_CUSUM}",
+            N_("hourly losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
+        ),
+        (
+            rf"^night: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
+            N_("night flow %(a)s L/s above its usual level (CUSUM %(s)s > %(h)s)"),
+        ),
+        (
+            rf"^balance: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
+            N_("water balance losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
+        ),
+        (
+            rf"^night: {_RISING}",
+            N_(
+                "night flow rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s above its "
+                "usual level"
+            ),
+        ),
+        (
+            rf"^balance: {_RISING}",
+            N_(
+                "water balance losses rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s "
+                "above their usual level"
+            ),
+        ),
+        (rf"^grown from (?P<a>{_N}) L/s$", N_("grown from %(a)s L/s")),
+        (r"^not seen for (?P<n>\d+) days$", N_("not seen for %(n)s days")),
+    )
+)
+"""The leak rule's details (alarms/leak.py) and their catalog sentences."""
+LEAK_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(rx, re.S), msgid)
+    for rx, msgid in (
+        (
+            rf"^leak {_SIZE}; found by (?P<det>\w+): (?P<detail>.*)$",
+            N_("leak of %(size)s, found by %(detector)s: %(detail)s"),
+        ),
+        (
+            rf"^the leak has grown: {_SIZE} \((?P<detail>.*)\)$",
+            N_("the leak has grown: %(size)s (%(detail)s)"),
+        ),
+        (
+            rf"^leak no longer seen \((?P<detail>.*)\); last estimate {_SIZE}$",
+            N_("the leak is no longer seen (%(detail)s); last estimate %(size)s"),
+        ),
+        (
+            r"^leak repaired by (?P<user>\S+): (?P<comment>.*)$",
+            N_("leak repaired by %(user)s: %(comment)s"),
+        ),
+        (r"^leak repaired by (?P<user>\S+)$", N_("leak repaired by %(user)s")),
+    )
+)
+"""The leak rule's messages (alarms/leakrule.py): a size, a detector and its detail."""
+
+
+def _translate_leak(text: str, tr: gettext.GNUTranslations) -> str | None:
+    for regex, msgid in LEAK_MESSAGES:
+        m = regex.match(text)
+        if m is None:
+            continue
+        g = m.groupdict()
+        values = {k: v for k, v in g.items() if k in ("user", "comment")}
+        if "lps" in g:
+            values["size"] = tr.gettext(SIZE_TEXT) % {
+                k: _num(g[k]) for k in ("lps", "m3", "lo", "hi")
+            }
+        if "det" in g:
+            values["detector"] = (
+                tr.gettext(DETECTOR[g["det"]]) if g["det"] in DETECTOR else g["det"]
+            )
+        if "detail" in g:
+            values["detail"] = g["detail"]
+            for rx, dmsg in LEAK_DETAILS:
+                d = rx.match(g["detail"])
+                if d is not None:
+                    dv = {k: (v if k == "hm" else _num(v)) for k, v in d.groupdict().items()}
+                    values["detail"] = tr.gettext(dmsg) % dv
+                    break
+        return tr.gettext(msgid) % values
+    return None
+
 
 def translate_message(text: str | None, tr: gettext.GNUTranslations) -> str:
     """An alarm's message in the visitor's language when its pattern is known, else as
     written."""
     if not text:
         return ""
+    leak = _translate_leak(text.strip(), tr)
+    if leak is not None:
+        return leak
     for regex, msgid, convert in MESSAGES:
         m = regex.match(text.strip())
         if m is not None:
