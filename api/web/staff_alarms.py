@@ -6,7 +6,8 @@ come from the catalogs; the alarm engine writes its messages in English, so the 
 a known pattern ("3.2 bar above limit 3 bar", "no readings from ... for more than 2 h", and
 the leak rule's "leak about 2.4 L/s (...); found by shape: demand stepped up ...", its size,
 detector and detail each translated) are translated here, at display time, with a decimal
-comma; any other message, or detail, is shown as it was written. Times are Tashkent time, and the page says so."""
+comma; any other message, or detail, is shown as it was written. Times are Tashkent time,
+and the page says so."""
 
 from __future__ import annotations
 
