@@ -509,6 +509,16 @@ def t_to_z(t: float, df: float) -> float:
     return math.copysign(math.sqrt(max(df - 0.5, 0.5) * math.log1p(t * t / df)), t)
 
 
+def _bracket(t: F64, edges: F64) -> tuple[npt.NDArray[np.int64], Any, Any]:
+    """For sorted reading times ``t`` (at least one): the index of the first reading at or
+    after each edge, whether a reading lies exactly on the edge, and whether the edge lies
+    strictly between two readings."""
+    j = np.searchsorted(t, edges, side="left")
+    exact = (j < t.size) & (t[np.minimum(j, t.size - 1)] == edges)
+    inner = ~exact & (j > 0) & (j < t.size)
+    return j, exact, inner
+
+
 def interp_at(ts: F64, values: F64, edges: F64, max_gap_s: float) -> F64:
     """A level (or any sampled value) interpolated linearly at ``edges``; NaN where the
     readings around an edge are more than ``max_gap_s`` apart. Readings sorted by time."""
@@ -517,10 +527,8 @@ def interp_at(ts: F64, values: F64, edges: F64, max_gap_s: float) -> F64:
     out = np.full(edges.size, np.nan)
     if t.size == 0:
         return out
-    j = np.searchsorted(t, edges, side="left")
-    exact = (j < t.size) & (t[np.minimum(j, t.size - 1)] == edges)
+    j, exact, inner = _bracket(t, edges)
     out[exact] = v[j[exact]]
-    inner = ~exact & (j > 0) & (j < t.size)
     if inner.any():
         jj = j[inner]
         t0, t1 = t[jj - 1], t[jj]
@@ -538,14 +546,11 @@ def spread_edges(ts: F64, values: F64, edges: F64) -> npt.NDArray[np.bool_]:
     register interpolated there shares the volume of the gap between the buckets on either
     side by time, not as the flow went (at a morning ramp, litres move from one hour to the
     next)."""
-    ok = np.isfinite(values)
-    t = ts[ok]
+    t = ts[np.isfinite(values)]
     if t.size < 2:
         return np.zeros(edges.size, dtype=bool)
     span_s = 1.5 * float(np.median(np.diff(t)))
-    j = np.searchsorted(t, edges, side="left")
-    exact = (j < t.size) & (t[np.minimum(j, t.size - 1)] == edges)
-    inner = ~exact & (j > 0) & (j < t.size)
+    j, _, inner = _bracket(t, edges)
     gap = np.zeros(edges.size)
     gap[inner] = t[j[inner]] - t[j[inner] - 1]
     return np.asarray(inner & (gap > span_s), dtype=bool)
