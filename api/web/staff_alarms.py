@@ -77,7 +77,9 @@ def _num(text: str) -> str:
     return text.replace(".", ",")
 
 
-MESSAGES: tuple[tuple[re.Pattern[str], str, dict[str, Callable[[str], str]]], ...] = (
+Known = tuple[tuple[re.Pattern[str], str, dict[str, Callable[[str], str]]], ...]
+"""Patterns of the engine's English, their catalog sentences and how to show each value."""
+MESSAGES: Known = (
     (
         re.compile(r"^(?P<v>-?[\d.e+-]+) ?(?P<unit>\S*) above limit (?P<lim>-?[\d.e+-]+) ?\S*$"),
         N_("%(v)s %(unit)s, above the limit of %(lim)s %(unit)s"),
@@ -147,58 +149,62 @@ _BURST = (
     rf"{_STEP} and stayed up for (?P<n>\d+) h; now (?P<x>{_N}) L/s, usual for this hour "
     rf"(?P<m>{_N}) L/s$"
 )
-LEAK_DETAILS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(rx), msgid)
+LEAK_DETAILS: Known = tuple(
+    # every number with a decimal comma; the time of day (hm) as it is
+    (rx, msgid, {k: _num for k in rx.groupindex if k != "hm"})
     for rx, msgid in (
-        (
-            rf"{_STEP} at (?P<hm>\d\d:\d\d) today {_SHAPES}",
-            N_(
-                "demand stepped up %(a)s L/s at %(hm)s today and stayed up (z %(z)s > %(lim)s), "
-                "against the shapes of the last %(n)s days"
+        (re.compile(pattern), m)
+        for pattern, m in (
+            (
+                rf"{_STEP} at (?P<hm>\d\d:\d\d) today {_SHAPES}",
+                N_(
+                    "demand stepped up %(a)s L/s at %(hm)s today and stayed up (z %(z)s > "
+                    "%(lim)s), against the shapes of the last %(n)s days"
+                ),
             ),
-        ),
-        (
-            rf"{_STEP} at (?P<hm>\d\d:\d\d) yesterday {_SHAPES}",
-            N_(
-                "demand stepped up %(a)s L/s at %(hm)s yesterday and stayed up (z %(z)s > "
-                "%(lim)s), against the shapes of the last %(n)s days"
+            (
+                rf"{_STEP} at (?P<hm>\d\d:\d\d) yesterday {_SHAPES}",
+                N_(
+                    "demand stepped up %(a)s L/s at %(hm)s yesterday and stayed up (z %(z)s > "
+                    "%(lim)s), against the shapes of the last %(n)s days"
+                ),
             ),
-        ),
-        (
-            _BURST,
-            N_(
-                "demand stepped up %(a)s L/s and stayed up for %(n)s h; now %(x)s L/s, usual "
-                "for this hour %(m)s L/s"
+            (
+                _BURST,
+                N_(
+                    "demand stepped up %(a)s L/s and stayed up for %(n)s h; now %(x)s L/s, usual "
+                    "for this hour %(m)s L/s"
+                ),
             ),
-        ),
-        (
-            rf"^hourly losses (?P<a>{_N}) L/s above their usual level {_CUSUM}",
-            N_("hourly losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
-        ),
-        (
-            rf"^night: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
-            N_("night flow %(a)s L/s above its usual level (CUSUM %(s)s > %(h)s)"),
-        ),
-        (
-            rf"^balance: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
-            N_("water balance losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
-        ),
-        (
-            rf"^night: {_RISING}",
-            N_(
-                "night flow rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s above its "
-                "usual level"
+            (
+                rf"^hourly losses (?P<a>{_N}) L/s above their usual level {_CUSUM}",
+                N_("hourly losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
             ),
-        ),
-        (
-            rf"^balance: {_RISING}",
-            N_(
-                "water balance losses rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s "
-                "above their usual level"
+            (
+                rf"^night: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
+                N_("night flow %(a)s L/s above its usual level (CUSUM %(s)s > %(h)s)"),
             ),
-        ),
-        (rf"^grown from (?P<a>{_N}) L/s$", N_("grown from %(a)s L/s")),
-        (r"^not seen for (?P<n>\d+) days$", N_("not seen for %(n)s days")),
+            (
+                rf"^balance: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
+                N_("water balance losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
+            ),
+            (
+                rf"^night: {_RISING}",
+                N_(
+                    "night flow rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s above its "
+                    "usual level"
+                ),
+            ),
+            (
+                rf"^balance: {_RISING}",
+                N_(
+                    "water balance losses rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s "
+                    "above their usual level"
+                ),
+            ),
+            (rf"^grown from (?P<a>{_N}) L/s$", N_("grown from %(a)s L/s")),
+            (r"^not seen for (?P<n>\d+) days$", N_("not seen for %(n)s days")),
+        )
     )
 )
 """The leak rule's details (alarms/leak.py) and their catalog sentences."""
@@ -243,13 +249,7 @@ def _translate_leak(text: str, tr: gettext.GNUTranslations) -> str | None:
                 tr.gettext(DETECTOR[g["det"]]) if g["det"] in DETECTOR else g["det"]
             )
         if "detail" in g:
-            values["detail"] = g["detail"]
-            for rx, dmsg in LEAK_DETAILS:
-                d = rx.match(g["detail"])
-                if d is not None:
-                    dv = {k: (v if k == "hm" else _num(v)) for k, v in d.groupdict().items()}
-                    values["detail"] = tr.gettext(dmsg) % dv
-                    break
+            values["detail"] = _known(LEAK_DETAILS, g["detail"], tr) or g["detail"]
         return tr.gettext(msgid) % values
     return None
 
@@ -259,15 +259,21 @@ def translate_message(text: str | None, tr: gettext.GNUTranslations) -> str:
     written."""
     if not text:
         return ""
-    leak = _translate_leak(text.strip(), tr)
-    if leak is not None:
-        return leak
-    for regex, msgid, convert in MESSAGES:
-        m = regex.match(text.strip())
+    return _translate_leak(text.strip(), tr) or _known(MESSAGES, text.strip(), tr) or text
+
+
+def _known(
+    table: Known,
+    text: str,
+    tr: gettext.GNUTranslations,
+) -> str | None:
+    """The text translated by the first pattern of ``table`` it matches, else None."""
+    for regex, msgid, convert in table:
+        m = regex.match(text)
         if m is not None:
             values = {k: convert.get(k, str)(v) for k, v in m.groupdict().items()}
             return tr.gettext(msgid) % values
-    return text
+    return None
 
 
 @router.get("/alarms")
