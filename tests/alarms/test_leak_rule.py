@@ -15,6 +15,8 @@ import pytest
 from alarms.actions import act, repaired, replay
 from alarms.engine import run_pass
 from alarms.errors import RefusedError
+from alarms.leakrule import settings
+from alarms.rules import Kind, RuleConfig, RuleParams
 from billing.accountno import make_number
 from billing.zone_usage import unmetered_use
 from tests.alarms.conftest import add_readings, add_rule, one
@@ -427,9 +429,6 @@ def test_incremental_passes_equal_one_pass(
 
 
 def test_regrow_from_lps_is_a_rule_setting() -> None:
-    from alarms.leakrule import settings
-    from alarms.rules import Kind, RuleConfig, RuleParams
-
     rule = RuleConfig(id=1, code="DMA-S-leak", kind=Kind.LEAK, zone_id=1)
     assert settings(rule).regrow_from_lps == 2.0
     small = RuleConfig(
