@@ -7,6 +7,7 @@ can be streamed in chunks (no Content-Length) and the sending stops when the ser
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -76,7 +77,11 @@ def stream_post(
                 break
             sent += len(data)
         else:
-            sock.sendall(b"0\r\n\r\n")
+            # the whole body may be in the socket buffers before the server has read enough
+            # of it to refuse it: then it has answered and closed by the time the last chunk
+            # goes, as when a chunk meets the close above
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"0\r\n\r\n")
         return (*read_response(sock), sent)
     finally:
         sock.close()
