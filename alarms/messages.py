@@ -1,0 +1,273 @@
+"""Alarm texts for people, in their language: the staff alarm page (:mod:`api.web.staff_alarms`)
+and the notifications (:mod:`alarms.notify`) share these tables and functions.
+
+The alarm engine writes its messages in English (alarms/rules.py, alarms/apply.py,
+alarms/leakrule.py). :func:`translate_message` turns the ones of a known pattern ("3.2 bar
+above limit 3 bar", "no readings from ... for more than 2 h", and the leak rule's "leak about
+2.4 L/s (...); found by shape: demand stepped up ...", its size, detector and detail each
+translated) into the reader's language with a decimal comma; any other message, or detail, is
+kept as it was written. Every function takes a gettext translations object: the catalogs are
+``api/locale/<lang>/LC_MESSAGES/messages.po``, loaded by :func:`catalog` (through
+:mod:`api.i18n`, which compiles them).
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+from collections.abc import Callable
+
+LANGUAGES = ("uz", "uz_Cyrl", "ru", "en")
+"""The languages of the catalogs (the same as :data:`api.i18n.CODES`)."""
+DEFAULT_LANGUAGE = "uz"
+
+
+def N_(msgid: str) -> str:  # noqa: N802 - the gettext marker for babel's extraction
+    return msgid
+
+
+PRIORITY = {
+    "urgent": N_("Urgent"),
+    "high": N_("High"),
+    "medium": N_("Medium"),
+    "low": N_("Low"),
+}
+STATE = {
+    "normal": N_("Normal"),
+    "unack": N_("Unacknowledged"),
+    "ack": N_("Acknowledged"),
+    "rtn_unack": N_("Cleared, not acknowledged"),
+    "shelved": N_("Shelved"),
+    "suppressed": N_("Suppressed"),
+    "out_of_service": N_("Out of service"),
+}
+KIND = {
+    "high": N_("Above the limit"),
+    "low": N_("Below the limit"),
+    "high_high": N_("Far above the limit"),
+    "low_low": N_("Far below the limit"),
+    "rate_of_change": N_("Changing too fast"),
+    "flatline": N_("Reading does not change"),
+    "offline": N_("No readings"),
+    "meter_flags": N_("Meter reports a fault"),
+    "service_min": N_("Below the service pressure"),
+    "mnf": N_("Night flow too high"),
+    "water_balance": N_("Water balance: losses"),
+    "burst": N_("Burst"),
+    "customer_leak": N_("Leak at a customer"),
+    "leak": N_("Leak"),
+    "flood": N_("Alarm flood"),
+}
+
+
+def _num(text: str) -> str:
+    """A number as the engine wrote it (``3.25``), with a decimal comma."""
+    return text.replace(".", ",")
+
+
+Known = tuple[tuple[re.Pattern[str], str, dict[str, Callable[[str], str]]], ...]
+"""Patterns of the engine's English, their catalog sentences and how to show each value."""
+MESSAGES: Known = (
+    (
+        re.compile(r"^(?P<v>-?[\d.e+-]+) ?(?P<unit>\S*) above limit (?P<lim>-?[\d.e+-]+) ?\S*$"),
+        N_("%(v)s %(unit)s, above the limit of %(lim)s %(unit)s"),
+        {"v": _num, "lim": _num},
+    ),
+    (
+        re.compile(r"^(?P<v>-?[\d.e+-]+) ?(?P<unit>\S*) below limit (?P<lim>-?[\d.e+-]+) ?\S*$"),
+        N_("%(v)s %(unit)s, below the limit of %(lim)s %(unit)s"),
+        {"v": _num, "lim": _num},
+    ),
+    (
+        re.compile(
+            r"^changing (?P<rate>-?[\d.e+-]+) (?P<unit>\S*)/h, limit (?P<lim>-?[\d.e+-]+) \S*/h$"
+        ),
+        N_("changing by %(rate)s %(unit)s an hour, limit %(lim)s %(unit)s an hour"),
+        {"rate": _num, "lim": _num},
+    ),
+    (re.compile(r"^value moving again$"), N_("the value is moving again"), {}),
+    (re.compile(r"^reading quality (?P<q>\S+)$"), N_("reading quality %(q)s"), {}),
+    (
+        re.compile(r"^no readings from (?P<names>.+) for more than (?P<h>[\d.]+) h$"),
+        N_("no readings from %(names)s for more than %(h)s h"),
+        {"h": _num},
+    ),
+    (
+        re.compile(
+            r"^no reading from (?P<name>.+) since the rule started watching it \((?P<h>[\d.]+) h\)$"
+        ),
+        N_("no reading from %(name)s since the rule started watching it (%(h)s h)"),
+        {"h": _num},
+    ),
+    (
+        re.compile(r"^zone (?P<zone>.+) back to its usual profile$"),
+        N_("zone %(zone)s is back to its usual profile"),
+        {},
+    ),
+    (re.compile(r"^meter reports (?P<flags>.+)$"), N_("the meter reports: %(flags)s"), {}),
+)
+"""The engine's messages of a known pattern and their catalog sentences."""
+
+_N = r"-?[\d.]+"
+_SIZE = (
+    rf"about (?P<lps>{_N}) L/s \((?P<m3>{_N}) m³ a day; 90 % between (?P<lo>{_N}) and "
+    rf"(?P<hi>{_N}) L/s\)"
+)
+SIZE_TEXT = N_("about %(lps)s L/s (%(m3)s m³ a day; 90 %% between %(lo)s and %(hi)s L/s)")
+DETECTOR = {
+    "burst": N_("the burst test"),
+    "losses": N_("the hourly losses"),
+    "night": N_("the night flow"),
+    "balance": N_("the water balance"),
+    "night_trend": N_("the night flow's trend"),
+    "balance_trend": N_("the water balance's trend"),
+    "shape": N_("the day-shape test"),
+}
+_STEP = rf"^demand stepped up (?P<a>{_N}) L/s"
+_SHAPES = (
+    rf"and stayed up \(z (?P<z>{_N}) > (?P<lim>{_N})\), against the shapes of the last "
+    r"(?P<n>\d+) days$"
+)
+_CUSUM = rf"\(CUSUM (?P<s>{_N}) > (?P<h>{_N})\)$"
+_RISING = (
+    rf"rising (?P<sl>{_N}) L/s a day for (?P<n>\d+) days, now (?P<a>{_N}) L/s above its "
+    r"usual level$"
+)
+_BURST = (
+    rf"{_STEP} and stayed up for (?P<n>\d+) h; now (?P<x>{_N}) L/s, usual for this hour "
+    rf"(?P<m>{_N}) L/s$"
+)
+LEAK_DETAILS: Known = tuple(
+    # every number with a decimal comma; the time of day (hm) as it is
+    (rx, msgid, {k: _num for k in rx.groupindex if k != "hm"})
+    for rx, msgid in (
+        (re.compile(pattern), m)
+        for pattern, m in (
+            (
+                rf"{_STEP} at (?P<hm>\d\d:\d\d) today {_SHAPES}",
+                N_(
+                    "demand stepped up %(a)s L/s at %(hm)s today and stayed up (z %(z)s > "
+                    "%(lim)s), against the shapes of the last %(n)s days"
+                ),
+            ),
+            (
+                rf"{_STEP} at (?P<hm>\d\d:\d\d) yesterday {_SHAPES}",
+                N_(
+                    "demand stepped up %(a)s L/s at %(hm)s yesterday and stayed up (z %(z)s > "
+                    "%(lim)s), against the shapes of the last %(n)s days"
+                ),
+            ),
+            (
+                _BURST,
+                N_(
+                    "demand stepped up %(a)s L/s and stayed up for %(n)s h; now %(x)s L/s, usual "
+                    "for this hour %(m)s L/s"
+                ),
+            ),
+            (
+                rf"^hourly losses (?P<a>{_N}) L/s above their usual level {_CUSUM}",
+                N_("hourly losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
+            ),
+            (
+                rf"^night: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
+                N_("night flow %(a)s L/s above its usual level (CUSUM %(s)s > %(h)s)"),
+            ),
+            (
+                rf"^balance: (?P<a>{_N}) L/s above its usual level {_CUSUM}",
+                N_("water balance losses %(a)s L/s above their usual level (CUSUM %(s)s > %(h)s)"),
+            ),
+            (
+                rf"^night: {_RISING}",
+                N_(
+                    "night flow rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s above its "
+                    "usual level"
+                ),
+            ),
+            (
+                rf"^balance: {_RISING}",
+                N_(
+                    "water balance losses rising %(sl)s L/s a day for %(n)s days, now %(a)s L/s "
+                    "above their usual level"
+                ),
+            ),
+            (rf"^grown from (?P<a>{_N}) L/s$", N_("grown from %(a)s L/s")),
+            (r"^not seen for (?P<n>\d+) days$", N_("not seen for %(n)s days")),
+        )
+    )
+)
+"""The leak rule's details (alarms/leak.py) and their catalog sentences."""
+LEAK_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(rx, re.S), msgid)
+    for rx, msgid in (
+        (
+            rf"^leak {_SIZE}; found by (?P<det>\w+): (?P<detail>.*)$",
+            N_("leak of %(size)s, found by %(detector)s: %(detail)s"),
+        ),
+        (
+            rf"^the leak has grown: {_SIZE} \((?P<detail>.*)\)$",
+            N_("the leak has grown: %(size)s (%(detail)s)"),
+        ),
+        (
+            rf"^leak no longer seen \((?P<detail>.*)\); last estimate {_SIZE}$",
+            N_("the leak is no longer seen (%(detail)s); last estimate %(size)s"),
+        ),
+        (
+            r"^leak repaired by (?P<user>\S+): (?P<comment>.*)$",
+            N_("leak repaired by %(user)s: %(comment)s"),
+        ),
+        (r"^leak repaired by (?P<user>\S+)$", N_("leak repaired by %(user)s")),
+    )
+)
+"""The leak rule's messages (alarms/leakrule.py): a size, a detector and its detail."""
+
+
+def _translate_leak(text: str, tr: gettext.NullTranslations) -> str | None:
+    for regex, msgid in LEAK_MESSAGES:
+        m = regex.match(text)
+        if m is None:
+            continue
+        g = m.groupdict()
+        values = {k: v for k, v in g.items() if k in ("user", "comment")}
+        if "lps" in g:
+            values["size"] = tr.gettext(SIZE_TEXT) % {
+                k: _num(g[k]) for k in ("lps", "m3", "lo", "hi")
+            }
+        if "det" in g:
+            values["detector"] = (
+                tr.gettext(DETECTOR[g["det"]]) if g["det"] in DETECTOR else g["det"]
+            )
+        if "detail" in g:
+            values["detail"] = _known(LEAK_DETAILS, g["detail"], tr) or g["detail"]
+        return tr.gettext(msgid) % values
+    return None
+
+
+def translate_message(text: str | None, tr: gettext.NullTranslations) -> str:
+    """An alarm's message in the visitor's language when its pattern is known, else as
+    written."""
+    if not text:
+        return ""
+    return _translate_leak(text.strip(), tr) or _known(MESSAGES, text.strip(), tr) or text
+
+
+def _known(
+    table: Known,
+    text: str,
+    tr: gettext.NullTranslations,
+) -> str | None:
+    """The text translated by the first pattern of ``table`` it matches, else None."""
+    for regex, msgid, convert in table:
+        m = regex.match(text)
+        if m is not None:
+            values = {k: convert.get(k, str)(v) for k, v in m.groupdict().items()}
+            return tr.gettext(msgid) % values
+    return None
+
+
+def catalog(language: str) -> gettext.GNUTranslations:
+    """The compiled catalog of ``language`` (one of :data:`LANGUAGES`)."""
+    from api import i18n  # the loader of the web pages' catalogs (compiles the .po files)
+
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
+    return i18n.translations(language)
