@@ -1,7 +1,8 @@
 """No untranslated staff or customer string.
 
-1. Every message the code asks for - ``_()``/``gettext``/``pgettext`` calls in ``api/**.py``
-   and the templates, extracted with babel as ``api/babel.cfg`` says - is in every catalog
+1. Every message the code asks for - ``_()``/``gettext``/``pgettext`` calls in ``api/**.py``,
+   the templates and ``alarms/messages.py`` (the alarm texts of the staff page and the
+   notifications), extracted with babel as ``api/babel.cfg`` says - is in every catalog
    (uz, uz_Cyrl, ru, en) with a translation that is not empty, keeps the message's
    ``%(name)s`` placeholders and is not marked fuzzy.
 2. A pseudo-locale run: every translation is replaced by the message wrapped in ``⟦ ⟧``,
@@ -52,6 +53,7 @@ from tests.api.conftest import (
 )
 
 API = Path(__file__).resolve().parents[1] / "api"
+ALARM_TEXTS = API.parent / "alarms"
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
 
 
@@ -68,8 +70,11 @@ def used_messages() -> set[tuple[str | None, str]]:
         options_map={"templates/**.html": {}},
         keywords=DEFAULT_KEYWORDS,
     )
+    alarm_texts = extract_from_dir(
+        str(ALARM_TEXTS), method_map=[("messages.py", "python")], keywords=DEFAULT_KEYWORDS
+    )
     out: set[tuple[str | None, str]] = set()
-    for _file, _line, msg, _comments, ctx in found:
+    for _file, _line, msg, _comments, ctx in [*found, *alarm_texts]:
         out.add((ctx, msg if isinstance(msg, str) else msg[0]))
     return out
 
@@ -78,6 +83,7 @@ def test_the_code_asks_for_messages() -> None:
     msgs = used_messages()
     assert ("report", "Page %(page)s of %(pages)s") in msgs  # a form's, from api/reports
     assert (None, "Customer login") in msgs  # a template's
+    assert (None, "the day-shape test") in msgs  # the alarm texts' (alarms/messages.py)
     assert len(msgs) > 250
 
 
