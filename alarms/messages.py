@@ -6,16 +6,22 @@ alarms/leakrule.py). :func:`translate_message` turns the ones of a known pattern
 above limit 3 bar", "no readings from ... for more than 2 h", and the leak rule's "leak about
 2.4 L/s (...); found by shape: demand stepped up ...", its size, detector and detail each
 translated) into the reader's language with a decimal comma; any other message, or detail, is
-kept as it was written. Every function takes a gettext translations object: the catalogs are
-``api/locale/<lang>/LC_MESSAGES/messages.po``, loaded by :func:`catalog` (through
-:mod:`api.i18n`, which compiles them).
+kept as it was written. :func:`notification` puts a whole notification (priority, event,
+state, message, who and why) into words. Every function takes a gettext translations object:
+the catalogs are ``api/locale/<lang>/LC_MESSAGES/messages.po``, loaded by :func:`catalog`
+(through :mod:`api.i18n`, which compiles them).
 """
 
 from __future__ import annotations
 
 import gettext
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from api import i18n
 
 LANGUAGES = ("uz", "uz_Cyrl", "ru", "en")
 """The languages of the catalogs (the same as :data:`api.i18n.CODES`)."""
@@ -266,8 +272,89 @@ def _known(
 
 def catalog(language: str) -> gettext.GNUTranslations:
     """The compiled catalog of ``language`` (one of :data:`LANGUAGES`)."""
-    from api import i18n  # the loader of the web pages' catalogs (compiles the .po files)
-
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
     return i18n.translations(language)
+
+
+# ---------------------------------------------------------------------- notifications
+
+EVENT = {
+    "activate": N_("alarm raised"),
+    "clear": N_("alarm cleared"),
+    "ack": N_("alarm acknowledged"),
+    "shelve": N_("alarm shelved"),
+    "unshelve": N_("alarm taken off the shelf"),
+    "shelve_expired": N_("alarm shelving expired"),
+    "suppress": N_("alarm suppressed"),
+    "unsuppress": N_("alarm no longer suppressed"),
+    "remove_from_service": N_("alarm taken out of service"),
+    "return_to_service": N_("alarm returned to service"),
+    "repaired": N_("leak reported repaired"),
+}
+"""The alarm events (alarms/lifecycle.py, alarms/actions.py) as a notification names them."""
+ALARM = N_("Alarm")
+ZONE = N_("Zone")
+RULE = N_("Rule")
+STATE_LABEL = N_("State")
+USER = N_("User")
+COMMENT = N_("Comment")
+TIME = N_("Time")
+TASHKENT_TIME = N_("Tashkent time")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An alarm notification in one language: a one-line subject and the whole text."""
+
+    subject: str
+    text: str
+
+
+def _one_line(value: Any) -> str:
+    """Text of others (a user's comment, a rule's name) on one line: kept as written, but a
+    line break cannot make it look like a line of ours."""
+    return " ".join(str(value).split())
+
+
+def _word(table: Mapping[str, str], code: Any, tr: gettext.NullTranslations) -> str:
+    code = str(code or "")
+    return tr.gettext(table[code]) if code in table else code
+
+
+def notification(p: Mapping[str, Any], tr: gettext.NullTranslations) -> Notification:
+    """The notification of one alarm event (the outbox payload ``p``: event, priority,
+    state, rule, rule_name, kind, zone, message, user, comment, ts), all in the language of
+    ``tr``; codes that no catalog knows, the user's name and comment are shown as written."""
+    priority = _word(PRIORITY, p.get("priority"), tr).upper()
+    title = _one_line(p.get("rule_name") or "") or (
+        tr.gettext(KIND[p["kind"]]) if p.get("kind") in KIND else tr.gettext(ALARM)
+    )
+    head = [priority, _word(EVENT, p.get("event"), tr), title]
+    if p.get("zone"):
+        head.append(f"{tr.gettext(ZONE)} {_one_line(p['zone'])}")
+    subject = " · ".join(x for x in head if x)
+    rule = f"{tr.gettext(RULE)}: {_one_line(p.get('rule') or '')}"
+    state = f"{tr.gettext(STATE_LABEL)}: {_word(STATE, p.get('state'), tr)}"
+    lines = [subject, f"{rule} · {state}"]
+    message = translate_message(p.get("message"), tr)
+    if message:
+        lines.append(message)
+    if p.get("user"):
+        lines.append(f"{tr.gettext(USER)}: {_one_line(p['user'])}")
+    if p.get("comment"):
+        lines.append(f"{tr.gettext(COMMENT)}: {_one_line(p['comment'])}")
+    when = _when(p.get("ts"))
+    if when is not None:
+        shown = i18n.local_time(when)
+        lines.append(f"{tr.gettext(TIME)}: {shown} ({tr.gettext(TASHKENT_TIME)})")
+    return Notification(subject, "\n".join(lines))
+
+
+def _when(ts: Any) -> datetime | None:
+    if isinstance(ts, datetime):
+        return ts
+    try:
+        return datetime.fromisoformat(str(ts)) if ts else None
+    except ValueError:
+        return None

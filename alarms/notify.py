@@ -12,6 +12,12 @@ notification tells the operators instead, and every alarm stays in the alarm lis
 
 Channels: ``webhook`` (JSON POST signed with HMAC-SHA256), ``telegram`` (Bot API sendMessage),
 ``email`` (SMTP) and ``grafana`` (annotations through grafana-client).
+
+Language: what people read (the Telegram message, the e-mail's subject and body, the
+webhook's ``text`` field) is in the route's ``language``, else ``SUVNET_ALARMS_LANGUAGE``
+(Uzbek Latin by default), put into words by :mod:`alarms.messages` (the same translator as the
+staff alarm page). The webhook's other fields are the machine codes, unchanged; Grafana
+annotations keep their short code text (``HIGH activate ...``).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alarms import messages
 from alarms.errors import DeliveryError
 from alarms.store import Conn
 from suvnet.backoff import BackoffPolicy
@@ -65,17 +72,50 @@ class AlarmSettings(BaseSettings):
     http_timeout_s: float = Field(10.0, gt=0)
     grafana_url: str | None = None
     grafana_token: str | None = None
+    language: str = Field(
+        messages.DEFAULT_LANGUAGE,
+        description="language of the notifications: uz, uz_Cyrl, ru or en (a route may say "
+        "its own)",
+    )
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _known_language(cls, value: object) -> str:
+        return language_code(value)
+
+
+def language_code(value: object) -> str:
+    """A notification language as written in a setting (any letter case) -> its catalog
+    code; ValueError naming the setting and the choices for anything else."""
+    for code in messages.LANGUAGES:
+        if isinstance(value, str) and value.strip().lower() == code.lower():
+            return code
+    raise ValueError(
+        f"SUVNET_ALARMS_LANGUAGE must be one of {', '.join(messages.LANGUAGES)} "
+        f"(Uzbek Latin, Uzbek Cyrillic, Russian, English), not {value!r}"
+    )
 
 
 class Channel(Protocol):
     name: str
 
-    def send(self, target: str, payload: Mapping[str, Any]) -> None:
-        """Deliver one notification; raise DeliveryError on failure."""
+    def send(self, target: str, payload: Mapping[str, Any], language: str | None = None) -> None:
+        """Deliver one notification (in ``language``, else the channel's own); raise
+        DeliveryError on failure."""
 
 
-def render_text(p: Mapping[str, Any]) -> str:
-    """A short human text for an alarm notification."""
+def render(p: Mapping[str, Any], language: str) -> messages.Notification:
+    """The notification of one alarm event in ``language`` (subject and text)."""
+    return messages.notification(p, messages.catalog(language))
+
+
+def render_text(p: Mapping[str, Any], language: str = messages.DEFAULT_LANGUAGE) -> str:
+    """The text of an alarm notification for people, in ``language``."""
+    return render(p, language).text
+
+
+def annotation_text(p: Mapping[str, Any]) -> str:
+    """The short code text of a Grafana annotation (``HIGH activate [Z1] P1-low (unack) ...``)."""
     zone = f" [{p.get('zone')}]" if p.get("zone") else ""
     who = f" by {p['user']}" if p.get("user") else ""
     comment = f": {p['comment']}" if p.get("comment") else ""
@@ -93,13 +133,21 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 @dataclass
 class WebhookChannel:
+    """JSON POST of the alarm's machine fields, signed; ``text`` adds the notification for
+    people in the language of the route (or of the channel)."""
+
     secret: str
     timeout_s: float = 10.0
     name: str = "webhook"
     clock: Any = time.time
+    language: str = messages.DEFAULT_LANGUAGE
 
-    def send(self, target: str, payload: Mapping[str, Any]) -> None:
-        body = json.dumps(payload, sort_keys=True, default=str).encode()
+    def __post_init__(self) -> None:
+        self.language = language_code(self.language)
+
+    def send(self, target: str, payload: Mapping[str, Any], language: str | None = None) -> None:
+        text = render_text(payload, language or self.language)
+        body = json.dumps({**payload, "text": text}, sort_keys=True, default=str).encode()
         ts = str(int(self.clock()))
         headers = {
             "Content-Type": "application/json",
@@ -116,17 +164,23 @@ class WebhookChannel:
 
 @dataclass
 class TelegramChannel:
+    """Bot API ``sendMessage`` as plain text: no ``parse_mode``, so a user's comment such as
+    ``<b>x</b>`` is shown as written, never as markup, and needs no escaping."""
+
     token: str
     base_url: str = "https://api.telegram.org"
     timeout_s: float = 10.0
     name: str = "telegram"
+    language: str = messages.DEFAULT_LANGUAGE
 
-    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+    def __post_init__(self) -> None:
+        self.language = language_code(self.language)
+
+    def send(self, target: str, payload: Mapping[str, Any], language: str | None = None) -> None:
         url = f"{self.base_url.rstrip('/')}/bot{self.token}/sendMessage"
+        text = render_text(payload, language or self.language)
         try:
-            r = httpx.post(
-                url, json={"chat_id": target, "text": render_text(payload)}, timeout=self.timeout_s
-            )
+            r = httpx.post(url, json={"chat_id": target, "text": text}, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"telegram chat {target}: {type(exc).__name__}") from exc
         ok = r.status_code == 200 and bool(r.json().get("ok", False))
@@ -144,13 +198,21 @@ class EmailChannel:
     starttls: bool = False
     timeout_s: float = 10.0
     name: str = "email"
+    language: str = messages.DEFAULT_LANGUAGE
 
-    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+    def __post_init__(self) -> None:
+        self.language = language_code(self.language)
+
+    def send(self, target: str, payload: Mapping[str, Any], language: str | None = None) -> None:
+        """A plain-text e-mail: the subject and the body wholly in the language."""
+        lang = language or self.language
+        note = render(payload, lang)
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = target
-        msg["Subject"] = f"[suvnet] {render_text(payload)[:120]}"
-        msg.set_content(render_text(payload) + "\n\n" + json.dumps(payload, indent=2, default=str))
+        msg["Subject"] = f"[suvnet] {note.subject[:120]}"
+        msg["Content-Language"] = _CONTENT_LANGUAGE.get(lang, lang)
+        msg.set_content(note.text)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
                 if self.starttls:
@@ -171,7 +233,7 @@ class GrafanaChannel:
     timeout_s: float = 10.0
     name: str = "grafana"
 
-    def send(self, target: str, payload: Mapping[str, Any]) -> None:
+    def send(self, target: str, payload: Mapping[str, Any], language: str | None = None) -> None:
         from grafana_client.api import GrafanaApi
 
         api = GrafanaApi.from_url(self.url, credential=self.token, timeout=self.timeout_s)
@@ -186,7 +248,7 @@ class GrafanaChannel:
                 dashboard_uid=uid,
                 time_from=int(when.timestamp() * 1000) if when else None,
                 tags=tags,
-                text=render_text(payload),
+                text=annotation_text(payload),
             )
         except Exception as exc:  # grafana-client raises many kinds
             raise DeliveryError(f"grafana annotation: {exc}") from exc
@@ -194,9 +256,12 @@ class GrafanaChannel:
             api.client.s.close()  # grafana-client keeps a pooled session per API object
 
 
+_CONTENT_LANGUAGE = {"uz": "uz-Latn", "uz_Cyrl": "uz-Cyrl", "ru": "ru", "en": "en"}
+
+
 def channels_from_settings(s: AlarmSettings) -> dict[str, Channel]:
     out: dict[str, Channel] = {
-        "webhook": WebhookChannel(s.webhook_secret, s.http_timeout_s),
+        "webhook": WebhookChannel(s.webhook_secret, s.http_timeout_s, language=s.language),
         "email": EmailChannel(
             s.smtp_host,
             s.smtp_port,
@@ -205,10 +270,13 @@ def channels_from_settings(s: AlarmSettings) -> dict[str, Channel]:
             s.smtp_password,
             s.smtp_starttls,
             s.http_timeout_s,
+            language=s.language,
         ),
     }
     if s.telegram_token:
-        out["telegram"] = TelegramChannel(s.telegram_token, s.telegram_base_url, s.http_timeout_s)
+        out["telegram"] = TelegramChannel(
+            s.telegram_token, s.telegram_base_url, s.http_timeout_s, language=s.language
+        )
     if s.grafana_url and s.grafana_token:
         out["grafana"] = GrafanaChannel(s.grafana_url, s.grafana_token, s.http_timeout_s)
     return out
@@ -231,16 +299,20 @@ def retry_delay(attempt: int, base: float, cap: float, rng: random.Random) -> fl
 
 
 def _send(
-    channels: Mapping[str, Channel], channel: str, target: str, payload: Mapping[str, Any]
+    channels: Mapping[str, Channel],
+    channel: str,
+    target: str,
+    payload: Mapping[str, Any],
+    language: str | None,
 ) -> None:
     ch = channels.get(channel)
     if ch is None:
         raise DeliveryError(f"channel {channel!r} is not configured")
-    ch.send(target, payload)
+    ch.send(target, payload, language)
 
 
 _DUE_SQL = """
-SELECT n.id, n.channel, n.target, n.payload, n.attempts,
+SELECT n.id, n.channel, n.target, n.payload, n.attempts, ro.language,
        (SELECT fr.code FROM alarms f JOIN alarm_rules fr ON fr.id = f.rule_id
         WHERE n.channel <> 'grafana' AND a.kind <> 'flood' AND f.kind = 'flood'
           AND f.run_id = a.run_id AND f.position_id = a.position_id
@@ -248,13 +320,15 @@ SELECT n.id, n.channel, n.target, n.payload, n.attempts,
         LIMIT 1) AS flood
 FROM alarm_notifications n
 JOIN alarm_events e ON e.id = n.event_id
+LEFT JOIN alarm_routes ro ON ro.id = n.route_id
 LEFT JOIN alarms a ON a.id = e.alarm_id
 WHERE n.status = 'pending' AND n.next_attempt_at <= %s
 ORDER BY n.id LIMIT %s
 FOR UPDATE OF n SKIP LOCKED
 """
-"""The due notifications; ``flood`` names the flood rule when the alarm's position was in
-flood at the event's time (the notification is then held, see the module's docstring)."""
+"""The due notifications with their route's language (NULL: the channel's); ``flood`` names
+the flood rule when the alarm's position was in flood at the event's time (the notification
+is then held, see the module's docstring)."""
 
 
 def dispatch_due(
@@ -273,7 +347,7 @@ def dispatch_due(
     res = DispatchResult()
     with conn.transaction():
         rows = conn.execute(_DUE_SQL, (now, limit)).fetchall()
-        for nid, channel, target, payload, attempts, flood in rows:
+        for nid, channel, target, payload, attempts, language, flood in rows:
             if flood is not None:
                 conn.execute(
                     "UPDATE alarm_notifications SET status = 'held', last_error = %s WHERE id = %s",
@@ -282,7 +356,7 @@ def dispatch_due(
                 res.held += 1
                 continue
             try:
-                _send(channels, channel, target, payload)
+                _send(channels, channel, target, payload, language)
             except DeliveryError as exc:
                 n = attempts + 1
                 if n >= max_attempts:

@@ -165,10 +165,12 @@ def test_webhook_telegram_email_delivery_and_routing(
     assert payload["event"] == "activate" and payload["priority"] == "high"
     assert payload["zone"].startswith("Z") and "below limit 2 bar" in payload["message"]
     tg = json.loads(next(r for r in receiver.requests if "sendMessage" in r["path"])["body"])
-    assert tg["chat_id"] == "-1001" and "HIGH activate" in tg["text"]
+    # people read it in the default language, Uzbek (see tests/alarms/test_notify_language.py)
+    assert payload["text"].startswith("YUQORI · signal paydo boʻldi")
+    assert tg["chat_id"] == "-1001" and tg["text"].startswith("YUQORI · signal paydo boʻldi")
     assert [m[1] for m in box.messages] == [["dispatch@example.org"]]
     mail = email.message_from_bytes(box.messages[0][2], policy=email.policy.default)
-    assert str(mail["Subject"]).strip().startswith("[suvnet] HIGH activate")
+    assert str(mail["Subject"]).strip().startswith("[suvnet] YUQORI · signal paydo boʻldi")
     # nothing is due any more
     assert dispatch_due(db, channels, NOW + timedelta(hours=1)).sent == 0
 
