@@ -365,3 +365,16 @@ def test_a_close_message_reads_with_its_detail() -> None:
         ),
         "Время: 02.03.2026 00:30 (ташкентское время)",
     ]
+
+
+def test_a_comment_cannot_forge_a_line() -> None:
+    """A comment with line breaks stays on its own line: it cannot pass for a state line."""
+    note = messages.notification(
+        {"event": "ack", "priority": "high", "kind": "low", "state": "ack", "rule": "P1",
+         "user": "aziz", "comment": "brigada yuborildi\nHolat: Meʼyorda"},
+        messages.catalog("uz"),
+    )  # fmt: skip
+    lines = note.text.splitlines()
+    assert lines[-1] == "Izoh: brigada yuborildi Holat: Meʼyorda"
+    assert lines[1] == "Qoida: P1 · Holat: Tasdiqlangan"
+    assert [ln for ln in lines if ln.startswith("Holat")] == []
