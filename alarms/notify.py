@@ -214,7 +214,8 @@ class EmailChannel:
         msg = MIMEText(note.text, "plain", "utf-8")
         msg["From"] = self.sender
         msg["To"] = target
-        msg["Subject"] = Header(f"[suvnet] {note.subject[:120]}", "utf-8")
+        subject = Header(f"[suvnet] {note.subject[:120]}", "utf-8")
+        msg["Subject"] = subject  # type: ignore[assignment]  # compat32 takes a Header
         msg["Content-Language"] = _CONTENT_LANGUAGE.get(lang, lang)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 from alarms import leak as lk
 from alarms import leakrule as lr
+from alarms.messages import translate_message
 from api.i18n import gettext_for
-from api.web.staff_alarms import translate_message
 from tests.alarms.test_leak import CFG, kinds, run, world, world_unrepresentative
 
 # words of the engine's English that must not be left on an Uzbek or Russian page

@@ -9,9 +9,9 @@ from datetime import timedelta
 import httpx
 import psycopg
 
+from alarms.messages import translate_message
 from api.i18n import gettext_for
 from api.security import Role
-from api.web.staff_alarms import translate_message
 from tests.api.conftest import PASSWORD, Clock, User
 
 
