@@ -622,8 +622,12 @@ def _shape_basis(hist: list[list[float]], cfg: LeakSettings) -> tuple[F64, F64] 
     _, _, vt = np.linalg.svd(m, full_matrices=False)
     basis = vt[:r].T
     resid = m - m @ basis @ basis.T
-    n = m.shape[1]
-    sig = np.sqrt(np.mean(resid**2, axis=0) * n / (n - r))
+    # a bucket that weighs much in the day shapes (a peak hour) is fitted closely by each
+    # day's own mix: its residuals' variance is its scatter's times (1 - its leverage).
+    # Taken as it is, the peak hours' scatter would be too small, and the step test would
+    # trust them too much
+    lev = np.sum(basis**2, axis=1)
+    sig = np.sqrt(np.mean(resid**2, axis=0) / np.clip(1.0 - lev, 0.05, None))
     floor = 0.02 * np.maximum(m.mean(axis=0), 0.0) + cfg.min_sigma_lps
     return basis, np.maximum(sig, floor)
 
