@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -90,3 +94,94 @@ def site_factory(db: psycopg.Connection[Any]) -> Any:
         return make_site(db, uuid.uuid4().hex[:8], **kw)
 
     return make
+
+
+def add_route(db: psycopg.Connection[Any], channel: str, target: str, **kw: Any) -> int:
+    """A notification route (``kw``: its other columns); its id."""
+    cols = ["channel", "target", *kw]
+    row = one(
+        db,
+        f"INSERT INTO alarm_routes ({', '.join(cols)}) "
+        f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING id",
+        [channel, target, *kw.values()],
+    )
+    return int(row[0])
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps what it was sent: (from, to, raw message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    """A real SMTP server on a free local port: (port, its mailbox)."""
+    box = Mailbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctl = Controller(box, hostname="127.0.0.1", port=port)
+    ctl.start()
+    yield port, box
+    ctl.stop()
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server that records requests; the first ``fail`` requests get HTTP 500."""
+
+    fail: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        rec = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                rec.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                if rec.fail > 0:
+                    rec.fail -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                out = json.dumps({"ok": True, "id": len(rec.requests), "message": "done"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return H
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP server (a webhook's or the Bot API's stand-in) recording requests."""
+    rec = Receiver()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), rec.handler())
+    rec.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield rec
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def no_routes(db: psycopg.Connection[Any]) -> None:
+    """The database is shared by the module: start a test without routes or outbox."""
+    db.execute("DELETE FROM alarm_notifications")
+    db.execute("DELETE FROM alarm_routes")

@@ -8,16 +8,11 @@ import email.policy
 import json
 import random
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 
 from alarms.actions import act
 from alarms.engine import run_pass
@@ -30,95 +25,10 @@ from alarms.notify import (
     dispatch_due,
     sign,
 )
-from tests.alarms.conftest import T0, add_readings, add_rule, one
+from tests.alarms.conftest import T0, Receiver, add_readings, add_route, add_rule, one
 
 NOW = T0 + timedelta(days=1)
-
-
-@dataclass
-class Receiver:
-    """A local HTTP server that records requests; the first ``fail`` requests get HTTP 500."""
-
-    fail: int = 0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        rec = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                rec.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                if rec.fail > 0:
-                    rec.fail -= 1
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                out = json.dumps({"ok": True, "id": len(rec.requests), "message": "done"})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out.encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return H
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), rec.handler())
-    rec.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield rec
-    srv.shutdown()
-    srv.server_close()
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, _Mailbox]]:
-    box = _Mailbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctl = Controller(box, hostname="127.0.0.1", port=port)
-    ctl.start()
-    yield port, box
-    ctl.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_routes(db: psycopg.Connection[Any]) -> None:
-    """The database is shared by the module: start every test without routes or outbox."""
-    db.execute("DELETE FROM alarm_notifications")
-    db.execute("DELETE FROM alarm_routes")
-
-
-def _route(db: psycopg.Connection[Any], channel: str, target: str, **kw: Any) -> int:
-    cols = ["channel", "target", *kw]
-    row = one(
-        db,
-        f"INSERT INTO alarm_routes ({', '.join(cols)}) "
-        f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING id",
-        [channel, target, *kw.values()],
-    )
-    return int(row[0])
+pytestmark = pytest.mark.usefixtures("no_routes")  # the module's database is shared
 
 
 def _raise_alarm(db: psycopg.Connection[Any], site: Any, priority: str = "high") -> int:
@@ -142,11 +52,11 @@ def test_webhook_telegram_email_delivery_and_routing(
     site = site_factory()
     other = site_factory()
     port, box = smtp
-    _route(db, "webhook", receiver.url + "/hook", zone_id=site.zone_id)
-    _route(db, "telegram", "-1001", min_priority="high")
-    _route(db, "email", "dispatch@example.org", zone_id=site.zone_id)
-    _route(db, "webhook", receiver.url + "/other-zone", zone_id=other.zone_id)
-    _route(db, "email", "boss@example.org", min_priority="urgent")
+    add_route(db, "webhook", receiver.url + "/hook", zone_id=site.zone_id)
+    add_route(db, "telegram", "-1001", min_priority="high")
+    add_route(db, "email", "dispatch@example.org", zone_id=site.zone_id)
+    add_route(db, "webhook", receiver.url + "/other-zone", zone_id=other.zone_id)
+    add_route(db, "email", "boss@example.org", min_priority="urgent")
     _raise_alarm(db, site, "high")
     channels: dict[str, Channel] = {
         "webhook": WebhookChannel("s3cret"),
@@ -180,11 +90,11 @@ def test_retry_after_failure_then_dead_letter(
 ) -> None:
     site = site_factory()
     receiver.fail = 1
-    _route(db, "webhook", receiver.url + "/flaky", zone_id=site.zone_id)
+    add_route(db, "webhook", receiver.url + "/flaky", zone_id=site.zone_id)
     with socket.socket() as s:  # a port where nobody listens
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    _route(db, "webhook", f"http://127.0.0.1:{dead_port}/gone", zone_id=site.zone_id)
+    add_route(db, "webhook", f"http://127.0.0.1:{dead_port}/gone", zone_id=site.zone_id)
     _raise_alarm(db, site)
     ch: dict[str, Channel] = {"webhook": WebhookChannel("k", timeout_s=2)}
     rng = random.Random(7)
@@ -215,7 +125,7 @@ def test_nothing_sent_for_shelved_or_suppressed(
     db: psycopg.Connection[Any], site_factory: Any, receiver: Receiver
 ) -> None:
     site = site_factory()
-    _route(
+    add_route(
         db,
         "webhook",
         receiver.url + "/h",
@@ -305,7 +215,7 @@ def test_worker_annotates_every_state_change_in_grafana(
     site = site_factory()
     s = AlarmSettings(grafana_url=receiver.url, grafana_token="tok", lookback_h=48)
     ensure_grafana_route(db, s)
-    _route(db, "webhook", receiver.url + "/people", zone_id=site.zone_id)
+    add_route(db, "webhook", receiver.url + "/people", zone_id=site.zone_id)
     code = f"lo-{site.pressure_point}"
     add_rule(db, code, "low", point_id=site.pressure_point, limit_value=2.0)
     add_readings(db, site.pressure_point, [(T0, 3.0, 0), (T0 + timedelta(minutes=1), 1.0, 0)])
@@ -325,8 +235,8 @@ def test_an_alarm_flood_sends_the_flood_alarm_and_holds_the_rest(
     position is in flood, so the flood alarm is sent and the 11th and 12th are held. Grafana
     annotations are never held."""
     pos = one(db, "INSERT INTO alarm_positions (code) VALUES ('flood-desk') RETURNING id")[0]
-    _route(db, "webhook", receiver.url + "/desk")
-    _route(db, "grafana", "all")
+    add_route(db, "webhook", receiver.url + "/desk")
+    add_route(db, "grafana", "all")
     for i in range(12):
         s = site_factory()
         add_rule(

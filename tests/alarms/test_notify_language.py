@@ -15,18 +15,13 @@ import email
 import email.policy
 import json
 import re
-import socket
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from functools import cache
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 
 from alarms import leak as lk
@@ -45,13 +40,22 @@ from alarms.notify import (
 )
 from alarms.store import queue_notifications
 from api.i18n import CODES
-from tests.alarms.conftest import T0, Site, add_readings, add_rule, one
-from tests.alarms.test_notify import Receiver, _Mailbox
+from tests.alarms.conftest import (
+    T0,
+    Mailbox,
+    Receiver,
+    Site,
+    add_readings,
+    add_route,
+    add_rule,
+    one,
+)
 from tests.api.test_leak_messages import ENGLISH as LEAK_ENGLISH
 from tests.api.test_leak_messages import engine_messages
 from tests.test_i18n_complete import ENGLISH as PAGE_ENGLISH
 
 NOW = T0 + timedelta(days=1)
+pytestmark = pytest.mark.usefixtures("no_routes")  # the module's database is shared
 LANGS = ("uz", "uz_Cyrl", "ru")
 HOSTILE = '<b>x</b> & =HYPERLINK("http://evil.example/?a=1&b=2","click")'
 OWN_WORDS = "clamp on the main"  # a dispatcher's comment in engine_messages(): theirs, as written
@@ -90,51 +94,17 @@ def leak_messages() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def telegram() -> Iterator[Receiver]:
+def telegram(receiver: Receiver) -> Receiver:
     """A local HTTP server answering like the Bot API's sendMessage."""
-    rec = Receiver()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), rec.handler())
-    rec.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield rec
-    srv.shutdown()
-    srv.server_close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, _Mailbox]]:
-    box = _Mailbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctl = Controller(box, hostname="127.0.0.1", port=port)
-    ctl.start()
-    yield port, box
-    ctl.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_routes(db: psycopg.Connection[Any]) -> None:
-    """The database is shared by the module: start every test without routes or outbox."""
-    db.execute("DELETE FROM alarm_notifications")
-    db.execute("DELETE FROM alarm_routes")
-
-
-def _route(db: psycopg.Connection[Any], channel: str, target: str, **kw: Any) -> None:
-    cols = ["channel", "target", *kw]
-    db.execute(
-        f"INSERT INTO alarm_routes ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
-        [channel, target, *kw.values()],
-    )
+    return receiver
 
 
 def _routes_per_language(db: psycopg.Connection[Any], zone_id: int) -> None:
     """A Telegram chat and an e-mail address per language, each route saying its language."""
     for lang in LANGS:
         events = ["activate", "clear", "ack", "repaired"]
-        _route(db, "telegram", f"chat-{lang}", zone_id=zone_id, language=lang, events=events)
-        _route(db, "email", f"{lang}@suv.example", zone_id=zone_id, language=lang, events=events)
+        add_route(db, "telegram", f"chat-{lang}", zone_id=zone_id, language=lang, events=events)
+        add_route(db, "email", f"{lang}@suv.example", zone_id=zone_id, language=lang, events=events)
 
 
 def _channels(telegram: Receiver, port: int) -> dict[str, Channel]:
@@ -145,7 +115,7 @@ def _channels(telegram: Receiver, port: int) -> dict[str, Channel]:
 
 
 def _delivered(
-    telegram: Receiver, box: _Mailbox
+    telegram: Receiver, box: Mailbox
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[EmailMessage]]]:
     """The Telegram requests by chat and the e-mails by language (the address's user)."""
     chats: dict[str, list[dict[str, Any]]] = {}
@@ -294,10 +264,10 @@ def test_the_setting_is_the_language_of_routes_that_name_none(
     assert s.language == "ru"
     channels = channels_from_settings(s)
     channels["webhook"] = WebhookChannel("k", clock=NOW.timestamp, language="ru")
-    _route(db, "telegram", "chat-ru", zone_id=site.zone_id)  # no language: the setting's
-    _route(db, "telegram", "chat-uz", zone_id=site.zone_id, language="uz")
-    _route(db, "email", "ru@suv.example", zone_id=site.zone_id)
-    _route(db, "webhook", telegram.url + "/hook", zone_id=site.zone_id)
+    add_route(db, "telegram", "chat-ru", zone_id=site.zone_id)  # no language: the setting's
+    add_route(db, "telegram", "chat-uz", zone_id=site.zone_id, language="uz")
+    add_route(db, "email", "ru@suv.example", zone_id=site.zone_id)
+    add_route(db, "webhook", telegram.url + "/hook", zone_id=site.zone_id)
     msg = next(m for m in leak_messages() if "found by shape" in m)
     _leak_alarms(db, site, (msg,))
     res = dispatch_due(db, channels, NOW)
@@ -328,7 +298,7 @@ def test_an_unknown_language_is_refused_clearly(
     with pytest.raises(ValueError, match="SUVNET_ALARMS_LANGUAGE must be one of"):
         TelegramChannel("t", language="de")
     with pytest.raises(psycopg.errors.CheckViolation), db.transaction():
-        _route(db, "telegram", "chat-de", language="de")
+        add_route(db, "telegram", "chat-de", language="de")
 
 
 def test_the_languages_are_the_catalogs() -> None:
