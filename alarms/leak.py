@@ -117,6 +117,10 @@ class LeakSettings:
     shape_rank: int = 4  # day shapes learned
     shape_days: int = 21  # leak-free days they are learned from
     shape_min_tail: int = 3  # buckets after the step before it is judged
+    # a night or day this many sigmas below its usual is not learned, up to low_skip_days
+    # of them in a row (a transfer out, a supply cut); after that it is a new level
+    low_skip_z: float = 3.0
+    low_skip_days: int = 2
 
 
 @dataclass(frozen=True)
@@ -192,9 +196,10 @@ class Detector:
     hist: list[float] = field(default_factory=list)
     s: float = 0.0
     recent: list[float] = field(default_factory=list)
+    low_days: int = 0  # days in a row far below the usual (not learned: see _act)
 
     def to_json(self) -> dict[str, Any]:
-        return {"hist": self.hist, "s": self.s, "recent": self.recent}
+        return {"hist": self.hist, "s": self.s, "recent": self.recent, "low_days": self.low_days}
 
     @classmethod
     def from_json(cls, d: Any) -> Detector:
@@ -203,6 +208,7 @@ class Detector:
             [float(x) for x in d.get("hist", [])],
             float(d.get("s", 0.0)),
             [float(x) for x in d.get("recent", [])],
+            int(d.get("low_days", 0)),
         )
 
 
@@ -213,9 +219,10 @@ class RegDetector:
     x: list[float] = field(default_factory=list)
     y: list[float] = field(default_factory=list)
     s: float = 0.0
+    low_days: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"x": self.x, "y": self.y, "s": self.s}
+        return {"x": self.x, "y": self.y, "s": self.s, "low_days": self.low_days}
 
     @classmethod
     def from_json(cls, d: Any) -> RegDetector:
@@ -224,6 +231,7 @@ class RegDetector:
             [float(v) for v in d.get("x", [])],
             [float(v) for v in d.get("y", [])],
             float(d.get("s", 0.0)),
+            int(d.get("low_days", 0)),
         )
 
 
@@ -562,6 +570,12 @@ def _act(
             f"{name}: rising {j.slope:.2f} L/s a day for {cfg.trend_days} days, now "
             f"{j.excess:.2f} L/s above its usual level",
         ), False  # fmt: skip
+    # a night or day far below its usual is no ordinary one (water moved out through a
+    # boundary valve, a supply cut): learned, it would widen the baseline for two weeks and
+    # hide a leak. Up to low_skip_days of them in a row are left out; more are a new level
+    det.low_days = det.low_days + 1 if j.z <= -cfg.low_skip_z else 0
+    if 0 < det.low_days <= cfg.low_skip_days:
+        return [], False
     return [], det.s <= h / 2
 
 

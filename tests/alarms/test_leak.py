@@ -404,3 +404,46 @@ def test_the_day_shapes_scatter_is_not_shrunk_at_the_peak_hours() -> None:
         peaks.append(sig[lev > np.quantile(lev, 0.75)])
     mean = float(np.mean(peaks)) / 3.0
     assert 0.85 < mean < 1.15, mean
+
+
+def test_a_day_of_supply_cut_is_not_learned_and_does_not_hide_a_leak() -> None:
+    # day 20 gets 40 % less water (a supply cut; or water moved out through a boundary valve)
+    # while the metered households used as usual; a 1.5 L/s leak starts on day 23. Learned,
+    # that day would widen the balance's baseline for two weeks: the leak would look gone
+    # within days (the event closed) and be raised a second time later
+    start = 23 * 24 + 10
+    for seed in (2, 3, 4):
+        w = world(seed=seed)
+        cut = w.demand.copy()
+        cut[20 * 24 : 21 * 24] *= 0.6
+        cw = World(cut, w.metered_m3, w.weather, w.unmetered_m3)
+
+        def leak(i: int) -> float:
+            return 1.5 if i >= start else 0.0
+
+        for skip, events in ((CFG.low_skip_days, 1), (0, 2)):
+            cfg = replace(CFG, shape_z=0.0, low_skip_days=skip)
+            _, sigs = run(cw, extra=leak, cfg=cfg)
+            opened = kinds(sigs, "open")
+            assert len(opened) == events, (seed, skip, opened)
+            assert opened[0].ts <= T0 + (start + 72) * 3600.0, (seed, skip)
+            assert bool(kinds(sigs, "close")) == (events > 1), (seed, skip)
+
+
+def test_a_lasting_fall_of_the_demand_is_learned_as_the_new_level() -> None:
+    # from day 20 the DMA uses 3 L/s less for good (a leak repaired without telling the rule):
+    # the days far below the usual are left out at first, then learned as the new level, so
+    # a 2 L/s leak from day 30 is measured against it
+    w = world(seed=1)
+    low = w.demand - np.where(np.arange(w.demand.size) >= 20 * 24, 3.0, 0.0)
+    lw = World(low, w.metered_m3, w.weather, w.unmetered_m3)
+    cfg = replace(CFG, shape_z=0.0)
+    st, sigs = run(lw, cfg=cfg, hours=range(30 * 24))
+    assert kinds(sigs, "open") == []
+    assert st.night.low_days == 0  # it counts no more: the new level is learned
+    base, _, _ = lk._baseline(st.night.hist, cfg)
+    assert base < float(np.mean(low[20 * 24 : 30 * 24].reshape(-1, 24)[:, 1:5])) + 0.5
+    _, sigs = run(lw, cfg=cfg, state=st, hours=range(30 * 24, 35 * 24),
+                  extra=lambda i: 2.0 if i >= 30 * 24 + 10 else 0.0)  # fmt: skip
+    opened = kinds(sigs, "open")
+    assert len(opened) == 1 and opened[0].size.low <= 2.0 <= opened[0].size.high, opened
