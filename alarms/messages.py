@@ -2,12 +2,16 @@
 and the notifications (:mod:`alarms.notify`) share these tables and functions.
 
 The alarm engine writes its messages in English (alarms/rules.py, alarms/apply.py,
-alarms/leakrule.py). :func:`translate_message` turns the ones of a known pattern ("3.2 bar
-above limit 3 bar", "no readings from ... for more than 2 h", and the leak rule's "leak about
-2.4 L/s (...); found by shape: demand stepped up ...", its size, detector and detail each
-translated) into the reader's language with a decimal comma; any other message, or detail, is
-kept as it was written. :func:`notification` puts a whole notification (priority, event,
-state, message, who and why) into words. Every function takes a gettext translations object:
+alarms/engine.py, alarms/zone.py, alarms/leakrule.py). :func:`translate_message` turns the
+ones of a known pattern (the point rules' "3.2 bar above limit 3 bar", the health alarms' "no
+readings from ... for more than 2 h" and "the rule watches nothing: <why>", the zone rules'
+night flow, water balance, burst and customer leak messages, the flood alarm's, and the leak
+rule's "leak about 2.4 L/s (...); found by shape: demand stepped up ...", its size, detector
+and detail each translated) into the reader's language with a decimal comma; any other
+message, or part, is kept as it was written. tests/api/test_alarm_messages_all.py finds the
+engine's message f-strings in those files and fails on one no pattern here knows.
+:func:`notification` puts a whole notification (priority, event, state, message, who and
+why) into words. Every function takes a gettext translations object:
 the catalogs are ``api/locale/<lang>/LC_MESSAGES/messages.po``, loaded by :func:`catalog`
 (through :mod:`api.i18n`, which compiles them).
 """
@@ -66,13 +70,252 @@ KIND = {
 }
 
 
-def _num(text: str) -> str:
+def _num(text: str, tr: gettext.NullTranslations | None = None) -> str:
     """A number as the engine wrote it (``3.25``), with a decimal comma."""
     return text.replace(".", ",")
 
 
-Known = tuple[tuple[re.Pattern[str], str, dict[str, Callable[[str], str]]], ...]
+def _as_is(text: str, tr: gettext.NullTranslations) -> str:
+    return text
+
+
+Convert = Callable[[str, gettext.NullTranslations], str]
+"""How a value of a message is shown: the value as written and the reader's translations."""
+Known = tuple[tuple[re.Pattern[str], str, dict[str, Convert]], ...]
 """Patterns of the engine's English, their catalog sentences and how to show each value."""
+
+
+def _words(table: Mapping[str, str]) -> Convert:
+    """A value that is a list of the engine's words (``tamper, low_battery``): each word the
+    table knows translated, any other kept."""
+
+    def convert(text: str, tr: gettext.NullTranslations) -> str:
+        return ", ".join(tr.gettext(table[w]) if w in table else w for w in text.split(", "))
+
+    return convert
+
+
+def _part(table: Known) -> Convert:
+    """A value that is itself a message of the engine (``the rule watches nothing: <why>``):
+    translated by ``table``'s patterns when known, else kept."""
+
+    def convert(text: str, tr: gettext.NullTranslations) -> str:
+        return _known(table, text, tr) or text
+
+    return convert
+
+
+FLAG = {
+    "leak": N_("leak"),
+    "burst": N_("burst"),
+    "tamper": N_("tampering"),
+    "reverse": N_("reverse flow"),
+    "low_battery": N_("low battery"),
+    "dry_pipe": N_("dry pipe"),
+}
+"""The meter's flags (alarms.rules.MeterFlag, as ``flag_names`` writes them)."""
+ZONE_FLOW = {
+    "inflow": N_("inflow"),
+    "losses (inflow - metered use)": N_("losses (inflow less metered use)"),
+}
+"""What the zone burst rule watches (alarms/engine.py, ``what``)."""
+POINT_KIND = {
+    "flow": N_("flow"),
+    "volume register": N_("volume register"),
+    "level": N_("level"),
+    "run state": N_("run state"),
+}
+"""The kinds of point a zone rule looks for (alarms/zone.py, ``_pick``'s ``what``)."""
+NO_POINTS = {"no points": N_("no points")}
+
+_X = r"-?(?:[\d.]+(?:e[+-]?\d+)?|nan|inf)"
+"""A number as the zone rules write it (``:.2f``, ``:g``; ``nan`` when there is none)."""
+SETUP: Known = tuple(
+    (re.compile(rx), msgid, convert)
+    for rx, msgid, convert in (
+        (r"^zone (?P<zone>.+) does not exist$", N_("zone %(zone)s does not exist"), {}),
+        (
+            (
+                r"^(?P<dev>\S+) has no point (?P<name>'[^']*'|\"[^\"]*\") "
+                r"\(it has: (?P<have>.*)\); correct params\.(?P<setting>\w+)$"
+            ),
+            N_("%(dev)s has no point %(name)s (it has: %(have)s); correct params.%(setting)s"),
+            {"have": _words(NO_POINTS)},
+        ),
+        (
+            (
+                r"^(?P<dev>\S+) has several (?P<what>.+?) points \((?P<have>.*)\): name one in "
+                r"params\.(?P<setting>\w+)$"
+            ),
+            N_("%(dev)s has several %(what)s points (%(have)s): name one in params.%(setting)s"),
+            {"what": _words(POINT_KIND), "have": _words(NO_POINTS)},
+        ),
+        (
+            (
+                r"^(?P<dev>\S+) has no (?P<what>.+?) point \(it has: (?P<have>.*)\); name one in "
+                r"params\.(?P<setting>\w+)$"
+            ),
+            N_("%(dev)s has no %(what)s point (it has: %(have)s); name one in params.%(setting)s"),
+            {"what": _words(POINT_KIND), "have": _words(NO_POINTS)},
+        ),
+        (
+            (
+                r"^zone (?P<zone>.+) has no district meter \(a device of kind district_meter in "
+                r"the zone, or one whose attrs\.zone_signs names the zone\)$"
+            ),
+            N_(
+                "zone %(zone)s has no district meter (a device of kind district_meter in the "
+                "zone, or one whose attrs.zone_signs names the zone)"
+            ),
+            {},
+        ),
+        (
+            r"^zone (?P<zone>.+) has no customer meter with a point (?P<name>'[^']*'|\"[^\"]*\")$",
+            N_("zone %(zone)s has no customer meter with a point %(name)s"),
+            {},
+        ),
+        (
+            r"^zone (?P<zone>.+) has no customer meter with a volume register$",
+            N_("zone %(zone)s has no customer meter with a volume register"),
+            {},
+        ),
+        (
+            (
+                r"^tank (?P<tank>.+) \(level sensor (?P<dev>.+)\) has no size: give the node "
+                r"attrs\.diameter_m or the device attrs\.tank_area_m2$"
+            ),
+            N_(
+                "tank %(tank)s (level sensor %(dev)s) has no size: give the node "
+                "attrs.diameter_m or the device attrs.tank_area_m2"
+            ),
+            {},
+        ),
+        (
+            r"^params\.neighbours: no zone (?P<zone>.+)$",
+            N_("params.neighbours: no zone %(zone)s"),
+            {},
+        ),
+        (
+            r"^no district meter of the zone has a flow point$",
+            N_("no district meter of the zone has a flow point"),
+            {},
+        ),
+    )
+)
+"""Why a zone rule watches nothing (alarms/zone.py's ZoneSetupError messages)."""
+
+_BALANCE = (
+    rf"^NRW (?P<pct>{_X}) % on (?P<day>\d{{4}}-\d\d-\d\d): input (?P<inp>{_X}) m³, metered "
+    rf"(?P<met>{_X}) m³"
+)
+_BALANCE_END = rf", losses (?P<loss>{_X}) m³$"
+_UNMETERED = rf" \+ (?P<est>{_X}) m³ unmetered \(estimate"
+ZONE_MESSAGES: Known = tuple(
+    # every number with a decimal comma; a zone's, meter's or day's name as written
+    (rx, msgid, {**{k: _num for k in rx.groupindex if k in nums}, **convert})
+    for rx, msgid, nums, convert in (
+        (re.compile(pattern), m, n, c)
+        for pattern, m, n, c in (
+            (
+                (
+                    rf"^night flow (?P<mnf>{_X}) L/s, night leakage (?P<leak>{_X}) L/s is "
+                    rf"(?P<ex>{_X}) L/s above its baseline \(threshold (?P<thr>{_X}) L/s\)$"
+                ),
+                N_(
+                    "night flow %(mnf)s L/s, night leakage %(leak)s L/s is %(ex)s L/s above its "
+                    "baseline (threshold %(thr)s L/s)"
+                ),
+                ("mnf", "leak", "ex", "thr"),
+                {},
+            ),
+            (
+                _BALANCE + _BALANCE_END,
+                N_(
+                    "NRW %(pct)s %% on %(day)s: input %(inp)s m³, metered %(met)s m³, losses "
+                    "%(loss)s m³"
+                ),
+                ("pct", "inp", "met", "loss"),
+                {},
+            ),
+            (
+                _BALANCE + _UNMETERED + r"\)" + _BALANCE_END,
+                N_(
+                    "NRW %(pct)s %% on %(day)s: input %(inp)s m³, metered %(met)s m³ + %(est)s "
+                    "m³ unmetered (estimate), losses %(loss)s m³"
+                ),
+                ("pct", "inp", "met", "est", "loss"),
+                {},
+            ),
+            (
+                _BALANCE + _UNMETERED + r", from the norm bills\)" + _BALANCE_END,
+                N_(
+                    "NRW %(pct)s %% on %(day)s: input %(inp)s m³, metered %(met)s m³ + %(est)s "
+                    "m³ unmetered (estimate, from the norm bills), losses %(loss)s m³"
+                ),
+                ("pct", "inp", "met", "est", "loss"),
+                {},
+            ),
+            (
+                (
+                    rf"^zone (?P<what>.+?) (?P<v>{_X}) L/s, usual for this hour (?P<u>{_X}) L/s "
+                    rf"\(CUSUM (?P<s>{_X}) > (?P<h>{_X})\)$"
+                ),
+                N_("zone %(what)s %(v)s L/s, usual for this hour %(u)s L/s (CUSUM %(s)s > %(h)s)"),
+                ("v", "u", "s", "h"),
+                {"what": _words(ZONE_FLOW)},
+            ),
+            (
+                (
+                    rf"^zone (?P<what>.+?) has stayed (?P<shift>{_X}) L/s above its profile for "
+                    rf"(?P<h>{_X}) h: accepted as the new level$"
+                ),
+                N_(
+                    "zone %(what)s has stayed %(shift)s L/s above its profile for %(h)s h: "
+                    "accepted as the new level"
+                ),
+                ("shift", "h"),
+                {"what": _words(ZONE_FLOW)},
+            ),
+            (
+                r"^zone (?P<what>.+) back to its usual profile$",
+                N_("zone %(what)s back to its usual profile"),
+                (),
+                {"what": _words(ZONE_FLOW)},
+            ),
+            (
+                (
+                    rf"^meter (?P<meter>.+) never read zero for (?P<h>{_X}) h \(lowest hour "
+                    rf"(?P<low>{_X}) L\)$"
+                ),
+                N_("meter %(meter)s never read zero for %(h)s h (lowest hour %(low)s L)"),
+                ("h", "low"),
+                {},
+            ),
+            (
+                rf"^more than (?P<n>\d+) alarms in (?P<m>{_X}) min at this position$",
+                N_("more than %(n)s alarms in %(m)s min at this position"),
+                ("m",),
+                {},
+            ),
+            (r"^alarm rate back to normal$", N_("the alarm rate is back to normal"), (), {}),
+            (
+                r"^the rule's points send readings again$",
+                N_("the rule's points send readings again"),
+                (),
+                {},
+            ),
+            (
+                r"^the rule watches nothing: (?P<why>.*)$",
+                N_("the rule watches nothing: %(why)s"),
+                (),
+                {"why": _part(SETUP)},
+            ),
+        )
+    )
+)
+"""The zone rules' (alarms/engine.py), the health alarms' (alarms/apply.py, alarms/engine.py)
+and the flood alarm's messages and their catalog sentences."""
+
 MESSAGES: Known = (
     (
         re.compile(r"^(?P<v>-?[\d.e+-]+) ?(?P<unit>\S*) above limit (?P<lim>-?[\d.e+-]+) ?\S*$"),
@@ -106,11 +349,23 @@ MESSAGES: Known = (
         {"h": _num},
     ),
     (
-        re.compile(r"^zone (?P<zone>.+) back to its usual profile$"),
-        N_("zone %(zone)s is back to its usual profile"),
-        {},
+        re.compile(r"^meter reports (?P<flags>.+)$"),
+        N_("the meter reports: %(flags)s"),
+        {"flags": _words(FLAG)},
     ),
-    (re.compile(r"^meter reports (?P<flags>.+)$"), N_("the meter reports: %(flags)s"), {}),
+    (re.compile(r"^returned to normal$"), N_("back to normal"), {}),
+    (
+        re.compile(r"^value stuck at (?P<v>-?[\d.e+-]+|nan|inf) for (?P<m>\d+) min$"),
+        N_("the value has stayed at %(v)s for %(m)s min"),
+        {"v": _num},
+    ),
+    (
+        re.compile(r"^device offline for more than (?P<m>[\d.e+-]+) min$"),
+        N_("the device has been offline for more than %(m)s min"),
+        {"m": _num},
+    ),
+    (re.compile(r"^device online$"), N_("the device is online again"), {}),
+    *ZONE_MESSAGES,
 )
 """The engine's messages of a known pattern and their catalog sentences."""
 
@@ -265,7 +520,7 @@ def _known(
     for regex, msgid, convert in table:
         m = regex.match(text)
         if m is not None:
-            values = {k: convert.get(k, str)(v) for k, v in m.groupdict().items()}
+            values = {k: convert.get(k, _as_is)(v, tr) for k, v in m.groupdict().items()}
             return tr.gettext(msgid) % values
     return None
 
