@@ -37,7 +37,10 @@ which no detector sees it any more. Nothing is learned while an event is open.
 
 Transfers: when a neighbouring DMA's demand falls by about as much as this DMA's rises, in
 the same hour, the water was moved (a boundary valve opened), it did not leak: the rise is
-taken out of this DMA's demand before any detector sees it.
+taken out of this DMA's demand before any detector sees it. The DMA that gave the water sees
+a night or a day far below its usual: such a one (``low_skip_z``) is not learned, up to
+``low_skip_days`` in a row, as it would widen the baselines and hide a leak that follows; a
+longer fall is a new level, and is learned.
 
 Every input is a value; times are seconds since the epoch (reading time). The state
 (:class:`LeakState`) is stored as JSON by :meth:`LeakState.to_json` and restored by
