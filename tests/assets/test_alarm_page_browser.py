@@ -15,7 +15,7 @@ import pytest
 from alarms import leak as lk
 from alarms import leakrule as lr
 from api.security import Role
-from tests.api.conftest import PASSWORD, LiveServer, User
+from tests.api.conftest import LiveServer, User
 from tests.assets import test_isolation_browser as iso
 from tests.assets.conftest import NOW
 from tests.assets.test_isolation_browser import CHROMIUM, english, shots
@@ -89,11 +89,7 @@ def test_leak_alarms_read_well_in_the_pages_language(
     assert user.role == Role.DISPATCHER
     ctx = browser.new_context(viewport={"width": width, "height": 900})
     page = ctx.new_page()
-    page.goto(f"{server.url}/staff/login?lang={lang}")
-    page.fill("#username", user.username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/staff/"))
+    iso.staff_sign_in(page, server.url, user.username, lang)
     page.goto(f"{server.url}/staff/alarms?lang={lang}")
     page.screenshot(path=str(shots(tmp_path) / f"alarms-leak-{lang}-{device}.png"), full_page=True)
     for alarm in leak_alarms:

@@ -102,6 +102,15 @@ def shots(tmp_path: Path) -> Path:
     return out
 
 
+def staff_sign_in(page: Any, url: str, username: str, lang: str) -> None:
+    """Sign in on the staff login page, in ``lang``, and wait for the staff area."""
+    page.goto(f"{url}/staff/login?lang={lang}")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/staff/"))
+
+
 def english(text: str) -> set[str]:
     return {w for w in re.findall(r"[A-Za-z]+", text) if w.lower() in ENGLISH}
 
@@ -119,11 +128,7 @@ def test_isolate_from_the_alarm_and_on_the_map(
     ctx = browser.new_context(viewport={"width": 1366, "height": 900}, locale="ru-RU")
     page = ctx.new_page()
     watch = CspWatch(page)
-    page.goto(f"{server.url}/staff/login?lang={lang}")
-    page.fill("#username", user.username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/staff/"))
+    staff_sign_in(page, server.url, user.username, lang)
     # the alarm page: the burst alarm has the button, in the page's language
     page.goto(f"{server.url}/staff/alarms?lang={lang}")
     button = page.locator(f'tr[data-alarm="{alarm}"] a.isolate')
