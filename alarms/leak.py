@@ -120,6 +120,9 @@ class LeakSettings:
     shape_rank: int = 4  # day shapes learned
     shape_days: int = 21  # leak-free days they are learned from
     shape_min_tail: int = 3  # buckets after the step before it is judged
+    # while an event opened by a step (shape, burst) is open: a new step this large (z) is a
+    # second leak, and the alarm is raised again (0: not sought)
+    shape_new_z: float = 8.0
     # a night or day this many sigmas below its usual is not learned, up to low_skip_days
     # of them in a row (a transfer out, a supply cut); after that it is a new level
     low_skip_z: float = 3.0
@@ -163,10 +166,13 @@ class LeakEvent:
     alarmed: float  # the size when the alarm was last raised
     quiet_days: int = 0
     first: float = math.nan  # the size when it was opened (or last raised in its first days)
+    stepped: float = math.nan  # the day-shape test looks for a new step after this time
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.first):
             self.first = self.alarmed
+        if not math.isfinite(self.stepped):
+            self.stepped = self.opened_at
 
 
 @dataclass
@@ -315,6 +321,7 @@ class LeakState:
                 "alarmed": ev.alarmed,
                 "quiet_days": ev.quiet_days,
                 "first": ev.first,
+                "stepped": ev.stepped,
             },
             "quiet_until": self.quiet_until if math.isfinite(self.quiet_until) else None,
         }
@@ -361,6 +368,7 @@ class LeakState:
                 float(ev["alarmed"]),
                 int(ev.get("quiet_days", 0)),
                 float(ev.get("first", ev["alarmed"])),
+                float(ev.get("stepped", ev["opened_at"])),
             ),
             quiet_until=-math.inf if d.get("quiet_until") is None else float(d["quiet_until"]),
         )
@@ -650,11 +658,20 @@ def _shape_basis(hist: list[list[float]], cfg: LeakSettings) -> tuple[F64, F64] 
 
 
 def _shape_fit(
-    y: F64, basis: F64, sig: F64, tau: int, cfg: LeakSettings
+    y: F64,
+    basis: F64,
+    sig: F64,
+    tau: int,
+    cfg: LeakSettings,
+    *,
+    offset: bool = False,
+    form: Literal["step", "hinge"] = "step",
 ) -> tuple[float, float] | None:
     """Fit the buckets ``y`` (one or two whole days from their first bucket, NaN = unknown)
     as each day's own mix of the day shapes plus a step from bucket ``tau``: (step L/s, its
-    sigma), or None when the step is not measurable."""
+    sigma), or None when the step is not measurable. ``offset``: plus a constant level (an
+    open leak's flow). ``form="hinge"``: instead of the step, a steady rise (L/s a day) that
+    stops at ``tau`` (a growing leak; ``tau`` past the last bucket: it goes on rising)."""
     n, r = basis.shape
     pos = np.arange(y.size)
     keep = np.isfinite(y)
@@ -671,9 +688,16 @@ def _shape_fit(
     # a step needs buckets on both sides of it in its own day: from its first bucket it is
     # only that day's level, which the day's own mix may explain
     before = keep & (pos < tau) & (pos // n == tau // n)
-    if not cols or min(float(step[keep].sum()), float(before.sum())) < cfg.shape_min_tail:
+    if form == "hinge":
+        step = np.minimum(pos, tau) / n
+    elif min(float(step[keep].sum()), float(before.sum())) < cfg.shape_min_tail:
+        return None
+    if not cols:
         return None
     w = 1.0 / sig[pos[keep] % n]
+    if offset:
+        # an open leak's flow: a level the day shapes do not hold
+        cols.append(np.ones((y.size, 1)))
     x = np.hstack([*cols, step[:, None]])[keep] * w[:, None]
     try:
         inv = np.linalg.inv(x.T @ x)
@@ -684,6 +708,18 @@ def _shape_fit(
         return None
     beta = inv @ (x.T @ (y[keep] * w))
     return float(beta[-1]), math.sqrt(var)
+
+
+def _grows(y: F64, basis: tuple[F64, F64], cfg: LeakSettings) -> float:
+    """How well (z) the buckets ``y`` of an open leak fit a steady rise from their first bucket,
+    one that stops at some bucket or one that goes on: a leak that grows makes a step test
+    fire, and its growth must not be taken for a new leak."""
+    zs = [0.0]
+    for tau in range(1, y.size + 1):
+        got = _shape_fit(y, basis[0], basis[1], tau, cfg, offset=True, form="hinge")
+        if got is not None:
+            zs.append(got[0] / got[1])
+    return max(zs)
 
 
 def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> list[LeakSignal]:
@@ -704,7 +740,12 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     if not 0 <= hr.slot < n:
         return []
     cur[hr.slot] = value
-    if st.event is not None or not math.isfinite(value) or hr.t_end <= st.shape_quiet_until:
+    ev = st.event
+    if (
+        (ev is not None and (cfg.shape_new_z <= 0 or ev.detector not in ("shape", "burst")))
+        or not math.isfinite(value)
+        or hr.t_end <= st.shape_quiet_until
+    ):
         return []
     basis = _shape_basis(st.shape_hist, cfg)
     if basis is None:
@@ -712,22 +753,42 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     prev = st.shape_cur.get(hr.day - 1, [math.nan] * n)
     y = np.array([*prev, *cur[: hr.slot + 1]], dtype=np.float64)
     now = y.size - 1
+    if ev is not None:
+        # under an open event only the buckets after its step (or its last new step) count:
+        # the leak's own step is not a new one
+        ends = hr.t_end - 86400.0 / n * (now - np.arange(y.size))
+        y[ends <= ev.stepped] = math.nan
     best: tuple[float, float, float, int] | None = None
     for tau in range(max(1, now - n + 1), now - cfg.shape_min_tail + 2):
         start = 0 if tau < n else n
-        got = _shape_fit(y[start:], basis[0], basis[1], tau - start, cfg)
+        got = _shape_fit(y[start:], basis[0], basis[1], tau - start, cfg, offset=ev is not None)
         if got is None:
             continue
         step, se = got
         z = step / se
         if step >= cfg.min_burst_lps and (best is None or z > best[0]):
             best = (z, step, se, tau)
-    if best is None or best[0] <= cfg.shape_z:
+    if best is None or best[0] <= (cfg.shape_z if ev is None else cfg.shape_new_z):
         return []
     z, step, se, tau = best
-    st.evidence["shape"] = Evidence(step, se, hr.t_end)
+    if ev is not None and _grows(y[n if tau >= n else 0 :], basis, cfg) >= z:
+        return []  # the leak grows (or grew until then), no new step
     minutes = (tau % n) * 1440 // n
     day = "yesterday" if tau < n else "today"
+    if ev is not None:
+        # a second step up while the leak is open: a new leak (or this one broke further)
+        ev.stepped = hr.t_end
+        sigma = math.hypot((ev.size.high - ev.size.low) / (2 * Z90), se)
+        size = Size.of(ev.size.lps + step, sigma)
+        ev.size, ev.alarmed, ev.first = size, size.lps, size.lps
+        return [
+            LeakSignal(
+                "regrow", hr.t_end, "shape", size,
+                f"demand stepped up again {step:.2f} L/s at {minutes // 60:02d}:"
+                f"{minutes % 60:02d} {day} (z {z:.1f} > {cfg.shape_new_z:g})",
+            )
+        ]  # fmt: skip
+    st.evidence["shape"] = Evidence(step, se, hr.t_end)
     return _open(
         st, cfg, hr.t_end, "shape",
         f"demand stepped up {step:.2f} L/s at {minutes // 60:02d}:{minutes % 60:02d} {day} and "

@@ -54,6 +54,7 @@ def settings(rule: RuleConfig) -> lk.LeakSettings:
         burst_level_z=p.step_level_z,
         min_burst_lps=p.min_step_lps,
         shape_z=p.shape_z,
+        shape_new_z=p.shape_new_z,
         trend_days=p.trend_days,
         trend_z=p.trend_z,
         regrow_factor=p.regrow_factor,

@@ -389,6 +389,8 @@ _SHAPES = (
     rf"and stayed up \(z (?P<z>{_N}) > (?P<lim>{_N})\), against the shapes of the last "
     r"(?P<n>\d+) days$"
 )
+_AGAIN = rf"^demand stepped up again (?P<a>{_N}) L/s"
+_AGAIN_Z = rf"\(z (?P<z>{_N}) > (?P<lim>{_N})\)$"
 _CUSUM = rf"\(CUSUM (?P<s>{_N}) > (?P<h>{_N})\)$"
 _RISING = (
     rf"rising (?P<sl>{_N}) L/s a day for (?P<n>\d+) days, now (?P<a>{_N}) L/s above its "
@@ -417,6 +419,14 @@ LEAK_DETAILS: Known = tuple(
                     "demand stepped up %(a)s L/s at %(hm)s yesterday and stayed up (z %(z)s > "
                     "%(lim)s), against the shapes of the last %(n)s days"
                 ),
+            ),
+            (
+                rf"{_AGAIN} at (?P<hm>\d\d:\d\d) today {_AGAIN_Z}",
+                N_("demand stepped up again %(a)s L/s at %(hm)s today (z %(z)s > %(lim)s)"),
+            ),
+            (
+                rf"{_AGAIN} at (?P<hm>\d\d:\d\d) yesterday {_AGAIN_Z}",
+                N_("demand stepped up again %(a)s L/s at %(hm)s yesterday (z %(z)s > %(lim)s)"),
             ),
             (
                 _BURST,

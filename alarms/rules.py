@@ -128,6 +128,7 @@ class RuleParams(BaseModel):
     step_level_z: float = Field(4.0, ge=0)
     min_step_lps: float = Field(1.0, ge=0)
     shape_z: float = Field(8.0, ge=0)  # the day-shape step test; 0 turns it off
+    shape_new_z: float = Field(8.0, ge=0)  # a new step under an open step alarm; 0: off
     trend_days: int = Field(7, ge=4, le=60)
     trend_z: float = Field(2.5, gt=0)
     regrow_factor: float = Field(2.0, gt=1)

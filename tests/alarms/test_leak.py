@@ -349,6 +349,32 @@ def test_an_abrupt_leak_is_found_by_the_day_shapes_on_the_day_it_starts() -> Non
     assert opened[0].ts > T0 + 21 * 86400
 
 
+def test_a_second_leak_under_an_open_step_alarm_is_raised_again() -> None:
+    # 2 L/s from day 20, 10:00 (found by the day shapes), then another 1.5 L/s from day 25,
+    # 14:00: the estimate (3.5 L/s) stays under regrow_factor x regrow_from_lps = 4 L/s, so
+    # only the new step raises the alarm again, on the day it starts
+    first, second = 20 * 24 + 10, 25 * 24 + 14
+
+    def leaks(i: int) -> float:
+        return (2.0 if i >= first else 0.0) + (1.5 if i >= second else 0.0)
+
+    for seed in (1, 2, 3):
+        w = world_unrepresentative(seed)
+        _, one = run(w, extra=lambda i: 2.0 if i >= first else 0.0)
+        assert kinds(one, "regrow") == [], (seed, kinds(one, "regrow"))  # its own step: no
+        _, sigs = run(w, extra=leaks)
+        opened, regrown = kinds(sigs, "open"), kinds(sigs, "regrow")
+        assert len(opened) == 1 and opened[0].detector == "shape", (seed, opened)
+        assert len(regrown) == 1, (seed, regrown)
+        again = regrown[0]
+        assert again.detector == "shape" and "stepped up again" in again.detail, again
+        assert T0 + second * 3600 < again.ts <= T0 + (second + 24) * 3600, seed
+        assert 2.8 < again.size.lps < 4.5 and again.size.low <= 3.5 <= again.size.high, again
+        # without the search for a new step, the second leak is only a larger estimate
+        _, off = run(w, extra=leaks, cfg=replace(CFG, shape_new_z=0.0))
+        assert kinds(off, "regrow") == [], seed
+
+
 def test_a_hot_day_is_not_a_step_for_the_day_shapes() -> None:
     # from day 22 on, every household uses 30 % more (a heat wave that starts at midnight):
     # each day is fitted as its own mix of the shapes, so the new level is no leak
