@@ -25,6 +25,10 @@ keeps **one leak event** per leak:
   weighted by each bucket's learned scatter). The step with the largest z opens the event when
   that z passes ``shape_z``: an abrupt leak is found on the day it starts, in DMAs whose
   customer meters are read once a day.
+  While an event opened by a step (shape, burst) is open, the test goes on over the buckets
+  after that step, with the open leak's flow as a level: a new step above ``shape_new_z``
+  that fits better than a steady rise (a leak that grows) is a second leak, and raises the
+  alarm again.
 
 The first detector that fires opens the event (the alarm). Further evidence only updates its
 size estimate (L/s with a 90 % interval) and its time series; the alarm is raised again only

@@ -1,0 +1,91 @@
+"""bench.leak_screen: the detector inputs it records replay to the alarms the real replay made.
+
+One short rural scenario runs as the benchmark runs it (a database made from the migrated
+template, the readings imported with ``suvnet readings import``, ``alarms.actions.replay``)
+while the leak rule's inputs are recorded. Fed back to the detector, those inputs must give
+the very alarms that replay wrote to the database; a setting changed on the screen must change
+what it finds.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bench import leak_detection as bl
+from bench import leak_screen as ls
+from bench.common import server_url, with_db
+
+# sparse seed 1005 over 24 days: a leak that starts on day 20 in DMA1, found the next day
+FAMILY, SEED, DAYS = "sparse", 1005, 24
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("screen")
+    server = server_url()
+    tpl = bl.template(server)
+    case, sc = bl.make_case(FAMILY, SEED, "bench", DAYS)
+    name = bl.fresh_db(server, tpl)
+    try:
+        rec = ls.record_case(case, sc, with_db(server, name), out)
+    finally:
+        bl.drop_db(server, name)
+    rec["label"] = ""
+    path = out / f"{FAMILY}-{SEED}.pkl"
+    path.write_bytes(pickle.dumps(rec))
+    return path
+
+
+def test_the_recorded_inputs_replay_to_the_alarms_of_the_real_replay(recorded: Path) -> None:
+    rec = pickle.loads(recorded.read_bytes())
+    case = rec["case"]
+    assert case.leak is not None and case.leak.start_s < DAYS * bl.DAY
+    assert set(rec["calls"]) == {f"{z}-leak" for z in case.dmas}
+    # every DMA got every hour (the last one is not complete at the end of the data) and
+    # its nights and days
+    for calls in rec["calls"].values():
+        names = [c[0] for c in calls]
+        assert DAYS * 24 - 2 <= names.count("hour_step") <= DAYS * 24
+        assert names.count("night_step") >= DAYS - 2
+        assert names.count("balance_step") >= DAYS - 3
+    leak_alarms = [a for a in rec["alarms"] if a[0] == case.leak.dma]
+    assert leak_alarms, rec["alarms"]  # the real replay found the leak
+    alarms, sizes = ls.replay_calls(rec, {})
+    assert alarms == rec["alarms"]
+    assert sizes == rec["sizes"]
+
+
+def test_a_setting_changed_on_the_screen_changes_what_is_found(recorded: Path) -> None:
+    rec = pickle.loads(recorded.read_bytes())
+    # with 30 days of history needed before it may alarm, nothing is found in 24 days
+    alarms, _ = ls.replay_calls(rec, ls.parse_sets(["min_history_days=30"]))
+    assert alarms == []
+    with pytest.raises(SystemExit, match="name=value with a name of"):
+        ls.parse_sets(["shape_zz=7"])
+    with pytest.raises(SystemExit, match="is not a float"):
+        ls.parse_sets(["shape_z=high"])
+
+
+def test_the_screen_prints_both_runs_side_by_side(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = SimpleNamespace(
+        dir=str(recorded.parent), set=["min_history_days=30"], quick=False, verbose=True, jobs=1
+    )
+    ls.cmd_screen(args)  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    figures = json.loads(last)
+    assert figures["recorded"][FAMILY]["detection_72h"] == 1.0
+    assert figures["screened"][FAMILY]["detection_72h"] == 0.0
+    assert figures["detection_ratio"] == 0.0
+    assert f"{FAMILY}-{SEED} (leak in {rec_dma(recorded)}" in out
+
+
+def rec_dma(path: Path) -> str:
+    return str(pickle.loads(path.read_bytes())["case"].leak.dma)
