@@ -439,7 +439,6 @@ def test_the_sites_are_found() -> None:
         "the rule watches nothing: FM-1 has no level point (it has: no points)",  # zone.py
         "the rule watches nothing: tank T-1",
         "; found by shape: demand stepped up 12.25 L/s at 07:07 yesterday",  # leak*.py
-        "the leak has grown: about 12.2 L/s (12 m³ a day; 90 % between 12.2 and 12.2 L/s) "
         "(demand stepped up again 12.25 L/s at 07:07 today (z 12.2 > 12.25))",
         "leak repaired by dilnoza: qisqich",
     ):
