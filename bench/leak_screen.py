@@ -5,7 +5,8 @@
 spent reading the readings and forming each DMA's hourly demand, which a change of the
 detector (alarms/leak.py) or of its settings does not alter.
 
-``record`` runs the benchmark's scenarios once, exactly as the benchmark does (the same
+``record`` runs the benchmark's scenarios (the rural families; ``--families
+hourly,sparse,...`` names others) once, exactly as the benchmark does (the same
 databases, import and replay code path), and saves what the leak rule gave the detector in each
 DMA: every hour's demand with its neighbours and flags, every night and every day's balance
 figures, and the rule's settings. ``screen`` feeds those inputs to the detector as it is now in
@@ -55,6 +56,7 @@ from alarms.rules import Kind  # noqa: E402
 from bench import leak_detection as bl  # noqa: E402
 from bench.common import server_url, with_db  # noqa: E402
 from simulator import leak_families as lf  # noqa: E402
+from simulator.leak_scenarios import Scenario, write_csv  # noqa: E402
 
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "suvnet-leak-screen"
 RURAL = ("sparse", "growing", "small", "tank")
@@ -116,7 +118,10 @@ def record_case(case: bl.Case, sc: Any, url: str, workdir: Path) -> dict[str, An
                 (f"{z}-leak", z),
             )
         csv_path = workdir / f"{case.name}.csv"
-        lf.write_csv(sc, csv_path)
+        if isinstance(sc, Scenario):
+            write_csv(sc, csv_path)  # the hourly family
+        else:
+            lf.write_csv(sc, csv_path)
         bl.cli(["readings", "import", str(csv_path)], url)
         csv_path.unlink()
         end = case.start + timedelta(days=case.days)
@@ -315,7 +320,11 @@ def main() -> None:
     rp.add_argument(
         "--dir", default=str(DEFAULT_DIR), help=f"where to save (default {DEFAULT_DIR})"
     )
-    rp.add_argument("--families", default=",".join(RURAL), help="rural families to record")
+    rp.add_argument(
+        "--families",
+        default=",".join(RURAL),
+        help="families to record (default: the rural ones; hourly too if named)",
+    )
     rp.add_argument("--scenarios", type=int, default=12, help="benchmark seeds per family")
     rp.add_argument("--heldout", type=int, default=8, help="held-out seeds per family")
     rp.add_argument("--days", type=int, default=35)
