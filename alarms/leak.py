@@ -145,6 +145,11 @@ class Size:
     def m3_per_day(self) -> float:
         return self.lps * 86.4
 
+    @property
+    def sigma(self) -> float:
+        """The estimate's sigma (from the upper bound: :meth:`of` clips the lower one at 0)."""
+        return (self.high - self.lps) / Z90
+
     def to_json(self) -> list[float]:
         return [self.lps, self.low, self.high]
 
@@ -782,7 +787,7 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     if ev is not None:
         # a second step up while the leak is open: a new leak (or this one broke further)
         ev.stepped = hr.t_end
-        sigma = math.hypot((ev.size.high - ev.size.low) / (2 * Z90), se)
+        sigma = math.hypot(ev.size.sigma, se)
         size = Size.of(ev.size.lps + step, sigma)
         ev.size, ev.alarmed, ev.first = size, size.lps, size.lps
         return [
