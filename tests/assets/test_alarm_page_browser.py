@@ -40,6 +40,13 @@ MESSAGES = [
             "balance: 2.45 L/s above its usual level (CUSUM 3.1 > 2)",
         )
     ),
+    # a second leak under an open step alarm (alarms/leak.py, shape_new_z)
+    lr.grown_message(
+        lk.LeakSignal(
+            "regrow", 0.0, "shape", lk.Size(7.66, 5.5, 9.8),
+            "demand stepped up again 5.40 L/s at 14:00 yesterday (z 9.1 > 8)",
+        )
+    ),
 ]  # fmt: skip
 
 
