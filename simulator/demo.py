@@ -534,15 +534,46 @@ class Demo:
         """Let the agents send what they hold (the pollers have stopped), then stop them. The
         limit is generous: on a busy machine the last batches wait for their acknowledgement
         for many seconds (30 s left readings behind), and an empty outbox ends the wait."""
-        end = time.monotonic() + limit_s
+        start = time.monotonic()
+        end, said = start + limit_s, start
         while time.monotonic() < end and not self.stop.is_set():
             if all(a.outbox.depth == 0 and not a._pending for a in self.agents):
                 break
+            if time.monotonic() - said >= 10:
+                # a slow drain says what it waits for, gateway by gateway
+                said = time.monotonic()
+                waiting = "; ".join(
+                    f"{a.cfg.gateway}: {a.outbox.depth + len(a._pending)} readings, "
+                    f"{len(a._inflight)} batches unacknowledged"
+                    + ("" if a.connected else ", MQTT link down")
+                    for a in self.agents
+                )
+                console.print(
+                    f"waiting {said - start:.0f} s for ingest to acknowledge the gateways' "
+                    f"last readings ({waiting}; {self.ingest_state()})"
+                )
             await asyncio.sleep(0.2)
         left = sum(a.outbox.depth for a in self.agents)
         if left:
             console.print(f"[yellow]{left} readings were not delivered in time[/yellow]")
         await self.stop_agents()
+
+    def ingest_state(self) -> str:
+        """Ingest's own counters, for a drain that waits: is it connected, and does it write?"""
+        if self.ingest is None:
+            return "ingest stopped"
+        reg = self.ingest.metrics.registry
+
+        def value(name: str) -> float:
+            return sum(s.value for m in reg.collect() for s in m.samples if s.name == name)
+
+        return (
+            f"ingest: {value('suvnet_ingest_messages_total'):.0f} messages, "
+            f"{value('suvnet_ingest_commits_total'):.0f} commits, "
+            f"{value('suvnet_ingest_queue_depth'):.0f} queued, "
+            f"broker {'up' if value('suvnet_ingest_mqtt_up') else 'down'}, "
+            f"database {'up' if value('suvnet_ingest_db_up') else 'down'}"
+        )
 
     async def stop_agents(self) -> None:
         self.agent_stop.set()

@@ -7,7 +7,10 @@ them.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
+import signal
 import sys
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -52,6 +55,11 @@ def _root(
 ) -> None:
     s = get_settings()
     setup_logging("DEBUG" if verbose else s.log_level, s.log_format)
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 <pid>` writes where every thread of a stuck process is, to stderr
+        # (not where stderr is no file, as under a test runner that captures it)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
 
 @app.command()
