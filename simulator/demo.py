@@ -565,7 +565,7 @@ class Demo:
         reg = self.ingest.metrics.registry
 
         def value(name: str) -> float:
-            return sum(s.value for m in reg.collect() for s in m.samples if s.name == name)
+            return float(sum(s.value for m in reg.collect() for s in m.samples if s.name == name))
 
         return (
             f"ingest: {value('suvnet_ingest_messages_total'):.0f} messages, "
