@@ -75,6 +75,17 @@ def leak_alarms(village: tuple[str, int, User]) -> list[int]:
     return ids
 
 
+# inputs whose placeholder does not fit in them (a hint cut off in the middle of a word):
+# the placeholder's width in the input's own font against the room inside its padding
+CUT_HINTS = """() => { const c = document.createElement("canvas").getContext("2d");
+  return Array.from(document.querySelectorAll("input[placeholder]")).filter(i => {
+    const s = getComputedStyle(i); if (i.offsetParent === null) return false;
+    c.font = s.font; const room = i.clientWidth - parseFloat(s.paddingLeft)
+      - parseFloat(s.paddingRight);
+    return c.measureText(i.placeholder).width > room + 0.5;
+  }).map(i => i.placeholder + " (" + i.clientWidth + " px)"); }"""
+
+
 # the number of line boxes of a cell's text (a word broken letter by letter makes many)
 LINES = """el => { const r = document.createRange(); r.selectNodeContents(el);
   return new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top))).size; }"""
@@ -106,6 +117,8 @@ def test_leak_alarms_read_well_in_the_pages_language(
         assert not english(message), (lang, message)
         for cell in ("td.priority", "td.state"):
             assert row.locator(cell).evaluate(LINES) <= 2, (lang, device, cell)
-    # nothing runs off the side of the screen
+        assert row.locator("td.zone").evaluate(LINES) <= 1, (lang, device)  # DMA-S whole
+    # nothing runs off the side of the screen, and every hint in a field can be read whole
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.evaluate(CUT_HINTS) == [], (lang, device)
     ctx.close()
