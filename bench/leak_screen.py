@@ -61,9 +61,6 @@ from simulator.leak_scenarios import Scenario, write_csv  # noqa: E402
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "suvnet-leak-screen"
 RURAL = ("sparse", "growing", "small", "tank")
 STEPS = ("hour_step", "night_step", "balance_step")
-# what a recording holds changes with the detector's inputs (2: Hour.beyond, the neighbours'
-# other neighbours); a recording of another format is recorded again, not screened
-FORMAT = 2
 
 # one recorded call: (step name, positional args after the state and settings, keyword args);
 # ("pass", (), {}) marks the end of one evaluation: the state went to JSON and back there
@@ -152,7 +149,6 @@ def record_case(case: bl.Case, sc: Any, url: str, workdir: Path) -> dict[str, An
         "sizes": sizes,
         "calls": calls,
         "cfgs": {code: dataclasses.asdict(c) for code, c in cfgs.items()},
-        "format": FORMAT,
     }
 
 
@@ -162,11 +158,6 @@ def case_seeds(families: list[str], n: int, n_held: int) -> list[tuple[str, str,
     for label, seed0, count in (("", bl.BENCH_SEED, n), ("heldout_", bl.HELDOUT_SEED, n_held)):
         out += [(label, fam, seed0 + i) for fam in families for i in range(count)]
     return out
-
-
-def _format(path: Path) -> int:
-    """The format of a recording (1: before formats were numbered)."""
-    return int(pickle.loads(path.read_bytes()).get("format", 1))
 
 
 def cmd_record(args: argparse.Namespace) -> None:
@@ -179,7 +170,7 @@ def cmd_record(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, fam, seed) in enumerate(todo, 1):
             path = out_dir / f"{label}{fam}-{seed}.pkl"
-            if path.exists() and not args.again and _format(path) == FORMAT:
+            if path.exists() and not args.again:
                 print(f"[{i}/{len(todo)}] {path.name}: recorded before, kept", flush=True)
                 continue
             case, sc = bl.make_case(fam, seed, "heldout" if label else "bench", args.days)
@@ -274,13 +265,6 @@ def cmd_screen(args: argparse.Namespace) -> None:
     if not files:
         raise SystemExit(
             f"nothing recorded in {args.dir}: run python -m bench.leak_screen record first"
-        )
-    old = [f.name for f in files if _format(f) != FORMAT]
-    if old:
-        raise SystemExit(
-            f"{len(old)} recording(s) in {args.dir} ({old[0]} ...) were made by an earlier "
-            "suvnet, whose detector read other inputs: run python -m bench.leak_screen record "
-            f"--dir {args.dir} (it records those again)"
         )
     overrides = parse_sets(args.set)
     t_all = time.perf_counter()

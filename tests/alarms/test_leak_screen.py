@@ -89,15 +89,3 @@ def test_the_screen_prints_both_runs_side_by_side(
 
 def rec_dma(path: Path) -> str:
     return str(pickle.loads(path.read_bytes())["case"].leak.dma)
-
-
-def test_a_recording_of_an_earlier_format_is_not_screened(recorded: Path, tmp_path: Path) -> None:
-    """A recording made before the detector read more inputs (no "format": 1) would fail deep
-    in the detector: the screen says what to do instead, and record makes it again."""
-    rec = pickle.loads(recorded.read_bytes())
-    assert rec["format"] == ls.FORMAT
-    del rec["format"]
-    (tmp_path / recorded.name).write_bytes(pickle.dumps(rec))
-    args = SimpleNamespace(dir=str(tmp_path), set=[], quick=False, verbose=False, jobs=1)
-    with pytest.raises(SystemExit, match=r"made by an earlier suvnet.*leak_screen record"):
-        ls.cmd_screen(args)  # type: ignore[arg-type]
