@@ -417,8 +417,6 @@ class Hour:
     transient: bool = False  # a pump switched within it and its flow is a sampled mean
     spread: bool = False  # a register was interpolated across a gap: its hours are not known
     neighbours: dict[str, float] = field(default_factory=dict)
-    # each neighbour's own other neighbours (not this zone, not its neighbours): their demand
-    beyond: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ helpers
@@ -808,39 +806,6 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     )  # fmt: skip
 
 
-def _beyond(st: LeakState, cfg: LeakSettings, hr: Hour) -> dict[str, list[tuple[float, float]]]:
-    """Learn the demand of the neighbours' own other neighbours (as the neighbours' is) and
-    give, per neighbour, each such zone's change against its usual and that usual's sigma."""
-    keep = cfg.profile_days * cfg.n_slots
-    seen: dict[str, tuple[float, float]] = {}
-    for zones in hr.beyond.values():
-        for code, xc in zones.items():
-            if code in seen or code in hr.neighbours or not math.isfinite(xc):
-                continue
-            prof = st.neighbours.setdefault(code, SlotProfile())
-            mc, sc = prof.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
-            if not math.isfinite(mc) or abs(xc - mc) < cfg.transfer_z * sc:
-                prof.add(hr.day_type, hr.slot, xc, keep)
-            if math.isfinite(mc):
-                seen[code] = (xc - mc, sc)
-    return {via: [seen[c] for c in zones if c in seen] for via, zones in hr.beyond.items()}
-
-
-def _paired(cfg: LeakSettings, rb: float, sb: float, others: list[tuple[float, float]]) -> bool:
-    """A neighbour's change ``rb`` (sigma ``sb``) is one side of a transfer with another of its
-    neighbours: that one changed the other way by about as much (both beyond transfer_z / 2)."""
-    if abs(rb) < cfg.transfer_z / 2 * sb:
-        return False
-    for rc, sc in others:
-        if (
-            rb * rc < 0
-            and abs(rc) >= cfg.transfer_z / 2 * sc
-            and abs(rb + rc) <= 0.35 * max(abs(rb), abs(rc)) + 2 * math.hypot(sb, sc)
-        ):
-            return True
-    return False
-
-
 # ------------------------------------------------------------------ the steps
 def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     """Feed one bucket of the DMA's demand (and its neighbours')."""
@@ -853,22 +818,16 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     transfer = 0.0
     own = (x - med) / sig if ready and math.isfinite(x) and math.isfinite(med) else 0.0
     dip = own <= -cfg.transfer_z
-    far = _beyond(st, cfg, hr)
     for code, xb in hr.neighbours.items():
         prof = st.neighbours.setdefault(code, SlotProfile())
         mb, sb = prof.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
         if not math.isfinite(xb):
             continue
         zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
-        if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
-            prof.add(hr.day_type, hr.slot, xb, keep)
-        if math.isfinite(mb) and _paired(cfg, xb - mb, sb, far.get(code, [])):
-            # the neighbour's change is matched by the opposite change of one of its own
-            # other neighbours: water moves between those two, not from or to this zone
-            st.transfers[code] = 0.0
-            continue
         # a neighbour fell, or rose while this zone is below its usual (it feeds us)
         dip = dip or zb <= -cfg.transfer_z or (zb >= cfg.transfer_z and own < 0)
+        if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
+            prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
         z_need = cfg.transfer_z / 2 if st.transfers.get(code, 0.0) > 0 else cfg.transfer_z
         moved = 0.0

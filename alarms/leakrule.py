@@ -74,8 +74,6 @@ class Setup:
     pumps: list[zn.Pump]
     customers: list[zn.ZonePoint]
     neighbours: list[tuple[str, list[zn.InflowMeter], list[zn.Tank]]]
-    # the neighbours' own other neighbours: (via which neighbour, code, meters, tanks)
-    beyond: list[tuple[str, str, list[zn.InflowMeter], list[zn.Tank]]]
     hourly_net: bool
     delay_h: float
 
@@ -103,32 +101,17 @@ def setup(conn: Conn, rule: RuleConfig) -> Setup:
     if delay is None:
         delay = 2.0 if hourly or not customers else min(48.0, slowest + 2.0)
     neigh: list[tuple[str, list[zn.InflowMeter], list[zn.Tank]]] = []
-    near = zn.neighbours(conn, rule.zone_id, p.neighbours)
-    for zid, code in near:
+    for zid, code in zn.neighbours(conn, rule.zone_id, p.neighbours):
         try:
             neigh.append((code, meters(zid), zn.tanks(conn, zid, p.level_point)))
         except zn.ZoneSetupError:
             continue  # a neighbour without meters cannot tell a transfer: left out
-    # a neighbour's other neighbours: a transfer between two of them is none of this zone's
-    beyond: list[tuple[str, str, list[zn.InflowMeter], list[zn.Tank]]] = []
-    skip = {rule.zone_id, *(zid for zid, _ in near)}
-    for zid, code in near:
-        if code not in {c for c, _, _ in neigh}:
-            continue
-        for zid2, code2 in zn.neighbours(conn, zid):
-            if zid2 in skip:
-                continue
-            try:
-                beyond.append((code, code2, meters(zid2), zn.tanks(conn, zid2, p.level_point)))
-            except zn.ZoneSetupError:
-                continue
     return Setup(
         own,
         zn.tanks(conn, rule.zone_id, p.level_point),
         zn.pumps(conn, rule.zone_id, p.pump_point),
         customers,
         neigh,
-        beyond,
         hourly_net,
         float(delay),
     )
@@ -176,12 +159,6 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         code: np.asarray(zn.zone_demand(conn, m, t, [], t0=t0, step_s=step, n=n).lps)
         for code, m, t in su.neighbours
     }
-    far: dict[str, np.ndarray] = {}
-    groups: dict[str, list[str]] = {}
-    for via, code, m, t in su.beyond:
-        groups.setdefault(via, []).append(code)
-        if code not in far:
-            far[code] = np.asarray(zn.zone_demand(conn, m, t, [], t0=t0, step_s=step, n=n).lps)
     night_a, night_b = p.night(Kind.LEAK)
     t_last = t0 + n * step
     days = zc.local_days(to_ts(t0) - timedelta(days=3), to_ts(t_last), tz)
@@ -211,7 +188,6 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             transient=bool(demand.transient[i]),
             spread=bool(demand.spread[i]),
             neighbours={c: float(v[i]) for c, v in neigh.items()},
-            beyond={via: {c: float(far[c][i]) for c in cs} for via, cs in groups.items()},
         )
         sigs = lk.hour_step(state, cfg, hr)
         t_end = t_start + step

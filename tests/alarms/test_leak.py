@@ -62,23 +62,20 @@ def run(
     *,
     extra: Extra = lambda i: 0.0,
     neighbour: np.ndarray | None = None,
-    beyond: np.ndarray | None = None,
     state: lk.LeakState | None = None,
     hours: range | None = None,
     cfg: lk.LeakSettings = CFG,
 ) -> tuple[lk.LeakState, list[lk.LeakSignal]]:
     """Feed the hours (with ``extra`` L/s added to the demand of hour i) as the engine does:
-    each bucket, the night at 05:00, the balance of a day 26 h after its end. ``neighbour``:
-    the demand of a neighbouring zone N; ``beyond``: that of F, N's other neighbour."""
+    each bucket, the night at 05:00, the balance of a day 26 h after its end."""
     st = state if state is not None else lk.LeakState()
     out: list[lk.LeakSignal] = []
     for i in hours if hours is not None else range(w.demand.size):
         day, slot = divmod(i, 24)
         t_end = T0 + (i + 1) * 3600.0
         nb = {} if neighbour is None else {"N": float(neighbour[i])}
-        far = {} if beyond is None else {"N": {"F": float(beyond[i])}}  # the neighbour's other
         hr = lk.Hour(t_end, day, 1 if day % 7 == 6 else 0, slot, float(w.demand[i] + extra(i)),
-                     night=1 <= slot < 5, neighbours=nb, beyond=far)  # fmt: skip
+                     night=1 <= slot < 5, neighbours=nb)  # fmt: skip
         out += lk.hour_step(st, cfg, hr)
         if slot == 4:
             out += lk.night_step(st, cfg, day, t_end)
@@ -407,46 +404,6 @@ def test_the_end_of_a_transfer_into_a_neighbour_is_not_a_step() -> None:
         st, sigs = run(w, extra=fed, neighbour=other.demand + moved)
         assert kinds(sigs, "open") == [], (seed, kinds(sigs, "open"))
         assert st.shape_quiet_until < T0 + w.demand.size * 3600.0  # it judges again
-
-
-def test_a_transfer_between_two_other_zones_does_not_hold_the_day_shapes() -> None:
-    # 2 L/s from day 20, 10:00; two hours later the boundary valve between the neighbour N
-    # and N's other neighbour F opens for 30 h and F feeds 40 % of N: N's demand falls, F's
-    # rises by as much. That is water moving between N and F, and the day shapes find the
-    # leak on its day; seeing N's fall alone, they wait (a transfer into this zone?)
-    start, a, b = 20 * 24 + 10, 20 * 24 + 12, 21 * 24 + 18
-
-    def leak(i: int) -> float:
-        return 2.0 if i >= start else 0.0
-
-    for seed in (1, 2, 3):
-        w = world_unrepresentative(seed)
-        n, f = world(seed=9, mean_lps=30.0), world(seed=11, mean_lps=25.0)
-        moved = np.zeros(w.demand.size)
-        moved[a:b] = 0.4 * n.demand[a:b]
-        _, sigs = run(w, extra=leak, neighbour=n.demand - moved, beyond=f.demand + moved)
-        opened = kinds(sigs, "open")
-        assert len(opened) == 1 and opened[0].detector == "shape", (seed, opened)
-        assert opened[0].ts <= T0 + 21 * 86400, seed  # before midnight
-        # without F's meters the same fall of N holds the day shapes: no verdict that day
-        _, held = run(w, extra=leak, neighbour=n.demand - moved)
-        assert all(s.ts > T0 + 21 * 86400 for s in kinds(held, "open")), seed
-        # and with F steady, N's fall is no transfer between N and F: still held
-        _, steady = run(w, extra=leak, neighbour=n.demand - moved, beyond=f.demand)
-        assert all(s.ts > T0 + 21 * 86400 for s in kinds(steady, "open")), seed
-
-
-def test_a_transfer_from_a_neighbour_stays_one_with_its_other_neighbour_steady() -> None:
-    # the neighbour feeds this zone for 30 h, and the neighbour's other neighbour F is steady:
-    # that is still a transfer into this zone, not a leak
-    w = world()
-    other, f = world(seed=9, mean_lps=30.0), world(seed=11, mean_lps=25.0)
-    a, b = 21 * 24 + 8, 22 * 24 + 14
-    moved = np.zeros(w.demand.size)
-    moved[a:b] = 0.4 * other.demand[a:b]
-    _, quiet = run(w, extra=lambda i: float(moved[i]), neighbour=other.demand - moved,
-                   beyond=f.demand)  # fmt: skip
-    assert kinds(quiet, "open") == []
 
 
 def test_the_day_shapes_scatter_is_not_shrunk_at_the_peak_hours() -> None:
