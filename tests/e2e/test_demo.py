@@ -4,6 +4,7 @@ customer balance in the database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -57,7 +58,8 @@ def _run_demo(args: list[str], env: dict[str, str], log: Path, port: int | None)
                     proc.send_signal(signal.SIGUSR1)  # every thread's stack into the log
                     time.sleep(2)
                     proc.send_signal(signal.SIGINT)
-                    proc.wait(20)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(20)  # (if Ctrl-C does not end it either, it is killed)
                     pytest.fail(f"the demo did not end in time:\n{_story(log)}")
                 if port is not None and not api_seen:
                     try:
