@@ -530,16 +530,17 @@ class Demo:
         if self.deadline_passed() and not clock.finished:
             console.print("--duration reached before the end of the simulated period")
 
-    async def drain(self, limit_s: float = 120.0) -> None:
+    async def drain(self, limit_s: float = 120.0, say_every_s: float = 10.0) -> None:
         """Let the agents send what they hold (the pollers have stopped), then stop them. The
         limit is generous: on a busy machine the last batches wait for their acknowledgement
-        for many seconds (30 s left readings behind), and an empty outbox ends the wait."""
+        for many seconds (30 s left readings behind), and an empty outbox ends the wait. A
+        wait longer than ``say_every_s`` says what it waits for, and again each time."""
         start = time.monotonic()
         end, said = start + limit_s, start
         while time.monotonic() < end and not self.stop.is_set():
             if all(a.outbox.depth == 0 and not a._pending for a in self.agents):
                 break
-            if time.monotonic() - said >= 10:
+            if time.monotonic() - said >= say_every_s:
                 # a slow drain says what it waits for, gateway by gateway
                 said = time.monotonic()
                 waiting = "; ".join(
