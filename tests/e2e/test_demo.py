@@ -78,10 +78,24 @@ def _run_demo(args: list[str], env: dict[str, str], log: Path, port: int | None)
 
 
 def _story(log: Path) -> str:
-    """The demo's log without the rows of its tables: what it said, and any thread stacks."""
+    """The demo's log without the rows of its tables (what it said), then the stacks of the
+    threads that were in suvnet's own code when it was asked (SIGUSR1): idle worker threads,
+    whose frames are all in the standard library or site-packages, are left out."""
+    said: list[str] = []
+    stacks: list[list[str]] = []
     text = log.read_text(encoding="utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if not ln.startswith(("│", "┃", "├", "┡", "└"))]
-    return "\n".join(lines)[-8000:]
+    for ln in text.splitlines():
+        if re.match(r"(Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\)", ln):
+            stacks.append([ln])
+        elif stacks and ln.startswith("  File "):
+            stacks[-1].append(ln)
+        elif ln.strip() and not ln.startswith(("│", "┃", "├", "┡", "└")):
+            said.append(ln)
+    own = [st for st in stacks if any("/lib/python3" not in ln for ln in st[1:])]
+    threads = "\n".join("\n".join(st) for st in own)
+    return (
+        "\n".join(said)[-5000:] + f"\n--- threads in suvnet's code: {len(own)}\n" + threads[-5000:]
+    )
 
 
 def _one(conn: psycopg.Connection[Any], sql: str, *args: Any) -> Any:
