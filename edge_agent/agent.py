@@ -251,11 +251,21 @@ class Agent:
 
     # ----------------------------------------------------------------------------- health
 
+    @property
+    def queue_depth(self) -> int:
+        """Readings the office has not acknowledged: in the outbox, or still to be written."""
+        return self.outbox.depth + len(self._pending)
+
+    @property
+    def batches_in_flight(self) -> int:
+        """Batches sent and not yet acknowledged."""
+        return len(self._inflight)
+
     def health(self) -> dict[str, Any]:
         polls = sum(d.poller.health.polls for d in self.devices.values())
         ok = sum(d.poller.health.ok for d in self.devices.values())
         return {
-            "queue_depth": self.outbox.depth + len(self._pending),
+            "queue_depth": self.queue_depth,
             "dropped": self.outbox.dropped + self.pending_dropped,
             "poll_success_rate": None if polls == 0 else round(ok / polls, 4),
             "devices": {d.id: d.poller.health.as_dict() for d in self.devices.values()},

@@ -538,14 +538,14 @@ class Demo:
         start = time.monotonic()
         end, said = start + limit_s, start
         while time.monotonic() < end and not self.stop.is_set():
-            if all(a.outbox.depth == 0 and not a._pending for a in self.agents):
+            if all(a.queue_depth == 0 for a in self.agents):
                 break
             if time.monotonic() - said >= say_every_s:
                 # a slow drain says what it waits for, gateway by gateway
                 said = time.monotonic()
                 waiting = "; ".join(
-                    f"{a.cfg.gateway}: {a.outbox.depth + len(a._pending)} readings, "
-                    f"{len(a._inflight)} batches unacknowledged"
+                    f"{a.cfg.gateway}: {a.queue_depth} readings, "
+                    f"{a.batches_in_flight} batches unacknowledged"
                     + ("" if a.connected else ", MQTT link down")
                     for a in self.agents
                 )
@@ -563,17 +563,19 @@ class Demo:
         """Ingest's own counters, for a drain that waits: is it connected, and does it write?"""
         if self.ingest is None:
             return "ingest stopped"
-        reg = self.ingest.metrics.registry
+        total: dict[str, float] = {}  # each sample name over all its labels
+        for metric in self.ingest.metrics.registry.collect():
+            for smp in metric.samples:
+                total[smp.name] = total.get(smp.name, 0.0) + smp.value
 
-        def value(name: str) -> float:
-            return float(sum(s.value for m in reg.collect() for s in m.samples if s.name == name))
+        def up(name: str) -> str:
+            return "up" if total.get(name) else "down"
 
         return (
-            f"ingest: {value('suvnet_ingest_messages_total'):.0f} messages, "
-            f"{value('suvnet_ingest_commits_total'):.0f} commits, "
-            f"{value('suvnet_ingest_queue_depth'):.0f} queued, "
-            f"broker {'up' if value('suvnet_ingest_mqtt_up') else 'down'}, "
-            f"database {'up' if value('suvnet_ingest_db_up') else 'down'}"
+            f"ingest: {total.get('suvnet_ingest_messages_total', 0):.0f} messages, "
+            f"{total.get('suvnet_ingest_commits_total', 0):.0f} commits, "
+            f"{total.get('suvnet_ingest_queue_depth', 0):.0f} queued, "
+            f"broker {up('suvnet_ingest_mqtt_up')}, database {up('suvnet_ingest_db_up')}"
         )
 
     async def stop_agents(self) -> None:

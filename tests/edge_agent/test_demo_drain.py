@@ -20,7 +20,10 @@ async def test_a_drain_that_waits_says_for_what(
 ) -> None:
     server, port = await tcp_sim(profiles)
     cfg = write_gateway(tmp_path, "gw-drain", mqtt_url, topic_root, tcp_buses(port))
-    demo = dm.Demo(dm.Options(17280, 1, None, True, False, 0, 0.0))
+    demo = dm.Demo(
+        dm.Options(speed=17280, days=1, duration_s=None, exit_after=True, api=False, port=0,
+                   leak_lps=0.0)
+    )  # fmt: skip
     agent = Agent(load_config(cfg))
     demo.agents = [agent]
     demo.agent_tasks = [asyncio.create_task(agent.run(demo.agent_stop), name="agent")]
