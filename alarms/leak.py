@@ -109,7 +109,7 @@ class LeakSettings:
     # low, and in these first days the alarm is raised again only for regrow_factor squared
     settle_daily_s: float = 72 * 3600.0
     size_rel_sigma: float = 0.2  # the size's sigma also allows this share of the estimate
-    close_after_days: int = 7
+    close_after_days: int = 3
     transfer_z: float = 3.0
     settle_s: float = 7200.0  # after a repair: flows settle, nothing is judged
     min_sigma_lps: float = 0.05

@@ -133,7 +133,7 @@ class RuleParams(BaseModel):
     trend_z: float = Field(2.5, gt=0)
     regrow_factor: float = Field(2.0, gt=1)
     regrow_from_lps: float = Field(2.0, ge=0)
-    close_after_days: int = Field(7, ge=0)
+    close_after_days: int = Field(3, ge=0)
     transfer_z: float = Field(3.0, gt=0)
     neighbours: list[str] = Field(default_factory=list)
     settle_h: float = Field(2.0, ge=0)

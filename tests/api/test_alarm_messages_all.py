@@ -235,7 +235,7 @@ SAMPLES: dict[str, list[str]] = {
     "', '.join((f'{p.name} ({p.unit or p.kind})' for p in d.points))": ["q1 (m3/h), v1 (m3)"],
     "name": ["night", "balance"],
     "cfg.trend_days": ["5"],
-    "cfg.close_after_days": ["7"],
+    "cfg.close_after_days": ["3"],
     "len(st.shape_hist)": ["19"],
     "st.burst_hits": ["6"],
     "s.detector": ["shape"],
