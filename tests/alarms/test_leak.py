@@ -474,3 +474,32 @@ def test_a_lasting_fall_of_the_demand_is_learned_as_the_new_level() -> None:
                   extra=lambda i: 2.0 if i >= 30 * 24 + 10 else 0.0)  # fmt: skip
     opened = kinds(sigs, "open")
     assert len(opened) == 1 and opened[0].size.low <= 2.0 <= opened[0].size.high, opened
+
+
+def test_a_false_alarm_no_longer_seen_closes_and_frees_the_dma_for_the_next_leak() -> None:
+    # day 17's customer meter reads came in at half (a misread file): the balance sees a
+    # 'leak' and opens the event. The next days it is no longer seen. A 2 L/s leak starts on
+    # day 23 at 10:00: while the false event is open the day shapes are not searched and the
+    # leak only keeps the false event alive. Closed after close_after_days quiet days (3), the
+    # DMA is watched again and the leak is raised on the day it starts
+    false_day, start = 17, 23 * 24 + 10
+    for seed in (1, 3):
+        w = world_unrepresentative(seed)
+        metered = w.metered_m3.copy()
+        metered[false_day] *= 0.5
+        misread = World(w.demand, metered, w.weather, w.unmetered_m3)
+
+        def leak(i: int) -> float:
+            return 2.0 if i >= start else 0.0
+
+        _, sigs = run(misread, extra=leak)
+        opened, closed = kinds(sigs, "open"), kinds(sigs, "close")
+        assert [s.detector for s in opened] == ["balance", "shape"], (seed, opened)
+        assert len(closed) == 1 and closed[0].ts < T0 + start * 3600, (seed, closed)
+        assert "not seen for 3 days" in closed[0].detail
+        assert T0 + start * 3600 < opened[1].ts <= T0 + 24 * 86400, (seed, opened[1])
+        assert opened[1].size.low <= 2.0 <= opened[1].size.high, (seed, opened[1].size)
+        # kept open for a week, the false event hides the leak: it only updates the false
+        # alarm's size, and is never raised
+        _, week = run(misread, extra=leak, cfg=replace(CFG, close_after_days=7))
+        assert [s.detector for s in kinds(week, "open", "regrow")] == ["balance"], seed
