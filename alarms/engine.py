@@ -223,10 +223,19 @@ def _eval_mnf(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             k_sigma=p.k_sigma,
         )
         if math.isfinite(mnf):
-            msg = (
-                f"night flow {mnf:.2f} L/s, night leakage {r.night_leakage_lps:.2f} L/s is "
-                f"{r.excess_lps:.2f} L/s above its baseline (threshold {r.threshold_lps:.2f} L/s)"
-            )
+            if math.isfinite(r.excess_lps):
+                msg = (
+                    f"night flow {mnf:.2f} L/s, night leakage {r.night_leakage_lps:.2f} L/s is "
+                    f"{r.excess_lps:.2f} L/s above its baseline "
+                    f"(threshold {r.threshold_lps:.2f} L/s)"
+                )
+            else:  # the first nights: no baseline yet, nothing to compare with
+                learned = int(np.isfinite(hist).sum())
+                msg = (
+                    f"night flow {mnf:.2f} L/s, night leakage {r.night_leakage_lps:.2f} L/s; "
+                    f"its baseline is learned from {learned} of "
+                    f"{p.history_days(rule.kind)} nights so far"
+                )
             apply_signal(
                 conn, rule, st, Signal("condition", r.alarm, n1.timestamp(), mnf, msg), res
             )

@@ -229,6 +229,18 @@ ZONE_MESSAGES: Known = tuple(
                 {},
             ),
             (
+                (
+                    rf"^night flow (?P<mnf>{_X}) L/s, night leakage (?P<leak>{_X}) L/s; its "
+                    r"baseline is learned from (?P<n>\d+) of (?P<m>\d+) nights so far$"
+                ),
+                N_(
+                    "night flow %(mnf)s L/s, night leakage %(leak)s L/s; its baseline is "
+                    "learned from %(n)s of %(m)s nights so far"
+                ),
+                ("mnf", "leak"),
+                {},
+            ),
+            (
                 _BALANCE + _BALANCE_END,
                 N_(
                     "NRW %(pct)s %% on %(day)s: input %(inp)s m³, metered %(met)s m³, losses "

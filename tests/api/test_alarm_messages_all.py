@@ -236,6 +236,8 @@ SAMPLES: dict[str, list[str]] = {
     "name": ["night", "balance"],
     "cfg.trend_days": ["5"],
     "cfg.close_after_days": ["3"],
+    "learned": ["3"],
+    "p.history_days(rule.kind)": ["7"],
     "len(st.shape_hist)": ["19"],
     "st.burst_hits": ["6"],
     "s.detector": ["shape"],
