@@ -129,7 +129,7 @@ class LeakSettings:
     shape_new_z: float = 8.0
     # a night or day this many sigmas below its usual is not learned, up to low_skip_days
     # of them in a row (a transfer out, a supply cut); after that it is a new level
-    low_skip_z: float = 3.0
+    low_skip_z: float = 2.0
     low_skip_days: int = 2
 
 

@@ -457,6 +457,29 @@ def test_a_day_of_supply_cut_is_not_learned_and_does_not_hide_a_leak() -> None:
             assert bool(kinds(sigs, "close")) == (skip == 0), (seed, skip)
 
 
+def test_a_night_2_5_sigma_low_is_not_learned_and_does_not_delay_a_leak() -> None:
+    # day 20's night gets 2.5 sigma less water (some of it moved out through a boundary
+    # valve), too little for a far-low night of 3 sigma. Learned, it widens the night's sigma:
+    # a 1.5 L/s leak from day 23 10:00 is found a night later. Nights from 2 sigma below
+    # their usual (low_skip_z) are left out, and it is found on its first night
+    start = 23 * 24 + 10
+    cfg = replace(CFG, shape_z=0.0)
+    w = world(seed=5)
+    st, _ = run(w, cfg=cfg, hours=range(20 * 24))
+    _, sigma, _ = lk._baseline(st.night.hist, cfg)
+    low = w.demand.copy()
+    low[20 * 24 + 1 : 20 * 24 + 5] -= 2.5 * sigma
+    lw = World(low, w.metered_m3, w.weather, w.unmetered_m3)
+    found = {}
+    for skip in (CFG.low_skip_days, 0):
+        _, sigs = run(lw, extra=lambda i: 1.5 if i >= start else 0.0,
+                      cfg=replace(cfg, low_skip_days=skip))  # fmt: skip
+        opened = kinds(sigs, "open")
+        assert len(opened) == 1 and opened[0].detector == "night", (skip, opened)
+        found[skip] = (opened[0].ts - T0) / 3600 - start
+    assert found[CFG.low_skip_days] <= 24 < found[0] <= 48, found
+
+
 def test_a_lasting_fall_of_the_demand_is_learned_as_the_new_level() -> None:
     # from day 20 the DMA uses 3 L/s less for good (a leak repaired without telling the rule):
     # the days far below the usual are left out at first, then learned as the new level, so
