@@ -11,7 +11,9 @@ databases, import and replay code path), and saves what the leak rule gave the d
 DMA: every hour's demand with its neighbours and flags, every night and every day's balance
 figures, and the rule's settings. ``screen`` feeds those inputs to the detector as it is now in
 the working tree (with ``--set name=value`` overriding its settings) and scores the alarms with
-the benchmark's own scoring, next to the recorded run's alarms in the same table.
+the benchmark's own scoring, next to the recorded run's alarms in the same table. A setting
+the rule left at its default takes the detector's default as it is now, so a new default in
+alarms/leak.py is screened without ``--set``.
 
 The screen is a development aid, not the benchmark: a change found good here is measured with
 ``python -m bench.leak_detection`` before it is reported. A change of alarms/leakrule.py or
@@ -149,6 +151,9 @@ def record_case(case: bl.Case, sc: Any, url: str, workdir: Path) -> dict[str, An
         "sizes": sizes,
         "calls": calls,
         "cfgs": {code: dataclasses.asdict(c) for code, c in cfgs.items()},
+        # the detector's defaults when recorded: a setting the rule left at its default
+        # follows the default of the detector screened, not the recording's
+        "defaults": dataclasses.asdict(lk.LeakSettings()),
     }
 
 
@@ -192,9 +197,18 @@ def cmd_record(args: argparse.Namespace) -> None:
     print(f"recorded into {out_dir}; now: python -m bench.leak_screen screen --dir {out_dir}")
 
 
-def settings_from(recorded: dict[str, Any], overrides: dict[str, Any]) -> lk.LeakSettings:
+def settings_from(
+    recorded: dict[str, Any], overrides: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> lk.LeakSettings:
+    """The settings a recorded rule is screened with: the ones its rule set (those that
+    differ from the recording's ``defaults``; all of them for a recording without), the
+    detector's current defaults for the rest, and ``overrides`` over both."""
     known = {f.name for f in dataclasses.fields(lk.LeakSettings)}
-    kept = {k: v for k, v in recorded.items() if k in known}
+    kept = {
+        k: v
+        for k, v in recorded.items()
+        if k in known and (defaults is None or k not in defaults or v != defaults[k])
+    }
     return lk.LeakSettings(**{**kept, **overrides})
 
 
@@ -208,7 +222,7 @@ def replay_calls(
     sizes: dict[str, tuple[float, float, float, float]] = {}
     for code, calls in rec["calls"].items():
         zone = code.removesuffix("-leak")
-        cfg = settings_from(rec["cfgs"][code], overrides)
+        cfg = settings_from(rec["cfgs"][code], overrides, rec.get("defaults"))
         st = lk.LeakState()
         for name, a, kw in calls:
             if name == "pass":

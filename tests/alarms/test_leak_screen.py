@@ -71,6 +71,23 @@ def test_a_setting_changed_on_the_screen_changes_what_is_found(recorded: Path) -
         ls.parse_sets(["shape_z=high"])
 
 
+def test_a_setting_left_at_its_default_follows_the_detector_screened(recorded: Path) -> None:
+    # a recording made when min_history_days defaulted to 30 (so nothing was found): a rule
+    # that left it at its default is screened with today's default, and finds the leak
+    rec = pickle.loads(recorded.read_bytes())
+    for cfg in rec["cfgs"].values():
+        cfg["min_history_days"] = 30
+    rec["defaults"]["min_history_days"] = 30
+    alarms, _ = ls.replay_calls(rec, {})
+    assert alarms and any(z == rec["case"].leak.dma for z, _, _ in alarms), alarms
+    # a rule that set it itself keeps its own value
+    rec["defaults"]["min_history_days"] = 10
+    assert ls.replay_calls(rec, {})[0] == []
+    # a recording without the defaults keeps every recorded setting
+    del rec["defaults"]
+    assert ls.replay_calls(rec, {})[0] == []
+
+
 def test_the_screen_prints_both_runs_side_by_side(
     recorded: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
