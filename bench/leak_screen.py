@@ -15,6 +15,10 @@ the benchmark's own scoring, next to the recorded run's alarms in the same table
 the rule left at its default takes the detector's default as it is now, so a new default in
 alarms/leak.py is screened without ``--set``.
 
+``trace`` replays one recording for one DMA and prints every night's and day's verdict (the
+value judged, its excess over the usual, sigma, z and CUSUM) and every signal: why a leak was
+found when it was, or not at all.
+
 The screen is a development aid, not the benchmark: a change found good here is measured with
 ``python -m bench.leak_detection`` before it is reported. A change of alarms/leakrule.py or
 of alarms/zone.py (what the detector is given) needs a new ``record``.
@@ -22,6 +26,7 @@ of alarms/zone.py (what the detector is given) needs a new ``record``.
 Usage:
   python -m bench.leak_screen record [--dir D] [--families F,..] [--scenarios N] [--heldout N]
   python -m bench.leak_screen screen [--dir D] [--set shape_z=7.5 ...] [--verbose] [--quick]
+  python -m bench.leak_screen trace D/small-1007.pkl [--zone DMA1] [--from-day 20] [--set ...]
 The last line printed by ``screen`` is one JSON object with each family's figures for the
 recorded run (``recorded``) and for the screened detector (``screened``), and their ratio of
 detections (``detection_ratio``: screened over recorded, leaks >= 2 L/s within 72 h, all
@@ -327,6 +332,91 @@ def cmd_screen(args: argparse.Namespace) -> None:
     print(json.dumps(figures))
 
 
+@contextmanager
+def verdicts(into: list[tuple[str, lk.Judgement, float, float]]) -> Iterator[None]:
+    """Collect every daily verdict as (which, judgement, CUSUM after it, value judged)."""
+    judge, judge_reg = lk._judge, lk._judge_reg
+
+    def plain(cfg: lk.LeakSettings, det: lk.Detector, value: float) -> lk.Judgement | None:
+        j = judge(cfg, det, value)
+        if j is not None:
+            into.append(("", j, det.s, value))
+        return j
+
+    def reg(cfg: lk.LeakSettings, det: lk.RegDetector, x: float, y: float) -> lk.Judgement | None:
+        j = judge_reg(cfg, det, x, y)
+        if j is not None:
+            into.append(("regression", j, det.s, y))
+        return j
+
+    lk._judge, lk._judge_reg = plain, reg
+    try:
+        yield
+    finally:
+        lk._judge, lk._judge_reg = judge, judge_reg
+
+
+def trace_lines(
+    rec: dict[str, Any], zone: str, overrides: dict[str, Any], days: tuple[float, float]
+) -> Iterator[str]:
+    """One DMA's daily verdicts and signals, as the detector as it is now gives them."""
+    code = f"{zone}-leak"
+    if code not in rec["calls"]:
+        zones = ", ".join(sorted(c.removesuffix("-leak") for c in rec["calls"]))
+        raise SystemExit(f"no leak rule of zone {zone!r} in this recording (it has {zones})")
+    t0 = rec["case"].start.timestamp()
+    cfg = settings_from(rec["cfgs"][code], overrides, rec.get("defaults"))
+    st = lk.LeakState()
+    got: list[tuple[str, lk.Judgement, float, float]] = []
+    with verdicts(got):
+        for name, a, kw in rec["calls"][code]:
+            if name == "pass":
+                st = lk.LeakState.from_json(json.loads(json.dumps(st.to_json())))
+                continue
+            got.clear()
+            signals = getattr(lk, name)(st, cfg, *a, **kw)
+            day = ((a[1] if name != "hour_step" else a[0].t_end) - t0) / bl.DAY
+            if not days[0] <= day <= days[1]:
+                continue
+            what = {"night_step": "night", "balance_step": "balance"}.get(name, "")
+            # a day's balance is judged against the norm, then the norm scaled by the metered
+            # households' index, then (once learned) the regression on the metered use
+            plain_kinds = iter(["norm", "norm x index"] if what == "balance" else [""])
+            for sub_, j, cusum, value in got:
+                label = f"{what} {sub_ or next(plain_kinds, '')}".strip()
+                yield (
+                    f"day {day:6.2f}  {label:20s} value {value:8.2f}  excess {j.excess:6.2f}  "
+                    f"sigma {j.sigma:5.2f}  z {j.z:6.2f}  CUSUM {cusum:5.2f}"
+                    + ("  (rising)" if j.trending else "")
+                    + ("  event open" if st.event is not None else "")
+                )
+            for sig in signals:
+                yield (
+                    f"day {(sig.ts - t0) / bl.DAY:6.2f}  SIGNAL {sig.kind} by {sig.detector}: "
+                    f"{sig.size.lps:.2f} L/s [{sig.size.low:.2f}, {sig.size.high:.2f}] "
+                    f"{sig.detail}"
+                ).rstrip()
+
+
+def cmd_trace(args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such recording (python -m bench.leak_screen record)")
+    rec = pickle.loads(path.read_bytes())
+    case: bl.Case = rec["case"]
+    leak = case.leak
+    zone = args.zone or (leak.dma if leak else None)
+    if zone is None:
+        raise SystemExit(f"{path.name} has no leak: name a zone with --zone")
+    if leak:
+        print(
+            f"{path.stem}: leak of {leak.peak_lps:.2f} L/s ({leak.kind}) in {leak.dma} from day "
+            f"{leak.start_s / bl.DAY:.2f}; tracing {zone}"
+        )
+    for line in trace_lines(rec, zone, parse_sets(args.set), (args.from_day, args.to_day)):
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -361,8 +451,24 @@ def main() -> None:
     sp.add_argument(
         "--verbose", action="store_true", help="list the scenarios whose alarms changed"
     )
+    tp = sub.add_parser(
+        "trace", help="one DMA of one recording: every night's and day's verdict, and signals"
+    )
+    tp.add_argument("file", help="a recording (.pkl) made by record")
+    tp.add_argument("--zone", help="the DMA (default: the one with the leak)")
+    tp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one of the detector's settings")  # fmt: skip
+    tp.add_argument(
+        "--from-day", type=float, default=0.0,
+        help="first day shown (days since the scenario start; default 0)",
+    )  # fmt: skip
+    tp.add_argument(
+        "--to-day", type=float, default=math.inf, help="last day shown (default: to the end)"
+    )
     args = ap.parse_args()
-    if args.cmd == "record":
+    if args.cmd == "trace":
+        cmd_trace(args)
+    elif args.cmd == "record":
         if os.environ.get("SUVNET_LOG_LEVEL") is None:
             os.environ["SUVNET_LOG_LEVEL"] = "WARNING"
         cmd_record(args)

@@ -10,6 +10,7 @@ what it finds.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from pathlib import Path
 from types import SimpleNamespace
@@ -106,3 +107,31 @@ def test_the_screen_prints_both_runs_side_by_side(
 
 def rec_dma(path: Path) -> str:
     return str(pickle.loads(path.read_bytes())["case"].leak.dma)
+
+
+def test_the_trace_shows_the_verdict_that_opened_the_leak_alarm(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = pickle.loads(recorded.read_bytes())
+    leak = rec["case"].leak
+    first = min(t for z, _, t in rec["alarms"] if z == leak.dma) / bl.DAY
+    lines = list(ls.trace_lines(rec, leak.dma, {}, (0.0, math.inf)))
+    nights = [ln for ln in lines if "  night " in ln]
+    assert len(nights) >= DAYS - 2 - 10  # judged once the 10 days of history are learned
+    opened = [ln for ln in lines if "SIGNAL open" in ln]
+    assert len(opened) == 1 and f"day {first:6.2f}" in opened[0], (first, opened)
+    # the event is open from the verdict that opened it on, and on none before it
+    for ln in lines:
+        if "SIGNAL" not in ln:
+            assert ("event open" in ln) == (float(ln.split()[1]) >= round(first, 2)), ln
+    # with 30 days of history needed, nothing opens
+    assert not any("SIGNAL open" in ln for ln in ls.trace_lines(
+        rec, leak.dma, ls.parse_sets(["min_history_days=30"]), (0.0, math.inf)))  # fmt: skip
+    with pytest.raises(SystemExit, match=r"no leak rule of zone 'DMA9'.*DMA1"):
+        list(ls.trace_lines(rec, "DMA9", {}, (0.0, math.inf)))
+    # the command prints the leak and the lines of the days asked for
+    ls.cmd_trace(SimpleNamespace(file=str(recorded), zone=None, set=[], from_day=first,
+                                 to_day=first))  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{FAMILY}-{SEED}: leak of") and f"tracing {leak.dma}" in out[0]
+    assert out[1:] and all(f"day {first:6.2f}" in ln for ln in out[1:]), out
