@@ -130,8 +130,8 @@ def test_the_trace_shows_the_verdict_that_opened_the_leak_alarm(
     with pytest.raises(SystemExit, match=r"no leak rule of zone 'DMA9'.*DMA1"):
         list(ls.trace_lines(rec, "DMA9", {}, (0.0, math.inf)))
     # the command prints the leak and the lines of the days asked for
-    ls.cmd_trace(SimpleNamespace(file=str(recorded), zone=None, set=[], from_day=first,
-                                 to_day=first))  # fmt: skip
+    args = SimpleNamespace(file=str(recorded), zone=None, set=[], from_day=first, to_day=first)
+    ls.cmd_trace(args)  # type: ignore[arg-type]
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{FAMILY}-{SEED}: leak of") and f"tracing {leak.dma}" in out[0]
     assert out[1:] and all(f"day {first:6.2f}" in ln for ln in out[1:]), out
