@@ -217,6 +217,20 @@ def settings_from(
     return lk.LeakSettings(**{**kept, **overrides})
 
 
+def steps(
+    calls: list[Call], cfg: lk.LeakSettings
+) -> Iterator[tuple[str, tuple[Any, ...], lk.LeakState, list[lk.LeakSignal]]]:
+    """Feed one rule's recorded calls to the detector as it is now: (step, its arguments,
+    the state after it, its signals) for each; the state goes to JSON and back where the
+    recorded evaluation did."""
+    st = lk.LeakState()
+    for name, a, kw in calls:
+        if name == "pass":
+            st = lk.LeakState.from_json(json.loads(json.dumps(st.to_json())))
+            continue
+        yield name, a, st, getattr(lk, name)(st, cfg, *a, **kw)
+
+
 def replay_calls(
     rec: dict[str, Any], overrides: dict[str, Any]
 ) -> tuple[list[tuple[str, str, float]], dict[str, tuple[float, float, float, float]]]:
@@ -228,12 +242,8 @@ def replay_calls(
     for code, calls in rec["calls"].items():
         zone = code.removesuffix("-leak")
         cfg = settings_from(rec["cfgs"][code], overrides, rec.get("defaults"))
-        st = lk.LeakState()
-        for name, a, kw in calls:
-            if name == "pass":
-                st = lk.LeakState.from_json(json.loads(json.dumps(st.to_json())))
-                continue
-            for s in getattr(lk, name)(st, cfg, *a, **kw):
+        for _, _, _, signals in steps(calls, cfg):
+            for s in signals:
                 if s.kind in ("open", "regrow"):
                     alarms.append((zone, "leak", s.ts - t0))
                 if s.kind in ("open", "update", "regrow"):
@@ -366,15 +376,10 @@ def trace_lines(
         raise SystemExit(f"no leak rule of zone {zone!r} in this recording (it has {zones})")
     t0 = rec["case"].start.timestamp()
     cfg = settings_from(rec["cfgs"][code], overrides, rec.get("defaults"))
-    st = lk.LeakState()
     got: list[tuple[str, lk.Judgement, float, float]] = []
     with verdicts(got):
-        for name, a, kw in rec["calls"][code]:
-            if name == "pass":
-                st = lk.LeakState.from_json(json.loads(json.dumps(st.to_json())))
-                continue
-            got.clear()
-            signals = getattr(lk, name)(st, cfg, *a, **kw)
+        for name, a, st, signals in steps(rec["calls"][code], cfg):
+            judged, got[:] = list(got), []  # this step's verdicts
             day = ((a[1] if name != "hour_step" else a[0].t_end) - t0) / bl.DAY
             if not days[0] <= day <= days[1]:
                 continue
@@ -382,7 +387,7 @@ def trace_lines(
             # a day's balance is judged against the norm, then the norm scaled by the metered
             # households' index, then (once learned) the regression on the metered use
             plain_kinds = iter(["norm", "norm x index"] if what == "balance" else [""])
-            for sub_, j, cusum, value in got:
+            for sub_, j, cusum, value in judged:
                 label = f"{what} {sub_ or next(plain_kinds, '')}".strip()
                 yield (
                     f"day {day:6.2f}  {label:20s} value {value:8.2f}  excess {j.excess:6.2f}  "
