@@ -132,6 +132,18 @@ def anchor(st: StateRow, start: datetime) -> None:
         st.extra["_anchor"] = start.timestamp()
 
 
+def watched_since(ctx: Ctx, st: StateRow) -> datetime:
+    """Since when a rule without readings has been watching for them. Live: the later of the
+    pass's look-back start and the first pass that evaluated the rule. A rule new to the
+    worker (a new system, a rule just added) had no readings in the hours before it existed,
+    and that is no fault: it gets its full ``no_data_h`` from the moment it is first seen.
+    In a replay: the start of the replayed window."""
+    if not ctx.live:
+        return ctx.start
+    seen = float(st.extra.setdefault("_seen", ctx.now.timestamp()))
+    return max(ctx.start, datetime.fromtimestamp(seen, ctx.start.tzinfo))
+
+
 def check_data(
     ctx: Ctx, rule: RuleConfig, st: StateRow, pts: list[ZonePoint], hz: datetime | None
 ) -> None:
@@ -146,7 +158,7 @@ def check_data(
             f"rule {rule.code}: no readings from {names} between "
             f"{ctx.start:%Y-%m-%d %H:%M} and {ctx.until:%Y-%m-%d %H:%M} UTC"
         )
-    last = hz if hz is not None else ctx.start
+    last = hz if hz is not None else watched_since(ctx, st)
     if ref - last > stale:
         hours = stale.total_seconds() / 3600
         msg = f"no readings from {names} for more than {hours:g} h"

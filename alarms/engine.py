@@ -100,7 +100,8 @@ def _point_health(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     if st.watermark is not None and not st.extra.get("_health"):
         return  # the usual case: it has readings and is healthy (no query)
     base = timedelta(hours=rule.params.stale_after_h(rule.kind))
-    if st.watermark is None and ctx.now - ctx.start <= base:
+    since = zc.watched_since(ctx, st)
+    if st.watermark is None and ctx.now - since <= base:
         return
     row = ctx.conn.execute(
         "SELECT d.code || '/' || p.name, p.poll_period_s FROM points p "
@@ -110,10 +111,10 @@ def _point_health(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
     if row is None:
         return
     stale = max(base, timedelta(seconds=3 * float(row[1])))
-    if st.watermark is None and ctx.now - ctx.start > stale:
+    if st.watermark is None and ctx.now - since > stale:
         hours = stale.total_seconds() / 3600
         msg = f"no reading from {row[0]} since the rule started watching it ({hours:g} h)"
-        set_health(ctx, rule, st, True, ts=ctx.start + stale, message=msg)
+        set_health(ctx, rule, st, True, ts=since + stale, message=msg)
     elif st.watermark is not None:
         set_health(ctx, rule, st, False, ts=st.watermark, message="")
 

@@ -154,7 +154,11 @@ def test_live_health_alarm_and_replay_error_when_nothing_arrives(
     pts = _device(db, "q-dm", "district_meter", z, METER)
     rid = add_rule(db, "QUIET-leak", "leak", zone_id=z, params={})
     rules = [r for r in load_rules(db) if r.code == "QUIET-leak"]
-    now = T0 + timedelta(days=2)
+    first = T0 + timedelta(days=2)
+    # the worker sees the rule for the first time: nothing in its look-back is no fault yet
+    run_pass(db, first, start=T0, rules=rules)
+    assert not _health(db, rid)
+    now = first + timedelta(hours=6, minutes=30)  # no_data_h (6) after it was first seen
     run_pass(db, now, start=T0, rules=rules)
     health = db.execute(
         "SELECT state, message FROM alarms WHERE rule_id = %s AND subject = 'health' "
@@ -163,6 +167,7 @@ def test_live_health_alarm_and_replay_error_when_nothing_arrives(
     ).fetchall()
     assert len(health) == 1 and health[0][0] == "unack"
     assert "no readings from q-dm/" in health[0][1]
+    assert _health(db, rid) == [first + timedelta(hours=6)]  # raised when it was due
     # readings come: the health alarm clears
     add_readings(
         db, pts["flow_m3h"], [(now + timedelta(minutes=15 * i), 10.0, 0) for i in range(8)]
@@ -181,6 +186,48 @@ def test_live_health_alarm_and_replay_error_when_nothing_arrives(
     run = replay(db, T0 - timedelta(days=3), T0 - timedelta(days=1), now=now)
     problems = one(db, "SELECT problems FROM alarm_replay_runs WHERE id = %s", (run,))[0]
     assert any("QUIET-leak: no readings from q-dm/" in p for p in problems)
+
+
+def _health(db: psycopg.Connection[Any], rid: int) -> list[datetime]:
+    """When the rule's live health alarms were raised."""
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT raised_at FROM alarms WHERE rule_id = %s AND subject = 'health' "
+            "AND run_id = 0 ORDER BY raised_at",
+            (rid,),
+        ).fetchall()
+    ]
+
+
+def test_a_new_system_whose_readings_come_within_hours_raises_no_health_alarm(
+    db: psycopg.Connection[Any],
+) -> None:
+    """Day one: the rules are loaded and the worker starts before the first readings (its
+    look-back of 24 h holds none). Readings that come within no_data_h of the rules being
+    first seen raise no health alarm, for zone rules and point rules alike; a point that
+    still sends nothing after that does."""
+    z = _zone(db, "NEW")
+    pts = _device(db, "n-dm", "district_meter", z, METER)
+    pt = _device(db, "n-pt", "pressure_sensor", z, [("pressure_bar", "bar", "analog")])
+    zone_rule = add_rule(db, "NEW-leak", "leak", zone_id=z, params={})
+    point_rule = add_rule(db, "n-pt-hh", "high_high", point_id=pt["pressure_bar"], limit_value=9.0)
+    rules = [r for r in load_rules(db) if r.code in ("NEW-leak", "n-pt-hh")]
+    first = T0 + timedelta(days=5)
+    for h in (0, 1, 2):  # the worker's first passes, before any reading
+        run_pass(db, first + timedelta(hours=h), start=first - timedelta(hours=24), rules=rules)
+    # the district meter starts sending after 3 h; the pressure sensor never does
+    came = first + timedelta(hours=3)
+    add_readings(
+        db, pts["flow_m3h"], [(came + timedelta(minutes=15 * i), 10.0, 0) for i in range(40)]
+    )
+    for h in (4, 5, 7, 9):
+        now = first + timedelta(hours=h)
+        run_pass(db, now, start=now - timedelta(hours=24), rules=rules)
+    assert _health(db, zone_rule) == []
+    assert _health(db, point_rule) == [first + timedelta(hours=6)]
+    msg = one(db, "SELECT message FROM alarms WHERE rule_id = %s", (point_rule,))[0]
+    assert msg == "no reading from n-pt/pressure_bar since the rule started watching it (6 h)"
 
 
 @pytest.fixture
