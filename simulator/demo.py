@@ -692,7 +692,7 @@ class Demo:
             work_once(conn, AlarmSettings(), end)
             row = conn.execute(
                 "SELECT count(*) FROM alarms a JOIN zones z ON z.id = a.zone_id "
-                "WHERE a.kind IN ('mnf', 'water_balance', 'burst') AND z.code = 'DMA-S' "
+                "WHERE a.kind IN ('leak', 'mnf', 'water_balance', 'burst') AND z.code = 'DMA-S' "
                 "AND a.created_at >= %s",  # raised by this demo, not an earlier one
                 (self.started_at,),
             ).fetchone()

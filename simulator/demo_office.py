@@ -87,6 +87,9 @@ def rules_doc(
             continue
         use = round((unmetered or {}).get(z.code, 0.0), 2)
         rules += [
+            # one alarm per leak, with its size (docs/alarms.md, "The leak rule")
+            {"code": f"{z.code}-leak", "kind": "leak", "zone": z.code, "priority": "high",
+             "params": {**learn, "unmetered_m3_per_day": use}},
             {"code": f"{z.code}-mnf", "kind": "mnf", "zone": z.code, "priority": "high",
              "params": dict(learn)},
             {"code": f"{z.code}-balance", "kind": "water_balance", "zone": z.code,
@@ -299,7 +302,7 @@ def summary(conn: psycopg.Connection[Any], account_no: str, period: date) -> Sum
             "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY 2 DESC"
         ).fetchall()
     }
-    alarms = _alarms(conn, ["mnf", "water_balance", "burst", "customer_leak"])
+    alarms = _alarms(conn, ["leak", "mnf", "water_balance", "burst", "customer_leak"])
     flags = _alarms(conn, ["meter_flags"])
     row = conn.execute(
         "SELECT count(*), coalesce(sum(amount_tiyin), 0) FROM invoices WHERE period = %s",

@@ -159,9 +159,18 @@ def test_demo_end_to_end_on_postgres_and_mosquitto(
         leak = db.execute(
             "SELECT a.kind, a.raised_at, a.replayed FROM alarms a "
             "JOIN zones z ON z.id = a.zone_id "
-            "WHERE z.code = 'DMA-S' AND a.kind IN ('mnf', 'water_balance', 'burst') " + NOT_HEALTH
+            "WHERE z.code = 'DMA-S' AND a.kind IN ('leak', 'mnf', 'water_balance', 'burst') "
+            + NOT_HEALTH
         ).fetchall()
         assert leak, out[-3000:]
+        # the leak rule raised one alarm for it, with a size whose 90 % interval holds 3 L/s
+        sized = db.execute(
+            "SELECT a.leak_lps, a.leak_low_lps, a.leak_high_lps FROM alarms a "
+            "JOIN zones z ON z.id = a.zone_id WHERE z.code = 'DMA-S' AND a.kind = 'leak' "
+            + NOT_HEALTH
+        ).fetchall()
+        assert len(sized) == 1, (sized, out[-3000:])
+        assert sized[0][1] <= 3.0 <= sized[0][2], sized
         if all(r[2] for r in leak):
             print("note: the leak was found by the replay, not live")
         # the live worker evaluated the night flow of DMA-S night after night
@@ -177,7 +186,8 @@ def test_demo_end_to_end_on_postgres_and_mosquitto(
         north = _one(
             db,
             "SELECT count(*) FROM alarms a JOIN zones z ON z.id = a.zone_id "
-            "WHERE z.code = 'DMA-N' AND a.kind IN ('mnf', 'water_balance', 'burst') " + NOT_HEALTH,
+            "WHERE z.code = 'DMA-N' AND a.kind IN ('leak', 'mnf', 'water_balance', 'burst') "
+            + NOT_HEALTH,
         )
         assert north == 0
         # the water balance counts the use of the village's households without a meter (the
