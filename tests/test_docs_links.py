@@ -4,6 +4,7 @@ link names a section (``#...``), that file has a heading of that name (GitHub's 
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ def anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+@cache  # a page linked many times is read once
 def anchors(page: Path) -> set[str]:
     text = FENCE.sub("", page.read_text(encoding="utf-8"))
     return {anchor(m.group(1)) for m in re.finditer(r"^#+\s+(.*)$", text, re.M)}
