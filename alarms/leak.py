@@ -127,6 +127,10 @@ class LeakSettings:
     # while an event opened by a step (shape, burst) is open: a new step this large (z) is a
     # second leak, and the alarm is raised again (0: not sought)
     shape_new_z: float = 8.0
+    # a step under shape_z but above this (z) is a suspect: the night after it confirms it
+    # when that night is suspect_night_z above its usual by half the step or more (0: off)
+    shape_suspect_z: float = 6.0
+    suspect_night_z: float = 2.0
     # a night or day this many sigmas below its usual is not learned, up to low_skip_days
     # of them in a row (a transfer out, a supply cut); after that it is a new level
     low_skip_z: float = 2.0
@@ -176,6 +180,7 @@ class LeakEvent:
     quiet_days: int = 0
     first: float = math.nan  # the size when it was opened (or last raised in its first days)
     stepped: float = math.nan  # the day-shape test looks for a new step after this time
+    low: float = math.nan  # the lowest estimate since the alarm was last raised
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.first):
@@ -275,6 +280,9 @@ class LeakState:
     shape_hist: list[list[float]] = field(default_factory=list)  # leak-free days' demand
     shape_cur: dict[int, list[float]] = field(default_factory=dict)  # this day's and the last
     shape_quiet_until: float = -math.inf  # a transfer was under way: no day-shape verdict
+    # a step the day-shape test found under shape_z: [L/s, sigma, z, when, its local minute
+    # and day]
+    suspect: list[float] = field(default_factory=list)
     days: dict[int, DayAcc] = field(default_factory=dict)
     evidence: dict[str, Evidence] = field(default_factory=dict)
     event: LeakEvent | None = None
@@ -308,6 +316,7 @@ class LeakState:
             "shape_quiet_until": (
                 self.shape_quiet_until if math.isfinite(self.shape_quiet_until) else None
             ),
+            "suspect": self.suspect,
             "days": {
                 str(k): [
                     d.sum_lps,
@@ -331,6 +340,7 @@ class LeakState:
                 "quiet_days": ev.quiet_days,
                 "first": ev.first,
                 "stepped": ev.stepped,
+                "low": ev.low if math.isfinite(ev.low) else None,
             },
             "quiet_until": self.quiet_until if math.isfinite(self.quiet_until) else None,
         }
@@ -363,6 +373,7 @@ class LeakState:
             shape_quiet_until=-math.inf
             if d.get("shape_quiet_until") is None
             else float(d["shape_quiet_until"]),
+            suspect=[float(x) for x in d.get("suspect", [])],
             days={int(k): _day_acc(v) for k, v in d.get("days", {}).items()},
             evidence={
                 k: Evidence(float(a), float(b), float(c))
@@ -378,6 +389,7 @@ class LeakState:
                 int(ev.get("quiet_days", 0)),
                 float(ev.get("first", ev["alarmed"])),
                 float(ev.get("stepped", ev["opened_at"])),
+                math.nan if ev.get("low") is None else float(ev["low"]),
             ),
             quiet_until=-math.inf if d.get("quiet_until") is None else float(d["quiet_until"]),
         )
@@ -472,9 +484,18 @@ def _update(st: LeakState, cfg: LeakSettings, ts: float, detector: str) -> list[
     # factor twice over since it was opened (a new leak under a small one), not for that growth
     ref, factor = (ev.first, cfg.regrow_factor**2) if settling else (ev.alarmed, cfg.regrow_factor)
     need = max(factor * ref, cfg.regrow_factor * cfg.regrow_from_lps)
+    ev.low = min(ev.low, size.lps) if math.isfinite(ev.low) else size.lps
+    grown = f"grown from {ref:.2f} L/s"
+    if ev.low <= min(cfg.min_leak_lps, ev.alarmed / cfg.regrow_factor):
+        # what the alarm was raised for faded to nothing since (a false alarm, or a leak that
+        # stopped by itself): a new leak under it is raised again once it is regrow_factor
+        # times what was raised, without waiting for regrow_factor x regrow_from_lps
+        ref = ev.alarmed
+        need = max(cfg.regrow_factor * ref, cfg.regrow_from_lps)
+        grown = f"raised for {ref:.2f} L/s, which had faded to {ev.low:.2f} L/s"
     if size.lps > need and size.lps - ref > max(cfg.min_leak_lps, 2 * sigma):
-        out.append(LeakSignal("regrow", ts, detector, size, f"grown from {ref:.2f} L/s"))
-        ev.alarmed = ev.first = size.lps
+        out.append(LeakSignal("regrow", ts, detector, size, grown))
+        ev.alarmed = ev.first = ev.low = size.lps
     elif settling:
         ev.alarmed = max(ev.alarmed, size.lps)
     return out
@@ -503,6 +524,7 @@ def _reset(st: LeakState, ts: float) -> None:
     st.balance_reg.s = 0.0
     st.evidence = {}
     st.shape_cur = {}
+    st.suspect = []
 
 
 def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float]:
@@ -777,19 +799,26 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
         z = step / se
         if step >= cfg.min_burst_lps and (best is None or z > best[0]):
             best = (z, step, se, tau)
-    if best is None or best[0] <= (cfg.shape_z if ev is None else cfg.shape_new_z):
+    if best is None:
         return []
     z, step, se, tau = best
+    minutes = (tau % n) * 1440 // n
+    if ev is None and 0 < cfg.shape_suspect_z < z <= cfg.shape_z:
+        # not sure enough by itself: the night after it may confirm it (night_step)
+        t_step = hr.t_end - 86400.0 / n * (now - tau + 1)
+        if not st.suspect or z > st.suspect[2] or t_step - st.suspect[3] > 86400.0:
+            st.suspect = [step, se, z, t_step, minutes, hr.day - (tau < n)]
+    if z <= (cfg.shape_z if ev is None else cfg.shape_new_z):
+        return []
     if ev is not None and _grows(y[n if tau >= n else 0 :], basis, cfg) >= z:
         return []  # the leak grows (or grew until then), no new step
-    minutes = (tau % n) * 1440 // n
     day = "yesterday" if tau < n else "today"
     if ev is not None:
         # a second step up while the leak is open: a new leak (or this one broke further)
         ev.stepped = hr.t_end
         sigma = math.hypot(ev.size.sigma, se)
         size = Size.of(ev.size.lps + step, sigma)
-        ev.size, ev.alarmed, ev.first = size, size.lps, size.lps
+        ev.size, ev.alarmed, ev.first, ev.low = size, size.lps, size.lps, size.lps
         return [
             LeakSignal(
                 "regrow", hr.t_end, "shape", size,
@@ -938,6 +967,28 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
     was_open = st.event is not None
     j = _judge(cfg, st.night, value)
     out, learn = _act(st, cfg, "night", j, ts=ts, det=st.night)
+    sus, st.suspect = st.suspect, []
+    start = ts - cfg.night_slots * 86400 / cfg.n_slots
+    if (
+        st.event is None
+        and j is not None
+        and len(sus) == 6
+        and start - 86400.0 <= sus[3] <= start
+        and j.z >= cfg.suspect_night_z
+        and j.excess >= sus[0] / 2
+    ):
+        # a step the day-shape test was not sure of, and the night after it is up as well
+        st.evidence["shape"] = Evidence(sus[0], sus[1], ts)
+        when = f"{int(sus[4]) // 60:02d}:{int(sus[4]) % 60:02d} " + (
+            "today" if sus[5] >= day else "yesterday"
+        )
+        out += _open(
+            st, cfg, ts, "shape",
+            f"demand stepped up {sus[0]:.2f} L/s at {when} (z {sus[2]:.1f}, under "
+            f"{cfg.shape_z:g}) and the night after was {j.excess:.2f} L/s above its usual "
+            f"(z {j.z:.1f} >= {cfg.suspect_night_z:g})",
+        )  # fmt: skip
+        learn = False
     if learn:
         _learn(cfg, st.night, value)
     if was_open and j is not None and "balance" not in st.evidence:

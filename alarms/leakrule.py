@@ -55,6 +55,8 @@ def settings(rule: RuleConfig) -> lk.LeakSettings:
         min_burst_lps=p.min_step_lps,
         shape_z=p.shape_z,
         shape_new_z=p.shape_new_z,
+        shape_suspect_z=p.shape_suspect_z,
+        suspect_night_z=p.suspect_night_z,
         trend_days=p.trend_days,
         trend_z=p.trend_z,
         regrow_factor=p.regrow_factor,

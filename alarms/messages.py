@@ -402,6 +402,10 @@ _SHAPES = (
     r"(?P<n>\d+) days$"
 )
 _AGAIN = rf"^demand stepped up again (?P<a>{_N}) L/s"
+_CONFIRMED = (
+    rf"\(z (?P<z>{_N}), under (?P<lim>{_N})\) and the night after was (?P<b>{_N}) L/s above "
+    rf"its usual \(z (?P<nz>{_N}) >= (?P<nlim>{_N})\)$"
+)
 _AGAIN_Z = rf"\(z (?P<z>{_N}) > (?P<lim>{_N})\)$"
 _CUSUM = rf"\(CUSUM (?P<s>{_N}) > (?P<h>{_N})\)$"
 _RISING = (
@@ -473,7 +477,25 @@ LEAK_DETAILS: Known = tuple(
                     "above their usual level"
                 ),
             ),
+            (
+                rf"{_STEP} at (?P<hm>\d\d:\d\d) today {_CONFIRMED}",
+                N_(
+                    "demand stepped up %(a)s L/s at %(hm)s today (z %(z)s, under %(lim)s) and "
+                    "the night after was %(b)s L/s above its usual (z %(nz)s >= %(nlim)s)"
+                ),
+            ),
+            (
+                rf"{_STEP} at (?P<hm>\d\d:\d\d) yesterday {_CONFIRMED}",
+                N_(
+                    "demand stepped up %(a)s L/s at %(hm)s yesterday (z %(z)s, under %(lim)s) "
+                    "and the night after was %(b)s L/s above its usual (z %(nz)s >= %(nlim)s)"
+                ),
+            ),
             (rf"^grown from (?P<a>{_N}) L/s$", N_("grown from %(a)s L/s")),
+            (
+                rf"^raised for (?P<a>{_N}) L/s, which had faded to (?P<b>{_N}) L/s$",
+                N_("raised for %(a)s L/s, which had faded to %(b)s L/s"),
+            ),
             (r"^not seen for (?P<n>\d+) days$", N_("not seen for %(n)s days")),
         )
     )

@@ -129,6 +129,9 @@ class RuleParams(BaseModel):
     min_step_lps: float = Field(1.0, ge=0)
     shape_z: float = Field(8.0, ge=0)  # the day-shape step test; 0 turns it off
     shape_new_z: float = Field(8.0, ge=0)  # a new step under an open step alarm; 0: off
+    # a step between shape_suspect_z and shape_z that the night after confirms (z); 0: off
+    shape_suspect_z: float = Field(6.0, ge=0)
+    suspect_night_z: float = Field(2.0, gt=0)
     trend_days: int = Field(7, ge=4, le=60)
     trend_z: float = Field(2.5, gt=0)
     regrow_factor: float = Field(2.0, gt=1)
