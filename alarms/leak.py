@@ -172,6 +172,28 @@ class Evidence:
 
 
 @dataclass
+class Suspect:
+    """A step the day-shape test found under ``shape_z``: the night after it may confirm it."""
+
+    lps: float
+    sigma: float
+    z: float
+    ts: float  # when it stepped
+    minute: int  # its local time of day
+    day: int  # its local day
+
+    def to_json(self) -> list[float]:
+        return [self.lps, self.sigma, self.z, self.ts, self.minute, self.day]
+
+    @classmethod
+    def from_json(cls, v: Any) -> Suspect | None:
+        if not v:
+            return None
+        lps, sigma, z, ts, minute, day = v
+        return cls(float(lps), float(sigma), float(z), float(ts), int(minute), int(day))
+
+
+@dataclass
 class LeakEvent:
     opened_at: float
     detector: str
@@ -280,9 +302,7 @@ class LeakState:
     shape_hist: list[list[float]] = field(default_factory=list)  # leak-free days' demand
     shape_cur: dict[int, list[float]] = field(default_factory=dict)  # this day's and the last
     shape_quiet_until: float = -math.inf  # a transfer was under way: no day-shape verdict
-    # a step the day-shape test found under shape_z: [L/s, sigma, z, when, its local minute
-    # and day]
-    suspect: list[float] = field(default_factory=list)
+    suspect: Suspect | None = None  # a step found under shape_z, waiting for the night
     days: dict[int, DayAcc] = field(default_factory=dict)
     evidence: dict[str, Evidence] = field(default_factory=dict)
     event: LeakEvent | None = None
@@ -316,7 +336,7 @@ class LeakState:
             "shape_quiet_until": (
                 self.shape_quiet_until if math.isfinite(self.shape_quiet_until) else None
             ),
-            "suspect": self.suspect,
+            "suspect": None if self.suspect is None else self.suspect.to_json(),
             "days": {
                 str(k): [
                     d.sum_lps,
@@ -373,7 +393,7 @@ class LeakState:
             shape_quiet_until=-math.inf
             if d.get("shape_quiet_until") is None
             else float(d["shape_quiet_until"]),
-            suspect=[float(x) for x in d.get("suspect", [])],
+            suspect=Suspect.from_json(d.get("suspect")),
             days={int(k): _day_acc(v) for k, v in d.get("days", {}).items()},
             evidence={
                 k: Evidence(float(a), float(b), float(c))
@@ -524,7 +544,7 @@ def _reset(st: LeakState, ts: float) -> None:
     st.balance_reg.s = 0.0
     st.evidence = {}
     st.shape_cur = {}
-    st.suspect = []
+    st.suspect = None
 
 
 def _baseline(hist: list[float], cfg: LeakSettings) -> tuple[float, float, float]:
@@ -806,8 +826,9 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     if ev is None and 0 < cfg.shape_suspect_z < z <= cfg.shape_z:
         # not sure enough by itself: the night after it may confirm it (night_step)
         t_step = hr.t_end - 86400.0 / n * (now - tau + 1)
-        if not st.suspect or z > st.suspect[2] or t_step - st.suspect[3] > 86400.0:
-            st.suspect = [step, se, z, t_step, minutes, hr.day - (tau < n)]
+        old = st.suspect
+        if old is None or z > old.z or t_step - old.ts > 86400.0:
+            st.suspect = Suspect(step, se, z, t_step, minutes, hr.day - (tau < n))
     if z <= (cfg.shape_z if ev is None else cfg.shape_new_z):
         return []
     if ev is not None and _grows(y[n if tau >= n else 0 :], basis, cfg) >= z:
@@ -960,31 +981,31 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
         return []
     value = acc.night_sum / acc.night_n
     acc.night_lps = value
+    start = ts - cfg.night_slots * 86400 / cfg.n_slots  # the night window's start
     shape = st.evidence.get("shape")
-    if shape is not None and shape.ts <= ts - cfg.night_slots * 86400 / cfg.n_slots:
+    if shape is not None and shape.ts <= start:
         # a night after the step measures the leak better than the hours around the step
         del st.evidence["shape"]
     was_open = st.event is not None
     j = _judge(cfg, st.night, value)
     out, learn = _act(st, cfg, "night", j, ts=ts, det=st.night)
-    sus, st.suspect = st.suspect, []
-    start = ts - cfg.night_slots * 86400 / cfg.n_slots
+    sus, st.suspect = st.suspect, None
     if (
         st.event is None
         and j is not None
-        and len(sus) == 6
-        and start - 86400.0 <= sus[3] <= start
+        and sus is not None
+        and start - 86400.0 <= sus.ts <= start
         and j.z >= cfg.suspect_night_z
-        and j.excess >= sus[0] / 2
+        and j.excess >= sus.lps / 2
     ):
         # a step the day-shape test was not sure of, and the night after it is up as well
-        st.evidence["shape"] = Evidence(sus[0], sus[1], ts)
-        when = f"{int(sus[4]) // 60:02d}:{int(sus[4]) % 60:02d} " + (
-            "today" if sus[5] >= day else "yesterday"
+        st.evidence["shape"] = Evidence(sus.lps, sus.sigma, ts)
+        when = f"{sus.minute // 60:02d}:{sus.minute % 60:02d} " + (
+            "today" if sus.day >= day else "yesterday"
         )
         out += _open(
             st, cfg, ts, "shape",
-            f"demand stepped up {sus[0]:.2f} L/s at {when} (z {sus[2]:.1f}, under "
+            f"demand stepped up {sus.lps:.2f} L/s at {when} (z {sus.z:.1f}, under "
             f"{cfg.shape_z:g}) and the night after was {j.excess:.2f} L/s above its usual "
             f"(z {j.z:.1f} >= {cfg.suspect_night_z:g})",
         )  # fmt: skip
