@@ -47,6 +47,21 @@ MESSAGES = [
             "demand stepped up again 5.40 L/s at 14:00 yesterday (z 9.1 > 8)",
         )
     ),
+    # a step under shape_z confirmed by the night after (shape_suspect_z)
+    lr.open_message(
+        lk.LeakSignal(
+            "open", 0.0, "shape", lk.Size(2.6, 1.5, 3.7),
+            "demand stepped up 2.49 L/s at 10:00 yesterday (z 7.7, under 8) and the night "
+            "after was 4.50 L/s above its usual (z 2.8 >= 2)",
+        )
+    ),
+    # a new leak under an alarm whose estimate had faded to nothing
+    lr.grown_message(
+        lk.LeakSignal(
+            "regrow", 0.0, "night", lk.Size(2.86, 1.88, 3.85),
+            "raised for 1.37 L/s, which had faded to 0.00 L/s",
+        )
+    ),
 ]  # fmt: skip
 
 
