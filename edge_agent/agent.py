@@ -257,6 +257,11 @@ class Agent:
         return self.outbox.depth + len(self._pending)
 
     @property
+    def polling(self) -> bool:
+        """A poll is under way: its readings are not in the outbox yet."""
+        return any(d.poller.polling for d in self.devices.values())
+
+    @property
     def batches_in_flight(self) -> int:
         """Batches sent and not yet acknowledged."""
         return len(self._inflight)

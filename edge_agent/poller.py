@@ -231,6 +231,9 @@ class DevicePoller:
         self.polled_points = tuple(p for p in profile.points if p.publish and p.numeric)
         self.readings_out = 0
         self.requests = 0
+        # True from the moment a poll is due until its readings are handed to ``sink``: a
+        # drain that waits for an empty outbox must also wait for a poll under way
+        self.polling = False
 
     async def poll(self, points: Sequence[Point]) -> list[Reading]:
         """One poll cycle of ``points``. Raises :class:`ModbusError` when the device fails."""
@@ -269,7 +272,9 @@ class DevicePoller:
             if self.jitter_s:
                 wait += self.rng.uniform(0, self.jitter_s)
             if wait > 0:
+                self.polling = False
                 await clock.sleep(wait)
+            self.polling = True
             now = clock.monotonic()
             due = sched.due(now)
             if not self.health.online:

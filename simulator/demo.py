@@ -531,14 +531,17 @@ class Demo:
             console.print("--duration reached before the end of the simulated period")
 
     async def drain(self, limit_s: float = 120.0, say_every_s: float = 10.0) -> None:
-        """Let the agents send what they hold (the pollers have stopped), then stop them. The
-        limit is generous: on a busy machine the last batches wait for their acknowledgement
-        for many seconds (30 s left readings behind), and an empty outbox ends the wait. A
-        wait longer than ``say_every_s`` says what it waits for, and again each time."""
+        """Let the agents send what they hold, then stop them. The wait ends when every
+        gateway's outbox is empty and none is in the middle of a poll (the pollers stop at the
+        end of the simulated period, but a poll that began just before it still hands its
+        readings on: ending at that moment left them in the outbox). The limit is generous: on
+        a busy machine the last batches wait for their acknowledgement for many seconds (30 s
+        left readings behind). A wait longer than ``say_every_s`` says what it waits for, and
+        again each time."""
         start = time.monotonic()
         end, said = start + limit_s, start
         while time.monotonic() < end and not self.stop.is_set():
-            if all(a.queue_depth == 0 for a in self.agents):
+            if all(a.queue_depth == 0 and not a.polling for a in self.agents):
                 break
             if time.monotonic() - said >= say_every_s:
                 # a slow drain says what it waits for, gateway by gateway
@@ -546,6 +549,7 @@ class Demo:
                 waiting = "; ".join(
                     f"{a.cfg.gateway}: {a.queue_depth} readings, "
                     f"{a.batches_in_flight} batches unacknowledged"
+                    + (", a poll under way" if a.polling else "")
                     + ("" if a.connected else ", MQTT link down")
                     for a in self.agents
                 )
