@@ -454,12 +454,64 @@ def zone_demand(
     n: int,
 ) -> Demand:
     """Net inflow per bucket from each meter's volume register where it can (both bucket
-    edges known), else from the mean of its flow readings; minus the tanks' filling."""
+    edges known), else from the mean of its flow readings; minus the tanks' filling.
+
+    A bucket in which a pump started or stopped while a meter's flow came from its sampled
+    readings is not known from its mean (the flow jumped between two readings, at a moment
+    no reading shows). Where the pumps report their state more often than once a bucket, such
+    a bucket is judged from its parts between the readings in which no pump switched (at least
+    half of it): each part's inflow is its flow reading, its tank filling the level's change
+    over it. A bucket with too few such parts stays unknown (``transient``)."""
     edges = t0 + step_s * np.arange(n + 1, dtype=np.float64)
     pad = timedelta(seconds=2 * step_s)
     pts = [p.point_id for m in meters for p in m.points()]
     pts += [t.level.point_id for t in zone_tanks] + [p.state.point_id for p in zone_pumps]
     data = load_series(conn, pts, to_ts(t0) - pad, to_ts(edges[-1]) + pad)
+    total, sampled, spread_at = _net_demand(data, meters, zone_tanks, edges)
+    transient = np.zeros(n, dtype=bool)
+    parts = _parts_per_bucket(data, zone_pumps, step_s)
+    if parts == 1:
+        for pu in zone_pumps:
+            transient[_switches(data[pu.state.point_id], t0, step_s, n)] = True
+        transient &= sampled
+    else:
+        # the pumps report often enough to cut a bucket into parts, each with a reading of
+        # every pump's state. A switch lies between the reading that shows it and the one
+        # before: in that reading's part or the part before. A bucket with such a part is
+        # judged from its other parts, if they are at least half of it
+        fine = step_s / parts
+        switch = np.zeros(n * parts, dtype=bool)
+        for pu in zone_pumps:
+            hit = _switches(data[pu.state.point_id], t0, fine, n * parts)
+            switch[hit] = True
+            switch[hit[hit > 0] - 1] = True
+        transient = switch.reshape(n, parts).any(axis=1) & sampled
+        if transient.any():
+            sub, _, _ = _net_demand(
+                data, meters, zone_tanks, t0 + fine * np.arange(n * parts + 1, dtype=np.float64)
+            )
+        for b in np.flatnonzero(transient):
+            part = slice(b * parts, (b + 1) * parts)
+            ok = ~switch[part] & np.isfinite(sub[part])
+            if 2 * int(ok.sum()) >= parts:
+                total[b] = float(np.mean(sub[part][ok]))
+                transient[b] = False
+    spread = (spread_at[:-1] | spread_at[1:]) & np.isfinite(total)
+    return Demand(total, transient, spread)
+
+
+def _net_demand(
+    data: dict[int, tuple[Any, Any]],
+    meters: Sequence[InflowMeter],
+    zone_tanks: Sequence[Tank],
+    edges: Any,
+) -> tuple[Any, Any, Any]:
+    """Net inflow minus the tanks' filling (L/s) in each interval of ``edges``; which
+    intervals took a meter's flow from its sampled readings; edges where a register's gap
+    was spread."""
+    n = edges.size - 1
+    step_s = float(edges[1] - edges[0])
+    t0 = float(edges[0])
     total = np.zeros(n)
     sampled = np.zeros(n, dtype=bool)  # some meter's bucket came from sampled flow readings
     spread_at = np.zeros(n + 1, dtype=bool)
@@ -490,19 +542,35 @@ def zone_demand(
         ts, v = data[tk.level.point_id]
         lv = an.interp_at(ts, v * tk.level.factor, edges, 2 * step_s)
         total -= storage_lps(lv, tk.area_m2, step_s)
-    transient = np.zeros(n, dtype=bool)
+    return total, sampled, spread_at
+
+
+def _switches(series: tuple[Any, Any], t0: float, step_s: float, n: int) -> Any:
+    """The buckets holding a pump state reading that differs from the one before it."""
+    ts, v = series
+    ok = np.isfinite(v)
+    ts, on = ts[ok], v[ok] > 0.5
+    if ts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = np.floor((ts - t0) / step_s).astype(np.int64)
+    change = np.concatenate([[False], on[1:] != on[:-1]])
+    return k[change & (k >= 0) & (k < n)]
+
+
+def _parts_per_bucket(
+    data: dict[int, tuple[Any, Any]], zone_pumps: Sequence[Pump], step_s: float
+) -> int:
+    """Into how many parts a bucket can be cut so that each part holds a reading of every
+    pump's state: the bucket over the slowest pump's usual reading interval (1 to 12)."""
+    gaps = []
     for pu in zone_pumps:
-        ts, v = data[pu.state.point_id]
-        ok = np.isfinite(v)
-        ts, on = ts[ok], v[ok] > 0.5
-        if ts.size == 0:
-            continue
-        k = np.floor((ts - t0) / step_s).astype(np.int64)
-        change = np.concatenate([[False], on[1:] != on[:-1]])
-        hit = k[change & (k >= 0) & (k < n)]
-        transient[hit] = True
-    spread = (spread_at[:-1] | spread_at[1:]) & np.isfinite(total)
-    return Demand(total, transient & sampled, spread)
+        ts = data[pu.state.point_id][0]
+        if ts.size < 2:
+            return 1
+        gaps.append(float(np.median(np.diff(ts))))
+    if not gaps or max(gaps) <= 0:
+        return 1
+    return max(1, min(12, int(step_s // max(gaps))))
 
 
 def counter_use(conn: Conn, pts: Sequence[ZonePoint], edges: Any, max_gap_s: float) -> Any:

@@ -247,3 +247,69 @@ def test_water_balance_counts_the_unmetered_use(db: psycopg.Connection[Any]) -> 
         ("U-balance", START + timedelta(days=11), "activate")
     ]
     assert "+ 103.7 m³ unmetered (estimate)" in events[0][3]
+
+
+def test_a_pump_switch_between_flow_readings_is_judged_from_the_rest_of_the_hour(
+    db: psycopg.Connection[Any],
+) -> None:
+    """A tank-fed DMA whose pump-main meter reports only its flow, every 15 min, as do the
+    tank's level and the pump's state. An hour in which the pump started or stopped is not
+    known from the mean of its four flow readings (the flow jumped between two of them); it
+    is the mean of the quarters in which the pump did not switch, each the flow reading less
+    the tank's filling over it. An hour with switches in every quarter stays unknown."""
+    from alarms import zone as zn
+
+    z = one(db, "INSERT INTO zones (code, name) VALUES ('DMA-P', 'pumped') RETURNING id")[0]
+    ids = {}
+    for dev, kind, point in (
+        ("FM-P", "district_meter", "flow_lps"),
+        ("TK-P", "pressure_sensor", "level_m"),
+        ("PU-P", "prv_controller", "running"),
+    ):
+        d = one(
+            db,
+            "INSERT INTO devices (code, kind, profile, zone_id) VALUES (%s, %s, 'x', %s) "
+            "RETURNING id",
+            (dev, kind, z),
+        )[0]
+        ids[dev] = one(
+            db, "INSERT INTO points (device_id, name, unit) VALUES (%s, %s, '') RETURNING id",
+            (d, point),
+        )[0]  # fmt: skip
+    area, pump_lps = 40.0, 30.0
+    minutes = np.arange(6 * 60)
+    demand = 10.0 + 3.0 * np.sin(minutes / 360.0 * np.pi)  # L/s, minute by minute
+    # the pump starts at 01:07, stops at 02:38, starts at 03:52, stops at 04:10, and starts
+    # at 05:10 and stops at 05:40 (every quarter of that hour holds a switch)
+    on = np.zeros(minutes.size, dtype=bool)
+    for a, b in ((67, 158), (232, 250), (310, 340)):
+        on[a:b] = True
+    inflow = np.where(on, pump_lps, 0.0)
+    volume = 100.0 + np.concatenate([[0.0], np.cumsum(inflow - demand) * 60 / 1000])  # m3
+    t0 = START
+    add_readings(db, ids["FM-P"], [(t0 + timedelta(minutes=int(m)), float(inflow[m]), 0)
+                                   for m in range(0, 360, 15)])  # fmt: skip
+    add_readings(db, ids["PU-P"], [(t0 + timedelta(minutes=int(m)), float(on[m]), 0)
+                                   for m in range(0, 360, 15)])  # fmt: skip
+    add_readings(db, ids["TK-P"], [(t0 + timedelta(minutes=int(m)), float(volume[m] / area), 0)
+                                   for m in range(0, 361, 15)])  # fmt: skip
+
+    def pt(dev: str) -> zn.ZonePoint:
+        return zn.ZonePoint(ids[dev], 1.0, 1.0, dev, poll_s=900.0)
+
+    got = zn.zone_demand(
+        db,
+        [zn.InflowMeter("FM-P", 1.0, pt("FM-P"))],
+        [zn.Tank("TK-P", pt("TK-P"), area)],
+        [zn.Pump("PU-P", "P-1", pt("PU-P"))],
+        t0=t0.timestamp(),
+        step_s=3600.0,
+        n=6,
+    )
+    true = demand.reshape(6, 60).mean(axis=1)
+    assert list(got.transient) == [False] * 5 + [True], got.transient
+    err = np.abs(np.asarray(got.lps)[:5] - true[:5])
+    assert err.max() < 0.3, (np.asarray(got.lps), true)
+    # the four readings' mean is far off in the hours with a switch (what was not used)
+    naive = inflow[::15].reshape(6, 4).mean(axis=1) - np.diff(volume[::60]) * 1000 / 3600
+    assert np.abs(naive[1:5] - true[1:5]).min() > 2.0, naive - true
