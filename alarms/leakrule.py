@@ -137,7 +137,10 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         return  # live, and no new bucket can be complete yet: nothing to look up
     su = setup(conn, rule)
     pts = su.inflow_points()
-    hz = zn.horizon(conn, [x.point_id for x in pts], ctx.until, timedelta(hours=p.max_lag_h))
+    # a bucket's demand needs the tanks' levels and the pumps' states at its end as well: the
+    # horizon waits for them too (but not for one lagging more than max_lag_h)
+    also = [t.level for t in su.tanks] + [u.state for u in su.pumps]
+    hz = zn.horizon(conn, [x.point_id for x in pts + also], ctx.until, timedelta(hours=p.max_lag_h))
     zc.check_data(ctx, rule, st, pts, hz)
     if hz is None:
         return

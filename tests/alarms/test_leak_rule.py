@@ -437,3 +437,60 @@ def test_regrow_from_lps_is_a_rule_setting() -> None:
     assert settings(small).regrow_from_lps == 0.5
     with pytest.raises(ValueError, match="regrow_from_lps"):
         RuleParams(regrow_from_lps=-1)
+
+
+def test_a_tank_level_that_comes_late_holds_the_hours_back(db: psycopg.Connection[Any]) -> None:
+    """A tank's level sensor on another gateway reports 3 h behind the district meter. A pass
+    judges only the hours whose tank level is in (an hour judged without it would be unknown
+    for good); a pass after the levels have come judges the rest."""
+    from alarms.store import load_rules
+
+    z = one(db, "INSERT INTO zones (code, name) VALUES ('DMA-K', 'tank-fed') RETURNING id")[0]
+    dm = one(
+        db,
+        "INSERT INTO devices (code, kind, profile, zone_id) "
+        "VALUES ('dm-K', 'district_meter', 'district_flow_meter', %s) RETURNING id",
+        (z,),
+    )[0]
+    flow = one(
+        db,
+        "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
+        "VALUES (%s, 'flow_m3h', 'm3/h', 'analog', 900) RETURNING id",
+        (dm,),
+    )[0]
+    node = one(
+        db,
+        "INSERT INTO nodes (code, kind, zone_id, attrs) "
+        "VALUES ('TK-K', 'tank', %s, '{\"diameter_m\": 10}') RETURNING id",
+        (z,),
+    )[0]
+    lv = one(
+        db,
+        "INSERT INTO devices (code, kind, profile, zone_id, node_id) "
+        "VALUES ('lv-K', 'pressure_sensor', 'x', %s, %s) RETURNING id",
+        (z, node),
+    )[0]
+    level = one(
+        db,
+        "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
+        "VALUES (%s, 'level_m', 'm', 'analog', 900) RETURNING id",
+        (lv,),
+    )[0]
+    rule = add_rule(db, "K-leak", "leak", zone_id=z, params={})
+    end = START + timedelta(days=2)
+    ts = [START + timedelta(minutes=15 * i) for i in range(2 * 96 + 1)]
+    add_readings(db, int(flow), [(t, 36.0, 0) for t in ts])  # 10 L/s
+    late = end - timedelta(hours=3)
+    add_readings(db, int(level), [(t, 3.0, 0) for t in ts if t <= late])
+    rules = [r for r in load_rules(db) if r.id == rule]
+
+    def watermark() -> datetime:
+        row = one(db, "SELECT watermark FROM alarm_rule_state WHERE rule_id = %s AND run_id = 5 "
+                  "AND subject = ''", (rule,))  # fmt: skip
+        return row[0]  # type: ignore[no-any-return]
+
+    run_pass(db, end, run_id=5, start=START, until=end, rules=rules)
+    assert watermark() == late  # the hours after the last level wait for it
+    add_readings(db, int(level), [(t, 3.0, 0) for t in ts if t > late])
+    run_pass(db, end, run_id=5, start=START, until=end, rules=rules)
+    assert watermark() == end
