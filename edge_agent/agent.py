@@ -113,6 +113,10 @@ class Agent:
         self.connected = False
         self._stopping = False
         self.last_flush = time.monotonic()
+        # when (on the agent's monotonic clock) the oldest reading not yet in a batch was seen:
+        # a partial batch waits max_latency_s from then even if the wall clock stands still
+        # or went back (a demo's clock held at its end; a gateway's clock set back by NTP)
+        self._unbatched_since: float | None = None
         self.published_batches = 0
         self.regulators: dict[str, Regulator] = {}
         self._watch: dict[tuple[str, str], list[Regulator]] = {}
@@ -329,6 +333,8 @@ class Agent:
             self._pending.extendleft(reversed(batch))
             raise
         self.last_flush = time.monotonic()
+        if self._unbatched_since is None:
+            self._unbatched_since = self.clock.monotonic()
         self._outbox_event.set()
         return len(batch)
 
@@ -574,8 +580,15 @@ class Agent:
             if len(live) < b.max_inflight and self.outbox.unbatched > 0:
                 oldest = await asyncio.to_thread(self.outbox.oldest_unbatched_ms)
                 age = 0.0 if oldest is None else (self._now_ms() - oldest) / 1000
+                # the readings' own time says how old they are (after a restart: long
+                # waiting); the monotonic clock that they have waited in this process
+                if self._unbatched_since is None:
+                    self._unbatched_since = self.clock.monotonic()
+                age = max(age, self.clock.monotonic() - self._unbatched_since)
                 if self.outbox.unbatched >= b.max_readings or age >= b.max_latency_s:
                     await asyncio.to_thread(self.outbox.form_batch, b.max_readings, self._now_ms())
+                    if self.outbox.unbatched == 0:
+                        self._unbatched_since = None
                     continue
                 timeout = max(0.01, b.max_latency_s - age)
             else:

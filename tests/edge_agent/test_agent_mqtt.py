@@ -138,6 +138,47 @@ async def test_readings_flow_and_leave_the_outbox_only_when_acked(
         assert decode_state(bytes(msg.payload)).state == "offline"
 
 
+class _StillWallClock:
+    """A wall clock that stands still (the demo's clock held at the end of its period, or a
+    gateway's clock set back by NTP); the monotonic clock and the sleeps are real."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def time(self) -> float:
+        return self.at
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def test_a_partial_batch_goes_out_when_the_wall_clock_stands_still(
+    tmp_path: Path, profiles: dict[str, Profile], mqtt_url: str, topic_root: str
+) -> None:
+    """A batch under ``max_readings`` waits ``max_latency_s`` (0.2 s here) to be sent. Its age
+    was only the wall clock's: a clock that stood still, as the demo's does at the end of its
+    period, left the last readings in the outbox for good (the demo's end-to-end test once
+    found 30 there). One poll of each device, the next a minute later: every reading of it
+    must reach the office."""
+    server, port = await tcp_sim(profiles)
+    cfg = write_gateway(tmp_path, "gw-still", mqtt_url, topic_root, tcp_buses(port, poll_s=60))
+    agent = RecordingAgent(load_config(cfg), clock=_StillWallClock(1_800_000_000.0))
+    try:
+        async with running_office(mqtt_url, topic_root, "gw-still") as office, running(agent):
+            await wait_for(lambda: len(getattr(agent, "produced", ())) > 0, 10, "a poll")
+            await wait_for(
+                lambda: agent.queue_depth == 0 and not agent.polling, 10, "an empty outbox"
+            )
+        got = office.readings()
+        assert {r.device for r in got} == {"prv-1", "m-1"}
+        assert got == agent.produced  # every reading of the polls, in order
+    finally:
+        await server.stop()
+
+
 async def test_the_agent_stops_even_when_a_publish_swallows_the_stop(
     tmp_path: Path,
     profiles: dict[str, Profile],

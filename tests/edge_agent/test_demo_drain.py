@@ -56,8 +56,8 @@ async def test_a_drain_waits_for_a_poll_under_way_when_the_outbox_is_empty(
     tmp_path: Path, profiles: dict[str, Profile], mqtt_url: str, topic_root: str
 ) -> None:
     """The demo's pollers stop at the end of the simulated period, but a poll that began just
-    before it hands its readings on later. A drain that ended on the empty outbox alone left
-    them there (the demo's end-to-end test once found 6 readings in a gateway's outbox)."""
+    before it hands its readings on later. A drain that ended on the empty outbox alone could
+    stop the agent in that moment and leave them in the outbox."""
     server, port = await tcp_sim(profiles)
     # one poll at the start, the next a minute later: the drain sees only the first
     cfg = write_gateway(tmp_path, "gw-poll", mqtt_url, topic_root, tcp_buses(port, poll_s=60))
