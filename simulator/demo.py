@@ -534,10 +534,10 @@ class Demo:
         """Let the agents send what they hold, then stop them. The wait ends when every
         gateway's outbox is empty and none is in the middle of a poll (the pollers stop at the
         end of the simulated period, but a poll that began just before it still hands its
-        readings on: ending at that moment would leave them in the outbox). The limit is generous: on
-        a busy machine the last batches wait for their acknowledgement for many seconds (30 s
-        left readings behind). A wait longer than ``say_every_s`` says what it waits for, and
-        again each time."""
+        readings on: ending at that moment would leave them in the outbox). The limit is
+        generous: on a busy machine the last batches wait for their acknowledgement for many
+        seconds (30 s left readings behind). A wait longer than ``say_every_s`` says what it
+        waits for, and again each time."""
         start = time.monotonic()
         end, said = start + limit_s, start
         while time.monotonic() < end and not self.stop.is_set():
