@@ -89,6 +89,18 @@ def _billing(db: psycopg.Connection[Any], zone: int, meter_points: list[int]) ->
     return ids
 
 
+def _point(db: psycopg.Connection[Any], device: int, name: str, unit: str, kind: str) -> int:
+    """A point polled every 15 min."""
+    return int(
+        one(
+            db,
+            "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
+            "VALUES (%s, %s, %s, %s, 900) RETURNING id",
+            (device, name, unit, kind),
+        )[0]
+    )
+
+
 def _dma(db: psycopg.Connection[Any], code: str, *, leak: bool) -> dict[str, int]:
     z = int(one(db, "INSERT INTO zones (code, name) VALUES (%s, 'rural') RETURNING id", (code,))[0])
     dm = one(
@@ -97,18 +109,8 @@ def _dma(db: psycopg.Connection[Any], code: str, *, leak: bool) -> dict[str, int
         "VALUES (%s, 'district_meter', 'district_flow_meter', %s) RETURNING id",
         (f"dm-{code}", z),
     )[0]
-    flow = one(
-        db,
-        "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
-        "VALUES (%s, 'flow_m3h', 'm3/h', 'analog', 900) RETURNING id",
-        (dm,),
-    )[0]
-    counter = one(
-        db,
-        "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
-        "VALUES (%s, 'forward_m3', 'm3', 'counter', 900) RETURNING id",
-        (dm,),
-    )[0]
+    flow = _point(db, dm, "flow_m3h", "m3/h", "analog")
+    counter = _point(db, dm, "forward_m3", "m3", "counter")
     rng = np.random.default_rng(7)
     weather = np.exp(rng.normal(0, 0.03, DAYS))
     # the customer meters: each household 0.6 m³ a day, read once a day at 09:00
@@ -452,12 +454,7 @@ def test_a_tank_level_that_comes_late_holds_the_hours_back(db: psycopg.Connectio
         "VALUES ('dm-K', 'district_meter', 'district_flow_meter', %s) RETURNING id",
         (z,),
     )[0]
-    flow = one(
-        db,
-        "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
-        "VALUES (%s, 'flow_m3h', 'm3/h', 'analog', 900) RETURNING id",
-        (dm,),
-    )[0]
+    flow = _point(db, dm, "flow_m3h", "m3/h", "analog")
     node = one(
         db,
         "INSERT INTO nodes (code, kind, zone_id, attrs) "
@@ -470,12 +467,7 @@ def test_a_tank_level_that_comes_late_holds_the_hours_back(db: psycopg.Connectio
         "VALUES ('lv-K', 'pressure_sensor', 'x', %s, %s) RETURNING id",
         (z, node),
     )[0]
-    level = one(
-        db,
-        "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
-        "VALUES (%s, 'level_m', 'm', 'analog', 900) RETURNING id",
-        (lv,),
-    )[0]
+    level = _point(db, lv, "level_m", "m", "analog")
     rule = add_rule(db, "K-leak", "leak", zone_id=z, params={})
     end = START + timedelta(days=2)
     ts = [START + timedelta(minutes=15 * i) for i in range(2 * 96 + 1)]
