@@ -89,14 +89,16 @@ def _billing(db: psycopg.Connection[Any], zone: int, meter_points: list[int]) ->
     return ids
 
 
-def _point(db: psycopg.Connection[Any], device: int, name: str, unit: str, kind: str) -> int:
-    """A point polled every 15 min."""
+def _point(
+    db: psycopg.Connection[Any], device: int, name: str, unit: str, kind: str, period_s: int = 900
+) -> int:
+    """A point polled every ``period_s`` (15 min unless given)."""
     return int(
         one(
             db,
             "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
-            "VALUES (%s, %s, %s, %s, 900) RETURNING id",
-            (device, name, unit, kind),
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (device, name, unit, kind, period_s),
         )[0]
     )
 
@@ -126,13 +128,8 @@ def _dma(db: psycopg.Connection[Any], code: str, *, leak: bool) -> dict[str, int
             "'ultrasonic_water_meter', %s) RETURNING id",
             (f"cm-{code}-{k}", z),
         )[0]
-        pid = one(
-            db,
-            "INSERT INTO points (device_id, name, unit, kind, poll_period_s) "
-            "VALUES (%s, 'volume_m3', 'm3', 'counter', 86400) RETURNING id",
-            (dev,),
-        )[0]
-        meter_points.append(int(pid))
+        pid = _point(db, int(dev), "volume_m3", "m3", "counter", 86400)
+        meter_points.append(pid)
         use = 0.6 * weather[day] * SHAPE[hour] / 96  # m³ per 15 min
         metered_m3h += use * 4
         reg = 100.0 + np.concatenate([[0.0], np.cumsum(use)])

@@ -18,6 +18,7 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.errors import OutboxError
+from edge_agent.poller import RealClock
 from edge_agent.profiles import Profile
 from simulator.devices import SimulatedDevice
 from simulator.server import SimServer
@@ -138,7 +139,7 @@ async def test_readings_flow_and_leave_the_outbox_only_when_acked(
         assert decode_state(bytes(msg.payload)).state == "offline"
 
 
-class _StillWallClock:
+class _StillWallClock(RealClock):
     """A wall clock that stands still (the demo's clock held at the end of its period, or a
     gateway's clock set back by NTP); the monotonic clock and the sleeps are real."""
 
@@ -147,12 +148,6 @@ class _StillWallClock:
 
     def time(self) -> float:
         return self.at
-
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 async def test_a_partial_batch_goes_out_when_the_wall_clock_stands_still(
