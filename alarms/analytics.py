@@ -105,6 +105,36 @@ def counter_consumption(ts: F64, register: F64, edges: F64, max_gap_s: float = 3
     return np.asarray(d, dtype=np.float64)
 
 
+def read_windows(
+    ts: F64, register: F64, ends: F64, *, step_s: float, n_back: int, max_span_s: float
+) -> tuple[F64, F64]:
+    """A meter's last read window at each time of ``ends``: its last two reads at or before
+    that time. Returns the register's rate over each window (units a second; NaN where there
+    is none) and, per time, how much of the window falls in each of the ``n_back`` buckets of
+    ``step_s`` that end at that time (oldest first; shares that sum to 1, or zeros). A window
+    longer than ``max_span_s``, one that reaches back beyond the ``n_back`` buckets, and one
+    over which the register fell (a reset, an exchanged meter) is none. Readings must be
+    sorted by time; non-finite values are dropped."""
+    ok = np.isfinite(ts) & np.isfinite(register)
+    t_v, r_v = ts[ok], register[ok]
+    rate = np.full(ends.size, np.nan)
+    shares = np.zeros((ends.size, n_back))
+    if t_v.size < 2:
+        return rate, shares
+    i1 = np.clip(np.searchsorted(t_v, ends, side="right") - 1, 1, t_v.size - 1)
+    t1, t0 = t_v[i1], t_v[i1 - 1]
+    span = t1 - t0
+    rise = r_v[i1] - r_v[i1 - 1]
+    good = (t1 <= ends) & (span > 0) & (span <= max_span_s) & (rise >= 0)
+    good &= t0 >= ends - n_back * step_s
+    lo = ends[:, None] - (n_back - np.arange(n_back)[None, :]) * step_s
+    cover = np.minimum(t1[:, None], lo + step_s) - np.maximum(t0[:, None], lo)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(good, rise / span, np.nan)
+        shares = np.where(good[:, None], np.clip(cover, 0.0, None) / span[:, None], 0.0)
+    return np.asarray(rate, dtype=np.float64), np.asarray(shares, dtype=np.float64)
+
+
 # ------------------------------------------------------------------ minimum night flow
 def night_minimum(flow_lps: F64) -> float:
     """Minimum of the night buckets (NaN if fewer than half of them have data)."""

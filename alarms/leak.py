@@ -15,6 +15,13 @@ keeps **one leak event** per leak:
   DMA's history. A CUSUM over days and a trend test. Once it has learned, a DMA with meters
   read daily is judged instead by its inflow against a line fitted over the leak-free days
   (inflow = a + b x metered use; the residual is the leak), with its own CUSUM.
+* **window** (every bucket, where customer meters are read once a day or so): each meter's
+  last two reads give its use over its own read window, and the DMA's demand over the same
+  windows is known. Every bucket, the inflow over the windows is judged against the
+  metered use over them by a line fitted on the hours of the last leak-free days that end a
+  day before (the regression balance's model, on the meters' own windows instead of
+  calendar days). A meter read at 09:00 has seen a leak that started at 02:00; the calendar
+  day is known only about 26 h after it ends.
 * **trend**: a Mann-Kendall test and a Theil-Sen slope over the last nights and days: a leak
   that grows a little every day is seen before it is large.
 * **shape** (every bucket, where customers are not read hourly): a leak is a step that stays,
@@ -119,6 +126,10 @@ class LeakSettings:
     reg_k: float = 1.0
     reg_h: float = 2.0
     reg_min_sigma_pct: float = 2.0  # its sigma at least this % of the day's inflow
+    # the balance over the customer meters' read windows: opens the event at this z (0: off);
+    # the windows lie in the last window_days of the demand
+    window_z: float = 4.0
+    window_days: int = 3
     # the day-shape step test (0: off; never where the demand is the hourly losses)
     shape_z: float = 8.0
     shape_rank: int = 4  # day shapes learned
@@ -281,6 +292,35 @@ class RegDetector:
 
 
 @dataclass
+class WindowDetector:
+    """The balance over the customer meters' read windows: the demand of the last
+    ``window_days`` (L/s a bucket after transfers, oldest first; NaN: unknown) and the learned
+    hours (their end, the metered use and the inflow over their windows, L/s)."""
+
+    q: list[float] = field(default_factory=list)
+    t: list[float] = field(default_factory=list)
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        q = [v if math.isfinite(v) else None for v in self.q]
+        return {"q": q, "t": self.t, "x": self.x, "y": self.y}
+
+    @classmethod
+    def from_json(cls, d: Any) -> WindowDetector:
+        d = d or {}
+        return cls(
+            [math.nan if v is None else float(v) for v in d.get("q", [])],
+            *([float(v) for v in d.get(k, [])] for k in ("t", "x", "y")),
+        )
+
+    def forget_after(self, ts: float) -> None:
+        """Unlearn the hours that end after ``ts``."""
+        keep = [i for i, t in enumerate(self.t) if t <= ts]
+        self.t, self.x, self.y = ([v[i] for i in keep] for v in (self.t, self.x, self.y))
+
+
+@dataclass
 class LeakState:
     """Everything the leak detector of one DMA remembers (``alarm_rule_state.eval_state``)."""
 
@@ -298,6 +338,7 @@ class LeakState:
     balance: Detector = field(default_factory=Detector)
     balance_idx: Detector = field(default_factory=Detector)
     balance_reg: RegDetector = field(default_factory=RegDetector)
+    window: WindowDetector = field(default_factory=WindowDetector)
     per_meter: list[float] = field(default_factory=list)  # metered use per meter, clean days
     shape_hist: list[list[float]] = field(default_factory=list)  # leak-free days' demand
     shape_cur: dict[int, list[float]] = field(default_factory=dict)  # this day's and the last
@@ -327,6 +368,7 @@ class LeakState:
             "balance": self.balance.to_json(),
             "balance_idx": self.balance_idx.to_json(),
             "balance_reg": self.balance_reg.to_json(),
+            "window": self.window.to_json(),
             "per_meter": self.per_meter,
             "shape_hist": self.shape_hist,
             "shape_cur": {
@@ -384,6 +426,7 @@ class LeakState:
             balance=Detector.from_json(d.get("balance")),
             balance_idx=Detector.from_json(d.get("balance_idx")),
             balance_reg=RegDetector.from_json(d.get("balance_reg")),
+            window=WindowDetector.from_json(d.get("window")),
             per_meter=[float(x) for x in d.get("per_meter", [])],
             shape_hist=[[float(v) for v in row] for row in d.get("shape_hist", [])],
             shape_cur={
@@ -449,6 +492,12 @@ class Hour:
     transient: bool = False  # a pump switched within it and its flow is a sampled mean
     spread: bool = False  # a register was interpolated across a gap: its hours are not known
     neighbours: dict[str, float] = field(default_factory=dict)
+    # the customer meters' last read windows at the bucket's end (where they are read once a
+    # day or so): their use (L/s, scaled to all the metered households; NaN: unknown) and how
+    # much of the windows falls in each of the last buckets (oldest first, this one last;
+    # sums to 1). None: no windows
+    window_use_lps: float = math.nan
+    window_weights: F64 | None = field(default=None, compare=False)
 
 
 # ------------------------------------------------------------------ helpers
@@ -480,6 +529,8 @@ def _open(
     got = _size(st, ts, ts, cfg.size_rel_sigma)
     size = got[0] if got else Size(0.0, 0.0, 0.0)
     st.event = LeakEvent(ts, detector, size, size.lps)
+    # the read windows of the last day may hold the leak's start: they are not learned
+    st.window.forget_after(ts - 86400.0)
     return [LeakSignal("open", ts, detector, size, detail)]
 
 
@@ -651,6 +702,17 @@ def _judge_reg(cfg: LeakSettings, det: RegDetector, x: float, y: float) -> Judge
         return None
     hx = np.array(det.x[-cfg.baseline_days :], dtype=np.float64)
     hy = np.array(det.y[-cfg.baseline_days :], dtype=np.float64)
+    expect, sig = _line(hx, hy, x)
+    sig = max(sig, cfg.min_sigma_lps, cfg.reg_min_sigma_pct / 100 * abs(y))
+    excess = y - expect
+    z = t_to_z(excess / sig, hx.size - 2)
+    det.s = max(0.0, det.s + _clip(z, cfg.z_clip) - cfg.reg_k)
+    return Judgement(excess, sig, z, False, math.nan)
+
+
+def _line(hx: F64, hy: F64, x: float) -> tuple[float, float]:
+    """A least-squares line through the points (hx, hy): what it predicts at ``x``, and the
+    sigma of that prediction."""
     n = hx.size
     xm, ym = float(hx.mean()), float(hy.mean())
     sxx = float(np.sum((hx - xm) ** 2))
@@ -658,14 +720,55 @@ def _judge_reg(cfg: LeakSettings, det: RegDetector, x: float, y: float) -> Judge
     a = ym - b * xm
     resid = hy - (a + b * hx)
     sig = math.sqrt(float(np.sum(resid**2)) / (n - 2))
-    # the sigma of a prediction from a fitted line
     lever = (x - xm) ** 2 / sxx if sxx > 1e-12 else 0.0
-    sig *= math.sqrt(1 + 1 / n + lever)
-    sig = max(sig, cfg.min_sigma_lps, cfg.reg_min_sigma_pct / 100 * abs(y))
-    excess = y - (a + b * x)
-    z = t_to_z(excess / sig, n - 2)
-    det.s = max(0.0, det.s + _clip(z, cfg.z_clip) - cfg.reg_k)
-    return Judgement(excess, sig, z, False, math.nan)
+    return a + b * x, sig * math.sqrt(1 + 1 / n + lever)
+
+
+def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> list[LeakSignal]:
+    """Record one bucket of the demand (``value``, after transfers) and judge the inflow over
+    the customer meters' last read windows against their use (see the module docs)."""
+    w = st.window
+    w.q = [*w.q, value][-cfg.window_days * cfg.n_slots :]
+    wts, x = hr.window_weights, hr.window_use_lps
+    if wts is None or not math.isfinite(x) or wts.size > len(w.q):
+        return []
+    q = np.array(w.q[-wts.size :], dtype=np.float64)
+    on = wts > 0
+    known = on & np.isfinite(q)
+    if not known.any() or wts[on & ~known].sum() > 0.1:
+        return []  # more than a tenth of the windows falls in buckets of unknown demand
+    y = float(np.sum(wts[known] * q[known]) / wts[known].sum())
+    bucket = 86400.0 / cfg.n_slots
+    if hr.t_end - (wts.size - int(np.argmax(on))) * bucket < st.quiet_until:
+        return []  # the windows reach back before a repair (or into its settling)
+    # the hours learned: those of the last 2 x baseline_days (older ones are a stale line)
+    old = hr.t_end - 2 * cfg.baseline_days * 86400.0
+    if w.t and w.t[0] < old:
+        keep = [i for i, t in enumerate(w.t) if t >= old]
+        w.t, w.x, w.y = ([v[i] for i in keep] for v in (w.t, w.x, w.y))
+    # the line is fitted on the hours that end a day or more before this one: the windows
+    # of the last day may hold the start of a leak
+    ht = np.array(w.t, dtype=np.float64)
+    use = np.flatnonzero(ht <= hr.t_end - 86400.0)[-cfg.baseline_days * cfg.n_slots :]
+    z = math.nan
+    if use.size >= cfg.min_history_days * cfg.n_slots // 2:
+        expect, sig = _line(np.array(w.x)[use], np.array(w.y)[use], x)
+        sig = max(sig, cfg.min_sigma_lps, cfg.reg_min_sigma_pct / 100 * abs(y))
+        excess = y - expect
+        z = excess / sig
+        if st.event is None and z >= cfg.window_z and excess >= cfg.min_leak_lps:
+            st.evidence["window"] = Evidence(excess, sig, hr.t_end)
+            return _open(
+                st, cfg, hr.t_end, "window",
+                f"inflow over the customer meters' last read windows {y:.2f} L/s, {excess:.2f} "
+                f"L/s above what their use predicts (z {z:.1f} >= {cfg.window_z:g}), against "
+                f"the hours of the last {use.size // cfg.n_slots} days",
+            )  # fmt: skip
+    # learned while no event is open and the hour is not far from the line (a leak that grows
+    # is not taken into it; an hour far below is water moved out, or a supply cut)
+    if st.event is None and (not math.isfinite(z) or -cfg.window_z < z < cfg.window_z / 2):
+        w.t, w.x, w.y = [*w.t, hr.t_end], [*w.x, x], [*w.y, y]
+    return []
 
 
 def _median_last(resid: list[float], n: int) -> float:
@@ -902,6 +1005,8 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
             and hr.t_end > st.quiet_until
         )
         out += _shape_step(st, cfg, hr, x - transfer if clean else math.nan)
+    if cfg.window_z > 0 and not cfg.hourly_cusum:
+        out += _window_step(st, cfg, hr, x - transfer)
     if not math.isfinite(x):
         return out
     xa = x - transfer

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from psycopg.types.json import Jsonb
 
+from alarms import analytics as an
 from alarms import apply as zc
 from alarms import leak as lk
 from alarms import lifecycle as lc
@@ -64,6 +65,7 @@ def settings(rule: RuleConfig) -> lk.LeakSettings:
         close_after_days=p.close_after_days,
         transfer_z=p.transfer_z,
         settle_s=p.settle_h * 3600,
+        window_z=p.window_z,
     )
 
 
@@ -164,6 +166,12 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         code: np.asarray(zn.zone_demand(conn, m, t, [], t0=t0, step_s=step, n=n).lps)
         for code, m, t in su.neighbours
     }
+    n_back = cfg.window_days * cfg.n_slots
+    w_use, w_shares = np.full(n, math.nan), np.zeros((n, n_back))
+    if cfg.window_z > 0 and not su.hourly_net and su.customers:
+        w_use, w_shares = _windows(
+            conn, su, edges[1:], step=step, n_back=n_back, read_gap_h=p.read_gap_h
+        )
     night_a, night_b = p.night(Kind.LEAK)
     t_last = t0 + n * step
     days = zc.local_days(to_ts(t0) - timedelta(days=3), to_ts(t_last), tz)
@@ -193,6 +201,8 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             transient=bool(demand.transient[i]),
             spread=bool(demand.spread[i]),
             neighbours={c: float(v[i]) for c, v in neigh.items()},
+            window_use_lps=float(w_use[i]),
+            window_weights=w_shares[i] if math.isfinite(w_use[i]) else None,
         )
         sigs = lk.hour_step(state, cfg, hr)
         t_end = t_start + step
@@ -216,6 +226,34 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         res.samples += 1
     st.extra[STATE_KEY] = state.to_json()
     st.watermark = to_ts(t_last)
+
+
+def _windows(
+    conn: Conn, su: Setup, ends: np.ndarray, *, step: float, n_back: int, read_gap_h: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The customer meters' last read windows at each bucket end (``lk.Hour.window_use_lps``
+    and ``window_weights``): their use in L/s, scaled to all the meters (NaN while fewer than
+    half of them have a window of at most ``read_gap_h`` in the last ``n_back`` buckets), and
+    the windows' shares in those buckets, averaged over the meters."""
+    k = len(su.customers)
+    data = zn.load_series(
+        conn, [c.point_id for c in su.customers], to_ts(ends[0] - n_back * step), to_ts(ends[-1])
+    )
+    use, shares, n_ok = np.zeros(ends.size), np.zeros((ends.size, n_back)), np.zeros(ends.size)
+    for c in su.customers:
+        ts, v = data[c.point_id]
+        rate, sh = an.read_windows(
+            ts, v * c.factor, ends, step_s=step, n_back=n_back, max_span_s=read_gap_h * 3600
+        )
+        good = np.isfinite(rate)
+        use += np.where(good, rate, 0.0)
+        shares += sh
+        n_ok += good
+    enough = n_ok * 2 >= k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        use = np.where(enough, use * 1000.0 * k / n_ok, math.nan)
+        shares = np.where(enough[:, None], shares / n_ok[:, None], 0.0)
+    return use, shares
 
 
 def _metered(

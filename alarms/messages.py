@@ -395,6 +395,7 @@ DETECTOR = {
     "night_trend": N_("the night flow's trend"),
     "balance_trend": N_("the water balance's trend"),
     "shape": N_("the day-shape test"),
+    "window": N_("the meters' read windows"),
 }
 _STEP = rf"^demand stepped up (?P<a>{_N}) L/s"
 _SHAPES = (
@@ -489,6 +490,18 @@ LEAK_DETAILS: Known = tuple(
                 N_(
                     "demand stepped up %(a)s L/s at %(hm)s yesterday (z %(z)s, under %(lim)s) "
                     "and the night after was %(b)s L/s above its usual (z %(nz)s >= %(nlim)s)"
+                ),
+            ),
+            (
+                (
+                    rf"^inflow over the customer meters' last read windows (?P<x>{_N}) L/s, "
+                    rf"(?P<a>{_N}) L/s above what their use predicts \(z (?P<z>{_N}) >= "
+                    rf"(?P<lim>{_N})\), against the hours of the last (?P<n>\d+) days$"
+                ),
+                N_(
+                    "inflow over the customer meters' last read windows %(x)s L/s, %(a)s L/s "
+                    "above what their use predicts (z %(z)s >= %(lim)s), against the hours of "
+                    "the last %(n)s days"
                 ),
             ),
             (rf"^grown from (?P<a>{_N}) L/s$", N_("grown from %(a)s L/s")),

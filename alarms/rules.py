@@ -132,6 +132,8 @@ class RuleParams(BaseModel):
     # a step between shape_suspect_z and shape_z that the night after confirms (z); 0: off
     shape_suspect_z: float = Field(6.0, ge=0)
     suspect_night_z: float = Field(2.0, gt=0)
+    # the balance over the customer meters' read windows (meters read daily): z; 0: off
+    window_z: float = Field(4.0, ge=0)
     trend_days: int = Field(7, ge=4, le=60)
     trend_z: float = Field(2.5, gt=0)
     regrow_factor: float = Field(2.0, gt=1)

@@ -31,6 +31,35 @@ def test_counter_consumption_interpolates_and_refuses_resets() -> None:
     assert np.all(np.isnan(gap))  # a 24 h gap is not interpolated
 
 
+def test_read_windows_are_each_meters_last_two_reads() -> None:
+    """At each time, the window between the meter's last two reads: its rate, and the share
+    of it in each hour of the last 3 days; none over a reset, a long gap or beyond 3 days."""
+    h = 3600.0
+    ts = np.array([9, 33, 57, 58, 130, 154, 178], dtype=np.float64) * h
+    reg = np.array([10.0, 12.4, 14.8, 14.9, 20.0, 21.2, 2.8])  # exchanged between 154 and 178
+    ends = np.array([40, 57, 60, 100, 140, 160, 200, 260], dtype=np.float64) * h
+    rate, shares = an.read_windows(ts, reg, ends, step_s=h, n_back=72, max_span_s=50 * h)
+    # 40: reads 9 -> 33 (2.4 m³ in 24 h), the window is the hours 9..33 of the last 72 (-32..40)
+    assert math.isclose(rate[0], 2.4 / (24 * h))
+    assert np.allclose(shares[0][41:65], 1 / 24) and shares[0].sum() == 1.0
+    assert shares[0][:41].sum() == 0 and shares[0][65:].sum() == 0
+    # 57: a read at exactly the end counts (33 -> 57); 60: the short window 57 -> 58
+    assert math.isclose(rate[1], 2.4 / (24 * h)) and math.isclose(rate[2], 0.1 / h)
+    assert shares[2][69] == 1.0  # the hour 57..58 of the hours -12..60
+    # 100: 57 -> 58 still, 42 h back: inside 3 days; 140: 58 -> 130 is 72 h long: none
+    assert math.isclose(rate[3], 0.1 / h) and math.isnan(rate[4]) and shares[4].sum() == 0
+    # 160: 130 -> 154, 24 h; 200: 154 -> 178 fell (a reset): none
+    assert math.isclose(rate[5], 1.2 / (24 * h)) and math.isnan(rate[6])
+    # 260: the last window (154 -> 178) starts more than 3 days back: none
+    assert math.isnan(rate[7]) and shares[7].sum() == 0
+    # windows cut across hours: the shares follow the seconds
+    rate, shares = an.read_windows(
+        np.array([0.5, 2.0]) * h, np.array([0.0, 1.5]), np.array([3.0]) * h,
+        step_s=h, n_back=4, max_span_s=50 * h,
+    )  # fmt: skip
+    assert np.allclose(shares[0], [0.0, 1 / 3, 2 / 3, 0.0]) and math.isclose(rate[0], 1 / h)
+
+
 def test_mnf_check_allowance_and_threshold() -> None:
     hist = np.array([2.0, 2.1, 1.9, 2.05, 1.95, 2.0, 2.02])
     ok = an.mnf_check(

@@ -35,6 +35,8 @@ class World:
     metered_m3: np.ndarray  # (days,) what 50 metered households used
     weather: np.ndarray  # (days,)
     unmetered_m3: float  # the norm estimate (fixed)
+    # (days * 24,) what the metered households used, hour by hour (for the read windows)
+    metered_lps: np.ndarray | None = None
 
 
 def world(
@@ -51,7 +53,22 @@ def world(
     )
     metered = 50 * 0.6 * weather * (1 + rng.normal(0, 0.03, days))  # m³ a day
     unmetered = use * 86.4 - 50 * 0.6  # the norm is right on average
-    return World(demand, metered, weather, unmetered)
+    # the same households hour by hour: their daily use spread over the day's shape
+    metered_lps = np.repeat(metered, 24) / 86.4 * SHAPE[hours % 24]
+    return World(demand, metered, weather, unmetered, metered_lps)
+
+
+def windows(w: World, i: int, read_h: int) -> tuple[float, np.ndarray | None]:
+    """The metered households' last read windows at the end of hour ``i`` (every meter read
+    once a day at ``read_h``:00): their use (L/s) and the windows' shares in the last
+    3 days' hours, as the rule hands them to the detector (Hour.window_*)."""
+    assert w.metered_lps is not None
+    last = (i + 1 - read_h) // 24 * 24 + read_h  # the hour the last read ended
+    if last - 24 < 0:
+        return math.nan, None
+    shares = np.zeros(72)
+    shares[72 - (i + 1 - last) - 24 : 72 - (i + 1 - last)] = 1 / 24
+    return float(w.metered_lps[last - 24 : last].mean()), shares
 
 
 Extra = Callable[[int], float]
@@ -65,17 +82,21 @@ def run(
     state: lk.LeakState | None = None,
     hours: range | None = None,
     cfg: lk.LeakSettings = CFG,
+    read_h: int | None = None,
 ) -> tuple[lk.LeakState, list[lk.LeakSignal]]:
     """Feed the hours (with ``extra`` L/s added to the demand of hour i) as the engine does:
-    each bucket, the night at 05:00, the balance of a day 26 h after its end."""
+    each bucket, the night at 05:00, the balance of a day 26 h after its end; with
+    ``read_h``, each bucket also carries the meters' read windows (read daily at that hour)."""
     st = state if state is not None else lk.LeakState()
     out: list[lk.LeakSignal] = []
     for i in hours if hours is not None else range(w.demand.size):
         day, slot = divmod(i, 24)
         t_end = T0 + (i + 1) * 3600.0
         nb = {} if neighbour is None else {"N": float(neighbour[i])}
+        use, shares = (math.nan, None) if read_h is None else windows(w, i, read_h)
         hr = lk.Hour(t_end, day, 1 if day % 7 == 6 else 0, slot, float(w.demand[i] + extra(i)),
-                     night=1 <= slot < 5, neighbours=nb)  # fmt: skip
+                     night=1 <= slot < 5, neighbours=nb, window_use_lps=use,
+                     window_weights=shares)  # fmt: skip
         out += lk.hour_step(st, cfg, hr)
         if slot == 4:
             out += lk.night_step(st, cfg, day, t_end)
@@ -582,3 +603,53 @@ def test_a_false_alarm_no_longer_seen_closes_and_frees_the_dma_for_the_next_leak
         # alarm's size, and is never raised
         _, week = run(misread, extra=leak, cfg=replace(CFG, close_after_days=7))
         assert [s.detector for s in kinds(week, "open", "regrow")] == ["balance"], seed
+
+
+# every detector but the balance over the meters' read windows off
+ONLY_WINDOWS = replace(
+    CFG, shape_z=0, shape_suspect_z=0, burst_z=1e9, h=1e9, reg_h=1e9, trend_z=1e9
+)
+
+
+def test_an_abrupt_leak_is_found_by_the_meters_read_windows_within_a_day() -> None:
+    """Meters read once a day at 09:00: a leak from 10:00 is in every meter's window at 09:00
+    the next day, 23 h later, while the calendar day's balance is known 26 h after the day
+    ends. Without leak, the windows alarm nothing."""
+    start = 20 * 24 + 10  # day 20, 10:00
+    for seed in (1, 2, 3):
+        w = world(seed=seed)
+        _, quiet = run(w, cfg=ONLY_WINDOWS, read_h=9)
+        assert kinds(quiet, "open", "regrow") == [], seed
+        _, sigs = run(w, extra=lambda i: 3.0 if i >= start else 0.0, cfg=ONLY_WINDOWS, read_h=9)
+        opened = kinds(sigs, "open")
+        assert [s.detector for s in opened] == ["window"], seed
+        assert opened[0].ts == T0 + (start + 23) * 3600, seed  # at the 09:00 reads, 23 h in
+        assert "read windows" in opened[0].detail and 1.5 < opened[0].size.lps < 4.5
+        # turned off, nothing finds it
+        _, off = run(
+            w, extra=lambda i: 3.0 if i >= start else 0.0, cfg=replace(ONLY_WINDOWS, window_z=0),
+            read_h=9,
+        )  # fmt: skip
+        assert kinds(off, "open") == [], seed
+
+
+def test_the_read_windows_learn_nothing_of_a_leak_and_resume_after_its_repair() -> None:
+    """The windows of the day before an alarm are not learned (they may hold the leak's start);
+    after a repair, no window that reaches back before it is judged, and the same leak level
+    is not raised again once the windows hold only the repaired flows."""
+    w = world(days=40)
+    start, fixed = 20 * 24 + 10, 23 * 24 + 12
+
+    def extra(i: int) -> float:
+        return 3.0 if start <= i < fixed else 0.0
+
+    st, sigs = run(w, extra=extra, cfg=ONLY_WINDOWS, read_h=9, hours=range(fixed))
+    assert [s.detector for s in kinds(sigs, "open")] == ["window"]
+    opened = kinds(sigs, "open")[0].ts
+    # nothing after the leak's start was learned
+    assert all(t <= opened - 86400 for t in st.window.t)
+    lk.repaired(st, ONLY_WINDOWS, T0 + fixed * 3600)
+    st = lk.LeakState.from_json(json.loads(json.dumps(st.to_json())))
+    _, after = run(w, extra=extra, cfg=ONLY_WINDOWS, read_h=9, state=st,
+                   hours=range(fixed, w.demand.size))  # fmt: skip
+    assert kinds(after, "open", "regrow") == []

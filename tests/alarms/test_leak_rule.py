@@ -103,7 +103,9 @@ def _point(
     )
 
 
-def _dma(db: psycopg.Connection[Any], code: str, *, leak: bool) -> dict[str, int]:
+def _dma(
+    db: psycopg.Connection[Any], code: str, *, leak: bool, params: dict[str, Any] | None = None
+) -> dict[str, int]:
     z = int(one(db, "INSERT INTO zones (code, name) VALUES (%s, 'rural') RETURNING id", (code,))[0])
     dm = one(
         db,
@@ -157,7 +159,7 @@ def _dma(db: psycopg.Connection[Any], code: str, *, leak: bool) -> dict[str, int
         [(START + timedelta(seconds=float(t) + 900), float(v), 0) for t, v in zip(t15, vol,
                                                                                   strict=True)],
     )  # fmt: skip
-    rule = add_rule(db, f"{code}-leak", "leak", zone_id=z, priority="high", params={})
+    rule = add_rule(db, f"{code}-leak", "leak", zone_id=z, priority="high", params=params or {})
     return {"zone": z, "rule": rule, "account": accounts[-1]}
 
 
@@ -483,3 +485,30 @@ def test_a_tank_level_that_comes_late_holds_the_hours_back(db: psycopg.Connectio
     add_readings(db, int(level), [(t, 3.0, 0) for t in ts if t > late])
     run_pass(db, end, run_id=5, start=START, until=end, rules=rules)
     assert watermark() == end
+
+
+def test_the_meters_read_windows_find_a_leak_before_the_calendar_day_is_known(
+    db: psycopg.Connection[Any],
+) -> None:
+    """The customer meters are read at 09:00 local. At 09:00 the day after the leak began
+    (10:00), every meter's last window holds 23 h of it: the rule, reading the meters' reads
+    from the database, finds it then, with every other detector turned off. Turned off
+    (window_z 0), the same DMA has no alarm by then."""
+    from alarms.store import load_rules
+
+    only = {"shape_z": 0, "shape_suspect_z": 0, "step_z": 1000, "daily_h": 1000, "trend_z": 1000}
+    on = _dma(db, "RW", leak=True, params=only)
+    off = _dma(db, "RW0", leak=True, params={**only, "window_z": 0})
+    rules = [r for r in load_rules(db) if r.id in (on["rule"], off["rule"])]
+    run_pass(db, START + timedelta(days=DAYS), run_id=91, start=START, rules=rules)
+    ev = _activations(db, on["rule"], 91)
+    assert [e[0] for e in ev][:1] == [LEAK_AT + timedelta(hours=23)]
+    detector, detail = one(
+        db,
+        "SELECT e.detector, a.message FROM leak_events e JOIN alarms a ON a.rule_id = e.rule_id "
+        "AND a.run_id = e.run_id AND a.subject = '' WHERE e.rule_id = %s AND e.run_id = 91",
+        (on["rule"],),
+    )
+    assert detector == "window" and "read windows" in detail
+    late = _activations(db, off["rule"], 91)
+    assert all(e[0] > LEAK_AT + timedelta(hours=24) for e in late)

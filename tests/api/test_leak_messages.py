@@ -16,13 +16,21 @@ from alarms import leak as lk
 from alarms import leakrule as lr
 from alarms.messages import translate_message
 from api.i18n import gettext_for
-from tests.alarms.test_leak import CFG, kinds, run, world, world_unrepresentative
+from tests.alarms.test_leak import (
+    CFG,
+    ONLY_WINDOWS,
+    kinds,
+    run,
+    world,
+    world_unrepresentative,
+)
 
 # words of the engine's English that must not be left on an Uzbek or Russian page
 ENGLISH = re.compile(
     r"\b(leak|about|day|between|found|by|demand|stepped|up|stayed|against|shapes|last|days|"
     r"today|yesterday|usual|level|above|its|their|night|balance|losses|rising|now|grown|"
-    r"from|seen|estimate|repaired|hour|burst|shape|flow|the|and|for|of|at)\b",
+    r"from|seen|estimate|repaired|hour|burst|shape|flow|the|and|for|of|at|inflow|over|"
+    r"customer|meters|read|windows|what|use|predicts|hours|window)\b",
     re.I,
 )
 
@@ -45,6 +53,7 @@ def engine_messages() -> list[str]:
         (world(), grows, CFG),  # raised again
     ):
         sigs += run(w, extra=extra, cfg=cfg)[1]
+    sigs += run(world(), extra=step(3.0), cfg=ONLY_WINDOWS, read_h=9)[1]  # the read windows
     out = [lr.open_message(s) for s in kinds(sigs, "open")]
     out += [lr.grown_message(s) for s in kinds(sigs, "regrow")]
     gone = lk.LeakSignal("close", 0.0, "night", lk.Size(0.4, 0.0, 1.2), "not seen for 7 days")
@@ -56,7 +65,7 @@ def engine_messages() -> list[str]:
 def test_the_leak_rules_messages_are_translated_for_the_staff() -> None:
     msgs = engine_messages()
     detectors = {m.split("found by ")[1].split(":")[0] for m in msgs if "found by" in m}
-    assert {"shape", "burst"} <= detectors and detectors & {"night", "balance"}, msgs
+    assert {"shape", "burst", "window"} <= detectors and detectors & {"night", "balance"}, msgs
     assert any(m.startswith("the leak has grown") for m in msgs), msgs
     for lang in ("uz", "uz_Cyrl", "ru"):
         tr = gettext_for(lang)
