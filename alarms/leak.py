@@ -130,6 +130,7 @@ class LeakSettings:
     # the windows lie in the last window_days of the demand
     window_z: float = 4.0
     window_days: int = 3
+    window_min_sigma_pct: float = 2.0  # its sigma at least this % of the windows' inflow
     # the day-shape step test (0: off; never where the demand is the hourly losses)
     shape_z: float = 8.0
     shape_rank: int = 4  # day shapes learned
@@ -753,7 +754,7 @@ def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> li
     z = math.nan
     if use.size >= cfg.min_history_days * cfg.n_slots // 2:
         expect, sig = _line(np.array(w.x)[use], np.array(w.y)[use], x)
-        sig = max(sig, cfg.min_sigma_lps, cfg.reg_min_sigma_pct / 100 * abs(y))
+        sig = max(sig, cfg.min_sigma_lps, cfg.window_min_sigma_pct / 100 * abs(y))
         excess = y - expect
         z = excess / sig
         if st.event is None and z >= cfg.window_z and excess >= cfg.min_leak_lps:
