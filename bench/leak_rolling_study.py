@@ -11,12 +11,13 @@ line a + b x M fitted on the hours of the last 14 days (the regression balance's
 on rolling windows instead of calendar days). A leak is in I and not in M.
 
 It reads the rural families' simulated scenarios directly (simulator/leak_families.py), not
-the database, and nothing of it is in the `leak` rule yet. Its false alarms are a guide, not
-the rule's: the line is learned only on hours before the leak and outside the windows of a
-transfer between DMAs (the rule knows neither; it leaves out days far below their usual),
-which favours it, and each rise of z to the threshold counts as one, where the rule would
-keep one event open over several, which does not. In the tank-fed DMAs the inflow is the
-pump main's flow minus the tank's filling.
+the database. The `leak` rule has since been given this balance as its `window` detector
+(docs/alarms.md), which learns as the rule can; the study stays as the offline measure of
+the balance alone. Its false alarms are a guide, not the rule's: the line is learned only
+on hours before the leak and outside the windows of a transfer between DMAs (the rule
+knows neither), which favours it, and each rise of z to the threshold counts as one, where
+the rule would keep one event open over several, which does not. In the tank-fed DMAs the
+inflow is the pump main's flow minus the tank's filling.
 
 For each leak: the first hour after its start at which the rolling balance's z reaches
 ``--z``. For each DMA while it has no leak (after the 14-day warm-up): how often z rises to
