@@ -315,9 +315,9 @@ class WindowDetector:
             *([float(v) for v in d.get(k, [])] for k in ("t", "x", "y")),
         )
 
-    def forget_after(self, ts: float) -> None:
-        """Unlearn the hours that end after ``ts``."""
-        keep = [i for i, t in enumerate(self.t) if t <= ts]
+    def keep_between(self, since: float, until: float) -> None:
+        """Keep only the learned hours that end in [``since``, ``until``]."""
+        keep = [i for i, t in enumerate(self.t) if since <= t <= until]
         self.t, self.x, self.y = ([v[i] for i in keep] for v in (self.t, self.x, self.y))
 
 
@@ -525,13 +525,22 @@ def _size(
 
 
 def _open(
-    st: LeakState, cfg: LeakSettings, ts: float, detector: str, detail: str
+    st: LeakState,
+    cfg: LeakSettings,
+    ts: float,
+    detector: str,
+    detail: str,
+    *,
+    evidence: Evidence | None = None,
 ) -> list[LeakSignal]:
+    """Open the event; ``evidence``: what the detector that opens it measured."""
+    if evidence is not None:
+        st.evidence[detector] = evidence
     got = _size(st, ts, ts, cfg.size_rel_sigma)
     size = got[0] if got else Size(0.0, 0.0, 0.0)
     st.event = LeakEvent(ts, detector, size, size.lps)
     # the read windows of the last day may hold the leak's start: they are not learned
-    st.window.forget_after(ts - 86400.0)
+    st.window.keep_between(-math.inf, ts - 86400.0)
     return [LeakSignal("open", ts, detector, size, detail)]
 
 
@@ -745,8 +754,7 @@ def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> li
     # the hours learned: those of the last 2 x baseline_days (older ones are a stale line)
     old = hr.t_end - 2 * cfg.baseline_days * 86400.0
     if w.t and w.t[0] < old:
-        keep = [i for i, t in enumerate(w.t) if t >= old]
-        w.t, w.x, w.y = ([v[i] for i in keep] for v in (w.t, w.x, w.y))
+        w.keep_between(old, math.inf)
     # the line is fitted on the hours that end a day or more before this one: the windows
     # of the last day may hold the start of a leak
     ht = np.array(w.t, dtype=np.float64)
@@ -758,12 +766,12 @@ def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> li
         excess = y - expect
         z = excess / sig
         if st.event is None and z >= cfg.window_z and excess >= cfg.min_leak_lps:
-            st.evidence["window"] = Evidence(excess, sig, hr.t_end)
             return _open(
                 st, cfg, hr.t_end, "window",
                 f"inflow over the customer meters' last read windows {y:.2f} L/s, {excess:.2f} "
                 f"L/s above what their use predicts (z {z:.1f} >= {cfg.window_z:g}), against "
                 f"the hours of the last {use.size // cfg.n_slots} days",
+                evidence=Evidence(excess, sig, hr.t_end),
             )  # fmt: skip
     # learned while no event is open and the hour is not far from the line (a leak that grows
     # is not taken into it; an hour far below is water moved out, or a supply cut)
@@ -951,12 +959,12 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
                 f"{minutes % 60:02d} {day} (z {z:.1f} > {cfg.shape_new_z:g})",
             )
         ]  # fmt: skip
-    st.evidence["shape"] = Evidence(step, se, hr.t_end)
     return _open(
         st, cfg, hr.t_end, "shape",
         f"demand stepped up {step:.2f} L/s at {minutes // 60:02d}:{minutes % 60:02d} {day} and "
         f"stayed up (z {z:.1f} > {cfg.shape_z:g}), against the shapes of the last "
         f"{len(st.shape_hist)} days",
+        evidence=Evidence(step, se, hr.t_end),
     )  # fmt: skip
 
 
