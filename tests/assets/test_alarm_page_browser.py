@@ -55,6 +55,14 @@ MESSAGES = [
             "after was 4.50 L/s above its usual (z 2.8 >= 2)",
         )
     ),
+    # found by the balance over the customer meters' read windows (window_z)
+    lr.open_message(
+        lk.LeakSignal(
+            "open", 0.0, "window", lk.Size(2.89, 1.9, 3.9),
+            "inflow over the customer meters' last read windows 24.14 L/s, 2.89 L/s above "
+            "what their use predicts (z 6.3 >= 4), against the hours of the last 14 days",
+        )
+    ),
     # a new leak under an alarm whose estimate had faded to nothing
     lr.grown_message(
         lk.LeakSignal(
