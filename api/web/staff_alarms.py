@@ -12,11 +12,13 @@ time, and the page says so."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup, escape
 
 from alarms import queries as aq
 from alarms.messages import KIND, PRIORITY, STATE, translate_message
@@ -29,6 +31,8 @@ from api.web.common import language, render
 from assets.isolation_queries import LEAK_ALARM_KINDS
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
+# a flow and its unit, in every language of the catalogs ("2,43 L/s", "2,43 л/с", "2,43 l/s")
+_FLOW = re.compile(r"[-\d][\d\s.,]*\s(?:L/s|l/s|л/с)")
 AlarmReader = Annotated[Principal, Depends(require(ALARMS_READ))]
 AlarmHandler = Annotated[Principal, Depends(require(ALARMS_HANDLE))]
 
@@ -56,7 +60,7 @@ async def alarms_page(
         a["title"] = a.get("rule_name") or (
             tr.gettext(KIND[kind]) if kind in KIND else tr.gettext("Alarm")
         )
-        a["message_text"] = translate_message(a.get("message"), tr)
+        a["message_html"] = flows_kept_whole(translate_message(a.get("message"), tr))
         a["raised_local"] = local_time(a["raised_at"])
     return render(
         request,
@@ -109,3 +113,17 @@ async def alarm_shelve(
         alarm_id, "shelve", who, comment or None, now=st.clock(), minutes=minutes
     )
     return await _alarm_action(request, who, conn, st, op)
+
+
+def flows_kept_whole(text: str) -> Markup:
+    """``text`` escaped for HTML, with each flow and its unit kept on one line: a browser may
+    break a line after the slash of a unit ("24,14 л/" at the end of a line, "с" on the next).
+    """
+    out: list[str] = []
+    last = 0
+    for m in _FLOW.finditer(text):
+        out += [escape(text[last : m.start()]), Markup('<span class="nowrap">')]
+        out += [escape(m.group()), Markup("</span>")]
+        last = m.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)

@@ -101,3 +101,18 @@ def test_a_shape_alarm_reads_in_uzbek_and_russian() -> None:
     # an unknown detail is shown as written, inside the translated sentence
     odd = lr.open_message(lk.LeakSignal("open", 0.0, "night", s.size, "something new"))
     assert translate_message(odd, gettext_for("uz")).endswith("tungi oqim: something new")
+
+
+def test_the_alarm_page_keeps_each_flow_and_its_unit_on_one_line() -> None:
+    from api.web.staff_alarms import flows_kept_whole
+
+    ru = "утечка около 24,14 л/с (2 086 м³ в сутки; от -1,5 до 3,1 л/с) <b>&</b>"
+    assert str(flows_kept_whole(ru)) == (
+        'утечка около <span class="nowrap">24,14 л/с</span> (2 086 м³ в сутки; от '
+        '-1,5 до <span class="nowrap">3,1 л/с</span>) &lt;b&gt;&amp;&lt;/b&gt;'
+    )
+    # a message with no flow, or with markup only, is escaped and nothing else
+    assert str(flows_kept_whole("<script>x</script> 3 bar")) == (
+        "&lt;script&gt;x&lt;/script&gt; 3 bar"
+    )
+    assert str(flows_kept_whole("2 l/s <i>")) == '<span class="nowrap">2 l/s</span> &lt;i&gt;'

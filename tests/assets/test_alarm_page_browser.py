@@ -141,6 +141,11 @@ def test_leak_alarms_read_well_in_the_pages_language(
         for cell in ("td.priority", "td.state"):
             assert row.locator(cell).evaluate(LINES) <= 2, (lang, device, cell)
         assert row.locator("td.zone").evaluate(LINES) <= 1, (lang, device)  # DMA-S whole
+        # each flow stays whole with its unit (not "24,14 л/" at a line's end, "с" after)
+        flows = row.locator(".message .nowrap")
+        assert flows.count() >= 1, (lang, message)
+        for i in range(flows.count()):
+            assert flows.nth(i).evaluate(LINES) == 1, (lang, device, flows.nth(i).inner_text())
     # nothing runs off the side of the screen, and every hint in a field can be read whole
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.evaluate(CUT_HINTS) == [], (lang, device)
