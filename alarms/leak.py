@@ -734,6 +734,28 @@ def _line(hx: F64, hy: F64, x: float) -> tuple[float, float]:
     return a + b * x, sig * math.sqrt(1 + 1 / n + lever)
 
 
+def _judge_window(
+    cfg: LeakSettings, w: WindowDetector, t_end: float, x: float, y: float
+) -> tuple[Judgement, int] | None:
+    """Judge the inflow over the read windows (``y``, L/s) against the metered use over them
+    (``x``) on the line of the hours learned, and the whole days of hours the line stands on;
+    None while fewer than half of ``min_history_days`` are learned."""
+    # the hours learned: those of the last 2 x baseline_days (older ones are a stale line)
+    old = t_end - 2 * cfg.baseline_days * 86400.0
+    if w.t and w.t[0] < old:
+        w.keep_between(old, math.inf)
+    # the line is fitted on the hours that end a day or more before this one: the windows
+    # of the last day may hold the start of a leak
+    ht = np.array(w.t, dtype=np.float64)
+    use = np.flatnonzero(ht <= t_end - 86400.0)[-cfg.baseline_days * cfg.n_slots :]
+    if use.size < cfg.min_history_days * cfg.n_slots // 2:
+        return None
+    expect, sig = _line(np.array(w.x)[use], np.array(w.y)[use], x)
+    sig = max(sig, cfg.min_sigma_lps, cfg.window_min_sigma_pct / 100 * abs(y))
+    excess = y - expect
+    return Judgement(excess, sig, excess / sig, False, math.nan), use.size // cfg.n_slots
+
+
 def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> list[LeakSignal]:
     """Record one bucket of the demand (``value``, after transfers) and judge the inflow over
     the customer meters' last read windows against their use (see the module docs)."""
@@ -751,28 +773,16 @@ def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> li
     bucket = 86400.0 / cfg.n_slots
     if hr.t_end - (wts.size - int(np.argmax(on))) * bucket < st.quiet_until:
         return []  # the windows reach back before a repair (or into its settling)
-    # the hours learned: those of the last 2 x baseline_days (older ones are a stale line)
-    old = hr.t_end - 2 * cfg.baseline_days * 86400.0
-    if w.t and w.t[0] < old:
-        w.keep_between(old, math.inf)
-    # the line is fitted on the hours that end a day or more before this one: the windows
-    # of the last day may hold the start of a leak
-    ht = np.array(w.t, dtype=np.float64)
-    use = np.flatnonzero(ht <= hr.t_end - 86400.0)[-cfg.baseline_days * cfg.n_slots :]
-    z = math.nan
-    if use.size >= cfg.min_history_days * cfg.n_slots // 2:
-        expect, sig = _line(np.array(w.x)[use], np.array(w.y)[use], x)
-        sig = max(sig, cfg.min_sigma_lps, cfg.window_min_sigma_pct / 100 * abs(y))
-        excess = y - expect
-        z = excess / sig
-        if st.event is None and z >= cfg.window_z and excess >= cfg.min_leak_lps:
-            return _open(
-                st, cfg, hr.t_end, "window",
-                f"inflow over the customer meters' last read windows {y:.2f} L/s, {excess:.2f} "
-                f"L/s above what their use predicts (z {z:.1f} >= {cfg.window_z:g}), against "
-                f"the hours of the last {use.size // cfg.n_slots} days",
-                evidence=Evidence(excess, sig, hr.t_end),
-            )  # fmt: skip
+    j, days = _judge_window(cfg, w, hr.t_end, x, y) or (None, 0)
+    z = math.nan if j is None else j.z
+    if j is not None and st.event is None and z >= cfg.window_z and j.excess >= cfg.min_leak_lps:
+        return _open(
+            st, cfg, hr.t_end, "window",
+            f"inflow over the customer meters' last read windows {y:.2f} L/s, {j.excess:.2f} "
+            f"L/s above what their use predicts (z {z:.1f} >= {cfg.window_z:g}), against "
+            f"the hours of the last {days} days",
+            evidence=Evidence(j.excess, j.sigma, hr.t_end),
+        )  # fmt: skip
     # learned while no event is open and the hour is not far from the line (a leak that grows
     # is not taken into it; an hour far below is water moved out, or a supply cut)
     if st.event is None and (not math.isfinite(z) or -cfg.window_z < z < cfg.window_z / 2):

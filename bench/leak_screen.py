@@ -17,7 +17,8 @@ alarms/leak.py is screened without ``--set``.
 
 ``trace`` replays one recording for one DMA and prints every night's and day's verdict (the
 value judged, its excess over the usual, sigma, z and CUSUM) and every signal: why a leak was
-found when it was, or not at all.
+found when it was, or not at all. ``--windows`` adds each hour's verdict of the ``window``
+detector (the inflow over the customer meters' last read windows against their use).
 
 The screen is a development aid, not the benchmark: a change found good here is measured with
 ``python -m bench.leak_detection`` before it is reported. A change of alarms/leakrule.py or
@@ -26,7 +27,7 @@ of alarms/zone.py (what the detector is given) needs a new ``record``.
 Usage:
   python -m bench.leak_screen record [--dir D] [--families F,..] [--scenarios N] [--heldout N]
   python -m bench.leak_screen screen [--dir D] [--set shape_z=7.5 ...] [--verbose] [--quick]
-  python -m bench.leak_screen trace D/small-1007.pkl [--zone DMA1] [--from-day 20] [--set ...]
+  python -m bench.leak_screen trace D/small-1007.pkl [--zone DMA1] [--from-day 20] [--windows]
 The last line printed by ``screen`` is one JSON object with each family's figures for the
 recorded run (``recorded``) and for the screened detector (``screened``), and their ratio of
 detections (``detection_ratio``: screened over recorded, leaks >= 2 L/s within 72 h, all
@@ -359,17 +360,31 @@ def verdicts(into: list[tuple[str, lk.Judgement, float, float]]) -> Iterator[Non
             into.append(("regression", j, det.s, y))
         return j
 
-    lk._judge, lk._judge_reg = plain, reg
+    def window(
+        cfg: lk.LeakSettings, w: lk.WindowDetector, t_end: float, x: float, y: float
+    ) -> tuple[lk.Judgement, int] | None:
+        v = judge_window(cfg, w, t_end, x, y)
+        if v is not None:
+            into.append(("window", v[0], math.nan, y))
+        return v
+
+    judge_window = lk._judge_window
+    lk._judge, lk._judge_reg, lk._judge_window = plain, reg, window
     try:
         yield
     finally:
-        lk._judge, lk._judge_reg = judge, judge_reg
+        lk._judge, lk._judge_reg, lk._judge_window = judge, judge_reg, judge_window
 
 
 def trace_lines(
-    rec: dict[str, Any], zone: str, overrides: dict[str, Any], days: tuple[float, float]
+    rec: dict[str, Any],
+    zone: str,
+    overrides: dict[str, Any],
+    days: tuple[float, float],
+    windows: bool = False,
 ) -> Iterator[str]:
-    """One DMA's daily verdicts and signals, as the detector as it is now gives them."""
+    """One DMA's daily verdicts and signals, as the detector as it is now gives them (and,
+    with ``windows``, each hour's verdict on the customer meters' read windows)."""
     code = f"{zone}-leak"
     if code not in rec["calls"]:
         zones = ", ".join(sorted(c.removesuffix("-leak") for c in rec["calls"]))
@@ -388,10 +403,13 @@ def trace_lines(
             # households' index, then (once learned) the regression on the metered use
             plain_kinds = iter(["norm", "norm x index"] if what == "balance" else [""])
             for sub_, j, cusum, value in judged:
+                if sub_ == "window" and not windows:
+                    continue
                 label = f"{what} {sub_ or next(plain_kinds, '')}".strip()
                 yield (
                     f"day {day:6.2f}  {label:20s} value {value:8.2f}  excess {j.excess:6.2f}  "
-                    f"sigma {j.sigma:5.2f}  z {j.z:6.2f}  CUSUM {cusum:5.2f}"
+                    f"sigma {j.sigma:5.2f}  z {j.z:6.2f}"
+                    + ("" if math.isnan(cusum) else f"  CUSUM {cusum:5.2f}")
                     + ("  (rising)" if j.trending else "")
                     + ("  event open" if st.event is not None else "")
                 )
@@ -418,7 +436,8 @@ def cmd_trace(args: argparse.Namespace) -> None:
             f"{path.stem}: leak of {leak.peak_lps:.2f} L/s ({leak.kind}) in {leak.dma} from day "
             f"{leak.start_s / bl.DAY:.2f}; tracing {zone}"
         )
-    for line in trace_lines(rec, zone, parse_sets(args.set), (args.from_day, args.to_day)):
+    days = (args.from_day, args.to_day)
+    for line in trace_lines(rec, zone, parse_sets(args.set), days, args.windows):
         print(line)
 
 
@@ -470,6 +489,10 @@ def main() -> None:
     tp.add_argument(
         "--to-day", type=float, default=math.inf, help="last day shown (default: to the end)"
     )
+    tp.add_argument(
+        "--windows", action="store_true",
+        help="also each hour's verdict on the customer meters' read windows (detector window)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.cmd == "trace":
         cmd_trace(args)

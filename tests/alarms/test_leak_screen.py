@@ -9,6 +9,7 @@ what it finds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import pickle
@@ -130,8 +131,30 @@ def test_the_trace_shows_the_verdict_that_opened_the_leak_alarm(
     with pytest.raises(SystemExit, match=r"no leak rule of zone 'DMA9'.*DMA1"):
         list(ls.trace_lines(rec, "DMA9", {}, (0.0, math.inf)))
     # the command prints the leak and the lines of the days asked for
-    args = SimpleNamespace(file=str(recorded), zone=None, set=[], from_day=first, to_day=first)
+    args = SimpleNamespace(
+        file=str(recorded), zone=None, set=[], from_day=first, to_day=first, windows=False
+    )
     ls.cmd_trace(args)  # type: ignore[arg-type]
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{FAMILY}-{SEED}: leak of") and f"tracing {leak.dma}" in out[0]
     assert out[1:] and all(f"day {first:6.2f}" in ln for ln in out[1:]), out
+
+
+def test_the_trace_shows_each_hours_window_verdict_when_asked(recorded: Path) -> None:
+    rec = pickle.loads(recorded.read_bytes())
+    dma = rec["case"].leak.dma
+    plain = list(ls.trace_lines(rec, dma, {}, (0.0, math.inf)))
+    lines = list(ls.trace_lines(rec, dma, {}, (0.0, math.inf), windows=True))
+    win = [ln for ln in lines if "  window " in ln]
+    assert not any("  window " in ln for ln in plain)
+    assert [ln for ln in lines if "  window " not in ln] == plain
+    # one verdict an hour once the windows' line is learned, with no CUSUM (there is none)
+    days = [float(ln.split()[1]) for ln in win]
+    assert len(win) >= 24 * 5 and all("CUSUM" not in ln for ln in win), win[:3]
+    assert all(b - a > 0.03 for a, b in itertools.pairwise(days))  # days to 2 decimals
+    # the verdicts are the detector's own: with the windows' floor of sigma at 50 % of the
+    # inflow, every z is under 2
+    high = list(ls.trace_lines(rec, dma, ls.parse_sets(["window_min_sigma_pct=50"]),
+                               (0.0, math.inf), windows=True))  # fmt: skip
+    zs = [float(ln.split(" z ")[1].split()[0]) for ln in high if "  window " in ln]
+    assert zs and max(zs) < 2 < max(float(ln.split(" z ")[1].split()[0]) for ln in win)
