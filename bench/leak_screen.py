@@ -26,6 +26,7 @@ of alarms/zone.py (what the detector is given) needs a new ``record``.
 
 Usage:
   python -m bench.leak_screen record [--dir D] [--families F,..] [--scenarios N] [--heldout N]
+                                    [--fresh]
   python -m bench.leak_screen screen [--dir D] [--set shape_z=7.5 ...] [--verbose] [--quick]
   python -m bench.leak_screen trace D/small-1007.pkl [--zone DMA1] [--from-day 20] [--windows]
 The last line printed by ``screen`` is one JSON object with each family's figures for the
@@ -163,10 +164,13 @@ def record_case(case: bl.Case, sc: Any, url: str, workdir: Path) -> dict[str, An
     }
 
 
-def case_seeds(families: list[str], n: int, n_held: int) -> list[tuple[str, str, int]]:
+def case_seeds(
+    families: list[str], n: int, n_held: int, fresh: bool = False
+) -> list[tuple[str, str, int]]:
     """(label, family, seed) of every scenario, as the benchmark numbers them."""
     out = []
-    for label, seed0, count in (("", bl.BENCH_SEED, n), ("heldout_", bl.HELDOUT_SEED, n_held)):
+    seed_b, seed_h = bl.first_seeds(fresh)
+    for label, seed0, count in (("", seed_b, n), ("heldout_", seed_h, n_held)):
         out += [(label, fam, seed0 + i) for fam in families for i in range(count)]
     return out
 
@@ -176,7 +180,7 @@ def cmd_record(args: argparse.Namespace) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     server = server_url()
     tpl = bl.template(server)
-    todo = case_seeds(args.families.split(","), args.scenarios, args.heldout)
+    todo = case_seeds(args.families.split(","), args.scenarios, args.heldout, args.fresh)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, fam, seed) in enumerate(todo, 1):
@@ -457,6 +461,11 @@ def main() -> None:
     rp.add_argument("--heldout", type=int, default=8, help="held-out seeds per family")
     rp.add_argument("--days", type=int, default=35)
     rp.add_argument("--again", action="store_true", help="record scenarios saved before again")
+    rp.add_argument(
+        "--fresh", action="store_true",
+        help="the benchmark's fresh seeds (1012-, 7008-; no setting was chosen on them): record "
+        "them into a --dir of their own",
+    )  # fmt: skip
     sp = sub.add_parser("screen", help="replay the saved inputs through the detector as it is now")
     sp.add_argument(
         "--dir", default=str(DEFAULT_DIR), help=f"what to replay (default {DEFAULT_DIR})"

@@ -158,3 +158,13 @@ def test_the_trace_shows_each_hours_window_verdict_when_asked(recorded: Path) ->
                                (0.0, math.inf), windows=True))  # fmt: skip
     zs = [float(ln.split(" z ")[1].split()[0]) for ln in high if "  window " in ln]
     assert zs and max(zs) < 2 < max(float(ln.split(" z ")[1].split()[0]) for ln in win)
+
+
+def test_the_fresh_seeds_follow_the_benchmarks_own_and_never_repeat_them() -> None:
+    own = ls.case_seeds(["sparse", "tank"], 12, 8)
+    fresh = ls.case_seeds(["sparse", "tank"], 12, 8, fresh=True)
+    assert len(fresh) == len(own) == 40 and not {s for *_, s in own} & {s for *_, s in fresh}
+    assert ("", "sparse", 1012) in fresh and ("heldout_", "tank", 7015) in fresh
+    assert ("", "tank", 1011) in own and ("heldout_", "sparse", 7007) in own
+    # a labelled held-out seed has the held-out noise: the label follows the seed set
+    assert {lab for lab, _, s in fresh if s >= bl.HELDOUT_SEED} == {"heldout_"}
