@@ -349,8 +349,9 @@ def cmd_screen(args: argparse.Namespace) -> None:
 
 @contextmanager
 def verdicts(into: list[tuple[str, lk.Judgement, float, float]]) -> Iterator[None]:
-    """Collect every daily verdict as (which, judgement, CUSUM after it, value judged)."""
-    judge, judge_reg = lk._judge, lk._judge_reg
+    """Collect every daily verdict, and each hour's verdict on the read windows, as (which,
+    judgement, CUSUM after it (NaN for the windows, which have none), value judged)."""
+    judge, judge_reg, judge_window = lk._judge, lk._judge_reg, lk._judge_window
 
     def plain(cfg: lk.LeakSettings, det: lk.Detector, value: float) -> lk.Judgement | None:
         j = judge(cfg, det, value)
@@ -372,7 +373,6 @@ def verdicts(into: list[tuple[str, lk.Judgement, float, float]]) -> Iterator[Non
             into.append(("window", v[0], math.nan, y))
         return v
 
-    judge_window = lk._judge_window
     lk._judge, lk._judge_reg, lk._judge_window = plain, reg, window
     try:
         yield
