@@ -16,6 +16,7 @@ from alarms import leak as lk
 from alarms import leakrule as lr
 from alarms.messages import translate_message
 from api.i18n import gettext_for
+from api.web.staff_alarms import flows_kept_whole
 from tests.alarms.test_leak import (
     CFG,
     ONLY_WINDOWS,
@@ -104,8 +105,6 @@ def test_a_shape_alarm_reads_in_uzbek_and_russian() -> None:
 
 
 def test_the_alarm_page_keeps_each_flow_and_its_unit_on_one_line() -> None:
-    from api.web.staff_alarms import flows_kept_whole
-
     ru = "утечка около 24,14 л/с (2 086 м³ в сутки; от -1,5 до 3,1 л/с) <b>&</b>"
     assert str(flows_kept_whole(ru)) == (
         'утечка около <span class="nowrap">24,14 л/с</span> (2 086 м³ в сутки; от '
