@@ -239,7 +239,7 @@ SAMPLES: dict[str, list[str]] = {
     "learned": ["3"],
     "p.history_days(rule.kind)": ["7"],
     "len(st.shape_hist)": ["19"],
-    "use.size // cfg.n_slots": ["14"],
+    "days": ["14"],  # the window detector: whole days of hours its line stands on
     "st.burst_hits": ["6"],
     "s.detector": ["shape"],
     "user": ["dilnoza"],
