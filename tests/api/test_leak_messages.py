@@ -115,3 +115,9 @@ def test_the_alarm_page_keeps_each_flow_and_its_unit_on_one_line() -> None:
         "&lt;script&gt;x&lt;/script&gt; 3 bar"
     )
     assert str(flows_kept_whole("2 l/s <i>")) == '<span class="nowrap">2 l/s</span> &lt;i&gt;'
+    # a score and its limit are kept whole too ("(z" must not end a line); "siz 3" is a word
+    assert str(flows_kept_whole("(z 6,3 >= 4) (z -1, 4 dan past) siz 3 (CUSUM 3,1 > 2)")) == (
+        '(<span class="nowrap">z 6,3</span> <span class="nowrap">&gt;= 4</span>) '
+        '(<span class="nowrap">z -1</span>, 4 dan past) siz 3 '
+        '(<span class="nowrap">CUSUM 3,1</span> <span class="nowrap">&gt; 2</span>)'
+    )
