@@ -530,6 +530,19 @@ def diff_sigma(x: F64) -> float:
     return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
 
 
+def inlier_mean(x: F64, z: float) -> float:
+    """The mean of the finite values of ``x`` within ``z`` robust sigmas (1.4826 MAD) of
+    their median: a few values far off (a lost reading) are left out, a shift of a part of
+    them by a few sigmas is not. NaN when ``x`` has no finite value."""
+    v = x[np.isfinite(x)]
+    if v.size == 0:
+        return math.nan
+    sig = robust_sigma(v)
+    if not sig > 0:  # fewer than 3 values, or most of them equal
+        return float(v.mean())
+    return float(v[np.abs(v - np.median(v)) <= z * sig].mean())
+
+
 def t_to_z(t: float, df: float) -> float:
     """A Student-t value with ``df`` degrees of freedom as the normal z of the same tail
     probability (accurate to about 1 % for df >= 3): a deviation judged against a sigma that

@@ -74,6 +74,7 @@ from alarms.analytics import (
     robust_sigma,
     t_to_z,
     theil_sen,
+    inlier_mean,
 )
 
 Z90 = 1.6449  # two-sided 90 % interval of a normal estimate
@@ -104,6 +105,11 @@ class LeakSettings:
     hour_k: float = 0.5
     hour_h: float = 10.0
     hour_z_clip: float = 4.0
+    # the day's hourly losses are judged on the mean of the hours within this many robust
+    # sigmas of the day's median (0: all hours): an hour in which a large meter lost a
+    # reading (a boundary meter's flow sample, a big customer's register) is off by tens of
+    # L/s, while a leak moves the hours it runs in by a few sigmas
+    hour_outlier_z: float = 4.0
     trend_days: int = 7
     trend_z: float = 2.5
     regrow_factor: float = 2.0
@@ -234,6 +240,7 @@ class DayAcc:
     transfer_m3: float = 0.0
     start: float = math.inf
     night_lps: float = math.nan  # the night's mean, once judged
+    hours: list[float] = field(default_factory=list)  # each bucket's (hourly losses only)
 
 
 @dataclass(frozen=True)
@@ -389,6 +396,7 @@ class LeakState:
                     d.transfer_m3,
                     d.start,
                     d.night_lps if math.isfinite(d.night_lps) else None,
+                    d.hours,
                 ]
                 for k, d in self.days.items()
             },
@@ -461,7 +469,10 @@ class LeakState:
 
 def _day_acc(v: list[Any]) -> DayAcc:
     night = math.nan if len(v) < 7 or v[6] is None else float(v[6])
-    return DayAcc(float(v[0]), int(v[1]), float(v[2]), int(v[3]), float(v[4]), float(v[5]), night)
+    hours = [float(x) for x in v[7]] if len(v) > 7 else []
+    return DayAcc(
+        float(v[0]), int(v[1]), float(v[2]), int(v[3]), float(v[4]), float(v[5]), night, hours
+    )
 
 
 SignalKind = Literal["open", "update", "regrow", "close"]
@@ -1031,6 +1042,8 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     xa = x - transfer
     acc.sum_lps += xa
     acc.n += 1
+    if cfg.hourly_cusum:
+        acc.hours.append(xa)
     acc.transfer_m3 += transfer * 86.4 / cfg.n_slots
     if hr.night and not hr.transient:
         acc.night_sum += xa
@@ -1162,8 +1175,14 @@ def balance_step(
     if not (math.isfinite(metered_m3) and math.isfinite(unmetered_m3)):
         return []
     inflow = acc.sum_lps / acc.n * 86.4
+    st.figures[day] = DayFigures(
+        inflow, inflow - metered_m3 - unmetered_m3, acc.night_lps, acc.transfer_m3
+    )
+    # the level judged: the day's mean, or where the demand is the hourly losses, the mean
+    # of its hours without those a lost reading threw off (the volumes stay the sums)
+    if cfg.hourly_cusum and acc.hours and cfg.hour_outlier_z > 0:
+        inflow = inlier_mean(np.array(acc.hours), cfg.hour_outlier_z) * 86.4
     losses = (inflow - metered_m3 - unmetered_m3) / 86.4  # L/s
-    st.figures[day] = DayFigures(inflow, losses * 86.4, acc.night_lps, acc.transfer_m3)
     index = math.nan
     if meters > 0 and len(st.per_meter) >= cfg.min_history_days:
         usual = float(np.median(st.per_meter[-cfg.baseline_days :]))
