@@ -206,6 +206,23 @@ def test_t_to_z_counts_a_sigma_from_few_days_for_less() -> None:
     assert an.t_to_z(-3.0, 6.0) == -an.t_to_z(3.0, 6.0)
 
 
+def test_inlier_mean_leaves_out_values_far_off_and_keeps_a_shift() -> None:
+    rng = np.random.default_rng(5)
+    hours = 4.0 + rng.normal(0.0, 1.0, 24)
+    off = hours.copy()
+    off[23], off[5] = off[23] + 60.0, off[5] - 35.0  # two hours thrown off by lost reads
+    assert abs(an.inlier_mean(off, 4.0) - hours.mean()) < 0.15
+    assert abs(off.mean() - hours.mean()) > 1.0  # the plain mean is thrown off
+    # a leak of 3 L/s (3 sigmas) in the last 8 hours is a shift, not outliers: all kept
+    leak = hours.copy()
+    leak[16:] += 3.0
+    assert an.inlier_mean(leak, 4.0) == leak.mean()
+    # NaNs are skipped; too few values, or no scatter, give the plain mean
+    assert an.inlier_mean(np.array([1.0, math.nan, 3.0]), 4.0) == 2.0
+    assert an.inlier_mean(np.array([2.0, 2.0, 2.0, 9.0]), 4.0) == 3.75
+    assert math.isnan(an.inlier_mean(np.array([math.nan]), 4.0))
+
+
 def test_spread_edges_are_where_a_lost_reading_was_interpolated_over() -> None:
     edges = np.arange(0.0, 5 * 3600 + 1, 3600)
     # a register read every 15 min; the 02:00 reading is lost
