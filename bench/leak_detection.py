@@ -110,6 +110,21 @@ def first_seeds(fresh: bool) -> tuple[int, int]:
     return BENCH_SEED + off[0], HELDOUT_SEED + off[1]
 
 
+def seed_groups(
+    families: list[str], n: int, n_held: int, fresh: bool = False
+) -> list[tuple[str, str, list[int]]]:
+    """(label, family, seeds) of each set of scenarios scored together, in the benchmark's
+    order: every family on the benchmark (or fresh) seeds, then on the held-out ones
+    (label ``heldout_``). ``bench.leak_screen`` records the same scenarios."""
+    seed_b, seed_h = first_seeds(fresh)
+    return [
+        (label, fam, [seed0 + i for i in range(count)])
+        for label, seed0, count in (("", seed_b, n), ("heldout_", seed_h, n_held))
+        for fam in families
+        if count > 0
+    ]
+
+
 # the rule set of each mode: kind -> params (every DMA gets one rule of each kind)
 RULES: dict[str, dict[str, dict[str, Any]]] = {
     # one leak rule per DMA, with its defaults (docs/alarms.md)
@@ -487,87 +502,81 @@ def main() -> None:
     timing = {"generate": 0.0, "import": 0.0, "replay": 0.0, "rows": 0}
     problems: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        seed_b, seed_h = first_seeds(args.fresh)
-        for label, seed0, count in (("", seed_b, n), ("heldout_", seed_h, n_held)):
-            for fam in families:
-                if count <= 0:
-                    continue
-                cases: list[Case] = []
-                ours: list[list[tuple[str, str, float]]] = []
-                sizes: list[dict[str, tuple[float, float, float, float]]] = []
-                base: list[list[tuple[str, str, float]]] = []
-                for i in range(count):
-                    t0 = time.perf_counter()
-                    case, sc = make_case(fam, seed0 + i, "heldout" if label else "bench", days)
-                    timing["generate"] += time.perf_counter() - t0
-                    name = fresh_db(server, tpl)
-                    try:
-                        out = run_case(case, sc, with_db(server, name), Path(tmp), args.rules)
-                    finally:
-                        if not os.environ.get("BENCH_KEEP_DB"):
-                            drop_db(server, name)
-                        else:
-                            print(f"kept database {name}")
-                    timing["import"] += out.t_import
-                    timing["replay"] += out.t_replay
-                    timing["rows"] += out.rows
-                    problems.update(out.problems)
-                    cases.append(case)
-                    ours.append(out.alarms)
-                    sizes.append(out.sizes)
-                    base.append(baseline_alarms(case, args.gamma))
-                    lk = case.leak
-                    desc = (
-                        f"leak {lk.peak_lps:5.2f} L/s {lk.kind:9s} in {lk.dma} at day "
-                        f"{lk.start_s / DAY:5.2f}"
-                        if lk
-                        else "no leak"
-                    )
-                    print(
-                        f"{case.name}: {desc}; alarms {len(out.alarms)} (ours), "
-                        f"{len(base[-1])} (baseline); import {out.t_import:.1f} s, replay "
-                        f"{out.t_replay:.1f} s",
-                        flush=True,
-                    )
-                s_ours = score(cases, ours, sizes)
-                s_base = score(cases, base)
-                key = f"{label}{fam}"
-                print(f"\n{key}: {count} scenarios x {days} days, 3 DMAs each")
-                print(f"{'':24s}{'suvnet':>10s}{'MNF baseline':>14s}")
-                for k in TABLE_KEYS:
-                    print(f"{k:24s}{_fmt(s_ours[k]):>10s}{_fmt(s_base[k]):>14s}")
+        for label, fam, seeds in seed_groups(families, n, n_held, args.fresh):
+            cases: list[Case] = []
+            ours: list[list[tuple[str, str, float]]] = []
+            sizes: list[dict[str, tuple[float, float, float, float]]] = []
+            base: list[list[tuple[str, str, float]]] = []
+            for seed in seeds:
+                t0 = time.perf_counter()
+                case, sc = make_case(fam, seed, "heldout" if label else "bench", days)
+                timing["generate"] += time.perf_counter() - t0
+                name = fresh_db(server, tpl)
+                try:
+                    out = run_case(case, sc, with_db(server, name), Path(tmp), args.rules)
+                finally:
+                    if not os.environ.get("BENCH_KEEP_DB"):
+                        drop_db(server, name)
+                    else:
+                        print(f"kept database {name}")
+                timing["import"] += out.t_import
+                timing["replay"] += out.t_replay
+                timing["rows"] += out.rows
+                problems.update(out.problems)
+                cases.append(case)
+                ours.append(out.alarms)
+                sizes.append(out.sizes)
+                base.append(baseline_alarms(case, args.gamma))
+                lk = case.leak
+                desc = (
+                    f"leak {lk.peak_lps:5.2f} L/s {lk.kind:9s} in {lk.dma} at day "
+                    f"{lk.start_s / DAY:5.2f}"
+                    if lk
+                    else "no leak"
+                )
                 print(
-                    f"leaks >= 2 L/s: {s_ours['leaks_ge_2lps']} ({s_ours['abrupt_ge_2lps']} "
-                    f"abrupt), smaller: {s_ours['small_leaks']}; false alarms "
-                    f"{s_ours['false_alarms']} vs {s_base['false_alarms']} over "
-                    f"{s_ours['leak_free_dma_days']:.0f} leak-free DMA-days; ours by rule: "
-                    f"{s_ours['false_alarms_by_kind']}; size in its 90 % interval: "
-                    f"{_fmt(s_ours['size_in_interval'])}, median error "
-                    f"{_fmt(s_ours['size_error_median'])}\n",
+                    f"{case.name}: {desc}; alarms {len(out.alarms)} (ours), "
+                    f"{len(base[-1])} (baseline); import {out.t_import:.1f} s, replay "
+                    f"{out.t_replay:.1f} s",
                     flush=True,
                 )
-                for k in (*TABLE_KEYS, "size_in_interval"):
-                    figures[f"{key}_{k}"] = round(s_ours[k], 4)
-                for k in ("detection_72h", "false_per_dma_month", "events_per_leak"):
-                    figures[f"{key}_baseline_{k}"] = round(s_base[k], 4)
-                # the baseline at a gamma that raises no more false alarms than ours: what it
-                # finds when it is made as quiet (its default gamma alarms several times a month)
-                matched = matched_baseline(cases, s_ours["false_per_dma_month"])
-                if matched is not None:
-                    gamma, s_m = matched
-                    print(
-                        f"MNF baseline as quiet as suvnet (gamma {gamma:g}): detection_72h "
-                        f"{_fmt(s_m['detection_72h'])}, false_per_dma_month "
-                        f"{_fmt(s_m['false_per_dma_month'])}\n"
-                    )
-                    figures[f"{key}_baseline_matched_gamma"] = gamma
-                    figures[f"{key}_baseline_matched_detection_72h"] = round(
-                        s_m["detection_72h"], 4
-                    )
-                    figures[f"{key}_baseline_matched_false_per_dma_month"] = round(
-                        s_m["false_per_dma_month"], 4
-                    )
-                figures[f"{key}_scenarios"] = count
+            s_ours = score(cases, ours, sizes)
+            s_base = score(cases, base)
+            key = f"{label}{fam}"
+            print(f"\n{key}: {len(seeds)} scenarios x {days} days, 3 DMAs each")
+            print(f"{'':24s}{'suvnet':>10s}{'MNF baseline':>14s}")
+            for k in TABLE_KEYS:
+                print(f"{k:24s}{_fmt(s_ours[k]):>10s}{_fmt(s_base[k]):>14s}")
+            print(
+                f"leaks >= 2 L/s: {s_ours['leaks_ge_2lps']} ({s_ours['abrupt_ge_2lps']} "
+                f"abrupt), smaller: {s_ours['small_leaks']}; false alarms "
+                f"{s_ours['false_alarms']} vs {s_base['false_alarms']} over "
+                f"{s_ours['leak_free_dma_days']:.0f} leak-free DMA-days; ours by rule: "
+                f"{s_ours['false_alarms_by_kind']}; size in its 90 % interval: "
+                f"{_fmt(s_ours['size_in_interval'])}, median error "
+                f"{_fmt(s_ours['size_error_median'])}\n",
+                flush=True,
+            )
+            for k in (*TABLE_KEYS, "size_in_interval"):
+                figures[f"{key}_{k}"] = round(s_ours[k], 4)
+            for k in ("detection_72h", "false_per_dma_month", "events_per_leak"):
+                figures[f"{key}_baseline_{k}"] = round(s_base[k], 4)
+            # the baseline at a gamma that raises no more false alarms than ours: what it
+            # finds when it is made as quiet (its default gamma alarms several times a month)
+            matched = matched_baseline(cases, s_ours["false_per_dma_month"])
+            if matched is not None:
+                gamma, s_m = matched
+                print(
+                    f"MNF baseline as quiet as suvnet (gamma {gamma:g}): detection_72h "
+                    f"{_fmt(s_m['detection_72h'])}, false_per_dma_month "
+                    f"{_fmt(s_m['false_per_dma_month'])}\n"
+                )
+                figures[f"{key}_baseline_matched_gamma"] = gamma
+                figures[f"{key}_baseline_matched_detection_72h"] = round(s_m["detection_72h"], 4)
+                figures[f"{key}_baseline_matched_false_per_dma_month"] = round(
+                    s_m["false_per_dma_month"], 4
+                )
+            figures[f"{key}_scenarios"] = len(seeds)
     if problems:
         print("rules that watched nothing:\n  " + "\n  ".join(sorted(problems)))
     if not args.no_latency:

@@ -168,11 +168,11 @@ def case_seeds(
     families: list[str], n: int, n_held: int, fresh: bool = False
 ) -> list[tuple[str, str, int]]:
     """(label, family, seed) of every scenario, as the benchmark numbers them."""
-    out = []
-    seed_b, seed_h = bl.first_seeds(fresh)
-    for label, seed0, count in (("", seed_b, n), ("heldout_", seed_h, n_held)):
-        out += [(label, fam, seed0 + i) for fam in families for i in range(count)]
-    return out
+    return [
+        (lab, fam, s)
+        for lab, fam, seeds in bl.seed_groups(families, n, n_held, fresh)
+        for s in seeds
+    ]
 
 
 def cmd_record(args: argparse.Namespace) -> None:
