@@ -70,11 +70,11 @@ from alarms.analytics import (
     F64,
     SlotProfile,
     diff_sigma,
+    inlier_mean,
     mann_kendall_z,
     robust_sigma,
     t_to_z,
     theil_sen,
-    inlier_mean,
 )
 
 Z90 = 1.6449  # two-sided 90 % interval of a normal estimate
@@ -106,7 +106,8 @@ class LeakSettings:
     hour_h: float = 10.0
     hour_z_clip: float = 4.0
     # the day's hourly losses are judged on the mean of the hours within this many robust
-    # sigmas of the day's median (0: all hours): an hour in which a large meter lost a
+    # sigmas of the day's median (0: all hours), the night's on those within this many of
+    # the hours' usual sigma of the night's median: an hour in which a large meter lost a
     # reading (a boundary meter's flow sample, a big customer's register) is off by tens of
     # L/s, while a leak moves the hours it runs in by a few sigmas
     hour_outlier_z: float = 4.0
@@ -241,6 +242,8 @@ class DayAcc:
     start: float = math.inf
     night_lps: float = math.nan  # the night's mean, once judged
     hours: list[float] = field(default_factory=list)  # each bucket's (hourly losses only)
+    # each night bucket's value, its usual value and scatter (hourly losses only)
+    night_hours: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -397,6 +400,7 @@ class LeakState:
                     d.start,
                     d.night_lps if math.isfinite(d.night_lps) else None,
                     d.hours,
+                    [[v if math.isfinite(v) else None for v in h] for h in d.night_hours],
                 ]
                 for k, d in self.days.items()
             },
@@ -470,9 +474,13 @@ class LeakState:
 def _day_acc(v: list[Any]) -> DayAcc:
     night = math.nan if len(v) < 7 or v[6] is None else float(v[6])
     hours = [float(x) for x in v[7]] if len(v) > 7 else []
-    return DayAcc(
-        float(v[0]), int(v[1]), float(v[2]), int(v[3]), float(v[4]), float(v[5]), night, hours
+    night_hours = (
+        [[math.nan if x is None else float(x) for x in h] for h in v[8]] if len(v) > 8 else []
     )
+    return DayAcc(
+        float(v[0]), int(v[1]), float(v[2]), int(v[3]), float(v[4]), float(v[5]), night, hours,
+        night_hours,
+    )  # fmt: skip
 
 
 SignalKind = Literal["open", "update", "regrow", "close"]
@@ -1048,6 +1056,8 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     if hr.night and not hr.transient:
         acc.night_sum += xa
         acc.night_n += 1
+        if cfg.hourly_cusum:
+            acc.night_hours.append([xa, med, sig])
     settled = hr.t_end > st.quiet_until
     r = xa - med if ready and math.isfinite(med) and not hr.transient and settled else math.nan
     st.resid = [*st.resid, r][-(cfg.burst_before_h + cfg.burst_after_h) :]
@@ -1109,6 +1119,20 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     return out
 
 
+def _night_inliers(hours: F64, z: float) -> float:
+    """The mean of a night's hourly losses (rows: value, its hour's usual value and sigma)
+    with an hour a lost reading threw off taken as its usual value plus the night's median
+    excess. A leak moves every hour's excess, and the median with them; a lost reading moves
+    one. The hours of a night differ by their usual pattern, so each is judged by its excess
+    over its own usual and its own sigma."""
+    x, usual, sig = hours[:, 0], hours[:, 1], hours[:, 2]
+    ex = x - usual
+    if not np.isfinite(ex).all() or not np.isfinite(sig).all():
+        return float(x.mean())  # still learning the hours' usual values
+    m = float(np.median(ex))
+    return float(np.where(np.abs(ex - m) > z * sig, usual + m, x).mean())
+
+
 def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[LeakSignal]:
     """The night window of ``day`` has ended (at ``ts``): judge its mean flow."""
     acc = st.days.get(day)
@@ -1118,6 +1142,8 @@ def night_step(st: LeakState, cfg: LeakSettings, day: int, ts: float) -> list[Le
         return []
     value = acc.night_sum / acc.night_n
     acc.night_lps = value
+    if cfg.hourly_cusum and cfg.hour_outlier_z > 0 and acc.night_hours:
+        value = _night_inliers(np.array(acc.night_hours), cfg.hour_outlier_z)
     start = ts - cfg.night_slots * 86400 / cfg.n_slots  # the night window's start
     shape = st.evidence.get("shape")
     if shape is not None and shape.ts <= start:
