@@ -701,3 +701,26 @@ def test_hourly_losses_thrown_off_by_a_lost_reading_are_no_leak_but_a_leak_is() 
         opened = kinds(run_hourly_losses(losses), "open")
         assert len(opened) == 1 and opened[0].ts <= T0 + (start + 24) * 3600, (seed, opened)
         assert 1.0 < opened[0].size.lps < 3.0, (seed, opened[0].size)
+
+
+def test_a_night_hour_thrown_off_by_a_lost_reading_is_no_leak_but_a_leak_is() -> None:
+    """Hourly losses with a usual pattern over the night (the hours differ by more than
+    their day-to-day scatter). On three nights one hour of four is 40 L/s up (a boundary
+    meter lost a reading): the plain night mean is 10 L/s up, a false leak. Taken at its
+    usual value plus the night's median excess, that hour is no leak; and a 1.5 L/s leak
+    that starts in the middle of a night is still found."""
+    pattern = np.zeros(24)
+    pattern[1:5] = [1.5, 0.5, -0.5, -1.5]  # night hours 01-05: a slope of 3 L/s
+    for seed in (2, 3, 4):
+        rng = np.random.default_rng(seed)
+        losses = 4.0 + np.tile(pattern, 40) + rng.normal(0.0, 0.3, 40 * 24)
+        assert kinds(run_hourly_losses(losses), "open") == [], seed
+        for day in (22, 23, 24):
+            losses[day * 24 + 2] += 40.0
+        plain = run_hourly_losses(losses, replace(HOURLY_LOSSES, hour_outlier_z=0.0))
+        assert "night" in [s.detector for s in kinds(plain, "open")], seed  # the flaw
+        assert kinds(run_hourly_losses(losses), "open", "regrow") == [], seed
+        start = 30 * 24 + 3  # 03:00, half-way through the night
+        losses[start:] += 1.5
+        opened = kinds(run_hourly_losses(losses), "open")
+        assert len(opened) == 1 and opened[0].ts <= T0 + (start + 30) * 3600, (seed, opened)
