@@ -106,10 +106,11 @@ class LeakSettings:
     hour_h: float = 10.0
     hour_z_clip: float = 4.0
     # the day's hourly losses are judged on the mean of the hours within this many robust
-    # sigmas of the day's median (0: all hours), the night's on those within this many of
-    # the hours' usual sigma of the night's median: an hour in which a large meter lost a
-    # reading (a boundary meter's flow sample, a big customer's register) is off by tens of
-    # L/s, while a leak moves the hours it runs in by a few sigmas
+    # sigmas of the day's median, and a night hour whose excess over its usual is this many
+    # of its sigmas from the night's median excess is taken at its usual plus that median
+    # (0: neither): an hour in which a large meter lost a reading (a boundary meter's flow
+    # sample, a big customer's register) is off by tens of L/s, while a leak moves the
+    # hours it runs in by a few sigmas
     hour_outlier_z: float = 4.0
     trend_days: int = 7
     trend_z: float = 2.5
