@@ -139,9 +139,6 @@ class LeakSettings:
     window_z: float = 4.0
     window_days: int = 3
     window_min_sigma_pct: float = 2.0  # its sigma at least this % of the windows' inflow
-    # the hours' windows overlap (each holds about a day of reads): the line's own
-    # uncertainty is counted as from as many points as days, not hours
-    window_line_per_day: bool = True
     # the day-shape step test (0: off; never where the demand is the hourly losses)
     shape_z: float = 8.0
     shape_rank: int = 4  # day shapes learned
@@ -743,10 +740,9 @@ def _judge_reg(cfg: LeakSettings, det: RegDetector, x: float, y: float) -> Judge
     return Judgement(excess, sig, z, False, math.nan)
 
 
-def _line(hx: F64, hy: F64, x: float, per: int = 1) -> tuple[float, float]:
+def _line(hx: F64, hy: F64, x: float) -> tuple[float, float]:
     """A least-squares line through the points (hx, hy): what it predicts at ``x``, and the
-    sigma of that prediction. ``per``: points that count as one (runs of that many are not
-    independent): the line's own uncertainty is that of ``hx.size / per`` points."""
+    sigma of that prediction."""
     n = hx.size
     xm, ym = float(hx.mean()), float(hy.mean())
     sxx = float(np.sum((hx - xm) ** 2))
@@ -755,7 +751,7 @@ def _line(hx: F64, hy: F64, x: float, per: int = 1) -> tuple[float, float]:
     resid = hy - (a + b * hx)
     sig = math.sqrt(float(np.sum(resid**2)) / (n - 2))
     lever = (x - xm) ** 2 / sxx if sxx > 1e-12 else 0.0
-    return a + b * x, sig * math.sqrt(1 + per * (1 / n + lever))
+    return a + b * x, sig * math.sqrt(1 + 1 / n + lever)
 
 
 def _judge_window(
@@ -774,8 +770,7 @@ def _judge_window(
     use = np.flatnonzero(ht <= t_end - 86400.0)[-cfg.baseline_days * cfg.n_slots :]
     if use.size < cfg.min_history_days * cfg.n_slots // 2:
         return None
-    per = cfg.n_slots if cfg.window_line_per_day else 1
-    expect, sig = _line(np.array(w.x)[use], np.array(w.y)[use], x, per)
+    expect, sig = _line(np.array(w.x)[use], np.array(w.y)[use], x)
     sig = max(sig, cfg.min_sigma_lps, cfg.window_min_sigma_pct / 100 * abs(y))
     excess = y - expect
     return Judgement(excess, sig, excess / sig, False, math.nan), use.size // cfg.n_slots

@@ -724,37 +724,3 @@ def test_a_night_hour_thrown_off_by_a_lost_reading_is_no_leak_but_a_leak_is() ->
         losses[start:] += 1.5
         opened = kinds(run_hourly_losses(losses), "open")
         assert len(opened) == 1 and opened[0].ts <= T0 + (start + 30) * 3600, (seed, opened)
-
-
-def test_the_read_windows_line_counts_its_uncertainty_per_day_not_per_hour() -> None:
-    """The windows of consecutive hours overlap (each holds about a day of reads): 14 days of
-    hours are 14 points' worth of line, not 336. Far outside the days learned (a day much
-    hotter than any of them), the line's own uncertainty is then most of the sigma, and a
-    convex use (gardens follow the heat more than the metered households) is no leak."""
-    rng = np.random.default_rng(1)
-    hx = np.repeat(rng.normal(10.0, 0.5, 14), 24) + rng.normal(0.0, 0.01, 14 * 24)
-    hy = 2.0 * hx + rng.normal(0.0, 0.2, hx.size)
-    _, near_1 = lk._line(hx, hy, 10.0)
-    _, near_24 = lk._line(hx, hy, 10.0, per=24)
-    assert near_24 / near_1 < 1.05  # near the days learned: about the same
-    _, far_1 = lk._line(hx, hy, 12.0)
-    _, far_24 = lk._line(hx, hy, 12.0, per=24)
-    assert far_24 / far_1 > 1.5 and far_24 > 1.5 * near_24
-    for seed in (4, 5):
-        r = np.random.default_rng(seed)
-        days = 35
-        weather = np.exp(r.normal(0, 0.04, days))
-        weather[26] *= 1.35  # a heat wave of one day
-        hours = np.arange(days * 24)
-        d, h = hours // 24, hours % 24
-        demand = (
-            18.0 * (0.5 * weather[d] + 0.5 * weather[d] ** 2.5) * SHAPE[h]
-            * (1 + r.normal(0, 0.02, hours.size)) + 2.0
-        )  # fmt: skip
-        metered = 30.0 * weather * (1 + r.normal(0, 0.02, days))
-        w = World(
-            demand, metered, weather, 18.0 * 86.4 - 30.0, np.repeat(metered, 24) / 86.4 * SHAPE[h]
-        )
-        per_hour = replace(ONLY_WINDOWS, window_line_per_day=False)
-        assert [s.detector for s in kinds(run(w, cfg=per_hour, read_h=9)[1], "open")] == ["window"]
-        assert kinds(run(w, cfg=ONLY_WINDOWS, read_h=9)[1], "open") == [], seed
