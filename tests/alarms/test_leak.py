@@ -83,6 +83,7 @@ def run(
     hours: range | None = None,
     cfg: lk.LeakSettings = CFG,
     read_h: int | None = None,
+    meters: int = 50,
 ) -> tuple[lk.LeakState, list[lk.LeakSignal]]:
     """Feed the hours (with ``extra`` L/s added to the demand of hour i) as the engine does:
     each bucket, the night at 05:00, the balance of a day 26 h after its end; with
@@ -104,7 +105,7 @@ def run(
         if due > 0 and due % 24 == 0:
             d = due // 24 - 1
             out += lk.balance_step(
-                st, cfg, d, t_end, metered_m3=float(w.metered_m3[d]), meters=50,
+                st, cfg, d, t_end, metered_m3=float(w.metered_m3[d]), meters=meters,
                 unmetered_m3=w.unmetered_m3,
             )  # fmt: skip
     return st, out
@@ -663,19 +664,9 @@ def run_hourly_losses(
 ) -> list[lk.LeakSignal]:
     """Feed hourly losses (every customer read hourly, their use already taken out hour by
     hour: the balance has nothing more to subtract), as the rule does in that mode."""
-    st, out = lk.LeakState(), []
-    for i, x in enumerate(losses):
-        day, slot = divmod(i, 24)
-        t_end = T0 + (i + 1) * 3600.0
-        hr = lk.Hour(t_end, day, 1 if day % 7 == 6 else 0, slot, float(x), night=1 <= slot < 5)
-        out += lk.hour_step(st, cfg, hr)
-        if slot == 4:
-            out += lk.night_step(st, cfg, day, t_end)
-        due = i + 1 - 26
-        if due > 0 and due % 24 == 0:
-            d = due // 24 - 1
-            out += lk.balance_step(st, cfg, d, t_end, metered_m3=0.0, meters=0, unmetered_m3=0.0)
-    return out
+    days = losses.size // 24
+    w = World(losses, np.zeros(days), np.ones(days), 0.0)
+    return run(w, cfg=cfg, meters=0)[1]
 
 
 def test_hourly_losses_thrown_off_by_a_lost_reading_are_no_leak_but_a_leak_is() -> None:
