@@ -31,11 +31,12 @@ from api.web.common import language, render
 from assets.isolation_queries import LEAK_ALARM_KINDS
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
-# kept whole on one line: a flow and its unit, in every language of the catalogs ("2,43 L/s",
-# "2,43 л/с", "2,43 l/s"), a score ("z 6,3", "CUSUM 3,1") and a limit (">= 4")
+# kept whole on one line: a flow or a volume and its unit, in every language of the catalogs
+# ("2,43 L/s", "2,43 л/с", "2,43 l/s", "2 086 м³"), a score ("z 6,3", "CUSUM 3,1") and a
+# limit (">= 4")
 _NUM = r"-?\d(?:[\d.,]*\d)?"
 _KEEP_WHOLE = re.compile(
-    rf"[-\d][\d\s.,]*\s(?:L/s|l/s|л/с)|\b(?:z|CUSUM)\s{_NUM}|(?<=\s)[<>]=?\s{_NUM}"
+    rf"[-\d][\d\s.,]*\s(?:L/s|l/s|л/с|m³|м³)|\b(?:z|CUSUM)\s{_NUM}|(?<=\s)[<>]=?\s{_NUM}"
 )
 AlarmReader = Annotated[Principal, Depends(require(ALARMS_READ))]
 AlarmHandler = Annotated[Principal, Depends(require(ALARMS_HANDLE))]
@@ -122,7 +123,7 @@ async def alarm_shelve(
 def flows_kept_whole(text: str) -> Markup:
     """``text`` escaped for HTML, with each flow and its unit kept on one line: a browser may
     break a line after the slash of a unit ("24,14 л/" at the end of a line, "с" on the next).
-    A score and its limit ("z 6,3", ">= 4") are kept whole the same way.
+    A volume ("195 м³"), a score and its limit ("z 6,3", ">= 4") are kept whole the same way.
     """
     out: list[str] = []
     last = 0

@@ -107,7 +107,8 @@ def test_a_shape_alarm_reads_in_uzbek_and_russian() -> None:
 def test_the_alarm_page_keeps_each_flow_and_its_unit_on_one_line() -> None:
     ru = "утечка около 24,14 л/с (2 086 м³ в сутки; от -1,5 до 3,1 л/с) <b>&</b>"
     assert str(flows_kept_whole(ru)) == (
-        'утечка около <span class="nowrap">24,14 л/с</span> (2 086 м³ в сутки; от '
+        'утечка около <span class="nowrap">24,14 л/с</span> ('
+        '<span class="nowrap">2 086 м³</span> в сутки; от '
         '-1,5 до <span class="nowrap">3,1 л/с</span>) &lt;b&gt;&amp;&lt;/b&gt;'
     )
     # a message with no flow, or with markup only, is escaped and nothing else
