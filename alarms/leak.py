@@ -1205,17 +1205,18 @@ def balance_step(
     st.figures[day] = DayFigures(
         inflow, inflow - metered_m3 - unmetered_m3, acc.night_lps, acc.transfer_m3
     )
-    # the level judged: the day's mean, or where the demand is the hourly losses, the mean
-    # of its hours without those a lost reading threw off (the volumes stay the sums)
+    # the inflow judged: the day's mean, or where the demand is the hourly losses, the mean
+    # of its hours without those a lost reading threw off (the volumes above stay the sums)
+    judged = inflow
     if cfg.hourly_cusum and acc.hours and cfg.hour_outlier_z > 0:
-        inflow = inlier_mean(np.array(acc.hours), cfg.hour_outlier_z) * 86.4
-    losses = (inflow - metered_m3 - unmetered_m3) / 86.4  # L/s
+        judged = inlier_mean(np.array(acc.hours), cfg.hour_outlier_z) * 86.4
+    losses = (judged - metered_m3 - unmetered_m3) / 86.4  # L/s
     index = math.nan
     if meters > 0 and len(st.per_meter) >= cfg.min_history_days:
         usual = float(np.median(st.per_meter[-cfg.baseline_days :]))
         if usual > 0:
             index = metered_m3 / meters / usual
-    losses_idx = (inflow - metered_m3 - unmetered_m3 * index) / 86.4
+    losses_idx = (judged - metered_m3 - unmetered_m3 * index) / 86.4
     # the steadier of the two balances judges (both keep learning)
     use_idx = False
     if math.isfinite(index) and len(st.balance_idx.hist) >= cfg.min_history_days:
@@ -1229,7 +1230,7 @@ def balance_step(
     h = cfg.h
     # with metered households read daily, the regression balance judges once it has learned
     x_met = metered_m3 / 86.4 if meters > 0 else math.nan
-    j_reg = _judge_reg(cfg, st.balance_reg, x_met, inflow / 86.4)
+    j_reg = _judge_reg(cfg, st.balance_reg, x_met, judged / 86.4)
     if j_reg is not None:
         main_det, j, h = st.balance_reg, j_reg, cfg.reg_h
     was_open = st.event is not None
@@ -1240,7 +1241,7 @@ def balance_step(
         if math.isfinite(x_met):
             reg = st.balance_reg
             reg.x = [*reg.x, x_met][-cfg.baseline_days :]
-            reg.y = [*reg.y, inflow / 86.4][-cfg.baseline_days :]
+            reg.y = [*reg.y, judged / 86.4][-cfg.baseline_days :]
         if meters > 0:
             st.per_meter = [*st.per_meter, metered_m3 / meters][-cfg.baseline_days :]
     if was_open and j is not None:

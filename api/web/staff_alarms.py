@@ -65,7 +65,7 @@ async def alarms_page(
         a["title"] = a.get("rule_name") or (
             tr.gettext(KIND[kind]) if kind in KIND else tr.gettext("Alarm")
         )
-        a["message_html"] = flows_kept_whole(translate_message(a.get("message"), tr))
+        a["message_html"] = figures_kept_whole(translate_message(a.get("message"), tr))
         a["raised_local"] = local_time(a["raised_at"])
     return render(
         request,
@@ -120,7 +120,7 @@ async def alarm_shelve(
     return await _alarm_action(request, who, conn, st, op)
 
 
-def flows_kept_whole(text: str) -> Markup:
+def figures_kept_whole(text: str) -> Markup:
     """``text`` escaped for HTML, with each flow and its unit kept on one line: a browser may
     break a line after the slash of a unit ("24,14 л/" at the end of a line, "с" on the next).
     A volume ("195 м³"), a score and its limit ("z 6,3", ">= 4") are kept whole the same way.

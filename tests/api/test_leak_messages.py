@@ -16,7 +16,7 @@ from alarms import leak as lk
 from alarms import leakrule as lr
 from alarms.messages import translate_message
 from api.i18n import gettext_for
-from api.web.staff_alarms import flows_kept_whole
+from api.web.staff_alarms import figures_kept_whole
 from tests.alarms.test_leak import (
     CFG,
     ONLY_WINDOWS,
@@ -106,18 +106,18 @@ def test_a_shape_alarm_reads_in_uzbek_and_russian() -> None:
 
 def test_the_alarm_page_keeps_each_flow_and_its_unit_on_one_line() -> None:
     ru = "утечка около 24,14 л/с (2 086 м³ в сутки; от -1,5 до 3,1 л/с) <b>&</b>"
-    assert str(flows_kept_whole(ru)) == (
+    assert str(figures_kept_whole(ru)) == (
         'утечка около <span class="nowrap">24,14 л/с</span> ('
         '<span class="nowrap">2 086 м³</span> в сутки; от '
         '-1,5 до <span class="nowrap">3,1 л/с</span>) &lt;b&gt;&amp;&lt;/b&gt;'
     )
     # a message with no flow, or with markup only, is escaped and nothing else
-    assert str(flows_kept_whole("<script>x</script> 3 bar")) == (
+    assert str(figures_kept_whole("<script>x</script> 3 bar")) == (
         "&lt;script&gt;x&lt;/script&gt; 3 bar"
     )
-    assert str(flows_kept_whole("2 l/s <i>")) == '<span class="nowrap">2 l/s</span> &lt;i&gt;'
+    assert str(figures_kept_whole("2 l/s <i>")) == '<span class="nowrap">2 l/s</span> &lt;i&gt;'
     # a score and its limit are kept whole too ("(z" must not end a line); "siz 3" is a word
-    assert str(flows_kept_whole("(z 6,3 >= 4) (z -1, 4 dan past) siz 3 (CUSUM 3,1 > 2)")) == (
+    assert str(figures_kept_whole("(z 6,3 >= 4) (z -1, 4 dan past) siz 3 (CUSUM 3,1 > 2)")) == (
         '(<span class="nowrap">z 6,3</span> <span class="nowrap">&gt;= 4</span>) '
         '(<span class="nowrap">z -1</span>, 4 dan past) siz 3 '
         '(<span class="nowrap">CUSUM 3,1</span> <span class="nowrap">&gt; 2</span>)'
