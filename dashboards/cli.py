@@ -23,7 +23,9 @@ console = Console()
 app = typer.Typer(
     help=(
         "Grafana dashboards: write them as JSON with provisioning files (build), or upload "
-        "them into a running Grafana (push)."
+        "them into a running Grafana (push). Every command takes --lang: uz (Uzbek Latin, "
+        "the default, as on the staff pages), uz_Cyrl (Uzbek Cyrillic), ru (Russian) or en "
+        "(English)."
     ),
     no_args_is_help=True,
 )
@@ -38,6 +40,25 @@ _TS_HELP = (
 )
 
 
+_LANG_HELP = (
+    "Language of the dashboards: uz (Uzbek Latin, the default), uz_Cyrl (Uzbek Cyrillic), "
+    "ru (Russian) or en (English). uz keeps the usual dashboard addresses (uid suvnet-zone, "
+    "folder suvnet); another language gets its own (suvnet-zone-ru, folder suvnet-ru), so "
+    "several languages can be pushed into one Grafana side by side."
+)
+
+
+def _lang(value: str) -> str:
+    from dashboards.i18n import CODES
+
+    if value not in CODES:
+        raise typer.BadParameter(f"choose one of {', '.join(sorted(CODES))}")
+    return value
+
+
+LangOption = Annotated[str, typer.Option("--lang", help=_LANG_HELP, callback=_lang)]
+
+
 def _datasource(url: str | None, timescaledb: bool) -> DatasourceConfig:
     if url:
         return DatasourceConfig.from_url(url, timescaledb=timescaledb)
@@ -45,13 +66,16 @@ def _datasource(url: str | None, timescaledb: bool) -> DatasourceConfig:
 
 
 @app.command("list")
-def list_dashboards() -> None:
-    """List the dashboards with their uid and number of panels."""
+def list_dashboards(lang: LangOption = "uz") -> None:
+    """List the dashboards with their uid, title (in --lang) and number of panels."""
     from dashboards.boards import all_dashboards
+    from dashboards.i18n import render
 
     t = Table("uid", "title", "panels", "variables")
     for d in all_dashboards():
-        t.add_row(d.uid, d.title, str(len(d.panels)), ", ".join(v.name for v in d.variables))
+        doc = render(d, lang)
+        names = ", ".join(v.name for v in d.variables)
+        t.add_row(doc["uid"], doc["title"], str(len(d.panels)), names)
     console.print(t)
 
 
@@ -79,8 +103,11 @@ def build_cmd(
     timescaledb: Annotated[
         bool, typer.Option("--timescaledb/--no-timescaledb", help=_TS_HELP)
     ] = True,
+    lang: LangOption = "uz",
 ) -> None:
-    """Write the dashboards (JSON) and Grafana provisioning files into a folder."""
+    """Write the dashboards (JSON, in one --lang) and Grafana provisioning files into a folder.
+
+    Build each language into its own folder; Grafana shows the one mounted."""
     from dashboards.boards import all_dashboards
     from dashboards.provisioning import build, stale_dashboard_files
 
@@ -93,27 +120,29 @@ def build_cmd(
         with connect(database_url(get_settings()), autocommit=True) as conn:
             geojson = fetch_network(conn)
     boards = all_dashboards()
-    res = build(out, boards, _datasource(datasource_url, timescaledb), geojson)
+    res = build(out, boards, _datasource(datasource_url, timescaledb), geojson, lang)
     for p in res.written:
         console.print(f"  wrote {p}")
     if res.unchanged:
         console.print(f"  {len(res.unchanged)} file(s) already up to date")
     if geojson is not None:
         console.print(f"  network map: {len(geojson['features'])} feature(s)")
-    for p in stale_dashboard_files(out, boards):
+    for p in stale_dashboard_files(out, boards, lang):
         console.print(f"[yellow]  {p} is not a current dashboard: delete it if unused[/yellow]")
-    console.print(f"[green]{len(boards)} dashboards built in {out}[/green]")
+    console.print(f"[green]{len(boards)} dashboards ({lang}) built in {out}[/green]")
 
 
 _PUSH_HELP = (
     "Create or update the folder, the datasource and every dashboard in a running Grafana.\n\n"
     "Safe to run again: everything has a fixed uid, so it updates in place and never "
-    "duplicates; unchanged dashboards are not written."
+    "duplicates; unchanged dashboards are not written.\n\n"
+    "--lang chooses the language; push once per language to offer several (each language "
+    "has its own folder)."
 )
 
 
 @app.command("push", help=_PUSH_HELP)
-def push_cmd(
+def push_cmd(  # noqa: PLR0917 - typer's options are the function's parameters
     grafana_url: Annotated[
         str | None,
         typer.Option(
@@ -142,6 +171,7 @@ def push_cmd(
     timescaledb: Annotated[
         bool, typer.Option("--timescaledb/--no-timescaledb", help=_TS_HELP)
     ] = True,
+    lang: LangOption = "uz",
 ) -> None:
     from dashboards.boards import all_dashboards
     from dashboards.push import connect, push
@@ -167,7 +197,7 @@ def push_cmd(
     boards = all_dashboards()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("pushing dashboards", total=len(boards))
-        report = push(api, boards, ds, progress=lambda _uid: progress.advance(task))
+        report = push(api, boards, ds, progress=lambda _uid: progress.advance(task), lang=lang)
     if ds is not None:
         console.print(f"datasource: {report.datasource}")
     console.print(f"folder: {report.folder}")

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dashboards.i18n import Text
+
 JSON = dict[str, Any]
 
 DATASOURCE_TYPE = "grafana-postgresql-datasource"
@@ -114,6 +116,8 @@ class Panel:
     options: Mapping[str, Any] = field(default_factory=dict)
     transformations: tuple[Mapping[str, Any], ...] = ()
     datasource: DatasourceRef = POSTGRES
+    columns: Mapping[str, str] = field(default_factory=dict)
+    series_label: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.w <= GRID_COLUMNS:
@@ -150,7 +154,7 @@ class Panel:
             "targets": [t.to_json(self.datasource) for t in self.targets],
             "fieldConfig": {
                 "defaults": defaults,
-                "overrides": [o.to_json() for o in self.overrides],
+                "overrides": [o.to_json() for o in self.field_overrides()],
             },
             "options": dict(self.options),
         }
@@ -159,6 +163,29 @@ class Panel:
         if self.transformations:
             doc["transformations"] = [dict(t) for t in self.transformations]
         return doc
+
+    def field_overrides(self) -> tuple[Override, ...]:
+        """The overrides, with each column's header (``displayName``) from ``columns``.
+
+        The query names its columns in English snake_case and stays the same in every
+        language; the header a person reads is the override's display name (translated
+        with the dashboard, see :mod:`dashboards.i18n`), never an SQL alias. With
+        ``series_label`` (a label column of a time series, e.g. ``zone``) the legend name
+        is followed by that label's value."""
+        names: dict[str, Any] = {}
+        for col, label in self.columns.items():
+            if self.series_label:
+                names[col] = Text(label).joined(f" ${{__field.labels.{self.series_label}}}")
+            else:
+                names[col] = label
+        out = [
+            Override(o.field_name, {**o.properties, "displayName": names.pop(o.field_name)})
+            if o.field_name in names
+            else o
+            for o in self.overrides
+        ]
+        out += [Override(col, {"displayName": label}) for col, label in names.items()]
+        return tuple(out)
 
 
 @dataclass(frozen=True)

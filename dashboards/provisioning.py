@@ -4,12 +4,16 @@ Layout of the output folder (``--out DIR``)::
 
     DIR/provisioning/datasources/suvnet.yaml   the PostgreSQL datasource (TimescaleDB flag)
     DIR/provisioning/dashboards/suvnet.yaml    a file provider reading DIR/dashboards
-    DIR/dashboards/<uid>.json                  one file per dashboard
+    DIR/dashboards/<uid>.json                  one file per dashboard, in one language
     DIR/maps/network.geojson                   pipes and zone outlines (``--network``)
 
 Mount ``provisioning`` at ``/etc/grafana/provisioning``, ``dashboards`` at
 ``/var/lib/grafana/dashboards/suvnet`` and ``maps`` at ``/usr/share/grafana/public/maps/suvnet``
 (deploy/docker-compose.yml does).
+
+One build is one language (``lang``, default Uzbek Latin like the staff pages): the default
+language keeps the uids and the folder ``suvnet``; another language gets its own uids
+(``suvnet-zone-ru``) and folder (``suvnet-ru``), see :mod:`dashboards.i18n`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from dashboards.errors import DashboardsError
+from dashboards.i18n import DEFAULT_LANG, folder_for, render, uid_for
 from dashboards.model import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID, Dashboard
 
 FOLDER_UID = "suvnet"
@@ -99,15 +104,16 @@ def datasource_provisioning(cfg: DatasourceConfig) -> dict[str, Any]:
     return {"apiVersion": 1, "datasources": [body]}
 
 
-def dashboard_provider() -> dict[str, Any]:
+def dashboard_provider(lang: str = DEFAULT_LANG) -> dict[str, Any]:
+    folder_uid, folder_title = folder_for(lang)
     return {
         "apiVersion": 1,
         "providers": [
             {
-                "name": "suvnet",
+                "name": folder_uid,
                 "orgId": 1,
-                "folder": FOLDER_TITLE,
-                "folderUid": FOLDER_UID,
+                "folder": folder_title,
+                "folderUid": folder_uid,
                 "type": "file",
                 "disableDeletion": False,
                 "allowUiUpdates": False,
@@ -152,8 +158,9 @@ def build(
     dashboards: Sequence[Dashboard],
     datasource: DatasourceConfig,
     network_geojson: dict[str, Any] | None = None,
+    lang: str = DEFAULT_LANG,
 ) -> BuildResult:
-    """Write the dashboards and provisioning files into ``out`` (see module doc)."""
+    """Write the dashboards in ``lang`` and provisioning files into ``out`` (module doc)."""
     files: list[tuple[Path, str]] = [
         (
             out / "provisioning" / "datasources" / "suvnet.yaml",
@@ -161,10 +168,13 @@ def build(
         ),
         (
             out / "provisioning" / "dashboards" / "suvnet.yaml",
-            yaml.safe_dump(dashboard_provider(), sort_keys=False),
+            yaml.safe_dump(dashboard_provider(lang), sort_keys=False),
         ),
     ]
-    files += [(out / "dashboards" / f"{d.uid}.json", dump_json(d.to_json())) for d in dashboards]
+    files += [
+        (out / "dashboards" / f"{uid_for(d.uid, lang)}.json", dump_json(render(d, lang)))
+        for d in dashboards
+    ]
     if network_geojson is not None:
         files.append((out / "maps" / "network.geojson", dump_json(network_geojson)))
     written: list[Path] = []
@@ -177,9 +187,11 @@ def build(
     return BuildResult(tuple(written), tuple(unchanged))
 
 
-def stale_dashboard_files(out: Path, dashboards: Iterable[Dashboard]) -> list[Path]:
-    """Dashboard JSON files in ``out`` that no current dashboard produces."""
-    keep = {f"{d.uid}.json" for d in dashboards}
+def stale_dashboard_files(
+    out: Path, dashboards: Iterable[Dashboard], lang: str = DEFAULT_LANG
+) -> list[Path]:
+    """Dashboard JSON files in ``out`` that no current dashboard produces (in ``lang``)."""
+    keep = {f"{uid_for(d.uid, lang)}.json" for d in dashboards}
     folder = out / "dashboards"
     if not folder.is_dir():
         return []

@@ -18,6 +18,7 @@ from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
 from dashboards.errors import PushError
+from dashboards.i18n import DEFAULT_LANG, folder_for, render
 from dashboards.model import Dashboard
 from dashboards.provisioning import FOLDER_TITLE, FOLDER_UID, DatasourceConfig
 
@@ -136,18 +137,26 @@ def push(
     dashboards: Sequence[Dashboard],
     datasource: DatasourceConfig | None,
     *,
-    folder_uid: str = FOLDER_UID,
-    folder_title: str = FOLDER_TITLE,
+    folder_uid: str | None = None,
+    folder_title: str | None = None,
     progress: Callable[[str], None] | None = None,
+    lang: str = DEFAULT_LANG,
 ) -> PushReport:
-    """Upsert the datasource (unless ``None``), the folder and every dashboard."""
+    """Upsert the datasource (unless ``None``), the folder and every dashboard, in ``lang``.
+
+    The folder is the language's (``suvnet`` for the default language, ``suvnet-ru`` ...)
+    unless given; so is each dashboard's uid (:func:`dashboards.i18n.uid_for`)."""
+    default_uid, default_title = folder_for(lang)
+    folder_uid = folder_uid or default_uid
+    folder_title = folder_title or default_title
     report = PushReport()
     if datasource is not None:
         report.datasource = upsert_datasource(api, datasource)
     report.folder = ensure_folder(api, folder_uid, folder_title)
     for d in dashboards:
-        outcome = upsert_dashboard(api, d.to_json(), folder_uid)
-        getattr(report, outcome).append(d.uid)
+        doc = render(d, lang)
+        outcome = upsert_dashboard(api, doc, folder_uid)
+        getattr(report, outcome).append(doc["uid"])
         if progress is not None:
-            progress(d.uid)
+            progress(doc["uid"])
     return report

@@ -1,10 +1,11 @@
 """No untranslated staff or customer string.
 
 1. Every message the code asks for - ``_()``/``gettext``/``pgettext`` calls in ``api/**.py``,
-   the templates and ``alarms/messages.py`` (the alarm texts of the staff page and the
-   notifications), extracted with babel as ``api/babel.cfg`` says - is in every catalog
-   (uz, uz_Cyrl, ru, en) with a translation that is not empty, keeps the message's
-   ``%(name)s`` placeholders and is not marked fuzzy.
+   the templates, ``alarms/messages.py`` (the alarm texts of the staff page and the
+   notifications) and the ``N_()`` texts of the Grafana dashboards (``dashboards/**.py``;
+   tests/dashboards/test_languages.py checks the built dashboards), extracted with babel
+   as ``api/babel.cfg`` says - is in every catalog (uz, uz_Cyrl, ru, en) with a translation
+   that is not empty, keeps the message's ``%(name)s`` placeholders and is not marked fuzzy.
 2. A pseudo-locale run: every translation is replaced by the message wrapped in ``⟦ ⟧``,
    then every staff and cabinet page (found from the app's routers, so a new page is
    checked too) and every department report (CSV, XLSX and PDF) and claim letter is
@@ -54,6 +55,7 @@ from tests.api.conftest import (
 
 API = Path(__file__).resolve().parents[1] / "api"
 ALARM_TEXTS = API.parent / "alarms"
+DASHBOARDS = API.parent / "dashboards"
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
 
 
@@ -73,8 +75,11 @@ def used_messages() -> set[tuple[str | None, str]]:
     alarm_texts = extract_from_dir(
         str(ALARM_TEXTS), method_map=[("messages.py", "python")], keywords=DEFAULT_KEYWORDS
     )
+    dashboards = extract_from_dir(
+        str(DASHBOARDS), method_map=[("**.py", "python")], keywords=DEFAULT_KEYWORDS
+    )
     out: set[tuple[str | None, str]] = set()
-    for _file, _line, msg, _comments, ctx in [*found, *alarm_texts]:
+    for _file, _line, msg, _comments, ctx in [*found, *alarm_texts, *dashboards]:
         out.add((ctx, msg if isinstance(msg, str) else msg[0]))
     return out
 
@@ -84,6 +89,7 @@ def test_the_code_asks_for_messages() -> None:
     assert ("report", "Page %(page)s of %(pages)s") in msgs  # a form's, from api/reports
     assert (None, "Customer login") in msgs  # a template's
     assert (None, "the day-shape test") in msgs  # the alarm texts' (alarms/messages.py)
+    assert (None, "Zone inflow") in msgs  # a dashboard's (dashboards/boards/zone.py)
     assert len(msgs) > 250
 
 

@@ -7,7 +7,16 @@ Every query here reads the alarm tables of the alarms package (``suvnet/migratio
 
 from __future__ import annotations
 
-from dashboards.boards.common import LINK_ALL, ZONE
+from dashboards.boards.common import (
+    ALARM_STATES,
+    LINK_ALL,
+    PRIORITIES,
+    ZONE,
+    columns,
+    rename_series,
+    value_texts,
+)
+from dashboards.i18n import N_, Text
 from dashboards.model import (
     Dashboard,
     Override,
@@ -29,22 +38,31 @@ _PRIORITY_COLOURS = Override(
     "priority",
     {
         "custom.cellOptions": {"type": "color-background"},
-        "mappings": [
-            {
-                "type": "value",
-                "options": {
-                    "urgent": {"color": "dark-red", "index": 0},
-                    "high": {"color": "red", "index": 1},
-                    "medium": {"color": "orange", "index": 2},
-                    "low": {"color": "yellow", "index": 3},
-                },
-            }
-        ],
+        "mappings": value_texts(
+            PRIORITIES, {"urgent": "dark-red", "high": "red", "medium": "orange", "low": "yellow"}
+        ),
     },
 )
 
+EVENTS: dict[str, Text] = {
+    "activate": N_("alarm raised"),
+    "clear": N_("alarm cleared"),
+    "ack": N_("alarm acknowledged"),
+    "shelve": N_("alarm shelved"),
+    "unshelve": N_("alarm taken off the shelf"),
+    "shelve_expired": N_("alarm shelving expired"),
+    "suppress": N_("alarm suppressed"),
+    "unsuppress": N_("alarm no longer suppressed"),
+    "remove_from_service": N_("alarm taken out of service"),
+    "return_to_service": N_("alarm returned to service"),
+    "repaired": N_("leak reported repaired"),
+}
+"""The journal's events in the words of the staff alarm page (alarms/messages.py)."""
+
+_STATE_WORDS = Override("state", {"mappings": value_texts(ALARM_STATES)})
+
 ANNOTATION = SqlAnnotation(
-    name="Alarms",
+    name=N_("Alarms"),
     requires=ALARM_TABLES,
     sql="""
 SELECT a.raised_at AS time, coalesce(a.cleared_at, a.closed_at) AS timeend,
@@ -97,12 +115,12 @@ WHERE a.closed_at IS NULL AND NOT a.replayed AND (z.id IS NULL OR z.code IN ($zo
 
 ACTIVE_BY_ZONE = Panel(
     type="bargauge",
-    title="Active alarms by zone",
+    title=N_("Active alarms by zone"),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
             sql=f"""
-SELECT coalesce(z.code, '(no zone)') AS zone, count(*) AS active
+SELECT coalesce(z.code, '—') AS zone, count(*) AS active
 {_ACTIVE_FROM}
 GROUP BY 1
 ORDER BY 1
@@ -113,11 +131,12 @@ ORDER BY 1
     h=8,
     thresholds=(Threshold(None, "green"), Threshold(1, "orange"), Threshold(5, "red")),
     options={"orientation": "horizontal", "displayMode": "basic", "showUnfilled": True},
+    columns=columns("zone", active=N_("Active alarms")),
 )
 
 ACTIVE_LIST_SHORT = Panel(
     type="table",
-    title="Active alarms",
+    title=N_("Active alarms"),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -132,16 +151,17 @@ LIMIT 50
     ),
     w=16,
     h=8,
-    overrides=(_PRIORITY_COLOURS,),
+    overrides=(_PRIORITY_COLOURS, _STATE_WORDS),
+    columns=columns("raised", "priority", "state", "rule", "zone", "device", "message"),
 )
 
 ACTIVE_LIST = Panel(
     type="table",
-    title="Active alarms (not yet back to normal)",
-    description=(
-        "unack = active and not acknowledged; ack = active, acknowledged; rtn_unack = the "
-        "condition cleared but nobody acknowledged it yet; shelved = hidden by an operator "
-        "until the shelve time ends."
+    title=N_("Active alarms (not yet back to normal)"),
+    description=N_(
+        "The state column: active, not acknowledged; active, acknowledged; cleared, but "
+        "nobody acknowledged it yet; shelved: hidden by a dispatcher until the shelving "
+        "time ends."
     ),
     targets=(
         SqlTarget(
@@ -158,12 +178,20 @@ ORDER BY {_PRIORITY_ORDER}, a.raised_at DESC
     ),
     w=24,
     h=10,
-    overrides=(_PRIORITY_COLOURS, Override("age_s", {"unit": "s"})),
+    overrides=(_PRIORITY_COLOURS, _STATE_WORDS, Override("age_s", {"unit": "s"})),
+    columns=columns(
+        *("raised", "priority", "state", "rule", "kind", "zone", "device", "message"),
+        value=N_("Value"),
+        acked_by=N_("Acknowledged by"),
+        acked_at=N_("Acknowledged at"),
+        chattering=N_("Chattering"),
+        age_s=N_("Active for"),
+    ),
 )
 
 RAISED_OVER_TIME = Panel(
     type="timeseries",
-    title="Alarms raised, by priority",
+    title=N_("Alarms raised, by priority"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -182,11 +210,12 @@ ORDER BY 1
     w=24,
     h=8,
     custom={"drawStyle": "bars", "stacking": {"mode": "normal", "group": "A"}},
+    transformations=rename_series(PRIORITIES),
 )
 
 JOURNAL = Panel(
     type="table",
-    title="Alarm journal (every transition)",
+    title=N_("Alarm journal (every transition)"),
     targets=(
         SqlTarget(
             requires=("alarm_journal",),
@@ -202,6 +231,20 @@ LIMIT 500
     ),
     w=24,
     h=10,
+    overrides=(
+        _PRIORITY_COLOURS,
+        Override("from_state", {"mappings": value_texts(ALARM_STATES)}),
+        Override("to_state", {"mappings": value_texts(ALARM_STATES)}),
+        Override("event", {"mappings": value_texts(EVENTS)}),
+    ),
+    columns=columns(
+        *("time", "priority", "rule", "zone", "message"),
+        event=N_("Event"),
+        from_state=N_("From state"),
+        to_state=N_("To state"),
+        user_name=N_("User"),
+        comment=N_("Comment"),
+    ),
 )
 
 _RANGE_ALARMS = """
@@ -211,8 +254,10 @@ WHERE $__timeFilter(a.raised_at) AND NOT a.replayed AND a.kind <> 'flood'
 
 KPI_RATE = Panel(
     type="stat",
-    title="Average alarms per 10 minutes",
-    description="ISA-18.2: about 1 is manageable, 2 is the maximum manageable; over 10 is a flood.",
+    title=N_("Average alarms per 10 minutes"),
+    description=N_(
+        "ISA-18.2: about 1 is manageable, 2 is the maximum manageable; over 10 is a flood."
+    ),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -226,11 +271,12 @@ SELECT count(*)::float8 / greatest(extract(epoch FROM {SPAN}) / 600.0, 1.0) AS p
     h=5,
     decimals=2,
     thresholds=(Threshold(None, "green"), Threshold(1, "orange"), Threshold(2, "red")),
+    columns={"per_10_min": N_("Alarms per 10 minutes")},
 )
 
 KPI_PEAK = Panel(
     type="stat",
-    title="Peak alarms in any 10 minutes",
+    title=N_("Peak alarms in any 10 minutes"),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -246,12 +292,13 @@ SELECT coalesce(max(n), 0) AS peak_10_min FROM (
     w=4,
     h=5,
     thresholds=(Threshold(None, "green"), Threshold(5, "orange"), Threshold(10, "red")),
+    columns={"peak_10_min": N_("Peak in 10 minutes")},
 )
 
 KPI_FLOOD = Panel(
     type="stat",
-    title="Time in alarm flood",
-    description="Share of the time range during which a flood summary alarm was active.",
+    title=N_("Time in alarm flood"),
+    description=N_("Share of the time range during which a flood summary alarm was active."),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -272,11 +319,12 @@ WHERE a.kind = 'flood' AND NOT a.replayed
     unit="percent",
     decimals=1,
     thresholds=(Threshold(None, "green"), Threshold(1, "orange"), Threshold(5, "red")),
+    columns={"flood_pct": N_("Time in alarm flood, %")},
 )
 
 KPI_CHATTERING = Panel(
     type="stat",
-    title="Chattering alarms",
+    title=N_("Chattering alarms"),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -286,11 +334,12 @@ KPI_CHATTERING = Panel(
     w=4,
     h=5,
     thresholds=(Threshold(None, "green"), Threshold(1, "orange")),
+    columns={"chattering": N_("Chattering alarms")},
 )
 
 KPI_STALE = Panel(
     type="stat",
-    title="Stale alarms (active > 24 h)",
+    title=N_("Stale alarms (active > 24 h)"),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -306,11 +355,12 @@ WHERE a.closed_at IS NULL AND NOT a.replayed
     w=4,
     h=5,
     thresholds=(Threshold(None, "green"), Threshold(1, "orange")),
+    columns={"stale": N_("Stale alarms")},
 )
 
 KPI_ACK_TIME = Panel(
     type="stat",
-    title="Median time to acknowledge",
+    title=N_("Median time to acknowledge"),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -324,12 +374,13 @@ SELECT percentile_cont(0.5) WITHIN GROUP (
     w=4,
     h=5,
     unit="s",
+    columns={"median_ack_s": N_("Median time to acknowledge")},
 )
 
 TOP_CONTRIBUTORS = Panel(
     type="bargauge",
-    title="Top 10 alarm contributors",
-    description="The rules raising most alarms in the range: the first candidates for tuning.",
+    title=N_("Top 10 alarm contributors"),
+    description=N_("The rules raising most alarms in the range: the first candidates for tuning."),
     targets=(
         SqlTarget(
             requires=ALARM_TABLES,
@@ -346,11 +397,12 @@ LIMIT 10
     w=12,
     h=9,
     options={"orientation": "horizontal", "displayMode": "gradient"},
+    columns=columns("rule", "alarms"),
 )
 
 PER_10_MIN = Panel(
     type="timeseries",
-    title="Alarms per 10 minutes (flood above 10)",
+    title=N_("Alarms per 10 minutes (flood above 10)"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -368,14 +420,15 @@ ORDER BY 1
     h=9,
     thresholds=(Threshold(None, "green"), Threshold(10, "red")),
     custom={"drawStyle": "bars", "thresholdsStyle": {"mode": "line"}},
+    columns=columns("alarms"),
 )
 
 # ------------------------------------------------------------------ leak analytics (zone board)
 
 NRW_ANALYTICS = Panel(
     type="timeseries",
-    title="NRW % per day (alarm analytics)",
-    description="Non-revenue water from the alarms worker's daily DMA water balance.",
+    title=N_("NRW % per day (alarm analytics)"),
+    description=N_("Non-revenue water from the alarms worker's daily DMA water balance."),
     targets=(
         SqlTarget(
             format="time_series",
@@ -397,7 +450,7 @@ ORDER BY 1
 
 MNF_BASELINE = Panel(
     type="timeseries",
-    title="Minimum night flow against its learned baseline (alarm analytics)",
+    title=N_("Minimum night flow against its learned baseline (alarm analytics)"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -416,19 +469,25 @@ ORDER BY 1
     w=12,
     h=8,
     unit="flowlps",
+    series_label="zone",
+    columns={
+        "mnf_lps": N_("Minimum night flow"),
+        "mnf_baseline_lps": N_("Learned baseline"),
+        "mnf_limit_lps": N_("Alarm limit"),
+    },
 )
 
 DASHBOARD = Dashboard(
     uid="suvnet-alarms",
-    title="suvnet · Alarms",
-    description="Active alarms, their history and the ISA-18.2 alarm-system KPIs.",
+    title=N_("suvnet · Alarms"),
+    description=N_("Active alarms, their history and the ISA-18.2 alarm-system KPIs."),
     variables=(ZONE,),
     time_from="now-7d",
     links=(LINK_ALL,),
     annotations=(ANNOTATION,),
     items=(
         ACTIVE_LIST,
-        Row("ISA-18.2 KPIs (whole system, all zones)"),
+        Row(N_("ISA-18.2 KPIs (whole system, all zones)")),
         KPI_RATE,
         KPI_PEAK,
         KPI_FLOOD,
@@ -437,7 +496,7 @@ DASHBOARD = Dashboard(
         KPI_ACK_TIME,
         PER_10_MIN,
         TOP_CONTRIBUTORS,
-        Row("History"),
+        Row(N_("History")),
         RAISED_OVER_TIME,
         JOURNAL,
     ),

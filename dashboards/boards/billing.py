@@ -13,13 +13,28 @@ balance, never netted. Figures are shown in so'm (tiyin / 100), as of the end of
 
 from __future__ import annotations
 
-from dashboards.boards.common import LINK_ALL, ZONE
-from dashboards.model import Dashboard, Panel, Row, SqlTarget, Threshold
+from dashboards.boards.common import LINK_ALL, ZONE, columns, value_texts
+from dashboards.i18n import N_, Text, suffix_unit
+from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 
 # ledger_turnover and account_figures come with the same migration (0202): needing the view
 # means having both.
 BILLING_TABLES = ("ledger", "accounts", "ledger_turnover")
-SOM = "suffix: so'm"
+SOM = suffix_unit(N_("so'm"))
+
+CHANNELS: dict[str, Text] = {
+    "cashier": N_("cash desk"),
+    "bank": N_("bank"),
+    "billing": N_("billing"),
+    "import": N_("import"),
+    "manual": N_("entered by hand"),
+}
+"""The ledger's payment channels in words (payme and click are names: shown as they are)."""
+ACCOUNT_KINDS: dict[str, Text] = {
+    "household": N_("household"),
+    "legal": N_("legal entity"),
+    "budget": N_("budget organisation"),
+}
 
 _IN_ZONE = "(a.zone_id IS NULL OR a.zone_id IN (SELECT id FROM zones WHERE code IN ($zone)))"
 
@@ -36,9 +51,11 @@ _FIGURES = "account_figures($__timeFrom()::date, $__timeTo()::date) f"
 
 MONTHLY = Panel(
     type="timeseries",
-    title="Charges and collections per month",
-    description="Charged (charges, penalties, adjustments, carried-in balances, net of "
-    "reversals) and paid (payments net of cancelled ones), by value date.",
+    title=N_("Charges and collections per month"),
+    description=N_(
+        "Charged (charges, penalties, adjustments, carried-in balances, net of "
+        "reversals) and paid (payments net of cancelled ones), by value date."
+    ),
     targets=(
         SqlTarget(
             format="time_series",
@@ -57,12 +74,13 @@ ORDER BY 1
     h=9,
     unit=SOM,
     custom={"drawStyle": "bars", "barAlignment": 0, "fillOpacity": 60},
+    columns=columns("collected", charged=N_("Charged")),
 )
 
 COLLECTION_RATE = Panel(
     type="stat",
-    title="Collection rate in the range",
-    description="Paid ÷ charged for value dates in the time range.",
+    title=N_("Collection rate in the range"),
+    description=N_("Paid ÷ charged for value dates in the time range."),
     targets=(
         SqlTarget(
             requires=BILLING_TABLES,
@@ -78,12 +96,13 @@ FROM ({_ENTRIES}) e
     unit="percent",
     decimals=1,
     thresholds=(Threshold(None, "red"), Threshold(80, "orange"), Threshold(95, "green")),
+    columns={"collection_pct": N_("Collection rate, %")},
 )
 
 TOTALS = Panel(
     type="stat",
-    title="Debt and prepayments at the end of the range",
-    description="The debit and credit parts of each account's closing balance, summed.",
+    title=N_("Debt and prepayments at the end of the range"),
+    description=N_("The debit and credit parts of each account's closing balance, summed."),
     targets=(
         SqlTarget(
             requires=BILLING_TABLES,
@@ -100,13 +119,17 @@ WHERE {_IN_ZONE}
     w=24,
     h=5,
     unit=SOM,
+    overrides=(Override("debtors", {"unit": "none"}),),
+    columns=columns("debt", "prepaid", "debtors"),
 )
 
 DEBT_BY_MAHALLA = Panel(
     type="table",
-    title="Debt by mahalla",
-    description="Closing balances at the end of the range; closed accounts' debts count, "
-    "'accounts' counts the accounts that are not closed.",
+    title=N_("Debt by mahalla"),
+    description=N_(
+        "Closing balances at the end of the range; closed accounts' debts count, "
+        "'accounts' counts the accounts that are not closed."
+    ),
     targets=(
         SqlTarget(
             requires=(*BILLING_TABLES, "account_addresses"),
@@ -130,11 +153,20 @@ ORDER BY debt DESC
     h=10,
     unit=SOM,
     decimals=0,
+    overrides=(
+        Override("accounts", {"unit": "none"}),
+        Override("debtors", {"unit": "none"}),
+    ),
+    columns=columns(
+        *("mahalla", "district", "debtors", "debt", "prepaid"),
+        accounts=N_("Accounts"),
+        net_balance=N_("Net balance"),
+    ),
 )
 
 DEBT_BAR = Panel(
     type="bargauge",
-    title="Debt by mahalla (so'm)",
+    title=N_("Debt by mahalla (so'm)"),
     targets=(
         SqlTarget(
             requires=(*BILLING_TABLES, "account_addresses"),
@@ -154,12 +186,13 @@ LIMIT 20
     h=10,
     unit=SOM,
     options={"orientation": "horizontal", "displayMode": "gradient"},
+    columns=columns("mahalla", "debt"),
 )
 
 PAYMENTS_BY_CHANNEL = Panel(
     type="piechart",
-    title="Collections by channel",
-    description="Paid per channel in the time range, net of cancelled payments.",
+    title=N_("Collections by channel"),
+    description=N_("Paid per channel in the time range, net of cancelled payments."),
     targets=(
         SqlTarget(
             requires=BILLING_TABLES,
@@ -176,11 +209,13 @@ ORDER BY 2 DESC
     h=9,
     unit=SOM,
     options={"reduceOptions": {"values": True, "calcs": ["lastNotNull"], "fields": ""}},
+    overrides=(Override("channel", {"mappings": value_texts(CHANNELS)}),),
+    columns=columns("collected", channel=N_("Channel")),
 )
 
 TOP_DEBTORS = Panel(
     type="table",
-    title="Largest debtors",
+    title=N_("Largest debtors"),
     targets=(
         SqlTarget(
             requires=(*BILLING_TABLES, "account_addresses"),
@@ -202,11 +237,19 @@ LIMIT 25
     ),
     w=16,
     h=9,
+    overrides=(Override("kind", {"mappings": value_texts(ACCOUNT_KINDS)}),),
+    columns=columns(
+        *("name", "kind", "mahalla", "debt"),
+        account=N_("Account"),
+        street=N_("Street"),
+        house=N_("House"),
+        last_payment=N_("Last payment"),
+    ),
 )
 
 INVOICES = Panel(
     type="timeseries",
-    title="Invoices issued and billed volume per month",
+    title=N_("Invoices issued and billed volume per month"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -227,12 +270,13 @@ ORDER BY 1
     w=24,
     h=8,
     custom={"drawStyle": "bars"},
+    columns=columns("billed_m3", invoices=N_("Invoices")),
 )
 
 DASHBOARD = Dashboard(
     uid="suvnet-billing",
-    title="suvnet · Billing for managers",
-    description="Charges, collections and debt, by month and by mahalla.",
+    title=N_("suvnet · Billing for managers"),
+    description=N_("Charges, collections and debt, by month and by mahalla."),
     variables=(ZONE,),
     time_from="now-1y",
     refresh="",
@@ -242,10 +286,10 @@ DASHBOARD = Dashboard(
         TOTALS,
         MONTHLY,
         COLLECTION_RATE,
-        Row("Debt"),
+        Row(N_("Debt")),
         DEBT_BY_MAHALLA,
         DEBT_BAR,
-        Row("Collections"),
+        Row(N_("Collections")),
         PAYMENTS_BY_CHANNEL,
         TOP_DEBTORS,
         INVOICES,

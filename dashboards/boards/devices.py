@@ -8,23 +8,30 @@ time range is the share of its readings stored with good quality.
 
 from __future__ import annotations
 
-from dashboards.boards.common import GATEWAY, LINK_ALL, ZONE
+from dashboards.boards.common import (
+    GATEWAY,
+    LINK_ALL,
+    LINK_STATES,
+    ZONE,
+    columns,
+    value_texts,
+)
+from dashboards.i18n import N_, Text
 from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 from dashboards.sql import health_number
 
 _STATE_COLOURS = {
     "custom.cellOptions": {"type": "color-text"},
-    "mappings": [
-        {
-            "type": "value",
-            "options": {
-                "online": {"color": "green", "index": 0},
-                "offline": {"color": "red", "index": 1},
-                "unknown": {"color": "gray", "index": 2},
-            },
-        }
-    ],
+    "mappings": value_texts(LINK_STATES, {"online": "green", "offline": "red", "unknown": "gray"}),
 }
+
+DEVICE_KINDS: dict[str, Text] = {
+    "pressure_sensor": N_("pressure sensor"),
+    "prv_controller": N_("pressure regulator"),
+    "district_meter": N_("district flow meter"),
+    "customer_meter": N_("customer meter"),
+}
+WHAT: dict[str, Text] = {"gateway": N_("gateway"), "device": N_("device")}
 
 _OUTBOX = health_number("outbox_depth", "queue_depth")
 _DROPPED = health_number("dropped", "dropped_count")
@@ -32,7 +39,7 @@ _POLL = health_number("poll_success", "poll_success_rate")
 
 GATEWAYS_ONLINE_PCT = Panel(
     type="gauge",
-    title="Gateways online",
+    title=N_("Gateways online"),
     targets=(
         SqlTarget(
             sql="""
@@ -51,11 +58,12 @@ WHERE g.allowed AND (g.zone_id IS NULL OR z.code IN ($zone))
     min=0,
     max=100,
     thresholds=(Threshold(None, "red"), Threshold(80, "orange"), Threshold(95, "green")),
+    columns=columns("online_pct"),
 )
 
 DEVICES_ONLINE_PCT = Panel(
     type="gauge",
-    title="Devices online",
+    title=N_("Devices online"),
     targets=(
         SqlTarget(
             sql="""
@@ -74,12 +82,13 @@ WHERE d.enabled AND (d.zone_id IS NULL OR z.code IN ($zone))
     min=0,
     max=100,
     thresholds=(Threshold(None, "red"), Threshold(80, "orange"), Threshold(95, "green")),
+    columns=columns("online_pct"),
 )
 
 OUTBOX = Panel(
     type="bargauge",
-    title="Outbox depth (readings waiting on the gateway)",
-    description="Grows while a gateway cannot reach the broker or ingest does not ack.",
+    title=N_("Outbox depth (readings waiting on the gateway)"),
+    description=N_("Grows while a gateway cannot reach the broker or ingest does not ack."),
     targets=(
         SqlTarget(
             sql=f"""
@@ -95,11 +104,12 @@ ORDER BY 2 DESC, 1
     h=6,
     thresholds=(Threshold(None, "green"), Threshold(1000, "orange"), Threshold(10000, "red")),
     options={"orientation": "horizontal", "displayMode": "gradient"},
+    columns=columns("gateway", "outbox_depth"),
 )
 
 GATEWAYS = Panel(
     type="table",
-    title="Gateways",
+    title=N_("Gateways"),
     targets=(
         SqlTarget(
             sql=f"""
@@ -124,11 +134,18 @@ ORDER BY g.code
         Override("seen_ago_s", {"unit": "s"}),
         Override("poll_success_pct", {"unit": "percent", "decimals": 1}),
     ),
+    columns=columns(
+        *("gateway", "name", "zone", "state", "since", "last_seen", "seen_ago_s"),
+        *("outbox_depth", "poll_success_pct"),
+        dropped=N_("Readings dropped"),
+        boot=N_("Started at"),
+        devices=N_("Devices"),
+    ),
 )
 
 DEVICES = Panel(
     type="table",
-    title="Devices: state and poll success in the time range",
+    title=N_("Devices: state and poll success in the time range"),
     targets=(
         SqlTarget(
             sql="""
@@ -163,13 +180,19 @@ ORDER BY (ds.state = 'online') NULLS FIRST, d.code
         Override("state", _STATE_COLOURS),
         Override("seen_ago_s", {"unit": "s"}),
         Override("poll_success_pct", {"unit": "percent", "decimals": 1}),
+        Override("kind", {"mappings": value_texts(DEVICE_KINDS)}),
+    ),
+    columns=columns(
+        *("device", "kind", "gateway", "zone", "state", "since", "last_seen", "seen_ago_s"),
+        *("readings", "poll_success_pct"),
+        last_error=N_("Last error"),
     ),
 )
 
 VALUES_RECEIVED = Panel(
     type="timeseries",
-    title="Values received per hour, by gateway",
-    description="From the hourly rollup: a drop means polling or the link has trouble.",
+    title=N_("Values received per hour, by gateway"),
+    description=N_("From the hourly rollup: a drop means polling or the link has trouble."),
     targets=(
         SqlTarget(
             format="time_series",
@@ -191,7 +214,7 @@ ORDER BY 1
 
 DEAD_LETTERS = Panel(
     type="timeseries",
-    title="Dead letters by reason",
+    title=N_("Dead letters by reason"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -211,7 +234,7 @@ ORDER BY 1
 
 STATE_CHANGES = Panel(
     type="table",
-    title="Online/offline changes",
+    title=N_("Online/offline changes"),
     targets=(
         SqlTarget(
             sql="""
@@ -233,13 +256,17 @@ LIMIT 500
     ),
     w=24,
     h=8,
-    overrides=(Override("state", _STATE_COLOURS),),
+    overrides=(
+        Override("state", _STATE_COLOURS),
+        Override("what", {"mappings": value_texts(WHAT)}),
+    ),
+    columns=columns("time", "name", "state", what=N_("What"), reason=N_("Reason")),
 )
 
 DASHBOARD = Dashboard(
     uid="suvnet-devices",
-    title="suvnet · Devices and gateways",
-    description="Gateway and device health: online share, last seen, poll success, outbox.",
+    title=N_("suvnet · Devices and gateways"),
+    description=N_("Gateway and device health: online share, last seen, poll success, outbox."),
     variables=(ZONE, GATEWAY),
     time_from="now-24h",
     links=(LINK_ALL,),
@@ -249,7 +276,7 @@ DASHBOARD = Dashboard(
         OUTBOX,
         GATEWAYS,
         DEVICES,
-        Row("Traffic"),
+        Row(N_("Traffic")),
         VALUES_RECEIVED,
         DEAD_LETTERS,
         STATE_CHANGES,

@@ -4,7 +4,8 @@ the status of every zone."""
 from __future__ import annotations
 
 from dashboards.boards import alarms
-from dashboards.boards.common import LINK_ALL, ZONE
+from dashboards.boards.common import LINK_ALL, ZONE, columns, value_texts
+from dashboards.i18n import N_, Text
 from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 from dashboards.sql import (
     DEVICE_LAT,
@@ -57,7 +58,7 @@ WHERE {PRESSURE_POINT} AND d.enabled
 )
 
 
-def _marker_layer(name: str, ref_id: str, style: dict[str, object]) -> dict[str, object]:
+def _marker_layer(name: Text, ref_id: str, style: dict[str, object]) -> dict[str, object]:
     return {
         "type": "markers",
         "name": name,
@@ -70,13 +71,17 @@ def _marker_layer(name: str, ref_id: str, style: dict[str, object]) -> dict[str,
 
 MAP = Panel(
     type="geomap",
-    title="Network: live pressure and active alarms",
-    description=(
+    title=N_("Network: live pressure and active alarms"),
+    description=N_(
         "Pipes and zone outlines come from the registry (the GeoJSON file written by "
         "`suvnet dashboards build --network`). Dots are pressure sensors coloured by their "
         "latest value (bar) up to the end of the time range; red triangles are active alarms."
     ),
     targets=(NODES, LIVE_PRESSURE, alarms.ACTIVE_ON_MAP),
+    columns=columns(
+        *("node", "kind", "zone", "latitude", "longitude", "elevation_m", "device", "point"),
+        *("pressure_bar", "measured_at", "rule", "priority", "state", "message", "raised_at"),
+    ),
     w=16,
     h=16,
     unit="pressurebar",
@@ -98,7 +103,7 @@ MAP = Panel(
         "layers": [
             {
                 "type": "geojson",
-                "name": "Pipes and zones",
+                "name": N_("Pipes and zones"),
                 "config": {
                     "src": NETWORK_GEOJSON,
                     "rules": [],
@@ -110,12 +115,12 @@ MAP = Panel(
                 },
             },
             _marker_layer(
-                "Nodes",
+                N_("Nodes"),
                 "nodes",
                 {"color": {"fixed": "text"}, "size": {"fixed": 3}, "opacity": 0.5},
             ),
             _marker_layer(
-                "Pressure (bar)",
+                N_("Pressure (bar)"),
                 "pressure",
                 {
                     "color": {"field": "pressure_bar", "fixed": "green"},
@@ -125,7 +130,7 @@ MAP = Panel(
                 },
             ),
             _marker_layer(
-                "Active alarms",
+                N_("Active alarms"),
                 "alarms",
                 {
                     "color": {"fixed": "red"},
@@ -140,8 +145,8 @@ MAP = Panel(
 
 ZONE_STATUS = Panel(
     type="table",
-    title="Zone status (last hour of the range)",
-    description=(
+    title=N_("Zone status (last hour of the range)"),
+    description=N_(
         "Pressure over the last hour before the end of the time range against the zone's "
         "service band, and how many of the zone's gateways are online."
     ),
@@ -188,22 +193,32 @@ ORDER BY z.code
     w=8,
     h=16,
     decimals=2,
+    columns=columns(
+        *("zone", "name", "min_bar", "avg_bar", "max_bar", "service_min_bar"),
+        *("service_max_bar", "gateways"),
+        status=N_("Status"),
+        gateways_online=N_("Gateways online"),
+        last_reading=N_("Last reading"),
+    ),
     overrides=(
         Override(
             "status",
             {
                 "custom.cellOptions": {"type": "color-background"},
-                "mappings": [
+                "mappings": value_texts(
                     {
-                        "type": "value",
-                        "options": {
-                            "ok": {"color": "green", "index": 0},
-                            "low pressure": {"color": "red", "index": 1},
-                            "high pressure": {"color": "orange", "index": 2},
-                            "no data": {"color": "gray", "index": 3},
-                        },
-                    }
-                ],
+                        "ok": N_("normal"),
+                        "low pressure": N_("low pressure"),
+                        "high pressure": N_("high pressure"),
+                        "no data": N_("no data"),
+                    },
+                    {
+                        "ok": "green",
+                        "low pressure": "red",
+                        "high pressure": "orange",
+                        "no data": "gray",
+                    },
+                ),
             },
         ),
     ),
@@ -211,7 +226,7 @@ ORDER BY z.code
 
 GATEWAYS_ONLINE = Panel(
     type="stat",
-    title="Gateways online",
+    title=N_("Gateways online"),
     targets=(
         SqlTarget(
             sql="""
@@ -225,11 +240,12 @@ WHERE g.allowed AND (g.zone_id IS NULL OR z.code IN ($zone))
     ),
     w=6,
     h=4,
+    columns=columns("online", "total"),
 )
 
 DEVICES_ONLINE = Panel(
     type="stat",
-    title="Devices online",
+    title=N_("Devices online"),
     targets=(
         SqlTarget(
             sql="""
@@ -243,11 +259,12 @@ WHERE d.enabled AND (d.zone_id IS NULL OR z.code IN ($zone))
     ),
     w=6,
     h=4,
+    columns=columns("online", "total"),
 )
 
 READINGS_RATE = Panel(
     type="stat",
-    title="Readings stored in the time range",
+    title=N_("Readings stored in the time range"),
     targets=(
         SqlTarget(
             sql="""
@@ -258,12 +275,13 @@ SELECT count(*) AS readings FROM readings r WHERE $__timeFilter(r.ts)
     w=6,
     h=4,
     unit="short",
+    columns=columns("readings"),
 )
 
 DEAD_LETTERS = Panel(
     type="stat",
-    title="Dead letters in the time range",
-    description="Messages ingest could not store; see the Devices and gateways dashboard.",
+    title=N_("Dead letters in the time range"),
+    description=N_("Messages ingest could not store; see the Devices and gateways dashboard."),
     targets=(
         SqlTarget(
             sql="SELECT count(*) AS dead_letters FROM dead_letters WHERE $__timeFilter(received_at)"
@@ -272,11 +290,12 @@ DEAD_LETTERS = Panel(
     w=6,
     h=4,
     thresholds=(Threshold(None, "green"), Threshold(1, "orange")),
+    columns={"dead_letters": N_("Dead letters")},
 )
 
 PRESSURE_BY_ZONE = Panel(
     type="timeseries",
-    title="Average pressure by zone",
+    title=N_("Average pressure by zone"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -306,8 +325,8 @@ ORDER BY 1
 
 DASHBOARD = Dashboard(
     uid="suvnet-network",
-    title="suvnet · Network overview",
-    description="The network map with live pressure and active alarms, and zone status.",
+    title=N_("suvnet · Network overview"),
+    description=N_("The network map with live pressure and active alarms, and zone status."),
     variables=(ZONE,),
     time_from="now-6h",
     links=(LINK_ALL,),
@@ -319,10 +338,10 @@ DASHBOARD = Dashboard(
         DEAD_LETTERS,
         MAP,
         ZONE_STATUS,
-        Row("Active alarms"),
+        Row(N_("Active alarms")),
         alarms.ACTIVE_BY_ZONE,
         alarms.ACTIVE_LIST_SHORT,
-        Row("Pressure"),
+        Row(N_("Pressure")),
         PRESSURE_BY_ZONE,
     ),
 )

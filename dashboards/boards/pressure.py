@@ -11,13 +11,14 @@ the other modes), the setpoint it chose (``ctl_setpoint_bar``) and a reason code
 
 from __future__ import annotations
 
-from dashboards.boards.common import LINK_ALL, ZONE
+from dashboards.boards.common import LINK_ALL, ZONE, columns, rename_series
+from dashboards.i18n import N_, Text
 from dashboards.model import Dashboard, Override, Panel, QueryVariable, SqlTarget
 from dashboards.sql import PRESSURE_TO_BAR, series_source
 
 PRV = QueryVariable(
     name="prv",
-    label="Pressure regulator",
+    label=N_("Pressure regulator"),
     sql="""
 SELECT d.code
 FROM devices d
@@ -27,22 +28,23 @@ ORDER BY d.code
 """,
 )
 
-SERIES = {
-    "setpoint_bar": "setpoint",
-    "inlet_bar": "inlet",
-    "outlet_bar": "outlet",
-    "ctl_cp_bar": "critical point",
-    "ctl_target_bar": "target",
+SERIES: dict[str, Text] = {
+    "setpoint_bar": N_("setpoint"),
+    "inlet_bar": N_("inlet"),
+    "outlet_bar": N_("outlet"),
+    "ctl_cp_bar": N_("critical point"),
+    "ctl_target_bar": N_("target"),
 }
-"""The points drawn, and their names on the chart."""
+"""The points drawn, and their names on the chart. The query names a series by the device
+and the point (``PRV1 inlet_bar``); the chart shows the point's name in words (a Grafana
+rename, so the query is the same in every language)."""
 
 _NAMES = ", ".join(f"'{p}'" for p in SERIES)
-_LABEL = "CASE p.name " + " ".join(f"WHEN '{p}' THEN '{n}'" for p, n in SERIES.items()) + " END"
 
 PRESSURES = Panel(
     type="timeseries",
-    title="Setpoint, inlet, outlet and critical-point pressure",
-    description=(
+    title=N_("Setpoint, inlet, outlet and critical-point pressure"),
+    description=N_(
         "Per PRV: the setpoint the valve holds, its inlet and outlet pressure, the lowest "
         "critical-point pressure its controller regulated on (lowest of the interval) and the "
         "controller's target (in critical-point mode: the pressure held there)."
@@ -52,7 +54,7 @@ PRESSURES = Panel(
             format="time_series",
             sql=f"""
 WITH pts AS (
-    SELECT p.id, d.code || ' ' || {_LABEL} AS label, p.name, {PRESSURE_TO_BAR} AS k
+    SELECT p.id, d.code || ' ' || p.name AS label, p.name, {PRESSURE_TO_BAR} AS k
     FROM points p
     JOIN devices d ON d.id = p.device_id
     WHERE d.kind = 'prv_controller' AND d.code IN ($prv) AND p.name IN ({_NAMES})
@@ -71,24 +73,31 @@ ORDER BY 1
     w=24,
     h=10,
     unit="pressurebar",
+    transformations=rename_series(SERIES),
 )
 
-REASONS = {
-    0: "holding (critical point within the deadband)",
-    1: "fixed setpoint",
-    2: "time profile",
-    3: "following the inflow",
-    4: "stepping to the critical-point target",
-    5: "LOW PRESSURE at the critical point: raised",
-    6: "critical point silent: safe setpoint",
-    7: "link lost: safe setpoint",
-    8: "inflow silent: safe setpoint",
-    9: "hand",
-    10: "local control at the valve",
-    11: "PRV not answering",
+REASONS: dict[int, Text] = {
+    0: N_("holding (critical point within the deadband)"),
+    1: N_("fixed setpoint"),
+    2: N_("time profile"),
+    3: N_("following the inflow"),
+    4: N_("stepping to the critical-point target"),
+    5: N_("LOW PRESSURE at the critical point: raised"),
+    6: N_("critical point silent: safe setpoint"),
+    7: N_("link lost: safe setpoint"),
+    8: N_("inflow silent: safe setpoint"),
+    9: N_("hand"),
+    10: N_("local control at the valve"),
+    11: N_("PRV not answering"),
 }
 """The ``ctl_reason`` codes (edge_agent.control.Reason) as the table shows them."""
-MODES = {0: "none", 1: "fixed", 2: "time", 3: "flow", 4: "critical point"}
+MODES: dict[int, Text] = {
+    0: N_("none"),
+    1: N_("fixed setpoint"),
+    2: N_("time profile"),
+    3: N_("by inflow"),
+    4: N_("critical point"),
+}
 
 _LATEST = """
 LEFT JOIN LATERAL (
@@ -99,7 +108,7 @@ LEFT JOIN LATERAL (
 ) {alias} ON true"""
 
 
-def _value_map(codes: dict[int, str]) -> list[dict[str, object]]:
+def _value_map(codes: dict[int, Text]) -> list[dict[str, object]]:
     return [
         {
             "type": "value",
@@ -113,7 +122,7 @@ def _value_map(codes: dict[int, str]) -> list[dict[str, object]]:
 
 CONTROLLER = Panel(
     type="table",
-    title="What each controller decided last, and why",
+    title=N_("What each controller decided last, and why"),
     targets=(
         SqlTarget(
             sql=f"""
@@ -137,16 +146,26 @@ ORDER BY d.code
     overrides=(
         Override("reason", {"mappings": _value_map(REASONS)}),
         Override("mode", {"mappings": _value_map(MODES)}),
-        Override("auto", {"mappings": _value_map({0: "hand", 1: "auto"})}),
+        Override("auto", {"mappings": _value_map({0: N_("hand"), 1: N_("automatic")})}),
         Override("setpoint_bar", {"unit": "pressurebar", "decimals": 2}),
         Override("critical_point_bar", {"unit": "pressurebar", "decimals": 2}),
+    ),
+    columns=columns(
+        "zone",
+        prv=N_("Pressure regulator"),
+        mode=N_("Mode"),
+        auto=N_("Hand or automatic"),
+        reason=N_("Reason"),
+        setpoint_bar=N_("Setpoint, bar"),
+        critical_point_bar=N_("Critical-point pressure, bar"),
+        decided_at=N_("Decided at"),
     ),
 )
 
 DASHBOARD = Dashboard(
     uid="suvnet-prv",
-    title="suvnet · Pressure regulators",
-    description=(
+    title=N_("suvnet · Pressure regulators"),
+    description=N_(
         "PRVs under the gateways' pressure control: setpoint, inlet, outlet and critical-point "
         "pressure together, and each controller's last decision."
     ),

@@ -9,7 +9,8 @@ and NRW % = losses / inflow. The night window is 02:00-04:00 local time (Asia/Ta
 from __future__ import annotations
 
 from dashboards.boards import alarms
-from dashboards.boards.common import DEVICE, LINK_ALL, ZONE
+from dashboards.boards.common import DEVICE, LINK_ALL, ZONE, columns
+from dashboards.i18n import N_
 from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 from dashboards.sql import (
     FLOW_POINT,
@@ -32,8 +33,8 @@ _INFLOW_POINTS = f"""
 
 INFLOW = Panel(
     type="timeseries",
-    title="Zone inflow",
-    description="Sum of the zone's district meters, signed by direction (into the zone = +).",
+    title=N_("Zone inflow"),
+    description=N_("Sum of the zone's district meters, signed by direction (into the zone = +)."),
     targets=(
         SqlTarget(
             format="time_series",
@@ -60,7 +61,7 @@ ORDER BY 1
 
 PRESSURE_BAND = Panel(
     type="timeseries",
-    title="Pressure band (lowest, average, highest sensor) and service limits",
+    title=N_("Pressure band (lowest, average, highest sensor) and service limits"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -91,12 +92,20 @@ ORDER BY 1
     w=12,
     h=9,
     unit="pressurebar",
+    series_label="zone",
+    columns={
+        "lowest_bar": N_("Lowest sensor"),
+        "average_bar": N_("Average"),
+        "highest_bar": N_("Highest sensor"),
+        "service_min_bar": N_("Service minimum"),
+        "service_max_bar": N_("Service maximum"),
+    },
 )
 
 MNF = Panel(
     type="timeseries",
-    title="Minimum night flow (02:00-04:00) per day",
-    description=(
+    title=N_("Minimum night flow (02:00-04:00) per day"),
+    description=N_(
         "The lowest hourly zone inflow in the night window. A rising trend means a growing "
         "leak: at night almost nobody uses water."
     ),
@@ -168,8 +177,8 @@ ORDER BY 1, 2
 
 WATER_BALANCE = Panel(
     type="table",
-    title="Daily water balance (telemetry)",
-    description=(
+    title=N_("Daily water balance (telemetry)"),
+    description=N_(
         "Inflow = daily average flow of the district meters × 24 h. Consumption = the daily "
         "increase of the customer meters' volume registers (meters not read by telemetry are "
         "missing here, so NRW is an upper bound)."
@@ -178,15 +187,18 @@ WATER_BALANCE = Panel(
     w=12,
     h=9,
     decimals=1,
+    columns=columns("time", "zone", "inflow_m3", "consumption_m3", "losses_m3", "nrw_pct"),
 )
 
 NRW = Panel(
     type="timeseries",
-    title="NRW % per day (telemetry)",
+    title=N_("NRW % per day (telemetry)"),
     targets=(
         SqlTarget(
             format="time_series",
-            sql=f"SELECT wb.time, wb.zone, wb.nrw_pct FROM ({_WATER_BALANCE}) wb ORDER BY 1",  # noqa: S608 - Grafana panel SQL built from this package's constants; Grafana fills its own variables
+            # Grafana panel SQL built from this package's constants; Grafana fills its variables
+            sql=f"SELECT wb.time, wb.zone AS metric, wb.nrw_pct FROM ({_WATER_BALANCE}) wb "  # noqa: S608
+            "ORDER BY 1",
         ),
     ),
     w=12,
@@ -198,8 +210,8 @@ NRW = Panel(
 
 MONTHLY_BALANCE = Panel(
     type="table",
-    title="Monthly water balance: inflow against billed volume",
-    description=(
+    title=N_("Monthly water balance: inflow against billed volume"),
+    description=N_(
         "Inflow of the month from the district meters against the volume invoiced to the "
         "zone's accounts for that month (billing). Non-revenue water = inflow - billed: real "
         "losses, unbilled use and meter under-registration together."
@@ -241,11 +253,16 @@ ORDER BY 1, 2
     h=7,
     decimals=1,
     overrides=(Override("nrw_pct", {"unit": "percent"}),),
+    columns=columns(
+        *("time", "zone", "inflow_m3", "billed_m3", "nrw_pct"),
+        days=N_("Days with data"),
+        nrw_m3=N_("Non-revenue water, m³"),
+    ),
 )
 
 DEVICE_SERIES = Panel(
     type="timeseries",
-    title="Selected devices: every analog point",
+    title=N_("Selected devices: every analog point"),
     targets=(
         SqlTarget(
             format="time_series",
@@ -272,8 +289,8 @@ ORDER BY 1
 
 DASHBOARD = Dashboard(
     uid="suvnet-zone",
-    title="suvnet · Zone / DMA",
-    description="Inflow, pressure band, minimum night flow and water balance of zones (DMAs).",
+    title=N_("suvnet · Zone / DMA"),
+    description=N_("Inflow, pressure band, minimum night flow and water balance of zones (DMAs)."),
     variables=(ZONE, DEVICE),
     time_from="now-7d",
     links=(LINK_ALL,),
@@ -281,14 +298,14 @@ DASHBOARD = Dashboard(
     items=(
         INFLOW,
         PRESSURE_BAND,
-        Row("Leakage"),
+        Row(N_("Leakage")),
         MNF,
         alarms.MNF_BASELINE,
         WATER_BALANCE,
         NRW,
         alarms.NRW_ANALYTICS,
         MONTHLY_BALANCE,
-        Row("Devices"),
+        Row(N_("Devices")),
         DEVICE_SERIES,
     ),
 )

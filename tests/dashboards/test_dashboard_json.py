@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from dashboards.boards import all_dashboards
+from dashboards.i18n import render
 from dashboards.model import GRID_COLUMNS, Dashboard, Panel, SqlTarget
 from dashboards.provisioning import DatasourceConfig, build
 
@@ -143,15 +144,16 @@ def _ids(d: Dashboard) -> str:
     return d.uid
 
 
+@pytest.mark.parametrize("lang", ["uz", "uz_Cyrl", "ru", "en"])
 @pytest.mark.parametrize("dashboard", all_dashboards(), ids=_ids)
-def test_schema(dashboard: Dashboard) -> None:
-    doc = json.loads(json.dumps(dashboard.to_json()))  # exactly what is written to disk
+def test_schema(dashboard: Dashboard, lang: str) -> None:
+    doc = json.loads(json.dumps(render(dashboard, lang)))  # exactly what is written to disk
     errors = [f"{e.instance_path}: {e.message}" for e in VALIDATOR.iter_errors(doc)]
     assert errors == []
 
 
 def test_schema_catches_a_broken_dashboard() -> None:
-    doc = all_dashboards()[0].to_json()
+    doc = render(all_dashboards()[0])
     del doc["panels"][1]["gridPos"]
     doc["panels"][2]["targets"] = []
     doc["templating"]["list"][0]["refresh"] = 9
@@ -227,7 +229,8 @@ def test_build_writes_dashboards_and_provisioning(tmp_path: Path) -> None:
     res = build(tmp_path, boards, DatasourceConfig(timescaledb=False))
     assert len(res.written) == len(boards) + 2
     for d in boards:
-        assert json.loads((tmp_path / "dashboards" / f"{d.uid}.json").read_text()) == d.to_json()
+        written = json.loads((tmp_path / "dashboards" / f"{d.uid}.json").read_text())
+        assert written == render(d)  # the default language (uz), with the usual uids
     ds = yaml.safe_load((tmp_path / "provisioning/datasources/suvnet.yaml").read_text())
     (source,) = ds["datasources"]
     assert source["uid"] == "suvnet-pg"

@@ -341,12 +341,12 @@ def test_prv_pressures_together(vdb: psycopg.Connection[Any], span: timedelta) -
         r = dict(zip(res.columns, row, strict=True))
         by_metric.setdefault(r["metric"], set()).add(round(r["bar"], 6))
     assert by_metric == {
-        "PRV1 setpoint": {3.2},
-        "PRV1 inlet": {5.5},
-        "PRV1 outlet": {3.2},
-        "PRV1 critical point": {PRV1_POINTS["ctl_cp_bar"][2] if span < timedelta(hours=6)
-                                else PRV1_CP_MIN},
-        "PRV1 target": {2.3},
+        "PRV1 setpoint_bar": {3.2},
+        "PRV1 inlet_bar": {5.5},
+        "PRV1 outlet_bar": {3.2},
+        "PRV1 ctl_cp_bar": {PRV1_POINTS["ctl_cp_bar"][2] if span < timedelta(hours=6)
+                            else PRV1_CP_MIN},
+        "PRV1 ctl_target_bar": {2.3},
     }  # fmt: skip
 
 

@@ -1,0 +1,271 @@
+"""The dashboards in Uzbek (Latin and Cyrillic), Russian and English.
+
+Every dashboard is rendered in each language and every text a person reads in Grafana
+(titles, descriptions, panel and row titles, column headers and legend names, value
+mappings, variable labels, map layers, annotations, text panels) is compared with the English
+build: the same text in another language is English left over, unless it is a name listed in
+:data:`SAME_IN_EVERY_LANGUAGE`. English words of the staff pages' stop-list are looked for
+too. The panel SQL does not depend on the language (the headers are Grafana display names);
+it is checked to be the same in every language and run on PostgreSQL for each one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from dashboards.boards import all_dashboards
+from dashboards.errors import DashboardsError
+from dashboards.i18n import DEFAULT_LANG, N_, folder_for, render, uid_for
+from dashboards.model import Dashboard, Panel, Row, SqlTarget
+from dashboards.provisioning import DatasourceConfig, build
+from dashboards.push import connect, push
+from suvnet.cli import main
+from tests.dashboards.fake_grafana import FakeGrafana
+from tests.dashboards.test_panel_sql import context, run, skip_if_missing
+from tests.test_i18n_complete import ENGLISH
+
+LANGS = ("uz", "uz_Cyrl", "ru")
+"""The dispatchers' languages: nothing may be left in English there."""
+
+SAME_IN_EVERY_LANGUAGE = frozenset({"suvnet", "OpenStreetMap"})
+"""Names written the same way in every language."""
+SAME_IN_UZBEK_LATIN = frozenset({"Mahalla", "bank", "import"})
+"""Uzbek words that English uses too (``Mahalla``) or that are the same in Uzbek Latin."""
+
+DASHBOARD_WORDS = frozenset(
+    """
+    zone zones pressure inflow flow night minimum gateway gateways online offline device
+    devices sensor point state rate per hour hours minutes range average lowest highest
+    service limit limits setpoint inlet outlet critical target map pipes nodes node dead
+    letters readings received debtors mahallas collections channel largest elevation
+    measured seen since decided event journal peak median stale chattering contributors
+    leakage daily monthly billed net traffic what reason message raised
+    """.split()  # noqa: SIM905 - a word list reads better as words
+)
+STOP_WORDS = ENGLISH | DASHBOARD_WORDS
+"""The staff pages' stop-list (tests/test_i18n_complete.py) and the dashboards' own words."""
+
+KEEP = re.compile(r"\$\{[^}]*\}|`[^`]*`|ISA-18\.2|suvnet|GeoJSON|MQTT|OpenStreetMap")
+"""Parts of a text that stay as they are in every language: Grafana templates, commands,
+standard and product names."""
+WORD = re.compile(r"[A-Za-z][A-Za-z'ʻ’]*")
+
+VISIBLE = frozenset(
+    {"title", "description", "label", "displayName", "text", "renamePattern", "content", "name"}
+)
+"""Keys whose text Grafana shows (``name``: of map layers and annotations; the variables'
+``name`` is an identifier and is left out)."""
+
+
+def visible_texts(doc: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) of every shown text of a dashboard's JSON."""
+    if isinstance(doc, dict):
+        if doc.get("builtIn"):  # Grafana's own hidden annotation
+            return
+        for key, value in doc.items():
+            here = f"{path}/{key}"
+            if key in VISIBLE and isinstance(value, str):
+                if key == "name" and "/templating/" in here:
+                    continue
+                yield here, value
+            else:
+                yield from visible_texts(value, here)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from visible_texts(value, f"{path}/{i}")
+
+
+def english_left(dashboard: Dashboard, lang: str) -> list[tuple[str, str]]:
+    """The shown texts of ``dashboard`` in ``lang`` that are still English."""
+    en = dict(visible_texts(render(dashboard, "en")))
+    found = []
+    for path, text in visible_texts(render(dashboard, lang)):
+        allowed = SAME_IN_EVERY_LANGUAGE | (SAME_IN_UZBEK_LATIN if lang == "uz" else set())
+        if text in allowed:
+            continue
+        if text == en.get(path) and re.search("[A-Za-z]", text):
+            found.append((path, text))
+            continue
+        words = WORD.findall(KEEP.sub(" ", text))
+        if lang == "uz":
+            words = [w for w in words if w.lower() in STOP_WORDS]
+        if words:  # Cyrillic texts keep no Latin word; Uzbek Latin none of the stop-list
+            found.append((path, text))
+    return found
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("dashboard", all_dashboards(), ids=lambda d: d.uid)
+def test_nothing_is_left_in_english(dashboard: Dashboard, lang: str) -> None:
+    texts = list(visible_texts(render(dashboard, lang)))
+    assert len(texts) > 20, texts  # the walk finds the titles, headers and mappings
+    assert english_left(dashboard, lang) == []
+
+
+def test_the_check_catches_english() -> None:
+    """A text not marked with N_() is not translated, and the check says where it is."""
+    board = Dashboard(
+        uid="suvnet-test",
+        title=N_("suvnet · Alarms"),
+        items=(
+            Row(N_("History")),
+            Panel("stat", "Readings stored in the time range", (SqlTarget("SELECT 1 AS n"),)),
+            Panel("stat", N_("Dead letters"), (SqlTarget("SELECT 1 AS n"),), columns={"n": "n"}),
+        ),
+    )
+    for lang in LANGS:
+        left = english_left(board, lang)
+        assert ("/panels/1/title", "Readings stored in the time range") in left, left
+    # a Latin word in a Cyrillic text, and a stop-list word in Uzbek Latin
+    mixed = Dashboard(uid="x", title=N_("suvnet · Alarms"), description="Zona pressure", items=())
+    assert english_left(mixed, "uz") == [("/description", "Zona pressure")]
+    assert english_left(mixed, "ru") == [("/description", "Zona pressure")]
+
+
+def test_the_languages_really_differ() -> None:
+    zone = next(d for d in all_dashboards() if d.uid == "suvnet-zone")
+    titles = {lang: render(zone, lang)["panels"][0]["title"] for lang in (*LANGS, "en")}
+    assert titles == {
+        "uz": "Zonaga kirim",
+        "uz_Cyrl": "Зонага кирим",
+        "ru": "Подача в зону",
+        "en": "Zone inflow",
+    }
+    # the same words as the staff pages' catalogs for the same terms
+    alarms = next(d for d in all_dashboards() if d.uid == "suvnet-alarms")
+    assert render(alarms, "ru")["title"] == "suvnet · Аварийные сигналы"
+    assert render(alarms, "uz")["annotations"]["list"][1]["name"] == "Avariya signallari"
+
+
+def test_uids_stay_for_the_default_language() -> None:
+    assert DEFAULT_LANG == "uz"
+    for d in all_dashboards():
+        assert render(d)["uid"] == d.uid == uid_for(d.uid, "uz")
+    uids = {render(d, lang)["uid"] for d in all_dashboards() for lang in (*LANGS, "en")}
+    assert len(uids) == 4 * len(all_dashboards())
+    assert uid_for("suvnet-zone", "uz_Cyrl") == "suvnet-zone-uz-cyrl"
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,40}", u) for u in uids)
+    assert folder_for("uz") == ("suvnet", "suvnet")
+    assert folder_for("ru") == ("suvnet-ru", "suvnet · Русский")
+    with pytest.raises(DashboardsError, match="unknown language"):
+        uid_for("suvnet-zone", "de")
+
+
+def test_links_list_the_same_language() -> None:
+    doc = render(all_dashboards()[0], "ru")
+    assert "lang-ru" in doc["tags"]
+    assert doc["links"][0]["tags"] == ["suvnet", "lang-ru"]
+
+
+def _sql(doc: dict[str, Any]) -> list[str]:
+    out = [t["rawSql"] for p in doc["panels"] for t in p.get("targets", [])]
+    out += [v["query"] for v in doc["templating"]["list"]]
+    return out + [a["target"]["rawSql"] for a in doc["annotations"]["list"] if "target" in a]
+
+
+@pytest.mark.parametrize("dashboard", all_dashboards(), ids=lambda d: d.uid)
+def test_the_sql_is_the_same_in_every_language(dashboard: Dashboard) -> None:
+    """No translated text goes into a query: test_panel_sql's checks hold for every
+    language."""
+    default = _sql(render(dashboard))
+    assert default == [t.sql.strip() for p in dashboard.panels for t in p.targets] + [
+        v.sql.strip() for v in dashboard.variables
+    ] + [a.sql.strip() for a in dashboard.annotations]
+    for lang in (*LANGS, "en"):
+        assert _sql(render(dashboard, lang)) == default, lang
+
+
+@pytest.mark.parametrize("lang", [*LANGS, "en"])
+@pytest.mark.parametrize("dashboard", all_dashboards(), ids=lambda d: d.uid)
+def test_the_panel_sql_runs_in_every_language(
+    vdb: psycopg.Connection[Any], dashboard: Dashboard, lang: str
+) -> None:
+    """Each language's rendered queries run on PostgreSQL and give the seeded rows."""
+    doc = render(dashboard, lang)
+    targets = [t for p in dashboard.panels for t in p.targets]
+    rendered = [t for p in doc["panels"] for t in p.get("targets", [])]
+    assert len(rendered) == len(targets)
+    for target, raw in zip(targets, rendered, strict=True):
+        if any(not _exists(vdb, t) for t in target.requires):
+            continue
+        assert run(vdb, raw["rawSql"], context(timedelta(days=40))).rows, raw["refId"]
+
+
+def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    from tests.dashboards.seed import table_exists
+
+    return table_exists(conn, table)
+
+
+def _panel_targets() -> list[Any]:
+    return [
+        pytest.param(d, p, id=f"{d.uid}/{p.title}")
+        for d in all_dashboards()
+        for p in d.panels
+        if p.targets
+    ]
+
+
+@pytest.mark.parametrize(("dashboard", "panel"), _panel_targets())
+def test_every_shown_column_has_a_header(
+    vdb: psycopg.Connection[Any], dashboard: Dashboard, panel: Panel
+) -> None:
+    """A column Grafana shows by its name gets a translated header (display name); in a
+    time series named by its ``metric`` the series are named by the data (zone codes ...)."""
+    names = {o.field_name for o in panel.field_overrides() if "displayName" in o.properties}
+    for target in panel.targets:
+        skip_if_missing(vdb, target.requires)
+        res = run(vdb, target.sql, context(timedelta(days=40)))
+        shown = set(res.columns)
+        if panel.type == "timeseries":
+            shown = set() if "metric" in shown else shown - {"time", panel.series_label}
+        assert shown - names == set(), f"columns without a header: {sorted(shown - names)}"
+
+
+def test_build_in_another_language(tmp_path: Path) -> None:
+    boards = all_dashboards()
+    build(tmp_path, boards, DatasourceConfig(), lang="ru")
+    files = sorted(p.name for p in (tmp_path / "dashboards").glob("*.json"))
+    assert files == sorted(f"{d.uid}-ru.json" for d in boards)
+    doc = json.loads((tmp_path / "dashboards" / "suvnet-zone-ru.json").read_text())
+    assert doc["title"] == "suvnet · Зона / зона учёта"
+    prov = yaml.safe_load((tmp_path / "provisioning/dashboards/suvnet.yaml").read_text())
+    assert prov["providers"][0]["folderUid"] == "suvnet-ru"
+    assert prov["providers"][0]["folder"] == "suvnet · Русский"
+
+
+def test_build_command_takes_the_language(tmp_path: Path) -> None:
+    assert main(["dashboards", "build", "--out", str(tmp_path), "--lang", "uz_Cyrl"]) == 0
+    doc = json.loads((tmp_path / "dashboards" / "suvnet-alarms-uz-cyrl.json").read_text())
+    assert doc["title"] == "suvnet · Авария сигналлари"
+    assert main(["dashboards", "build", "--out", str(tmp_path), "--lang", "de"]) != 0
+    assert main(["dashboards", "build", "--out", str(tmp_path / "uz")]) == 0
+    assert (tmp_path / "uz" / "dashboards" / "suvnet-alarms.json").is_file()
+
+
+def test_push_two_languages_side_by_side() -> None:
+    token = "glsa_test_token"
+    boards = all_dashboards()
+    with FakeGrafana(token) as grafana:
+        api = connect(grafana.url, token)
+        push(api, boards, None)
+        report = push(api, boards, None, lang="ru")
+        st = grafana.state
+        assert sorted(report.created) == sorted(f"{d.uid}-ru" for d in boards)
+        assert set(st.folders) == {"suvnet", "suvnet-ru"}
+        assert len(st.dashboards) == 2 * len(boards)
+        zone = st.dashboards["suvnet-zone-ru"]
+        assert zone["meta"]["folderUid"] == "suvnet-ru"
+        assert zone["dashboard"]["title"] == "suvnet · Зона / зона учёта"
+        assert st.dashboards["suvnet-zone"]["meta"]["folderUid"] == "suvnet"
+        again = push(api, boards, None, lang="ru")
+        assert sorted(again.unchanged) == sorted(f"{d.uid}-ru" for d in boards)
