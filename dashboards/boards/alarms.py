@@ -7,6 +7,7 @@ Every query here reads the alarm tables of the alarms package (``suvnet/migratio
 
 from __future__ import annotations
 
+from alarms.messages import EVENT
 from dashboards.boards.common import (
     ALARM_STATES,
     LINK_ALL,
@@ -44,19 +45,7 @@ _PRIORITY_COLOURS = Override(
     },
 )
 
-EVENTS: dict[str, Text] = {
-    "activate": N_("alarm raised"),
-    "clear": N_("alarm cleared"),
-    "ack": N_("alarm acknowledged"),
-    "shelve": N_("alarm shelved"),
-    "unshelve": N_("alarm taken off the shelf"),
-    "shelve_expired": N_("alarm shelving expired"),
-    "suppress": N_("alarm suppressed"),
-    "unsuppress": N_("alarm no longer suppressed"),
-    "remove_from_service": N_("alarm taken out of service"),
-    "return_to_service": N_("alarm returned to service"),
-    "repaired": N_("leak reported repaired"),
-}
+EVENTS: dict[str, Text] = {code: Text(words) for code, words in EVENT.items()}
 """The journal's events in the words of the staff alarm page (alarms/messages.py)."""
 
 _STATE_WORDS = Override("state", {"mappings": value_texts(ALARM_STATES)})
