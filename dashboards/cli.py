@@ -49,11 +49,12 @@ _LANG_HELP = (
 
 
 def _lang(value: str) -> str:
-    from dashboards.i18n import CODES
+    from dashboards.i18n import check_lang
 
-    if value not in CODES:
-        raise typer.BadParameter(f"choose one of {', '.join(sorted(CODES))}")
-    return value
+    try:
+        return check_lang(value)
+    except DashboardsError as e:
+        raise typer.BadParameter(str(e)) from e
 
 
 LangOption = Annotated[str, typer.Option("--lang", help=_LANG_HELP, callback=_lang)]

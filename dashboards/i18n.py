@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_LANG",
     "N_",
     "Text",
+    "check_lang",
     "folder_for",
     "localize",
     "render",

@@ -33,8 +33,7 @@ from dashboards.errors import DashboardsError
 from dashboards.i18n import DEFAULT_LANG, folder_for, render, uid_for
 from dashboards.model import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID, Dashboard
 
-FOLDER_UID = "suvnet"
-FOLDER_TITLE = "suvnet"
+FOLDER_UID, FOLDER_TITLE = folder_for(DEFAULT_LANG)
 DASHBOARDS_PATH_IN_GRAFANA = "/var/lib/grafana/dashboards/suvnet"
 
 
