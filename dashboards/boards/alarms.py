@@ -7,7 +7,7 @@ Every query here reads the alarm tables of the alarms package (``suvnet/migratio
 
 from __future__ import annotations
 
-from alarms.messages import EVENT
+from alarms.messages import EVENT, KIND
 from dashboards.boards.common import (
     ALARM_STATES,
     LINK_ALL,
@@ -48,6 +48,10 @@ _PRIORITY_COLOURS = Override(
 EVENTS: dict[str, Text] = {code: Text(words) for code, words in EVENT.items()}
 """The journal's events in the words of the staff alarm page (alarms/messages.py)."""
 
+ALARM_KINDS: dict[str, Text] = {code: Text(words) for code, words in KIND.items()}
+"""The alarm kinds (``alarms.kind``, ``alarm_rules.kind``) in the words of the staff alarm
+page and the notifications (alarms/messages.py)."""
+
 _STATE_WORDS = Override("state", {"mappings": value_texts(ALARM_STATES)})
 
 ANNOTATION = SqlAnnotation(
@@ -72,7 +76,7 @@ ACTIVE_ON_MAP = SqlTarget(
     requires=(*ALARM_TABLES, "alarm_positions"),
     sql=f"""
 SELECT * FROM (
-    SELECT r.code AS rule, a.kind, a.priority, a.state, a.message, a.raised_at,
+    SELECT r.code AS rule, a.kind AS alarm_kind, a.priority, a.state, a.message, a.raised_at,
            z.code AS zone,
            coalesce({DEVICE_LAT}, zc.lat) AS latitude,
            coalesce({DEVICE_LON}, zc.lon) AS longitude
@@ -167,7 +171,12 @@ ORDER BY {_PRIORITY_ORDER}, a.raised_at DESC
     ),
     w=24,
     h=10,
-    overrides=(_PRIORITY_COLOURS, _STATE_WORDS, Override("age_s", {"unit": "s"})),
+    overrides=(
+        _PRIORITY_COLOURS,
+        _STATE_WORDS,
+        Override("kind", {"mappings": value_texts(ALARM_KINDS)}),
+        Override("age_s", {"unit": "s"}),
+    ),
     columns=columns(
         *("raised", "priority", "state", "rule", "kind", "zone", "device", "message"),
         value=N_("Value"),

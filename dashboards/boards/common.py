@@ -168,3 +168,12 @@ LINK_STATES: dict[str, Text] = {
     "unknown": N_("unknown"),
 }
 """A gateway's or device's link state."""
+
+NODE_KINDS: dict[str, Text] = {
+    "junction": N_("junction"),
+    "reservoir": N_("water source"),
+    "tank": N_("tank"),
+}
+"""The kinds of the hydraulic network's nodes (``nodes.kind``, EPANET's junction, reservoir and
+tank; suvnet.registry.NodeKind). Not the asset register's kinds (assets.model.KINDS): the
+map's nodes are those of the imported network."""

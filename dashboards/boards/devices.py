@@ -14,6 +14,7 @@ from dashboards.boards.common import (
     LINK_STATES,
     ZONE,
     columns,
+    rename_series,
     value_texts,
 )
 from dashboards.i18n import N_, Text
@@ -32,6 +33,40 @@ DEVICE_KINDS: dict[str, Text] = {
     "customer_meter": N_("customer meter"),
 }
 WHAT: dict[str, Text] = {"gateway": N_("gateway"), "device": N_("device")}
+
+DEAD_LETTER_REASONS: dict[str, Text] = {
+    # a message refused as a whole (suvnet.protocol's decoder, ingest/validate.py)
+    "too_large": N_("message too large"),
+    "bad_json": N_("message is not JSON"),
+    "bad_shape": N_("message is not a JSON object"),
+    "bad_version": N_("unsupported protocol version"),
+    "bad_field": N_("a field of the message is missing or wrong"),
+    "bad_topic": N_("wrong MQTT topic"),
+    "unexpected_topic": N_("message on an unexpected MQTT topic"),
+    "gateway_mismatch": N_("the message names another gateway than its topic"),
+    "unknown_gateway": N_("unknown gateway"),
+    "gateway_not_allowed": N_("gateway not allowed"),
+    # one reading (the decoder, ingest/validate.py, the CSV import in ingest/csvio.py)
+    "bad_reading_shape": N_("malformed reading"),
+    "bad_device_id": N_("invalid device id"),
+    "bad_point_id": N_("invalid point id"),
+    "bad_timestamp": N_("invalid timestamp"),
+    "bad_quality": N_("invalid quality code"),
+    "missing_value": N_("no value"),
+    "bad_value_type": N_("value is not a number"),
+    "non_finite_value": N_("infinite or undefined value"),
+    "unknown_device": N_("unknown device"),
+    "device_not_on_gateway": N_("device belongs to another gateway"),
+    "unknown_point": N_("unknown measuring point"),
+    "ts_too_old": N_("timestamp too old"),
+    "ts_in_future": N_("timestamp in the future"),
+    "bad_encoding": N_("wrong text encoding"),
+    # the database refused the message (ingest/writer.py)
+    "db_rejected": N_("refused by the database"),
+}
+"""The reasons ingest records a dead letter for (``dead_letters.reason``; docs/ingest.md,
+"Checks and dead letters"), in words. tests/dashboards/test_languages.py finds every reason
+the ingest code writes and fails on one missing here."""
 
 _OUTBOX = health_number("outbox_depth", "queue_depth")
 _DROPPED = health_number("dropped", "dropped_count")
@@ -230,6 +265,7 @@ ORDER BY 1
     w=12,
     h=8,
     custom={"drawStyle": "bars"},
+    transformations=rename_series(DEAD_LETTER_REASONS),
 )
 
 STATE_CHANGES = Panel(

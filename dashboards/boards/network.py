@@ -4,7 +4,15 @@ the status of every zone."""
 from __future__ import annotations
 
 from dashboards.boards import alarms
-from dashboards.boards.common import LINK_ALL, ZONE, columns, value_texts
+from dashboards.boards.common import (
+    ALARM_STATES,
+    LINK_ALL,
+    NODE_KINDS,
+    PRIORITIES,
+    ZONE,
+    columns,
+    value_texts,
+)
 from dashboards.i18n import N_, Text
 from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 from dashboards.sql import (
@@ -81,6 +89,13 @@ MAP = Panel(
     columns=columns(
         *("node", "kind", "zone", "latitude", "longitude", "elevation_m", "device", "point"),
         *("pressure_bar", "measured_at", "rule", "priority", "state", "message", "raised_at"),
+        alarm_kind=N_("Alarm kind"),
+    ),
+    overrides=(
+        Override("kind", {"mappings": value_texts(NODE_KINDS)}),
+        Override("alarm_kind", {"mappings": value_texts(alarms.ALARM_KINDS)}),
+        Override("priority", {"mappings": value_texts(PRIORITIES)}),
+        Override("state", {"mappings": value_texts(ALARM_STATES)}),
     ),
     w=16,
     h=16,

@@ -7,13 +7,19 @@ build: the same text in another language is English left over, unless it is a na
 :data:`SAME_IN_EVERY_LANGUAGE`. English words of the staff pages' stop-list are looked for
 too. The panel SQL does not depend on the language (the headers are Grafana display names);
 it is checked to be the same in every language and run on PostgreSQL for each one.
+
+Stored codes are shown in words: every alarm and node kind the database allows (its CHECK
+constraints), every value of a kind column, and every dead-letter reason the ingest code
+writes (found in its source with :mod:`ast`) has words in each language.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ import pytest
 import yaml
 
 from dashboards.boards import all_dashboards
+from dashboards.boards.common import rename_series
 from dashboards.errors import DashboardsError
 from dashboards.i18n import DEFAULT_LANG, N_, folder_for, render, uid_for
 from dashboards.model import Dashboard, Panel, Row, SqlTarget
@@ -54,7 +61,7 @@ DASHBOARD_WORDS = frozenset(
 STOP_WORDS = ENGLISH | DASHBOARD_WORDS
 """The staff pages' stop-list (tests/test_i18n_complete.py) and the dashboards' own words."""
 
-KEEP = re.compile(r"\$\{[^}]*\}|`[^`]*`|ISA-18\.2|suvnet|GeoJSON|MQTT|OpenStreetMap")
+KEEP = re.compile(r"\$\{[^}]*\}|`[^`]*`|ISA-18\.2|suvnet|GeoJSON|JSON|MQTT|OpenStreetMap")
 """Parts of a text that stay as they are in every language: Grafana templates, commands,
 standard and product names."""
 WORD = re.compile(r"[A-Za-z][A-Za-z'ʻ’]*")
@@ -269,3 +276,233 @@ def test_push_two_languages_side_by_side() -> None:
         assert st.dashboards["suvnet-zone"]["meta"]["folderUid"] == "suvnet"
         again = push(api, boards, None, lang="ru")
         assert sorted(again.unchanged) == sorted(f"{d.uid}-ru" for d in boards)
+
+
+# ------------------------------------------------------------------ stored codes in words
+
+REPO = Path(__file__).resolve().parents[2]
+CODE = re.compile(r"[a-z]+(?:_[a-z]+)*")
+"""A stored code (``high_high``, ``unknown_gateway``), as opposed to a sentence."""
+
+
+def shown_panel(panel: Panel, lang: str) -> dict[str, Any]:
+    """The Grafana JSON of ``panel`` as its dashboard shows it in ``lang``."""
+    for d in all_dashboards():
+        for i, item in enumerate(d.items):  # the JSON's panels are the items, in order
+            if item is panel:
+                return dict(render(d, lang)["panels"][i])
+    raise AssertionError(f"no dashboard shows {panel.title!r}")
+
+
+def words_for(panel_json: dict[str, Any], column: str) -> dict[str, str]:
+    """code -> the words Grafana shows for it in ``column`` (its value mappings)."""
+    out: dict[str, str] = {}
+    for o in panel_json["fieldConfig"]["overrides"]:
+        if o["matcher"] == {"id": "byName", "options": column}:
+            for prop in o["properties"]:
+                if prop["id"] == "mappings":
+                    for m in prop["value"]:
+                        out |= {code: v["text"] for code, v in m["options"].items()}
+    return out
+
+
+def series_name(panel_json: dict[str, Any], name: str) -> str:
+    """A series name after the panel's renameByRegex transformations (as Grafana does them:
+    the first match replaced, ``$1`` the first group)."""
+    for t in panel_json.get("transformations", []):
+        if t["id"] == "renameByRegex":
+            m = re.search(t["options"]["regex"], name)
+            if m:
+                new = str(t["options"]["renamePattern"]).replace("$1", m.group(1) or "")
+                name = name[: m.start()] + new + name[m.end() :]
+    return name
+
+
+def check_values(conn: psycopg.Connection[Any], table: str, column: str) -> set[str]:
+    """The codes a CHECK (column IN (...)) constraint of ``table`` allows."""
+    rows = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = to_regclass(%s) AND contype = 'c'",
+        (table,),
+    ).fetchall()
+    found: set[str] = set()
+    for (definition,) in rows:
+        if re.match(rf"CHECK \(\(?{column} = ANY", definition):
+            found |= set(re.findall(r"'([^']*)'::text", definition))
+    return found
+
+
+def _kind_places() -> list[Any]:
+    from dashboards.boards import alarms, network
+
+    return [
+        pytest.param(alarms.ACTIVE_LIST, "kind", "alarm_rules", id="alarms/active list"),
+        pytest.param(network.MAP, "alarm_kind", "alarm_rules", id="network/map alarms"),
+        pytest.param(network.MAP, "kind", "nodes", id="network/map nodes"),
+    ]
+
+
+@pytest.mark.parametrize(("panel", "column", "table"), _kind_places())
+def test_every_stored_kind_has_words(
+    vdb: psycopg.Connection[Any], panel: Panel, column: str, table: str
+) -> None:
+    """Each kind the database allows (the table's CHECK constraint) is shown in words in
+    every language: an alarm kind in the active list and on the map, a node's kind on the
+    map."""
+    skip_if_missing(vdb, (table,))
+    codes = check_values(vdb, table, "kind")
+    assert len(codes) >= 3, codes
+    for lang in LANGS:
+        words = words_for(shown_panel(panel, lang), column)
+        assert sorted(codes - set(words)) == [], f"{lang}: {column} codes without words"
+        assert all(words[c] != c for c in codes), words
+
+
+def test_alarm_and_node_kinds_match_the_code(vdb: psycopg.Connection[Any]) -> None:
+    """The codes the engine and the registry write are the ones the database allows (so the
+    test above, which reads the constraints, checks every kind shown)."""
+    from typing import get_args
+
+    from alarms.rules import Kind
+    from suvnet.registry import NodeKind
+
+    skip_if_missing(vdb, ("alarm_rules",))
+    assert check_values(vdb, "alarm_rules", "kind") == {k.value for k in Kind}
+    assert check_values(vdb, "nodes", "kind") == set(get_args(NodeKind))
+
+
+@pytest.mark.parametrize(("dashboard", "panel"), _panel_targets())
+def test_every_kind_column_is_shown_in_words(
+    vdb: psycopg.Connection[Any], dashboard: Dashboard, panel: Panel
+) -> None:
+    """A column holding a kind code (``kind``, ``..._kind``) has value mappings, and every
+    seeded value of it is mapped: a new kind column without words fails here."""
+    doc = shown_panel(panel, "ru")
+    for target in panel.targets:
+        skip_if_missing(vdb, target.requires)
+        res = run(vdb, target.sql, context(timedelta(days=40)))
+        for col in res.columns:
+            if col == "kind" or col.endswith("_kind"):
+                words = words_for(doc, col)
+                assert words, f"{col}: no words for its codes"
+                assert {v for v in res.col(col) if v is not None} <= set(words), col
+
+
+REASON_FILES = ("suvnet/protocol.py", "ingest/validate.py", "ingest/csvio.py", "ingest/writer.py")
+"""The code that names a dead letter's reason: the wire decoder (its ProtocolError reasons
+and per-reading rejects), ingest's checks, the CSV import and the writer."""
+REASON_FUNCTIONS = frozenset({"_decode_reading", "check", "check_record", "parse_line", "_records"})
+"""Functions that return or yield a reason (alone or in a tuple) for their caller to record."""
+
+
+def written_reasons(sources: dict[str, str]) -> set[str]:
+    """The dead-letter reason codes written by ``sources`` (file -> Python text), found with
+    :mod:`ast`: ``ProtocolError(reason, ...)``, ``DeadLetter(topic, payload, reason, ...)``,
+    ``_whole(topic, payload, reason, ...)``, ``reason = ...`` and what the reason functions
+    return or yield; a module constant (``UNKNOWN_GATEWAY``) is read as its value."""
+    trees = [ast.parse(text, name) for name, text in sources.items()]
+    constants = {
+        t.id: node.value.value
+        for tree in trees
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for t in node.targets
+        if isinstance(t, ast.Name) and isinstance(node.value.value, str)
+    }
+
+    def codes(expr: ast.AST | None) -> set[str]:
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            return {expr.value} if CODE.fullmatch(expr.value) else set()
+        if isinstance(expr, ast.Name) and expr.id in constants:
+            return codes(ast.Constant(constants[expr.id]))
+        if isinstance(expr, ast.Tuple):
+            return set().union(*(codes(e) for e in expr.elts))
+        return set()
+
+    found: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", "")
+                at = {"ProtocolError": 0, "DeadLetter": 2, "_whole": 2}.get(name)
+                if at is not None and len(node.args) > at:
+                    found |= codes(node.args[at])
+                found |= set().union(*(codes(k.value) for k in node.keywords if k.arg == "reason"))
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == "reason" for t in targets):
+                    found |= codes(node.value)
+            elif isinstance(node, ast.FunctionDef) and node.name in REASON_FUNCTIONS:
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Return | ast.Yield):
+                        found |= codes(sub.value)
+    return found
+
+
+def ingest_reasons() -> set[str]:
+    return written_reasons({f: (REPO / f).read_text(encoding="utf-8") for f in REASON_FILES})
+
+
+def test_the_reason_finder_reads_the_ingest_code() -> None:
+    reasons = ingest_reasons()
+    # one of each way a reason is written: decoder, reading reject, check, CSV, writer
+    assert {"bad_json", "bad_reading_shape", "unknown_gateway", "ts_too_old"} <= reasons
+    assert {"bad_encoding", "missing_value", "db_rejected"} <= reasons
+    assert not {"birth", "bad_value"} & reasons  # a state-history reason; a constant unused
+    # every module of ingest that makes a dead letter is read
+    makers = {
+        f"ingest/{p.name}"
+        for p in (REPO / "ingest").glob("*.py")
+        if "DeadLetter(" in p.read_text(encoding="utf-8")
+    }
+    assert makers <= set(REASON_FILES), makers
+    # a new reason, written any of those ways, is found
+    new = written_reasons(
+        {
+            "x.py": "NEW_ONE = 'new_one'\n"
+            "def check(x):\n    return NEW_ONE\n"
+            "def f(t, p):\n"
+            "    reason = 'new_two'\n"
+            "    DeadLetter(t, p, 'new_three', 'some detail', None)\n"
+            "    raise ProtocolError('new_four', 'what went wrong')\n"
+        }
+    )
+    assert new == {"new_one", "new_two", "new_three", "new_four"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_dead_letter_reason_has_words(lang: str) -> None:
+    """The dead letters' series are named by their reason: each reason ingest writes is
+    renamed to words, and the table lists no reason ingest does not write."""
+    from dashboards.boards.devices import DEAD_LETTER_REASONS, DEAD_LETTERS
+
+    doc = shown_panel(DEAD_LETTERS, lang)
+    reasons = ingest_reasons()
+    shown = {code: series_name(doc, code) for code in reasons}
+    assert sorted(c for c, name in shown.items() if name == c) == [], "reasons without words"
+    assert len(set(shown.values())) == len(shown)  # no two reasons in the same words
+    assert sorted(set(DEAD_LETTER_REASONS) - reasons) == []
+    # a code after another name (a gateway or zone before it) keeps that name
+    assert series_name(doc, "GW1 unknown_gateway") == f"GW1 {shown['unknown_gateway']}"
+
+
+def test_a_code_without_words_is_caught() -> None:
+    """The checks above see a missing mapping or rename (a panel built without one)."""
+    from dashboards.boards.devices import DEAD_LETTER_REASONS, DEAD_LETTERS
+    from dashboards.boards.network import MAP
+
+    without = {k: v for k, v in DEAD_LETTER_REASONS.items() if k != "db_rejected"}
+    board = Dashboard(
+        uid="x",
+        title=N_("suvnet · Alarms"),
+        items=(
+            replace(DEAD_LETTERS, transformations=rename_series(without)),
+            replace(MAP, overrides=MAP.overrides[1:]),  # the nodes' kinds left out
+        ),
+    )
+    doc = render(board, "ru")
+    assert series_name(doc["panels"][0], "db_rejected") == "db_rejected"
+    assert series_name(doc["panels"][0], "bad_json") != "bad_json"
+    assert words_for(doc["panels"][1], "kind") == {}
+    assert words_for(doc["panels"][1], "alarm_kind")["leak"] == "Утечка"
