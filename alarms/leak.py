@@ -126,11 +126,6 @@ class LeakSettings:
     size_rel_sigma: float = 0.2  # the size's sigma also allows this share of the estimate
     close_after_days: int = 3
     transfer_z: float = 3.0
-    # a neighbour's fall in a transfer is counted from the higher of its usual and the median
-    # of the same bucket on its last this many days (0: from its usual only): a neighbour with
-    # a leak of its own sits above its usual, and water moved out of it then falls less
-    # below the usual than it moved (only sizes a transfer; not the day-shape test's quiet)
-    transfer_recent_days: int = 0
     settle_s: float = 7200.0  # after a repair: flows settle, nothing is judged
     min_sigma_lps: float = 0.05
     min_sigma_pct: float = 2.0  # night and balance: sigma at least this % of the level
@@ -344,8 +339,6 @@ class LeakState:
     profile: SlotProfile = field(default_factory=SlotProfile)
     neighbours: dict[str, SlotProfile] = field(default_factory=dict)
     transfers: dict[str, float] = field(default_factory=dict)  # L/s moved last bucket
-    # each neighbour's (day, slot, L/s) of the last transfer_recent_days days, all of them
-    recent: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
     resid: list[float] = field(default_factory=list)  # the last residuals (NaN: none)
     steps: SlotProfile = field(default_factory=SlotProfile)  # learned steps per hour
     hour_s: float = 0.0  # hourly CUSUM (hourly_cusum)
@@ -376,7 +369,6 @@ class LeakState:
             "profile": self.profile.to_json(),
             "neighbours": {k: v.to_json() for k, v in self.neighbours.items()},
             "transfers": self.transfers,
-            "recent": {k: [list(r) for r in v] for k, v in self.recent.items()},
             "resid": [r if math.isfinite(r) else None for r in self.resid],
             "steps": self.steps.to_json(),
             "burst_hits": self.burst_hits,
@@ -437,10 +429,6 @@ class LeakState:
             profile=SlotProfile.from_json(d.get("profile")),
             neighbours={k: SlotProfile.from_json(v) for k, v in d.get("neighbours", {}).items()},
             transfers={k: float(v) for k, v in d.get("transfers", {}).items()},
-            recent={
-                k: [(int(a), int(b), float(c)) for a, b, c in v]
-                for k, v in d.get("recent", {}).items()
-            },
             resid=[math.nan if r is None else float(r) for r in d.get("resid", [])],
             steps=SlotProfile.from_json(d.get("steps")),
             burst_hits=int(d.get("burst_hits", 0)),
@@ -1010,20 +998,6 @@ def _shape_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> lis
     )  # fmt: skip
 
 
-def _recent_level(st: LeakState, cfg: LeakSettings, hr: Hour, code: str, *, usual: float) -> float:
-    """The higher of neighbour ``code``'s ``usual`` at this bucket and the median of the same
-    slot on its last ``transfer_recent_days`` days (at least two of them known); records this
-    bucket's value."""
-    xb = hr.neighbours[code]
-    rec = [r for r in st.recent.get(code, []) if r[0] >= hr.day - cfg.transfer_recent_days]
-    same = [v for d, sl, v in rec if sl == hr.slot and d < hr.day]
-    rec.append((hr.day, hr.slot, xb))
-    st.recent[code] = rec
-    if len(same) < 2 or not math.isfinite(usual):
-        return usual
-    return max(usual, float(np.median(same)))
-
-
 # ------------------------------------------------------------------ the steps
 def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     """Feed one bucket of the DMA's demand (and its neighbours')."""
@@ -1048,9 +1022,6 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
             prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
         z_need = cfg.transfer_z / 2 if st.transfers.get(code, 0.0) > 0 else cfg.transfer_z
-        if cfg.transfer_recent_days > 0:
-            mb = _recent_level(st, cfg, hr, code, usual=mb)
-            zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
         moved = 0.0
         if math.isfinite(x) and math.isfinite(med) and zb <= -z_need:
             ra, rb = x - med - transfer, xb - mb
