@@ -25,7 +25,7 @@ languages can be pushed into one Grafana side by side.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from api.i18n import CODES, DEFAULT_LANG, LANGUAGES, gettext_for
@@ -49,17 +49,34 @@ class Text(str):
     """A text shown to a person, to be translated when the dashboard is rendered.
 
     It is a ``str`` (the English message id), so the model and the tests can use it as
-    one. ``template`` wraps the translation (``"suffix: {}"`` for a unit)."""
+    one. ``template`` wraps the translation (``"suffix: {}"`` for a unit); ``values`` fills
+    the translation's ``%(name)s`` placeholders (with Grafana's ``$1`` of a regex mapping, see
+    :meth:`filled`)."""
 
     template: str = "{}"
+    values: Mapping[str, str] | None = None
 
     def render(self, translate: Callable[[str], str]) -> str:
-        return self.template.format(translate(str(self)))
+        words = translate(str(self))
+        if self.values is not None:
+            words = words % self.values
+        return self.template.format(words)
 
     def joined(self, after: str) -> Text:
         """This text followed by a fixed, untranslated part (e.g. a Grafana template)."""
         out = Text(self)
         out.template = self.template + after.replace("{", "{{").replace("}", "}}")
+        out.values = self.values
+        return out
+
+    def filled(self, **values: str) -> Text:
+        """This text with its ``%(name)s`` placeholders filled after translation, e.g. with
+        Grafana's ``$1`` (a regex mapping's first group): the translator moves the
+        placeholder where the language wants the number, and the catalog check
+        (tests/test_i18n_complete.py) keeps it in every translation."""
+        out = Text(self)
+        out.template = self.template
+        out.values = dict(values)
         return out
 
 

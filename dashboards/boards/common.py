@@ -131,6 +131,37 @@ def value_texts(
     ]
 
 
+PG_NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?"
+"""A number as PostgreSQL writes a positive ``double precision`` into text (``format('%s',
+...)``, ``round()`` of one): ``180``, ``2.5``, ``1e+20``. Not ``\\d``: JavaScript and Python
+read it differently."""
+
+_REGEX_SPECIAL = re.compile(r"([\\^$.|?*+()\[\]{}])")
+
+
+def numbers_pattern(written: str) -> str:
+    """The anchored regex of a text written with numbers in it, from the ``format()`` string
+    that writes it (each ``%s`` a number, captured as ``$1``, ``$2``... in order). Only the
+    regex syntax JavaScript (Grafana) and Python (the tests) read alike is used."""
+    parts = [_REGEX_SPECIAL.sub(r"\\\1", part) for part in written.split("%s")]
+    return "^" + f"({PG_NUMBER})".join(parts) + "$"
+
+
+def regex_texts(patterns: Mapping[str, Text], first_index: int = 0) -> list[dict[str, Any]]:
+    """Grafana regex mappings that show a text the database returns with numbers in it in
+    words: ``{pattern: words}``. Grafana shows ``value.replace(pattern, words)`` (JavaScript),
+    so ``$1``, ``$2`` in the words are the pattern's groups: build the words with
+    :meth:`Text.filled <dashboards.i18n.Text.filled>` (``seconds="$1"``). ``first_index``
+    follows the value mappings of the same column (the order Grafana lists them in)."""
+    return [
+        {
+            "type": "regex",
+            "options": {"pattern": pattern, "result": {"text": text, "index": first_index + i}},
+        }
+        for i, (pattern, text) in enumerate(patterns.items())
+    ]
+
+
 def rename_series(names: Mapping[str, Text]) -> tuple[dict[str, Any], ...]:
     """Grafana transformations that show a time series named by a code (``... high``, the
     query's ``metric``) with words instead: ``{code: words}``, the code at the end of the

@@ -14,6 +14,8 @@ from dashboards.boards.common import (
     LINK_STATES,
     ZONE,
     columns,
+    numbers_pattern,
+    regex_texts,
     rename_series,
     value_texts,
 )
@@ -67,6 +69,31 @@ DEAD_LETTER_REASONS: dict[str, Text] = {
 """The reasons ingest records a dead letter for (``dead_letters.reason``; docs/ingest.md,
 "Checks and dead letters"), in words. tests/dashboards/test_languages.py finds every reason
 the ingest code writes and fails on one missing here."""
+
+STATE_CHANGE_REASONS: dict[str, Text] = {
+    # a gateway's state message (ingest/state.py, decide_gateway_message)
+    "birth": N_("the gateway connected (birth message)"),
+    "health": N_("gateway health message"),  # keeps a gateway online: no change written today
+    "last will / offline message": N_("the gateway went offline (last will or offline message)"),
+    # fresh data brought a device or gateway online (ingest/store.py, flush_seen)
+    "data received": N_("fresh data received"),
+}
+"""The reasons ingest writes for a gateway's or device's online/offline change
+(``gateway_state_history.reason``, ``device_state_history.reason``), in words."""
+
+STATE_CHANGE_REASONS_WITH_NUMBERS: dict[str, Text] = {
+    # no fresh data for OFFLINE_FACTOR x the poll period (ingest/store.py, mark_stale)
+    numbers_pattern("no good data for %s s (%s x poll period)"): N_(
+        "no good data for %(seconds)s s (%(factor)s × poll period)"
+    ).filled(seconds="$1", factor="$2"),
+    numbers_pattern("no messages for %s s (%s x poll period)"): N_(
+        "no messages for %(seconds)s s (%(factor)s × poll period)"
+    ).filled(seconds="$1", factor="$2"),
+}
+"""The reasons written with numbers in them (the seconds and the factor, as PostgreSQL's
+``format()`` writes them), by the regex that matches them, in words that keep the numbers.
+tests/dashboards/test_languages.py finds every reason the ingest code writes, runs
+``mark_stale`` on PostgreSQL, and fails on a reason without words."""
 
 _OUTBOX = health_number("outbox_depth", "queue_depth")
 _DROPPED = health_number("dropped", "dropped_count")
@@ -295,6 +322,15 @@ LIMIT 500
     overrides=(
         Override("state", _STATE_COLOURS),
         Override("what", {"mappings": value_texts(WHAT)}),
+        Override(
+            "reason",
+            {
+                "mappings": [
+                    *value_texts(STATE_CHANGE_REASONS),
+                    *regex_texts(STATE_CHANGE_REASONS_WITH_NUMBERS, len(STATE_CHANGE_REASONS)),
+                ]
+            },
+        ),
     ),
     columns=columns("time", "name", "state", what=N_("What"), reason=N_("Reason")),
 )

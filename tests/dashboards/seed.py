@@ -58,6 +58,8 @@ PRV1_POINTS: dict[str, tuple[str, str, float]] = {
 """PRV1's points: unit, kind and the value every reading and bucket has (ctl_cp_bar's
 buckets have the lower minimum PRV1_CP_MIN)."""
 PRV1_CP_MIN = 2.1
+_DEVICE_REASON = {"online": "data received", "offline": "no good data for 180 s (3 x poll period)"}
+"""The reasons ingest writes when a device goes online or offline (ingest/store.py)."""
 
 
 def _ids(conn: psycopg.Connection[Any], sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
@@ -145,7 +147,7 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
     )
     conn.execute(
         "INSERT INTO gateway_state_history (gateway_id, ts, state, reason) VALUES"
-        " (%s, %s, 'offline', 'last will'), (%s, %s, 'online', 'birth')",
+        " (%s, %s, 'offline', 'last will / offline message'), (%s, %s, 'online', 'birth')",
         (gw2, TO - timedelta(hours=3), gw1, TO - timedelta(days=2)),
     )
     devices = [
@@ -178,8 +180,9 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
             ),
         )
         conn.execute(
-            "INSERT INTO device_state_history (device_id, ts, state) VALUES (%s, %s, %s)",
-            (dev[code], TO - timedelta(hours=3), state),
+            "INSERT INTO device_state_history (device_id, ts, state, reason)"
+            " VALUES (%s, %s, %s, %s)",
+            (dev[code], TO - timedelta(hours=3), state, _DEVICE_REASON[state]),
         )
     points = [
         ("PS1", "pressure", "bar", "analog"),

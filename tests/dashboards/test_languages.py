@@ -9,8 +9,10 @@ too. The panel SQL does not depend on the language (the headers are Grafana disp
 it is checked to be the same in every language and run on PostgreSQL for each one.
 
 Stored codes are shown in words: every alarm and node kind the database allows (its CHECK
-constraints), every value of a kind column, and every dead-letter reason the ingest code
-writes (found in its source with :mod:`ast`) has words in each language.
+constraints), every value of a kind column, every dead-letter reason the ingest code
+writes (found in its source with :mod:`ast`), and every reason of an online/offline change
+ingest writes (found in its source, and written by its real code on PostgreSQL) has words in
+each language.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -37,6 +39,7 @@ from dashboards.provisioning import DatasourceConfig, build
 from dashboards.push import connect, push
 from suvnet.cli import main
 from tests.dashboards.fake_grafana import FakeGrafana
+from tests.dashboards.seed import TO
 from tests.dashboards.test_panel_sql import context, run, skip_if_missing
 from tests.test_i18n_complete import ENGLISH
 
@@ -302,7 +305,8 @@ def words_for(panel_json: dict[str, Any], column: str) -> dict[str, str]:
             for prop in o["properties"]:
                 if prop["id"] == "mappings":
                     for m in prop["value"]:
-                        out |= {code: v["text"] for code, v in m["options"].items()}
+                        if m["type"] == "value":
+                            out |= {code: v["text"] for code, v in m["options"].items()}
     return out
 
 
@@ -506,3 +510,392 @@ def test_a_code_without_words_is_caught() -> None:
     assert series_name(doc["panels"][0], "bad_json") != "bad_json"
     assert words_for(doc["panels"][1], "kind") == {}
     assert words_for(doc["panels"][1], "alarm_kind")["leak"] == "Утечка"
+
+
+# ------------------------------------------------------- online/offline changes in words
+
+STATE_REASON_FILES = ("ingest/state.py", "ingest/store.py")
+"""The code that writes the reason of an online/offline change: the gateway's state messages
+(state.py decides, store.py stores its ``reason``), fresh data and ``mark_stale`` (the SQL of
+store.py)."""
+
+HISTORY_INSERT = re.compile(r"ts, state, reason\)\s*(?:SELECT|VALUES)\s*\(?", re.I)
+"""An INSERT into ``gateway_state_history`` or ``device_state_history`` (their columns),
+up to its values."""
+
+NUMBERS = (("180", "3"), ("1", "2.5"), ("3000000300000", "1.0000001"), ("2e+15", "1e+20"))
+"""Numbers as PostgreSQL writes a double precision (and ``round()`` of one) into text: the
+seconds and the factor of ``mark_stale``'s reasons (checked on PostgreSQL below)."""
+
+
+def _sql_values(sql: str) -> list[str]:
+    """The top-level expressions of a VALUES row or SELECT list, up to FROM or the row's end."""
+    out: list[str] = []
+    cur, depth, quoted, i = "", 0, False, 0
+    while i < len(sql):
+        c = sql[i]
+        if quoted:
+            quoted = c != "'"
+        elif c == "'":
+            quoted = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and c == ",":
+            out.append(cur.strip())
+            cur, i = "", i + 1
+            continue
+        elif depth == 0 and re.match(r"\sFROM\b", sql[i:], re.I):
+            break
+        cur += c
+        i += 1
+    return [*out, cur.strip()]
+
+
+def _texts(expr: ast.expr) -> set[str]:
+    """The texts an expression gives: a constant, or either result of an ``if``."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return {expr.value}
+    if isinstance(expr, ast.IfExp):
+        return _texts(expr.body) | _texts(expr.orelse)
+    raise AssertionError(f"a reason this test cannot read: {ast.unparse(expr)}")
+
+
+def written_state_reasons(sources: dict[str, str]) -> set[str]:
+    """The reasons of online/offline changes written by ``sources`` (file -> Python text):
+    the fourth value of every INSERT into a state history table (an SQL literal, or the
+    string of a ``format()`` with ``%s`` for each number), and for a parameter there the
+    texts Python assigns to ``reason`` (a constant, or either side of an ``if``). A reason
+    written any other way fails here."""
+    found: set[str] = set()
+    assigned: set[str] = set()
+    parameter = False
+    for name, text in sources.items():
+        tree = ast.parse(text, name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for m in HISTORY_INSERT.finditer(node.value):
+                    values = _sql_values(node.value[m.end() :])
+                    assert len(values) == 4, (name, values)
+                    reason = values[3]
+                    if lit := re.fullmatch(r"'((?:[^']|'')*)'", reason):
+                        found.add(lit.group(1).replace("''", "'"))
+                    elif fmt := re.fullmatch(r"format\('((?:[^']|'')*)',.*\)", reason, re.S):
+                        found.add(fmt.group(1).replace("''", "'").replace("%%", "%"))
+                    elif re.fullmatch(r"%(?:\(\w+\))?s", reason):
+                        parameter = True
+                    else:
+                        raise AssertionError(f"{name}: a reason this test cannot read: {reason}")
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if node.value and any(
+                    isinstance(t, ast.Name) and t.id == "reason" for t in targets
+                ):
+                    assigned |= _texts(node.value)
+    return found | assigned if parameter else found
+
+
+def ingest_state_reasons() -> set[str]:
+    return written_state_reasons(
+        {f: (REPO / f).read_text(encoding="utf-8") for f in STATE_REASON_FILES}
+    )
+
+
+def as_written(reasons: set[str]) -> list[str]:
+    """The reasons as ingest writes them: each ``%s`` filled with numbers as PostgreSQL
+    writes them (:data:`NUMBERS`)."""
+    out = []
+    for reason in sorted(reasons):
+        if "%s" in reason:
+            out += [reason.replace("%s", "{}").format(*n) for n in NUMBERS]
+        else:
+            out.append(reason)
+    return out
+
+
+SAME_IN_JS_AND_PYTHON = re.compile(r"(?:[^\\]|\\[\\^$.|?*+()\[\]{}])*")
+r"""A regex whose escapes are only of special characters (no ``\d``, ``\s``, ``\Z``, whose
+meaning differs between JavaScript and Python or which JavaScript lacks)."""
+
+
+def js_regex(pattern: str) -> re.Pattern[str]:
+    """Grafana's stringToJsRegex: ``/.../flags``, or the text anchored with ``^...$``; the
+    regex must read the same in Python as in JavaScript."""
+    assert pattern[:1] != "/", pattern
+    assert SAME_IN_JS_AND_PYTHON.fullmatch(pattern), pattern
+    assert not re.search(r"\(\?[^:]", pattern), pattern  # no named groups, lookarounds, flags
+    return re.compile(f"^{pattern}$")
+
+
+def js_replace(rx: re.Pattern[str], value: str, text: str) -> str:
+    """JavaScript's ``value.replace(rx, text)`` (the first match; ``$1``, ``$&``, ``$$``)."""
+    m = rx.search(value)
+    if m is None:
+        return value
+
+    def group(g: re.Match[str]) -> str:
+        code = g.group(1)
+        if code == "$":
+            return "$"
+        if code == "&":
+            return m.group(0)
+        n = int(code)
+        return (m.group(n) or "") if n <= (rx.groups or 0) else g.group(0)
+
+    return value[: m.start()] + re.sub(r"\$([0-9]|\$|&)", group, text) + value[m.end() :]
+
+
+def grafana_shows(panel_json: dict[str, Any], column: str, value: str) -> str | None:
+    """What Grafana shows for ``value`` in ``column`` through its value mappings
+    (getValueMappingResult: the first mapping that applies, in order), None if none does.
+    A value of ingest has no line break, so Python's ``$`` is JavaScript's here."""
+    assert "\n" not in value
+    for o in panel_json["fieldConfig"]["overrides"]:
+        if o["matcher"] != {"id": "byName", "options": column}:
+            continue
+        for prop in o["properties"]:
+            if prop["id"] != "mappings":
+                continue
+            for m in prop["value"]:
+                if m["type"] == "value" and value in m["options"]:
+                    return str(m["options"][value]["text"])
+                if m["type"] == "regex":
+                    rx = js_regex(m["options"]["pattern"])
+                    if rx.search(value):
+                        return js_replace(rx, value, m["options"]["result"]["text"])
+    return None
+
+
+def reasons_without_words(panel_json: dict[str, Any], reasons: list[str]) -> list[str]:
+    """The reasons Grafana would show as stored (or with a number lost, or a ``$1`` left)."""
+    out = []
+    for reason in reasons:
+        shown = grafana_shows(panel_json, "reason", reason)
+        numbers = re.findall(r"[0-9][0-9.e+]*", reason)
+        if (
+            shown is None
+            or shown == reason
+            or "$" in shown
+            or sorted(re.findall(r"[0-9][0-9.e+]*", shown)) != sorted(numbers)
+        ):
+            out.append(reason)
+    return out
+
+
+def reason_mappings(panel_json: dict[str, Any]) -> list[dict[str, Any]]:
+    """The value mappings of the reason column (the JSON itself, not a copy)."""
+    return next(
+        prop["value"]
+        for o in panel_json["fieldConfig"]["overrides"]
+        if o["matcher"] == {"id": "byName", "options": "reason"}
+        for prop in o["properties"]
+        if prop["id"] == "mappings"
+    )
+
+
+def test_the_state_reason_finder_reads_the_ingest_code() -> None:
+    reasons = ingest_state_reasons()
+    # one of each way: a gateway message (Python), fresh data (SQL), mark_stale (format())
+    assert {"birth", "last will / offline message", "data received"} <= reasons
+    assert {
+        "no good data for %s s (%s x poll period)",
+        "no messages for %s s (%s x poll period)",
+    } <= reasons
+    # every file outside the tests that inserts into a state history table is read
+    writers = {
+        str(p.relative_to(REPO))
+        for top in REPO.iterdir()
+        if top.is_dir() and top.name[0] not in "._" and top.name not in {"tests", "node_modules"}
+        for ext in ("py", "sql")
+        for p in top.glob(f"**/*.{ext}")
+        if re.search(r"ts, state, reason\)", p.read_text(encoding="utf-8", errors="replace"))
+    }
+    assert writers == {"ingest/store.py"}, writers
+    assert "decide_gateway_message" in (REPO / "ingest/store.py").read_text(encoding="utf-8")
+    # a new reason, written any of those ways, is found; one it cannot read fails
+    new = written_state_reasons(
+        {
+            "x.py": """
+def f(c):
+    reason = 'new one' if c else 'new two'
+    c.execute("INSERT INTO h (gateway_id, ts, state, reason) VALUES (%s, %s, %s, %s)")
+    c.execute(f"INSERT INTO {hist} (x_id, ts, state, reason) SELECT i, t, 'online', "
+              "'new three' FROM u")
+    c.execute("INSERT INTO h (x_id, ts, state, reason) SELECT i, %(now)s, 'offline', "
+              "format('new %%s four (%%s)', round(%(k)s * p), %(k)s) FROM upd")
+"""
+        }
+    )
+    assert new == {"new one", "new two", "new three", "new %s four (%s)"}
+    with pytest.raises(AssertionError, match="cannot read"):
+        written_state_reasons(
+            {"y.py": "S = \"INSERT INTO h (x_id, ts, state, reason) SELECT i, t, 'on', r FROM u\""}
+        )
+
+
+@pytest.mark.parametrize("lang", [*LANGS, "en"])
+def test_every_state_change_reason_has_words(lang: str) -> None:
+    """Each reason ingest writes for an online/offline change is shown in words (with its
+    numbers) in the reason column, and the mappings name no reason ingest does not write."""
+    from dashboards.boards.devices import STATE_CHANGES
+
+    doc = shown_panel(STATE_CHANGES, lang)
+    reasons = ingest_state_reasons()
+    written = as_written(reasons)
+    assert reasons_without_words(doc, written) == []
+    shown = {grafana_shows(doc, "reason", r) for r in written}
+    assert len(shown) == len(written)  # no two reasons in the same words
+    # the value mappings are the fixed reasons, and each regex matches one written reason
+    assert sorted(words_for(doc, "reason")) == sorted(r for r in reasons if "%s" not in r)
+    for m in reason_mappings(doc)[1:]:
+        rx = js_regex(m["options"]["pattern"])
+        matched = {r for r in reasons if "%s" in r and all(rx.search(w) for w in as_written({r}))}
+        assert len(matched) == 1, (m["options"]["pattern"], matched)
+        assert not any(rx.search(r) for r in reasons if "%s" not in r)
+        assert not rx.search("x" + as_written(matched)[0])  # anchored at both ends
+        assert not rx.search(as_written(matched)[0] + " ")
+    if lang == "ru":
+        assert (
+            grafana_shows(doc, "reason", "no good data for 180 s (3 x poll period)")
+            == "нет данных хорошего качества 180 с (3 × период опроса)"
+        )
+        assert grafana_shows(doc, "reason", "birth") == "шлюз подключился (сообщение о подключении)"
+
+
+def _written_on_postgresql(conn: psycopg.Connection[Any]) -> set[str]:
+    """The reasons the real ingest code writes into the seeded database (its gateway
+    messages, fresh data and mark_stale with several factors and poll periods), rolled back
+    afterwards."""
+    from ingest.state import decide_gateway_message
+    from ingest.store import apply_gateway_message, flush_seen, load_registry, mark_stale
+    from ingest.validate import Checked
+    from suvnet.protocol import GatewayState
+
+    def one(sql: str) -> Any:
+        row = conn.execute(sql).fetchone()
+        assert row is not None
+        return row[0]
+
+    before = {
+        t: one(f"SELECT coalesce(max(id), 0) FROM {t}")
+        for t in ("gateway_state_history", "device_state_history")
+    }
+    now_ms = int((TO + timedelta(days=1)).timestamp() * 1000)
+    both: tuple[Literal["online", "offline"], ...] = ("online", "offline")
+    out: set[str] = set()
+    for current in (None, "online", "offline", "unknown"):  # every decision, stored or not
+        for state in both:
+            msg = GatewayState(gateway="GW1", state=state, ts_ms=now_ms)
+            ch = decide_gateway_message(current, msg, now_ms)
+            if ch.transition:
+                out.add(ch.reason)
+    with conn.transaction(force_rollback=True):
+        gw = one("SELECT id FROM gateways ORDER BY id LIMIT 1")
+        messages: tuple[Literal["online", "offline"], ...] = (
+            "offline",
+            "online",
+            "online",
+            "offline",
+        )
+        for state in messages:  # last will, birth, health (no change), last will
+            msg = GatewayState(gateway="GW1", state=state, ts_ms=now_ms)
+            apply_gateway_message(conn, Checked(state=msg, state_gateway_id=gw), now_ms)
+            now_ms += 1000
+        registry = load_registry(conn, 60.0)
+        devices = [i for (i,) in conn.execute("SELECT device_id FROM device_state").fetchall()]
+        gateways = [i for (i,) in conn.execute("SELECT gateway_id FROM gateway_state").fetchall()]
+        assert devices and gateways
+        for factor, period in (
+            (3.0, 60.0),
+            (2.5, 0.5),
+            (1.1, 7.0),
+            (1.0000001, 3e12),
+            (1e20, 1e-12),
+        ):
+            conn.execute("UPDATE points SET poll_period_s = %s", (period,))
+            conn.execute("UPDATE device_state SET state = 'online', last_seen = NULL")
+            conn.execute("UPDATE gateway_state SET state = 'online', last_seen = NULL")
+            gone = mark_stale(conn, factor=factor, default_period_s=60.0, now_ms=now_ms)
+            assert len(gone) == len(devices) + len(gateways), gone
+            now_ms += 1000
+            flush_seen(  # fresh data brings them online again
+                conn,
+                dict.fromkeys(devices, now_ms),
+                dict.fromkeys(gateways, now_ms),
+                registry,
+                factor=factor,
+                default_period_s=60.0,
+                now_ms=now_ms,
+            )
+            now_ms += 1000
+        for table, last in before.items():
+            out |= {
+                r
+                for (r,) in conn.execute(
+                    f"SELECT DISTINCT reason FROM {table} WHERE id > %s",
+                    (last,),
+                ).fetchall()
+            }
+    return out
+
+
+def test_the_reasons_written_on_postgresql_have_words(vdb: psycopg.Connection[Any]) -> None:
+    """The real ingest code, run on PostgreSQL, writes only reasons the finder above knows
+    (with numbers as PostgreSQL formats them), and each is shown in words in every
+    language; so is every reason of the panel's seeded rows."""
+    from dashboards.boards.devices import STATE_CHANGES
+
+    written = _written_on_postgresql(vdb)
+    assert {
+        "birth",
+        "last will / offline message",
+        "data received",
+        "no good data for 180 s (3 x poll period)",
+        "no messages for 180 s (3 x poll period)",
+        "no good data for 1 s (2.5 x poll period)",
+        "no good data for 8 s (1.1 x poll period)",
+        "no good data for 3000000300000 s (1.0000001 x poll period)",
+        "no good data for 100000000 s (1e+20 x poll period)",
+    } <= written, written
+    known = ingest_state_reasons()
+    templates = [re.escape(t).replace("%s", "[0-9.e+]+") for t in known if "%s" in t]
+    assert [
+        w for w in written if w not in known and not any(re.fullmatch(t, w) for t in templates)
+    ] == []
+    res = run(vdb, STATE_CHANGES.targets[0].sql, context(timedelta(days=40)))
+    seeded = {r for r in res.col("reason") if r}
+    assert {"birth", "data received", "no good data for 180 s (3 x poll period)"} <= seeded
+    for lang in (*LANGS, "en"):
+        doc = shown_panel(STATE_CHANGES, lang)
+        assert reasons_without_words(doc, sorted(written | seeded)) == [], lang
+
+
+def test_a_state_reason_without_words_is_caught() -> None:
+    """The checks above see a reason left out of the value mappings or the regex mappings."""
+    from dashboards.boards.common import regex_texts, value_texts
+    from dashboards.boards.devices import (
+        STATE_CHANGE_REASONS,
+        STATE_CHANGE_REASONS_WITH_NUMBERS,
+        STATE_CHANGES,
+    )
+    from dashboards.model import Override
+
+    fixed = {k: v for k, v in STATE_CHANGE_REASONS.items() if k != "data received"}
+    numbers = dict(list(STATE_CHANGE_REASONS_WITH_NUMBERS.items())[:1])
+    mappings = [*value_texts(fixed), *regex_texts(numbers, len(fixed))]
+    others = tuple(o for o in STATE_CHANGES.overrides if o.field_name != "reason")
+    panel = replace(STATE_CHANGES, overrides=(*others, Override("reason", {"mappings": mappings})))
+    doc = render(Dashboard(uid="x", title=N_("suvnet · Alarms"), items=(panel,)), "ru")["panels"][0]
+    left = reasons_without_words(doc, as_written(ingest_state_reasons()))
+    assert "data received" in left
+    assert "no messages for 180 s (3 x poll period)" in left
+    assert "birth" not in left
+    assert "no good data for 180 s (3 x poll period)" not in left
+    # a translation that lost a number is caught too
+    reason_mappings(doc)[1]["options"]["result"]["text"] = "нет данных $1 с"
+    assert "no good data for 180 s (3 x poll period)" in reasons_without_words(
+        doc, as_written(ingest_state_reasons())
+    )
