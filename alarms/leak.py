@@ -51,7 +51,10 @@ the same hour, the water was moved (a boundary valve opened), it did not leak: t
 taken out of this DMA's demand before any detector sees it. The DMA that gave the water sees
 a night or a day far below its usual: such a one (``low_skip_z``) is not learned, up to
 ``low_skip_days`` in a row, as it would widen the baselines and hide a leak that follows; a
-longer fall is a new level, and is learned.
+longer fall is a new level, and is learned. Where the work orders say a boundary valve of
+the DMA was open (``Hour.valve_open``), those hours are not judged and not learned at all
+(``valve_pause``): the flows cannot tell how much water moved, least of all when the
+neighbour has a leak of its own.
 
 Every input is a value; times are seconds since the epoch (reading time). The state
 (:class:`LeakState`) is stored as JSON by :meth:`LeakState.to_json` and restored by
@@ -155,6 +158,10 @@ class LeakSettings:
     # of them in a row (a transfer out, a supply cut); after that it is a new level
     low_skip_z: float = 2.0
     low_skip_days: int = 2
+    # while a boundary valve of the zone is open (Hour.valve_open) its demand is not judged
+    # nor learned: the water moved through the valve is not measured, and a neighbour's own
+    # leak would make any estimate of it wrong
+    valve_pause: bool = True
 
 
 @dataclass(frozen=True)
@@ -519,6 +526,8 @@ class Hour:
     # sums to 1). None: no windows
     window_use_lps: float = math.nan
     window_weights: F64 | None = field(default=None, compare=False)
+    # a boundary valve between this zone and a neighbour was open in the bucket (work orders)
+    valve_open: bool = False
 
 
 # ------------------------------------------------------------------ helpers
@@ -1003,14 +1012,18 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     """Feed one bucket of the DMA's demand (and its neighbours')."""
     out: list[LeakSignal] = []
     keep = cfg.profile_days * cfg.n_slots
-    x = hr.demand_lps
+    paused = hr.valve_open and cfg.valve_pause
+    # a boundary valve is open: the hour is unknown to every test, and nothing is learned
+    x = math.nan if paused else hr.demand_lps
+    if paused:
+        st.transfers = {}
     med, sig = st.profile.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
     ready = st.profile.days(cfg.n_slots) >= cfg.min_history_days
     # transfers: a neighbour's demand falls by about as much as ours rises, in the same hour
     transfer = 0.0
     own = (x - med) / sig if ready and math.isfinite(x) and math.isfinite(med) else 0.0
     dip = own <= -cfg.transfer_z
-    for code, xb in hr.neighbours.items():
+    for code, xb in ({} if paused else hr.neighbours).items():
         prof = st.neighbours.setdefault(code, SlotProfile())
         mb, sb = prof.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
         if not math.isfinite(xb):

@@ -2,8 +2,9 @@
 
 For each bucket since the rule's watermark it reads the zone's demand (net inflow from the
 district meters' volume registers or flow readings, minus the filling of the zone's tanks,
-minus the customers' hourly use where every customer meter is read hourly) and the demand of
-the neighbouring zones; at the end of each night window it asks for the night verdict; once
+minus the customers' hourly use where every customer meter is read hourly), the demand of
+the neighbouring zones, and whether a boundary valve of the zone was open (the work orders'
+valve records); at the end of each night window it asks for the night verdict; once
 the daily reads of a day are in (``balance_delay_h`` after the day's end) it adds what the
 customer meters read that day and what billing estimates for the households without a meter
 (:mod:`billing.zone_usage`).
@@ -66,6 +67,7 @@ def settings(rule: RuleConfig) -> lk.LeakSettings:
         transfer_z=p.transfer_z,
         settle_s=p.settle_h * 3600,
         window_z=p.window_z,
+        valve_pause=p.valve_pause,
     )
 
 
@@ -80,6 +82,7 @@ class Setup:
     neighbours: list[tuple[str, list[zn.InflowMeter], list[zn.Tank]]]
     hourly_net: bool
     delay_h: float
+    valves: list[zn.BoundaryValve]
 
     def inflow_points(self) -> list[zn.ZonePoint]:
         return [p for m in self.meters for p in m.points()]
@@ -118,6 +121,7 @@ def setup(conn: Conn, rule: RuleConfig) -> Setup:
         neigh,
         hourly_net,
         float(delay),
+        zn.boundary_valves(conn, rule.zone_id) if p.valve_pause else [],
     )
 
 
@@ -172,6 +176,10 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         w_use, w_shares = _windows(
             conn, su, edges[1:], step=step, n_back=n_back, read_gap_h=p.read_gap_h
         )
+    valve_open = zn.valve_open_buckets(
+        conn, su.valves, edges, settle_s=p.valve_settle_h * 3600,
+        max_open_s=p.valve_open_max_h * 3600,
+    )  # fmt: skip
     night_a, night_b = p.night(Kind.LEAK)
     t_last = t0 + n * step
     days = zc.local_days(to_ts(t0) - timedelta(days=3), to_ts(t_last), tz)
@@ -203,6 +211,7 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             neighbours={c: float(v[i]) for c, v in neigh.items()},
             window_use_lps=float(w_use[i]),
             window_weights=w_shares[i] if math.isfinite(w_use[i]) else None,
+            valve_open=bool(valve_open[i]),
         )
         sigs = lk.hour_step(state, cfg, hr)
         t_end = t_start + step

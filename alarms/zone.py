@@ -21,6 +21,12 @@ A zone rule finds its points in the registry, not by fixed names:
   only status point): 1 = running.
 * **neighbours**: zones that share a district meter with it, zones joined to it by a pipe,
   valve or pump of the network, and ``params.neighbours`` (zone codes).
+* **boundary valves**: valves of the asset register kept closed in normal operation
+  (``attrs.valve_status`` = closed, else the model valve's ``status``) whose two sides lie in
+  this zone and another: the two sides are the nodes of the hydraulic model that the valve
+  joins, through its model valve (``ref_code``) or ``attrs.from`` / ``attrs.to`` (as an
+  EPANET import writes them). The work orders say when the crews opened and closed them
+  (``work_order_valves``): :func:`valve_open_buckets`.
 
 A rule that cannot find what it needs raises :class:`ZoneSetupError` naming what is
 missing; it never watches nothing in silence.
@@ -383,6 +389,77 @@ def neighbours(conn: Conn, zone_id: int, extra: Sequence[str] = ()) -> list[tupl
     if missing:
         raise ZoneSetupError(f"params.neighbours: no zone {missing[0]!r}", "params.neighbours")
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+@dataclass(frozen=True)
+class BoundaryValve:
+    asset_id: int
+    code: str
+    neighbour: str  # the zone on its other side
+
+
+def boundary_valves(conn: Conn, zone_id: int) -> list[BoundaryValve]:
+    """The normally closed valves between this zone and another (see the module docs)."""
+    rows = conn.execute(
+        """
+        WITH bv AS (
+            SELECT a.id, a.code,
+                   coalesce(nf.zone_id, mf.zone_id) AS za, coalesce(nt.zone_id, mt.zone_id) AS zb
+            FROM assets a
+            LEFT JOIN valves v ON v.code = a.ref_code
+            LEFT JOIN nodes mf ON mf.id = v.from_node_id
+            LEFT JOIN nodes mt ON mt.id = v.to_node_id
+            LEFT JOIN nodes nf ON nf.code = a.attrs->>'from'
+            LEFT JOIN nodes nt ON nt.code = a.attrs->>'to'
+            WHERE a.kind = 'valve' AND a.status = 'active'
+              AND coalesce(nullif(lower(btrim(a.attrs->>'valve_status')), ''), v.status)
+                  = 'closed'
+        )
+        SELECT bv.id, bv.code, z.code FROM bv
+        JOIN zones z ON z.id = CASE WHEN bv.za = %(zid)s THEN bv.zb ELSE bv.za END
+        WHERE (bv.za = %(zid)s OR bv.zb = %(zid)s) AND bv.za <> bv.zb
+        ORDER BY bv.code
+        """,
+        {"zid": zone_id},
+    ).fetchall()
+    return [BoundaryValve(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def valve_open_buckets(
+    conn: Conn,
+    valves: Sequence[BoundaryValve],
+    edges: Any,
+    *,
+    settle_s: float,
+    max_open_s: float,
+) -> Any:
+    """For each bucket between ``edges`` (epoch seconds): whether a boundary valve was open
+    in it, from the work orders' valve records: open from ``opened`` until the next ``closed``
+    and ``settle_s`` after it; an opening with no closing recorded counts for ``max_open_s``
+    at most (a forgotten record does not silence the zone for good)."""
+    out = np.zeros(len(edges) - 1, dtype=bool)
+    if not valves or len(edges) < 2:
+        return out
+    rows = conn.execute(
+        "SELECT valve_id, action, extract(epoch FROM at)::float8 FROM work_order_valves "
+        "WHERE valve_id = ANY(%s) AND action IN ('opened', 'closed') AND at < %s "
+        "AND at > %s ORDER BY valve_id, at, id",
+        ([v.asset_id for v in valves], to_ts(float(edges[-1])),
+         to_ts(float(edges[0]) - max_open_s - settle_s)),
+    ).fetchall()  # fmt: skip
+    spans: list[tuple[float, float]] = []
+    since: dict[int, float] = {}
+    for vid, action, at in rows:
+        if action == "opened":
+            since.setdefault(int(vid), float(at))
+        elif int(vid) in since:
+            start = since.pop(int(vid))
+            spans.append((start, min(float(at), start + max_open_s) + settle_s))
+    spans += [(start, start + max_open_s + settle_s) for start in since.values()]
+    e = np.asarray(edges, dtype=np.float64)
+    for a, b in spans:
+        out |= (e[1:] > a) & (e[:-1] < b)
+    return out
 
 
 # ------------------------------------------------------------------ data

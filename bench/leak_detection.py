@@ -67,11 +67,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
+import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alarms import analytics as an  # noqa: E402
+from assets import work_order_store as wos  # noqa: E402
+from assets.model import Asset  # noqa: E402
+from assets.store import Actor, save_assets  # noqa: E402
 from bench.common import server_url, with_db  # noqa: E402
 from simulator import leak_families as lf  # noqa: E402
 from simulator.leak_scenarios import (  # noqa: E402
@@ -230,6 +234,25 @@ def register(conn: psycopg.Connection[Any], sc: Any) -> None:
             with conn.cursor() as cur:
                 for sql, rows in lf.registry_rows(sc):
                     cur.executemany(sql, rows)
+            valve_work(conn, sc)
+
+
+def valve_work(conn: psycopg.Connection[Any], sc: lf.FamilyScenario) -> None:
+    """The boundary valve V-23 in the asset register (normally closed, on the model valve
+    between DMA2 and DMA3), and each time the scenario opens it as the crew would record it:
+    a work order with the valve opened and closed, through the work-order store."""
+    actor = Actor("bench", "bench", sc.start)
+    save_assets(conn, [Asset("V-23", "valve", shapely.Point(69.24, 41.31), ref_code="V-23",
+                             attrs={"valve_status": "closed"})], actor)  # fmt: skip
+    t0 = sc.start.timestamp()
+    for tr in sc.transfers:
+        opened, closed = (datetime.fromtimestamp(t0 + s, UTC) for s in (tr.start_s, tr.end_s))
+        crew = Actor("bench", "bench", opened)
+        what = {"kind": "inspection", "reported_at": opened,
+                "description": f"{tr.from_dma} feeds {tr.to_dma}"}  # fmt: skip
+        wo = wos.create(conn, "V-23", what, crew)
+        wos.add_valve(conn, wo, "V-23", "opened", crew, at=opened)
+        wos.add_valve(conn, wo, "V-23", "closed", Actor("bench", "bench", closed), at=closed)
 
 
 def run_case(case: Case, sc: Any, url: str, workdir: Path, mode: str) -> Outcome:

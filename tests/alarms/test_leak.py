@@ -84,6 +84,7 @@ def run(
     cfg: lk.LeakSettings = CFG,
     read_h: int | None = None,
     meters: int = 50,
+    valve_open: Callable[[int], bool] = lambda i: False,
 ) -> tuple[lk.LeakState, list[lk.LeakSignal]]:
     """Feed the hours (with ``extra`` L/s added to the demand of hour i) as the engine does:
     each bucket, the night at 05:00, the balance of a day 26 h after its end; with
@@ -97,7 +98,7 @@ def run(
         use, shares = (math.nan, None) if read_h is None else windows(w, i, read_h)
         hr = lk.Hour(t_end, day, 1 if day % 7 == 6 else 0, slot, float(w.demand[i] + extra(i)),
                      night=1 <= slot < 5, neighbours=nb, window_use_lps=use,
-                     window_weights=shares)  # fmt: skip
+                     window_weights=shares, valve_open=valve_open(i))  # fmt: skip
         out += lk.hour_step(st, cfg, hr)
         if slot == 4:
             out += lk.night_step(st, cfg, day, t_end)
@@ -199,6 +200,31 @@ def test_a_transfer_from_a_neighbour_is_not_a_leak() -> None:
     # the same rise without the neighbour's fall is a burst
     _, loud = run(w, extra=extra, neighbour=other.demand)
     assert len(kinds(loud, "open")) == 1
+
+
+def test_hours_with_a_boundary_valve_open_are_not_judged() -> None:
+    # the crew opened the boundary valve for 30 h (a work order says so); the neighbour has
+    # no meter that shows the transfer: the rise alone is a burst unless those hours are paused
+    w = world()
+    other = world(seed=9, mean_lps=30.0)
+    a, b = 21 * 24 + 8, 22 * 24 + 14
+    moved = np.zeros(w.demand.size)
+    moved[a:b] = 0.4 * other.demand[a:b]
+    leak = 25 * 24 + 10  # and a real 3 L/s leak three days after the valve is closed
+
+    def extra(i: int) -> float:
+        return float(moved[i]) + (3.0 if i >= leak else 0.0)
+
+    def open_(i: int) -> bool:
+        return a <= i <= b  # the hour of the closing too
+
+    _, sigs = run(w, extra=extra, valve_open=open_)
+    opened = kinds(sigs, "open")
+    assert len(opened) == 1, [(s.ts, s.detector) for s in opened]
+    assert T0 + leak * 3600 < opened[0].ts <= T0 + (leak + 24) * 3600
+    # a rule that does not pause raises the transfer as a leak
+    _, loud = run(w, extra=extra, valve_open=open_, cfg=replace(CFG, valve_pause=False))
+    assert kinds(loud, "open")[0].ts < T0 + leak * 3600
 
 
 def test_the_state_is_stored_and_restored_explicitly() -> None:

@@ -11,12 +11,17 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+import shapely
 
+from alarms import zone as zn
 from alarms.actions import act, repaired, replay
 from alarms.engine import run_pass
 from alarms.errors import RefusedError
 from alarms.leakrule import settings
 from alarms.rules import Kind, RuleConfig, RuleParams
+from assets import work_order_store as wos
+from assets.model import Asset
+from assets.store import Actor, save_assets
 from billing.accountno import make_number
 from billing.zone_usage import unmetered_use
 from tests.alarms.conftest import add_readings, add_rule, one
@@ -104,7 +109,12 @@ def _point(
 
 
 def _dma(
-    db: psycopg.Connection[Any], code: str, *, leak: bool, params: dict[str, Any] | None = None
+    db: psycopg.Connection[Any],
+    code: str,
+    *,
+    leak: bool,
+    params: dict[str, Any] | None = None,
+    bump: tuple[datetime, datetime, float] | None = None,
 ) -> dict[str, int]:
     z = int(one(db, "INSERT INTO zones (code, name) VALUES (%s, 'rural') RETURNING id", (code,))[0])
     dm = one(
@@ -148,6 +158,10 @@ def _dma(
     )
     if leak:
         demand = demand + np.where(START.timestamp() + t15 >= LEAK_AT.timestamp(), LEAK_LPS, 0.0)
+    if bump is not None:  # water that is not this zone's use comes through its meter
+        a, b, lps = bump
+        at = START.timestamp() + t15
+        demand = demand + np.where((at >= a.timestamp()) & (at < b.timestamp()), lps, 0.0)
     add_readings(
         db, int(flow),
         [(START + timedelta(seconds=float(t)), float(q) * 3.6, 0) for t, q in zip(t15, demand,
@@ -512,3 +526,84 @@ def test_the_meters_read_windows_find_a_leak_before_the_calendar_day_is_known(
     assert detector == "window" and "read windows" in detail
     late = _activations(db, off["rule"], 91)
     assert all(e[0] > LEAK_AT + timedelta(hours=24) for e in late)
+
+
+def _boundary(db: psycopg.Connection[Any], zone: int, code: str) -> None:
+    """A neighbour zone of ``zone`` and the normally closed valve V-``code`` between them: a
+    model valve between two nodes and its asset (``ref_code``), as the register holds it."""
+    other = one(db, "INSERT INTO zones (code, name) VALUES (%s, 'next') RETURNING id",
+                (f"{code}-N",))[0]  # fmt: skip
+    for node, z in ((f"n-{code}", zone), (f"n-{code}-N", other)):
+        db.execute("INSERT INTO nodes (code, kind, zone_id) VALUES (%s, 'junction', %s)",
+                   (node, z))  # fmt: skip
+    db.execute(
+        "INSERT INTO valves (code, kind, from_node_id, to_node_id, status) SELECT %s, "
+        "'isolation', a.id, b.id, 'closed' FROM nodes a, nodes b WHERE a.code = %s AND b.code = %s",
+        (f"V-{code}", f"n-{code}", f"n-{code}-N"),
+    )
+    save_assets(db, [Asset(f"V-{code}", "valve", shapely.Point(69.2, 41.3), ref_code=f"V-{code}",
+                           attrs={"valve_status": "closed"})], Actor("t", "t", START))  # fmt: skip
+
+
+def _valve_work(
+    db: psycopg.Connection[Any], valve: str, actions: list[tuple[str, datetime]]
+) -> None:
+    """A work order on ``valve`` whose crew opened and closed it as ``actions`` say."""
+    crew = Actor("crew", "test", actions[0][1])
+    wo = wos.create(db, valve, {"kind": "inspection", "reported_at": actions[0][1]}, crew)
+    for action, at in actions:
+        wos.add_valve(db, wo, valve, action, crew, at=at)
+
+
+def test_boundary_valves_and_their_open_hours_come_from_the_register_and_work_orders(
+    db: psycopg.Connection[Any],
+) -> None:
+    z = one(db, "INSERT INTO zones (code, name) VALUES ('BV', 'x') RETURNING id")[0]
+    _boundary(db, z, "BV1")
+    # not boundary valves of BV: a closed valve inside the zone, an open one to the neighbour
+    db.execute("INSERT INTO nodes (code, kind, zone_id) VALUES ('n-BV-in', 'junction', %s)", (z,))
+    save_assets(db, [
+        Asset("V-BV-in", "valve", shapely.Point(69.2, 41.3),
+              attrs={"valve_status": "closed", "from": "n-BV1", "to": "n-BV-in"}),
+        Asset("V-BV-open", "valve", shapely.Point(69.2, 41.3),
+              attrs={"valve_status": "open", "from": "n-BV1", "to": "n-BV1-N"}),
+        Asset("V-BV-epanet", "valve", shapely.Point(69.2, 41.3),
+              attrs={"valve_status": "Closed ", "from": "n-BV1-N", "to": "n-BV-in"}),
+    ], Actor("t", "t", START))  # fmt: skip
+    valves = zn.boundary_valves(db, z)
+    assert [(v.code, v.neighbour) for v in valves] == [("V-BV-epanet", "BV1-N"), ("V-BV1", "BV1-N")]
+    h = timedelta(hours=1)
+    _valve_work(db, "V-BV1", [("opened", START + 2 * h), ("closed", START + 5.5 * h)])
+    _valve_work(db, "V-BV-epanet", [("opened", START + 20 * h)])  # its closing never recorded
+    _valve_work(db, "V-BV-open", [("opened", START + 10 * h), ("closed", START + 12 * h)])
+    edges = START.timestamp() + 3600.0 * np.arange(101)
+    got = zn.valve_open_buckets(db, valves, edges, settle_s=3600.0, max_open_s=72 * 3600.0)
+    want = np.zeros(100, dtype=bool)
+    want[2:7] = True  # 02:00 to 05:30, and the hour after
+    want[20:93] = True  # 72 h at most, and the hour after
+    assert got.tolist() == want.tolist()
+
+
+def test_a_boundary_valve_opened_in_a_work_order_pauses_the_zone(
+    db: psycopg.Connection[Any],
+) -> None:
+    """For 30 h a neighbour takes 4 L/s of its water through this zone's district meter: the
+    crew opened the normally closed boundary valve, and the work order says when. The
+    neighbour has no meter that would show the transfer. The zone without such a record raises
+    the rise as a leak; the zone with it does not judge those hours, and still finds its real
+    leak, days later, within a day."""
+    from alarms.store import load_rules
+
+    a, b = START + timedelta(days=14, hours=8), START + timedelta(days=15, hours=14)
+    paused = _dma(db, "RV", leak=True, bump=(a, b, 4.0))
+    _boundary(db, paused["zone"], "RV")
+    _valve_work(db, "V-RV", [("opened", a), ("closed", b)])
+    plain = _dma(db, "RN", leak=True, bump=(a, b, 4.0))
+    ids = {paused["rule"], plain["rule"]}
+    now = START + timedelta(days=DAYS)
+    run_pass(db, now, run_id=6, start=START, rules=[r for r in load_rules(db) if r.id in ids])
+    ev = _activations(db, paused["rule"], 6)
+    assert [e[1] for e in ev] == ["activate"], ev
+    assert LEAK_AT < ev[0][0] <= LEAK_AT + timedelta(hours=24)
+    first = _activations(db, plain["rule"], 6)[0][0]
+    assert a < first < b + timedelta(hours=12)
