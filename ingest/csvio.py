@@ -44,6 +44,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ingest.errors import ImportFileError
+from ingest.reasons import DeadLetterReason
 from ingest.store import ensure_partitions, load_registry, prepare, write_dead_letters, write_rows
 from ingest.validate import CsvRecord, DeadLetter, Row, Window, check_record
 from suvnet.protocol import Quality
@@ -70,8 +71,8 @@ class ImportSummary:
     inserted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    by_reason: Counter[str] = field(default_factory=Counter)
-    examples: list[tuple[int, str, str]] = field(default_factory=list)
+    by_reason: Counter[DeadLetterReason] = field(default_factory=Counter)
+    examples: list[tuple[int, DeadLetterReason, str]] = field(default_factory=list)
     """(line, reason, detail) of the first refused lines."""
     dry_run: bool = False
     seconds: float = 0.0
@@ -94,18 +95,21 @@ def parse_ts(text: str, default_tz: tzinfo = UTC) -> int:
 
 def parse_line(
     line_no: int, rec: dict[str, str | None], default_tz: tzinfo = UTC
-) -> CsvRecord | tuple[str, str]:
+) -> CsvRecord | tuple[DeadLetterReason, str]:
     """One CSV record -> :class:`CsvRecord`, or ``(reason, detail)`` when it cannot be read."""
     try:
         ts = parse_ts(rec.get("ts") or "", default_tz)
     except (ValueError, OverflowError):
-        return "bad_timestamp", f"timestamp {rec.get('ts')!r} is not ISO 8601 or epoch ms"
+        return (
+            DeadLetterReason.BAD_TIMESTAMP,
+            f"timestamp {rec.get('ts')!r} is not ISO 8601 or epoch ms",
+        )
     device = csv_uncell((rec.get("device") or "").strip())
     point = csv_uncell((rec.get("point") or "").strip())
     if not device:
-        return "bad_device_id", "device is empty"
+        return DeadLetterReason.BAD_DEVICE_ID, "device is empty"
     if not point:
-        return "bad_point_id", "point is empty"
+        return DeadLetterReason.BAD_POINT_ID, "point is empty"
     raw_v = (rec.get("value") or "").strip()
     value: float | None
     if raw_v == "":
@@ -114,9 +118,9 @@ def parse_line(
         try:
             value = float(raw_v.replace(",", ".")) if raw_v.count(",") == 1 else float(raw_v)
         except ValueError:
-            return "bad_value_type", f"value {raw_v!r} is not a number"
+            return DeadLetterReason.BAD_VALUE_TYPE, f"value {raw_v!r} is not a number"
         if not math.isfinite(value):
-            return "non_finite_value", f"value {raw_v!r} is not finite"
+            return DeadLetterReason.NON_FINITE_VALUE, f"value {raw_v!r} is not finite"
     raw_q = (rec.get("quality") or "").strip().lower()
     if raw_q == "":
         quality = 0
@@ -126,7 +130,10 @@ def parse_line(
         try:
             quality = int(raw_q)
         except ValueError:
-            return "bad_quality", f"quality {raw_q!r} is not 0-3 or good/stale/comm-fail/..."
+            return (
+                DeadLetterReason.BAD_QUALITY,
+                f"quality {raw_q!r} is not 0-3 or good/stale/comm-fail/...",
+            )
     return CsvRecord(line_no, ts, device, point, value, quality)
 
 
@@ -150,7 +157,7 @@ class _CountingReader(io.RawIOBase):
 
 def _records(
     fh: IO[str], path: Path, default_tz: tzinfo
-) -> Iterator[tuple[int, CsvRecord | tuple[str, str], str]]:
+) -> Iterator[tuple[int, CsvRecord | tuple[DeadLetterReason, str], str]]:
     first = fh.readline()
     if not first.strip():
         raise ImportFileError(f"{path}: the file is empty (expected a header line)")
@@ -173,10 +180,10 @@ def _records(
         if not raw.isascii() and _undecoded(raw):
             bad = next(ch for ch in raw if 0xDC80 <= ord(ch) <= 0xDCFF)
             detail = f"byte 0x{ord(bad) - 0xDC00:02X} is not in the file's encoding"
-            yield line_no, ("bad_encoding", detail), raw
+            yield line_no, (DeadLetterReason.BAD_ENCODING, detail), raw
             continue
         if len(row) < len(REQUIRED):
-            yield line_no, ("bad_reading_shape", f"{len(row)} column(s)"), raw
+            yield line_no, (DeadLetterReason.BAD_READING_SHAPE, f"{len(row)} column(s)"), raw
             continue
         rec: dict[str, str | None] = dict(zip(cols, row, strict=False))
         yield line_no, parse_line(line_no, rec, default_tz), raw

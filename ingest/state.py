@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ingest.reasons import StateReason
 from suvnet.protocol import GatewayState
 
 
@@ -52,7 +53,7 @@ class StateChange:
     state: str
     ts_ms: int
     transition: bool
-    reason: str
+    reason: StateReason
 
 
 def decide_gateway_message(current: str | None, msg: GatewayState, now_ms: int) -> StateChange:
@@ -63,8 +64,8 @@ def decide_gateway_message(current: str | None, msg: GatewayState, now_ms: int) 
     """
     if msg.state == "online":
         ts = min(msg.ts_ms, now_ms)
-        reason = "birth" if current != "online" else "health"
+        reason = StateReason.BIRTH if current != "online" else StateReason.HEALTH
     else:
         ts = now_ms
-        reason = "last will / offline message"
+        reason = StateReason.LAST_WILL
     return StateChange(msg.state, ts, current != msg.state, reason)

@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest.reasons import StaleReason, StateReason
 from ingest.state import decide_gateway_message, decide_seen
 from ingest.validate import (
     BUCKET_MS,
@@ -512,9 +513,13 @@ def flush_seen(
             if on:
                 conn.execute(
                     f"INSERT INTO {hist} ({col}, ts, state, reason) "  # noqa: S608 - table and column names are flush_seen's own constants; values are parameters
-                    "SELECT i, t, 'online', 'data received' "
+                    "SELECT i, t, 'online', %s "
                     "FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(i, t)",
-                    ([u.id for u in on], [ms_to_dt(u.last_seen_ms) for u in on]),
+                    (
+                        StateReason.DATA_RECEIVED,
+                        [u.id for u in on],
+                        [ms_to_dt(u.last_seen_ms) for u in on],
+                    ),
                 )
             changed[n] = len(on)
     return changed[0], changed[1]
@@ -523,10 +528,11 @@ def flush_seen(
 def mark_stale(conn: Conn, *, factor: float, default_period_s: float, now_ms: int) -> list[str]:
     """Turn devices and gateways offline after ``factor`` poll periods without good data.
 
-    Returns the codes that went offline (``device:<code>`` / ``gateway:<code>``).
+    Returns the codes that went offline (``device:<code>`` / ``gateway:<code>``). The history's
+    reason is a :class:`~ingest.reasons.StaleReason` filled in by PostgreSQL's ``format()``.
     """
     now = ms_to_dt(now_ms)
-    p = {"now": now, "k": factor, "dflt": default_period_s}
+    p: dict[str, Any] = {"now": now, "k": factor, "dflt": default_period_s}
     out: list[str] = []
     with conn.transaction():
         rows = conn.execute(
@@ -540,10 +546,10 @@ def mark_stale(conn: Conn, *, factor: float, default_period_s: float, now_ms: in
             "WHERE d.device_id = stale.device_id RETURNING d.device_id, stale.p), "
             "h AS (INSERT INTO device_state_history (device_id, ts, state, reason) "
             "SELECT device_id, %(now)s, 'offline', "
-            "format('no good data for %%s s (%%s x poll period)', round(%(k)s * p), %(k)s) "
+            "format(%(why)s, round(%(k)s * p), %(k)s) "
             "FROM upd) "
             "SELECT d.code FROM upd JOIN devices d ON d.id = upd.device_id ORDER BY 1",
-            p,
+            {**p, "why": StaleReason.NO_GOOD_DATA},
         ).fetchall()
         out += [f"device:{r[0]}" for r in rows]
         rows = conn.execute(
@@ -557,10 +563,10 @@ def mark_stale(conn: Conn, *, factor: float, default_period_s: float, now_ms: in
             "WHERE g.gateway_id = stale.gateway_id RETURNING g.gateway_id, stale.p), "
             "h AS (INSERT INTO gateway_state_history (gateway_id, ts, state, reason) "
             "SELECT gateway_id, %(now)s, 'offline', "
-            "format('no messages for %%s s (%%s x poll period)', round(%(k)s * p), %(k)s) "
+            "format(%(why)s, round(%(k)s * p), %(k)s) "
             "FROM upd) "
             "SELECT g.code FROM upd JOIN gateways g ON g.id = upd.gateway_id ORDER BY 1",
-            p,
+            {**p, "why": StaleReason.NO_MESSAGES},
         ).fetchall()
         out += [f"gateway:{r[0]}" for r in rows]
     return out

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from ingest.reasons import DeadLetterReason, UnlistedReason, decoder_reason
 from suvnet.errors import ProtocolError
 from suvnet.protocol import (
     MAX_PAYLOAD_BYTES,
@@ -49,21 +50,6 @@ log = logging.getLogger("ingest")
 
 DEAD_LETTER_MAX_BYTES = MAX_PAYLOAD_BYTES
 """Dead letters keep at most this many bytes of a payload (the detail says when truncated)."""
-
-# Reason codes added by ingest on top of the decoder's (ProtocolError.reason and the per-reading
-# reasons of suvnet.protocol). docs/ingest.md lists them all.
-UNKNOWN_GATEWAY = "unknown_gateway"
-GATEWAY_NOT_ALLOWED = "gateway_not_allowed"
-GATEWAY_MISMATCH = "gateway_mismatch"
-UNKNOWN_DEVICE = "unknown_device"
-DEVICE_NOT_ON_GATEWAY = "device_not_on_gateway"
-UNKNOWN_POINT = "unknown_point"
-TS_TOO_OLD = "ts_too_old"
-TS_IN_FUTURE = "ts_in_future"
-BAD_QUALITY = "bad_quality"
-BAD_VALUE = "bad_value"
-BAD_TIMESTAMP = "bad_timestamp"
-UNEXPECTED_TOPIC = "unexpected_topic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +103,11 @@ class Window:
     max_age_s: float | None
     max_future_s: float
 
-    def check(self, ts_ms: int, now_ms: int) -> str | None:
+    def check(self, ts_ms: int, now_ms: int) -> DeadLetterReason | None:
         if ts_ms > now_ms + int(self.max_future_s * 1000):
-            return TS_IN_FUTURE
+            return DeadLetterReason.TS_IN_FUTURE
         if self.max_age_s is not None and ts_ms < now_ms - int(self.max_age_s * 1000):
-            return TS_TOO_OLD
+            return DeadLetterReason.TS_TOO_OLD
         return None
 
 
@@ -129,7 +115,9 @@ class Window:
 class DeadLetter:
     topic: str
     payload: bytes
-    reason: str
+    reason: DeadLetterReason | UnlistedReason
+    """A member of :class:`~ingest.reasons.DeadLetterReason`; a reason of the wire decoder
+    that the table lacks only through :func:`~ingest.reasons.decoder_reason`."""
     detail: str
     gateway: str | None
 
@@ -257,13 +245,19 @@ def _raw(obj: Any) -> bytes:
         return repr(obj).encode()
 
 
-def _whole(topic: str, payload: bytes, reason: str, detail: str, gateway: str | None) -> Checked:
+def _whole(
+    topic: str,
+    payload: bytes,
+    reason: DeadLetterReason | UnlistedReason,
+    detail: str,
+    gateway: str | None,
+) -> Checked:
     if len(payload) > DEAD_LETTER_MAX_BYTES:
         detail = f"{detail} (payload truncated from {len(payload)} bytes)"
         payload = payload[:DEAD_LETTER_MAX_BYTES]
     return Checked(
         dead=[DeadLetter(topic, payload, reason, detail, gateway)],
-        unknown_ids=reason == UNKNOWN_GATEWAY,
+        unknown_ids=reason == DeadLetterReason.UNKNOWN_GATEWAY,
     )
 
 
@@ -286,9 +280,15 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     try:
         topic_gw, kind = topics.parse(topic)
     except ProtocolError as exc:
-        return _whole(topic, payload, exc.reason, exc.detail, None)
+        return _whole(topic, payload, decoder_reason(exc.reason), exc.detail, None)
     if kind != "telemetry":
-        return _whole(topic, payload, UNEXPECTED_TOPIC, f"{kind} on the telemetry path", topic_gw)
+        return _whole(
+            topic,
+            payload,
+            DeadLetterReason.UNEXPECTED_TOPIC,
+            f"{kind} on the telemetry path",
+            topic_gw,
+        )
     if fast:
         try:
             clean = check_scanned_telemetry(payload, topic_gw, registry, now_ms, window)
@@ -302,25 +302,25 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     try:
         decoded = decode_telemetry(payload)
     except ProtocolError as exc:
-        return _whole(topic, payload, exc.reason, exc.detail, topic_gw)
+        return _whole(topic, payload, decoder_reason(exc.reason), exc.detail, topic_gw)
     batch = decoded.batch
     if batch.gateway != topic_gw:
         return _whole(
             topic,
             payload,
-            GATEWAY_MISMATCH,
+            DeadLetterReason.GATEWAY_MISMATCH,
             f"payload gateway {batch.gateway!r} published on the topic of {topic_gw!r}",
             topic_gw,
         )
     gw = registry.gateways.get(batch.gateway)
     if gw is None:
         why = f"gateway {batch.gateway!r} is not registered"
-        return _whole(topic, payload, UNKNOWN_GATEWAY, why, topic_gw)
+        return _whole(topic, payload, DeadLetterReason.UNKNOWN_GATEWAY, why, topic_gw)
     if not gw.allowed:
         return _whole(
             topic,
             payload,
-            GATEWAY_NOT_ALLOWED,
+            DeadLetterReason.GATEWAY_NOT_ALLOWED,
             f"gateway {batch.gateway!r} is registered but not allowed",
             topic_gw,
         )
@@ -328,7 +328,13 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     where = f"{batch.gateway}/{batch.boot}/{batch.seq}"
     for rej in decoded.rejected:
         out.dead.append(
-            DeadLetter(topic, _raw(rej.raw), rej.reason, f"{where} reading #{rej.index}", topic_gw)
+            DeadLetter(
+                topic,
+                _raw(rej.raw),
+                decoder_reason(rej.reason),
+                f"{where} reading #{rej.index}",
+                topic_gw,
+            )
         )
     devices = registry.devices
     points = registry.points
@@ -345,21 +351,21 @@ def check_telemetry(  # noqa: PLR0917 - pure function, all inputs passed in
     for r in batch.readings:
         device, ts = r.device, r.ts_ms
         dev = devices.get(device)
-        reason: str | None
+        reason: DeadLetterReason | None
         if dev is None:
-            reason = UNKNOWN_DEVICE
+            reason = DeadLetterReason.UNKNOWN_DEVICE
             out.unknown_ids = True
         elif dev.gateway_id is not None and dev.gateway_id != gw_id:
-            reason = DEVICE_NOT_ON_GATEWAY
+            reason = DeadLetterReason.DEVICE_NOT_ON_GATEWAY
         else:
             pid = points.get((device, r.point))
             if pid is None:
-                reason = UNKNOWN_POINT
+                reason = DeadLetterReason.UNKNOWN_POINT
                 out.unknown_ids = True
             elif ts > hi:
-                reason = TS_IN_FUTURE
+                reason = DeadLetterReason.TS_IN_FUTURE
             elif lo is not None and ts < lo:
-                reason = TS_TOO_OLD
+                reason = DeadLetterReason.TS_TOO_OLD
             else:
                 q = r.quality
                 v = r.value
@@ -544,28 +550,34 @@ def check_state(topic: str, payload: bytes, topics: Topics, registry: Registry) 
     try:
         topic_gw, kind = topics.parse(topic)
     except ProtocolError as exc:
-        return _whole(topic, payload, exc.reason, exc.detail, None)
+        return _whole(topic, payload, decoder_reason(exc.reason), exc.detail, None)
     if kind != "state":
-        return _whole(topic, payload, UNEXPECTED_TOPIC, f"{kind} on the state path", topic_gw)
+        return _whole(
+            topic, payload, DeadLetterReason.UNEXPECTED_TOPIC, f"{kind} on the state path", topic_gw
+        )
     if not payload:
         # an empty retained message clears the retained state: nothing to record
         return Checked()
     try:
         st = decode_state(payload)
     except ProtocolError as exc:
-        return _whole(topic, payload, exc.reason, exc.detail, topic_gw)
+        return _whole(topic, payload, decoder_reason(exc.reason), exc.detail, topic_gw)
     if st.gateway != topic_gw:
         return _whole(
             topic,
             payload,
-            GATEWAY_MISMATCH,
+            DeadLetterReason.GATEWAY_MISMATCH,
             f"payload gateway {st.gateway!r} published on the topic of {topic_gw!r}",
             topic_gw,
         )
     gw = registry.gateways.get(st.gateway)
     if gw is None:
         return _whole(
-            topic, payload, UNKNOWN_GATEWAY, f"gateway {st.gateway!r} is not registered", topic_gw
+            topic,
+            payload,
+            DeadLetterReason.UNKNOWN_GATEWAY,
+            f"gateway {st.gateway!r} is not registered",
+            topic_gw,
         )
     return Checked(state=st, state_gateway_id=gw.id)
 
@@ -584,18 +596,18 @@ class CsvRecord:
 
 def check_record(
     rec: CsvRecord, registry: Registry, now_ms: int, window: Window
-) -> tuple[Row | None, str | None]:
+) -> tuple[Row | None, DeadLetterReason | None]:
     """Validate one imported reading with the same rules as live telemetry."""
     dev = registry.devices.get(rec.device)
     if dev is None:
-        return None, UNKNOWN_DEVICE
+        return None, DeadLetterReason.UNKNOWN_DEVICE
     pid = registry.points.get((rec.device, rec.point))
     if pid is None:
-        return None, UNKNOWN_POINT
+        return None, DeadLetterReason.UNKNOWN_POINT
     if not 0 <= rec.quality <= 3:
-        return None, BAD_QUALITY
+        return None, DeadLetterReason.BAD_QUALITY
     if rec.value is None and rec.quality == Quality.GOOD:
-        return None, "missing_value"
+        return None, DeadLetterReason.MISSING_VALUE
     reason = window.check(rec.ts_ms, now_ms)
     if reason is not None:
         return None, reason

@@ -37,6 +37,7 @@ from ingest.gateway_config import GatewayConfigCheck
 from ingest.metrics import Metrics
 from ingest.order import TurnOrder
 from ingest.queues import Incoming
+from ingest.reasons import DeadLetterReason
 from ingest.store import (
     GroupResult,
     flush_seen,
@@ -408,13 +409,13 @@ class Writers:
                 dead = DeadLetter(
                     m.topic,
                     m.payload[:1_048_576],
-                    "db_rejected",
+                    DeadLetterReason.DB_REJECTED,
                     str(exc).strip()[:2000],
                     it.key.gateway if it.key else None,
                 )
                 with conn.transaction():
                     write_dead_letters(conn, [dead])
-                self.metrics.dead_letters.labels("db_rejected").inc()
+                self.metrics.dead_letters.labels(DeadLetterReason.DB_REJECTED).inc()
                 self._ack([m], set())
 
     # ------------------------------------------------------------------ acks and state

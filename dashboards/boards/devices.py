@@ -22,6 +22,7 @@ from dashboards.boards.common import (
 from dashboards.i18n import N_, Text
 from dashboards.model import Dashboard, Override, Panel, Row, SqlTarget, Threshold
 from dashboards.sql import health_number
+from ingest.reasons import DeadLetterReason, StaleReason, StateReason
 
 _STATE_COLOURS = {
     "custom.cellOptions": {"type": "color-text"},
@@ -36,64 +37,77 @@ DEVICE_KINDS: dict[str, Text] = {
 }
 WHAT: dict[str, Text] = {"gateway": N_("gateway"), "device": N_("device")}
 
-DEAD_LETTER_REASONS: dict[str, Text] = {
+_DEAD_LETTER_WORDS: dict[DeadLetterReason, Text] = {
     # a message refused as a whole (suvnet.protocol's decoder, ingest/validate.py)
-    "too_large": N_("message too large"),
-    "bad_json": N_("message is not JSON"),
-    "bad_shape": N_("message is not a JSON object"),
-    "bad_version": N_("unsupported protocol version"),
-    "bad_field": N_("a field of the message is missing or wrong"),
-    "bad_topic": N_("wrong MQTT topic"),
-    "unexpected_topic": N_("message on an unexpected MQTT topic"),
-    "gateway_mismatch": N_("the message names another gateway than its topic"),
-    "unknown_gateway": N_("unknown gateway"),
-    "gateway_not_allowed": N_("gateway not allowed"),
+    DeadLetterReason.TOO_LARGE: N_("message too large"),
+    DeadLetterReason.BAD_JSON: N_("message is not JSON"),
+    DeadLetterReason.BAD_SHAPE: N_("message is not a JSON object"),
+    DeadLetterReason.BAD_VERSION: N_("unsupported protocol version"),
+    DeadLetterReason.BAD_FIELD: N_("a field of the message is missing or wrong"),
+    DeadLetterReason.BAD_TOPIC: N_("wrong MQTT topic"),
+    DeadLetterReason.UNEXPECTED_TOPIC: N_("message on an unexpected MQTT topic"),
+    DeadLetterReason.GATEWAY_MISMATCH: N_("the message names another gateway than its topic"),
+    DeadLetterReason.UNKNOWN_GATEWAY: N_("unknown gateway"),
+    DeadLetterReason.GATEWAY_NOT_ALLOWED: N_("gateway not allowed"),
     # one reading (the decoder, ingest/validate.py, the CSV import in ingest/csvio.py)
-    "bad_reading_shape": N_("malformed reading"),
-    "bad_device_id": N_("invalid device id"),
-    "bad_point_id": N_("invalid point id"),
-    "bad_timestamp": N_("invalid timestamp"),
-    "bad_quality": N_("invalid quality code"),
-    "missing_value": N_("no value"),
-    "bad_value_type": N_("value is not a number"),
-    "non_finite_value": N_("infinite or undefined value"),
-    "unknown_device": N_("unknown device"),
-    "device_not_on_gateway": N_("device belongs to another gateway"),
-    "unknown_point": N_("unknown measuring point"),
-    "ts_too_old": N_("timestamp too old"),
-    "ts_in_future": N_("timestamp in the future"),
-    "bad_encoding": N_("wrong text encoding"),
+    DeadLetterReason.BAD_READING_SHAPE: N_("malformed reading"),
+    DeadLetterReason.BAD_DEVICE_ID: N_("invalid device id"),
+    DeadLetterReason.BAD_POINT_ID: N_("invalid point id"),
+    DeadLetterReason.BAD_TIMESTAMP: N_("invalid timestamp"),
+    DeadLetterReason.BAD_QUALITY: N_("invalid quality code"),
+    DeadLetterReason.MISSING_VALUE: N_("no value"),
+    DeadLetterReason.BAD_VALUE_TYPE: N_("value is not a number"),
+    DeadLetterReason.NON_FINITE_VALUE: N_("infinite or undefined value"),
+    DeadLetterReason.UNKNOWN_DEVICE: N_("unknown device"),
+    DeadLetterReason.DEVICE_NOT_ON_GATEWAY: N_("device belongs to another gateway"),
+    DeadLetterReason.UNKNOWN_POINT: N_("unknown measuring point"),
+    DeadLetterReason.TS_TOO_OLD: N_("timestamp too old"),
+    DeadLetterReason.TS_IN_FUTURE: N_("timestamp in the future"),
+    DeadLetterReason.BAD_ENCODING: N_("wrong text encoding"),
     # the database refused the message (ingest/writer.py)
-    "db_rejected": N_("refused by the database"),
+    DeadLetterReason.DB_REJECTED: N_("refused by the database"),
 }
-"""The reasons ingest records a dead letter for (``dead_letters.reason``; docs/ingest.md,
-"Checks and dead letters"), in words. tests/dashboards/test_languages.py finds every reason
-the ingest code writes and fails on one missing here."""
+
+DEAD_LETTER_REASONS: dict[str, Text] = {
+    r.value: _DEAD_LETTER_WORDS[r] for r in DeadLetterReason if r in _DEAD_LETTER_WORDS
+}
+"""The reasons ingest records a dead letter for (``dead_letters.reason``; the table
+:class:`ingest.reasons.DeadLetterReason`, in its order), in words.
+tests/dashboards/test_languages.py fails on a reason of the table without words here."""
+
+_STATE_CHANGE_WORDS: dict[StateReason, Text] = {
+    # a gateway's state message (ingest/state.py, decide_gateway_message)
+    StateReason.BIRTH: N_("the gateway connected (birth message)"),
+    StateReason.HEALTH: N_("gateway health message"),  # keeps a gateway online: not written today
+    StateReason.LAST_WILL: N_("the gateway went offline (last will or offline message)"),
+    # fresh data brought a device or gateway online (ingest/store.py, flush_seen)
+    StateReason.DATA_RECEIVED: N_("fresh data received"),
+}
 
 STATE_CHANGE_REASONS: dict[str, Text] = {
-    # a gateway's state message (ingest/state.py, decide_gateway_message)
-    "birth": N_("the gateway connected (birth message)"),
-    "health": N_("gateway health message"),  # keeps a gateway online: no change written today
-    "last will / offline message": N_("the gateway went offline (last will or offline message)"),
-    # fresh data brought a device or gateway online (ingest/store.py, flush_seen)
-    "data received": N_("fresh data received"),
+    r.value: _STATE_CHANGE_WORDS[r] for r in StateReason if r in _STATE_CHANGE_WORDS
 }
 """The reasons ingest writes for a gateway's or device's online/offline change
-(``gateway_state_history.reason``, ``device_state_history.reason``), in words."""
+(``gateway_state_history.reason``, ``device_state_history.reason``; the table
+:class:`ingest.reasons.StateReason`), in words."""
 
-STATE_CHANGE_REASONS_WITH_NUMBERS: dict[str, Text] = {
+_STALE_WORDS: dict[StaleReason, Text] = {
     # no fresh data for OFFLINE_FACTOR x the poll period (ingest/store.py, mark_stale)
-    numbers_pattern("no good data for %s s (%s x poll period)"): N_(
+    StaleReason.NO_GOOD_DATA: N_(
         "no good data for %(seconds)s s (%(factor)s × poll period)"
     ).filled(seconds="$1", factor="$2"),
-    numbers_pattern("no messages for %s s (%s x poll period)"): N_(
-        "no messages for %(seconds)s s (%(factor)s × poll period)"
-    ).filled(seconds="$1", factor="$2"),
+    StaleReason.NO_MESSAGES: N_("no messages for %(seconds)s s (%(factor)s × poll period)").filled(
+        seconds="$1", factor="$2"
+    ),
 }
-"""The reasons written with numbers in them (the seconds and the factor, as PostgreSQL's
-``format()`` writes them), by the regex that matches them, in words that keep the numbers.
-tests/dashboards/test_languages.py finds every reason the ingest code writes, runs
-``mark_stale`` on PostgreSQL, and fails on a reason without words."""
+
+STATE_CHANGE_REASONS_WITH_NUMBERS: dict[str, Text] = {
+    numbers_pattern(t): _STALE_WORDS[t] for t in StaleReason if t in _STALE_WORDS
+}
+"""The reasons written with numbers in them (:class:`ingest.reasons.StaleReason`: the seconds
+and the factor, as PostgreSQL's ``format()`` writes them), by the regex built from ingest's
+template, in words that keep the numbers. tests/dashboards/test_languages.py runs
+``mark_stale`` on PostgreSQL and fails on a reason without words."""
 
 _OUTBOX = health_number("outbox_depth", "queue_depth")
 _DROPPED = health_number("dropped", "dropped_count")

@@ -9,15 +9,15 @@ too. The panel SQL does not depend on the language (the headers are Grafana disp
 it is checked to be the same in every language and run on PostgreSQL for each one.
 
 Stored codes are shown in words: every alarm and node kind the database allows (its CHECK
-constraints), every value of a kind column, every dead-letter reason the ingest code
-writes (found in its source with :mod:`ast`), and every reason of an online/offline change
-ingest writes (found in its source, and written by its real code on PostgreSQL) has words in
-each language.
+constraints), every value of a kind column, every dead-letter reason and every reason of an
+online/offline change in ingest's table of them (:mod:`ingest.reasons`) has words in each
+language; the reasons ingest's real code writes on PostgreSQL are shown in words too
+(tests/ingest/test_reasons.py checks that ingest writes no dead-letter reason outside the
+table).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Iterator
@@ -283,10 +283,6 @@ def test_push_two_languages_side_by_side() -> None:
 
 # ------------------------------------------------------------------ stored codes in words
 
-REPO = Path(__file__).resolve().parents[2]
-CODE = re.compile(r"[a-z]+(?:_[a-z]+)*")
-"""A stored code (``high_high``, ``unknown_gateway``), as opposed to a sentence."""
-
 
 def shown_panel(panel: Panel, lang: str) -> dict[str, Any]:
     """The Grafana JSON of ``panel`` as its dashboard shows it in ``lang``."""
@@ -392,93 +388,18 @@ def test_every_kind_column_is_shown_in_words(
                 assert {v for v in res.col(col) if v is not None} <= set(words), col
 
 
-REASON_FILES = ("suvnet/protocol.py", "ingest/validate.py", "ingest/csvio.py", "ingest/writer.py")
-"""The code that names a dead letter's reason: the wire decoder (its ProtocolError reasons
-and per-reading rejects), ingest's checks, the CSV import and the writer."""
-REASON_FUNCTIONS = frozenset({"_decode_reading", "check", "check_record", "parse_line", "_records"})
-"""Functions that return or yield a reason (alone or in a tuple) for their caller to record."""
-
-
-def written_reasons(sources: dict[str, str]) -> set[str]:
-    """The dead-letter reason codes written by ``sources`` (file -> Python text), found with
-    :mod:`ast`: ``ProtocolError(reason, ...)``, ``DeadLetter(topic, payload, reason, ...)``,
-    ``_whole(topic, payload, reason, ...)``, ``reason = ...`` and what the reason functions
-    return or yield; a module constant (``UNKNOWN_GATEWAY``) is read as its value."""
-    trees = [ast.parse(text, name) for name, text in sources.items()]
-    constants = {
-        t.id: node.value.value
-        for tree in trees
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-        for t in node.targets
-        if isinstance(t, ast.Name) and isinstance(node.value.value, str)
-    }
-
-    def codes(expr: ast.AST | None) -> set[str]:
-        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-            return {expr.value} if CODE.fullmatch(expr.value) else set()
-        if isinstance(expr, ast.Name) and expr.id in constants:
-            return codes(ast.Constant(constants[expr.id]))
-        if isinstance(expr, ast.Tuple):
-            return set().union(*(codes(e) for e in expr.elts))
-        return set()
-
-    found: set[str] = set()
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                f = node.func
-                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", "")
-                at = {"ProtocolError": 0, "DeadLetter": 2, "_whole": 2}.get(name)
-                if at is not None and len(node.args) > at:
-                    found |= codes(node.args[at])
-                found |= set().union(*(codes(k.value) for k in node.keywords if k.arg == "reason"))
-            elif isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if any(isinstance(t, ast.Name) and t.id == "reason" for t in targets):
-                    found |= codes(node.value)
-            elif isinstance(node, ast.FunctionDef) and node.name in REASON_FUNCTIONS:
-                for sub in ast.walk(node):
-                    if isinstance(sub, ast.Return | ast.Yield):
-                        found |= codes(sub.value)
-    return found
-
-
 def ingest_reasons() -> set[str]:
-    return written_reasons({f: (REPO / f).read_text(encoding="utf-8") for f in REASON_FILES})
+    """The dead-letter reasons of ingest's table (what tests/ingest/test_reasons.py checks
+    ingest writes)."""
+    from ingest.reasons import DeadLetterReason
+
+    return {r.value for r in DeadLetterReason}
 
 
-def test_the_reason_finder_reads_the_ingest_code() -> None:
-    reasons = ingest_reasons()
-    # one of each way a reason is written: decoder, reading reject, check, CSV, writer
-    assert {"bad_json", "bad_reading_shape", "unknown_gateway", "ts_too_old"} <= reasons
-    assert {"bad_encoding", "missing_value", "db_rejected"} <= reasons
-    assert not {"birth", "bad_value"} & reasons  # a state-history reason; a constant unused
-    # every module of ingest that makes a dead letter is read
-    makers = {
-        f"ingest/{p.name}"
-        for p in (REPO / "ingest").glob("*.py")
-        if "DeadLetter(" in p.read_text(encoding="utf-8")
-    }
-    assert makers <= set(REASON_FILES), makers
-    # a new reason, written any of those ways, is found
-    new = written_reasons(
-        {
-            "x.py": "NEW_ONE = 'new_one'\n"
-            "def check(x):\n    return NEW_ONE\n"
-            "def f(t, p):\n"
-            "    reason = 'new_two'\n"
-            "    DeadLetter(t, p, 'new_three', 'some detail', None)\n"
-            "    raise ProtocolError('new_four', 'what went wrong')\n"
-        }
-    )
-    assert new == {"new_one", "new_two", "new_three", "new_four"}
-
-
-@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("lang", [*LANGS, "en"])
 def test_every_dead_letter_reason_has_words(lang: str) -> None:
-    """The dead letters' series are named by their reason: each reason ingest writes is
-    renamed to words, and the table lists no reason ingest does not write."""
+    """The dead letters' series are named by their reason: each reason of ingest's table is
+    renamed to words, and the words name no reason outside the table."""
     from dashboards.boards.devices import DEAD_LETTER_REASONS, DEAD_LETTERS
 
     doc = shown_panel(DEAD_LETTERS, lang)
@@ -514,94 +435,17 @@ def test_a_code_without_words_is_caught() -> None:
 
 # ------------------------------------------------------- online/offline changes in words
 
-STATE_REASON_FILES = ("ingest/state.py", "ingest/store.py")
-"""The code that writes the reason of an online/offline change: the gateway's state messages
-(state.py decides, store.py stores its ``reason``), fresh data and ``mark_stale`` (the SQL of
-store.py)."""
-
-HISTORY_INSERT = re.compile(r"ts, state, reason\)\s*(?:SELECT|VALUES)\s*\(?", re.I)
-"""An INSERT into ``gateway_state_history`` or ``device_state_history`` (their columns),
-up to its values."""
-
 NUMBERS = (("180", "3"), ("1", "2.5"), ("3000000300000", "1.0000001"), ("2e+15", "1e+20"))
 """Numbers as PostgreSQL writes a double precision (and ``round()`` of one) into text: the
 seconds and the factor of ``mark_stale``'s reasons (checked on PostgreSQL below)."""
 
 
-def _sql_values(sql: str) -> list[str]:
-    """The top-level expressions of a VALUES row or SELECT list, up to FROM or the row's end."""
-    out: list[str] = []
-    cur, depth, quoted, i = "", 0, False, 0
-    while i < len(sql):
-        c = sql[i]
-        if quoted:
-            quoted = c != "'"
-        elif c == "'":
-            quoted = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            if depth == 0:
-                break
-            depth -= 1
-        elif depth == 0 and c == ",":
-            out.append(cur.strip())
-            cur, i = "", i + 1
-            continue
-        elif depth == 0 and re.match(r"\sFROM\b", sql[i:], re.I):
-            break
-        cur += c
-        i += 1
-    return [*out, cur.strip()]
-
-
-def _texts(expr: ast.expr) -> set[str]:
-    """The texts an expression gives: a constant, or either result of an ``if``."""
-    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        return {expr.value}
-    if isinstance(expr, ast.IfExp):
-        return _texts(expr.body) | _texts(expr.orelse)
-    raise AssertionError(f"a reason this test cannot read: {ast.unparse(expr)}")
-
-
-def written_state_reasons(sources: dict[str, str]) -> set[str]:
-    """The reasons of online/offline changes written by ``sources`` (file -> Python text):
-    the fourth value of every INSERT into a state history table (an SQL literal, or the
-    string of a ``format()`` with ``%s`` for each number), and for a parameter there the
-    texts Python assigns to ``reason`` (a constant, or either side of an ``if``). A reason
-    written any other way fails here."""
-    found: set[str] = set()
-    assigned: set[str] = set()
-    parameter = False
-    for name, text in sources.items():
-        tree = ast.parse(text, name)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                for m in HISTORY_INSERT.finditer(node.value):
-                    values = _sql_values(node.value[m.end() :])
-                    assert len(values) == 4, (name, values)
-                    reason = values[3]
-                    if lit := re.fullmatch(r"'((?:[^']|'')*)'", reason):
-                        found.add(lit.group(1).replace("''", "'"))
-                    elif fmt := re.fullmatch(r"format\('((?:[^']|'')*)',.*\)", reason, re.S):
-                        found.add(fmt.group(1).replace("''", "'").replace("%%", "%"))
-                    elif re.fullmatch(r"%(?:\(\w+\))?s", reason):
-                        parameter = True
-                    else:
-                        raise AssertionError(f"{name}: a reason this test cannot read: {reason}")
-            elif isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if node.value and any(
-                    isinstance(t, ast.Name) and t.id == "reason" for t in targets
-                ):
-                    assigned |= _texts(node.value)
-    return found | assigned if parameter else found
-
-
 def ingest_state_reasons() -> set[str]:
-    return written_state_reasons(
-        {f: (REPO / f).read_text(encoding="utf-8") for f in STATE_REASON_FILES}
-    )
+    """The reasons of online/offline changes in ingest's table: the fixed ones and the
+    ``format()`` templates of ``mark_stale`` (a ``%s`` for each number)."""
+    from ingest.reasons import StaleReason, StateReason
+
+    return {r.value for r in StateReason} | {t.value for t in StaleReason}
 
 
 def as_written(reasons: set[str]) -> list[str]:
@@ -696,50 +540,10 @@ def reason_mappings(panel_json: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
-def test_the_state_reason_finder_reads_the_ingest_code() -> None:
-    reasons = ingest_state_reasons()
-    # one of each way: a gateway message (Python), fresh data (SQL), mark_stale (format())
-    assert {"birth", "last will / offline message", "data received"} <= reasons
-    assert {
-        "no good data for %s s (%s x poll period)",
-        "no messages for %s s (%s x poll period)",
-    } <= reasons
-    # every file outside the tests that inserts into a state history table is read
-    writers = {
-        str(p.relative_to(REPO))
-        for top in REPO.iterdir()
-        if top.is_dir() and top.name[0] not in "._" and top.name not in {"tests", "node_modules"}
-        for ext in ("py", "sql")
-        for p in top.glob(f"**/*.{ext}")
-        if re.search(r"ts, state, reason\)", p.read_text(encoding="utf-8", errors="replace"))
-    }
-    assert writers == {"ingest/store.py"}, writers
-    assert "decide_gateway_message" in (REPO / "ingest/store.py").read_text(encoding="utf-8")
-    # a new reason, written any of those ways, is found; one it cannot read fails
-    new = written_state_reasons(
-        {
-            "x.py": """
-def f(c):
-    reason = 'new one' if c else 'new two'
-    c.execute("INSERT INTO h (gateway_id, ts, state, reason) VALUES (%s, %s, %s, %s)")
-    c.execute(f"INSERT INTO {hist} (x_id, ts, state, reason) SELECT i, t, 'online', "
-              "'new three' FROM u")
-    c.execute("INSERT INTO h (x_id, ts, state, reason) SELECT i, %(now)s, 'offline', "
-              "format('new %%s four (%%s)', round(%(k)s * p), %(k)s) FROM upd")
-"""
-        }
-    )
-    assert new == {"new one", "new two", "new three", "new %s four (%s)"}
-    with pytest.raises(AssertionError, match="cannot read"):
-        written_state_reasons(
-            {"y.py": "S = \"INSERT INTO h (x_id, ts, state, reason) SELECT i, t, 'on', r FROM u\""}
-        )
-
-
 @pytest.mark.parametrize("lang", [*LANGS, "en"])
 def test_every_state_change_reason_has_words(lang: str) -> None:
-    """Each reason ingest writes for an online/offline change is shown in words (with its
-    numbers) in the reason column, and the mappings name no reason ingest does not write."""
+    """Each reason of an online/offline change in ingest's table is shown in words (with its
+    numbers) in the reason column, and the mappings name no reason outside the table."""
     from dashboards.boards.devices import STATE_CHANGES
 
     doc = shown_panel(STATE_CHANGES, lang)
@@ -843,8 +647,8 @@ def _written_on_postgresql(conn: psycopg.Connection[Any]) -> set[str]:
 
 
 def test_the_reasons_written_on_postgresql_have_words(vdb: psycopg.Connection[Any]) -> None:
-    """The real ingest code, run on PostgreSQL, writes only reasons the finder above knows
-    (with numbers as PostgreSQL formats them), and each is shown in words in every
+    """The real ingest code, run on PostgreSQL, writes only reasons of ingest's table (a
+    template's with numbers as PostgreSQL formats them), and each is shown in words in every
     language; so is every reason of the panel's seeded rows."""
     from dashboards.boards.devices import STATE_CHANGES
 
