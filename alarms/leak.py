@@ -52,8 +52,8 @@ taken out of this DMA's demand before any detector sees it. The DMA that gave th
 a night or a day far below its usual: such a one (``low_skip_z``) is not learned, up to
 ``low_skip_days`` in a row, as it would widen the baselines and hide a leak that follows; a
 longer fall is a new level, and is learned. Where the work orders say a boundary valve of
-the DMA was open (``Hour.valve_open``), those hours are not judged and not learned at all
-(``valve_pause``): the flows cannot tell how much water moved, least of all when the
+the DMA was open (``Hour.valve_open``) and ``valve_pause`` is on, those hours are not judged
+and not learned at all: the flows cannot tell how much water moved, least of all when the
 neighbour has a leak of its own.
 
 Every input is a value; times are seconds since the epoch (reading time). The state
@@ -160,8 +160,9 @@ class LeakSettings:
     low_skip_days: int = 2
     # while a boundary valve of the zone is open (Hour.valve_open) its demand is not judged
     # nor learned: the water moved through the valve is not measured, and a neighbour's own
-    # leak would make any estimate of it wrong
-    valve_pause: bool = True
+    # leak would make any estimate of it wrong. Off by default: a leak that starts while the
+    # valve is open is found late (docs/alarms.md)
+    valve_pause: bool = False
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,7 @@ class LeakState:
     evidence: dict[str, Evidence] = field(default_factory=dict)
     event: LeakEvent | None = None
     quiet_until: float = -math.inf
+    valve_until: float = -math.inf  # the end of the last bucket with a boundary valve open
     # the figures of the days balanced by the last call (read by the caller; not stored)
     figures: dict[int, DayFigures] = field(default_factory=dict, compare=False)
 
@@ -426,6 +428,7 @@ class LeakState:
                 "low": ev.low if math.isfinite(ev.low) else None,
             },
             "quiet_until": self.quiet_until if math.isfinite(self.quiet_until) else None,
+            "valve_until": self.valve_until if math.isfinite(self.valve_until) else None,
         }
 
     @classmethod
@@ -476,6 +479,7 @@ class LeakState:
                 math.nan if ev.get("low") is None else float(ev["low"]),
             ),
             quiet_until=-math.inf if d.get("quiet_until") is None else float(d["quiet_until"]),
+            valve_until=-math.inf if d.get("valve_until") is None else float(d["valve_until"]),
         )
 
 
@@ -800,8 +804,10 @@ def _window_step(st: LeakState, cfg: LeakSettings, hr: Hour, value: float) -> li
         return []  # more than a tenth of the windows falls in buckets of unknown demand
     y = float(np.sum(wts[known] * q[known]) / wts[known].sum())
     bucket = 86400.0 / cfg.n_slots
-    if hr.t_end - (wts.size - int(np.argmax(on))) * bucket < st.quiet_until:
-        return []  # the windows reach back before a repair (or into its settling)
+    if hr.t_end - (wts.size - int(np.argmax(on))) * bucket < max(st.quiet_until, st.valve_until):
+        # the windows reach back before a repair (or into its settling), or into hours with a
+        # boundary valve open: the meters' use in those hours is not the zone's
+        return []
     j, days = _judge_window(cfg, w, hr.t_end, x, y) or (None, 0)
     z = math.nan if j is None else j.z
     if j is not None and st.event is None and z >= cfg.window_z and j.excess >= cfg.min_leak_lps:
@@ -1017,6 +1023,7 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
     x = math.nan if paused else hr.demand_lps
     if paused:
         st.transfers = {}
+        st.valve_until = hr.t_end
     med, sig = st.profile.expect(hr.day_type, hr.slot, min_sigma=cfg.min_sigma_lps)
     ready = st.profile.days(cfg.n_slots) >= cfg.min_history_days
     # transfers: a neighbour's demand falls by about as much as ours rises, in the same hour

@@ -143,7 +143,7 @@ class RuleParams(BaseModel):
     neighbours: list[str] = Field(default_factory=list)
     settle_h: float = Field(2.0, ge=0)
     # leak: a zone's hours are not judged while a boundary valve of it is open (work orders)
-    valve_pause: bool = True
+    valve_pause: bool = False
     valve_settle_h: float = Field(1.0, ge=0)
     valve_open_max_h: float = Field(72.0, gt=0)
     balance_delay_h: float | None = Field(None, ge=0, le=96)

@@ -218,13 +218,36 @@ def test_hours_with_a_boundary_valve_open_are_not_judged() -> None:
     def open_(i: int) -> bool:
         return a <= i <= b  # the hour of the closing too
 
-    _, sigs = run(w, extra=extra, valve_open=open_)
-    opened = kinds(sigs, "open")
-    assert len(opened) == 1, [(s.ts, s.detector) for s in opened]
-    assert T0 + leak * 3600 < opened[0].ts <= T0 + (leak + 24) * 3600
-    # a rule that does not pause raises the transfer as a leak
-    _, loud = run(w, extra=extra, valve_open=open_, cfg=replace(CFG, valve_pause=False))
-    assert kinds(loud, "open")[0].ts < T0 + leak * 3600
+    pause = replace(CFG, valve_pause=True)
+    for read_h in (None, 9, 21):  # without customer meters, and with meters read at 09, 21:00
+        _, sigs = run(w, extra=extra, valve_open=open_, cfg=pause, read_h=read_h)
+        opened = kinds(sigs, "open")
+        assert len(opened) == 1, (read_h, [(s.ts, s.detector) for s in opened])
+        assert T0 + leak * 3600 < opened[0].ts <= T0 + (leak + 24) * 3600
+        # a rule that does not pause (the default) raises the transfer as a leak
+        _, loud = run(w, extra=extra, valve_open=open_, read_h=read_h)
+        assert kinds(loud, "open")[0].ts < T0 + leak * 3600
+
+
+def test_read_windows_that_reach_into_hours_with_a_boundary_valve_open_are_not_judged() -> None:
+    # the meters are read daily at 09:00; the valve was open from 09:00 to 10:00 on day 20,
+    # and a leak starts at 10:00: a window holding that hour is not judged (the meters' use
+    # in it is not the zone's), even where the hour is a small share of it
+    w = world()
+    leak = 20 * 24 + 10
+    only = replace(CFG, valve_pause=True, shape_z=0, shape_suspect_z=0, burst_z=1000.0,
+                   h=1000.0, trend_z=1000.0)  # fmt: skip
+
+    def extra(i: int) -> float:
+        return 3.0 if i >= leak else 0.0
+
+    def first_window(cfg: lk.LeakSettings) -> float:
+        _, sigs = run(w, extra=extra, read_h=9, cfg=cfg, valve_open=lambda i: i == leak - 1)
+        return next(s.ts for s in kinds(sigs, "open") if s.detector == "window")
+
+    free = T0 + leak * 3600 + 24 * 3600  # a day's window that starts after that hour
+    assert first_window(only) >= free
+    assert first_window(replace(only, valve_pause=False)) < free
 
 
 def test_the_state_is_stored_and_restored_explicitly() -> None:

@@ -595,10 +595,10 @@ def test_a_boundary_valve_opened_in_a_work_order_pauses_the_zone(
     from alarms.store import load_rules
 
     a, b = START + timedelta(days=14, hours=8), START + timedelta(days=15, hours=14)
-    paused = _dma(db, "RV", leak=True, bump=(a, b, 4.0))
+    paused = _dma(db, "RV", leak=True, bump=(a, b, 4.0), params={"valve_pause": True})
     _boundary(db, paused["zone"], "RV")
     _valve_work(db, "V-RV", [("opened", a), ("closed", b)])
-    plain = _dma(db, "RN", leak=True, bump=(a, b, 4.0))
+    plain = _dma(db, "RN", leak=True, bump=(a, b, 4.0), params={"valve_pause": True})
     ids = {paused["rule"], plain["rule"]}
     now = START + timedelta(days=DAYS)
     run_pass(db, now, run_id=6, start=START, rules=[r for r in load_rules(db) if r.id in ids])
