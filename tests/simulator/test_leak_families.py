@@ -151,3 +151,38 @@ def test_registry_and_readings_load(db: psycopg.Connection[Any], tmp_path: Path)
     }
     assert {(r[1], r[2]) for r in lines[1:]} <= known  # every reading has its point
     assert all(math.isfinite(float(r[3])) for r in lines[1:200])
+
+
+def test_the_benchmark_records_a_transfer_as_the_crews_valve_work(
+    pg_server_url: str, template_db: str
+) -> None:
+    """bench.leak_detection registers a scenario's boundary valve in the asset register and
+    each opening as a work order: the leak rule finds the valve between DMA2 and DMA3 and the
+    hours it was open, as it would find a crew's record."""
+    from alarms import zone as zn
+    from bench import leak_detection as bl
+    from tests.conftest import create_test_db, drop_test_db, with_dbname
+
+    sc = next(s for s in (lf.generate("sparse", k, days=30) for k in range(20)) if s.transfers)
+    tr = sc.transfers[0]
+    name = create_test_db(pg_server_url, template_db)
+    try:
+        with psycopg.connect(with_dbname(pg_server_url, name), autocommit=True) as db:
+            bl.register(db, sc)
+            seen = {}
+            for z in ("DMA1", "DMA2", "DMA3"):
+                zid = db.execute("SELECT id FROM zones WHERE code = %s", (z,)).fetchone()
+                assert zid is not None
+                seen[z] = [(v.code, v.neighbour) for v in zn.boundary_valves(db, zid[0])]
+            assert seen == {"DMA1": [], "DMA2": [("V-23", "DMA3")], "DMA3": [("V-23", "DMA2")]}
+            zid = db.execute("SELECT id FROM zones WHERE code = 'DMA2'").fetchone()
+            assert zid is not None
+            t0 = sc.start.timestamp()
+            edges = t0 + 3600.0 * np.arange(30 * 24 + 1)
+            got = zn.valve_open_buckets(
+                db, zn.boundary_valves(db, zid[0]), edges, settle_s=0.0, max_open_s=1e9
+            )
+            want = (edges[1:] > t0 + tr.start_s) & (edges[:-1] < t0 + tr.end_s)
+            assert got.tolist() == want.tolist() and want.any()
+    finally:
+        drop_test_db(pg_server_url, name)
