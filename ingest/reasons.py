@@ -5,7 +5,8 @@ Two families:
 * :class:`DeadLetterReason`: why a message or a reading became a dead letter
   (``dead_letters.reason``, the ``reason`` label of ``suvnet_ingest_dead_letters_total``). The
   wire decoder (:mod:`suvnet.protocol`) names some of them (``ProtocolError.reason`` and the
-  reason of a rejected reading); :func:`decoder_reason` takes its code into this table.
+  reason of a rejected reading, typed ``suvnet.errors.DecodeReason``, each of which the tests
+  require in this table); :func:`decoder_reason` takes its code into this table.
 * :class:`StateReason` and :class:`StaleReason`: why a gateway or device went online or offline
   (``gateway_state_history.reason``, ``device_state_history.reason``). A :class:`StaleReason` is
   a PostgreSQL ``format()`` template: ``mark_stale`` (ingest/store.py) passes it to its SQL as a

@@ -6,6 +6,8 @@ translated at the boundary with ``raise ... from``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class SuvnetError(Exception):
     """Base of every error that suvnet raises on purpose."""
@@ -23,10 +25,20 @@ class MigrationError(DatabaseError):
     """A migration failed; the transaction was rolled back."""
 
 
+DecodeReason = Literal[
+    "too_large", "bad_json", "bad_shape", "bad_version", "bad_field", "bad_topic",
+    "bad_reading_shape", "bad_device_id", "bad_point_id", "bad_timestamp", "bad_quality",
+    "missing_value", "bad_value_type", "non_finite_value",
+]  # fmt: skip
+"""Every reason the wire decoder (:mod:`suvnet.protocol`) gives, for a whole message
+(:class:`ProtocolError`) or one reading. Ingest stores them as dead-letter reasons: each must
+be a member of ``ingest.reasons.DeadLetterReason`` (tests/ingest/test_reasons.py checks)."""
+
+
 class ProtocolError(SuvnetError):
     """A wire message could not be decoded. ``reason`` is a short machine-readable code."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DecodeReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

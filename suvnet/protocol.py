@@ -29,7 +29,7 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any, Literal
 
-from suvnet.errors import ProtocolError
+from suvnet.errors import DecodeReason, ProtocolError
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 1_048_576
@@ -155,7 +155,7 @@ class RejectedReading:
 
     index: int
     raw: Any
-    reason: str
+    reason: DecodeReason
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def encode_telemetry(batch: TelemetryBatch) -> bytes:
 _QUALITIES = tuple(Quality)
 
 
-def _decode_reading(row: Any) -> Reading | str:
+def _decode_reading(row: Any) -> Reading | DecodeReason:
     """Decode one ``[device, point, ts_ms, value, quality]`` row, or return a reject reason."""
     if type(row) is not list or not 4 <= len(row) <= 5:
         return "bad_reading_shape"

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import psycopg
 import pytest
@@ -25,6 +25,7 @@ from ingest.csvio import import_csv
 from ingest.reasons import DeadLetterReason, StaleReason, StateReason, decoder_reason
 from ingest.store import write_dead_letters
 from ingest.validate import DeadLetter, check_state, check_telemetry
+from suvnet.errors import DecodeReason
 from suvnet.protocol import MAX_PAYLOAD_BYTES, Topics
 from tests.ingest.conftest import NOW, SMALL_REGISTRY, WIN
 
@@ -58,6 +59,13 @@ def test_the_stored_values_stay_as_they_are() -> None:
         "no good data for %s s (%s x poll period)",
         "no messages for %s s (%s x poll period)",
     ]
+
+
+def test_every_reason_the_wire_decoder_can_give_is_in_the_table() -> None:
+    # the decoder (suvnet/protocol.py) may only give the codes of DecodeReason (mypy refuses
+    # any other), and each of those must be a dead-letter reason ingest knows
+    codes = set(get_args(DecodeReason))
+    assert codes and codes <= {m.value for m in DeadLetterReason}, codes - set(DeadLetterReason)
 
 
 def test_the_docs_list_every_dead_letter_reason() -> None:
