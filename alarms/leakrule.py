@@ -121,7 +121,7 @@ def setup(conn: Conn, rule: RuleConfig) -> Setup:
         neigh,
         hourly_net,
         float(delay),
-        zn.boundary_valves(conn, rule.zone_id) if p.valve_pause else [],
+        zn.boundary_valves(conn, rule.zone_id),  # Hour.valve_open is told either way
     )
 
 
