@@ -51,10 +51,12 @@ the same hour, the water was moved (a boundary valve opened), it did not leak: t
 taken out of this DMA's demand before any detector sees it. The DMA that gave the water sees
 a night or a day far below its usual: such a one (``low_skip_z``) is not learned, up to
 ``low_skip_days`` in a row, as it would widen the baselines and hide a leak that follows; a
-longer fall is a new level, and is learned. Where the work orders say a boundary valve of
-the DMA was open (``Hour.valve_open``) and ``valve_pause`` is on, those hours are not judged
-and not learned at all: the flows cannot tell how much water moved, least of all when the
-neighbour has a leak of its own.
+longer fall is a new level, and is learned. Where the work orders say a boundary valve to a
+neighbour was open (``Hour.valve_to``), that neighbour's fall while this DMA rises is taken as
+water moved however small it is or however loosely the two meters agree, and neither DMA's
+hours go into this rule's hourly profiles (``valve_transfers``). With ``valve_pause`` on,
+those hours (``Hour.valve_open``) are not judged and not learned at all instead: the flows
+cannot tell how much water moved, least of all when the neighbour has a leak of its own.
 
 Every input is a value; times are seconds since the epoch (reading time). The state
 (:class:`LeakState`) is stored as JSON by :meth:`LeakState.to_json` and restored by
@@ -163,6 +165,10 @@ class LeakSettings:
     # leak would make any estimate of it wrong. Off by default: a leak that starts while the
     # valve is open is found late (docs/alarms.md)
     valve_pause: bool = False
+    # while a boundary valve to a neighbour is open (Hour.valve_to, from the work orders),
+    # the neighbour's fall while this zone rises is water moved through it, however small or
+    # ill-matched, and neither zone's hours go into the hourly profiles (valve_pause wins)
+    valve_transfers: bool = True
 
 
 @dataclass(frozen=True)
@@ -532,6 +538,8 @@ class Hour:
     window_weights: F64 | None = field(default=None, compare=False)
     # a boundary valve between this zone and a neighbour was open in the bucket (work orders)
     valve_open: bool = False
+    # the neighbours (codes of ``neighbours``) across a boundary valve open in the bucket
+    valve_to: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ helpers
@@ -1038,15 +1046,18 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
         zb = (xb - mb) / sb if math.isfinite(mb) else 0.0
         # a neighbour fell, or rose while this zone is below its usual (it feeds us)
         dip = dip or zb <= -cfg.transfer_z or (zb >= cfg.transfer_z and own < 0)
-        if abs(zb) < cfg.transfer_z or not math.isfinite(mb):
+        through = cfg.valve_transfers and code in hr.valve_to
+        if (abs(zb) < cfg.transfer_z or not math.isfinite(mb)) and not through:
             prof.add(hr.day_type, hr.slot, xb, keep)
         # a transfer under way needs less to go on (hysteresis): its evening hours are noisy
         z_need = cfg.transfer_z / 2 if st.transfers.get(code, 0.0) > 0 else cfg.transfer_z
         moved = 0.0
-        if math.isfinite(x) and math.isfinite(med) and zb <= -z_need:
+        if math.isfinite(x) and math.isfinite(med) and (zb <= -z_need or through):
             ra, rb = x - med - transfer, xb - mb
             tol = 0.35 * max(ra, -rb) + 2 * math.sqrt(sig**2 + sb**2)
-            if ra > 0 and abs(ra + rb) <= tol:
+            # the crews opened a valve to it: any fall of it while this zone rises is water
+            # moved through the valve, however small or ill-matched
+            if ra > 0 and rb < 0 and (through or abs(ra + rb) <= tol):
                 moved = min(ra, -rb)
         st.transfers[code] = moved
         transfer += moved
@@ -1135,7 +1146,8 @@ def hour_step(st: LeakState, cfg: LeakSettings, hr: Hour) -> list[LeakSignal]:
             ):
                 out += _update(st, cfg, hr.t_end, "losses")
     quiet = st.burst_hits == 0 and st.night.s <= cfg.h / 2 and st.hour_s <= cfg.hour_h / 2
-    if st.event is None and settled and not hr.transient and (quiet or not ready):
+    moving = cfg.valve_transfers and bool(hr.valve_to)  # not a usual hour of this zone
+    if st.event is None and settled and not hr.transient and not moving and (quiet or not ready):
         st.profile.add(hr.day_type, hr.slot, x, keep)
     return out
 

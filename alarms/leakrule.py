@@ -3,8 +3,8 @@
 For each bucket since the rule's watermark it reads the zone's demand (net inflow from the
 district meters' volume registers or flow readings, minus the filling of the zone's tanks,
 minus the customers' hourly use where every customer meter is read hourly), the demand of
-the neighbouring zones, and whether a boundary valve of the zone was open (the work orders'
-valve records); at the end of each night window it asks for the night verdict; once
+the neighbouring zones, and which of them a boundary valve of the zone was open to (the work
+orders' valve records); at the end of each night window it asks for the night verdict; once
 the daily reads of a day are in (``balance_delay_h`` after the day's end) it adds what the
 customer meters read that day and what billing estimates for the households without a meter
 (:mod:`billing.zone_usage`).
@@ -68,6 +68,7 @@ def settings(rule: RuleConfig) -> lk.LeakSettings:
         settle_s=p.settle_h * 3600,
         window_z=p.window_z,
         valve_pause=p.valve_pause,
+        valve_transfers=p.valve_transfers,
     )
 
 
@@ -121,7 +122,7 @@ def setup(conn: Conn, rule: RuleConfig) -> Setup:
         neigh,
         hourly_net,
         float(delay),
-        zn.boundary_valves(conn, rule.zone_id),  # Hour.valve_open is told either way
+        zn.boundary_valves(conn, rule.zone_id),  # Hour.valve_open/valve_to told either way
     )
 
 
@@ -176,7 +177,7 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
         w_use, w_shares = _windows(
             conn, su, edges[1:], step=step, n_back=n_back, read_gap_h=p.read_gap_h
         )
-    valve_open = zn.valve_open_buckets(
+    valve_to = zn.valve_open_by_neighbour(
         conn, su.valves, edges, settle_s=p.valve_settle_h * 3600,
         max_open_s=p.valve_open_max_h * 3600,
     )  # fmt: skip
@@ -211,7 +212,8 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             neighbours={c: float(v[i]) for c, v in neigh.items()},
             window_use_lps=float(w_use[i]),
             window_weights=w_shares[i] if math.isfinite(w_use[i]) else None,
-            valve_open=bool(valve_open[i]),
+            valve_open=any(v[i] for v in valve_to.values()),
+            valve_to=tuple(c for c, v in valve_to.items() if v[i]),
         )
         sigs = lk.hour_step(state, cfg, hr)
         t_end = t_start + step

@@ -144,6 +144,8 @@ class RuleParams(BaseModel):
     settle_h: float = Field(2.0, ge=0)
     # leak: a zone's hours are not judged while a boundary valve of it is open (work orders)
     valve_pause: bool = False
+    # leak: a neighbour's fall across a boundary valve the work orders say is open is a transfer
+    valve_transfers: bool = True
     valve_settle_h: float = Field(1.0, ge=0)
     valve_open_max_h: float = Field(72.0, gt=0)
     balance_delay_h: float | None = Field(None, ge=0, le=96)

@@ -437,9 +437,27 @@ def valve_open_buckets(
     in it, from the work orders' valve records: open from ``opened`` until the next ``closed``
     and ``settle_s`` after it; an opening with no closing recorded counts for ``max_open_s``
     at most (a forgotten record does not silence the zone for good)."""
-    out = np.zeros(len(edges) - 1, dtype=bool)
+    out = np.zeros(max(len(edges) - 1, 0), dtype=bool)
+    for open_ in valve_open_by_neighbour(
+        conn, valves, edges, settle_s=settle_s, max_open_s=max_open_s
+    ).values():
+        out |= open_
+    return out
+
+
+def valve_open_by_neighbour(
+    conn: Conn,
+    valves: Sequence[BoundaryValve],
+    edges: Any,
+    *,
+    settle_s: float,
+    max_open_s: float,
+) -> dict[str, Any]:
+    """:func:`valve_open_buckets` for each neighbouring zone on its own: {the zone's code:
+    whether a boundary valve to it was open in each bucket}; zones with no opening are left
+    out."""
     if not valves or len(edges) < 2:
-        return out
+        return {}
     rows = conn.execute(
         "SELECT valve_id, action, extract(epoch FROM at)::float8 FROM work_order_valves "
         "WHERE valve_id = ANY(%s) AND action IN ('opened', 'closed') AND at < %s "
@@ -447,18 +465,23 @@ def valve_open_buckets(
         ([v.asset_id for v in valves], to_ts(float(edges[-1])),
          to_ts(float(edges[0]) - max_open_s - settle_s)),
     ).fetchall()  # fmt: skip
-    spans: list[tuple[float, float]] = []
+    spans: list[tuple[int, float, float]] = []
     since: dict[int, float] = {}
     for vid, action, at in rows:
         if action == "opened":
             since.setdefault(int(vid), float(at))
         elif int(vid) in since:
             start = since.pop(int(vid))
-            spans.append((start, min(float(at), start + max_open_s) + settle_s))
-    spans += [(start, start + max_open_s + settle_s) for start in since.values()]
+            spans.append((int(vid), start, min(float(at), start + max_open_s) + settle_s))
+    spans += [(vid, start, start + max_open_s + settle_s) for vid, start in since.items()]
+    zone_of = {v.asset_id: v.neighbour for v in valves}
     e = np.asarray(edges, dtype=np.float64)
-    for a, b in spans:
-        out |= (e[1:] > a) & (e[:-1] < b)
+    out: dict[str, Any] = {}
+    for vid, a, b in spans:
+        hit = (e[1:] > a) & (e[:-1] < b)
+        if hit.any():
+            z = zone_of[vid]
+            out[z] = out[z] | hit if z in out else hit
     return out
 
 

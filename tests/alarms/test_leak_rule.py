@@ -582,6 +582,9 @@ def test_boundary_valves_and_their_open_hours_come_from_the_register_and_work_or
     want[2:7] = True  # 02:00 to 05:30, and the hour after
     want[20:93] = True  # 72 h at most, and the hour after
     assert got.tolist() == want.tolist()
+    # both valves lead to the same neighbour: the detector is told it by name
+    by = zn.valve_open_by_neighbour(db, valves, edges, settle_s=3600.0, max_open_s=72 * 3600.0)
+    assert {k: v.tolist() for k, v in by.items()} == {"BV1-N": want.tolist()}
 
 
 def test_a_boundary_valve_opened_in_a_work_order_pauses_the_zone(

@@ -184,5 +184,9 @@ def test_the_benchmark_records_a_transfer_as_the_crews_valve_work(
             )
             want = (edges[1:] > t0 + tr.start_s) & (edges[:-1] < t0 + tr.end_s)
             assert got.tolist() == want.tolist() and want.any()
+            by = zn.valve_open_by_neighbour(
+                db, zn.boundary_valves(db, zid[0]), edges, settle_s=0.0, max_open_s=1e9
+            )
+            assert {k: v.tolist() for k, v in by.items()} == {"DMA3": want.tolist()}
     finally:
         drop_test_db(pg_server_url, name)
