@@ -587,6 +587,38 @@ def test_boundary_valves_and_their_open_hours_come_from_the_register_and_work_or
     assert {k: v.tolist() for k, v in by.items()} == {"BV1-N": want.tolist()}
 
 
+def test_the_detector_is_told_which_neighbour_an_open_boundary_valve_leads_to(
+    db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule hands the detector, hour by hour, the neighbours across a boundary valve the
+    work orders say is open (``Hour.valve_to``): from the opening to the closing and
+    ``valve_settle_h`` after, and no other hour."""
+    from alarms import leak as lk
+    from alarms.store import load_rules
+
+    a, b = START + timedelta(days=14, hours=8), START + timedelta(days=15, hours=14)
+    dma = _dma(db, "TV", leak=False)
+    _boundary(db, dma["zone"], "TV")
+    _valve_work(db, "V-TV", [("opened", a), ("closed", b)])
+    told: dict[float, tuple[str, ...]] = {}
+    step = lk.hour_step
+
+    def spy(st: lk.LeakState, cfg: lk.LeakSettings, hr: lk.Hour) -> list[lk.LeakSignal]:
+        told[hr.t_end] = hr.valve_to
+        assert hr.valve_open == bool(hr.valve_to)
+        return step(st, cfg, hr)
+
+    monkeypatch.setattr(lk, "hour_step", spy)
+    now = START + timedelta(days=17)
+    run_pass(db, now, run_id=5, start=START,
+             rules=[r for r in load_rules(db) if r.id == dma["rule"]])  # fmt: skip
+    settle = timedelta(hours=RuleParams().valve_settle_h)
+    end = (b + settle).timestamp()
+    want = {t: ("TV-N",) for t in told if a.timestamp() < t and t - 3600 < end}
+    assert len(want) == 31  # the 30 h from 08:00 on day 14 to 14:00 on day 15, and 1 h after
+    assert {t: v for t, v in told.items() if v} == want
+
+
 def test_a_boundary_valve_opened_in_a_work_order_pauses_the_zone(
     db: psycopg.Connection[Any],
 ) -> None:
