@@ -26,7 +26,7 @@ A zone rule finds its points in the registry, not by fixed names:
   this zone and another: the two sides are the nodes of the hydraulic model that the valve
   joins, through its model valve (``ref_code``) or ``attrs.from`` / ``attrs.to`` (as an
   EPANET import writes them). The work orders say when the crews opened and closed them
-  (``work_order_valves``): :func:`valve_open_buckets`.
+  (``work_order_valves``): :func:`valve_open_by_neighbour`.
 
 A rule that cannot find what it needs raises :class:`ZoneSetupError` naming what is
 missing; it never watches nothing in silence.
@@ -425,26 +425,6 @@ def boundary_valves(conn: Conn, zone_id: int) -> list[BoundaryValve]:
     return [BoundaryValve(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
-def valve_open_buckets(
-    conn: Conn,
-    valves: Sequence[BoundaryValve],
-    edges: Any,
-    *,
-    settle_s: float,
-    max_open_s: float,
-) -> Any:
-    """For each bucket between ``edges`` (epoch seconds): whether a boundary valve was open
-    in it, from the work orders' valve records: open from ``opened`` until the next ``closed``
-    and ``settle_s`` after it; an opening with no closing recorded counts for ``max_open_s``
-    at most (a forgotten record does not silence the zone for good)."""
-    out = np.zeros(max(len(edges) - 1, 0), dtype=bool)
-    for open_ in valve_open_by_neighbour(
-        conn, valves, edges, settle_s=settle_s, max_open_s=max_open_s
-    ).values():
-        out |= open_
-    return out
-
-
 def valve_open_by_neighbour(
     conn: Conn,
     valves: Sequence[BoundaryValve],
@@ -453,9 +433,12 @@ def valve_open_by_neighbour(
     settle_s: float,
     max_open_s: float,
 ) -> dict[str, Any]:
-    """:func:`valve_open_buckets` for each neighbouring zone on its own: {the zone's code:
-    whether a boundary valve to it was open in each bucket}; zones with no opening are left
-    out."""
+    """For each neighbouring zone across a boundary valve, and each bucket between ``edges``
+    (epoch seconds): whether a valve to it was open in the bucket, from the work orders' valve
+    records: open from ``opened`` until the next ``closed`` and ``settle_s`` after it; an
+    opening with no closing recorded counts for ``max_open_s`` at most (a forgotten record does
+    not silence the zone for good). {the zone's code: a bool per bucket}; zones with no
+    opening are left out."""
     if not valves or len(edges) < 2:
         return {}
     rows = conn.execute(

@@ -577,11 +577,9 @@ def test_boundary_valves_and_their_open_hours_come_from_the_register_and_work_or
     _valve_work(db, "V-BV-epanet", [("opened", START + 20 * h)])  # its closing never recorded
     _valve_work(db, "V-BV-open", [("opened", START + 10 * h), ("closed", START + 12 * h)])
     edges = START.timestamp() + 3600.0 * np.arange(101)
-    got = zn.valve_open_buckets(db, valves, edges, settle_s=3600.0, max_open_s=72 * 3600.0)
     want = np.zeros(100, dtype=bool)
     want[2:7] = True  # 02:00 to 05:30, and the hour after
     want[20:93] = True  # 72 h at most, and the hour after
-    assert got.tolist() == want.tolist()
     # both valves lead to the same neighbour: the detector is told it by name
     by = zn.valve_open_by_neighbour(db, valves, edges, settle_s=3600.0, max_open_s=72 * 3600.0)
     assert {k: v.tolist() for k, v in by.items()} == {"BV1-N": want.tolist()}
