@@ -536,10 +536,14 @@ class Hour:
     # sums to 1). None: no windows
     window_use_lps: float = math.nan
     window_weights: F64 | None = field(default=None, compare=False)
-    # a boundary valve between this zone and a neighbour was open in the bucket (work orders)
-    valve_open: bool = False
-    # the neighbours (codes of ``neighbours``) across a boundary valve open in the bucket
+    # the zones (codes, as in ``neighbours``) across a boundary valve of this zone that was
+    # open in the bucket (work orders)
     valve_to: tuple[str, ...] = ()
+
+    @property
+    def valve_open(self) -> bool:
+        """A boundary valve between this zone and a neighbour was open in the bucket."""
+        return bool(self.valve_to)
 
 
 # ------------------------------------------------------------------ helpers

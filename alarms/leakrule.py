@@ -212,7 +212,6 @@ def eval_leak(ctx: Ctx, rule: RuleConfig, st: StateRow) -> None:
             neighbours={c: float(v[i]) for c, v in neigh.items()},
             window_use_lps=float(w_use[i]),
             window_weights=w_shares[i] if math.isfinite(w_use[i]) else None,
-            valve_open=any(v[i] for v in valve_to.values()),
             valve_to=tuple(c for c, v in valve_to.items() if v[i]),
         )
         sigs = lk.hour_step(state, cfg, hr)

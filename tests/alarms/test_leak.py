@@ -95,12 +95,10 @@ def run(
         day, slot = divmod(i, 24)
         t_end = T0 + (i + 1) * 3600.0
         nb = {} if neighbour is None else {"N": float(neighbour[i])}
-        open_ = valve_open(i)
         use, shares = (math.nan, None) if read_h is None else windows(w, i, read_h)
         hr = lk.Hour(t_end, day, 1 if day % 7 == 6 else 0, slot, float(w.demand[i] + extra(i)),
                      night=1 <= slot < 5, neighbours=nb, window_use_lps=use,
-                     window_weights=shares, valve_open=open_,
-                     valve_to=tuple(nb) if open_ else ())  # fmt: skip
+                     window_weights=shares, valve_to=("N",) if valve_open(i) else ())  # fmt: skip
         out += lk.hour_step(st, cfg, hr)
         if slot == 4:
             out += lk.night_step(st, cfg, day, t_end)
